@@ -1,0 +1,191 @@
+"""The ``vemu`` command line.
+
+Exit status: 0 ok, 1 a run failed, 2 bad usage or a bad model (one line on stderr, never a
+traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from ._core import VERSION as ENGINE_VERSION
+from ._core import EmulatorError, ModelError
+
+DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (via main)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vemu", description="Emulate where a server's cycles go under virtualization.")
+    p.add_argument("--version", action="version", version=f"vemu {__version__} (engine {ENGINE_VERSION})")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run one experiment")
+    r.add_argument("spec", nargs="?", help="experiment file (TOML); optional when --host/--architecture/--workload name bundled models")
+    r.add_argument("--host", help="bundled host (replaces the file's)")
+    r.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
+    r.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4); repeatable")
+    r.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
+    r.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
+    r.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+    r.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    r.add_argument("--stages", action="store_true", help="also print the per-stage table")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    sub.add_parser("list", help="list the bundled hosts, architectures and workloads")
+
+    rp = sub.add_parser("reproduce", help="regenerate the headline results and figures")
+    rp.add_argument("--quick", action="store_true", help="shorter runs (same ordering, wider noise)")
+    rp.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"output folder (default {DEFAULT_RESULTS})")
+    rp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, unit="‰", leave=False, mininterval=0.5, delay=2.0, file=sys.stderr)
+
+    def update(frac: float) -> None:
+        bar.update(int(frac * 1000) - bar.n)
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .model import load_experiment
+    from .simulation import Simulation
+
+    if a.spec is None and not (a.host and a.architecture and a.workload):
+        raise UsageError("vemu run: give an experiment file, or all of --host, --architecture and --workload")
+    exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
+                          duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
+    prog = _progress(a.quiet or a.json)
+    try:
+        res = Simulation(exp).run(progress=prog)
+    finally:
+        if prog is not None:
+            prog.close()
+    if a.json:
+        print(res.to_json())
+    else:
+        print(format_result(res.to_dict(), res.stages() if a.stages else None))
+    return 0
+
+
+def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> str:
+    out = []
+    out.append(f"{d['architecture']} on {d['host']} running {d['workload']}   "
+               f"(seed {d['seed']}, {d['duration_s']:g} s measured after {d['warmup_s']:g} s warm-up)")
+    out.append("")
+    out.append(f"usable fraction  {d['usable_fraction']:.4f}   (host cycles doing tenant work)")
+    rv = d["reserve"]
+    out.append(f"sold to tenants  {rv['vcpu_share']:.1%} of threads, {rv['memory_share']:.1%} of memory "
+               f"(reserve: {rv['cores']} cores, {rv['memory_gib']:g} GiB)")
+    out.append("")
+    out.append("host cycles by category")
+    for cat, frac in d["host_cycles"].items():
+        bar = "#" * int(round(frac * 50))
+        out.append(f"  {cat:<14} {frac:7.2%}  {bar}")
+    out.append("")
+    out.append(f"{'flow':<16} {'done/s':>12} {'dropped':>8} {'mean us':>10} {'p50':>10} {'p99':>10} {'p99.9':>10}")
+    for name, f in d["flows"].items():
+        lat = f["latency_us"]
+        out.append(f"{name:<16} {f['throughput_per_s']:>12.5g} {f['dropped']:>8} {_n(lat['mean'])} {_n(lat['p50'])} "
+                   f"{_n(lat['p99'])} {_n(lat['p999'])}")
+    out.append("")
+    out.append(f"{'resource':<14} {'kind':<7} {'units':>6} {'util':>7} {'mean queue':>11} {'dropped':>8}")
+    for name, r in d["resources"].items():
+        host = "" if r["on_host"] or r["kind"] != "cpu" else " (off-host)"
+        out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
+                   f"{r['dropped']:>8}{host}")
+    if stages:
+        out.append("")
+        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} {'svc us':>9}")
+        seen = set()
+        for s in stages:
+            key = (s["flow"], s["class"], s["step"], s["stage"])
+            if key in seen or not s["completed"]:
+                continue
+            seen.add(key)
+            out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:28]:<28} "
+                       f"{str(s['resource'] or '-')[:8]:<8} {s['account'][:10]:<10} {_n(s['mean_wait_us'], 9)} "
+                       f"{_n(s['mean_service_us'], 9)}")
+    out.append("")
+    out.append(f"{d['events']:,} events in {d['wall_s']:.2f} s wall")
+    return "\n".join(out)
+
+
+def _n(x: float, w: int = 10) -> str:
+    return f"{'-':>{w}}" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:>{w}.4g}"
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from .model import bundled, load
+
+    for kind in ("host", "architecture", "workload"):
+        print(f"{kind}s:")
+        for name in bundled(kind):
+            try:
+                m = load(kind, name)
+                print(f"  {name:<16} {m.summary}")
+            except ModelError as e:
+                print(f"  {name:<16} (invalid: {e})")
+        print()
+    return 0
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from .experiments.headline import reproduce
+
+    reproduce(a.out, quick=a.quick, progress=not a.quiet and sys.stderr.isatty())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        a = _parser().parse_args(argv)
+        if a.command is None:
+            raise UsageError("vemu: a command is required (run, list, reproduce); see vemu --help")
+        return {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce}[a.command](a)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except ModelError as e:
+        print(f"vemu: {e}", file=sys.stderr)
+        return 2
+    except EmulatorError as e:
+        print(f"vemu: run failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vemu: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

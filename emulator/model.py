@@ -1,0 +1,940 @@
+"""Models: hosts, architectures and workloads, loaded from TOML and validated whole.
+
+A host is hardware (cores, clock, devices and the costs of hardware mechanisms such as a
+VM exit). An architecture says where each kind of I/O goes: named *paths* of *stages*, each
+stage a piece of work on a *resource* charged to an accounting *category* — the guest's own
+network stack on its vCPU (``tenant``), a VM exit (``exit``), netback in dom0
+(``backend``), a grant copy (``copy``). A workload says what the tenant asks for: *flows* of
+requests, each a list of *steps* that walk the architecture's paths or do work inline.
+
+Everything is checked before the engine sees it. Errors are :class:`ModelError` naming the
+file, the key path and what is allowed; unknown keys are errors, with the closest valid
+name. The format reference is ``models/README.md``.
+
+:func:`compile_experiment` turns a validated experiment into the engine's flat arrays
+(:class:`emulator._core.Spec`) plus the names needed to read the results back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from ._core import LIMITS, NONE_DIST, Dist, ModelError, Spec
+
+MODELS_DIR = Path(os.environ.get("VEMU_MODELS", Path(__file__).resolve().parent.parent / "models"))
+KINDS = ("host", "architecture", "workload")
+KIND_DIRS = {"host": "hosts", "architecture": "architectures", "workload": "workloads"}
+STANDARD_CATEGORIES = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
+ENGINE_CATEGORIES = ("idle", "reserved_idle")
+REQUIRED_PATHS = ("net_tx", "net_rx", "blk_read", "blk_write")  # of every bundled architecture
+DIST_NAMES = ("fixed", "exp", "lognormal", "uniform")
+PS_PER_US = 1_000_000
+PS_PER_S = 1_000_000_000_000
+MAX_DURATION_S = 1.0e6  # the engine's clock reaches ~9.2e6 s; keep a wide margin
+MAX_CLIENTS = 4_000_000
+DEFAULT_OPEN_POOL = 1 << 18  # requests an open flow may have in flight before the run fails
+
+
+# ----------------------------------------------------------------------------- values
+
+@dataclass(frozen=True)
+class Dist_:
+    """A distribution as written: ``mean`` is a number or a param name."""
+
+    dist: str
+    mean: Union[float, str]
+    cv: float = 0.0
+
+
+Value = Union[float, str, Dist_]  # a number, a param name, or a distribution
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    on: str | None
+    cycles: Value = 0.0
+    per_byte: Union[float, str] = 0.0
+    delay_us: Value = 0.0
+    account: str = "tenant"
+    batch: int = 1
+    priority: int = 0
+    where: str = ""  # file and key path, for messages and batch identity
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    kind: str  # cpu | link | server
+    units: int
+    ghz: float | None = None
+    on_host: bool = False
+    gbps: float = 0.0
+    overhead_bytes: float = 0.0
+    service_us: Value = 0.0
+    capacity: int = -1
+    poll: bool = False
+
+
+@dataclass(frozen=True)
+class PathStep:
+    path: str
+    bytes: Value = 0.0
+    count: int = 1
+    where: str = ""
+
+
+Step = Union[PathStep, Stage]
+
+
+@dataclass(frozen=True)
+class RequestClass:
+    name: str
+    weight: float
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    arrival: str  # closed | poisson | periodic
+    classes: tuple[RequestClass, ...]
+    clients: int = 0
+    think_us: Value = 0.0
+    rate_per_s: float = 0.0
+    per_vcpu: bool = False
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    summary: str
+    cores: int
+    ghz: float
+    memory_gib: float
+    params: Mapping[str, float]
+    devices: tuple[Resource, ...]
+    sources: tuple[str, ...] = ()
+    file: str = "<host>"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    summary: str
+    params: Mapping[str, float]
+    reserve_cores: int
+    reserve_memory_gib: float
+    resources: tuple[Resource, ...]
+    paths: Mapping[str, tuple[Stage, ...]]
+    background: tuple[Flow, ...] = ()
+    sources: tuple[str, ...] = ()
+    file: str = "<architecture>"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    summary: str
+    flows: tuple[Flow, ...]
+    params: Mapping[str, float] = field(default_factory=dict)
+    rationale: str = ""
+    sources: tuple[str, ...] = ()
+    file: str = "<workload>"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    host: Host
+    architecture: Architecture
+    workload: Workload
+    duration_s: float = 0.1
+    warmup_s: float = 0.01
+    seed: int = 1
+    file: str = "<experiment>"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def digest(self) -> str:
+        """A stable hash of everything that determines the run's results but the seed."""
+        blob = json.dumps(
+            {k: self.raw.get(k) for k in KINDS} | {"duration_s": self.duration_s, "warmup_s": self.warmup_s},
+            sort_keys=True, default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- reading
+
+class _Table:
+    """A TOML table being validated: typed getters that know their file and key path."""
+
+    def __init__(self, data: Any, file: str, path: str):
+        if not isinstance(data, dict):
+            raise ModelError(f"must be a table, got {_typename(data)}", file=file, key=path or None)
+        self.data, self.file, self.path = data, file, path
+
+    def key(self, k: str | int) -> str:
+        return f"{self.path}.{k}" if self.path else str(k)
+
+    def err(self, k: str | int | None, msg: str) -> ModelError:
+        return ModelError(msg, file=self.file, key=self.key(k) if k is not None else (self.path or None))
+
+    def allow(self, *names: str) -> None:
+        for k in self.data:
+            if k not in names:
+                close = difflib.get_close_matches(str(k), names, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(names)}"
+                raise self.err(k, f"unknown key{hint}")
+
+    def has(self, k: str) -> bool:
+        return k in self.data
+
+    def str(self, k: str, default: str | None = None, choices: Sequence[str] | None = None) -> str:
+        if k not in self.data:
+            if default is None:
+                raise self.err(k, "is required" + (f" (one of {', '.join(choices)})" if choices else ""))
+            return default
+        v = self.data[k]
+        if not isinstance(v, str):
+            raise self.err(k, f"must be a string, got {_typename(v)}")
+        if choices is not None and v not in choices:
+            close = difflib.get_close_matches(v, choices, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise self.err(k, f"'{v}' is not one of {', '.join(choices)}{hint}")
+        return v
+
+    def num(self, k: str, default: float | None = None, *, lo: float = 0.0, hi: float = 1e18,
+            lo_open: bool = False) -> float:
+        if k not in self.data:
+            if default is None:
+                raise self.err(k, f"is required (a number in {'(' if lo_open else '['}{lo:g}, {hi:g}])")
+            return default
+        return _number(self.data[k], self, k, lo, hi, lo_open)
+
+    def int(self, k: str, default: int | None = None, *, lo: int = 0, hi: int = 2**31 - 1) -> int:
+        if k not in self.data:
+            if default is None:
+                raise self.err(k, f"is required (an integer in [{lo}, {hi}])")
+            return default
+        v = self.data[k]
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                raise self.err(k, f"must be an integer in [{lo}, {hi}], got {_show(v)}")
+        if not lo <= v <= hi:
+            raise self.err(k, f"{v} is out of range: an integer in [{lo}, {hi}]")
+        return v
+
+    def bool(self, k: str, default: bool) -> bool:
+        if k not in self.data:
+            return default
+        v = self.data[k]
+        if not isinstance(v, bool):
+            raise self.err(k, f"must be true or false, got {_show(v)}")
+        return v
+
+    def table(self, k: str, required: bool = False) -> "_Table":
+        if k not in self.data:
+            if required:
+                raise self.err(k, "is required (a table)")
+            return _Table({}, self.file, self.key(k))
+        return _Table(self.data[k], self.file, self.key(k))
+
+    def list(self, k: str, required: bool = True) -> list[Any]:
+        if k not in self.data:
+            if required:
+                raise self.err(k, "is required (a list)")
+            return []
+        v = self.data[k]
+        if not isinstance(v, list):
+            raise self.err(k, f"must be a list, got {_typename(v)}")
+        return v
+
+    def strings(self, k: str) -> tuple[str, ...]:
+        vals = self.list(k, required=False)
+        for i, v in enumerate(vals):
+            if not isinstance(v, str):
+                raise self.err(f"{k}[{i}]", f"must be a string, got {_typename(v)}")
+        return tuple(vals)
+
+    def value(self, k: str, default: Value = 0.0, *, allow_dist: bool = True, hi: float = 1e15) -> Value:
+        """A number, a param name (checked later, when params are known) or a distribution."""
+        if k not in self.data:
+            return default
+        v = self.data[k]
+        if isinstance(v, str):
+            if not v or not (v[0].isalpha() or v[0] == "_"):
+                raise self.err(k, f"'{v}' is neither a number nor a param name")
+            return v
+        if isinstance(v, dict):
+            if not allow_dist:
+                raise self.err(k, "must be a number or a param name, not a distribution")
+            d = _Table(v, self.file, self.key(k))
+            d.allow("dist", "mean", "cv")
+            kind = d.str("dist", choices=DIST_NAMES)
+            mean: Union[float, str]
+            if isinstance(v.get("mean"), str):
+                mean = d.value("mean", allow_dist=False)  # type: ignore[assignment]
+            else:
+                mean = d.num("mean", lo=0, hi=hi)
+            cv = d.num("cv", 0.0 if kind in ("fixed", "exp") else None, lo=0, hi=1e6)
+            if kind == "uniform" and cv > 1 / math.sqrt(3):
+                raise d.err("cv", f"{cv:g} is too wide for a uniform distribution: cv <= 1/sqrt(3) = 0.577")
+            if kind in ("fixed", "exp") and "cv" in v and cv != (0.0 if kind == "fixed" else 1.0) and kind == "fixed":
+                raise d.err("cv", "a fixed distribution has no spread: omit cv or use another dist")
+            return Dist_(kind, mean, cv)
+        return _number(v, self, k, 0.0, hi, False)
+
+
+def _typename(v: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _show(v: Any) -> str:
+    return f"'{v}'" if isinstance(v, str) else _typename(v) if isinstance(v, (dict, list)) else repr(v)
+
+
+def _number(v: Any, t: _Table, k: str, lo: float, hi: float, lo_open: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise t.err(k, f"must be a number, got {_show(v)}")
+    f = float(v)
+    if math.isnan(f) or math.isinf(f):
+        raise t.err(k, f"must be a finite number, got {v}")
+    if f < lo or f > hi or (lo_open and f == lo):
+        raise t.err(k, f"{v:g} is out of range: a number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+    return f
+
+
+def _params(t: _Table) -> dict[str, float]:
+    p = t.table("params")
+    out = {}
+    for k in p.data:
+        out[k] = p.num(k, lo=0, hi=1e15)
+    return out
+
+
+_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority")
+
+
+def _stage(data: Any, file: str, path: str) -> Stage:
+    t = _Table(data, file, path)
+    t.allow(*_STAGE_KEYS)
+    on = t.str("on") if t.has("on") else None
+    if on is None and not t.has("delay_us"):
+        raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
+    if on is None:
+        for k in ("cycles", "per_byte", "account", "batch", "priority"):
+            if t.has(k):
+                raise t.err(k, "only a stage with `on` can have it")
+    account = t.str("account", "tenant")
+    if not account or not account.replace("_", "").replace("-", "").isalnum():
+        raise t.err("account", f"'{account}' is not a category name (letters, digits, '_' or '-')")
+    if account in ENGINE_CATEGORIES:
+        raise t.err("account", f"'{account}' is reserved for the engine; use another category")
+    pb = t.value("per_byte", 0.0, allow_dist=False, hi=1e9)
+    return Stage(
+        name=t.str("name", on or "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
+        delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
+        batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
+        where=f"{file}:{path}",
+    )
+
+
+def _resource(name: str, t: _Table, host_ghz: float | None, on_host_default: bool) -> Resource:
+    kind = t.str("kind", choices=("cpu", "link", "server"))
+    cap = t.int("capacity", -1, lo=-1, hi=LIMITS["pool"])
+    if kind == "cpu":
+        t.allow("kind", "cores", "ghz", "on_host", "capacity", "poll")
+        on_host = t.bool("on_host", on_host_default)
+        cores = t.int("cores", lo=1, hi=LIMITS["units"])
+        if on_host:
+            ghz = t.num("ghz", host_ghz, lo=0, hi=100, lo_open=True) if host_ghz is not None else t.num("ghz", lo=0, hi=100, lo_open=True)
+            if host_ghz is not None and ghz != host_ghz:
+                raise t.err("ghz", f"an on-host resource runs at the host's {host_ghz:g} GHz; omit ghz or set on_host = false")
+        else:
+            ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
+        return Resource(name, "cpu", cores, ghz=ghz, on_host=on_host, capacity=cap, poll=t.bool("poll", False))
+    if t.has("poll"):
+        raise t.err("poll", "only a cpu resource can poll")
+    if kind == "link":
+        t.allow("kind", "gbps", "lanes", "overhead_bytes", "capacity")
+        return Resource(name, "link", t.int("lanes", 1, lo=1, hi=LIMITS["units"]),
+                        gbps=t.num("gbps", lo=0, hi=1e6, lo_open=True),
+                        overhead_bytes=t.num("overhead_bytes", 0.0, lo=0, hi=1e6), capacity=cap)
+    t.allow("kind", "servers", "service_us", "capacity")
+    if not t.has("service_us"):
+        raise t.err("service_us", "is required for a server (a number or a distribution, microseconds)")
+    return Resource(name, "server", t.int("servers", lo=1, hi=LIMITS["units"]),
+                    service_us=t.value("service_us", hi=1e12), capacity=cap)
+
+
+def _steps(items: list[Any], file: str, path: str) -> tuple[Step, ...]:
+    if not items:
+        raise ModelError("must list at least one step", file=file, key=path)
+    out: list[Step] = []
+    for i, s in enumerate(items):
+        p = f"{path}[{i}]"
+        if isinstance(s, dict) and "path" in s:
+            t = _Table(s, file, p)
+            t.allow("path", "bytes", "count")
+            out.append(PathStep(t.str("path"), t.value("bytes", 0.0, hi=LIMITS["bytes"]),
+                                t.int("count", 1, lo=1, hi=10_000), where=p))
+        else:
+            out.append(_stage(s, file, p))
+    return tuple(out)
+
+
+def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
+    t = _Table(data, file, path)
+    keys = ["name", "arrival", "clients", "think_us", "rate_per_s", "steps", "mix"]
+    if background:
+        keys.append("per_vcpu")
+    t.allow(*keys)
+    name = t.str("name")
+    arrival = t.str("arrival", choices=("closed", "poisson", "periodic"))
+    if arrival == "closed":
+        for k in ("rate_per_s", "per_vcpu"):
+            if t.has(k):
+                raise t.err(k, "belongs to an open flow (arrival = \"poisson\" or \"periodic\"); a closed flow has clients and think_us")
+        clients = t.int("clients", lo=1, hi=MAX_CLIENTS)
+        think = t.value("think_us", 0.0, hi=1e12)
+        rate = 0.0
+    else:
+        for k in ("clients", "think_us"):
+            if t.has(k):
+                raise t.err(k, f"belongs to a closed flow; an open ({arrival}) flow has rate_per_s")
+        clients, think = 0, 0.0
+        rate = t.num("rate_per_s", lo=0, hi=1e12, lo_open=True)
+    if t.has("steps") == t.has("mix"):
+        raise t.err(None, "a flow needs exactly one of `steps` or `mix`")
+    if t.has("steps"):
+        classes: tuple[RequestClass, ...] = (RequestClass(name, 1.0, _steps(t.list("steps"), file, t.key("steps"))),)
+    else:
+        mix = t.list("mix")
+        if not mix:
+            raise t.err("mix", "must list at least one request class")
+        cl = []
+        for i, m in enumerate(mix):
+            mt = _Table(m, file, t.key(f"mix[{i}]"))
+            mt.allow("name", "weight", "steps")
+            cl.append(RequestClass(mt.str("name"), mt.num("weight", lo=0, hi=1e12, lo_open=True),
+                                   _steps(mt.list("steps"), file, mt.key("steps"))))
+        names = [c.name for c in cl]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise t.err("mix", f"class name '{sorted(dup)[0]}' is used twice")
+        classes = tuple(cl)
+    return Flow(name, arrival, classes, clients=clients, think_us=think, rate_per_s=rate,
+                per_vcpu=t.bool("per_vcpu", False) if background else False)
+
+
+def _check_name(t: _Table, stem: str | None) -> str:
+    name = t.str("name")
+    if stem is not None and name != stem:
+        raise t.err("name", f"'{name}' must equal the file name '{stem}'")
+    return name
+
+
+def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix: str = "") -> Host:
+    t = _Table(data, file, prefix)
+    t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices")
+    ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
+    dev = t.table("devices")
+    devices = tuple(_resource(k, dev.table(k), None, False) for k in dev.data)
+    for d in devices:
+        if d.kind == "cpu" and d.on_host:
+            raise dev.err(d.name, "a host device cannot be an on-host cpu; host cores are `cores`")
+    return Host(
+        name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+        cores=t.int("cores", lo=1, hi=LIMITS["units"]), ghz=ghz,
+        memory_gib=t.num("memory_gib", lo=0, hi=1e9, lo_open=True),
+        params=_params(t), devices=devices, file=file,
+    )
+
+
+def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None = None, prefix: str = "") -> Architecture:
+    t = _Table(data, file, prefix)
+    t.allow("name", "summary", "sources", "params", "reserve", "resources", "paths", "background")
+    rv = t.table("reserve")
+    rv.allow("cores", "memory_gib")
+    rs = t.table("resources")
+    resources = []
+    for k in rs.data:
+        if k == "vcpu":
+            raise rs.err(k, "'vcpu' is built in (the host's cores minus the reserve); choose another name")
+        resources.append(_resource(k, rs.table(k), None, True))
+    ps = t.table("paths", required=True)
+    paths = {}
+    for k in ps.data:
+        pt = ps.table(k)
+        pt.allow("stages")
+        stages = pt.list("stages")
+        if not stages:
+            raise pt.err("stages", "must list at least one stage")
+        paths[k] = tuple(_stage(s, file, pt.key(f"stages[{i}]")) for i, s in enumerate(stages))
+    bg = tuple(_flow(f, file, t.key(f"background[{i}]"), True) for i, f in enumerate(t.list("background", required=False)))
+    return Architecture(
+        name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+        params=_params(t), reserve_cores=rv.int("cores", 0, lo=0, hi=LIMITS["units"]),
+        reserve_memory_gib=rv.num("memory_gib", 0.0, lo=0, hi=1e9), resources=tuple(resources),
+        paths=paths, background=bg, file=file,
+    )
+
+
+def parse_workload(data: Any, file: str = "<workload>", stem: str | None = None, prefix: str = "") -> Workload:
+    t = _Table(data, file, prefix)
+    t.allow("name", "summary", "sources", "rationale", "params", "flows")
+    flows = tuple(_flow(f, file, t.key(f"flows[{i}]"), False) for i, f in enumerate(t.list("flows")))
+    if not flows:
+        raise t.err("flows", "must list at least one flow")
+    names = [f.name for f in flows]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise t.err("flows", f"flow name '{sorted(dup)[0]}' is used twice")
+    return Workload(name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+                    rationale=t.str("rationale", ""), params=_params(t), flows=flows, file=file)
+
+
+PARSERS = {"host": parse_host, "architecture": parse_architecture, "workload": parse_workload}
+
+
+# ----------------------------------------------------------------------------- files
+
+def read_toml(path: Path | str) -> dict[str, Any]:
+    """Reads a TOML file; syntax errors become a ModelError with line and column."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ModelError("no such file", file=str(p)) from None
+    except IsADirectoryError:
+        raise ModelError("is a directory, not a TOML file", file=str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ModelError(f"TOML syntax error: {e}", file=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ModelError(f"not UTF-8 text: {e.reason}", file=str(p)) from None
+    except OSError as e:
+        raise ModelError(f"cannot read: {e.strerror}", file=str(p)) from None
+
+
+def bundled(kind: str) -> list[str]:
+    """Names of the bundled models of a kind ('host', 'architecture', 'workload')."""
+    d = MODELS_DIR / KIND_DIRS[kind]
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def bundled_path(kind: str, name: str) -> Path:
+    p = MODELS_DIR / KIND_DIRS[kind] / f"{name}.toml"
+    if not p.is_file():
+        names = bundled(kind)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ModelError(f"no bundled {kind} '{name}'; {hint}known: {', '.join(names) or 'none'}",
+                         key=f"experiment.{kind}")
+    return p
+
+
+def load(kind: str, name: str) -> Host | Architecture | Workload:
+    """Loads one bundled model by name."""
+    p = bundled_path(kind, name)
+    return PARSERS[kind](read_toml(p), str(p), p.stem)  # type: ignore[operator]
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """Splits ``KEY=VALUE``; VALUE is read as a TOML value, else taken as a bare string."""
+    if "=" not in text:
+        raise ModelError(f"'{text}' is not KEY=VALUE", key="--set")
+    k, v = text.split("=", 1)
+    k, v = k.strip(), v.strip()
+    if not k:
+        raise ModelError(f"'{text}' has an empty key", key="--set")
+    try:
+        val = tomllib.loads(f"v = {v}")["v"]
+    except tomllib.TOMLDecodeError:
+        val = v
+    return k, val
+
+
+def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> None:
+    parts = key.split(".")
+    if len(parts) == 1:  # a param name
+        owners = [kind for kind in KINDS if key in raw[kind].get("params", {})]
+        if not owners:
+            known = sorted({p for kind in KINDS for p in raw[kind].get("params", {})})
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ModelError(f"no param '{key}' in the host, architecture or workload; {hint}"
+                             f"params: {', '.join(known) or 'none'}; or give a dotted key path",
+                             file=file, key=f"set.{key}")
+        raw[owners[0]]["params"][key] = value
+        return
+    if parts[0] not in KINDS:
+        raise ModelError(f"a dotted key starts with one of {', '.join(KINDS)}", file=file, key=f"set.{key}")
+    node: Any = raw[parts[0]]
+    for i, p in enumerate(parts[1:], 1):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            idx = None
+            if p.lstrip("-").isdigit():
+                idx = int(p)
+            else:
+                for j, item in enumerate(node):
+                    if isinstance(item, dict) and item.get("name") == p:
+                        idx = j
+                        break
+            if idx is None or not -len(node) <= idx < len(node):
+                raise ModelError(f"no list item '{p}' (give an index below {len(node)} or an item's name)",
+                                 file=file, key=f"set.{where}")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        elif isinstance(node, dict):
+            if last:
+                node[p] = value
+            else:
+                if p not in node:
+                    node[p] = {}
+                node = node[p]
+        else:
+            raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
+
+
+# ----------------------------------------------------------------------------- experiments
+
+def load_experiment(
+    spec: str | Path | Mapping[str, Any] | None = None,
+    *,
+    host: str | None = None,
+    architecture: str | None = None,
+    workload: str | None = None,
+    sets: Iterable[str | tuple[str, Any]] = (),
+    duration_s: float | None = None,
+    warmup_s: float | None = None,
+    seed: int | None = None,
+) -> Experiment:
+    """Builds an experiment from an experiment file (or dict) and/or bundled names.
+
+    Keyword arguments replace what the file says; ``sets`` are ``KEY=VALUE`` overrides
+    applied after the file's own ``[set]`` table, before validation.
+    """
+    file = "<experiment>"
+    data: dict[str, Any] = {}
+    if isinstance(spec, Mapping):
+        data = json.loads(json.dumps(spec))  # a deep, plain copy
+    elif spec is not None:
+        file = str(spec)
+        data = read_toml(spec)
+    top = _Table(data, file, "")
+    top.allow("experiment", "host", "architecture", "workload", "set")
+    ex = top.table("experiment")
+    ex.allow("host", "architecture", "workload", "duration_s", "warmup_s", "seed")
+    names = {"host": host, "architecture": architecture, "workload": workload}
+    raw: dict[str, dict[str, Any]] = {}
+    files: dict[str, str] = {}
+    for kind in KINDS:
+        chosen = names[kind]
+        if chosen is None and ex.has(kind):
+            chosen = ex.str(kind)
+        if chosen is not None:
+            p = bundled_path(kind, chosen)
+            raw[kind] = read_toml(p)
+            files[kind] = str(p)
+        elif kind in data:
+            if not isinstance(data[kind], dict):
+                raise top.err(kind, f"must be a table, got {_typename(data[kind])}")
+            raw[kind] = data[kind]
+            files[kind] = file
+        else:
+            raise ModelError(f"no {kind}: name a bundled one (experiment.{kind} or --{kind}) or give an inline [{kind}] table",
+                             file=file, key=f"experiment.{kind}")
+    overrides: list[tuple[str, Any]] = []
+    st = top.table("set")
+    overrides += list(st.data.items())
+    for s in sets:
+        overrides.append(parse_set(s) if isinstance(s, str) else s)
+    for k, v in overrides:
+        _apply_set(raw, k, v, file)
+    parsed = {}
+    for kind in KINDS:
+        prefix = kind if files[kind] == file else ""
+        stem = Path(files[kind]).stem if files[kind] != file else None
+        parsed[kind] = PARSERS[kind](raw[kind], files[kind], stem, prefix)  # type: ignore[operator]
+    dur = duration_s if duration_s is not None else ex.num("duration_s", 0.1, lo=0, hi=MAX_DURATION_S, lo_open=True)
+    if not (0 < dur <= MAX_DURATION_S) or math.isnan(dur):
+        raise ModelError(f"{dur:g} s is out of range: (0, {MAX_DURATION_S:g}] s", file=file, key="experiment.duration_s")
+    warm = warmup_s if warmup_s is not None else ex.num("warmup_s", dur / 10, lo=0, hi=MAX_DURATION_S)
+    if not (0 <= warm <= MAX_DURATION_S) or math.isnan(warm):
+        raise ModelError(f"{warm:g} s is out of range: [0, {MAX_DURATION_S:g}] s", file=file, key="experiment.warmup_s")
+    sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**63 - 1)
+    if not 0 <= sd < 2**64:
+        raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")
+    exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw)
+    compile_experiment(exp)  # cross-references are checked now, not at run time
+    return exp
+
+
+# ----------------------------------------------------------------------------- compiling
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    name: str
+    kind: str
+    units: int
+    ghz: float | None
+    on_host: bool  # its cycles are host cycles (vcpu and on-host cpu resources)
+    reserved: bool  # inside the reserve (idle time is reserved_idle)
+    poll: bool
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    name: str
+    flow: str
+    request_class: str
+    resource: str | None
+    category: str
+    step: str  # the path, or "inline"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    spec: Spec
+    resources: tuple[ResourceInfo, ...]
+    categories: tuple[str, ...]
+    flows: tuple[str, ...]
+    background: tuple[bool, ...]
+    classes: tuple[tuple[str, str], ...]  # (flow, class)
+    stages: tuple[StageInfo, ...]
+    host_cores: int
+    vcpus: int
+    reserve_cores: int
+    ghz: float
+
+
+class _Compiler:
+    def __init__(self, exp: Experiment, *, trace_requests: int, pool_size: int | None):
+        self.exp = exp
+        h, a, w = exp.host, exp.architecture, exp.workload
+        self.params: dict[str, tuple[float, str]] = {}
+        for owner, params in (("host", h.params), ("architecture", a.params), ("workload", w.params)):
+            for k, v in params.items():
+                if k in self.params:
+                    raise ModelError(f"param '{k}' is defined by both the {self.params[k][1]} and the {owner}; rename one",
+                                     file=getattr(exp, owner).file, key=f"params.{k}")
+                self.params[k] = (v, owner)
+        if a.reserve_cores >= h.cores:
+            raise ModelError(f"reserves {a.reserve_cores} cores but host '{h.name}' has {h.cores}: at most {h.cores - 1}",
+                             file=a.file, key="reserve.cores")
+        if a.reserve_memory_gib > h.memory_gib:
+            raise ModelError(f"reserves {a.reserve_memory_gib:g} GiB but host '{h.name}' has {h.memory_gib:g} GiB",
+                             file=a.file, key="reserve.memory_gib")
+        self.res: list[ResourceInfo] = [ResourceInfo("vcpu", "cpu", h.cores - a.reserve_cores, h.ghz, True, False, False)]
+        self.res_defs: list[Resource | None] = [None]
+        self.res_index = {"vcpu": 0}
+        for r in h.devices:
+            self._add_res(r, False, h.file, f"devices.{r.name}")
+        on_host = 0
+        for r in a.resources:
+            if r.kind == "cpu" and r.on_host:
+                r = Resource(r.name, r.kind, r.units, h.ghz, True, capacity=r.capacity, poll=r.poll)
+                on_host += r.units
+            self._add_res(r, r.kind == "cpu" and r.on_host, a.file, f"resources.{r.name}")
+        if on_host > a.reserve_cores:
+            raise ModelError(f"on-host cpu resources take {on_host} cores but the reserve is {a.reserve_cores}: "
+                             "raise reserve.cores or set on_host = false", file=a.file, key="reserve.cores")
+        self.categories: list[str] = []
+        self.cat_index: dict[str, int] = {}
+        for c in STANDARD_CATEGORIES:
+            self._cat(c)
+        self.qclasses: list[tuple[int, int, int]] = []
+        self.q_index: dict[Any, int] = {}
+        self.stages: list[tuple[int, int, Dist, float, Dist, bool, Dist]] = []
+        self.stage_info: list[StageInfo] = []
+        self.classes: list[tuple[int, int, float]] = []
+        self.class_names: list[tuple[str, str]] = []
+        self.flows: list[tuple[bool, Dist, int, Dist, int, int]] = []
+        self.flow_names: list[str] = []
+        self.flow_bg: list[bool] = []
+        self.trace_requests = trace_requests
+        self.pool_size = pool_size
+
+    def _add_res(self, r: Resource, reserved: bool, file: str, key: str) -> None:
+        if r.name in self.res_index:
+            raise ModelError(f"resource name '{r.name}' is used by both the host and the architecture", file=file, key=key)
+        self.res_index[r.name] = len(self.res)
+        self.res.append(ResourceInfo(r.name, r.kind, r.units, r.ghz, r.kind == "cpu" and r.on_host, reserved, r.poll))
+        self.res_defs.append(r)
+
+    def _cat(self, name: str) -> int:
+        if name not in self.cat_index:
+            if len(self.categories) >= LIMITS["categories"]:
+                raise ModelError(f"more than {LIMITS['categories']} accounting categories")
+            self.cat_index[name] = len(self.categories)
+            self.categories.append(name)
+        return self.cat_index[name]
+
+    def _param(self, name: str, file: str, key: str) -> float:
+        if name not in self.params:
+            close = difflib.get_close_matches(name, list(self.params), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ModelError(f"unknown param '{name}'; {hint}params: {', '.join(sorted(self.params)) or 'none'}",
+                             file=file, key=key)
+        return self.params[name][0]
+
+    def _dist(self, v: Value, scale: float, file: str, key: str) -> Dist:
+        if isinstance(v, Dist_):
+            mean = self._param(v.mean, file, key + ".mean") if isinstance(v.mean, str) else v.mean
+            d: Dist = (v.dist, mean * scale, v.cv)
+        elif isinstance(v, str):
+            d = ("fixed", self._param(v, file, key) * scale, 0.0)
+        else:
+            d = ("fixed", float(v) * scale, 0.0)
+        if not d[1] <= LIMITS["mean"]:
+            raise ModelError(f"a mean of {d[1]:.3g} ps is beyond the engine's limit of {LIMITS['mean']:.3g}",
+                             file=file, key=key)
+        return d
+
+    def _split(self, where: str) -> tuple[str, str]:
+        file, _, key = where.rpartition(":")
+        return file, key
+
+    def stage(self, s: Stage, flow: str, cls: str, step: str, bytes_: Value | None) -> None:
+        file, key = self._split(s.where)
+        q, cat = -1, self.cat_index.get("tenant", 0)
+        work: Dist = NONE_DIST
+        per_byte = 0.0
+        rname = None
+        if s.on is not None:
+            if s.on not in self.res_index:
+                known = list(self.res_index)
+                close = difflib.get_close_matches(s.on, known, n=1, cutoff=0.5)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ModelError(f"unknown resource '{s.on}'; {hint}resources: {', '.join(known)}", file=file, key=key + ".on")
+            ri = self.res_index[s.on]
+            rname = s.on
+            info, rdef = self.res[ri], self.res_defs[ri]
+            if info.kind == "cpu":
+                ps_per_cycle = 1000.0 / float(info.ghz or 1.0)
+                work = self._dist(s.cycles, ps_per_cycle, file, key + ".cycles")
+                pb = self._param(s.per_byte, file, key + ".per_byte") if isinstance(s.per_byte, str) else float(s.per_byte)
+                per_byte = pb * ps_per_cycle
+                cat = self._cat(s.account)
+            else:
+                if s.cycles not in (0, 0.0) or s.per_byte not in (0, 0.0):
+                    raise ModelError(f"resource '{s.on}' is a {info.kind}: its time comes from the "
+                                     f"{'bytes' if info.kind == 'link' else 'service_us'}, not from cycles",
+                                     file=file, key=key + (".cycles" if s.cycles not in (0, 0.0) else ".per_byte"))
+                if s.account != "tenant":
+                    raise ModelError(f"resource '{s.on}' is a {info.kind}, not a cpu: its time is not charged to a category",
+                                     file=file, key=key + ".account")
+                assert rdef is not None
+                if info.kind == "link":
+                    per_byte = 8000.0 * info.units / rdef.gbps  # each lane serialises at gbps / lanes
+                    work = ("fixed", rdef.overhead_bytes * per_byte, 0.0)
+                else:
+                    work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on), f"{s.on}.service_us")
+            qkey = (ri, s.priority) if s.batch == 1 else (ri, s.priority, s.where, s.batch)
+            if qkey not in self.q_index:
+                self.q_index[qkey] = len(self.qclasses)
+                self.qclasses.append((ri, s.priority, s.batch))
+            q = self.q_index[qkey]
+        delay = self._dist(s.delay_us, PS_PER_US, file, key + ".delay_us")
+        draw = bytes_ is not None
+        nbytes = self._dist(bytes_, 1.0, file, key + ".bytes") if bytes_ is not None else NONE_DIST
+        if draw and nbytes[1] > LIMITS["bytes"]:
+            raise ModelError(f"bytes mean {nbytes[1]:g} beyond {LIMITS['bytes']:g}", file=file, key=key)
+        if len(self.stages) >= LIMITS["stages"]:
+            raise ModelError(f"more than {LIMITS['stages']} stages after expanding paths and counts", file=file, key=key)
+        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes))
+        self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step))
+
+    def steps(self, steps: Sequence[Step], flow: str, cls: str) -> None:
+        a = self.exp.architecture
+        for st in steps:
+            if isinstance(st, PathStep):
+                if st.path not in a.paths:
+                    close = difflib.get_close_matches(st.path, list(a.paths), n=1, cutoff=0.5)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    raise ModelError(f"architecture '{a.name}' has no path '{st.path}'; {hint}paths: {', '.join(a.paths)}",
+                                     file=self.exp.workload.file, key=st.where + ".path")
+                for _ in range(st.count):
+                    for i, s in enumerate(a.paths[st.path]):
+                        self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None)
+            else:
+                self.stage(st, flow, cls, "inline", 0.0)  # an inline stage has no bytes
+
+    def flow(self, f: Flow, background: bool, file: str) -> None:
+        first_class = len(self.classes)
+        for c in f.classes:
+            first = len(self.stages)
+            self.steps(c.steps, f.name, c.name)
+            self.classes.append((first, len(self.stages) - first, c.weight))
+            self.class_names.append((f.name, c.name))
+        rate = f.rate_per_s * (self.res[0].units if f.per_vcpu else 1)
+        if f.arrival == "closed":
+            think = self._dist(f.think_us, PS_PER_US, file, f"{f.name}.think_us")
+            self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes)))
+        else:
+            mean = PS_PER_S / rate
+            if mean < 1:
+                raise ModelError(f"rate {rate:g}/s is above the engine's 1e12/s (one arrival per picosecond)",
+                                 file=file, key=f"{f.name}.rate_per_s")
+            inter: Dist = ("exp" if f.arrival == "poisson" else "fixed", mean, 0.0)
+            self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes)))
+        if f.name in self.flow_names:
+            raise ModelError(f"flow name '{f.name}' is used by both the workload and the architecture's background",
+                             file=file, key=f"{f.name}")
+        self.flow_names.append(f.name)
+        self.flow_bg.append(background)
+
+    def build(self) -> Compiled:
+        for f in self.exp.workload.flows:
+            self.flow(f, False, self.exp.workload.file)
+        for f in self.exp.architecture.background:
+            self.flow(f, True, self.exp.architecture.file)
+        clients = sum(f[2] for f in self.flows if f[0])
+        n_open = sum(1 for f in self.flows if not f[0])
+        pool = self.pool_size if self.pool_size is not None else clients + n_open * DEFAULT_OPEN_POOL
+        if clients > LIMITS["pool"] or pool > LIMITS["pool"]:
+            raise ModelError(f"{max(clients, pool)} requests in flight is beyond the limit of {LIMITS['pool']}",
+                             file=self.exp.workload.file, key="flows")
+        if pool < clients:
+            raise ModelError(f"pool of {pool} is smaller than the {clients} closed-loop clients", key="pool_size")
+        cap = min(LIMITS["trace"], self.trace_requests * max(1, max(n for _, n, _ in self.classes)))
+        spec = Spec(
+            resources=[(r.units, (d.capacity if d is not None else -1)) for r, d in zip(self.res, self.res_defs)],
+            qclasses=self.qclasses, stages=self.stages, classes=self.classes, flows=self.flows,
+            n_categories=len(self.categories), pool_size=pool,
+            trace_requests=self.trace_requests, trace_capacity=cap,
+        )
+        h, a = self.exp.host, self.exp.architecture
+        return Compiled(spec, tuple(self.res), tuple(self.categories), tuple(self.flow_names), tuple(self.flow_bg),
+                        tuple(self.class_names), tuple(self.stage_info), h.cores, h.cores - a.reserve_cores,
+                        a.reserve_cores, h.ghz)
+
+
+def rdef_file(exp: Experiment, name: str) -> str:
+    for r in exp.host.devices:
+        if r.name == name:
+            return exp.host.file
+    return exp.architecture.file
+
+
+def compile_experiment(exp: Experiment, *, trace_requests: int = 0, pool_size: int | None = None) -> Compiled:
+    """Flattens an experiment into the engine's arrays; cross-references are checked here."""
+    return _Compiler(exp, trace_requests=trace_requests, pool_size=pool_size).build()

@@ -1,0 +1,115 @@
+"""Provenance and safe writing of result files.
+
+Every result file is written whole or not at all: to a temporary name in the same folder,
+flushed, then renamed over the target (rename is atomic on POSIX). Every CSV starts with
+``#`` lines saying what made it: vemu's version, the git revision, the seed, the options
+and a hash of every model file read.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import __version__
+from .model import MODELS_DIR
+
+
+def git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        rev = out.stdout.strip()
+        if not rev:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def model_hashes(names: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """sha256 (first 12 hex digits) of each bundled model file, keyed 'kind/name'."""
+    from .model import KIND_DIRS
+    out = {}
+    for kind, name in sorted(set(names)):
+        p = MODELS_DIR / KIND_DIRS[kind] / f"{name}.toml"
+        out[f"{KIND_DIRS[kind]}/{name}"] = hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else "inline"
+    return out
+
+
+def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    return {
+        "vemu_version": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus",
+        "options": dict(options),
+        "models": model_hashes(models),
+    }
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[Any]], prov: Mapping[str, Any]) -> None:
+    """A CSV with ``# key: value`` provenance lines, then the header and rows."""
+    buf = io.StringIO()
+    for k, v in prov.items():
+        buf.write(f"# {k}: {json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow([_fmt(x) for x in r])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_csv(path: Path | str) -> tuple[list[str], list[dict[str, str]], dict[str, str]]:
+    """Reads a vemu CSV: (header, rows as dicts, provenance)."""
+    prov: dict[str, str] = {}
+    lines = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#"):
+                k, _, v = line[1:].strip().partition(": ")
+                prov[k] = v
+            else:
+                lines.append(line)
+    r = csv.DictReader(lines)
+    rows = list(r)
+    return list(r.fieldnames or []), rows, prov
+
+
+def _fmt(x: Any) -> Any:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return x

@@ -1,0 +1,204 @@
+"""Results: the engine's arrays turned into the measures of DESIGN.md.
+
+**usable_fraction** is the share of all host cycles (every core of the host, reserved or
+not, over the measured window) that did the tenant's own work (category ``tenant``).
+Off-host resources (offload cards, NICs, SSDs) are not host cycles. Host cycles by
+category always sum to 1: time a tenant core had nothing to do is ``idle``, time a reserved
+core had nothing to do is ``reserved_idle`` (or ``poll`` if the resource polls).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._core import hist_lower, hist_width
+from .model import Compiled, Experiment
+
+PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
+
+
+def hist_quantile(hist: np.ndarray, q: float, max_ps: float) -> float:
+    """The q-quantile (nearest rank) of a latency histogram, in ps: the midpoint of the
+    bucket holding it (within 0.4% of every value in that bucket), never above the max."""
+    total = int(hist.sum())
+    if total == 0:
+        return math.nan
+    rank = max(1, math.ceil(q * total))
+    idx = int(np.searchsorted(np.cumsum(hist, dtype=np.uint64), rank))
+    lo = float(hist_lower(np.array([idx]))[0])
+    w = float(hist_width(np.array([idx]))[0])
+    mid = lo if w == 1 else lo + w / 2
+    return min(mid, max_ps)
+
+
+@dataclass
+class Result:
+    """The outcome of one run. ``to_dict()`` holds the DESIGN.md keys and more."""
+
+    experiment: Experiment
+    compiled: Compiled
+    stats: dict[str, np.ndarray]
+    seed: int
+    duration_s: float
+    warmup_s: float
+    events: int
+    wall_s: float
+    trace: np.ndarray | None = None
+    trace_lost: int = 0
+    _dict: dict[str, Any] | None = field(default=None, repr=False)
+
+    # -- host cycles ----------------------------------------------------------------
+    def host_cycles(self) -> dict[str, float]:
+        """Fraction of all host cycles per category (sums to 1)."""
+        c, s = self.compiled, self.stats
+        window = self.duration_s * 1e12
+        total = c.host_cores * window
+        out: dict[str, float] = {}
+        covered = 0
+        for i, r in enumerate(c.resources):
+            if not r.on_host:
+                continue
+            busy = s["resource_busy_area"][i]
+            for k, cat in enumerate(c.categories):
+                if busy[k] > 0:
+                    out[cat] = out.get(cat, 0.0) + float(busy[k])
+            idle = max(0.0, r.units * window - float(busy.sum()))
+            key = "poll" if r.poll else ("reserved_idle" if r.reserved else "idle")
+            out[key] = out.get(key, 0.0) + idle
+            covered += r.units
+        spare = c.host_cores - covered  # reserved cores no resource uses
+        if spare > 0:
+            out["reserved_idle"] = out.get("reserved_idle", 0.0) + spare * window
+        out.setdefault("tenant", 0.0)
+        out.setdefault("idle", 0.0)
+        out.setdefault("reserved_idle", 0.0)
+        return {k: v / total for k, v in sorted(out.items(), key=lambda kv: _cat_order(kv[0]))}
+
+    @property
+    def usable_fraction(self) -> float:
+        return self.host_cycles()["tenant"]
+
+    # -- flows ----------------------------------------------------------------------
+    def flow(self, i: int) -> dict[str, Any]:
+        s = self.stats
+        done = int(s["flow_completed"][i])
+        lat: dict[str, float] = {}
+        mx = float(s["flow_latency_max"][i])
+        if done:
+            lat["mean"] = float(s["flow_latency_sum"][i]) / done / 1e6
+            for name, q in PERCENTILES:
+                lat[name] = hist_quantile(s["flow_hist"][i], q, mx) / 1e6
+            lat["max"] = mx / 1e6
+        else:
+            lat = {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}
+        window = self.duration_s
+        classes = {
+            cname: int(s["class_completed"][k])
+            for k, (fname, cname) in enumerate(self.compiled.classes)
+            if fname == self.compiled.flows[i]
+        }
+        return {
+            "completed": done,
+            "dropped": int(s["flow_dropped"][i]),
+            "created": int(s["flow_created"][i]),
+            "throughput_per_s": done / window,
+            "mean_in_flight": float(s["flow_in_flight_area"][i]) / (window * 1e12),
+            "background": self.compiled.background[i],
+            "latency_us": lat,
+            "classes": classes,
+        }
+
+    def throughput_per_s(self, *, include_background: bool = False) -> float:
+        """Completed tenant requests per second, over all workload flows."""
+        done = sum(int(self.stats["flow_completed"][i]) for i, bg in enumerate(self.compiled.background)
+                   if include_background or not bg)
+        return done / self.duration_s
+
+    # -- resources and stages -------------------------------------------------------
+    def resources(self) -> dict[str, dict[str, Any]]:
+        s, window = self.stats, self.duration_s * 1e12
+        out = {}
+        for i, r in enumerate(self.compiled.resources):
+            busy = float(s["resource_busy_area"][i].sum())
+            out[r.name] = {
+                "kind": r.kind,
+                "units": r.units,
+                "on_host": r.on_host,
+                "utilization": busy / (r.units * window),
+                "mean_queue": float(s["resource_queue_area"][i]) / window,
+                "max_queue": int(s["resource_max_queue"][i]),
+                "served": int(s["resource_served"][i]),
+                "dropped": int(s["resource_dropped"][i]),
+            }
+        return out
+
+    def stages(self) -> list[dict[str, Any]]:
+        """Per stage: how many passed, mean wait and mean service (microseconds)."""
+        s = self.stats
+        out = []
+        for i, g in enumerate(self.compiled.stages):
+            n = int(s["stage_completed"][i])
+            out.append({
+                "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
+                "resource": g.resource, "account": g.category, "completed": n,
+                "mean_wait_us": float(s["stage_wait_sum"][i]) / n / 1e6 if n else math.nan,
+                "mean_service_us": float(s["stage_service_sum"][i]) / n / 1e6 if n else math.nan,
+            })
+        return out
+
+    # -- output ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        if self._dict is None:
+            e = self.experiment
+            self._dict = {
+                "host": e.host.name,
+                "architecture": e.architecture.name,
+                "workload": e.workload.name,
+                "seed": self.seed,
+                "duration_s": self.duration_s,
+                "warmup_s": self.warmup_s,
+                "flows": {name: self.flow(i) for i, name in enumerate(self.compiled.flows)},
+                "usable_fraction": self.usable_fraction,
+                "host_cycles": self.host_cycles(),
+                "resources": self.resources(),
+                "throughput_per_s": self.throughput_per_s(),
+                "reserve": {
+                    "cores": self.compiled.reserve_cores,
+                    "memory_gib": e.architecture.reserve_memory_gib,
+                    "vcpu_share": self.compiled.vcpus / self.compiled.host_cores,
+                    "memory_share": 1 - e.architecture.reserve_memory_gib / e.host.memory_gib,
+                },
+                "events": self.events,
+                "wall_s": self.wall_s,
+                "spec_digest": e.digest(),
+            }
+        return self._dict
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), default=_json_default, allow_nan=True, **kw)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(type(o).__name__)
+
+
+_ORDER = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
+
+
+def _cat_order(cat: str) -> tuple[int, str]:
+    if cat in _ORDER:
+        return (_ORDER.index(cat), cat)
+    if cat == "idle":
+        return (98, cat)
+    if cat == "reserved_idle":
+        return (99, cat)
+    return (50, cat)

@@ -1,0 +1,87 @@
+"""Running an experiment: warm up, reset the statistics, measure, collect.
+
+The engine runs in chunks of events so that Python can show progress and honour Ctrl-C
+between them; the chunk size never changes the results (the engine's state carries over
+exactly). A chunk that ends without the clock moving means requests are looping in zero
+time (a closed flow whose every stage and think time is zero), which is reported rather
+than spun on forever.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ._core import STATUS_EFULL, Engine, EmulatorError, NativeError
+from .model import PS_PER_S, Compiled, Experiment, compile_experiment, load_experiment
+from .result import Result
+
+DEFAULT_CHUNK_EVENTS = 1 << 22
+
+
+class Simulation:
+    """An experiment made ready to run (compiled once, run with any seed)."""
+
+    def __init__(self, experiment: Experiment, *, trace_requests: int = 0, pool_size: int | None = None):
+        self.experiment = experiment
+        self.compiled: Compiled = compile_experiment(experiment, trace_requests=trace_requests, pool_size=pool_size)
+
+    def run(
+        self,
+        *,
+        seed: int | None = None,
+        duration_s: float | None = None,
+        warmup_s: float | None = None,
+        chunk_events: int = DEFAULT_CHUNK_EVENTS,
+        progress: Callable[[float], None] | None = None,
+    ) -> Result:
+        """Runs warm-up then the measured window; ``progress`` gets the fraction done."""
+        e = self.experiment
+        seed = e.seed if seed is None else seed
+        duration = e.duration_s if duration_s is None else duration_s
+        warmup = e.warmup_s if warmup_s is None else warmup_s
+        if chunk_events < 1:
+            raise ValueError("chunk_events must be >= 1")
+        t0 = time.perf_counter()
+        warm_ps = round(warmup * PS_PER_S)
+        end_ps = warm_ps + round(duration * PS_PER_S)
+        with Engine(self.compiled.spec, seed=seed) as eng:
+            self._advance(eng, warm_ps, end_ps, chunk_events, progress)
+            eng.reset_stats()
+            self._advance(eng, end_ps, end_ps, chunk_events, progress)
+            stats = eng.stats()
+            trace, lost = eng.trace() if self.compiled.spec.trace_requests else (None, 0)
+            events = eng.events
+        return Result(e, self.compiled, stats, seed, (end_ps - warm_ps) / PS_PER_S, warm_ps / PS_PER_S,
+                      events, time.perf_counter() - t0, trace, lost)
+
+    def _advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
+        while True:
+            before = eng.now_ps
+            try:
+                reached = eng.run(until, chunk)
+            except NativeError as err:
+                if err.status == STATUS_EFULL:
+                    raise EmulatorError(f"{err}. The offered load exceeds what {self.experiment.architecture.name} "
+                                        "can serve (an open flow's queue grew without bound)") from None
+                raise
+            if progress is not None and end > 0:
+                progress(min(1.0, eng.now_ps / end))
+            if reached:
+                return
+            if eng.now_ps == before and eng.now_ps < until:
+                raise EmulatorError(
+                    f"time stopped at {before / PS_PER_S:.6f} s after {chunk} events: requests loop in zero time "
+                    "(a closed flow whose stages and think time are all zero)")
+
+
+def run(spec: str | Path | Mapping[str, Any] | None = None, **kwargs: Any) -> Result:
+    """Loads and runs an experiment in one call: ``run("exp.toml", seed=3)`` or
+    ``run(host="xeon-2017", architecture="nitro", workload="web")``."""
+    load_keys = ("host", "architecture", "workload", "sets", "duration_s", "warmup_s", "seed")
+    exp = load_experiment(spec, **{k: v for k, v in kwargs.items() if k in load_keys})
+    sim_keys = ("trace_requests", "pool_size")
+    sim = Simulation(exp, **{k: v for k, v in kwargs.items() if k in sim_keys})
+    run_keys = ("chunk_events", "progress")
+    return sim.run(**{k: v for k, v in kwargs.items() if k in run_keys})

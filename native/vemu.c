@@ -1,0 +1,924 @@
+/* vemu engine. The contract is in vemu.h; this file keeps the reasons. */
+#include "vemu.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+#define N_STREAMS 4
+enum { S_ARRIVAL = 0, S_CLASS = 1, S_BYTES = 2, S_SERVICE = 3 };
+enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3 };
+
+/* ---------------------------------------------------------------- random numbers */
+
+typedef struct {
+    uint64_t s[4];
+} rng;
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Streams are seeded from (seed, flow, stream) through splitmix64, as the xoshiro
+ * authors recommend, so nearby seeds give unrelated streams. */
+static void rng_seed(rng *r, uint64_t seed, uint64_t flow, uint64_t stream) {
+    uint64_t x = seed;
+    uint64_t mix = splitmix64(&x);
+    x = mix ^ (flow * 0xd1342543de82ef95ULL) ^ (stream * 0x9e3779b97f4a7c15ULL) ^ 0x5eed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rng_next(rng *r) { /* xoshiro256** */
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+static inline double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; } /* [0,1) */
+
+/* A distribution made ready to sample: a and b are kind-specific. */
+typedef struct {
+    int32_t kind;
+    double mean, a, b;
+} sampler;
+
+static void sampler_init(sampler *sp, const vemu_dist *d) {
+    sp->kind = d->kind;
+    sp->mean = d->mean;
+    sp->a = sp->b = 0;
+    if (d->kind == VEMU_DIST_LOGNORMAL) {
+        double s2 = log1p(d->cv * d->cv);
+        sp->a = d->mean > 0 ? log(d->mean) - s2 / 2 : 0; /* mu */
+        sp->b = sqrt(s2);                                 /* sigma */
+    } else if (d->kind == VEMU_DIST_UNIFORM) {
+        double half = d->mean * d->cv * 1.7320508075688772;
+        sp->a = d->mean - half; /* low */
+        sp->b = 2 * half;       /* width */
+    }
+}
+
+static inline double sample(const sampler *sp, rng *r) {
+    switch (sp->kind) {
+    case VEMU_DIST_FIXED:
+        return sp->mean;
+    case VEMU_DIST_EXP:
+        return -sp->mean * log1p(-rng_unit(r));
+    case VEMU_DIST_LOGNORMAL: {
+        if (sp->mean <= 0) return 0;
+        double u1 = 1.0 - rng_unit(r), u2 = rng_unit(r); /* u1 in (0, 1] */
+        double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        return exp(sp->a + sp->b * z);
+    }
+    default: /* VEMU_DIST_UNIFORM */
+        return sp->a + sp->b * rng_unit(r);
+    }
+}
+
+/* Rounds a non-negative duration to whole picoseconds, saturating far above any time the
+ * clock can reach so the overflow check in schedule() catches it. */
+static inline uint64_t to_ps(double x) {
+    if (!(x > 0)) return 0;
+    if (x >= 9.2e18) return (uint64_t)VEMU_TIME_MAX;
+    return (uint64_t)(x + 0.5);
+}
+
+/* ---------------------------------------------------------------- histogram */
+
+uint32_t vemu_hist_index(uint64_t v) {
+    if (v < (2u << VEMU_HIST_SUB_BITS)) return (uint32_t)v;
+    int h = 63 - __builtin_clzll(v);
+    int shift = h - VEMU_HIST_SUB_BITS;
+    return (uint32_t)((shift << VEMU_HIST_SUB_BITS) + (v >> shift));
+}
+
+uint64_t vemu_hist_lower(uint32_t i) {
+    if (i < (2u << VEMU_HIST_SUB_BITS)) return i;
+    if (i >= VEMU_HIST_BUCKETS) return UINT64_MAX;
+    uint32_t shift = (i >> VEMU_HIST_SUB_BITS) - 1;
+    uint64_t sub = i - (shift << VEMU_HIST_SUB_BITS);
+    return sub << shift;
+}
+
+uint64_t vemu_hist_width(uint32_t i) {
+    if (i < (2u << VEMU_HIST_SUB_BITS)) return 1;
+    if (i >= VEMU_HIST_BUCKETS) return 0;
+    return (uint64_t)1 << ((i >> VEMU_HIST_SUB_BITS) - 1);
+}
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct {
+    uint64_t t, seq;
+    uint32_t kind, ref;
+} event;
+
+typedef struct {
+    uint64_t born, enter, start, svc_end;
+    uint64_t id;      /* creation sequence */
+    uint64_t enq_seq; /* order of queueing, for FIFO across qclasses */
+    uint32_t next;    /* queue, batch and free-list link */
+    uint32_t stage, stage_end;
+    uint32_t bytes;
+    uint32_t flow, batch, cls;
+} request;
+
+typedef struct {
+    uint32_t head, tail;
+    uint64_t len;
+    uint32_t resource;
+    int32_t priority;
+    uint32_t batch;
+} qclass;
+
+typedef struct {
+    uint32_t units, free;
+    int64_t capacity;
+    uint64_t waiting;
+    uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q */
+    double queue_area;
+    uint64_t queue_last;
+    uint64_t served, dropped, max_queue;
+} resource;
+
+typedef struct {
+    int32_t qclass;
+    uint32_t resource; /* of the qclass, or NIL */
+    uint32_t category;
+    sampler work, delay, bytes;
+    double per_byte_ps;
+    int32_t draw_bytes;
+    int32_t has_delay;
+    uint64_t completed;
+    double wait_sum, service_sum;
+} stage;
+
+typedef struct {
+    int32_t arrival;
+    sampler interarrival, think;
+    uint32_t clients;
+    uint32_t first_class, n_classes;
+    double weight_total;
+    rng streams[N_STREAMS];
+    uint64_t created, completed, dropped, in_flight, lat_max;
+    double lat_sum, in_flight_area;
+    uint64_t in_flight_last;
+    uint64_t *hist;
+} flow;
+
+struct vemu_sim {
+    uint64_t now, window_start, seq, events, next_id, enq_seq;
+    int failed;
+    char err[256];
+
+    uint32_t n_resources, n_qclasses, n_stages, n_classes, n_flows, n_categories;
+    resource *res;
+    qclass *qc;
+    uint32_t *res_q; /* qclass indices grouped by resource */
+    stage *st;
+    vemu_class_spec *cls;
+    uint64_t *class_completed;
+    flow *fl;
+
+    /* busy units per (resource, category), their time integral and last change */
+    uint32_t *busy;
+    double *busy_area;
+    uint64_t *busy_last;
+
+    event *heap;
+    uint32_t heap_len, heap_cap;
+
+    request *req;
+    uint32_t pool_size, free_head, in_flight;
+
+    vemu_trace_record *trace;
+    uint32_t trace_requests, trace_cap, trace_len;
+    uint64_t trace_lost;
+
+    uint64_t *hist_block;
+};
+
+static void set_err(char *buf, size_t len, const char *fmt, ...) {
+    if (!buf || len == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static int fail(vemu_sim *s, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    s->failed = status;
+    return status;
+}
+
+/* ---------------------------------------------------------------- event heap
+ * A 4-ary min-heap of small events ordered by (t, seq): shallower than a binary heap and
+ * its four children share a cache line or two. Its capacity is fixed at creation: every
+ * pending event belongs to a request in the pool, an open flow's next arrival or a
+ * closed flow's pending issue, so pool_size + flows + clients always suffices. */
+
+static inline int ev_less(const event *a, const event *b) {
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static int schedule(vemu_sim *s, uint64_t delay, uint32_t kind, uint32_t ref) {
+    if (delay > (uint64_t)VEMU_TIME_MAX - s->now)
+        return fail(s, VEMU_ERANGE, "simulated time would pass the engine's limit of %.3g s",
+                    (double)VEMU_TIME_MAX * 1e-12);
+    if (s->heap_len >= s->heap_cap) return fail(s, VEMU_EFULL, "event queue full (internal sizing error)");
+    event e = {s->now + delay, s->seq++, kind, ref};
+    event *h = s->heap;
+    uint32_t i = s->heap_len++;
+    while (i > 0) {
+        uint32_t p = (i - 1) >> 2;
+        if (!ev_less(&e, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = e;
+    return VEMU_OK;
+}
+
+static void heap_pop(vemu_sim *s) {
+    event *h = s->heap;
+    uint32_t n = --s->heap_len;
+    if (n == 0) return;
+    event last = h[n];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 4 * i + 1;
+        if (c >= n) break;
+        uint32_t best = c, end = c + 4 < n ? c + 4 : n;
+        for (uint32_t k = c + 1; k < end; k++)
+            if (ev_less(&h[k], &h[best])) best = k;
+        if (!ev_less(&h[best], &last)) break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = last;
+}
+
+/* ---------------------------------------------------------------- accounting */
+
+static inline void busy_change(vemu_sim *s, uint32_t r, uint32_t cat, int delta) {
+    size_t k = (size_t)r * s->n_categories + cat;
+    s->busy_area[k] += (double)s->busy[k] * (double)(s->now - s->busy_last[k]);
+    s->busy_last[k] = s->now;
+    s->busy[k] += delta;
+}
+
+static inline void queue_change(vemu_sim *s, resource *rs, int delta) {
+    rs->queue_area += (double)rs->waiting * (double)(s->now - rs->queue_last);
+    rs->queue_last = s->now;
+    rs->waiting += delta;
+    if (rs->waiting > rs->max_queue) rs->max_queue = rs->waiting;
+}
+
+static inline void in_flight_change(vemu_sim *s, flow *f, int delta) {
+    f->in_flight_area += (double)f->in_flight * (double)(s->now - f->in_flight_last);
+    f->in_flight_last = s->now;
+    f->in_flight += delta;
+}
+
+static void trace_stage(vemu_sim *s, const request *q, int dropped) {
+    if (q->id >= s->trace_requests) return;
+    if (s->trace_len >= s->trace_cap) {
+        s->trace_lost++;
+        return;
+    }
+    vemu_trace_record *t = &s->trace[s->trace_len++];
+    t->request = q->id;
+    t->flow = q->flow;
+    t->stage = q->stage;
+    t->dropped = dropped;
+    t->batch = dropped ? 0 : q->batch;
+    t->enter = q->enter;
+    t->start = dropped ? q->enter : q->start;
+    t->end = dropped ? q->enter : q->svc_end;
+    t->leave = s->now;
+}
+
+/* ---------------------------------------------------------------- request life */
+
+static int stage_enter(vemu_sim *s, uint32_t ri);
+static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
+
+static int issue(vemu_sim *s, uint32_t fi) {
+    flow *f = &s->fl[fi];
+    if (s->free_head == NIL)
+        return fail(s, VEMU_EFULL,
+                    "request pool of %u exhausted at t=%.6f s: flow %u offers more than the "
+                    "system serves (raise the pool or lower the load)",
+                    s->pool_size, (double)s->now * 1e-12, fi);
+    uint32_t ri = s->free_head;
+    request *q = &s->req[ri];
+    s->free_head = q->next;
+    s->in_flight++;
+    uint32_t c = f->first_class;
+    if (f->n_classes > 1) { /* pick a class by weight */
+        double u = rng_unit(&f->streams[S_CLASS]) * f->weight_total, acc = 0;
+        uint32_t last = f->first_class + f->n_classes - 1;
+        for (c = f->first_class; c < last; c++) {
+            acc += s->cls[c].weight;
+            if (u < acc) break;
+        }
+    }
+    q->born = s->now;
+    q->id = s->next_id++;
+    q->next = NIL;
+    q->flow = fi;
+    q->stage = s->cls[c].first_stage;
+    q->stage_end = q->stage + s->cls[c].n_stages;
+    q->bytes = 0;
+    q->batch = 1;
+    q->cls = c;
+    f->created++;
+    in_flight_change(s, f, +1);
+    return stage_enter(s, ri);
+}
+
+/* Returns the request to the pool; a closed flow's client thinks, then asks again. After
+ * a drop the next request always goes through the event queue: issuing it inline could
+ * recurse without bound into a queue that stays full. */
+static int release(vemu_sim *s, uint32_t ri, int dropped) {
+    request *q = &s->req[ri];
+    flow *f = &s->fl[q->flow];
+    uint32_t fi = q->flow;
+    in_flight_change(s, f, -1);
+    q->next = s->free_head;
+    s->free_head = ri;
+    s->in_flight--;
+    if (f->arrival == VEMU_ARRIVAL_CLOSED) {
+        uint64_t th = to_ps(sample(&f->think, &f->streams[S_ARRIVAL]));
+        if (th == 0 && !dropped) return issue(s, fi);
+        return schedule(s, th, EV_ISSUE, fi);
+    }
+    return VEMU_OK;
+}
+
+static int complete(vemu_sim *s, uint32_t ri) {
+    request *q = &s->req[ri];
+    flow *f = &s->fl[q->flow];
+    uint64_t lat = s->now - q->born;
+    f->completed++;
+    f->lat_sum += (double)lat;
+    if (lat > f->lat_max) f->lat_max = lat;
+    f->hist[vemu_hist_index(lat)]++;
+    s->class_completed[q->cls]++;
+    return release(s, ri, 0);
+}
+
+static int drop(vemu_sim *s, uint32_t ri, resource *rs) {
+    request *q = &s->req[ri];
+    s->fl[q->flow].dropped++;
+    rs->dropped++;
+    trace_stage(s, q, 1);
+    return release(s, ri, 1);
+}
+
+/* The request has finished its current stage (service and delay). */
+static int stage_leave(vemu_sim *s, uint32_t ri) {
+    request *q = &s->req[ri];
+    trace_stage(s, q, 0);
+    s->st[q->stage].completed++;
+    if (++q->stage == q->stage_end) return complete(s, ri);
+    return stage_enter(s, ri);
+}
+
+static int stage_enter(vemu_sim *s, uint32_t ri) {
+    request *q = &s->req[ri];
+    stage *g = &s->st[q->stage];
+    flow *f = &s->fl[q->flow];
+    q->enter = s->now;
+    q->batch = 1;
+    if (g->draw_bytes) {
+        double b = sample(&g->bytes, &f->streams[S_BYTES]);
+        q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
+    }
+    if (g->qclass < 0) { /* a pure delay */
+        q->start = q->svc_end = s->now;
+        return schedule(s, to_ps(sample(&g->delay, &f->streams[S_SERVICE])), EV_DELAY, ri);
+    }
+    resource *rs = &s->res[g->resource];
+    if (rs->free > 0) return start_service(s, (uint32_t)g->qclass, ri); /* queues are empty */
+    if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
+    qclass *qc = &s->qc[g->qclass];
+    q->next = NIL;
+    q->enq_seq = s->enq_seq++;
+    if (qc->tail == NIL)
+        qc->head = ri;
+    else
+        s->req[qc->tail].next = ri;
+    qc->tail = ri;
+    qc->len++;
+    queue_change(s, rs, +1);
+    return VEMU_OK;
+}
+
+static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
+    uint32_t ri = qc->head;
+    qc->head = s->req[ri].next;
+    if (qc->head == NIL) qc->tail = NIL;
+    qc->len--;
+    return ri;
+}
+
+/* Begins a service of `head` (already dequeued, or arriving at a free unit) on qclass qi,
+ * gathering up to batch - 1 more waiting requests of the same qclass. */
+static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
+    qclass *qc = &s->qc[qi];
+    resource *rs = &s->res[qc->resource];
+    request *h = &s->req[head];
+    stage *g = &s->st[h->stage];
+    double bytes = h->bytes;
+    uint32_t n = 1, tail = head;
+    h->next = NIL;
+    if (qc->batch > 1 && qc->len > 0) {
+        while (n < qc->batch && qc->len > 0) {
+            uint32_t ri = qclass_pop(s, qc);
+            s->req[tail].next = ri;
+            s->req[ri].next = NIL;
+            tail = ri;
+            bytes += s->req[ri].bytes;
+            n++;
+        }
+        queue_change(s, rs, -(int)(n - 1));
+    }
+    double t = sample(&g->work, &s->fl[h->flow].streams[S_SERVICE]) + g->per_byte_ps * bytes;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
+        s->req[ri].start = s->now;
+        s->req[ri].batch = n;
+    }
+    rs->free--;
+    rs->served++;
+    busy_change(s, g->resource, g->category, +1);
+    return schedule(s, to_ps(t), EV_SERVICE, head);
+}
+
+/* A unit of `rs` is free: give it to the longest-waiting request of the highest-priority
+ * non-empty qclass. Resources have few qclasses, so a scan beats any index. */
+static int dispatch(vemu_sim *s, resource *rs) {
+    if (rs->waiting == 0) return VEMU_OK;
+    uint32_t best = NIL;
+    for (uint32_t k = 0; k < rs->q_count; k++) {
+        uint32_t qi = s->res_q[rs->q_first + k];
+        qclass *qc = &s->qc[qi];
+        if (qc->len == 0) continue;
+        if (best == NIL) {
+            best = qi;
+            continue;
+        }
+        qclass *b = &s->qc[best];
+        if (qc->priority > b->priority ||
+            (qc->priority == b->priority && s->req[qc->head].enq_seq < s->req[b->head].enq_seq))
+            best = qi;
+    }
+    queue_change(s, rs, -1);
+    uint32_t ri = qclass_pop(s, &s->qc[best]);
+    return start_service(s, best, ri);
+}
+
+static int on_service(vemu_sim *s, uint32_t head) {
+    request *h = &s->req[head];
+    stage *g = &s->st[h->stage];
+    uint32_t r = g->resource;
+    resource *rs = &s->res[r];
+    busy_change(s, r, g->category, -1);
+    /* run to completion: a lone request whose next stage is on the same resource keeps
+     * its unit and goes straight on */
+    if (h->next == NIL && !g->has_delay && h->stage + 1 < h->stage_end &&
+        s->st[h->stage + 1].resource == r) {
+        h->svc_end = s->now;
+        g->completed++;
+        g->wait_sum += (double)(h->start - h->enter);
+        g->service_sum += (double)(s->now - h->start);
+        trace_stage(s, h, 0);
+        h->stage++;
+        stage *g2 = &s->st[h->stage];
+        h->enter = s->now;
+        if (g2->draw_bytes) {
+            double b = sample(&g2->bytes, &s->fl[h->flow].streams[S_BYTES]);
+            h->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
+        }
+        rs->free++; /* start_service takes it again */
+        return start_service(s, (uint32_t)g2->qclass, head);
+    }
+    rs->free++;
+    int rc = dispatch(s, rs);
+    if (rc < 0) return rc;
+    for (uint32_t ri = head; ri != NIL;) {
+        request *q = &s->req[ri];
+        uint32_t nx = q->next;
+        q->svc_end = s->now;
+        g->wait_sum += (double)(q->start - q->enter);
+        g->service_sum += (double)(s->now - q->start);
+        if (g->has_delay) {
+            rc = schedule(s, to_ps(sample(&g->delay, &s->fl[q->flow].streams[S_SERVICE])), EV_DELAY, ri);
+        } else {
+            rc = stage_leave(s, ri);
+        }
+        if (rc < 0) return rc;
+        ri = nx;
+    }
+    return VEMU_OK;
+}
+
+/* ---------------------------------------------------------------- creation */
+
+static int check_dist(const vemu_dist *d, const char *what, uint32_t i, int need_positive, char *err,
+                      size_t len) {
+    if (d->kind < VEMU_DIST_FIXED || d->kind > VEMU_DIST_UNIFORM) {
+        set_err(err, len, "%s %u: unknown distribution kind %d", what, i, d->kind);
+        return 0;
+    }
+    if (!isfinite(d->mean) || d->mean < 0 || d->mean > VEMU_MAX_MEAN) {
+        set_err(err, len, "%s %u: mean %g is not a finite number in [0, %g]", what, i, d->mean, VEMU_MAX_MEAN);
+        return 0;
+    }
+    if (need_positive && !(d->mean > 0)) {
+        set_err(err, len, "%s %u: mean must be > 0", what, i);
+        return 0;
+    }
+    if (!isfinite(d->cv) || d->cv < 0 || d->cv > 1e6) {
+        set_err(err, len, "%s %u: cv %g is not a finite number in [0, 1e6]", what, i, d->cv);
+        return 0;
+    }
+    if (d->kind == VEMU_DIST_UNIFORM && d->cv > 0.5773502691896258) {
+        set_err(err, len, "%s %u: a uniform distribution needs cv <= 1/sqrt(3), got %g", what, i, d->cv);
+        return 0;
+    }
+    return 1;
+}
+
+static int validate(const vemu_model *m, char *err, size_t len) {
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            set_err(err, len, __VA_ARGS__);                                                        \
+            return 0;                                                                              \
+        }                                                                                          \
+    } while (0)
+    REQUIRE(m != NULL, "model is NULL");
+    REQUIRE(m->n_resources <= VEMU_MAX_RESOURCES, "%u resources, at most %d", m->n_resources, VEMU_MAX_RESOURCES);
+    REQUIRE(m->n_qclasses <= VEMU_MAX_STAGES, "%u qclasses, at most %d", m->n_qclasses, VEMU_MAX_STAGES);
+    REQUIRE(m->n_stages >= 1 && m->n_stages <= VEMU_MAX_STAGES, "%u stages, need 1..%d", m->n_stages, VEMU_MAX_STAGES);
+    REQUIRE(m->n_classes >= 1 && m->n_classes <= VEMU_MAX_STAGES, "%u classes, need 1..%d", m->n_classes, VEMU_MAX_STAGES);
+    REQUIRE(m->n_flows >= 1 && m->n_flows <= VEMU_MAX_FLOWS, "%u flows, need 1..%d", m->n_flows, VEMU_MAX_FLOWS);
+    REQUIRE(m->n_categories >= 1 && m->n_categories <= VEMU_MAX_CATEGORIES, "%u categories, need 1..%d",
+            m->n_categories, VEMU_MAX_CATEGORIES);
+    REQUIRE(m->n_resources == 0 || m->resources, "resources array is NULL");
+    REQUIRE(m->n_qclasses == 0 || m->qclasses, "qclasses array is NULL");
+    REQUIRE(m->stages && m->classes && m->flows, "stages, classes or flows array is NULL");
+    REQUIRE(m->pool_size >= 1 && m->pool_size <= VEMU_MAX_POOL, "pool_size %u, need 1..%d", m->pool_size, VEMU_MAX_POOL);
+    REQUIRE(m->trace_capacity <= VEMU_MAX_TRACE, "trace_capacity %u, at most %d", m->trace_capacity, VEMU_MAX_TRACE);
+    for (uint32_t i = 0; i < m->n_resources; i++) {
+        const vemu_resource_spec *r = &m->resources[i];
+        REQUIRE(r->units >= 1 && r->units <= VEMU_MAX_UNITS, "resource %u: units %u, need 1..%d", i, r->units,
+                VEMU_MAX_UNITS);
+    }
+    for (uint32_t i = 0; i < m->n_qclasses; i++) {
+        const vemu_qclass_spec *q = &m->qclasses[i];
+        REQUIRE(q->resource < m->n_resources, "qclass %u: resource %u out of range", i, q->resource);
+        REQUIRE(q->batch >= 1 && q->batch <= VEMU_MAX_BATCH, "qclass %u: batch %u, need 1..%d", i, q->batch,
+                VEMU_MAX_BATCH);
+    }
+    for (uint32_t i = 0; i < m->n_stages; i++) {
+        const vemu_stage_spec *g = &m->stages[i];
+        REQUIRE(g->qclass >= -1 && g->qclass < (int64_t)m->n_qclasses, "stage %u: qclass %d out of range", i,
+                g->qclass);
+        REQUIRE(g->category < m->n_categories, "stage %u: category %u out of range", i, g->category);
+        if (!check_dist(&g->work, "stage work", i, 0, err, len)) return 0;
+        if (!check_dist(&g->delay, "stage delay", i, 0, err, len)) return 0;
+        REQUIRE(isfinite(g->per_byte_ps) && g->per_byte_ps >= 0 && g->per_byte_ps <= 1e9,
+                "stage %u: per_byte_ps %g is not a finite number in [0, 1e9]", i, g->per_byte_ps);
+        REQUIRE(g->draw_bytes == 0 || g->draw_bytes == 1, "stage %u: draw_bytes must be 0 or 1", i);
+        if (g->draw_bytes && !check_dist(&g->bytes, "stage bytes", i, 0, err, len)) return 0;
+        REQUIRE(!g->draw_bytes || g->bytes.mean <= VEMU_MAX_BYTES, "stage %u: bytes mean above %g", i,
+                VEMU_MAX_BYTES);
+    }
+    for (uint32_t i = 0; i < m->n_classes; i++) {
+        const vemu_class_spec *c = &m->classes[i];
+        REQUIRE(c->n_stages >= 1 && c->first_stage < m->n_stages && c->n_stages <= m->n_stages - c->first_stage,
+                "class %u: stages %u..+%u out of range", i, c->first_stage, c->n_stages);
+        REQUIRE(isfinite(c->weight) && c->weight > 0 && c->weight <= 1e12, "class %u: weight %g, need (0, 1e12]",
+                i, c->weight);
+    }
+    uint64_t clients = 0;
+    for (uint32_t i = 0; i < m->n_flows; i++) {
+        const vemu_flow_spec *f = &m->flows[i];
+        REQUIRE(f->n_classes >= 1 && f->first_class < m->n_classes && f->n_classes <= m->n_classes - f->first_class,
+                "flow %u: classes %u..+%u out of range", i, f->first_class, f->n_classes);
+        if (f->arrival == VEMU_ARRIVAL_OPEN) {
+            if (!check_dist(&f->interarrival, "flow interarrival", i, 1, err, len)) return 0;
+        } else {
+            REQUIRE(f->arrival == VEMU_ARRIVAL_CLOSED, "flow %u: arrival %d is neither open (0) nor closed (1)", i,
+                    f->arrival);
+            REQUIRE(f->clients >= 1, "flow %u: a closed flow needs clients >= 1", i);
+            if (!check_dist(&f->think, "flow think", i, 0, err, len)) return 0;
+            clients += f->clients;
+        }
+    }
+    REQUIRE(clients <= m->pool_size, "closed flows have %llu clients but the pool holds %u", (unsigned long long)clients,
+            m->pool_size);
+    return 1;
+#undef REQUIRE
+}
+
+int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *err, size_t err_len) {
+    if (out) *out = NULL;
+    if (err && err_len) err[0] = '\0';
+    if (!out) {
+        set_err(err, err_len, "out is NULL");
+        return VEMU_EINVAL;
+    }
+    if (!validate(m, err, err_len)) return VEMU_EINVAL;
+    vemu_sim *s = calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->n_resources = m->n_resources;
+    s->n_qclasses = m->n_qclasses;
+    s->n_stages = m->n_stages;
+    s->n_classes = m->n_classes;
+    s->n_flows = m->n_flows;
+    s->n_categories = m->n_categories;
+    s->pool_size = m->pool_size;
+    size_t rc = (size_t)m->n_resources * m->n_categories;
+    uint64_t closed_flows = 0;
+    for (uint32_t i = 0; i < m->n_flows; i++) closed_flows += m->flows[i].arrival == VEMU_ARRIVAL_CLOSED ? m->flows[i].clients : 0;
+    s->heap_cap = (uint32_t)((uint64_t)m->pool_size + m->n_flows + closed_flows + 1 > UINT32_MAX
+                                 ? UINT32_MAX
+                                 : (uint64_t)m->pool_size + m->n_flows + closed_flows + 1);
+    s->res = calloc(m->n_resources ? m->n_resources : 1, sizeof *s->res);
+    s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
+    s->res_q = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->res_q);
+    s->st = calloc(m->n_stages, sizeof *s->st);
+    s->cls = calloc(m->n_classes, sizeof *s->cls);
+    s->class_completed = calloc(m->n_classes, sizeof *s->class_completed);
+    s->fl = calloc(m->n_flows, sizeof *s->fl);
+    s->busy = calloc(rc ? rc : 1, sizeof *s->busy);
+    s->busy_area = calloc(rc ? rc : 1, sizeof *s->busy_area);
+    s->busy_last = calloc(rc ? rc : 1, sizeof *s->busy_last);
+    s->heap = malloc((size_t)s->heap_cap * sizeof *s->heap);
+    s->req = malloc((size_t)m->pool_size * sizeof *s->req);
+    s->hist_block = calloc((size_t)m->n_flows * VEMU_HIST_BUCKETS, sizeof *s->hist_block);
+    s->trace_cap = m->trace_capacity;
+    s->trace_requests = m->trace_requests;
+    s->trace = malloc((size_t)(m->trace_capacity ? m->trace_capacity : 1) * sizeof *s->trace);
+    if (!s->res || !s->qc || !s->res_q || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
+        !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace)
+        goto nomem;
+
+    for (uint32_t i = 0; i < m->n_resources; i++) {
+        s->res[i].units = s->res[i].free = m->resources[i].units;
+        s->res[i].capacity = m->resources[i].capacity;
+    }
+    /* group qclasses by resource (counting sort keeps their order) */
+    for (uint32_t i = 0; i < m->n_qclasses; i++) s->res[m->qclasses[i].resource].q_count++;
+    for (uint32_t i = 0, acc = 0; i < m->n_resources; i++) {
+        s->res[i].q_first = acc;
+        acc += s->res[i].q_count;
+        s->res[i].q_count = 0;
+    }
+    for (uint32_t i = 0; i < m->n_qclasses; i++) {
+        qclass *q = &s->qc[i];
+        q->head = q->tail = NIL;
+        q->resource = m->qclasses[i].resource;
+        q->priority = m->qclasses[i].priority;
+        q->batch = m->qclasses[i].batch;
+        resource *r = &s->res[q->resource];
+        s->res_q[r->q_first + r->q_count++] = i;
+    }
+    for (uint32_t i = 0; i < m->n_stages; i++) {
+        const vemu_stage_spec *g = &m->stages[i];
+        stage *t = &s->st[i];
+        t->qclass = g->qclass;
+        t->resource = g->qclass >= 0 ? m->qclasses[g->qclass].resource : NIL;
+        t->category = g->category;
+        sampler_init(&t->work, &g->work);
+        sampler_init(&t->delay, &g->delay);
+        sampler_init(&t->bytes, &g->bytes);
+        t->per_byte_ps = g->per_byte_ps;
+        t->draw_bytes = g->draw_bytes;
+        t->has_delay = g->qclass < 0 || g->delay.mean > 0;
+    }
+    memcpy(s->cls, m->classes, (size_t)m->n_classes * sizeof *s->cls);
+    for (uint32_t i = 0; i < m->n_flows; i++) {
+        const vemu_flow_spec *g = &m->flows[i];
+        flow *f = &s->fl[i];
+        f->arrival = g->arrival;
+        sampler_init(&f->interarrival, &g->interarrival);
+        sampler_init(&f->think, &g->think);
+        f->clients = g->clients;
+        f->first_class = g->first_class;
+        f->n_classes = g->n_classes;
+        for (uint32_t c = 0; c < g->n_classes; c++) f->weight_total += m->classes[g->first_class + c].weight;
+        for (int k = 0; k < N_STREAMS; k++) rng_seed(&f->streams[k], seed, i, (uint64_t)k);
+        f->hist = s->hist_block + (size_t)i * VEMU_HIST_BUCKETS;
+    }
+    for (uint32_t i = 0; i < m->pool_size; i++) s->req[i].next = i + 1 < m->pool_size ? i + 1 : NIL;
+    s->free_head = 0;
+
+    /* first arrivals: an open flow after one interarrival time, closed clients after a
+     * think time each (at once when thinking takes no time) */
+    for (uint32_t i = 0; i < m->n_flows; i++) {
+        flow *f = &s->fl[i];
+        int st;
+        if (f->arrival == VEMU_ARRIVAL_OPEN) {
+            st = schedule(s, to_ps(sample(&f->interarrival, &f->streams[S_ARRIVAL])), EV_ARRIVAL, i);
+        } else {
+            st = VEMU_OK;
+            for (uint32_t c = 0; c < f->clients && st == VEMU_OK; c++)
+                st = schedule(s, to_ps(sample(&f->think, &f->streams[S_ARRIVAL])), EV_ISSUE, i);
+        }
+        if (st < 0) {
+            set_err(err, err_len, "%s", s->err);
+            vemu_sim_destroy(s);
+            return st;
+        }
+    }
+    *out = s;
+    return VEMU_OK;
+nomem:
+    vemu_sim_destroy(s);
+    set_err(err, err_len, "out of memory building the sim (pool %u, %u flows)", m->pool_size, m->n_flows);
+    return VEMU_ENOMEM;
+}
+
+void vemu_sim_destroy(vemu_sim *s) {
+    if (!s) return;
+    free(s->res);
+    free(s->qc);
+    free(s->res_q);
+    free(s->st);
+    free(s->cls);
+    free(s->class_completed);
+    free(s->fl);
+    free(s->busy);
+    free(s->busy_area);
+    free(s->busy_last);
+    free(s->heap);
+    free(s->req);
+    free(s->hist_block);
+    free(s->trace);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- running */
+
+int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
+    if (!s) return VEMU_EINVAL;
+    if (s->failed) return VEMU_ESTATE;
+    if (until < 0 || (uint64_t)until < s->now) return fail(s, VEMU_EINVAL, "run until %lld ps is before now", (long long)until);
+    uint64_t limit = (uint64_t)until, done = 0;
+    while (s->heap_len > 0 && s->heap[0].t <= limit) {
+        if (done >= max_events) return VEMU_MORE;
+        event e = s->heap[0];
+        heap_pop(s);
+        s->now = e.t;
+        done++;
+        s->events++;
+        int rc;
+        switch (e.kind) {
+        case EV_ARRIVAL: {
+            flow *f = &s->fl[e.ref];
+            rc = schedule(s, to_ps(sample(&f->interarrival, &f->streams[S_ARRIVAL])), EV_ARRIVAL, e.ref);
+            if (rc >= 0) rc = issue(s, e.ref);
+            break;
+        }
+        case EV_ISSUE:
+            rc = issue(s, e.ref);
+            break;
+        case EV_SERVICE:
+            rc = on_service(s, e.ref);
+            break;
+        default: /* EV_DELAY */
+            rc = stage_leave(s, e.ref);
+            break;
+        }
+        if (rc < 0) {
+            s->failed = rc;
+            return rc;
+        }
+    }
+    s->now = limit;
+    return VEMU_OK;
+}
+
+int vemu_sim_reset_stats(vemu_sim *s) {
+    if (!s) return VEMU_EINVAL;
+    s->window_start = s->now;
+    for (uint32_t i = 0; i < s->n_flows; i++) {
+        flow *f = &s->fl[i];
+        f->created = f->completed = f->dropped = f->lat_max = 0;
+        f->lat_sum = f->in_flight_area = 0;
+        f->in_flight_last = s->now;
+    }
+    memset(s->hist_block, 0, (size_t)s->n_flows * VEMU_HIST_BUCKETS * sizeof *s->hist_block);
+    memset(s->class_completed, 0, (size_t)s->n_classes * sizeof *s->class_completed);
+    for (uint32_t i = 0; i < s->n_resources; i++) {
+        resource *r = &s->res[i];
+        r->queue_area = 0;
+        r->queue_last = s->now;
+        r->served = r->dropped = 0;
+        r->max_queue = r->waiting;
+    }
+    size_t rc = (size_t)s->n_resources * s->n_categories;
+    for (size_t k = 0; k < rc; k++) {
+        s->busy_area[k] = 0;
+        s->busy_last[k] = s->now;
+    }
+    for (uint32_t i = 0; i < s->n_stages; i++) {
+        s->st[i].completed = 0;
+        s->st[i].wait_sum = s->st[i].service_sum = 0;
+    }
+    return VEMU_OK;
+}
+
+int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
+    if (!s || !o) return VEMU_EINVAL;
+    uint64_t now = s->now;
+    for (uint32_t i = 0; i < s->n_flows; i++) {
+        const flow *f = &s->fl[i];
+        if (o->flow_created) o->flow_created[i] = f->created;
+        if (o->flow_completed) o->flow_completed[i] = f->completed;
+        if (o->flow_dropped) o->flow_dropped[i] = f->dropped;
+        if (o->flow_in_flight) o->flow_in_flight[i] = f->in_flight;
+        if (o->flow_latency_sum) o->flow_latency_sum[i] = f->lat_sum;
+        if (o->flow_latency_max) o->flow_latency_max[i] = f->lat_max;
+        if (o->flow_in_flight_area)
+            o->flow_in_flight_area[i] = f->in_flight_area + (double)f->in_flight * (double)(now - f->in_flight_last);
+    }
+    if (o->flow_hist)
+        memcpy(o->flow_hist, s->hist_block, (size_t)s->n_flows * VEMU_HIST_BUCKETS * sizeof *s->hist_block);
+    if (o->class_completed) memcpy(o->class_completed, s->class_completed, (size_t)s->n_classes * sizeof(uint64_t));
+    for (uint32_t i = 0; i < s->n_resources; i++) {
+        const resource *r = &s->res[i];
+        if (o->resource_queue_area)
+            o->resource_queue_area[i] = r->queue_area + (double)r->waiting * (double)(now - r->queue_last);
+        if (o->resource_served) o->resource_served[i] = r->served;
+        if (o->resource_dropped) o->resource_dropped[i] = r->dropped;
+        if (o->resource_max_queue) o->resource_max_queue[i] = r->max_queue;
+    }
+    if (o->resource_busy_area) {
+        size_t rc = (size_t)s->n_resources * s->n_categories;
+        for (size_t k = 0; k < rc; k++)
+            o->resource_busy_area[k] = s->busy_area[k] + (double)s->busy[k] * (double)(now - s->busy_last[k]);
+    }
+    for (uint32_t i = 0; i < s->n_stages; i++) {
+        if (o->stage_completed) o->stage_completed[i] = s->st[i].completed;
+        if (o->stage_wait_sum) o->stage_wait_sum[i] = s->st[i].wait_sum;
+        if (o->stage_service_sum) o->stage_service_sum[i] = s->st[i].service_sum;
+    }
+    return VEMU_OK;
+}
+
+int64_t vemu_sim_now(const vemu_sim *s) { return s ? (int64_t)s->now : 0; }
+int64_t vemu_sim_window_start(const vemu_sim *s) { return s ? (int64_t)s->window_start : 0; }
+uint64_t vemu_sim_events(const vemu_sim *s) { return s ? s->events : 0; }
+uint32_t vemu_sim_in_flight(const vemu_sim *s) { return s ? s->in_flight : 0; }
+
+uint32_t vemu_sim_trace(const vemu_sim *s, vemu_trace_record *out, uint32_t max, uint64_t *lost) {
+    if (!s) return 0;
+    if (lost) *lost = s->trace_lost;
+    if (out) memcpy(out, s->trace, (size_t)(max < s->trace_len ? max : s->trace_len) * sizeof *out);
+    return s->trace_len;
+}
+
+const char *vemu_sim_error(const vemu_sim *s) { return s ? s->err : "no sim"; }
+
+const char *vemu_strerror(int status) {
+    switch (status) {
+    case VEMU_OK:
+        return "ok";
+    case VEMU_MORE:
+        return "stopped at max_events";
+    case VEMU_EINVAL:
+        return "invalid model or argument";
+    case VEMU_ENOMEM:
+        return "out of memory";
+    case VEMU_EFULL:
+        return "request pool exhausted";
+    case VEMU_ERANGE:
+        return "simulated time out of range";
+    case VEMU_ESTATE:
+        return "sim failed earlier";
+    default:
+        return "unknown status";
+    }
+}

@@ -1,0 +1,228 @@
+/* vemu: a discrete-event engine for I/O paths through virtualised hosts.
+ *
+ * The engine knows nothing of Xen, KVM or Nitro. It runs generic *requests* through
+ * *stages* on *resources* and charges the time every service unit spends busy to an
+ * accounting *category*. Architectures are data (TOML models compiled to the flat arrays
+ * below by the Python layer).
+ *
+ * Vocabulary
+ *   resource  `units` identical parallel servers (cores, link lanes, SSD channels) with
+ *             an optional bound on waiting requests (`capacity`; arrivals beyond it are
+ *             dropped and counted).
+ *   qclass    a queue at one resource. Requests of stages sharing a qclass wait in one
+ *             FIFO. A free unit serves the non-empty qclass of highest `priority`, ties
+ *             going to the request that has waited longest (non-preemptive priority).
+ *             A qclass with `batch` > 1 serves up to `batch` queued requests at once: the
+ *             fixed work is drawn once, the per-byte work is paid for every member.
+ *   stage     one step of a request: service on a qclass (or none: a pure delay), then an
+ *             optional pure delay that holds no resource. Consecutive stages of one
+ *             request on the same resource run back to back on the unit it already holds
+ *             (run to completion, as a CPU would), unless the service was a batch.
+ *   class     a contiguous run of stages; a flow draws a class per request by weight.
+ *   flow      a source of requests: open (interarrival times drawn from a distribution)
+ *             or closed (`clients` requests always outstanding, each followed by a think
+ *             time).
+ *
+ * Time is an integer count of picoseconds (int64 range: about 106 days). Arithmetic on it
+ * is checked: a schedule past VEMU_TIME_MAX fails with VEMU_ERANGE instead of wrapping.
+ * Events are totally ordered by (time, sequence number), so equal times pop first in,
+ * first out and one seed fully determines a run.
+ *
+ * Randomness: every flow owns four xoshiro256** streams (arrivals and think times, class
+ * choice, bytes, service and delay times) seeded from (seed, flow index), so two
+ * architectures run with one seed see the same arrivals (common random numbers).
+ *
+ * Memory: everything is allocated in vemu_sim_create and nothing grows while running. A
+ * request arriving when the pool is exhausted stops the run with VEMU_EFULL.
+ *
+ * The engine never prints, exits or aborts. Functions return VEMU_OK (0), a positive
+ * progress code, or a negative VEMU_E* status; vemu_sim_error() gives the message.
+ */
+#ifndef VEMU_H
+#define VEMU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VEMU_VERSION "0.1.0"
+
+/* Status codes. Negative values are errors. */
+#define VEMU_OK 0
+#define VEMU_MORE 1      /* vemu_sim_run stopped at max_events before `until` */
+#define VEMU_EINVAL -1   /* a spec failed validation; nothing was allocated */
+#define VEMU_ENOMEM -2   /* an allocation failed at creation */
+#define VEMU_EFULL -3    /* the request pool is exhausted (an open flow outruns the system) */
+#define VEMU_ERANGE -4   /* simulated time would pass VEMU_TIME_MAX */
+#define VEMU_ESTATE -5   /* the sim failed earlier and cannot go on */
+
+/* Distributions. `mean` and `cv` (standard deviation / mean) describe them all. */
+#define VEMU_DIST_FIXED 0
+#define VEMU_DIST_EXP 1
+#define VEMU_DIST_LOGNORMAL 2
+#define VEMU_DIST_UNIFORM 3 /* on mean * (1 -/+ sqrt(3) cv); requires cv <= 1/sqrt(3) */
+
+#define VEMU_ARRIVAL_OPEN 0
+#define VEMU_ARRIVAL_CLOSED 1
+
+#define VEMU_TIME_MAX INT64_MAX
+
+/* Limits the engine re-checks (the Python layer checks them first, with friendlier words). */
+#define VEMU_MAX_RESOURCES 65536
+#define VEMU_MAX_STAGES 1048576
+#define VEMU_MAX_FLOWS 65536
+#define VEMU_MAX_CATEGORIES 256
+#define VEMU_MAX_UNITS 1048576
+#define VEMU_MAX_BATCH 65536
+#define VEMU_MAX_POOL 67108864   /* requests in flight */
+#define VEMU_MAX_TRACE 16777216  /* trace records */
+#define VEMU_MAX_MEAN 1e18       /* any mean, in its unit (ps or bytes) */
+#define VEMU_MAX_BYTES 4294967295.0
+
+/* Latency histogram: log-linear over the whole uint64 range of picoseconds, 128
+ * sub-buckets per power of two. Values below 256 ps are exact; above, a bucket's width is
+ * at most 1/128 of its lower bound, so its midpoint is within 0.4% of any value in it.
+ * Bucket i >= 256 spans [sub << shift, (sub + 1) << shift) with shift = i/128 - 1 and
+ * sub = i - 128 * shift. Nothing can fall outside it. */
+#define VEMU_HIST_SUB_BITS 7
+#define VEMU_HIST_BUCKETS 7424
+
+typedef struct {
+    int32_t kind; /* VEMU_DIST_* */
+    double mean;  /* in the unit of the field holding it; finite, >= 0 */
+    double cv;    /* finite, >= 0; ignored by FIXED and EXP */
+} vemu_dist;
+
+typedef struct {
+    uint32_t units;   /* 1 .. VEMU_MAX_UNITS */
+    int64_t capacity; /* waiting slots over all its qclasses; < 0 means unbounded */
+} vemu_resource_spec;
+
+typedef struct {
+    uint32_t resource; /* < n_resources */
+    int32_t priority;  /* higher first */
+    uint32_t batch;    /* 1 .. VEMU_MAX_BATCH */
+} vemu_qclass_spec;
+
+typedef struct {
+    int32_t qclass;     /* < n_qclasses, or -1 for a pure delay */
+    uint32_t category;  /* < n_categories: where busy time is charged */
+    vemu_dist work;     /* fixed part of the service time, ps */
+    double per_byte_ps; /* service time per byte of the request's current bytes */
+    vemu_dist delay;    /* pure delay after the service, ps; holds no resource */
+    int32_t draw_bytes; /* 1: draw the request's bytes from `bytes` on entering */
+    vemu_dist bytes;    /* bytes, when draw_bytes */
+} vemu_stage_spec;
+
+typedef struct {
+    uint32_t first_stage; /* stages first_stage .. first_stage + n_stages - 1 */
+    uint32_t n_stages;    /* >= 1 */
+    double weight;        /* > 0, relative to the flow's other classes */
+} vemu_class_spec;
+
+typedef struct {
+    int32_t arrival;        /* VEMU_ARRIVAL_OPEN or VEMU_ARRIVAL_CLOSED */
+    vemu_dist interarrival; /* open: time between arrivals, ps, mean > 0 */
+    uint32_t clients;       /* closed: requests outstanding, >= 1 */
+    vemu_dist think;        /* closed: time from a reply to the next request, ps */
+    uint32_t first_class;
+    uint32_t n_classes; /* >= 1 */
+} vemu_flow_spec;
+
+typedef struct {
+    uint32_t n_resources, n_qclasses, n_stages, n_classes, n_flows, n_categories;
+    const vemu_resource_spec *resources;
+    const vemu_qclass_spec *qclasses;
+    const vemu_stage_spec *stages;
+    const vemu_class_spec *classes;
+    const vemu_flow_spec *flows;
+    uint32_t pool_size;      /* requests in flight at most; >= total closed clients */
+    uint32_t trace_requests; /* trace every stage of the first N requests created */
+    uint32_t trace_capacity; /* trace records kept at most (further ones are counted) */
+} vemu_model;
+
+/* One stage of one traced request. Times in ps. */
+typedef struct {
+    uint64_t request; /* creation sequence number, from 0 */
+    uint32_t flow;
+    uint32_t stage;
+    int32_t dropped; /* 1: dropped at this stage's full queue (start = end = leave = enter) */
+    uint32_t batch;  /* requests served together */
+    uint64_t enter;  /* arrived at the stage */
+    uint64_t start;  /* service began */
+    uint64_t end;    /* service ended */
+    uint64_t leave;  /* left the stage (after its delay) */
+} vemu_trace_record;
+
+/* Caller-owned arrays the statistics are copied into; any pointer may be NULL.
+ * Statistics cover the window since creation or the last vemu_sim_reset_stats. */
+typedef struct {
+    /* [n_flows] */
+    uint64_t *flow_created;
+    uint64_t *flow_completed;
+    uint64_t *flow_dropped;
+    uint64_t *flow_in_flight;   /* now */
+    double *flow_latency_sum;   /* ps, over completed requests */
+    uint64_t *flow_latency_max; /* ps */
+    double *flow_in_flight_area; /* integral of requests in flight over time, ps */
+    uint64_t *flow_hist;        /* [n_flows * VEMU_HIST_BUCKETS] latency histogram */
+    /* [n_classes] */
+    uint64_t *class_completed;
+    /* [n_resources * n_categories]: integral of busy units charged to each category, ps */
+    double *resource_busy_area;
+    /* [n_resources] */
+    double *resource_queue_area; /* integral of waiting requests, ps */
+    uint64_t *resource_served;   /* services begun (a batch counts once) */
+    uint64_t *resource_dropped;
+    uint64_t *resource_max_queue;
+    /* [n_stages] */
+    uint64_t *stage_completed;
+    double *stage_wait_sum;    /* ps from entering to service start */
+    double *stage_service_sum; /* ps from service start to service end */
+} vemu_stats;
+
+typedef struct vemu_sim vemu_sim;
+
+/* Validates `m` and builds a sim seeded with `seed`. On success returns VEMU_OK and
+ * stores the sim in *out (free it with vemu_sim_destroy). On failure returns VEMU_EINVAL
+ * or VEMU_ENOMEM, leaves *out NULL and writes a message into err (when err_len > 0). The
+ * model's arrays are copied: the caller may free them once this returns. */
+int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *err, size_t err_len);
+
+/* Frees everything the sim owns. NULL-safe. */
+void vemu_sim_destroy(vemu_sim *s);
+
+/* Processes events up to and including time `until` (ps), or `max_events` of them,
+ * whichever comes first. Returns VEMU_OK when the clock has reached `until` (the clock
+ * is then exactly `until`), VEMU_MORE when max_events stopped it first, or a negative
+ * status; after an error every further run returns VEMU_ESTATE. */
+int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events);
+
+/* Starts a new measurement window at the current time: counters, histograms and time
+ * integrals restart from zero; requests in flight and queues are kept. */
+int vemu_sim_reset_stats(vemu_sim *s);
+
+/* Copies the statistics of the current window (up to the current time) into `out`. */
+int vemu_sim_stats(const vemu_sim *s, vemu_stats *out);
+
+int64_t vemu_sim_now(const vemu_sim *s);
+int64_t vemu_sim_window_start(const vemu_sim *s);
+uint64_t vemu_sim_events(const vemu_sim *s); /* events processed since creation */
+uint32_t vemu_sim_in_flight(const vemu_sim *s);
+
+/* Copies up to `max` trace records into `out` and returns how many were kept in all;
+ * *lost (if not NULL) receives how many were not kept for want of capacity. */
+uint32_t vemu_sim_trace(const vemu_sim *s, vemu_trace_record *out, uint32_t max, uint64_t *lost);
+
+/* The message of the last error of `s` ("" when none). Never NULL. */
+const char *vemu_sim_error(const vemu_sim *s);
+
+/* A static description of a status code. Never NULL. */
+const char *vemu_strerror(int status);
+
+/* The histogram bucket of a value, and the lower bound and width of a bucket; exposed so
+ * the Python side and the tests use exactly the engine's arithmetic. */
+uint32_t vemu_hist_index(uint64_t v);
+uint64_t vemu_hist_lower(uint32_t index);
+uint64_t vemu_hist_width(uint32_t index);
+
+#endif

@@ -350,17 +350,16 @@ def _stage(data: Any, file: str, path: str) -> Stage:
     )
 
 
-def _resource(name: str, t: _Table, host_ghz: float | None, on_host_default: bool) -> Resource:
+def _resource(name: str, t: _Table, on_host_default: bool) -> Resource:
     kind = t.str("kind", choices=("cpu", "link", "server"))
     cap = t.int("capacity", -1, lo=-1, hi=LIMITS["pool"])
     if kind == "cpu":
         t.allow("kind", "cores", "ghz", "on_host", "capacity", "poll")
         on_host = t.bool("on_host", on_host_default)
         cores = t.int("cores", lo=1, hi=LIMITS["units"])
-        if on_host:
-            ghz = t.num("ghz", host_ghz, lo=0, hi=100, lo_open=True) if host_ghz is not None else t.num("ghz", lo=0, hi=100, lo_open=True)
-            if host_ghz is not None and ghz != host_ghz:
-                raise t.err("ghz", f"an on-host resource runs at the host's {host_ghz:g} GHz; omit ghz or set on_host = false")
+        ghz: float | None
+        if on_host:  # runs at the host's clock, filled in when the host is known
+            ghz = t.num("ghz", lo=0, hi=100, lo_open=True) if t.has("ghz") else None
         else:
             ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
         return Resource(name, "cpu", cores, ghz=ghz, on_host=on_host, capacity=cap, poll=t.bool("poll", False))
@@ -450,7 +449,7 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
     t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices")
     ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
     dev = t.table("devices")
-    devices = tuple(_resource(k, dev.table(k), None, False) for k in dev.data)
+    devices = tuple(_resource(k, dev.table(k), False) for k in dev.data)
     for d in devices:
         if d.kind == "cpu" and d.on_host:
             raise dev.err(d.name, "a host device cannot be an on-host cpu; host cores are `cores`")
@@ -472,7 +471,7 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
     for k in rs.data:
         if k == "vcpu":
             raise rs.err(k, "'vcpu' is built in (the host's cores minus the reserve); choose another name")
-        resources.append(_resource(k, rs.table(k), None, True))
+        resources.append(_resource(k, rs.table(k), True))
     ps = t.table("paths", required=True)
     paths = {}
     for k in ps.data:
@@ -751,6 +750,9 @@ class _Compiler:
         on_host = 0
         for r in a.resources:
             if r.kind == "cpu" and r.on_host:
+                if r.ghz is not None and r.ghz != h.ghz:
+                    raise ModelError(f"an on-host resource runs at the host's {h.ghz:g} GHz, not {r.ghz:g}; "
+                                     "omit ghz or set on_host = false", file=a.file, key=f"resources.{r.name}.ghz")
                 r = Resource(r.name, r.kind, r.units, h.ghz, True, capacity=r.capacity, poll=r.poll)
                 on_host += r.units
             self._add_res(r, r.kind == "cpu" and r.on_host, a.file, f"resources.{r.name}")
@@ -844,7 +846,7 @@ class _Compiler:
                                      file=file, key=key + ".account")
                 assert rdef is not None
                 if info.kind == "link":
-                    per_byte = 8000.0 * info.units / rdef.gbps  # each lane serialises at gbps / lanes
+                    per_byte = 8000.0 / rdef.gbps  # ps per byte; each lane serialises at the full gbps
                     work = ("fixed", rdef.overhead_bytes * per_byte, 0.0)
                 else:
                     work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on), f"{s.on}.service_us")

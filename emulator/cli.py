@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--quick", action="store_true", help="shorter runs (same ordering, wider noise)")
     rp.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"output folder (default {DEFAULT_RESULTS})")
     rp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b = sub.add_parser("bench", help="engine speed: tandem-3 in vemu, hand-written C and SimPy")
+    b.add_argument("--requests", type=int, default=10_000_000, help="tandem-3 requests per run (default 10M)")
+    b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
+    b.add_argument("--out", type=Path, default=None, help="also write the table as CSV (e.g. results/bench.csv)")
     return p
 
 
@@ -161,12 +165,25 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import bench
+
+    if a.requests < 1000 or a.repeats < 1:
+        raise UsageError("vemu bench: --requests must be >= 1000 and --repeats >= 1")
+    try:
+        bench(requests=a.requests, repeats=a.repeats, out=a.out)
+    except (FileNotFoundError, RuntimeError) as e:
+        print(f"vemu: bench failed: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         a = _parser().parse_args(argv)
         if a.command is None:
-            raise UsageError("vemu: a command is required (run, list, reproduce); see vemu --help")
-        return {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce}[a.command](a)
+            raise UsageError("vemu: a command is required (run, list, reproduce, bench); see vemu --help")
+        return {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}[a.command](a)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2

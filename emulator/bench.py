@@ -1,0 +1,135 @@
+"""``vemu bench``: the engine's speed beside its reference peers, in one run.
+
+Tandem-3 (../shared/bench/tandem.toml: Poisson arrivals through three exponential FIFO
+stations) runs as a whole process in three ways: vemu, the hand-written C reference
+(../shared/bench/tandem_c.c, compiled here with gcc -O2) and SimPy (when installed).
+Each is timed from outside its process (start-up included), several times, and the
+median is reported with its peak resident memory. Ratios taken in one run on one machine
+are what count: absolute figures move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .provenance import provenance, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_BENCH = Path(os.environ.get("VEMU_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+THEORY_MS = 5.6385  # Jackson: sum s/(1 - lambda s) for s = 0.5, 0.7, 0.9 ms, lambda = 0.8/ms
+LAMBDA_PER_S = 800.0
+
+# the vemu side of the benchmark, run as its own process
+_VEMU_CHILD = r"""
+import sys, time
+from emulator.model import load_experiment
+from emulator.simulation import Simulation
+n = int(sys.argv[1]); spec = sys.argv[2]
+exp = load_experiment(spec, duration_s=n / 800.0, warmup_s=0.0, seed=1)
+r = Simulation(exp).run(chunk_events=1 << 24)
+d = r.to_dict()
+f = d["flows"]["jobs"]
+print(f"vemu requests={f['completed']} events={d['events']} mean_sojourn={f['latency_us']['mean'] / 1000:.4f}")
+"""
+
+
+def _peak_rss(cmd: list[str]) -> tuple[float, int, str]:
+    """Runs cmd; returns (wall seconds, peak RSS in KiB of exactly this process, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = p.stdout.read() if p.stdout else ""
+    err = p.stderr.read() if p.stderr else ""
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+    return wall, int(ru.ru_maxrss), out
+
+
+def _field(out: str, key: str) -> float:
+    for tok in out.split():
+        if tok.startswith(key + "="):
+            return float(tok.split("=", 1)[1])
+    return float("nan")
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or platform.processor()} x{os.cpu_count()}, {platform.system()} {platform.release()}"
+
+
+def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats: int = 3,
+          out: Path | None = None, quiet: bool = False) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    spec = SHARED_BENCH / "tandem.toml"
+    if not spec.is_file():
+        raise FileNotFoundError(f"{spec}: the tandem-3 reference model is missing (set VEMU_SHARED_BENCH)")
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def measure(name: str, cmd: list[str], n: int) -> None:
+        walls, rss, outs = [], [], []
+        for _ in range(repeats):
+            w, m, o = _peak_rss(cmd)
+            walls.append(w)
+            rss.append(m)
+            outs.append(o)
+        wall = statistics.median(walls)
+        o = outs[walls.index(wall)] if wall in walls else outs[0]
+        done = _field(o, "requests") or n
+        events = _field(o, "events")
+        if events != events:  # nan: ciw/simpy print events~
+            events = 4 * done
+        row = {"tool": name, "requests": int(done), "events": int(events), "wall_s": wall,
+               "requests_per_s": done / wall, "events_per_s": events / wall, "peak_rss_mib": max(rss) / 1024,
+               "mean_sojourn_ms": _field(o, "mean_sojourn"), "repeats": repeats}
+        rows.append(row)
+        say(f"{name:<8} {row['requests_per_s']:>12,.0f} req/s {row['events_per_s']:>13,.0f} ev/s "
+            f"{row['wall_s']:7.2f} s  {row['peak_rss_mib']:6.1f} MiB  sojourn {row['mean_sojourn_ms']:.4f} ms")
+
+    say(f"tandem-3, {requests:,} requests, median of {repeats}, whole process (theory {THEORY_MS} ms)")
+    measure("vemu", [sys.executable, "-c", _VEMU_CHILD, str(requests), str(spec)], requests)
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc:
+        with tempfile.TemporaryDirectory() as tmp:
+            exe = Path(tmp) / "tandem_c"
+            subprocess.run([cc, "-O2", "-o", str(exe), str(SHARED_BENCH / "tandem_c.c"), "-lm"], check=True)
+            measure("hand-C", [str(exe), str(requests)], requests)
+    else:
+        say("hand-C   skipped: no C compiler")
+    try:
+        import simpy  # noqa: F401
+        measure("simpy", [sys.executable, str(SHARED_BENCH / "tandem_simpy.py"), str(simpy_requests)], simpy_requests)
+    except ImportError:
+        say("simpy    skipped: not installed (pip install simpy)")
+    by = {r["tool"]: r for r in rows}
+    v = by["vemu"]
+    if "hand-C" in by:
+        say(f"vemu / hand-C = {v['requests_per_s'] / by['hand-C']['requests_per_s']:.2f}")
+    if "simpy" in by:
+        say(f"vemu / simpy  = {v['requests_per_s'] / by['simpy']['requests_per_s']:.0f}x")
+    if out is not None:
+        header = list(rows[0])
+        write_csv(out, header, [[r[k] for k in header] for r in rows],
+                  provenance({"requests": requests, "simpy_requests": simpy_requests, "repeats": repeats})
+                  | {"bench_machine": machine()})
+    return rows

@@ -19,6 +19,10 @@ from ._core import EmulatorError, ModelError
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
+# Modules that add a subcommand: each has register(subparsers), which adds its parser and
+# sets `func` (a callable taking the parsed args and returning an exit status) as default.
+PLUGINS = ("emulator.theory", "emulator.compare", "emulator.sweep")
+
 
 class UsageError(Exception):
     pass
@@ -58,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--requests", type=int, default=10_000_000, help="tandem-3 requests per run (default 10M)")
     b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
     b.add_argument("--out", type=Path, default=None, help="also write the table as CSV (e.g. results/bench.csv)")
+    import importlib
+    import importlib.util
+
+    for mod in PLUGINS:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod).register(sub)
     return p
 
 
@@ -183,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = _parser().parse_args(argv)
         if a.command is None:
             raise UsageError("vemu: a command is required (run, list, reproduce, bench); see vemu --help")
-        return {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}[a.command](a)
+        builtin = {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}
+        func = builtin.get(a.command) or getattr(a, "func")
+        return int(func(a))
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2

@@ -265,6 +265,15 @@ class Engine:
         return arr, int(lost[0])
 
 
+def dist_sample(dist: Dist, n: int, *, seed: int = 1) -> np.ndarray:
+    """n draws from a distribution with the engine's own samplers (for tests and teaching)."""
+    d = ffi.new("vemu_dist *")
+    _set_dist(d, dist)
+    out = np.empty(n, np.float64)
+    _check(lib.vemu_dist_sample(d, seed, ffi.cast("double *", ffi.from_buffer(out)), n), f"bad distribution {dist}")
+    return out
+
+
 def hist_lower(index: np.ndarray) -> np.ndarray:
     """Lower bound (ps) of histogram buckets, with the engine's arithmetic."""
     i = np.asarray(index, dtype=np.int64)

@@ -213,6 +213,10 @@ uint32_t vemu_sim_in_flight(const vemu_sim *s);
  * *lost (if not NULL) receives how many were not kept for want of capacity. */
 uint32_t vemu_sim_trace(const vemu_sim *s, vemu_trace_record *out, uint32_t max, uint64_t *lost);
 
+/* Fills out[0..n) with draws from `d` on a fresh stream seeded from `seed`, exactly as the
+ * engine draws service times; for testing the samplers. VEMU_EINVAL for a bad dist. */
+int vemu_dist_sample(const vemu_dist *d, uint64_t seed, double *out, uint64_t n);
+
 /* The message of the last error of `s` ("" when none). Never NULL. */
 const char *vemu_sim_error(const vemu_sim *s);
 

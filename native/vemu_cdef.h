@@ -75,6 +75,7 @@ int64_t vemu_sim_window_start(const vemu_sim *s);
 uint64_t vemu_sim_events(const vemu_sim *s);
 uint32_t vemu_sim_in_flight(const vemu_sim *s);
 uint32_t vemu_sim_trace(const vemu_sim *s, vemu_trace_record *out, uint32_t max, uint64_t *lost);
+int vemu_dist_sample(const vemu_dist *d, uint64_t seed, double *out, uint64_t n);
 const char *vemu_sim_error(const vemu_sim *s);
 const char *vemu_strerror(int status);
 uint32_t vemu_hist_index(uint64_t v);

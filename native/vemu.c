@@ -551,9 +551,10 @@ static int on_service(vemu_sim *s, uint32_t head) {
     resource *rs = &s->res[r];
     busy_change(s, r, g->category, -1);
     /* run to completion: a lone request whose next stage is on the same resource keeps
-     * its unit and goes straight on */
+     * its unit and goes straight on, unless that stage batches: a batch can only form
+     * from requests that wait for it, so the request queues there like any other */
     if (h->next == NIL && !g->has_delay && h->stage + 1 < h->stage_end &&
-        s->st[h->stage + 1].resource == r) {
+        s->st[h->stage + 1].resource == r && s->qc[s->st[h->stage + 1].qclass].batch == 1) {
         h->svc_end = s->now;
         g->completed++;
         g->wait_sum += (double)(h->start - h->enter);

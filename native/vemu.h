@@ -17,7 +17,8 @@
  *   stage     one step of a request: service on a qclass (or none: a pure delay), then an
  *             optional pure delay that holds no resource. Consecutive stages of one
  *             request on the same resource run back to back on the unit it already holds
- *             (run to completion, as a CPU would), unless the service was a batch.
+ *             (run to completion, as a CPU would), unless the service was a batch or the
+ *             next stage batches (a batch forms only from requests waiting for it).
  *   class     a contiguous run of stages; a flow draws a class per request by weight.
  *   flow      a source of requests: open (interarrival times drawn from a distribution)
  *             or closed (`clients` requests always outstanding, each followed by a think

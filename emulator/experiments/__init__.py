@@ -1,0 +1,30 @@
+"""Named studies. ``vemu reproduce`` runs each one's ``reproduce(out, quick=, workers=,
+progress=, cache=)`` in turn; each writes its CSVs (with provenance) and figures into
+``out``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from pathlib import Path
+from typing import Any
+
+STUDIES = ("headline", "validation", "sensitivity")
+
+
+def reproduce_all(out: Path, *, quick: bool = False, workers: int | None = None, progress: bool = False,
+                  cache: Any = None, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    summaries = {}
+    for name in STUDIES:
+        if only and name not in only:
+            continue
+        mod_name = f"{__name__}.{name}"
+        if importlib.util.find_spec(mod_name) is None:
+            continue
+        mod = importlib.import_module(mod_name)
+        kw: dict[str, Any] = {"quick": quick, "workers": workers, "progress": progress}
+        if "cache" in inspect.signature(mod.reproduce).parameters:
+            kw["cache"] = cache
+        summaries[name] = mod.reproduce(out, **kw)
+    return summaries

@@ -10,24 +10,20 @@ A second study sweeps I/O intensity with the ``packet-echo`` workload, from
 compute-bound (millions of application cycles per packet) to packet-bound (a thousand),
 because the headline is only one point on that curve.
 
-Runs are independent and go to a process pool; each has its own fixed seed, so the
-results are the same whatever the number of workers.
+Runs are independent and go to a process pool (emulator.runner); each has its own fixed
+seed, so the results are the same whatever the number of workers, and finished runs are
+cached so an interrupted ``vemu reproduce`` resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable
 
-from ..model import load_experiment
 from ..provenance import atomic_write_text, provenance, read_csv, write_csv
-from ..simulation import Simulation
+from ..runner import Cache, Job, run_jobs
 
 ARCHITECTURES = (
     "bare-metal", "emulated", "xen-pv", "xen-aws-2013", "xen-aws-2017",
@@ -37,58 +33,6 @@ HOST = "xeon-2017"
 WORKLOAD = "cloud-mix"
 SWEEP_WORKLOAD = "packet-echo"
 SEED = 1
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run, small enough to send to a worker process."""
-
-    host: str
-    architecture: str
-    workload: str
-    sets: tuple[str, ...]
-    duration_s: float
-    warmup_s: float
-    seed: int
-    tag: Any = None
-
-
-def run_job(job: Job) -> dict[str, Any]:
-    exp = load_experiment(host=job.host, architecture=job.architecture, workload=job.workload, sets=job.sets,
-                          duration_s=job.duration_s, warmup_s=job.warmup_s, seed=job.seed)
-    res = Simulation(exp).run()
-    d = res.to_dict()
-    d["tag"] = job.tag
-    d["sets"] = list(job.sets)
-    return d
-
-
-def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool = False,
-             desc: str = "runs") -> list[dict[str, Any]]:
-    """Runs jobs on a process pool (or serially with workers=1), results in job order."""
-    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc=desc, leave=False, delay=2.0)
-    try:
-        if workers <= 1:
-            out = []
-            for j in jobs:
-                out.append(run_job(j))
-                if bar is not None:
-                    bar.update()
-            return out
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            out = []
-            for r in pool.map(run_job, jobs, chunksize=1):
-                out.append(r)
-                if bar is not None:
-                    bar.update()
-            return out
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _categories(results: Iterable[dict[str, Any]]) -> list[str]:
@@ -102,10 +46,10 @@ def _categories(results: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def headline(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-             seed: int = SEED) -> list[dict[str, Any]]:
+             seed: int = SEED, cache: Cache | None = None) -> list[dict[str, Any]]:
     dur, warm = (0.03, 0.006) if quick else (0.2, 0.02)
     jobs = [Job(HOST, a, WORKLOAD, (), dur, warm, seed, tag=a) for a in ARCHITECTURES]
-    return run_jobs(jobs, workers=workers, progress=progress, desc="headline")
+    return run_jobs(jobs, workers=workers, progress=progress, desc="headline", cache=cache)
 
 
 # packet-echo: application cycles per request (two packets each), compute- to packet-bound
@@ -114,7 +58,7 @@ SWEEP_WORK_QUICK = (1_000_000, 100_000, 10_000, 1_000)
 
 
 def io_sweep(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-             seed: int = SEED) -> list[dict[str, Any]]:
+             seed: int = SEED, cache: Cache | None = None) -> list[dict[str, Any]]:
     jobs = []
     target = 30_000 if quick else 150_000  # requests per run, whatever the intensity
     for w in (SWEEP_WORK_QUICK if quick else SWEEP_WORK):
@@ -124,7 +68,7 @@ def io_sweep(*, quick: bool = False, workers: int | None = None, progress: bool 
         dur = max(0.002, target / rate)
         for a in ARCHITECTURES:
             jobs.append(Job(HOST, a, SWEEP_WORKLOAD, (f"work_cycles={w}",), dur, dur / 5, seed, tag=(a, w)))
-    return run_jobs(jobs, workers=workers, progress=progress, desc="I/O sweep")
+    return run_jobs(jobs, workers=workers, progress=progress, desc="I/O sweep", cache=cache)
 
 
 def headline_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -152,16 +96,17 @@ def sweep_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[Any
     return header, rows
 
 
-def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, workers: int | None = None) -> dict[str, Any]:
-    """Runs the headline and the I/O sweep, writes CSVs, figures and provenance into ``out``."""
+def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, workers: int | None = None,
+              cache: Cache | None = None) -> dict[str, Any]:
+    """Runs the headline and the I/O sweep, writes CSVs, figures and provenance into ``out``.
+
+    Nothing in the outputs depends on wall-clock time, so a rerun (or a resumed run, from
+    the cache) writes the same bytes."""
     from .. import plot
 
     out = Path(out)
-    t0 = time.perf_counter()
-    head = headline(quick=quick, workers=workers, progress=progress)
-    t1 = time.perf_counter()
-    sweep = io_sweep(quick=quick, workers=workers, progress=progress)
-    t2 = time.perf_counter()
+    head = headline(quick=quick, workers=workers, progress=progress, cache=cache)
+    sweep = io_sweep(quick=quick, workers=workers, progress=progress, cache=cache)
     models = [("host", HOST), ("workload", WORKLOAD), ("workload", SWEEP_WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
     opts = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD,
             "duration_s": head[0]["duration_s"], "warmup_s": head[0]["warmup_s"]}
@@ -174,7 +119,6 @@ def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, w
     plot.usable_vs_io(out / "usable-vs-io.csv", out / "usable-vs-io.png")
     summary = {
         "provenance": prov,
-        "wall_s": {"headline": round(t1 - t0, 2), "io_sweep": round(t2 - t1, 2)},
         "headline": {r["architecture"]: {
             "usable_fraction": r["usable_fraction"],
             "relative_throughput": row[2],
@@ -211,4 +155,4 @@ def load_headline(path: Path | str) -> dict[str, dict[str, float]]:
     return {r["architecture"]: {k: float(v) for k, v in r.items() if k != "architecture"} for r in rows}
 
 
-__all__ = ["ARCHITECTURES", "headline", "io_sweep", "reproduce", "checks", "run_jobs", "Job"]
+__all__ = ["ARCHITECTURES", "headline", "io_sweep", "reproduce", "checks", "run_jobs", "Job", "Cache"]

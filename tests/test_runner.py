@@ -1,0 +1,96 @@
+"""Many runs: process pool, result cache, resume after a kill, clean interrupts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emulator.runner import Cache, Job, job_key, run_jobs
+
+JOBS = [Job("xeon-2017", a, "cloud-mix", (), 0.003, 0.001, 5, tag=a) for a in ("xen-pv", "nitro", "sriov", "emulated")]
+
+
+def test_cached_results_equal_fresh_ones(tmp_path):
+    cache = Cache(tmp_path)
+    fresh = run_jobs(JOBS, workers=1)
+    first = run_jobs(JOBS, workers=2, cache=cache)
+    again = run_jobs(JOBS, workers=2, cache=cache)
+    assert fresh == first == again
+    assert len(list(tmp_path.rglob("*.json"))) == len(JOBS)
+
+
+def test_a_killed_run_resumes_with_identical_results(tmp_path):
+    cache = Cache(tmp_path)
+    run_jobs(JOBS[:2], workers=1, cache=cache)  # "killed" after two of four
+    computed = []
+    resumed = run_jobs(JOBS, workers=1, cache=cache, on_result=lambda i, r: computed.append(i))
+    assert computed == [2, 3]  # only the missing ones ran
+    assert resumed == run_jobs(JOBS, workers=1)
+
+
+def test_a_corrupt_entry_is_detected_and_redone(tmp_path):
+    cache = Cache(tmp_path)
+    good = run_jobs(JOBS[:1], workers=1, cache=cache)
+    (entry,) = tmp_path.rglob("*.json")
+    data = json.loads(entry.read_text())
+    data["payload"]["usable_fraction"] = 0.5  # silently wrong: the checksum catches it
+    entry.write_text(json.dumps(data))
+    computed = []
+    again = run_jobs(JOBS[:1], workers=1, cache=cache, on_result=lambda i, r: computed.append(i))
+    assert computed == [0] and again == good
+    entry.write_text("{ truncated")  # half-written: unparseable
+    computed.clear()
+    assert run_jobs(JOBS[:1], workers=1, cache=cache, on_result=lambda i, r: computed.append(i)) == good
+    assert computed == [0]
+
+
+def test_the_key_follows_the_model_data_and_the_seed():
+    base = JOBS[0]
+    assert job_key(base) == job_key(Job(*[getattr(base, f) for f in ("host", "architecture", "workload", "sets",
+                                                                       "duration_s", "warmup_s", "seed")], tag="x"))
+    assert job_key(base) != job_key(Job(base.host, base.architecture, base.workload, ("exit_cycles=1600",),
+                                        base.duration_s, base.warmup_s, base.seed))
+    assert job_key(base) != job_key(Job(base.host, base.architecture, base.workload, (), base.duration_s,
+                                        base.warmup_s, base.seed + 1))
+
+
+def test_reproduce_outputs_are_byte_identical_from_cache(tmp_path):
+    from emulator.experiments.headline import reproduce
+    cache = Cache(tmp_path / "cache")
+    reproduce(tmp_path / "a", quick=True, workers=2, cache=cache)
+    reproduce(tmp_path / "b", quick=True, workers=1, cache=cache)
+    reproduce(tmp_path / "c", quick=True, workers=2, cache=None)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "headline.csv" in names and "headline.png" in names
+    for n in names:
+        a = (tmp_path / "a" / n).read_bytes()
+        assert a == (tmp_path / "b" / n).read_bytes() == (tmp_path / "c" / n).read_bytes(), n
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_reproduce_exits_130_and_leaves_no_partial_file(tmp_path, sig):
+    env = dict(os.environ, VEMU_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "emulator.cli", "reproduce", "--only", "headline", "--out", str(out),
+                          "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    # wait until the runs are under way (the cache folder appears with the first result)
+    # or the process ends; then interrupt the whole process group as a terminal would
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and not (tmp_path / "cache").exists():
+        time.sleep(0.05)
+    if p.poll() is None:
+        os.killpg(p.pid, sig)
+    _, err = p.communicate(timeout=60)
+    if p.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "vemu: interrupted"
+    leftovers = [q.name for q in tmp_path.rglob("*") if q.name.endswith(".tmp")]
+    assert not leftovers
+    for f in out.glob("*.csv") if out.exists() else []:
+        assert f.read_text().count("\n") > 3  # whole files only

@@ -1,0 +1,508 @@
+"""Validation: the bundled models against the published results of LITERATURE.md.
+
+Each target group (``eli``, ``netback``, ``xdp``, ``reservation``, ``gregg``, ``sriov``)
+is emulated with the bundled models or a documented variant of them: ``--set``-style
+overrides of a bundled model, a new workload file (``pktgen-rx``, ``pktgen-tx``,
+``bulk-rx``), or, where no bundled host fits the paper's testbed, an inline host and
+architecture defined here with every number traced in a comment. Nothing is tuned to a
+target: each parameter comes from a source (``models/sources.toml``) or is an
+``assumption:`` stated with its reason, and a row whose target the model misses says so
+(``within`` false) rather than being adjusted. ``results/validation.md`` explains every
+choice; the tests mark the documented misses as expected failures.
+
+Tolerance. A published range (61-77%, 2-10x, 10-50%, 0.1-1.5%) is used as given. A
+single published value ("~1.02 Mpps", "24 Mpps", "82 us") gets a band of +-10%: the
+run-to-run spread of such measurements and the rounding of values read from text. AWS's
+shares are exact ratios printed to 0.1%, so their band is that rounding interval. A
+one-sided claim (">150k interrupts/s") is a half-open range.
+
+Runs are independent jobs on a process pool, each with a fixed seed, so the results do
+not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..model import load_experiment
+from ..provenance import atomic_write_text, provenance, write_csv
+from ..simulation import Simulation
+
+SEED = 1
+COLUMNS = ("target", "source", "metric", "published_low", "published_high", "emulated", "within")
+GROUPS = ("eli", "netback", "xdp", "reservation", "gregg", "sriov")
+BAND = 0.10  # +-10% around a single published value (see the module docstring)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class VJob:
+    """One run: bundled names (or an inline experiment as JSON) plus overrides."""
+
+    key: str
+    host: str | None
+    architecture: str | None
+    workload: str | None
+    sets: tuple[str, ...] = ()
+    duration_s: float = 0.02
+    warmup_s: float = 0.004
+    seed: int = SEED
+    inline: str | None = None  # json of an experiment dict with inline [host]/[architecture]/[workload]
+
+
+def run_vjob(job: VJob) -> dict[str, Any]:
+    spec = json.loads(job.inline) if job.inline else None
+    exp = load_experiment(spec, host=job.host, architecture=job.architecture, workload=job.workload,
+                          sets=job.sets, duration_s=job.duration_s, warmup_s=job.warmup_s, seed=job.seed)
+    res = Simulation(exp).run()
+    d = res.to_dict()
+    d["stages"] = res.stages()
+    d["vcpus"] = res.compiled.vcpus
+    d["key"] = job.key
+    return d
+
+
+def run_vjobs(jobs: Sequence[VJob], *, workers: int | None = None, progress: bool = False) -> dict[str, dict[str, Any]]:
+    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(jobs), desc="validation", leave=False, delay=2.0)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        if workers <= 1:
+            results = map(run_vjob, jobs)
+            for r in results:
+                out[r["key"]] = r
+                if bar is not None:
+                    bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for r in pool.map(run_vjob, jobs, chunksize=1):
+                    out[r["key"]] = r
+                    if bar is not None:
+                        bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- rows
+
+@dataclass
+class Row:
+    target: str
+    source: str
+    metric: str
+    published_low: float
+    published_high: float
+    emulated: float
+    note: str = ""                 # how the number was obtained (validation.md)
+    expected_miss: str | None = None  # why the model misses this target (documented in validation.md)
+    within: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        e = self.emulated
+        self.within = (not math.isnan(e)) and self.published_low <= e <= self.published_high
+
+    def csv(self) -> list[Any]:
+        return [self.target, self.source, self.metric, self.published_low, self.published_high, self.emulated,
+                str(self.within).lower()]
+
+
+def band(value: float) -> tuple[float, float]:
+    return value * (1 - BAND), value * (1 + BAND)
+
+
+def _thr(r: dict[str, Any]) -> float:
+    return float(r["throughput_per_s"])
+
+
+# ----------------------------------------------------------------------------- the studies
+
+# eli: device assignment with interrupts through the hypervisor (sriov) vs exitless (sriov-posted).
+# gordon2012 sec. 1: a core running an I/O-intensive guest sees >150k interrupts/s even with
+# coalescing. At the ~120-230k packets/s one 2.3 GHz core handles on these workloads that means
+# about one packet per interrupt, so the variant serves the Rx interrupt, its indirect cost and
+# its EOI once per packet (batch = 1) instead of the bundled assumption of ~4 packets per
+# interrupt. One core (host.cores = 1): ELI's figure is per core, and with all 72 threads the
+# 25 Gb/s NIC, not the CPU, would bound kv-cache (its bare-metal run is NIC-bound).
+ELI_ONE_CORE = ("host.cores=1",)
+ELI_ONE_IRQ_PER_PACKET = tuple(f"architecture.paths.net_rx.stages.{i}.batch=1" for i in (1, 2, 3))
+ELI_WORKLOADS = {
+    "netperf-like 64 B request/response": ("packet-echo", ("work_cycles=0",)),  # all cost in the network path
+    "memcached-like kv-cache": ("kv-cache", ()),
+}
+ELI_IRQ_STAGE = "device interrupt through the hypervisor (external-interrupt exit)"
+
+# netback: one dom0 core, a pktgen-like stream through the xen-pv paths. pktgen injects into
+# (Rx) or is drained from (Tx) the vif inside dom0, so dom0's NIC driver and bridge are not on
+# the path (dom0_net_cycles = 0). Persistently mapped grants: martins2017's per-packet times.
+NETBACK_PKTGEN = ("architecture.resources.dom0.cores=1", "dom0_net_cycles=0")
+NETBACK_MAPPED = ("netback_rx_cycles=1127",   # martins2017: 0.49 us x 2.3 GHz (persistently mapped, Rx)
+                  "netback_tx_cycles=644")    # martins2017: 0.28 us x 2.3 GHz (persistently mapped, Tx)
+
+NETBACK_SENS = ("hypercall_cycles=0", "grant_copy_per_byte=0")
+
+# sriov: 10 GbE line rate. One direction of a full-duplex port is one 10 Gb/s lane
+# (the bundled host's lanes = 2 lets a one-way stream use both directions' capacity).
+SRIOV_10GBE = ("host.devices.nic.gbps=10", "host.devices.nic.lanes=1")
+TCP_PAYLOAD = 1448  # assumption: 1500 B MTU - 20 B IP - 20 B TCP - 12 B timestamps (Linux default)
+
+
+def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
+    """The XDP paper's testbed as an inline experiment: one core of a 3.6 GHz E5-1650 v4."""
+    ghz = 3.6  # hoiland2018: Xeon E5-1650 v4 at 3.6 GHz
+    host = {
+        "name": "e5-1650v4", "summary": "hoiland2018 testbed: one 3.6 GHz core for the kernel paths, one for DPDK",
+        "cores": 2,  # hoiland2018: every test runs on a single core; assumption: a second core hosts the DPDK poll loop so both live on one host
+        "ghz": ghz, "memory_gib": 32,  # assumption: memory plays no part in these runs
+        "devices": {"nic": {"kind": "link", "gbps": 100,  # assumption: a 100 Gb/s port, so the wire (148.8 Mpps of 84 B frames) never limits
+                            "overhead_bytes": 20}},  # brouer2015: 20 B preamble+SFD+inter-frame gap
+    }
+    arch = {
+        "name": "xdp-testbed", "summary": "Linux, XDP (interrupt/NAPI driven) and DPDK (polling) receive paths",
+        "params": {
+            "linux_raw_cycles": 208e-3 * ghz * 1000,       # hoiland2018: 208 ns per packet to drop at iptables raw
+            "linux_conntrack_cycles": 556e-3 * ghz * 1000,  # hoiland2018: 556 ns per packet with conntrack
+            "xdp_cycles": 41.6e-3 * ghz * 1000,             # hoiland2018: XDP 41.6 ns per packet
+            "dpdk_cycles": 22.9e-3 * ghz * 1000,            # hoiland2018: DPDK 22.9 ns per packet
+        },
+        "reserve": {"cores": 1},  # the DPDK core, taken from the kernel's cores (assumption: one dedicated poll core)
+        "resources": {"pmd": {"kind": "cpu", "cores": 1, "poll": True}},  # DPDK poll-mode core burns idle cycles polling
+        "paths": {
+            "linux_raw": {"stages": [{"name": "wire", "on": "nic"},
+                                     {"name": "driver + stack to iptables raw drop", "on": "vcpu", "cycles": "linux_raw_cycles"}]},
+            "linux_conntrack": {"stages": [{"name": "wire", "on": "nic"},
+                                           {"name": "driver + stack + conntrack drop", "on": "vcpu", "cycles": "linux_conntrack_cycles"}]},
+            "xdp": {"stages": [{"name": "wire", "on": "nic"},
+                               {"name": "XDP program in the driver (NAPI)", "on": "vcpu", "cycles": "xdp_cycles"}]},
+            "dpdk": {"stages": [{"name": "wire", "on": "nic"},
+                                {"name": "DPDK poll-mode driver", "on": "pmd", "cycles": "dpdk_cycles"}]},
+            # interrupt path at low rate: the idle core must wake before NAPI runs the XDP program
+            "xdp_irq": {"stages": [{"name": "wire", "on": "nic"},
+                                   {"name": "core wakes from its idle state + hard irq", "delay_us": "wake_us"},
+                                   {"name": "XDP program in the driver (NAPI)", "on": "vcpu", "cycles": "xdp_cycles"}]},
+            "dpdk_poll": {"stages": [{"name": "wire", "on": "nic"},
+                                     {"name": "DPDK poll-mode driver (no wake-up: it never sleeps)", "on": "pmd", "cycles": "dpdk_cycles"}]},
+        },
+    }
+    arch["params"]["wake_us"] = 0.0
+    work = {"name": f"xdp-{path}", "summary": "64 B packets", "flows": [dict(arrival, name="pkts", steps=[{"path": path, "bytes": 64}])]}  # hoiland2018: 64 B packets
+    return {"host": host, "architecture": arch, "workload": work}
+
+
+# intel-idle-bdw: the idle governor picks the deepest C-state whose target residency fits the
+# predicted idle time. At 100 pps (10 ms between packets) that is C6, exit latency 133 us; at
+# 1 Mpps (1 us between packets) only C1 (target residency 2 us) fits, exit latency 2 us.
+WAKE_US = {100: 133.0, 1_000_000: 2.0}
+
+
+def _jobs(quick: bool) -> list[VJob]:
+    d, w = (0.006, 0.0015) if quick else (0.1, 0.02)
+    jobs: list[VJob] = []
+    # reservation: short runs, the shares come from the architecture's reserve on the host
+    jobs += [VJob("res/xen-pv", "xeon-2017", "xen-pv", "compute", (), 0.002, 0.0005),
+             VJob("res/xen-aws-2017", "xeon-2017", "xen-aws-2017", "compute", (), 0.002, 0.0005),
+             VJob("res/nitro-c5", None, "nitro", "compute", C5_BLOCK_ON_EBS, 0.002, 0.0005,
+                  inline=json.dumps({"host": C5_METAL}))]
+    # eli
+    for label, (wl, extra) in ELI_WORKLOADS.items():
+        base = ELI_ONE_CORE + extra
+        jobs += [VJob(f"eli/{label}/bare-metal", "xeon-2017", "bare-metal", wl, base, d, w),
+                 VJob(f"eli/{label}/sriov", "xeon-2017", "sriov", wl, base + ELI_ONE_IRQ_PER_PACKET, d, w),
+                 VJob(f"eli/{label}/sriov-posted", "xeon-2017", "sriov-posted", wl, base, d, w)]
+    # netback
+    for direction in ("rx", "tx"):
+        jobs += [VJob(f"netback/{direction}/copy", "xeon-2017", "xen-pv", f"pktgen-{direction}", NETBACK_PKTGEN, d / 2, w / 2),
+                 VJob(f"netback/{direction}/mapped", "xeon-2017", "xen-pv", f"pktgen-{direction}",
+                      NETBACK_PKTGEN + NETBACK_MAPPED, d / 2, w / 2)]
+        # sensitivity (not a row): the notify hypercall and per-byte copy counted inside martins2017's totals
+        jobs += [VJob(f"netback-sens/{direction}/{mode}", "xeon-2017", "xen-pv", f"pktgen-{direction}",
+                      NETBACK_PKTGEN + NETBACK_SENS + extra, d / 2, w / 2)
+                 for mode, extra in (("copy", ()), ("mapped", NETBACK_MAPPED))]
+    # xdp: saturated single-core drop rates, then forwarding latency at two low rates
+    closed = {"arrival": "closed", "clients": 64}  # assumption: enough packets in flight to keep the one core busy
+    for p in ("linux_raw", "linux_conntrack", "xdp", "dpdk"):
+        jobs.append(VJob(f"xdp/rate/{p}", None, None, None, (), d / 6, w / 6, inline=json.dumps(xdp_experiment(p, closed))))
+    for pps, dur in ((100, 2.0 if quick else 10.0), (1_000_000, d / 3)):
+        for p in ("xdp_irq", "dpdk_poll"):
+            jobs.append(VJob(f"xdp/lat/{pps}/{p}", None, None, None, (f"wake_us={WAKE_US[pps]}",), dur, dur / 10,
+                             inline=json.dumps(xdp_experiment(p, {"arrival": "poisson", "rate_per_s": pps}))))
+    # gregg
+    for wl in ("kv-cache", "cloud-mix"):
+        for a in ("bare-metal", "emulated", "xen-pv", "nitro", "sriov-posted"):
+            jobs.append(VJob(f"gregg/{wl}/{a}", "xeon-2017", a, wl, (), d, w))
+    # sriov: line rate on 10 GbE
+    jobs.append(VJob("sriov/line-rate", "xeon-2017", "sriov", "bulk-rx", SRIOV_10GBE, d / 2, w / 2))
+    return jobs
+
+
+# c5.metal as an inline host: only the reservation rows use it (it has no local NVMe, so it is
+# not bundled beside the hosts every architecture is run on).
+C5_METAL = {
+    "name": "c5-metal", "summary": "c5.metal: 96 threads, 192 GiB, 25 Gb/s, Nitro",
+    "cores": 96,          # aws-c5: c5.metal 96 vCPUs
+    "ghz": 3.0,           # assumption: Cascade Lake base clock ~3.0 GHz (aws-c5 quotes up to 3.6 GHz turbo); no row depends on it
+    "memory_gib": 192,    # aws-c5: c5.metal 192 GiB
+    "params": {"exit_cycles": 1550,      # li2020: vmcall exit+entry 1529-1559 cycles (Skylake-SP, Cascade Lake taken as equal)
+               "irq_exit_cycles": 2100},  # li2019timer: ~0.7 us x 3.0 GHz
+    "devices": {"nic": {"kind": "link", "gbps": 25, "lanes": 2, "overhead_bytes": 20},  # aws-c5: 25 Gb/s; brouer2015: 20 B framing
+                "ebs": {"kind": "server", "servers": 64,  # assumption: as xeon-2017's EBS capacity; no row depends on it
+                        "service_us": {"dist": "lognormal", "mean": 1000, "cv": 0.5}}},  # aws-ebs: gp2 single-digit ms, low end
+}
+# c5 has no local NVMe: its block devices are EBS volumes the Nitro card presents over NVMe,
+# so nitro's local-NVMe stages are pointed at the EBS device.
+C5_BLOCK_ON_EBS = ("architecture.paths.blk_read.stages.2.on=ebs", "architecture.paths.blk_write.stages.2.on=ebs")
+
+
+def _irq_rate(r: dict[str, Any]) -> float:
+    done = sum(s["completed"] for s in r["stages"] if s["stage"] == ELI_IRQ_STAGE)
+    return done / r["duration_s"] / r["vcpus"]
+
+
+def validate(*, quick: bool = False, workers: int | None = None, progress: bool = False) -> list[Row]:
+    """Runs every target's emulation and returns one row per published figure."""
+    res = run_vjobs(_jobs(quick), workers=workers, progress=progress)
+    rows: list[Row] = []
+
+    # --- eli ---------------------------------------------------------------------
+    for label in ELI_WORKLOADS:
+        bare = _thr(res[f"eli/{label}/bare-metal"])
+        s, p = res[f"eli/{label}/sriov"], res[f"eli/{label}/sriov-posted"]
+        rows.append(Row(f"eli: device assignment, interrupts via the hypervisor ({label})", "gordon2012",
+                        "throughput relative to bare metal", 0.61, 0.77, _thr(s) / bare,
+                        "sriov, one core, one Rx interrupt (exit + indirect + EOI exit) per packet"))
+        rows.append(Row(f"eli: exitless interrupts ({label})", "gordon2012", "throughput relative to bare metal",
+                        0.97, 1.00, _thr(p) / bare, "sriov-posted, one core"))
+        irq = _irq_rate(s)
+        miss = None
+        if label.startswith("memcached"):
+            miss = ("kv-cache does 4000 cycles of application work per request, so at one interrupt per packet a "
+                    "2.3 GHz core reaches only ~120k interrupts/s: less interrupt-heavy than ELI's guests")
+        rows.append(Row(f"eli: interrupts per core under device assignment ({label})", "gordon2012",
+                        "interrupts per second per core", 150_000, math.inf, irq,
+                        "completed Rx interrupt exits / vCPUs / s in the sriov run", expected_miss=miss))
+
+    # --- netback -----------------------------------------------------------------
+    sens = {k.split("/", 1)[1]: _thr(v) / 1e6 for k, v in res.items() if k.startswith("netback-sens/")}
+    SENS_PLACEHOLDER = ", ".join(f"{k} {v:.3g}" for k, v in sorted(sens.items()))  # noqa: N806
+    published = {("rx", "copy"): 1.02, ("rx", "mapped"): 2.04, ("tx", "copy"): 1.24, ("tx", "mapped"): 3.6}
+    for (direction, mode), mpps in published.items():
+        r = res[f"netback/{direction}/{mode}"]
+        lo, hi = band(mpps)
+        emu = _thr(r) / 1e6
+        miss = None
+        if not lo <= emu <= hi:
+            miss = ("the bundled xen-pv path charges dom0 a notify hypercall (760 cycles) and a per-byte grant copy on top "
+                    "of netback_*_cycles, which are martins2017's whole per-packet times (1/pps) and already include them; "
+                    "the hypercall's batch = 4 never forms, because the engine runs a request's consecutive dom0 stages "
+                    "to completion, so it is paid per packet. With hypercall_cycles=0 and grant_copy_per_byte=0 (a sensitivity run, not a row) the rates are "
+                    "%s Mpps" % SENS_PLACEHOLDER)
+        what = "grant copy" if mode == "copy" else "persistently mapped grants"
+        rows.append(Row(f"netback: {'Rx' if direction == 'rx' else 'Tx DomU->Dom0'} 64 B pktgen, {what}", "martins2017",
+                        "Mpps on one dom0 core", lo, hi, emu, "xen-pv, dom0 = 1 core, no dom0 NIC driver/bridge",
+                        expected_miss=miss))
+    for direction, pub in (("rx", 2.04 / 1.02), ("tx", 3.6 / 1.24)):
+        ratio = _thr(res[f"netback/{direction}/mapped"]) / _thr(res[f"netback/{direction}/copy"])
+        lo, hi = band(pub)
+        miss = None if lo <= ratio <= hi else "as above: fixed per-packet stages added to both variants compress the ratio"
+        rows.append(Row(f"netback: {'Rx' if direction == 'rx' else 'Tx'} speed-up of mapped over copied grants", "martins2017",
+                        "ratio of packet rates", lo, hi, ratio, "mapped / copy runs", expected_miss=miss))
+
+    # --- xdp ---------------------------------------------------------------------
+    for p, mpps, what in (("linux_raw", 4.8, "Linux drop at iptables raw"), ("linux_conntrack", 1.8, "Linux drop with conntrack"),
+                          ("xdp", 24.0, "XDP drop"), ("dpdk", 43.5, "DPDK drop")):
+        lo, hi = band(mpps)
+        rows.append(Row(f"xdp: {what}, one 3.6 GHz core", "hoiland2018", "Mpps", lo, hi, _thr(res[f"xdp/rate/{p}"]) / 1e6,
+                        "inline e5-1650v4 host; cycles = published ns x 3.6 GHz"))
+    for pps, pub_irq, pub_poll in ((100, 82.0, 2.0), (1_000_000, 7.0, 3.0)):
+        irq = res[f"xdp/lat/{pps}/xdp_irq"]["flows"]["pkts"]["latency_us"]["mean"]
+        poll = res[f"xdp/lat/{pps}/dpdk_poll"]["flows"]["pkts"]["latency_us"]["mean"]
+        lo, hi = band(pub_irq - pub_poll)
+        rate = "100 pps" if pps == 100 else "1 Mpps"
+        rows.append(Row(f"xdp: forwarding latency at {rate}, interrupt path (XDP) minus polling (DPDK)", "hoiland2018",
+                        "mean latency difference, us", lo, hi, irq - poll,
+                        f"wake-up delay {WAKE_US[pps]:g} us from intel-idle-bdw",
+                        expected_miss=("vemu has no idle-state model: the wake-up delay is a fixed worst-case exit "
+                                       "latency of the C-state the governor would pick, not the measured mean")))
+
+    # --- reservation -------------------------------------------------------------
+    for key, arch, host in (("res/xen-pv", "xen-pv", "i3 (xeon-2017)"), ("res/xen-aws-2017", "xen-aws-2017", "i3 (xeon-2017)")):
+        rv = res[key]["reserve"]
+        rows.append(Row(f"reservation: vCPU share sold, {arch} on {host}", "aws-instances", "share of threads",
+                        0.8885, 0.8895, rv["vcpu_share"], "Result.to_dict()['reserve']"))
+        rows.append(Row(f"reservation: memory share sold, {arch} on {host}", "aws-instances", "share of memory",
+                        0.9525, 0.9535, rv["memory_share"], "Result.to_dict()['reserve']"))
+    rv = res["res/nitro-c5"]["reserve"]
+    rows.append(Row("reservation: vCPU share sold, nitro on c5.metal", "aws-c5", "share of threads", 0.9995, 1.0,
+                    rv["vcpu_share"], "inline c5-metal host"))
+    rows.append(Row("reservation: memory share sold, nitro on c5.metal", "aws-c5", "share of memory", 0.9995, 1.0,
+                    rv["memory_share"], "inline c5-metal host"))
+
+    # --- gregg -------------------------------------------------------------------
+    g = {k: _thr(v) for k, v in res.items() if k.startswith("gregg/")}
+    rows.append(Row("gregg: full emulation slowdown, I/O-bound (kv-cache)", "gregg2017", "bare-metal / emulated throughput",
+                    2.0, 10.0, g["gregg/kv-cache/bare-metal"] / g["gregg/kv-cache/emulated"], "emulated vs bare-metal, xeon-2017"))
+    for wl in ("cloud-mix", "kv-cache"):
+        miss = None
+        if wl == "kv-cache":
+            miss = ("dom0's 8 cores saturate on kv-cache's small packets (~80% loss); the 10-50% band does not cover "
+                    "a dom0-bound tier")
+        rows.append(Row(f"gregg: paravirtualisation overhead (xen-pv, {wl})", "gregg2017", "1 - relative throughput",
+                        0.10, 0.50, 1 - g[f"gregg/{wl}/xen-pv"] / g[f"gregg/{wl}/bare-metal"], "xen-pv vs bare-metal, xeon-2017",
+                        expected_miss=miss))
+    # at 0.1% the throughput of a short window has sampling noise of the same size; the host-cycle
+    # accounting (tenant share relative to bare metal's) does not, so the hardware rows use it
+    uf = {k: float(v["usable_fraction"]) for k, v in res.items() if k.startswith("gregg/")}
+    for a in ("nitro", "sriov-posted"):
+        rows.append(Row(f"gregg: hardware virtualisation overhead ({a}, cloud-mix)", "gregg2017",
+                        "1 - usable fraction relative to bare metal", 0.001, 0.015,
+                        1 - uf[f"gregg/cloud-mix/{a}"] / uf["gregg/cloud-mix/bare-metal"], f"{a} vs bare-metal, xeon-2017"))
+
+    # --- sriov -------------------------------------------------------------------
+    lo, hi = band(9.48)
+    gbps = _thr(res["sriov/line-rate"]) * TCP_PAYLOAD * 8 / 1e9
+    rows.append(Row("sriov: line rate on 10 GbE, 1500 B frames", "dong2010", "TCP goodput, Gbit/s", lo, hi, gbps,
+                    "sriov, bulk-rx, nic 10 Gb/s one lane"))
+    lo, hi = band(0.0176)
+    rows.append(Row("sriov: extra CPU per additional VM", "dong2010", "CPU fraction per VM", lo, hi, math.nan,
+                    "not emulated", expected_miss=("vemu has one tenant: no notion of VMs, so no per-VM cost "
+                                                   "(interrupt vectors, VF driver, timers per VM) can be expressed")))
+    return rows
+
+
+# ----------------------------------------------------------------------------- output
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return f"{x:.4g}"
+
+
+def markdown(rows: list[Row], prov: dict[str, Any], wall_s: float, quick: bool) -> str:
+    lines = ["# Validation against published results", "",
+             f"Generated by `vemu reproduce` ({'quick' if quick else 'full'} run, seed {SEED}, {wall_s:.1f} s wall, "
+             f"git {prov['git_revision']}). Columns as in `validation.csv`; a miss is marked **no** and explained below.",
+             "", "| target | source | metric | published | emulated | within |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        pub = f"{_fmt(r.published_low)}–{_fmt(r.published_high)}"
+        lines.append(f"| {r.target} | {r.source} | {r.metric} | {pub} | {_fmt(r.emulated)} | "
+                     f"{'yes' if r.within else '**no**'} |")
+    lines += ["", METHOD.strip(), ""]
+    misses = [r for r in rows if r.expected_miss]
+    if misses:
+        lines += ["## Misses, row by row", ""]
+        lines += [f"- **{r.target}** ({_fmt(r.emulated)} vs {_fmt(r.published_low)}–{_fmt(r.published_high)}): "
+                  f"{r.expected_miss}." for r in misses]
+        lines.append("")
+    return "\n".join(lines)
+
+
+METHOD = """
+## Tolerance
+
+A published range is used as given. A single published value gets a band of ±10% (the
+run-to-run spread of such measurements and rounding of values read from text); AWS's
+shares are exact ratios printed to 0.1%, so their band is that rounding interval; a
+one-sided claim is a half-open range. Nothing was tuned to land inside a band: every
+parameter below comes from `models/sources.toml` or is an `assumption:` with its reason.
+
+## How each group was emulated
+
+**eli** (gordon2012). Architectures `sriov` (interrupts and EOIs exit) and `sriov-posted`
+(exitless) against `bare-metal`, all bundled, on `xeon-2017` with two documented overrides:
+`host.cores=1` (ELI's interrupt figure is per core; with all 72 threads kv-cache would be
+bound by the 25 Gb/s NIC, not the CPU) and, for `sriov`, `batch=1` on the Rx interrupt,
+indirect-cost and EOI stages. The bundled `sriov` assumes ~4 packets per interrupt; ELI
+measured >150k interrupts/s per core *with* coalescing, and one 2.3 GHz core handles only
+~120-230k packets/s on these workloads, so ELI's rate means about one packet per
+interrupt. Workloads: `packet-echo` with `work_cycles=0` (netperf-like request/response:
+all cost is the network path) and `kv-cache` (memcached-like gets), both bundled. Exit costs
+are the host's (li2020, li2019timer, landau2011 at 1x); no cost was changed.
+
+**netback** (martins2017). `xen-pv` with `architecture.resources.dom0.cores=1` (one dom0
+core, as measured) and `dom0_net_cycles=0` (pktgen injects into / drains from the vif
+inside dom0, so no NIC driver or bridge); new workloads `pktgen-rx` / `pktgen-tx` (a
+saturating closed stream of 64 B packets). Persistently mapped grants: `netback_rx_cycles=1127`
+and `netback_tx_cycles=644` (martins2017's 0.49 and 0.28 us x 2.3 GHz, the same values
+`kvm-virtio` uses for vhost). Caveat: martins2017 is both the source of the per-packet costs
+(1/pps) and the target, so these rows test the decomposition of dom0's work into stages,
+not an independent prediction; they show that the bundled path adds stages on top of a
+measured total. The `batch = 4` of the notify hypercall does not help: the engine runs a
+request's consecutive stages on one resource to completion, so the hypercall stage's queue
+is always empty and its batch never forms (the same holds wherever a bundled model puts a
+batched stage right after a stage on the same resource, e.g. the guest-side kick exits of
+`xen-pv`/`kvm-virtio` and the interrupt exits of `emulated`).
+
+**xdp** (hoiland2018). An inline host (`e5-1650v4`: 3.6 GHz, a 100 Gb/s port so the wire
+never limits) and inline architecture in `validation.py`: one kernel core running the Linux
+raw-drop, conntrack-drop or XDP path, and a DPDK core with `poll = true`. Per-packet
+cycles are the paper's ns x 3.6 GHz, so the rate rows are a consistency check of the
+engine (the ns figures are 1/rate), not a prediction. The latency rows compare the
+interrupt path (a pure wake-up delay, then XDP) with the polling path (no delay) under
+Poisson arrivals; the difference cancels the generator, wire and PCIe latency, which
+vemu has no source for. The wake-up delay is the exit latency of the C-state the Linux
+idle governor would choose (intel-idle-bdw): C6, 133 us, at 100 pps (10 ms idle); C1,
+2 us, at 1 Mpps (1 us idle).
+
+**reservation** (aws-instances, aws-c5). `Result.to_dict()["reserve"]` of `xen-pv` and
+`xen-aws-2017` on `xeon-2017` (i3.metal) and of `nitro` on an inline `c5-metal` host
+(96 threads, 192 GiB; inline because c5 has no local NVMe and bundled hosts are run with
+every architecture and workload). The shares are the architectures' reserves (8 threads,
+24 GiB) over the hosts' totals: a check that the models encode what AWS sold.
+
+**gregg** (gregg2017), all bundled on `xeon-2017`. Full emulation on `kv-cache`, the
+most I/O-bound bundled tier (the brief's "I/O-bound"); on `cloud-mix` `emulated` is
+only ~1.7x slower, outside 2-10x, because cloud-mix is CPU-heavy per request (reported
+in README's headline). Paravirtualisation on `cloud-mix` (the headline) and `kv-cache`.
+Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
+metal; on kv-cache and web bare metal is NIC-bound, so a throughput overhead would read 0).
+Overhead = 1 - throughput relative to bare metal under common random numbers; for the
+hardware rows (~0.1%) it is 1 - usable fraction relative to bare metal's, because at that
+size a short window's throughput has sampling noise as large as the effect, while the
+host-cycle accounting has not.
+
+**sriov** (dong2010). `sriov` with the NIC at `gbps=10` and `lanes=1` (one direction of
+a 10 GbE port; the bundled `lanes=2` would let a one-way stream use the other direction's
+capacity too) and the new workload `bulk-rx` (1518 B frames = 1500 B MTU + Ethernet header
+and FCS). Goodput counts 1448 B of TCP payload per frame (assumption: Linux default with
+timestamps). The +1.76% CPU per extra VM cannot be expressed: vemu models one tenant and
+has no notion of a VM count, so the row is reported as not emulated rather than faked.
+"""
+
+
+def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Runs the validation and writes ``validation.csv`` and ``validation.md`` into ``out``."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    rows = validate(quick=quick, workers=workers, progress=progress)
+    wall = time.perf_counter() - t0
+    models = ([("host", "xeon-2017")] + [("workload", w) for w in
+              ("packet-echo", "kv-cache", "cloud-mix", "compute", "pktgen-rx", "pktgen-tx", "bulk-rx")]
+              + [("architecture", a) for a in ("bare-metal", "sriov", "sriov-posted", "xen-pv", "xen-aws-2017",
+                                                "emulated", "nitro")])
+    prov = provenance({"quick": quick, "seed": SEED, "band": BAND}, models)
+    write_csv(out / "validation.csv", COLUMNS, [r.csv() for r in rows], prov)
+    atomic_write_text(out / "validation.md", markdown(rows, prov, wall, quick))
+    return {
+        "provenance": prov,
+        "wall_s": {"validation": round(wall, 2)},
+        "rows": [dict(zip(COLUMNS, r.csv())) | {"expected_miss": r.expected_miss} for r in rows],
+        "within": sum(r.within for r in rows),
+        "total": len(rows),
+    }
+
+
+__all__ = ["COLUMNS", "GROUPS", "Row", "validate", "reproduce"]

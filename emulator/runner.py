@@ -34,23 +34,29 @@ DEFAULT_CACHE = Path(os.environ.get("VEMU_CACHE", Path(__file__).resolve().paren
 
 @dataclass(frozen=True)
 class Job:
-    """One run, small enough to send to a worker process."""
+    """One run, small enough to send to a worker process.
 
-    host: str
-    architecture: str
-    workload: str
+    ``host``/``architecture``/``workload`` name bundled models (None: take them from
+    ``spec``, an experiment file path); ``sets`` are KEY=VALUE overrides."""
+
+    host: str | None
+    architecture: str | None
+    workload: str | None
     sets: tuple[str, ...]
-    duration_s: float
-    warmup_s: float
+    duration_s: float | None
+    warmup_s: float | None
     seed: int
     tag: Any = None
+    spec: str | None = None
+
+    def experiment(self) -> Any:
+        return load_experiment(self.spec, host=self.host, architecture=self.architecture, workload=self.workload,
+                               sets=self.sets, duration_s=self.duration_s, warmup_s=self.warmup_s, seed=self.seed)
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Runs one job; the result dict has no wall-clock fields (it must be reproducible)."""
-    exp = load_experiment(host=job.host, architecture=job.architecture, workload=job.workload, sets=job.sets,
-                          duration_s=job.duration_s, warmup_s=job.warmup_s, seed=job.seed)
-    d = Simulation(exp).run().to_dict()
+    d = Simulation(job.experiment()).run().to_dict()
     d.pop("wall_s", None)
     d["sets"] = list(job.sets)
     d = json.loads(json.dumps(d))  # plain JSON types, exactly as the cache returns them
@@ -79,8 +85,7 @@ def code_hash() -> str:
 
 def job_key(job: Job) -> str:
     """The cache key: resolved model data, window, seed and versions (not the tag)."""
-    exp = load_experiment(host=job.host, architecture=job.architecture, workload=job.workload, sets=job.sets,
-                          duration_s=job.duration_s, warmup_s=job.warmup_s, seed=job.seed)
+    exp = job.experiment()
     blob = json.dumps({"spec": exp.digest(full=True), "seed": job.seed, "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -29,7 +29,7 @@ ffibuilder.set_source(
     "emulator._native",
     '#include "vemu.h"',
     sources=[_rel(os.path.join(HERE, "vemu.c"))],
-    include_dirs=[_rel(HERE)],
+    include_dirs=[HERE],
     libraries=["m"],
     extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     + shlex.split(os.environ.get("VEMU_CFLAGS", "")),

@@ -1,0 +1,168 @@
+"""Comparing two architectures (or experiments) with paired replications.
+
+Both run n replications; replication i of A and of B use the same seed, so each flow sees
+the same arrivals, class choices and sizes in both (common random numbers: every flow owns
+its random streams, seeded from (seed, flow index)). The per-replication differences
+d_i = B_i - A_i are then independent, and the 95% CI of the expected difference is
+d̄ ± t_{0.975, n-1} s_d/√n (a paired-t interval; Law, *Simulation Modeling and Analysis*,
+5th ed., §10.2.1). Under CRN the two runs of a pair are positively correlated, so
+Var(d) = Var(A) + Var(B) - 2 Cov(A, B) is smaller than for independent runs, and the
+interval narrower. A difference is *significant* when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._core import ModelError
+from .model import Experiment, bundled, load_experiment
+from .stats import Interval, mean_ci, replication_seeds, run_many
+
+DEFAULT_HOST = "xeon-2017"
+DEFAULT_WORKLOAD = "cloud-mix"
+
+
+@dataclass
+class Difference:
+    """One measure: A's and B's CIs and the CI of B - A."""
+
+    measure: str
+    a: Interval
+    b: Interval
+    diff: Interval  # paired (CRN) or, for independent runs, the unpaired (pooled) interval
+    paired: bool
+
+    @property
+    def significant(self) -> bool:
+        return bool(np.isfinite(self.diff.half_width)) and not self.diff.covers(0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"measure": self.measure, "a": self.a.to_dict(), "b": self.b.to_dict(),
+                "diff": self.diff.to_dict(), "paired": self.paired, "significant": self.significant}
+
+
+def unpaired_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Interval:
+    """CI of E[B] - E[A] from two independent samples of equal size n: pooled variance,
+    2n - 2 degrees of freedom (Law §10.2.1's two-sample t)."""
+    from .stats import t_quantile
+
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if len(x) < 2 or len(y) < 2:
+        return Interval(float(np.mean(y) - np.mean(x)) if len(x) and len(y) else math.nan, math.nan, 0, math.nan, level)
+    sp2 = ((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2)
+    se = math.sqrt(sp2 * (1 / len(x) + 1 / len(y)))
+    hw = t_quantile((1 + level) / 2, len(x) + len(y) - 2) * se
+    return Interval(float(y.mean() - x.mean()), hw, min(len(x), len(y)), math.sqrt(sp2), level)
+
+
+@dataclass
+class Comparison:
+    a_name: str
+    b_name: str
+    seeds_a: list[int]
+    seeds_b: list[int]
+    differences: list[Difference]
+    crn: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a_name, "b": self.b_name, "replications": len(self.seeds_a), "crn": self.crn,
+                "seeds": self.seeds_a, "measures": {d.measure: d.to_dict() for d in self.differences}}
+
+    def difference(self, measure: str) -> Difference:
+        for d in self.differences:
+            if d.measure == measure:
+                return d
+        raise KeyError(measure)
+
+
+def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
+            duration_s: float | None = None, warmup_s: float | None = None, crn: bool = True,
+            level: float = 0.95) -> Comparison:
+    """Runs A and B n times each. With ``crn`` (the default) pair i uses one seed for both
+    and the difference's CI is the paired-t interval; without, B gets its own seeds and the
+    CI is the two-sample interval (to show what CRN buys)."""
+    if n < 2:
+        raise ModelError(f"need at least 2 replications, got {n}")
+    seed0 = a.seed if seed0 is None else seed0
+    seeds_a = replication_seeds(seed0, n)
+    seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
+    rows = run_many(a, seeds_a, workers=workers, duration_s=duration_s, warmup_s=warmup_s)
+    rows += run_many(b, seeds_b, workers=workers, duration_s=duration_s, warmup_s=warmup_s)
+    ra, rb = rows[:n], rows[n:]
+    keys = [k for k in ra[0] if k in rb[0]]
+    diffs = []
+    for k in keys:
+        xa = np.array([r[k] for r in ra], np.float64)
+        xb = np.array([r[k] for r in rb], np.float64)
+        d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
+        diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn))
+    return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
+
+
+def _name(e: Experiment) -> str:
+    return e.architecture.name if e.file == "<experiment>" else f"{e.file}"
+
+
+def _load(which: str, a: argparse.Namespace) -> Experiment:
+    kw: dict[str, Any] = {"sets": a.sets, "duration_s": a.duration, "warmup_s": a.warmup, "seed": a.seed}
+    if which in bundled("architecture"):
+        return load_experiment(host=a.host or DEFAULT_HOST, architecture=which,
+                               workload=a.workload or DEFAULT_WORKLOAD, **kw)
+    if Path(which).is_file():
+        return load_experiment(which, host=a.host, workload=a.workload, **kw)
+    raise ModelError(f"'{which}' is neither a bundled architecture ({', '.join(bundled('architecture'))}) "
+                     "nor an experiment file")
+
+
+def _g(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.5g}"
+
+
+def format_comparison(c: Comparison) -> str:
+    out = [f"B - A with B = {c.b_name}, A = {c.a_name}: {len(c.seeds_a)} paired replications "
+           f"(common random numbers), 95% t intervals", ""]
+    out.append(f"{'measure':<28} {'A':>12} {'B':>12} {'B - A':>12} {'± 95%':>11} {'rel':>8}  significant")
+    for d in c.differences:
+        rel = d.diff.mean / d.a.mean if d.a.mean not in (0.0,) and math.isfinite(d.a.mean) else math.nan
+        rel_s = f"{rel:>+8.2%}" if math.isfinite(rel) else f"{'-':>8}"
+        sig = "yes" if d.significant else "no"
+        out.append(f"{d.measure[:28]:<28} {_g(d.a.mean):>12} {_g(d.b.mean):>12} {_g(d.diff.mean):>12} "
+                   f"{_g(d.diff.half_width):>11} {rel_s}  {sig}")
+    return "\n".join(out)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    if a.replications < 2:
+        raise ModelError(f"--replications must be >= 2, got {a.replications}")
+    ea, eb = _load(a.a, a), _load(a.b, a)
+    c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
+    if a.json:
+        print(json.dumps(c.to_dict(), allow_nan=True))
+    else:
+        print(format_comparison(c))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("compare", help="B - A with paired replications under common random numbers")
+    p.add_argument("a", metavar="A", help="bundled architecture name or experiment file")
+    p.add_argument("b", metavar="B", help="bundled architecture name or experiment file")
+    p.add_argument("--host", help=f"bundled host (default {DEFAULT_HOST} for architecture names)")
+    p.add_argument("--workload", "-w", help=f"bundled workload (default {DEFAULT_WORKLOAD} for architecture names)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param or any key, for both; repeatable")
+    p.add_argument("--replications", "-n", type=int, default=10, help="paired replications (default 10)")
+    p.add_argument("--duration", type=float, metavar="S", help="measured window per replication")
+    p.add_argument("--warmup", type=float, metavar="S", help="warm-up per replication")
+    p.add_argument("--seed", type=int, help="seed0 from which the replication seeds derive (default 1)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,392 @@
+"""Statistics users can trust: replications, batch means, and a warm-up rule.
+
+One simulated run gives one number per measure, with no idea of its error. This module
+gives three ways to attach one, each with a confidence interval from Student's t:
+
+**Independent replications** (:func:`replicate`). The experiment is run n times with seeds
+derived deterministically from ``seed0`` (:func:`replication_seeds`), each run with its own
+warm-up. The n values of a measure are independent and identically distributed, so the
+95% CI of its expectation is x̄ ± t_{0.975, n-1} s/√n (Law, *Simulation Modeling and
+Analysis*, 5th ed., §9.4.1). The measures are the usable fraction and, per flow,
+throughput, mean latency, p99 and p99.9. Percentiles are per-run estimates, so their CI is
+that of the expected per-run percentile, which for long runs is the true percentile. Runs
+go to a process pool; seeds are fixed per replication index, so results are identical
+whatever the number of workers.
+
+**Batch means** (:func:`batch_means`, :func:`long_run`). One long run is cut into b
+contiguous batches; for a long enough batch the batch means are nearly independent and
+nearly normal, and the CI is computed as above with b - 1 degrees of freedom (Law §9.5.3).
+The lag-1 autocorrelation of the batch means is reported: a value well above ~0.2 says the
+batches are too short for the CI to be trusted. :func:`long_run` runs the engine window by
+window (``Engine.run`` / ``stats`` / ``reset_stats``), so each window's sums are exact, and
+forms each batch's mean latency as its latency sum over its completions (a ratio estimator,
+weighted by completions, not a mean of window means).
+
+**Warm-up: MSER-5** (:func:`mser5`, :func:`choose_warmup`). The engine starts empty and
+idle, which biases early output. MSER-5 (White 1997; White, Cobb & Spratt 2000; Hoad,
+Robinson & Davies 2010) averages a series of window means in groups of 5 and truncates the
+first d groups, with d in [0, m/2] minimising the marginal standard error
+MSER(d) = Σ_{j>d} (Z_j - Z̄_d)² / (m - d)². It trades the bias of keeping the transient
+against the variance of discarding data. :func:`choose_warmup` applies it to a pilot run's
+window series and returns the warm-up in seconds; if the minimum sits at the m/2 limit the
+run was too short to see steady state, and the choice says so (``converged`` is False).
+
+Student's t quantile comes from scipy when it is importable; otherwise from the exact
+closed form of the t distribution for integer degrees of freedom (Abramowitz & Stegun
+26.7.3-4) inverted by bisection, accurate far beyond 1e-3.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._core import Engine, ModelError
+from .model import PS_PER_S, Experiment
+from .result import Result, hist_quantile
+
+# ----------------------------------------------------------------------------- Student's t
+
+
+def _t_abs_cdf(t: float, df: int) -> float:
+    """A(t | ν) = P(|T| < t) for integer ν (Abramowitz & Stegun 26.7.3 and 26.7.4)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    c2 = c * c
+    if df % 2 == 1:
+        if df == 1:
+            return 2 * theta / math.pi
+        term, acc = c, c
+        for k in range(3, df - 1, 2):  # c + (2/3)c³ + (2·4)/(3·5)c⁵ + ... up to c^{ν-2}
+            term *= c2 * (k - 1) / k
+            acc += term
+        return 2 / math.pi * (theta + s * acc)
+    term, acc = 1.0, 1.0
+    for k in range(2, df - 1, 2):  # 1 + (1/2)c² + (1·3)/(2·4)c⁴ + ... up to c^{ν-2}
+        term *= c2 * (k - 1) / k
+        acc += term
+    return s * acc
+
+
+def _t_quantile_exact(p: float, df: int) -> float:
+    if p == 0.5:
+        return 0.0
+    a = abs(2 * p - 1)  # P(|T| < t) = a
+    lo, hi = 0.0, 1.0
+    while _t_abs_cdf(hi, df) < a:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if _t_abs_cdf(mid, df) < a:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    t = (lo + hi) / 2
+    return t if p > 0.5 else -t
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with ``df`` (integer >= 1) degrees of freedom."""
+    if not 0 < p < 1:
+        raise ModelError(f"quantile {p!r} is outside (0, 1)")
+    if int(df) != df or df < 1:
+        raise ModelError(f"degrees of freedom must be an integer >= 1, got {df!r}")
+    try:
+        from scipy.stats import t as student_t
+    except ImportError:
+        return _t_quantile_exact(p, int(df))
+    return float(student_t.ppf(p, int(df)))
+
+
+# ----------------------------------------------------------------------------- intervals
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its two-sided t confidence interval."""
+
+    mean: float
+    half_width: float
+    n: int
+    std: float  # sample standard deviation of the values (or of the batch means)
+    level: float = 0.95
+
+    @property
+    def lo(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def hi(self) -> float:
+        return self.mean + self.half_width
+
+    def covers(self, x: float) -> bool:
+        return self.lo <= x <= self.hi
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "half_width": self.half_width, "lo": self.lo, "hi": self.hi,
+                "n": self.n, "std": self.std, "level": self.level}
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Interval:
+    """x̄ ± t_{(1+level)/2, n-1} s/√n over the finite values (NaN when fewer than 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, 0, math.nan, level)
+    m = float(x.mean())
+    if n < 2:
+        return Interval(m, math.nan, n, math.nan, level)
+    s = float(x.std(ddof=1))
+    return Interval(m, t_quantile((1 + level) / 2, n - 1) * s / math.sqrt(n), n, s, level)
+
+
+# ----------------------------------------------------------------------------- replications
+
+def replication_seeds(seed0: int, n: int) -> list[int]:
+    """n seeds derived from seed0, fixed per replication index (63-bit, via SeedSequence)."""
+    if n < 0:
+        raise ModelError(f"replications must be >= 0, got {n}")
+    out = []
+    for i in range(n):
+        hi, lo = np.random.SeedSequence([int(seed0), i]).generate_state(2, dtype=np.uint32)
+        out.append(((int(hi) << 32) | int(lo)) & (2**63 - 1))
+    return out
+
+
+def measures(result: Result) -> dict[str, float]:
+    """The measures a replication reports: usable_fraction and, per flow NAME,
+    NAME.throughput_per_s, NAME.mean_us, NAME.p99_us, NAME.p999_us."""
+    d = result.to_dict()
+    out = {"usable_fraction": float(d["usable_fraction"])}
+    for name, f in d["flows"].items():
+        lat = f["latency_us"]
+        out[f"{name}.throughput_per_s"] = float(f["throughput_per_s"])
+        out[f"{name}.mean_us"] = float(lat["mean"])
+        out[f"{name}.p99_us"] = float(lat["p99"])
+        out[f"{name}.p999_us"] = float(lat["p999"])
+    return out
+
+
+def _run_one(args: tuple[Experiment, int, float | None, float | None]) -> dict[str, float]:
+    from .simulation import Simulation
+
+    exp, seed, duration, warmup = args
+    return measures(Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup))
+
+
+def run_many(experiment: Experiment, seeds: Sequence[int], *, workers: int | None = None,
+             duration_s: float | None = None, warmup_s: float | None = None) -> list[dict[str, float]]:
+    """The measures of one run per seed, in seed order, on a process pool (workers=1: here)."""
+    jobs = [(experiment, s, duration_s, warmup_s) for s in seeds]
+    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) <= 1:
+        return [_run_one(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_run_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+@dataclass
+class Replications:
+    """n independent runs: the seeds, every run's measures, and each measure's CI."""
+
+    seeds: list[int]
+    samples: dict[str, np.ndarray]
+    intervals: dict[str, Interval]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seeds": self.seeds, "measures": {k: v.to_dict() for k, v in self.intervals.items()}}
+
+
+def _collect(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    return {k: np.array([r.get(k, math.nan) for r in rows], dtype=np.float64) for k in keys}
+
+
+def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
+              duration_s: float | None = None, warmup_s: float | None = None,
+              level: float = 0.95) -> Replications:
+    """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
+    default the experiment's seed) and returns each measure's mean and t-based CI."""
+    if n < 2:
+        raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
+    seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
+    samples = _collect(run_many(experiment, seeds, workers=workers, duration_s=duration_s, warmup_s=warmup_s))
+    return Replications(seeds, samples, {k: mean_ci(v, level=level) for k, v in samples.items()})
+
+
+# ----------------------------------------------------------------------------- batch means
+
+@dataclass(frozen=True)
+class BatchMeans:
+    """The batch means of one series, their CI, and the lag-1 autocorrelation."""
+
+    interval: Interval
+    batch_means: np.ndarray
+    lag1: float  # lag-1 autocorrelation of the batch means (NaN with fewer than 3)
+    discarded: int  # leading samples dropped so the batches are equal
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.interval.to_dict() | {"lag1": self.lag1, "batches": len(self.batch_means),
+                                          "discarded": self.discarded}
+
+
+def lag1_autocorrelation(x: Sequence[float] | np.ndarray) -> float:
+    """Σ (x_i - x̄)(x_{i+1} - x̄) / Σ (x_i - x̄)²."""
+    a = np.asarray(x, dtype=np.float64)
+    if len(a) < 3:
+        return math.nan
+    d = a - a.mean()
+    den = float(d @ d)
+    return float(d[:-1] @ d[1:]) / den if den > 0 else math.nan
+
+
+def batch_means(samples: Sequence[float] | np.ndarray, n_batches: int, *,
+                weights: Sequence[float] | np.ndarray | None = None, level: float = 0.95) -> BatchMeans:
+    """Cuts ``samples`` (in time order) into ``n_batches`` contiguous equal batches (the
+    remainder is dropped from the start, the part nearest the transient) and returns the
+    CI of the mean from the batch means. With ``weights`` (e.g. completions per window,
+    with samples the window means) a batch's mean is Σ w x / Σ w."""
+    x = np.asarray(samples, dtype=np.float64)
+    if n_batches < 2 or len(x) < n_batches:
+        raise ModelError(f"need 2 <= n_batches <= {len(x)} samples, got {n_batches}")
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != x.shape:
+        raise ModelError("weights must match the samples")
+    size = len(x) // n_batches
+    skip = len(x) - size * n_batches
+    xb, wb = x[skip:].reshape(n_batches, size), w[skip:].reshape(n_batches, size)
+    tot = wb.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(tot > 0, np.nansum(np.where(wb > 0, xb * wb, 0.0), axis=1) / tot, np.nan)
+    return BatchMeans(mean_ci(means, level=level), means, lag1_autocorrelation(means[np.isfinite(means)]), skip)
+
+
+@dataclass
+class WindowSeries:
+    """Measures of consecutive equal windows of one run. ``weights[k]`` is what each
+    window's value of measure k averages over (completions for latencies, 1 otherwise)."""
+
+    window_s: float
+    start_s: float  # the simulated time the first window starts
+    values: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+
+
+def window_series(experiment: Experiment, *, window_s: float, n_windows: int, seed: int | None = None,
+                  start_s: float = 0.0) -> WindowSeries:
+    """Runs ``experiment`` from empty to ``start_s`` (unmeasured), then ``n_windows`` windows
+    of ``window_s``, reading each window's exact statistics and starting a new one."""
+    from .simulation import Simulation
+
+    if not window_s > 0 or n_windows < 1 or start_s < 0:
+        raise ModelError("need window_s > 0, n_windows >= 1, start_s >= 0")
+    sim = Simulation(experiment)
+    c = sim.compiled
+    seed = experiment.seed if seed is None else seed
+    rows: list[dict[str, float]] = []
+    wts: list[dict[str, float]] = []
+    win_ps = round(window_s * PS_PER_S)
+    t = round(start_s * PS_PER_S)
+    with Engine(c.spec, seed=seed) as eng:
+        sim._advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
+        eng.reset_stats()
+        for _ in range(n_windows):
+            t += win_ps
+            sim._advance(eng, t, t, 1 << 22, None)
+            st = eng.stats()
+            res = Result(experiment, c, st, seed, win_ps / PS_PER_S, 0.0, 0, 0.0)
+            row = {"usable_fraction": res.usable_fraction}
+            wt = {"usable_fraction": 1.0}
+            for i, name in enumerate(c.flows):
+                done = int(st["flow_completed"][i])
+                row[f"{name}.throughput_per_s"] = done / window_s
+                wt[f"{name}.throughput_per_s"] = 1.0
+                row[f"{name}.mean_us"] = float(st["flow_latency_sum"][i]) / done / 1e6 if done else math.nan
+                wt[f"{name}.mean_us"] = float(done)
+                p99 = hist_quantile(st["flow_hist"][i], 0.99, float(st["flow_latency_max"][i])) / 1e6
+                row[f"{name}.p99_us"] = p99
+                wt[f"{name}.p99_us"] = 1.0 if done else 0.0
+            rows.append(row)
+            wts.append(wt)
+            eng.reset_stats()
+    return WindowSeries(window_s, start_s, _collect(rows), _collect(wts))
+
+
+def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: int = 10, seed: int | None = None,
+             duration_s: float | None = None, warmup_s: float | None = None,
+             level: float = 0.95) -> dict[str, BatchMeans]:
+    """One long run (warm-up, then ``duration_s`` cut into n_batches × windows_per_batch
+    windows) and the batch-means CI of every measure. A batch's mean latency is its
+    latency sum over its completions; its p99 is the mean of its windows' p99s."""
+    dur = experiment.duration_s if duration_s is None else duration_s
+    warm = experiment.warmup_s if warmup_s is None else warmup_s
+    n_win = n_batches * windows_per_batch
+    ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm)
+    return {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
+
+
+# ----------------------------------------------------------------------------- warm-up
+
+def mser5(series: Sequence[float] | np.ndarray) -> int:
+    """MSER-5 truncation point: the number of leading samples of ``series`` to discard.
+
+    The series is averaged in groups of 5 (a trailing partial group is dropped); with m
+    groups Z_1..Z_m, d in [0, m/2] minimises Σ_{j>d} (Z_j - Z̄_d)² / (m - d)²; the answer
+    is 5d. NaN samples (empty windows) count as their group's other values."""
+    x = np.asarray(series, dtype=np.float64)
+    m = len(x) // 5
+    if m < 2:
+        return 0
+    z = np.array([np.nanmean(g) if np.isfinite(g).any() else np.nan for g in x[: 5 * m].reshape(m, 5)])
+    if not np.isfinite(z).all():
+        good = np.isfinite(z)
+        z = np.where(good, z, np.nanmean(z) if good.any() else 0.0)
+    best_d, best = 0, math.inf
+    # suffix sums give every d in O(m)
+    s1 = np.cumsum(z[::-1])[::-1]
+    s2 = np.cumsum((z * z)[::-1])[::-1]
+    for d in range(0, m // 2 + 1):
+        k = m - d
+        ss = s2[d] - s1[d] * s1[d] / k
+        val = max(ss, 0.0) / (k * k)
+        if val < best - 1e-15 * abs(best if math.isfinite(best) else 0):
+            best, best_d = val, d
+    return 5 * best_d
+
+
+@dataclass
+class WarmupChoice:
+    """What :func:`choose_warmup` chose, and from what."""
+
+    warmup_s: float
+    index: int  # windows truncated
+    measure: str
+    window_s: float
+    converged: bool  # False: MSER-5 hit its m/2 limit; run a longer pilot
+    series: np.ndarray = field(repr=False)
+
+
+def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_windows: int = 200,
+                  measure: str | None = None, seed: int | None = None) -> WarmupChoice:
+    """Runs a pilot of ``horizon_s`` (default warm-up + duration of the experiment) from an
+    empty system, cut into ``n_windows`` windows, and applies MSER-5 to the windows' values
+    of ``measure`` (default: the first flow's mean latency)."""
+    horizon = experiment.warmup_s + experiment.duration_s if horizon_s is None else horizon_s
+    ws = window_series(experiment, window_s=horizon / n_windows, n_windows=n_windows, seed=seed)
+    if measure is None:
+        measure = next((k for k in ws.values if k.endswith(".mean_us")), "usable_fraction")
+    if measure not in ws.values:
+        raise ModelError(f"unknown measure '{measure}'; measures: {', '.join(ws.values)}")
+    series = ws.values[measure]
+    d = mser5(series)
+    limit = 5 * ((len(series) // 5) // 2)
+    return WarmupChoice(d * ws.window_s, d, measure, ws.window_s, d < limit or d == 0, series)

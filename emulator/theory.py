@@ -1,0 +1,712 @@
+"""Closed-form queueing theory, and the models of vemu it covers.
+
+The engine is checked against results that are known exactly. This module holds them, in
+plain Python, with their formulas and references, and :func:`predict` recognises the
+experiments they apply to. Units are whatever the caller uses, consistently (rates per
+second with times in seconds, or rates per microsecond with times in microseconds).
+
+Single stations (Poisson arrivals at rate λ, mean service m = 1/μ, load ρ = λm):
+
+- **M/M/1**: sojourn T ~ Exp(μ - λ), so E[T] = 1/(μ - λ), E[Wq] = ρ/(μ - λ), and the
+  p-quantile of T is -ln(1 - p)/(μ - λ) (Kleinrock, *Queueing Systems* vol. 1, 1975, §3.2).
+- **M/G/1** by Pollaczek–Khinchine: E[Wq] = λ E[S²] / (2(1 - ρ)), E[T] = E[Wq] + m
+  (Kleinrock vol. 1, eq. 5.105). E[S²] = m²(1 + cv²): 2m² for exponential, m² for fixed
+  (**M/D/1**), m²(1 + cv²) for lognormal and uniform.
+- **M/M/c** by Erlang C: with a = λ/μ and ρ = a/c, P(wait) = C(c, a) =
+  [a^c/(c!(1-ρ))] / [Σ_{k<c} a^k/k! + a^c/(c!(1-ρ))], E[Wq] = C/(cμ - λ)
+  (Kleinrock vol. 1, §3.5; Gross & Harris, *Fundamentals of Queueing Theory*, §2.3). Under
+  FIFO the wait is 0 with probability 1 - C, else Exp(cμ - λ), independent of the
+  customer's own Exp(μ) service, which gives the sojourn's quantiles.
+
+Networks:
+
+- **Jackson tandem**: stations in series fed by one Poisson stream, each with exponential
+  service, behave as independent M/M/c queues at the same λ (Jackson 1957; Burke's output
+  theorem), so mean sojourns add. For M/M/1 stations a customer's sojourns at the
+  stations are independent (Reich 1957), so the end-to-end sojourn is a sum of
+  independent exponentials (a hypoexponential) and its quantiles are exact. Pure delays
+  (infinite servers) keep a Poisson stream Poisson and add their mean.
+- **Closed single-station loop** by exact mean value analysis (Reiser & Lavenberg 1980;
+  Lazowska et al., *Quantitative System Performance*, 1984, ch. 6): N clients, a queueing
+  station of demand D (exponential service, FIFO) and a delay station Z (think time and
+  pure delays; any distribution, a delay station is insensitive):
+  R(n) = D (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n). With c servers the
+  station is load dependent (rate min(j, c)/D with j present) and exact MVA carries the
+  marginal probabilities p(j | n) (Lazowska et al. §8.3).
+- **Non-preemptive priorities at one M/G/1 server** by Cobham's formula (Cobham 1954;
+  Kleinrock vol. 2, 1976, eq. 3.30): classes k = 1 (highest) .. K, W0 = Σ λ_i E[S_i²]/2,
+  σ_k = Σ_{i≤k} ρ_i, E[Wq_k] = W0 / ((1 - σ_{k-1})(1 - σ_k)). Classes of equal priority
+  share a FIFO queue and form one level.
+
+What :func:`predict` covers: one open Poisson flow through stations in series, each a
+single FIFO stage on its own resource (c units with exponential service, or one unit with
+any service distribution for a single station), plus pure delays; one closed flow on one
+station with think time; several open Poisson flows each a single stage on one shared
+single-unit resource, by priority. Everything else (batches, queue capacities, chains of
+stages on one resource, mixes of request classes, several stations in a closed loop,
+M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as
+uncovered with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from ._core import Dist, ModelError
+from .model import PS_PER_US, Experiment, compile_experiment
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def _check_rates(lam: float, mean_service: float) -> float:
+    if not (lam > 0 and mean_service > 0) or math.isinf(lam) or math.isinf(mean_service):
+        raise ModelError(f"need a rate > 0 and a mean service > 0, got {lam!r} and {mean_service!r}")
+    return lam * mean_service
+
+
+def _check_stable(rho: float, what: str) -> None:
+    if not rho < 1:
+        raise ModelError(f"{what} is unstable: load {rho:.4g} >= 1")
+
+
+def mm1_sojourn(lam: float, mean_service: float) -> float:
+    """Mean sojourn of M/M/1: 1/(μ - λ) (Kleinrock vol. 1, eq. 3.26)."""
+    rho = _check_rates(lam, mean_service)
+    _check_stable(rho, "M/M/1")
+    return mean_service / (1 - rho)
+
+
+def mm1_wait(lam: float, mean_service: float) -> float:
+    """Mean time in queue of M/M/1: ρ/(μ - λ)."""
+    rho = _check_rates(lam, mean_service)
+    _check_stable(rho, "M/M/1")
+    return rho * mean_service / (1 - rho)
+
+
+def mm1_sojourn_quantile(lam: float, mean_service: float, p: float) -> float:
+    """p-quantile of the M/M/1 sojourn, which is Exp(μ - λ): -ln(1 - p)/(μ - λ)."""
+    if not 0 <= p < 1:
+        raise ModelError(f"quantile {p!r} is outside [0, 1)")
+    return -math.log1p(-p) * mm1_sojourn(lam, mean_service)
+
+
+def mg1_wait(lam: float, mean_service: float, second_moment: float) -> float:
+    """Mean time in queue of M/G/1 by Pollaczek–Khinchine: λ E[S²] / (2(1 - ρ))."""
+    rho = _check_rates(lam, mean_service)
+    _check_stable(rho, "M/G/1")
+    if second_moment < mean_service**2 * (1 - 1e-12):
+        raise ModelError(f"E[S²] = {second_moment:g} is below E[S]² = {mean_service**2:g}")
+    return lam * second_moment / (2 * (1 - rho))
+
+
+def mg1_sojourn(lam: float, mean_service: float, second_moment: float) -> float:
+    """Mean sojourn of M/G/1 (P-K): λ E[S²] / (2(1 - ρ)) + E[S]."""
+    return mg1_wait(lam, mean_service, second_moment) + mean_service
+
+
+def md1_sojourn(lam: float, service: float) -> float:
+    """Mean sojourn of M/D/1: P-K with E[S²] = m², i.e. m + ρ m / (2(1 - ρ))."""
+    return mg1_sojourn(lam, service, service * service)
+
+
+def second_moment(kind: str, mean: float, cv: float = 0.0) -> float:
+    """E[X²] of a vemu distribution: fixed m², exp 2m², lognormal and uniform m²(1 + cv²)."""
+    if kind == "fixed":
+        return mean * mean
+    if kind == "exp":
+        return 2 * mean * mean
+    if kind in ("lognormal", "uniform"):
+        return mean * mean * (1 + cv * cv)
+    raise ModelError(f"unknown distribution '{kind}'")
+
+
+def erlang_c(c: int, offered: float) -> float:
+    """Erlang C: the probability that an arrival waits in M/M/c with offered load a = λ/μ.
+
+    Computed through the Erlang B recursion B(k) = a B(k-1) / (k + a B(k-1)), which never
+    overflows, and C = B / (1 - ρ(1 - B)) with ρ = a/c."""
+    if c < 1 or offered <= 0:
+        raise ModelError(f"need c >= 1 and a > 0, got c={c}, a={offered!r}")
+    rho = offered / c
+    _check_stable(rho, f"M/M/{c}")
+    b = 1.0
+    for k in range(1, c + 1):
+        b = offered * b / (k + offered * b)
+    return b / (1 - rho * (1 - b))
+
+
+def mmc_wait(lam: float, mean_service: float, c: int) -> float:
+    """Mean time in queue of M/M/c: C(c, a)/(cμ - λ)."""
+    _check_rates(lam, mean_service)
+    a = lam * mean_service
+    pw = erlang_c(c, a)
+    return pw * mean_service / (c - a)
+
+
+def mmc_sojourn(lam: float, mean_service: float, c: int) -> float:
+    """Mean sojourn of M/M/c: C(c, a)/(cμ - λ) + 1/μ."""
+    return mmc_wait(lam, mean_service, c) + mean_service
+
+
+def mmc_sojourn_quantile(lam: float, mean_service: float, c: int, p: float) -> float:
+    """p-quantile of the M/M/c FIFO sojourn: the wait (0 w.p. 1 - C, else Exp(cμ - λ))
+    plus an independent Exp(μ) service; solved by bisection on the survival function."""
+    _check_rates(lam, mean_service)
+    mu, a = 1 / mean_service, lam * mean_service
+    pw, gamma = erlang_c(c, a), c / mean_service - lam
+
+    def survival(t: float) -> float:
+        if abs(gamma - mu) < 1e-12 * mu:
+            both = (1 + mu * t) * math.exp(-mu * t)
+        else:
+            both = (gamma * math.exp(-mu * t) - mu * math.exp(-gamma * t)) / (gamma - mu)
+        return (1 - pw) * math.exp(-mu * t) + pw * both
+
+    return _invert_survival(survival, p, mean_service / (1 - min(a / c, 0.999999)))
+
+
+def _invert_survival(survival: Any, p: float, scale: float) -> float:
+    if not 0 <= p < 1:
+        raise ModelError(f"quantile {p!r} is outside [0, 1)")
+    lo, hi = 0.0, scale
+    while survival(hi) > 1 - p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if survival(mid) > 1 - p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    return (lo + hi) / 2
+
+
+def hypoexp_quantile(rates: Sequence[float], p: float, shift: float = 0.0) -> float:
+    """p-quantile of shift + a sum of independent exponentials of the given rates.
+
+    Survival: Σ_i e^{-r_i t} Π_{j≠i} r_j/(r_j - r_i) for distinct rates; equal rates
+    (within 1e-6) are treated as an Erlang. Mixed repeated rates raise ModelError."""
+    rs = [float(r) for r in rates]
+    if not rs or any(not r > 0 for r in rs):
+        raise ModelError("need at least one rate, all > 0")
+    rs.sort()
+    if rs[-1] - rs[0] <= 1e-6 * rs[0]:
+        k, r = len(rs), rs[0]
+
+        def survival(t: float) -> float:
+            term, acc = 1.0, 1.0
+            for i in range(1, k):
+                term *= r * t / i
+                acc += term
+            return math.exp(-r * t) * acc
+    else:
+        if any(b - a <= 1e-6 * a for a, b in zip(rs, rs[1:])):
+            raise ModelError("hypoexponential with some but not all rates equal is not supported")
+        coef = []
+        for i, ri in enumerate(rs):
+            c = 1.0
+            for j, rj in enumerate(rs):
+                if j != i:
+                    c *= rj / (rj - ri)
+            coef.append(c)
+
+        def survival(t: float) -> float:
+            return min(1.0, max(0.0, sum(c * math.exp(-r * t) for c, r in zip(coef, rs))))
+
+    return shift + _invert_survival(survival, p, sum(1 / r for r in rs))
+
+
+@dataclass(frozen=True)
+class MVAResult:
+    """Exact MVA of a closed single-station loop with N clients."""
+
+    clients: int
+    response: float  # mean time at the station (wait + service)
+    throughput: float
+    queue: float  # mean number at the station
+    utilization: float  # busy fraction of each server
+
+
+def mva_closed(clients: int, demand: float, think: float = 0.0, *, servers: int = 1) -> MVAResult:
+    """Exact mean value analysis of N clients cycling through one FIFO exponential station
+    (mean service ``demand``, ``servers`` units) and a delay of mean ``think``.
+
+    One server: R(n) = D(1 + Q(n-1)), X(n) = n/(R(n) + Z), Q(n) = X(n) R(n) (Reiser &
+    Lavenberg 1980). c servers: the station's rate is min(j, c)/D with j present, and
+    R(n) = Σ_j j/μ(j) p(j-1 | n-1), p(j | n) = X(n)/μ(j) p(j-1 | n-1), p(0 | n) = 1 - Σ_{j≥1}
+    p(j | n) (Lazowska et al. 1984, §8.3)."""
+    if clients < 1 or not demand > 0 or think < 0 or servers < 1:
+        raise ModelError(f"need clients >= 1, demand > 0, think >= 0, servers >= 1; got "
+                         f"{clients}, {demand!r}, {think!r}, {servers}")
+    if servers == 1:
+        q, r, x = 0.0, 0.0, 0.0
+        for n in range(1, clients + 1):
+            r = demand * (1 + q)
+            x = n / (r + think)
+            q = x * r
+        return MVAResult(clients, r, x, q, x * demand)
+    p = [1.0]  # p(j | n) for j = 0..n
+    r = x = 0.0
+    for n in range(1, clients + 1):
+        r = sum(j * demand / min(j, servers) * p[j - 1] for j in range(1, n + 1))
+        x = n / (r + think)
+        new = [0.0] * (n + 1)
+        for j in range(1, n + 1):
+            new[j] = x * demand / min(j, servers) * p[j - 1]
+        new[0] = max(0.0, 1 - sum(new[1:]))
+        p = new
+    return MVAResult(clients, r, x, x * r, x * demand / servers)
+
+
+def cobham_waits(rates: Sequence[float], means: Sequence[float], second_moments: Sequence[float]) -> list[float]:
+    """Mean queueing delay of each class at one non-preemptive priority M/G/1 server,
+    classes given highest priority first: W0 / ((1 - σ_{k-1})(1 - σ_k)) with
+    W0 = Σ λ_i E[S_i²]/2 and σ_k the load of classes 1..k (Cobham 1954)."""
+    if not (len(rates) == len(means) == len(second_moments)) or not rates:
+        raise ModelError("need one rate, mean and second moment per class")
+    w0 = sum(lam * s2 for lam, s2 in zip(rates, second_moments)) / 2
+    out, sigma = [], 0.0
+    for lam, m in zip(rates, means):
+        prev = sigma
+        sigma += lam * m
+        _check_stable(sigma, "the priority queue")
+        out.append(w0 / ((1 - prev) * (1 - sigma)))
+    return out
+
+
+# ----------------------------------------------------------------------------- recognising models
+
+@dataclass
+class StationPrediction:
+    """One queueing station (a resource), times in microseconds."""
+
+    name: str
+    model: str  # "M/M/1", "M/G/1", "M/M/4", "M/G/1 priority 2", "closed MVA" ...
+    utilization: float
+    mean_wait_us: float
+    mean_sojourn_us: float  # wait + service
+    flow: str | None = None  # for priority classes: the flow this row is about
+    stage: int | None = None  # index of the stage in the compiled spec
+
+
+@dataclass
+class FlowPrediction:
+    name: str
+    throughput_per_s: float
+    mean_us: float  # mean sojourn (end-to-end latency)
+    p99_us: float | None = None
+    p999_us: float | None = None
+
+
+@dataclass
+class Prediction:
+    """What theory says about an experiment: per flow and per station."""
+
+    model: str
+    flows: list[FlowPrediction]
+    stations: list[StationPrediction] = field(default_factory=list)
+
+    def flow(self, name: str) -> FlowPrediction:
+        for f in self.flows:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Uncovered(Exception):
+    pass
+
+
+def _moments(d: Dist) -> tuple[float, float]:
+    kind, mean, cv = d
+    return mean, second_moment(kind, mean, cv)
+
+
+@dataclass
+class _Svc:
+    """A stage's service time (ps): mean, second moment, and whether it is exponential."""
+
+    mean: float
+    m2: float
+    exp: bool
+    kind: str  # M, D or G
+    random_bytes: bool = False
+
+
+def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None) -> _Svc:
+    m, m2 = _moments(work)
+    var = m2 - m * m
+    if per_byte_ps > 0 and nbytes is not None and nbytes[1] > 0:
+        bm, bm2 = _moments(nbytes)
+        m += per_byte_ps * bm
+        var += per_byte_ps**2 * (bm2 - bm * bm)
+        rnd = nbytes[0] != "fixed"
+        if rnd and work[1] == 0:
+            return _Svc(m, var + m * m, nbytes[0] == "exp", "M" if nbytes[0] == "exp" else "G", True)
+        return _Svc(m, var + m * m, False, "D" if work[0] == "fixed" and not rnd else "G", rnd)
+    kind = {"exp": "M", "fixed": "D"}.get(work[0], "G")
+    if work[0] in ("lognormal", "uniform") and work[2] == 0:
+        kind = "D"
+    return _Svc(m, m2, work[0] == "exp", kind)
+
+
+def _analyse(exp: Experiment) -> Prediction:
+    c = compile_experiment(exp)
+    spec = c.spec
+    if not spec.flows:
+        raise _Uncovered("the experiment has no flows")
+    for ri, (units, cap) in enumerate(spec.resources):
+        if cap >= 0:
+            raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
+    for qi, (ri, prio, batch) in enumerate(spec.qclasses):
+        if batch > 1:
+            raise _Uncovered(f"resource '{c.resources[ri].name}' serves batches of {batch}")
+    for fi, fl in enumerate(spec.flows):
+        if fl[5] != 1:
+            raise _Uncovered(f"flow '{c.flows[fi]}' mixes {fl[5]} request classes")
+    closed = [fi for fi, fl in enumerate(spec.flows) if fl[0]]
+    if closed and len(spec.flows) > 1:
+        raise _Uncovered("closed and open flows, or several closed flows, share the host")
+    if closed:
+        return _closed(c, closed[0])
+    for fi, fl in enumerate(spec.flows):
+        if fl[1][0] != "exp":
+            raise _Uncovered(f"flow '{c.flows[fi]}' does not have Poisson arrivals")
+    if len(spec.flows) == 1:
+        return _open_series(c, 0)
+    return _priority(c)
+
+
+def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
+    """The stages of flow fi's only class: (stage index, resource or None, service, delay)."""
+    spec = c.spec
+    first_class = spec.flows[fi][4]
+    first, n, _ = spec.classes[first_class]
+    out: list[tuple[int, int | None, _Svc | None, Dist]] = []
+    nbytes: Dist | None = None
+    prev_res: int | None = None
+    seen: set[int] = set()
+    for si in range(first, first + n):
+        q, _cat, work, pb, delay, draw, b = spec.stages[si]
+        if draw:
+            nbytes = b
+        if q < 0:
+            out.append((si, None, None, delay))
+            prev_res = None
+            continue
+        ri = spec.qclasses[q][0]
+        if ri == prev_res:
+            raise _Uncovered(f"consecutive stages on '{c.resources[ri].name}' run to completion as one service")
+        if ri in seen:
+            raise _Uncovered(f"the flow visits resource '{c.resources[ri].name}' more than once")
+        seen.add(ri)
+        prev_res = ri if delay[1] == 0 else None
+        if delay[1] > 0 and si + 1 < first + n:
+            nq = spec.stages[si + 1][0]
+            if nq >= 0 and spec.qclasses[nq][0] == ri:
+                raise _Uncovered(f"the flow visits resource '{c.resources[ri].name}' more than once")
+        out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None), delay))
+    return out
+
+
+def _delay_parts(d: Dist) -> tuple[float, float | None, bool]:
+    """A pure delay's contribution to a sojourn: (mean ps, exp rate or None, quantile-known)."""
+    kind, mean, _ = d
+    if mean == 0:
+        return 0.0, None, True
+    if kind == "fixed":
+        return mean, None, True
+    if kind == "exp":
+        return mean, 1 / mean, True
+    return mean, None, False
+
+
+def _open_series(c: Any, fi: int) -> Prediction:
+    spec = c.spec
+    lam = 1 / spec.flows[fi][1][1]  # per ps
+    walk = _walk(c, fi)
+    queues = [w for w in walk if w[1] is not None and w[2] is not None and w[2].mean > 0]
+    if len(queues) > 1:
+        for si, ri, svc, _ in queues:
+            assert svc is not None and ri is not None
+            if not svc.exp:
+                raise _Uncovered(f"station '{c.resources[ri].name}' has non-exponential service in a series "
+                                 "(the departures of an M/G/1 queue are not Poisson)")
+            if svc.random_bytes:
+                raise _Uncovered(f"station '{c.resources[ri].name}' takes its time from random bytes that other "
+                                 "stations see too (correlated service times)")
+    stations: list[StationPrediction] = []
+    delay_mean = shift = 0.0
+    delay_rates: list[float] = []
+    delays_known = True
+    for si, ri, svc, delay in walk:
+        dm, drate, dknown = _delay_parts(delay)
+        delay_mean += dm
+        if drate is None:
+            shift += dm
+        else:
+            delay_rates.append(drate)
+        delays_known &= dknown
+        if ri is None:
+            continue
+        assert svc is not None
+        units = spec.resources[ri][0]
+        name = c.resources[ri].name
+        if svc.mean == 0:
+            stations.append(StationPrediction(name, "zero service", 0.0, 0.0, 0.0, stage=si))
+            continue
+        rho = lam * svc.mean / units
+        if rho >= 1:
+            raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+        if units == 1:
+            wait, model = mg1_wait(lam, svc.mean, svc.m2), f"M/{svc.kind}/1"
+        elif svc.exp:
+            wait, model = mmc_wait(lam, svc.mean, units), f"M/M/{units}"
+        else:
+            raise _Uncovered(f"station '{name}' is M/G/{units}: no closed form for c > 1 without exponential service")
+        stations.append(StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svc.mean) / PS_PER_US, stage=si))
+    mean = delay_mean + sum(s.mean_sojourn_us for s in stations) * PS_PER_US
+    models = [s.model for s in stations if s.model != "zero service"]
+    quantiles: tuple[float, float] | None = None
+    if delays_known and all(m == "M/M/1" for m in models) and (models or delay_rates):
+        # a sum of independent exponentials (Reich 1957), shifted by the fixed delays
+        rates = [1 / q[2].mean - lam for q in queues if q[2] is not None] + delay_rates
+        quantiles = (hypoexp_quantile(rates, 0.99, shift), hypoexp_quantile(rates, 0.999, shift))
+    elif delays_known and not delay_rates and len(queues) == 1 and models[0].startswith("M/M/"):
+        _, ri, svc, _ = queues[0]
+        assert svc is not None and ri is not None
+        units = spec.resources[ri][0]
+        quantiles = (shift + mmc_sojourn_quantile(lam, svc.mean, units, 0.99),
+                     shift + mmc_sojourn_quantile(lam, svc.mean, units, 0.999))
+    elif delays_known and not delay_rates and not models:
+        quantiles = (shift, shift)
+    if len(models) == 1:
+        label = models[0] + (" (Pollaczek-Khinchine)" if models[0][2] != "M" else "")
+    elif models:
+        label = f"Jackson tandem of {len(models)} stations"
+    else:
+        label = "pure delays"
+    p99, p999 = (None, None) if quantiles is None else (quantiles[0] / PS_PER_US, quantiles[1] / PS_PER_US)
+    return Prediction(label, [FlowPrediction(c.flows[fi], lam * 1e12, mean / PS_PER_US, p99, p999)], stations)
+
+
+def _closed(c: Any, fi: int) -> Prediction:
+    spec = c.spec
+    flow = spec.flows[fi]
+    clients, think = flow[2], flow[3][1]
+    walk = _walk(c, fi)
+    queues = [w for w in walk if w[1] is not None]
+    if len(queues) != 1:
+        raise _Uncovered(f"the closed loop has {len(queues)} queueing stations; exact MVA here covers one")
+    delays = sum(w[3][1] for w in walk)
+    si, ri, svc, _ = queues[0]
+    assert svc is not None and ri is not None
+    units = spec.resources[ri][0]
+    name = c.resources[ri].name
+    if svc.mean == 0:
+        raise _Uncovered(f"station '{name}' has zero service time")
+    if not svc.exp and clients > 1:
+        raise _Uncovered(f"station '{name}' has non-exponential service: MVA is exact for exponential FIFO stations")
+    if think + delays == 0 and units >= clients:
+        raise _Uncovered("every client always holds a server: nothing queues")
+    r = mva_closed(clients, svc.mean, think + delays, servers=units)
+    wait = r.response - svc.mean
+    st = StationPrediction(name, f"closed MVA, {units} server{'s' if units > 1 else ''}", r.utilization,
+                           wait / PS_PER_US, r.response / PS_PER_US, stage=si)
+    return Prediction(f"closed loop of {clients} clients (exact MVA)",
+                      [FlowPrediction(c.flows[fi], r.throughput * 1e12, (r.response + delays) / PS_PER_US)], [st])
+
+
+def _priority(c: Any) -> Prediction:
+    spec = c.spec
+    rows = []
+    resource = None
+    for fi in range(len(spec.flows)):
+        walk = _walk(c, fi)
+        queues = [w for w in walk if w[1] is not None]
+        if len(queues) != 1:
+            raise _Uncovered(f"several open flows: theory here covers each a single stage on one shared resource "
+                             f"(flow '{c.flows[fi]}' has {len(queues)} stations)")
+        si, ri, svc, _ = queues[0]
+        if resource is not None and ri != resource:
+            raise _Uncovered("several open flows on different resources (a multi-class network)")
+        resource = ri
+        assert svc is not None
+        prio = spec.qclasses[spec.stages[si][0]][1]
+        delay = sum(w[3][1] for w in walk)
+        rows.append((fi, si, 1 / spec.flows[fi][1][1], svc, prio, delay))
+    assert resource is not None
+    units = spec.resources[resource][0]
+    name = c.resources[resource].name
+    if units != 1:
+        raise _Uncovered(f"several flows share '{name}' with {units} units: priority M/G/c has no closed form")
+    levels = sorted({r[4] for r in rows}, reverse=True)
+    lam_l = [sum(r[2] for r in rows if r[4] == p) for p in levels]
+    mean_l = [sum(r[2] * r[3].mean for r in rows if r[4] == p) / lam_l[k] for k, p in enumerate(levels)]
+    m2_l = [sum(r[2] * r[3].m2 for r in rows if r[4] == p) / lam_l[k] for k, p in enumerate(levels)]
+    rho = sum(lam * m for lam, m in zip(lam_l, mean_l))
+    if rho >= 1:
+        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    waits = cobham_waits(lam_l, mean_l, m2_l)
+    flows, stations = [], []
+    for fi, si, lam, svc, prio, delay in rows:
+        w = waits[levels.index(prio)]
+        flows.append(FlowPrediction(c.flows[fi], lam * 1e12, (w + svc.mean + delay) / PS_PER_US))
+        stations.append(StationPrediction(name, f"M/G/1 priority {prio}", rho, w / PS_PER_US,
+                                          (w + svc.mean) / PS_PER_US, flow=c.flows[fi], stage=si))
+    label = ("M/G/1 FIFO, several flows (P-K)" if len(levels) == 1
+             else f"M/G/1 with {len(levels)} priority levels (Cobham)")
+    return Prediction(label, flows, stations)
+
+
+def why_not(experiment: Experiment) -> str | None:
+    """Why theory does not cover ``experiment``, or None when it does."""
+    try:
+        _analyse(experiment)
+    except _Uncovered as e:
+        return str(e)
+    return None
+
+
+def predict(experiment: Experiment) -> Prediction | None:
+    """The closed-form prediction for ``experiment``, or None when theory does not cover
+    it (:func:`why_not` gives the reason)."""
+    return analyse(experiment)[0]
+
+
+def analyse(experiment: Experiment) -> tuple[Prediction | None, str | None]:
+    """(prediction, None) when theory covers ``experiment``, else (None, reason)."""
+    try:
+        return _analyse(experiment), None
+    except _Uncovered as e:
+        return None, str(e)
+
+
+# ----------------------------------------------------------------------------- the command
+
+def _rel(theory: float | None, sim: float | None) -> float | None:
+    if theory is None or sim is None or theory == 0 or math.isnan(sim):
+        return None
+    return (sim - theory) / theory
+
+
+def compare_result(pred: Prediction, result: Any) -> dict[str, Any]:
+    """Theory beside a simulated :class:`emulator.result.Result`: per flow and station."""
+    d = result.to_dict()
+    stages = result.stages()
+    flows = []
+    for f in pred.flows:
+        sim = d["flows"][f.name]
+        lat = sim["latency_us"]
+        flows.append({
+            "flow": f.name,
+            "throughput_per_s": {"theory": f.throughput_per_s, "sim": sim["throughput_per_s"],
+                                 "rel_diff": _rel(f.throughput_per_s, sim["throughput_per_s"])},
+            "mean_us": {"theory": f.mean_us, "sim": lat["mean"], "rel_diff": _rel(f.mean_us, lat["mean"])},
+            "p99_us": {"theory": f.p99_us, "sim": lat["p99"], "rel_diff": _rel(f.p99_us, lat["p99"])},
+            "p999_us": {"theory": f.p999_us, "sim": lat["p999"], "rel_diff": _rel(f.p999_us, lat["p999"])},
+        })
+    stations = []
+    for s in pred.stations:
+        st = stages[s.stage] if s.stage is not None else None
+        sim_wait = st["mean_wait_us"] if st else math.nan
+        sim_soj = sim_wait + st["mean_service_us"] if st else math.nan
+        util = d["resources"][s.name]["utilization"]
+        stations.append({
+            "station": s.name, "flow": s.flow, "model": s.model,
+            "utilization": {"theory": s.utilization, "sim": util, "rel_diff": _rel(s.utilization, util)},
+            "mean_wait_us": {"theory": s.mean_wait_us, "sim": sim_wait, "rel_diff": _rel(s.mean_wait_us, sim_wait)},
+            "mean_sojourn_us": {"theory": s.mean_sojourn_us, "sim": sim_soj,
+                                "rel_diff": _rel(s.mean_sojourn_us, sim_soj)},
+        })
+    return {"model": pred.model, "flows": flows, "stations": stations}
+
+
+def _fmt(x: float | None, w: int = 11) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return f"{'-':>{w}}"
+    return f"{x:>{w}.5g}"
+
+
+def _pct(x: float | None, w: int = 8) -> str:
+    return f"{'-':>{w}}" if x is None or math.isnan(x) else f"{x:>+{w}.2%}"
+
+
+def format_comparison(cmp: dict[str, Any]) -> str:
+    out = [f"theory: {cmp['model']}", ""]
+    out.append(f"{'flow':<14} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+    for f in cmp["flows"]:
+        for key, label in (("throughput_per_s", "done/s"), ("mean_us", "mean us"), ("p99_us", "p99 us"),
+                           ("p999_us", "p99.9 us")):
+            v = f[key]
+            if v["theory"] is None:
+                continue
+            out.append(f"{f['flow'][:14]:<14} {label:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} {_pct(v['rel_diff'])}")
+    if cmp["stations"]:
+        out.append("")
+        out.append(f"{'station':<14} {'model':<20} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+        for s in cmp["stations"]:
+            label = s["station"] + (f"/{s['flow']}" if s["flow"] else "")
+            for key, name in (("utilization", "utilization"), ("mean_wait_us", "wait us"),
+                              ("mean_sojourn_us", "sojourn us")):
+                v = s[key]
+                out.append(f"{label[:14]:<14} {s['model'][:20]:<20} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
+                           f"{_pct(v['rel_diff'])}")
+    return "\n".join(out)
+
+
+def cmd_theory(a: argparse.Namespace) -> int:
+    from .cli import format_result
+    from .model import load_experiment
+    from .simulation import Simulation
+
+    exp = load_experiment(a.spec, sets=a.sets, duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
+    pred, reason = analyse(exp)
+    res = Simulation(exp).run()
+    if a.json:
+        body: dict[str, Any] = {"covered": pred is not None, "reason": reason, "seed": res.seed,
+                                "duration_s": res.duration_s, "warmup_s": res.warmup_s}
+        if pred is not None:
+            body["theory"] = pred.to_dict()
+            body["comparison"] = compare_result(pred, res)
+        body["result"] = res.to_dict()
+        print(json.dumps(body, default=_json_default, allow_nan=True))
+        return 0
+    if pred is None:
+        print(f"outside what theory covers: {reason}")
+        print("")
+        print(format_result(res.to_dict()))
+        return 0
+    print(f"{exp.file}   (seed {res.seed}, {res.duration_s:g} s measured after {res.warmup_s:g} s warm-up)")
+    print(format_comparison(compare_result(pred, res)))
+    return 0
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(type(o).__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("theory", help="compare a run with closed-form queueing theory")
+    p.add_argument("spec", help="experiment file (TOML)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param or any key; repeatable")
+    p.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
+    p.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
+    p.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_theory)

@@ -1,0 +1,270 @@
+"""emulator.stats and emulator.compare: intervals that cover, CRN that pays, determinism.
+
+Statistical assertions state their tolerance and why it holds. Every run uses fixed seeds,
+so the tests are deterministic; the stated failure probabilities say how unlikely a
+failure would be for a correct implementation under an arbitrary seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from emulator._core import ModelError
+from emulator.cli import main
+from emulator.compare import compare, unpaired_ci
+from emulator.model import load_experiment
+from emulator.stats import (
+    _t_quantile_exact,
+    batch_means,
+    choose_warmup,
+    lag1_autocorrelation,
+    long_run,
+    mean_ci,
+    mser5,
+    replicate,
+    replication_seeds,
+    t_quantile,
+)
+from emulator.theory import mm1_sojourn
+
+
+def _mm1(rho: float = 0.5, *, service_ns: float = 1000, duration_s: float = 0.05, warmup_s: float = 0.005,
+         seed: int = 1) -> dict[str, Any]:
+    """M/M/1 on an off-host 1 GHz core (cycles are ns), Poisson arrivals at ρ per µs."""
+    return {
+        "host": {"name": "h", "cores": 1, "ghz": 1.0, "memory_gib": 1},
+        "architecture": {"name": "a", "resources": {"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}},
+                         "paths": {"p": {"stages": [{"on": "s", "cycles": {"dist": "exp", "mean": service_ns}}]}}},
+        "workload": {"name": "w", "flows": [{"name": "f", "arrival": "poisson", "rate_per_s": rho * 1e6,
+                                             "steps": [{"path": "p"}]}]},
+        "experiment": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+    }
+
+
+# ----------------------------------------------------------------------------- Student's t
+
+
+@pytest.mark.parametrize("df", list(range(1, 31)) + [31, 40, 60, 99, 120, 250, 1000])
+def test_t_quantile_fallback_matches_scipy(df: int) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for p in (0.6, 0.9, 0.95, 0.975, 0.995, 0.9995, 0.05):
+        # the fallback is the exact integer-df CDF inverted by bisection: far inside 1e-3
+        assert _t_quantile_exact(p, df) == pytest.approx(float(stats.t.ppf(p, df)), abs=1e-6)
+
+
+def test_t_quantile_without_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import fails
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    assert t_quantile(0.975, 1) == pytest.approx(12.706204736, abs=1e-6)  # tabulated
+    assert t_quantile(0.975, 9) == pytest.approx(2.262157163, abs=1e-6)
+    assert t_quantile(0.975, 10**4) == pytest.approx(1.960201, abs=1e-5)
+    with pytest.raises(ModelError):
+        t_quantile(0.975, 0)
+    with pytest.raises(ModelError):
+        t_quantile(1.0, 5)
+
+
+def test_mean_ci_by_hand() -> None:
+    x = [1.0, 2.0, 3.0, 4.0]
+    ci = mean_ci(x)
+    assert ci.mean == 2.5 and ci.n == 4
+    assert ci.half_width == pytest.approx(3.182446305 * np.std(x, ddof=1) / 2, rel=1e-6)
+    assert math.isnan(mean_ci([1.0]).half_width)
+
+
+# ----------------------------------------------------------------------------- batch means and MSER-5
+
+
+def test_batch_means_of_an_ar1_series() -> None:
+    # AR(1) with φ = 0.9, 2·10⁵ samples, 20 batches of 10⁴: the autocorrelation decays within
+    # ~50 samples, so the batch means are nearly independent (lag-1 well under 0.3; its
+    # standard error with 20 batches is ~0.22, the bound is ~1.4 of them above 0), and the
+    # interval covers the true mean 0 (a 95% interval: the seed is fixed).
+    rng = np.random.default_rng(7)
+    e = rng.standard_normal(200_000)
+    x = np.empty_like(e)
+    acc = 0.0
+    for i, v in enumerate(e):
+        acc = 0.9 * acc + v
+        x[i] = acc
+    bm = batch_means(x, 20)
+    assert bm.interval.covers(0.0)
+    assert abs(bm.lag1) < 0.3
+    # the raw series is strongly correlated: the naive iid interval is ~4x too narrow
+    assert lag1_autocorrelation(x) == pytest.approx(0.9, abs=0.01)
+    assert mean_ci(x).half_width < bm.interval.half_width / 3
+
+
+def test_batch_means_weights_and_remainder() -> None:
+    bm = batch_means([9.0, 1.0, 2.0, 3.0, 4.0], 2, weights=[1, 1, 3, 1, 1])
+    assert bm.discarded == 1  # dropped from the start, nearest the transient
+    assert list(bm.batch_means) == pytest.approx([(1 + 6) / 4, 3.5])
+    with pytest.raises(ModelError):
+        batch_means([1.0, 2.0], 3)
+
+
+def test_mser5_finds_an_obvious_transient() -> None:
+    rng = np.random.default_rng(3)
+    n = 1000
+    noise = rng.standard_normal(n)
+    transient = 50 * np.exp(-np.arange(n) / 20)  # decays to below the noise by ~80 samples
+    d = mser5(noise + transient)
+    assert 40 <= d <= 150
+    assert mser5(noise) <= 100  # no transient: little or nothing is cut (deterministic seed)
+    assert mser5(np.r_[np.full(100, 10.0), np.zeros(400)]) == 100  # a step: exactly the step
+    assert mser5([1.0, 2.0, 3.0]) == 0
+
+
+def test_choose_warmup_from_an_empty_start() -> None:
+    # M/M/1 at ρ 0.95 starts empty; its relaxation time 1/(μ(1-√ρ)²) is 1.6 ms. A 100 ms
+    # pilot in 200 windows: MSER-5 must cut something and converge (not hit its m/2 limit).
+    exp = load_experiment(_mm1(0.95, duration_s=0.1, warmup_s=0.0))
+    w = choose_warmup(exp, n_windows=200)
+    assert w.measure == "f.mean_us"
+    assert w.converged and 0 <= w.warmup_s < 0.05
+    assert w.warmup_s == pytest.approx(w.index * w.window_s)
+
+
+def test_long_run_batch_means_covers_mm1() -> None:
+    # one run of 1 s at ρ 0.5 (5·10⁵ requests, ~10⁵ relaxation times), 20 batches: the
+    # interval covers theory (95%, fixed seed), is narrow (pilot half-width ~0.6%), and the
+    # batches are long enough that the lag-1 autocorrelation of their means is small.
+    exp = load_experiment(_mm1(0.5, duration_s=1.0, warmup_s=0.01))
+    bm = long_run(exp, n_batches=20)
+    m = bm["f.mean_us"]
+    assert m.interval.covers(mm1_sojourn(0.5, 1.0))
+    assert m.interval.half_width < 0.015 * mm1_sojourn(0.5, 1.0)
+    assert abs(m.lag1) < 0.5
+    assert bm["f.throughput_per_s"].interval.covers(5e5)
+    assert set(bm) >= {"usable_fraction", "f.p99_us"}
+
+
+# ----------------------------------------------------------------------------- replications
+
+
+def test_replication_seeds_are_fixed_per_index() -> None:
+    a, b = replication_seeds(1, 5), replication_seeds(1, 8)
+    assert a == b[:5] and len(set(b)) == 8
+    assert replication_seeds(2, 5) != a
+    assert all(0 <= s < 2**63 for s in b)
+
+
+def test_replicate_identical_for_any_workers() -> None:
+    exp = load_experiment(_mm1(0.7, duration_s=0.02))
+    one = replicate(exp, 4, seed0=11, workers=1)
+    two = replicate(exp, 4, seed0=11, workers=2)
+    assert one.seeds == two.seeds
+    assert one.samples.keys() == two.samples.keys()
+    for k in one.samples:
+        assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
+    assert set(one.intervals) == {"usable_fraction", "f.throughput_per_s", "f.mean_us", "f.p99_us", "f.p999_us"}
+
+
+def test_twenty_replications_cover_mm1() -> None:
+    # the brief's check: 20 replications of M/M/1 at ρ 0.8, the t interval of the mean
+    # sojourn contains 1/(μ - λ) = 5 µs (a 95% interval, fixed seed)
+    exp = load_experiment(_mm1(0.8, duration_s=0.05))
+    r = replicate(exp, 20, seed0=2024, workers=2)
+    ci = r.intervals["f.mean_us"]
+    assert ci.n == 20 and ci.covers(mm1_sojourn(0.8, 1.0))
+    # p99 = ln(100)/(μ - λ): the mean of 20 per-run p99s (each ~4·10⁴ requests, spread ~2%)
+    # has a standard error near 0.5%, plus the histogram's ≤ 0.4% bucket error: within 3%
+    assert r.intervals["f.p99_us"].mean == pytest.approx(math.log(100) * 5.0, rel=0.03)
+
+
+def test_confidence_intervals_have_their_coverage() -> None:
+    # 40 independent intervals, each from 5 replications of M/M/1 at ρ 0.5 (2.5·10⁴ requests
+    # each, ~4000 relaxation times: near-normal, nearly unbiased means). With true coverage
+    # 95% the number covering is Binomial(40, 0.95): P(fewer than 33) = 7e-4. The intervals
+    # must also be informative (mean half-width under 3% of the value).
+    exp = load_experiment(_mm1(0.5, duration_s=0.05))
+    truth = mm1_sojourn(0.5, 1.0)
+    covered, widths = 0, []
+    for k in range(40):
+        ci = replicate(exp, 5, seed0=1000 + k, workers=1).intervals["f.mean_us"]
+        covered += ci.covers(truth)
+        widths.append(ci.half_width / truth)
+    assert covered >= 33, covered
+    assert float(np.mean(widths)) < 0.03
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def test_crn_pairs_narrow_the_interval() -> None:
+    # B serves 10% slower. Under common random numbers both see the same arrivals and the
+    # same service draws (scaled), so B - A per pair varies far less than B or A alone: the
+    # paired interval must be several times narrower than the two-sample interval of
+    # independent runs (observed ratio ~8; asserted 3).
+    a = load_experiment(_mm1(0.5, duration_s=0.02))
+    b = load_experiment(_mm1(0.5, service_ns=1100, duration_s=0.02))
+    crn = compare(a, b, 10, seed0=5, workers=1)
+    ind = compare(a, b, 10, seed0=5, workers=1, crn=False)
+    d_crn, d_ind = crn.difference("f.mean_us"), ind.difference("f.mean_us")
+    assert d_crn.paired and not d_ind.paired
+    assert d_crn.diff.half_width * 3 < d_ind.diff.half_width
+    # theory: 1/(1-.55)·1.1 - 1/(1-.5) = 0.444 µs; the paired interval finds it significant
+    assert d_crn.significant and d_crn.diff.covers(1.1 / 0.45 - 2.0)
+
+
+def test_unpaired_ci_by_hand() -> None:
+    ci = unpaired_ci([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+    assert ci.mean == 1.0
+    assert ci.half_width == pytest.approx(2.776445105 * math.sqrt(1.0 * (2 / 3)), rel=1e-6)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def _write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text("\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()) + "\n"
+                              for sec, body in doc.items()))
+    return path
+
+
+def test_cli_compare_experiment_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fa = _write(tmp_path / "a.toml", _mm1(0.5, duration_s=0.01))
+    fb = _write(tmp_path / "b.toml", _mm1(0.5, service_ns=1200, duration_s=0.01))
+    assert main(["compare", str(fa), str(fb), "-n", "4", "--workers", "1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["replications"] == 4 and d["crn"] is True
+    m = d["measures"]["f.mean_us"]
+    assert m["significant"] and m["diff"]["mean"] > 0  # 20% slower service: ~+1 µs on 2 µs
+    assert main(["compare", str(fa), str(fb), "-n", "3", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "B - A" in out and "f.mean_us" in out and "significant" in out
+
+
+def test_cli_compare_bundled_architectures(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["compare", "xen-pv", "nitro", "-n", "3", "--duration", "0.004", "--warmup", "0.001", "--json",
+            "--workers", "2", "--seed", "4"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    uf = d["measures"]["usable_fraction"]
+    # the headline gap (~0.70 vs ~1.0) dwarfs run-to-run noise even in 4 ms runs
+    assert uf["significant"] and uf["diff"]["mean"] > 0.2
+    assert d["a"] == "xen-pv" and d["b"] == "nitro"
+
+
+def test_cli_compare_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "no-such-arch", "nitro", "-n", "2"]) == 2
+    assert main(["compare", "xen-pv", "nitro", "-n", "1"]) == 2
+    assert main(["compare", "xen-pv", "nitro", "--set", "no_such_param=3", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 3

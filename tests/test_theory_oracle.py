@@ -1,0 +1,413 @@
+"""The simulator against queueing theory beyond M/M/1, and `vemu theory`.
+
+Every case is an inline experiment on off-host 1 GHz cpu resources (so `cycles` are
+nanoseconds) or a `server` device; service means are 1 µs, so the arrival rate is ρ·10⁶/s.
+Each case runs once with a fixed seed and compares the simulated mean sojourn with the
+closed form of emulator.theory.
+
+Tolerances. Each relative tolerance is twice the 95% batch-means half-width (20 batches,
+`emulator.stats.long_run`) measured on pilot runs of the same length with seeds 1 and 2
+(the larger of the two), so it is about four standard errors: a correct engine fails a case
+with probability below 1e-4 whatever the seed. Pilot half-widths, in % of the theory value:
+
+  M/G/1, ρ 0.5, 1 s:   fixed 0.32, lognormal cv 0.5 0.44, uniform cv 0.5 0.49
+  M/G/1, ρ 0.9, 4 s:   fixed 1.46, lognormal cv 0.5 1.73, uniform cv 0.5 1.34
+  lognormal cv 2 (E[S³] = 125 m³: the wait's variance is ~25x the exponential case's):
+                       ρ 0.5, 1 s: 4.5; ρ 0.9, 4 s: 5.0 — hence 4x longer runs below, which
+                       halve them (2.3, 2.5)
+  M/M/c, ρ 0.5, 1/√c s: 0.57, 0.36, 0.23 (c = 2, 4, 8); ρ 0.9, 4/√c s: 1.49, 1.08, 0.86
+  Cobham, ρ 0.5, 1 s: at most 1.34 (2 classes), 1.72 (3 classes); ρ 0.9, 4 s: 3.28
+                       (2 classes, the low one), 2.94 (3 classes, the low one)
+  closed loops, 0.3 s: at most 0.66
+
+The ρ 0.9 runs are long against the relaxation time of the queue, 1/(μ(1-√ρ)²) ≈ 0.38 ms
+for M/M/1 at ρ 0.9 (Morse 1955): a 4 s run is ~10⁴ relaxation times, and the 10 ms warm-up
+is ~26 of them, so the initial-state bias is far below the tolerances (30 replications of
+M/M/1, M/D/1 and M/U/1 at ρ 0.9 averaged within 0.2% of theory).
+
+Percentiles (M/M/c sojourn p99): pilot runs over 5 seeds spread by 0.7% (ρ 0.5) and 1.5%
+(ρ 0.9) standard deviation, plus the histogram's ≤ 0.4% bucket error: tolerances 3% and 6%.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.cli import main
+from emulator.model import load_experiment
+from emulator.simulation import Simulation
+from emulator.theory import (
+    cobham_waits,
+    erlang_c,
+    hypoexp_quantile,
+    md1_sojourn,
+    mg1_sojourn,
+    mm1_sojourn,
+    mm1_sojourn_quantile,
+    mmc_sojourn,
+    mmc_sojourn_quantile,
+    mva_closed,
+    predict,
+    why_not,
+)
+
+# ----------------------------------------------------------------------------- builders
+
+
+def _cpu(cores: int = 1, **kw: Any) -> dict[str, Any]:
+    return {"kind": "cpu", "cores": cores, "ghz": 1.0, "on_host": False, **kw}
+
+
+def _doc(resources: dict[str, Any], paths: dict[str, list[dict[str, Any]]], flows: list[dict[str, Any]], *,
+         duration_s: float, warmup_s: float = 0.01, seed: int = 1) -> dict[str, Any]:
+    return {
+        "host": {"name": "h", "cores": 1, "ghz": 1.0, "memory_gib": 1},
+        "architecture": {"name": "a", "resources": resources,
+                         "paths": {k: {"stages": v} for k, v in paths.items()}},
+        "workload": {"name": "w", "flows": flows},
+        "experiment": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+    }
+
+
+def _station(arrival: dict[str, Any], cycles: Any, *, duration_s: float, cores: int = 1,
+             warmup_s: float = 0.01) -> dict[str, Any]:
+    return _doc({"s": _cpu(cores)}, {"p": [{"on": "s", "cycles": cycles}]},
+                [dict(arrival, name="f", steps=[{"path": "p"}])], duration_s=duration_s, warmup_s=warmup_s)
+
+
+def _poisson(rho: float, c: int = 1) -> dict[str, Any]:
+    return {"arrival": "poisson", "rate_per_s": rho * c * 1e6}
+
+
+def _server(c: int, rho: float, *, duration_s: float) -> dict[str, Any]:
+    res = {"s": {"kind": "server", "servers": c, "service_us": {"dist": "exp", "mean": 1.0}}}
+    return _doc(res, {"p": [{"on": "s"}]}, [dict(_poisson(rho, c), name="f", steps=[{"path": "p"}])],
+                duration_s=duration_s)
+
+
+def _run(doc: dict[str, Any], **kw: Any) -> tuple[Any, dict[str, Any]]:
+    exp = load_experiment(doc, **kw)
+    pred = predict(exp)
+    assert pred is not None, why_not(exp)
+    return pred, Simulation(exp).run().to_dict()
+
+
+def _rel(sim: float, theory: float) -> float:
+    return abs(sim - theory) / theory
+
+
+EXP = {"dist": "exp", "mean": 1000}
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def test_formulas_agree_with_each_other_and_known_values() -> None:
+    # M/M/1 three ways: its own formula, P-K with E[S²] = 2m², and M/M/c with c = 1
+    assert mm1_sojourn(0.5, 1.0) == pytest.approx(2.0)
+    assert mg1_sojourn(0.5, 1.0, 2.0) == pytest.approx(2.0)
+    assert mmc_sojourn(0.5, 1.0, 1) == pytest.approx(2.0)
+    assert md1_sojourn(0.5, 1.0) == pytest.approx(1.5)
+    # Erlang C tabulated values: C(2, 1) = 1/3, C(1, ρ) = ρ
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)
+    # quantiles: M/M/c with c = 1 is M/M/1's exponential; a one-rate hypoexponential too
+    assert mmc_sojourn_quantile(0.9, 1.0, 1, 0.99) == pytest.approx(mm1_sojourn_quantile(0.9, 1.0, 0.99), rel=1e-9)
+    assert hypoexp_quantile([0.1], 0.99) == pytest.approx(mm1_sojourn_quantile(0.9, 1.0, 0.99), rel=1e-9)
+    # Erlang-2 median: 1.67835 / rate (solves (1 + x) e^{-x} = 1/2)
+    assert hypoexp_quantile([2.0, 2.0], 0.5) == pytest.approx(1.678347 / 2, rel=1e-5)
+    # MVA: one client sees no queue; with no think time Q = N, R = N D
+    assert mva_closed(1, 1.0, 5.0).response == pytest.approx(1.0)
+    assert mva_closed(7, 1.0, 0.0).response == pytest.approx(7.0)
+    assert mva_closed(7, 2.0, 0.0, servers=2).response == pytest.approx(7.0)
+    assert mva_closed(40, 1.0, 3.0).throughput == pytest.approx(1.0, rel=1e-6)  # saturated
+    # Cobham with one class is P-K; equal classes keep the FIFO total wait
+    assert cobham_waits([0.5], [1.0], [2.0])[0] == pytest.approx(mg1_sojourn(0.5, 1.0, 2.0) - 1.0)
+    w = cobham_waits([0.3, 0.3], [1.0, 1.0], [2.0, 2.0])
+    assert (w[0] + w[1]) / 2 == pytest.approx(mg1_sojourn(0.6, 1.0, 2.0) - 1.0)  # conservation law
+
+
+# ----------------------------------------------------------------------------- M/G/1
+
+SERVICE = {
+    "fixed": 1000,
+    "lognormal-0.5": {"dist": "lognormal", "mean": 1000, "cv": 0.5},
+    "lognormal-2": {"dist": "lognormal", "mean": 1000, "cv": 2.0},
+    "uniform-0.5": {"dist": "uniform", "mean": 1000, "cv": 0.5},
+}
+# (service, ρ): (run length s, relative tolerance) — see the module docstring
+MG1_CASES = {
+    ("fixed", 0.5): (1.0, 0.01), ("fixed", 0.9): (4.0, 0.03),
+    ("lognormal-0.5", 0.5): (1.0, 0.01), ("lognormal-0.5", 0.9): (4.0, 0.035),
+    ("lognormal-2", 0.5): (4.0, 0.05), ("lognormal-2", 0.9): (16.0, 0.05),
+    ("uniform-0.5", 0.5): (1.0, 0.01), ("uniform-0.5", 0.9): (4.0, 0.03),
+}
+
+
+@pytest.mark.parametrize("service,rho", list(MG1_CASES), ids=[f"{s}-rho{r}" for s, r in MG1_CASES])
+def test_mg1_pollaczek_khinchine(service: str, rho: float) -> None:
+    dur, tol = MG1_CASES[(service, rho)]
+    pred, res = _run(_station(_poisson(rho), SERVICE[service], duration_s=dur))
+    assert pred.model.startswith("M/D/1" if service == "fixed" else "M/G/1")
+    f = res["flows"]["f"]
+    assert _rel(f["latency_us"]["mean"], pred.flows[0].mean_us) < tol
+    # utilisation is a time average over ~ρ·10⁶·dur services: well inside 1%
+    assert res["resources"]["s"]["utilization"] == pytest.approx(rho, rel=0.01)
+
+
+# ----------------------------------------------------------------------------- M/M/c
+
+MMC_TOL = {0.5: (0.012, 0.03), 0.9: (0.03, 0.06)}  # (mean, p99): module docstring
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.9])
+@pytest.mark.parametrize("c", [2, 4, 8])
+def test_mmc_erlang_c(c: int, rho: float) -> None:
+    dur = (1.0 if rho == 0.5 else 4.0) / math.sqrt(c)
+    pred, res = _run(_server(c, rho, duration_s=dur))
+    assert pred.model == f"M/M/{c}"
+    lat = res["flows"]["f"]["latency_us"]
+    tol_mean, tol_p99 = MMC_TOL[rho]
+    assert _rel(lat["mean"], pred.flows[0].mean_us) < tol_mean
+    assert pred.flows[0].p99_us is not None
+    assert _rel(lat["p99"], pred.flows[0].p99_us) < tol_p99
+
+
+def test_mmc_on_cpu_cores_matches_server_device() -> None:
+    # the same M/M/4 as cores of a cpu resource: the two must agree with theory alike
+    pred, res = _run(_station(_poisson(0.9, 4), EXP, cores=4, duration_s=2.0))
+    assert _rel(res["flows"]["f"]["latency_us"]["mean"], pred.flows[0].mean_us) < 0.03
+
+
+def test_link_with_exponential_bytes_is_mm1() -> None:
+    # an 8 Gb/s link serialises a byte per ns: exponential bytes of mean 1000 make an M/M/1,
+    # fixed bytes an M/D/1. ρ 0.7, 2 s: pilot half-widths 1.09% and 0.93%, tolerance 2.5%.
+    doc = _doc({"nic": {"kind": "link", "gbps": 8}}, {"p": [{"on": "nic"}]},
+               [{"name": "f", "arrival": "poisson", "rate_per_s": 7e5,
+                 "steps": [{"path": "p", "bytes": {"dist": "exp", "mean": 1000}}]}], duration_s=2.0)
+    pred, res = _run(doc)
+    assert pred.model == "M/M/1" and pred.flows[0].mean_us == pytest.approx(mm1_sojourn(0.7, 1.0))
+    assert _rel(res["flows"]["f"]["latency_us"]["mean"], pred.flows[0].mean_us) < 0.025
+    doc["workload"]["flows"][0]["steps"][0]["bytes"] = 1000
+    pred, _ = _run(dict(doc, experiment={"duration_s": 0.001, "warmup_s": 0.0}))
+    assert pred.model.startswith("M/D/1") and pred.flows[0].mean_us == pytest.approx(md1_sojourn(0.7, 1.0))
+
+
+# ----------------------------------------------------------------------------- Jackson tandem
+
+
+def test_jackson_tandem_with_multiserver_and_delay() -> None:
+    # M/M/1 (ρ .5) -> fixed 2 µs delay -> M/M/2 (ρ .8) -> M/M/1 (ρ .7); means add (Jackson).
+    # Pilot half-widths at 2 s (seeds 1, 2): 0.66% and 1.09%; tolerance 3% (~5 standard errors).
+    doc = _doc({"a": _cpu(), "b": _cpu(2), "c": _cpu()},
+               {"p": [{"on": "a", "cycles": {"dist": "exp", "mean": 1000}},
+                      {"delay_us": 2},
+                      {"on": "b", "cycles": {"dist": "exp", "mean": 3200}},
+                      {"on": "c", "cycles": {"dist": "exp", "mean": 1400}}]},
+               [{"name": "f", "arrival": "poisson", "rate_per_s": 5e5, "steps": [{"path": "p"}]}], duration_s=2.0)
+    pred, res = _run(doc)
+    th = 2.0 + 2.0 + mmc_sojourn(0.5, 3.2, 2) + mm1_sojourn(0.5, 1.4)
+    assert pred.flows[0].mean_us == pytest.approx(th)
+    assert _rel(res["flows"]["f"]["latency_us"]["mean"], th) < 0.03
+
+
+def test_mm1_tandem_percentiles() -> None:
+    # two M/M/1 (ρ .5, .7) and a fixed 1 µs delay: sojourn = 1 + Exp(0.5) + Exp(1/1.4 - 0.5) µs
+    # (Reich 1957). Pilot: mean half-widths 0.79% and 0.88%, tolerance 2%; p99 over 6 seeds
+    # within -2.1% .. 0% (spread ~0.8%, plus the ≤ 0.4% bucket error), tolerance 4%.
+    doc = _doc({"a": _cpu(), "b": _cpu()},
+               {"p": [{"on": "a", "cycles": {"dist": "exp", "mean": 1000}, "delay_us": 1},
+                      {"on": "b", "cycles": {"dist": "exp", "mean": 1400}}]},
+               [{"name": "f", "arrival": "poisson", "rate_per_s": 5e5, "steps": [{"path": "p"}]}], duration_s=2.0)
+    pred, res = _run(doc)
+    # independent check of the closed form: P(T - 1 > t) for rates 0.5 and 1/1.4 - 0.5
+    r1, r2 = 0.5, 1 / 1.4 - 0.5
+    t = pred.flows[0].p99_us - 1.0
+    surv = (r2 * math.exp(-r1 * t) - r1 * math.exp(-r2 * t)) / (r2 - r1)
+    assert surv == pytest.approx(0.01, rel=1e-6)
+    lat = res["flows"]["f"]["latency_us"]
+    assert _rel(lat["mean"], pred.flows[0].mean_us) < 0.02
+    assert _rel(lat["p99"], pred.flows[0].p99_us) < 0.04
+
+
+# ----------------------------------------------------------------------------- closed loops
+
+CLOSED = [(n, z) for n in (1, 2, 5, 10, 20) for z in (0.0, 2.0) if (n, z) != (1, 0.0)]
+
+
+@pytest.mark.parametrize("clients,think_us", CLOSED)
+def test_closed_loop_exact_mva(clients: int, think_us: float) -> None:
+    # exp service 1 µs, exponential think time; 0.3 s is ~10⁵ cycles of the loop. Pilot
+    # half-widths at most 0.66%, tolerance 1.5%; throughput is a count over ~3·10⁵: 1.5%.
+    think: Any = {"dist": "exp", "mean": think_us} if think_us else 0
+    pred, res = _run(_station({"arrival": "closed", "clients": clients, "think_us": think}, EXP,
+                              duration_s=0.3, warmup_s=0.001))
+    f = res["flows"]["f"]
+    th = mva_closed(clients, 1.0, think_us)
+    assert pred.flows[0].mean_us == pytest.approx(th.response)
+    assert _rel(f["latency_us"]["mean"], th.response) < 0.015
+    assert _rel(f["throughput_per_s"], th.throughput * 1e6) < 0.015
+
+
+def test_closed_loop_two_servers_load_dependent_mva() -> None:
+    # 6 clients, 2 servers, fixed think 1.5 µs: load-dependent exact MVA; same tolerance
+    pred, res = _run(_station({"arrival": "closed", "clients": 6, "think_us": 1.5}, EXP, cores=2,
+                              duration_s=0.3, warmup_s=0.001))
+    th = mva_closed(6, 1.0, 1.5, servers=2)
+    assert _rel(res["flows"]["f"]["latency_us"]["mean"], th.response) < 0.015
+
+
+# ----------------------------------------------------------------------------- Cobham priorities
+
+
+def _priority(classes: list[tuple[str, float, Any, int]], *, duration_s: float) -> dict[str, Any]:
+    paths = {n: [{"on": "s", "cycles": cyc, "priority": pr}] for n, _, cyc, pr in classes}
+    flows = [{"name": n, "arrival": "poisson", "rate_per_s": r, "steps": [{"path": n}]} for n, r, _, _ in classes]
+    return _doc({"s": _cpu()}, paths, flows, duration_s=duration_s)
+
+
+def _two_classes(rho: float) -> list[tuple[str, float, Any, int]]:
+    return [("hi", rho * 0.5e6, EXP, 1), ("lo", rho * 0.5e6, EXP, 0)]
+
+
+def _three_classes(rho: float) -> list[tuple[str, float, Any, int]]:
+    # loads 0.3ρ, 0.3ρ, 0.4ρ: exponential, fixed and lognormal service of means 1, 0.5, 2 µs
+    return [("hi", rho * 0.3e6, EXP, 2), ("mid", rho * 0.6e6, {"dist": "fixed", "mean": 500}, 1),
+            ("lo", rho * 0.2e6, {"dist": "lognormal", "mean": 2000, "cv": 1.0}, 0)]
+
+
+# (classes, ρ): (run s, tolerance): module docstring
+PRIO_CASES = {("2", 0.5): (1.0, 0.03), ("2", 0.9): (4.0, 0.07), ("3", 0.5): (1.0, 0.035), ("3", 0.9): (4.0, 0.06)}
+
+
+@pytest.mark.parametrize("k,rho", list(PRIO_CASES), ids=[f"{k}classes-rho{r}" for k, r in PRIO_CASES])
+def test_cobham_priorities(k: str, rho: float) -> None:
+    dur, tol = PRIO_CASES[(k, rho)]
+    classes = _two_classes(rho) if k == "2" else _three_classes(rho)
+    pred, res = _run(_priority(classes, duration_s=dur))
+    assert "Cobham" in pred.model
+    assert res["resources"]["s"]["utilization"] == pytest.approx(rho, rel=0.01)
+    means = []
+    for f in pred.flows:
+        sim = res["flows"][f.name]["latency_us"]["mean"]
+        assert _rel(sim, f.mean_us) < tol, (f.name, sim, f.mean_us)
+        means.append(f.mean_us)
+    if k == "2":
+        assert means[0] < means[1]  # the high class waits less (same service)
+
+
+def test_same_priority_flows_share_one_fifo() -> None:
+    # two flows of one priority at one server: a single M/G/1 with the mixed E[S²]
+    classes = [("x", 0.3e6, EXP, 0), ("y", 0.4e6, {"dist": "fixed", "mean": 1000}, 0)]
+    pred, res = _run(_priority(classes, duration_s=1.0))
+    wait = mg1_sojourn(0.7, 1.0, (0.3 * 2 + 0.4 * 1) / 0.7) - 1.0
+    for f in pred.flows:
+        assert f.mean_us == pytest.approx(wait + 1.0)
+        assert _rel(res["flows"][f.name]["latency_us"]["mean"], f.mean_us) < 0.02  # ρ .7, ~7·10⁵ requests
+
+
+# ----------------------------------------------------------------------------- what theory does not cover
+
+UNCOVERED = {
+    "batch": (_doc({"s": _cpu()}, {"p": [{"on": "s", "cycles": EXP, "batch": 4}]},
+                   [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
+                   duration_s=0.01), "batches"),
+    "capacity": (_doc({"s": _cpu(capacity=4)}, {"p": [{"on": "s", "cycles": EXP}]},
+                      [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
+                      duration_s=0.01), "capacity"),
+    "run to completion": (_doc({"s": _cpu()}, {"p": [{"on": "s", "cycles": EXP}, {"on": "s", "cycles": EXP}]},
+                               [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
+                               duration_s=0.01), "run to completion"),
+    "mix": (_doc({"s": _cpu()}, {"p": [{"on": "s", "cycles": EXP}]},
+                 [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5,
+                   "mix": [{"name": "a", "weight": 1, "steps": [{"path": "p"}]},
+                           {"name": "b", "weight": 1, "steps": [{"path": "p"}]}]}], duration_s=0.01), "mixes"),
+    "closed two stations": (_doc({"s": _cpu(), "t": _cpu()},
+                                 {"p": [{"on": "s", "cycles": EXP}, {"on": "t", "cycles": EXP}]},
+                                 [{"name": "f", "arrival": "closed", "clients": 3, "steps": [{"path": "p"}]}],
+                                 duration_s=0.01), "queueing stations"),
+    "M/G/c": (_station(_poisson(0.5, 2), 1000, cores=2, duration_s=0.01), "M/G/2"),
+    "M/G/1 tandem": (_doc({"s": _cpu(), "t": _cpu()}, {"p": [{"on": "s", "cycles": 1000}, {"on": "t", "cycles": EXP}]},
+                          [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
+                          duration_s=0.01), "non-exponential"),
+    "overloaded": (_station(_poisson(1.2), EXP, duration_s=0.001), "overloaded"),
+    "periodic arrivals": (_station({"arrival": "periodic", "rate_per_s": 1e5}, EXP, duration_s=0.01), "Poisson"),
+    "closed non-exponential": (_station({"arrival": "closed", "clients": 3}, 1000, duration_s=0.01), "non-exponential"),
+}
+
+
+@pytest.mark.parametrize("name", list(UNCOVERED))
+def test_predict_returns_none_with_a_reason(name: str) -> None:
+    doc, word = UNCOVERED[name]
+    try:
+        exp = load_experiment(doc)
+    except Exception as e:  # an arrival kind the loader refuses is uncovered by construction
+        pytest.skip(f"the loader refuses this spec: {e}")
+    assert predict(exp) is None
+    reason = why_not(exp)
+    assert reason and word in reason, reason
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def write_experiment(path: Path, doc: dict[str, Any]) -> Path:
+    """An experiment dict as TOML: one [table] per section, inline tables below."""
+    path.write_text("\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()) + "\n"
+                              for sec, body in doc.items()))
+    return path
+
+
+def test_cli_theory_covered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_experiment(tmp_path / "mm2.toml", _server(2, 0.5, duration_s=0.05))
+    assert main(["theory", str(f), "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "theory: M/M/2" in out and "mean us" in out and "p99 us" in out and "rel diff" in out
+    assert main(["theory", str(f), "--json", "--duration", "0.02"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["covered"] and d["reason"] is None and d["duration_s"] == 0.02
+    row = d["comparison"]["flows"][0]
+    assert abs(row["mean_us"]["rel_diff"]) < 0.05  # 2·10⁴ requests at ρ .5
+    assert d["result"]["flows"]["f"]["completed"] > 0
+
+
+def test_cli_theory_uncovered_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_experiment(tmp_path / "batch.toml", UNCOVERED["batch"][0])
+    assert main(["theory", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("outside what theory covers: ") and "batches" in out
+    assert "usable fraction" in out  # the simulation is printed too
+    assert main(["theory", str(f), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["covered"] is False and "batches" in d["reason"] and "flows" in d["result"]
+
+
+def test_cli_theory_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_experiment(tmp_path / "mm1.toml", _station(_poisson(0.5), EXP, duration_s=0.01))
+    assert main(["theory", str(f), "--set", "architecture.resources.s.cores=0"]) == 2
+    assert main(["theory", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "Traceback" not in err
+
+
+def test_cli_theory_set_changes_the_prediction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write_experiment(tmp_path / "mm1.toml", _station(_poisson(0.5), EXP, duration_s=0.01))
+    assert main(["theory", str(f), "--json", "--set", "workload.flows.f.rate_per_s=800000"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["theory"]["flows"][0]["mean_us"] == pytest.approx(mm1_sojourn(0.8, 1.0))

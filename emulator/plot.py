@@ -7,10 +7,12 @@ labelled axes, units and a legend, readable in print.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "vemu"  # stable SVG ids: the same data gives the same bytes
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .provenance import atomic_write_bytes, read_csv  # noqa: E402
@@ -95,4 +97,154 @@ def usable_vs_io(csv_path: Path | str, png_path: Path | str) -> None:
     ax.set_title("Compute-bound (left) to packet-bound (right), xeon-2017")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower left")
+    _save(fig, png_path)
+
+
+def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architectures: list[str] | None = None,
+                        top: int = 12) -> None:
+    """Tornado charts of the usable fraction, one panel per architecture (sensitivity.csv).
+
+    Each row is one uncertain number: a bar from the baseline to the usable fraction at the
+    low end of its range, one to the high end; rows sorted by swing, largest on top. The
+    grey band is the baseline +- 2 sd of a swing under common random numbers (the noise).
+    """
+    import math
+
+    header, rows, prov = read_csv(csv_path)
+    by_arch: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_arch.setdefault(r["architecture"], []).append(r)
+    archs = [a for a in (architectures or list(by_arch)) if a in by_arch]
+    ncols = 2 if len(archs) > 1 else 1
+    nrows = math.ceil(len(archs) / ncols)
+    heights = [min(top, max(len(by_arch[a]) for a in archs[i * ncols:(i + 1) * ncols])) for i in range(nrows)]
+    fig_h = sum(0.3 * h + 1.3 for h in heights) + 0.6
+    fig = plt.figure(figsize=(7.2 * ncols, fig_h))
+    gs = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 1.3 for h in heights], hspace=0.55, wspace=0.95,
+                          top=1.0 - 0.55 / fig_h, bottom=0.45 / fig_h)
+    c_low, c_high = "#30638e", "#d1495b"
+    for k, a in enumerate(archs):
+        ax = fig.add_subplot(gs[k // ncols, k % ncols])
+        rs = sorted(by_arch[a], key=lambda r: float(r["swing"]), reverse=True)
+        shown, rest = rs[:top], len(rs) - min(top, len(rs))
+        base = float(rs[0]["baseline"])
+        noise = float(rs[0].get("noise") or 0.0)
+        lo = [float(r["usable_at_low"]) for r in shown]
+        hi = [float(r["usable_at_high"]) for r in shown]
+        span = max([abs(v - base) for v in lo + hi] + [2 * noise, 1e-4])
+        fmt = "{:.2%}" if span < 0.01 else "{:.1%}"
+        n = len(shown)
+        ys = [n - 1 - i for i in range(n)]
+        ax.barh([y + 0.2 for y in ys], [v - base for v in lo], left=base, height=0.38, color=c_low,
+                label="number at the low end of its range")
+        ax.barh([y - 0.2 for y in ys], [v - base for v in hi], left=base, height=0.38, color=c_high,
+                label="number at the high end of its range")
+        if noise > 0:
+            ax.axvspan(base - 2 * noise, base + 2 * noise, color="#bdbdbd", alpha=0.45, lw=0,
+                       label="baseline ± 2 sd of a swing (same-seed pairs, across seeds)")
+        ax.axvline(base, color="black", lw=1.0)
+        for y, v1, v2 in zip(ys, lo, hi):
+            for yy, v in ((y + 0.2, v1), (y - 0.2, v2)):
+                if abs(v - base) > 0.02 * span:
+                    ax.text(v + (0.02 * span if v >= base else -0.02 * span), yy, fmt.format(v), va="center",
+                            ha="left" if v >= base else "right", fontsize=6.5)
+        labels = [f"{r['parameter']}  [{float(r['low_value']):g} – {float(r['high_value']):g}]" for r in shown]
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_ylim(-0.7, n - 0.3)
+        ax.set_xlim(base - 1.3 * span, min(base + 1.3 * span, 1.0 + 0.08 * span))  # usable fraction <= 1
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=2 if span < 0.01 else 1))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.set_title(f"{a}: baseline {fmt.format(base)}" + (f"  ({rest} more, smaller swings)" if rest else ""),
+                     fontsize=9, loc="left")
+        ax.set_xlabel("usable fraction of host cycles", fontsize=7.5)
+    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1.0 - 0.05 / fig_h))
+    fig.suptitle("Sensitivity of the headline (xeon-2017, cloud-mix, saturated): one number at a time, "
+                 "common random numbers", fontsize=10, y=1.0 + 0.35 / fig_h)
+    _save(fig, png_path)
+
+
+def _by_arch(rows: list[dict[str, str]], x: str) -> dict[str, list[dict[str, float]]]:
+    out: dict[str, list[dict[str, float]]] = {}
+    for r in rows:
+        out.setdefault(r["architecture"], []).append({k: float(v) for k, v in r.items() if k != "architecture"})
+    for pts in out.values():
+        pts.sort(key=lambda p: p[x])
+    return out
+
+
+def _err(v: float) -> float:
+    return 0.0 if v != v else v  # NaN (one replication) draws no bar
+
+
+def hockey(csv_path: Path | str, png_path: Path | str) -> None:
+    """Throughput and p99 latency against offered load, one line per architecture."""
+    header, rows, prov = read_csv(csv_path)
+    data = _by_arch(rows, "offered_per_s")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    for a, pts in data.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        x = [p["offered_per_s"] / 1e6 for p in pts]
+        ax1.errorbar(x, [p["throughput_per_s"] / 1e6 for p in pts], yerr=[_err(p["throughput_per_s_ci"]) / 1e6 for p in pts],
+                     color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
+        ax2.errorbar(x, [p["p99_us"] for p in pts], yerr=[_err(p["p99_us_ci"]) for p in pts], color=color,
+                     linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
+    ax1.set_xlabel("offered load (million requests/s)")
+    ax1.set_ylabel("throughput (million requests/s)")
+    ax1.set_title("Throughput against offered load")
+    ax2.set_xlabel("offered load (million requests/s)")
+    ax2.set_ylabel("p99 latency (µs, log scale)")
+    ax2.set_yscale("log")
+    ax2.set_title("The hockey stick: p99 latency")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    ax1.legend(fontsize=8)
+    fig.suptitle("xeon-2017, cloud-mix, closed loop of 4096 clients with exponential think time; 95% CI bars",
+                 fontsize=9)
+    _save(fig, png_path)
+
+
+def latency_cdf(csv_path: Path | str, png_path: Path | str) -> None:
+    """Latency CDFs at one offered load, one line per architecture (tail on a log scale)."""
+    header, rows, prov = read_csv(csv_path)
+    data = _by_arch(rows, "quantile")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for a, pts in data.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        ax.plot([p["latency_us"] for p in pts], [1 - p["quantile"] for p in pts], color=color, linestyle=ls,
+                marker=".", label=a)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("request latency (µs)")
+    ax.set_ylabel("fraction of requests slower (1 - CDF)")
+    ax.set_title("Latency distribution at half of bare metal's capacity (xeon-2017, cloud-mix)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, png_path)
+
+
+def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ()) -> None:
+    """Usable fraction against the cost of a VM exit, with hardware generations marked."""
+    header, rows, prov = read_csv(csv_path)
+    data = _by_arch(rows, "exit_cycles")
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for a, pts in data.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        ax.errorbar([p["exit_cycles"] for p in pts], [p["usable_fraction"] for p in pts],
+                    yerr=[_err(p["usable_fraction_ci"]) for p in pts], color=color, linestyle=ls, marker="o",
+                    markersize=3, capsize=2, label=a)
+    for i, (label, cycles, _src) in enumerate(generations):
+        ax.axvline(cycles, color="#999999", linewidth=0.8, linestyle=":")
+        ax.text(cycles, 0.02, f" {label}", rotation=90, fontsize=7, va="bottom", color="#555555")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("VM exit round trip (cycles, log); indirect, userspace and interrupt exit costs scaled with it")
+    ax.set_ylabel("usable fraction of host cycles")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_title("What cheaper exits bought back\n(xeon-2017, cloud-mix, saturated; 95% CI bars)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, png_path)

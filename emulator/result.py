@@ -20,6 +20,9 @@ from ._core import hist_lower, hist_width
 from .model import Compiled, Experiment
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
+# the latency CDF a result carries (for CDF plots): these quantiles, in microseconds
+CDF_QUANTILES = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.995,
+                 0.999, 0.9995, 0.9999)
 
 
 def hist_quantile(hist: np.ndarray, q: float, max_ps: float) -> float:
@@ -94,8 +97,10 @@ class Result:
             for name, q in PERCENTILES:
                 lat[name] = hist_quantile(s["flow_hist"][i], q, mx) / 1e6
             lat["max"] = mx / 1e6
+            cdf = [[q, hist_quantile(s["flow_hist"][i], q, mx) / 1e6] for q in CDF_QUANTILES]
         else:
             lat = {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}
+            cdf = []
         window = self.duration_s
         classes = {
             cname: int(s["class_completed"][k])
@@ -110,6 +115,7 @@ class Result:
             "mean_in_flight": float(s["flow_in_flight_area"][i]) / (window * 1e12),
             "background": self.compiled.background[i],
             "latency_us": lat,
+            "latency_cdf_us": cdf,  # [quantile, microseconds] pairs
             "classes": classes,
         }
 

@@ -10,7 +10,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-STUDIES = ("headline", "validation", "sensitivity")
+STUDIES = ("headline", "validation", "sensitivity", "figures")
 
 
 def reproduce_all(out: Path, *, quick: bool = False, workers: int | None = None, progress: bool = False,

@@ -1,0 +1,158 @@
+"""The figure set of a paper or a lecture, each drawn from a CSV written here.
+
+- **Hockey sticks**: throughput and p99 latency against offered load, per architecture.
+  The load is a closed loop of many clients with exponential think times (so arrivals
+  are close to Poisson below saturation and the queue stays bounded above it); the
+  offered rate is clients / mean think time.
+- **Latency CDFs** at one fixed offered load (half of bare metal's capacity).
+- **Usable fraction against the cost of a VM exit**: every exit-type cost of the host
+  (exit round trip, its indirect cost, the userspace exit, the interrupt exit) scaled
+  together from the 2006-era to today's, with the sourced generations marked.
+
+Every point is replicated (independent seeds; the replication index's seed is shared
+across points, i.e. common random numbers) and carries a t-based 95% confidence interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..provenance import provenance, write_csv
+from ..runner import Cache, Job, run_jobs
+from ..stats import mean_ci, replication_seeds
+
+HOST = "xeon-2017"
+WORKLOAD = "cloud-mix"
+SEED = 1
+HOCKEY_ARCHS = ("bare-metal", "nitro", "sriov", "kvm-virtio", "xen-pv", "emulated")
+EXIT_ARCHS = ("nitro", "sriov-posted", "sriov", "xen-aws-2017", "kvm-virtio", "xen-pv", "emulated")
+CLIENTS = 4096
+BARE_CAPACITY = 2.09e6  # requests/s, bare metal on xeon-2017 + cloud-mix (results/headline.json)
+LOADS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.3)
+LOADS_QUICK = (0.2, 0.6, 0.9, 1.2)
+CDF_LOAD = 0.5
+
+# exit-type costs of xeon-2017 (its [params]) scaled together; the round trip is the x axis
+EXIT_PARAMS = {"exit_cycles": 1550, "exit_indirect_cycles": 1550, "userspace_exit_cycles": 5800,
+               "irq_exit_cycles": 1610}
+EXIT_SWEEP = (500, 800, 1064, 1544, 2000, 3000, 4000, 6000, 9000, 13000)
+EXIT_SWEEP_QUICK = (800, 1544, 4000, 13000)
+# where hardware generations sit (round trip, cycles); sources in models/sources.toml
+GENERATIONS = (
+    ("2024 (cpuid, kvm list)", 1064, "christopherson2024: 1018-1110"),
+    ("2020 Skylake-SP", 1544, "li2020: 1529-1559"),
+    ("2011 Nehalem", 2000, "landau2011: ~2000 direct"),
+    ("2006 first VT-x", 4000, "assumption: twice Nehalem's, as Penryn cut transition times 25-75% (vmblog2007) "
+                              "and Adams and Agesen 2006 found first-generation exits too costly to win"),
+    ("nested (L2) exit", 13000, "bonzini2019: cpuid ~13k"),
+)
+
+
+def _think(load: float) -> str:
+    mean_us = CLIENTS / (load * BARE_CAPACITY) * 1e6
+    return f'workload.flows.0.think_us={{ dist = "exp", mean = {mean_us:.6g} }}'
+
+
+def _window(quick: bool) -> tuple[float, float]:
+    return (0.01, 0.004) if quick else (0.03, 0.01)
+
+
+def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any]) -> list[dict[str, Any]]:
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(key_of(r), []).append(r)
+    rows = []
+    for key, rs in groups.items():
+        row: dict[str, Any] = {"key": key, "replications": len(rs)}
+        for name, f in measures.items():
+            ci = mean_ci([f(r) for r in rs])
+            row[name] = ci.mean
+            row[f"{name}_ci"] = ci.half_width
+        rows.append(row)
+    return rows
+
+
+def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+           cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    loads = LOADS_QUICK if quick else LOADS
+    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(x)), dur, warm, s, tag=(a, x, i))
+            for a in HOCKEY_ARCHS for x in loads for i, s in enumerate(seeds)]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="hockey sticks", cache=cache)
+    rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
+        "throughput_per_s": lambda r: r["throughput_per_s"],
+        "p99_us": lambda r: r["flows"]["mix"]["latency_us"]["p99"],
+        "mean_us": lambda r: r["flows"]["mix"]["latency_us"]["mean"],
+        "usable_fraction": lambda r: r["usable_fraction"],
+    })
+    for row in rows:
+        a, x = row.pop("key")
+        row.update(architecture=a, load=x, offered_per_s=x * BARE_CAPACITY)
+    return rows
+
+
+def cdfs(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+         cache: Cache | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(CDF_LOAD)), dur * 2, warm, SEED,
+                tag=a) for a in HOCKEY_ARCHS]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="latency CDFs", cache=cache)
+    return [{"architecture": r["tag"], "quantile": q, "latency_us": v}
+            for r in res for q, v in r["flows"]["mix"]["latency_cdf_us"]]
+
+
+def exit_costs(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+               cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    jobs = []
+    for e in (EXIT_SWEEP_QUICK if quick else EXIT_SWEEP):
+        scale = e / EXIT_PARAMS["exit_cycles"]
+        sets = tuple(f"{k}={round(v * scale)}" for k, v in EXIT_PARAMS.items())
+        for a in EXIT_ARCHS:
+            for i, s in enumerate(seeds):
+                jobs.append(Job(HOST, a, WORKLOAD, sets, dur, warm, s, tag=(a, e, i)))
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="exit costs", cache=cache)
+    rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
+        "usable_fraction": lambda r: r["usable_fraction"],
+        "exit_share": lambda r: r["host_cycles"].get("exit", 0.0),
+    })
+    for row in rows:
+        a, e = row.pop("key")
+        row.update(architecture=a, exit_cycles=e)
+    return rows
+
+
+def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
+    header = first + [k for k in rows[0] if k not in first]
+    path = out / f"{name}.csv"
+    write_csv(path, header, [[r[k] for k in header] for r in rows], prov)
+    return path
+
+
+def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False,
+              cache: Cache | None = None) -> dict[str, Any]:
+    from .. import plot
+
+    out = Path(out)
+    dur, warm = _window(quick)
+    models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in set(HOCKEY_ARCHS + EXIT_ARCHS)]
+    base = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD, "duration_s": dur, "warmup_s": warm}
+    h = hockey(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "hockey", h, ["architecture", "load", "offered_per_s"],
+               provenance(base | {"clients": CLIENTS, "think": "exponential, mean clients/offered"}, models))
+    plot.hockey(p, out / "hockey.png")
+    c = cdfs(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "latency-cdf", c, ["architecture", "quantile", "latency_us"],
+               provenance(base | {"load": CDF_LOAD, "duration_s": dur * 2}, models))
+    plot.latency_cdf(p, out / "latency-cdf.png")
+    e = exit_costs(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "exit-cost", e, ["architecture", "exit_cycles"],
+               provenance(base | {"scaled_params": EXIT_PARAMS,
+                                  "generations": {g: [c, src] for g, c, src in GENERATIONS}}, models))
+    plot.exit_cost(p, out / "exit-cost.png", GENERATIONS)
+    return {"hockey_points": len(h), "exit_points": len(e)}

@@ -18,6 +18,7 @@ from .model import PS_PER_S, Compiled, Experiment, compile_experiment, load_expe
 from .result import Result
 
 DEFAULT_CHUNK_EVENTS = 1 << 22
+STALL_EVENTS = 20_000_000  # events without the clock moving before a run is declared stuck
 
 
 class Simulation:
@@ -57,6 +58,7 @@ class Simulation:
                       events, time.perf_counter() - t0, trace, lost)
 
     def _advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
+        stalled, last_events = 0, eng.events
         while True:
             before = eng.now_ps
             try:
@@ -70,9 +72,13 @@ class Simulation:
                 progress(min(1.0, eng.now_ps / end))
             if reached:
                 return
-            if eng.now_ps == before and eng.now_ps < until:
+            # many events at one instant are legitimate (thousands of clients starting at
+            # t=0); tens of millions mean requests loop in zero time
+            stalled = stalled + eng.events - last_events if eng.now_ps == before else 0
+            last_events = eng.events
+            if stalled >= STALL_EVENTS:
                 raise EmulatorError(
-                    f"time stopped at {before / PS_PER_S:.6f} s after {chunk} events: requests loop in zero time "
+                    f"time stopped at {before / PS_PER_S:.6f} s for {stalled:,} events: requests loop in zero time "
                     "(a closed flow whose stages and think time are all zero)")
 
 

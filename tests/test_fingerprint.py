@@ -1,0 +1,100 @@
+"""A fingerprint of the engine's behaviour.
+
+Two reference runs (inline models that exercise every engine feature: every
+distribution, batches, priorities, capacity drops, closed loops with think time, pure
+delays, run-to-completion chains, request mixes) are hashed bit for bit. Any change to
+what the engine computes changes the hash. If a change is deliberate (a new sampler, a
+fixed bug), update FINGERPRINTS in the same commit and say why; if not, this caught it.
+Same seed, same bits: this also holds across chunk sizes and repeated runs.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from emulator.simulation import Simulation
+from emulator.model import load_experiment
+
+TANDEM = {
+    "host": {"name": "bench", "cores": 1, "ghz": 1.0, "memory_gib": 1},
+    "architecture": {
+        "name": "tandem",
+        "resources": {f"s{i}": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False} for i in (1, 2, 3)},
+        "paths": {"tandem": {"stages": [
+            {"name": "one", "on": "s1", "cycles": {"dist": "exp", "mean": 500000}},
+            {"name": "two", "on": "s2", "cycles": {"dist": "exp", "mean": 700000}},
+            {"name": "three", "on": "s3", "cycles": {"dist": "exp", "mean": 900000}},
+        ]}},
+    },
+    "workload": {"name": "tandem", "flows": [{"name": "jobs", "arrival": "poisson", "rate_per_s": 800,
+                                              "steps": [{"path": "tandem"}]}]},
+    "experiment": {"duration_s": 50.0, "warmup_s": 5.0, "seed": 7},
+}
+
+EVERYTHING = {
+    "host": {"name": "h", "cores": 8, "ghz": 2.0, "memory_gib": 64, "params": {"exit": 1500},
+             "devices": {"nic": {"kind": "link", "gbps": 10, "lanes": 2, "overhead_bytes": 20, "capacity": 64},
+                         "ssd": {"kind": "server", "servers": 4,
+                                 "service_us": {"dist": "lognormal", "mean": 80, "cv": 0.5}, "capacity": 16}}},
+    "architecture": {
+        "name": "a", "reserve": {"cores": 2, "memory_gib": 8},
+        "resources": {"dom0": {"kind": "cpu", "cores": 2, "capacity": 200},
+                      "card": {"kind": "cpu", "cores": 2, "ghz": 1.0, "on_host": False, "poll": True}},
+        "paths": {
+            "net": {"stages": [
+                {"name": "stack", "on": "vcpu", "cycles": {"dist": "uniform", "mean": 4000, "cv": 0.3}, "per_byte": 0.5},
+                {"name": "kick", "on": "vcpu", "cycles": "exit", "account": "exit", "batch": 4},
+                {"name": "back", "on": "dom0", "cycles": {"dist": "exp", "mean": 3000}, "account": "backend", "batch": 8},
+                {"name": "copy", "on": "dom0", "per_byte": 1.0, "account": "copy"},
+                {"name": "wire", "on": "nic", "delay_us": {"dist": "exp", "mean": 2}},
+            ]},
+            "blk": {"stages": [
+                {"name": "submit", "on": "vcpu", "cycles": 5000},
+                {"name": "card", "on": "card", "cycles": 2000, "priority": 1},
+                {"name": "ssd", "on": "ssd"},
+                {"name": "lag", "delay_us": 3},
+            ]},
+        },
+        "background": [{"name": "timer", "arrival": "periodic", "rate_per_s": 1000, "per_vcpu": True,
+                        "steps": [{"on": "vcpu", "cycles": "exit", "account": "exit", "priority": 2}]}],
+    },
+    "workload": {"name": "w", "flows": [
+        {"name": "mix", "arrival": "closed", "clients": 64, "think_us": {"dist": "exp", "mean": 50},
+         "mix": [{"name": "net", "weight": 3, "steps": [{"path": "net", "bytes": {"dist": "exp", "mean": 900}},
+                                                         {"on": "vcpu", "cycles": {"dist": "lognormal", "mean": 20000, "cv": 1.5}}]},
+                 {"name": "blk", "weight": 1, "steps": [{"path": "blk", "bytes": 4096, "count": 2}]}]},
+        {"name": "open", "arrival": "poisson", "rate_per_s": 20000,
+         "steps": [{"path": "net", "bytes": 256}, {"on": "card", "cycles": 500}]},
+    ]},
+    "experiment": {"duration_s": 0.05, "warmup_s": 0.01, "seed": 11},
+}
+
+FINGERPRINTS = {
+    "tandem": "cf48cd5a5dc5234b",
+    "everything": "9325a31c21823d3e",
+}
+
+
+def fingerprint(spec, chunk_events=1 << 22):
+    exp = load_experiment(spec)
+    res = Simulation(exp, trace_requests=20).run(chunk_events=chunk_events)
+    h = hashlib.sha256()
+    for name in sorted(res.stats):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(res.stats[name]).tobytes())
+    h.update(res.trace.tobytes())
+    h.update(str(res.events).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name,spec", [("tandem", TANDEM), ("everything", EVERYTHING)])
+def test_fingerprint(name, spec):
+    got = fingerprint(spec)
+    assert got == FINGERPRINTS[name], (
+        f"the engine's behaviour changed ({name}: {got}); if deliberate, update FINGERPRINTS and say why")
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 10_000])
+def test_chunk_size_changes_no_bit(chunk):
+    assert fingerprint(EVERYTHING, chunk_events=chunk) == fingerprint(EVERYTHING)

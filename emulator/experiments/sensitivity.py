@@ -1,0 +1,483 @@
+"""Sensitivity of the headline: how far each uncertain number can move it.
+
+The headline (``xeon-2017`` + ``cloud-mix`` at saturation, usable fraction per
+architecture) is re-run with every uncertain number of its models moved, one at a time, to
+the low and the high end of its range, the rest at their bundled values, under one seed
+(common random numbers: the same request stream in every run). The ranges are data, in
+``models/sensitivity.toml``, each with its source or reason.
+
+A range's keys are ``--set`` keys. A key may contain ``*`` (every key or list item there)
+and the range a ``match`` value (only leaves whose bundled value equals it), so that "every
+coalescing batch of 4" is one range. For each architecture the keys are expanded against
+its raw model; a key path that does not exist in the architecture (``reserve.cores`` in
+Nitro) or a change that leaves the compiled engine input identical (a host param nobody
+refers to) means the architecture does not have the parameter, and it is not varied for it.
+
+Outputs (``reproduce``): ``sensitivity.csv`` (one row per architecture and varied range),
+``sensitivity.png``/``.svg`` (a tornado chart per key architecture) and ``sensitivity.md``
+(the table and which of the headline's claims hold across every range). Noise: the baseline
+is re-run under a few other seeds; the spread of the usable fraction across seeds bounds
+how much of a swing can be the window's randomness rather than the parameter.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .._core import ModelError
+from ..model import KINDS, MODELS_DIR, compile_experiment, load_experiment
+from ..provenance import atomic_write_text, provenance, write_csv
+from ..runner import Cache, Job, run_jobs
+from .headline import ARCHITECTURES, HOST, SEED, WORKLOAD, checks
+
+RANGES_FILE = "sensitivity.toml"
+# full run / quick run: measured window and warm-up (s); extra seeds for the noise estimate
+WINDOW = (0.02, 0.005)
+WINDOW_QUICK = (0.006, 0.002)
+NOISE_SEEDS = (2, 3, 4, 5, 6)
+NOISE_SEEDS_QUICK = (2,)
+NOISE_PROBES = 2  # per architecture, its largest swings are re-run under the probe seeds
+PROBE_SEEDS = (2, 3, 4)
+# claims that fail, or sit within 2 level-sd of failing, at a range's end are re-run at this window
+CONFIRM_WINDOW = (0.1, 0.02)
+# the architectures the claims are about (the rest only enter "bare-metal >= every architecture",
+# which no range comes near); only these are re-run when confirming
+CLAIM_ARCHITECTURES = ("bare-metal", "emulated", "xen-pv", "nitro", "sriov", "sriov-posted")
+# the architectures the tornado chart shows, one panel each (the CSV has all)
+PLOT_ARCHITECTURES = ("xen-pv", "nitro", "emulated", "kvm-virtio", "sriov", "xen-aws-2017")
+
+CSV_HEADER = ["architecture", "parameter", "low_value", "high_value", "usable_at_low", "usable_at_high",
+              "baseline", "swing", "key", "noise"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """One uncertain number (or several keys that are one quantity) and its range."""
+
+    label: str
+    key: str
+    low: float
+    high: float
+    why: str
+    also: tuple[str, ...] = ()
+    match: Any = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key,) + self.also
+
+
+def ranges_path() -> Path:
+    p = MODELS_DIR / RANGES_FILE
+    if not p.is_file():  # VEMU_MODELS points at a tree without one: use the bundled table
+        p = Path(__file__).resolve().parent.parent.parent / "models" / RANGES_FILE
+    return p
+
+
+def load_ranges(path: Path | str | None = None) -> list[Range]:
+    """Reads and checks the range table (shape only; applicability is per architecture)."""
+    path = Path(path) if path is not None else ranges_path()
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    unknown = set(data) - {"range"}
+    if unknown:
+        raise ModelError(f"unknown top-level key(s) {sorted(unknown)}; only [[range]] tables", file=str(path))
+    out: list[Range] = []
+    labels: set[str] = set()
+    for i, r in enumerate(data.get("range", [])):
+        where = f"range.{i}"
+        if not isinstance(r, dict):
+            raise ModelError("must be a table", file=str(path), key=where)
+        extra = set(r) - {"label", "key", "also", "low", "high", "why", "match"}
+        if extra:
+            raise ModelError(f"unknown key(s) {sorted(extra)}", file=str(path), key=where)
+        for k in ("label", "key", "why"):
+            if not isinstance(r.get(k), str) or not r[k].strip():
+                raise ModelError(f"'{k}' must be a non-empty string", file=str(path), key=f"{where}.{k}")
+        for k in ("low", "high"):
+            v = r.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ModelError(f"'{k}' must be a finite number", file=str(path), key=f"{where}.{k}")
+        if not r["low"] < r["high"]:
+            raise ModelError(f"low {r['low']} must be below high {r['high']}", file=str(path), key=where)
+        also = r.get("also", [])
+        if not isinstance(also, list) or not all(isinstance(a, str) and a for a in also):
+            raise ModelError("'also' must be a list of keys", file=str(path), key=f"{where}.also")
+        if r["label"] in labels:
+            raise ModelError(f"label '{r['label']}' is used twice", file=str(path), key=f"{where}.label")
+        labels.add(r["label"])
+        out.append(Range(r["label"], r["key"], r["low"], r["high"], r["why"], tuple(also), r.get("match")))
+    return out
+
+
+# ----------------------------------------------------------------------------- expanding keys
+
+def _expand(raw: Mapping[str, Any], key: str, match: Any) -> list[str]:
+    """Concrete ``--set`` keys for ``key`` in this experiment's raw models; [] if absent."""
+    parts = key.split(".")
+    if len(parts) == 1:  # a param name: present if the host, architecture or workload defines it
+        return [key] if any(key in raw[k].get("params", {}) for k in KINDS) else []
+    if parts[0] not in KINDS:
+        return []
+    found: list[str] = []
+
+    def walk(node: Any, i: int, path: list[str]) -> None:
+        if i == len(parts):
+            if match is None or (not isinstance(node, (dict, list)) and node == match):
+                found.append(".".join(path))
+            return
+        p = parts[i]
+        if isinstance(node, dict):
+            items = list(node.items()) if p == "*" else ([(p, node[p])] if p in node else [])
+            for k, v in items:
+                walk(v, i + 1, path + [str(k)])
+        elif isinstance(node, list):
+            if p == "*":
+                for j, v in enumerate(node):
+                    walk(v, i + 1, path + [str(j)])
+            else:
+                for j, v in enumerate(node):
+                    if (p.lstrip("-").isdigit() and int(p) == j) or (isinstance(v, dict) and v.get("name") == p):
+                        walk(v, i + 1, path + [p])
+                        break
+
+    walk(raw[parts[0]], 1, [parts[0]])
+    return found
+
+
+def _fmt_value(v: float) -> str:
+    return str(v) if isinstance(v, int) else repr(float(v))  # a TOML int or float, as the table gives it
+
+
+def set_strings(rng: Range, raw: Mapping[str, Any], value: float) -> tuple[str, ...]:
+    """The ``KEY=VALUE`` overrides that move ``rng`` to ``value`` in this experiment ([] if n/a)."""
+    keys: list[str] = []
+    for k in rng.keys:
+        keys += _expand(raw, k, rng.match)
+    return tuple(f"{k}={_fmt_value(value)}" for k in keys)
+
+
+def applicable(rng: Range, architecture: str, *, host: str = HOST, workload: str = WORKLOAD,
+               _base: tuple[Mapping[str, Any], Any] | None = None) -> tuple[bool, str]:
+    """Whether ``rng`` changes anything for ``architecture`` (and why not, if it does not)."""
+    if _base is None:
+        exp = load_experiment(host=host, architecture=architecture, workload=workload)
+        _base = (exp.raw, compile_experiment(exp).spec)
+    raw, base_spec = _base
+    sets = set_strings(rng, raw, rng.low)
+    if not sets:
+        return False, "key not in the models"
+    for v in (rng.low, rng.high):
+        exp = load_experiment(host=host, architecture=architecture, workload=workload,
+                              sets=set_strings(rng, raw, v))
+        if compile_experiment(exp).spec != base_spec:
+            return True, ""
+    return False, "no effect on the compiled model (parameter unused)"
+
+
+# ----------------------------------------------------------------------------- running
+
+@dataclass(frozen=True)
+class Plan:
+    baseline: list[Job]
+    varied: list[tuple[str, Range, Job, Job]]  # architecture, range, low job, high job
+    noise: list[Job]
+    skipped: list[tuple[str, str, str]]  # architecture, label, why
+
+
+def plan(ranges: Sequence[Range], *, architectures: Sequence[str] = ARCHITECTURES, duration_s: float,
+         warmup_s: float, seed: int = SEED, noise_seeds: Sequence[int] = ()) -> Plan:
+    baseline, varied, noise, skipped = [], [], [], []
+    for a in architectures:
+        exp = load_experiment(host=HOST, architecture=a, workload=WORKLOAD)
+        raw, spec = exp.raw, compile_experiment(exp).spec
+        baseline.append(Job(HOST, a, WORKLOAD, (), duration_s, warmup_s, seed, tag=("base", a)))
+        noise += [Job(HOST, a, WORKLOAD, (), duration_s, warmup_s, s, tag=("noise", a, s)) for s in noise_seeds]
+        for r in ranges:
+            ok, why = applicable(r, a, _base=(raw, spec))
+            if not ok:
+                skipped.append((a, r.label, why))
+                continue
+            lo = Job(HOST, a, WORKLOAD, set_strings(r, raw, r.low), duration_s, warmup_s, seed, tag=("low", a, r.label))
+            hi = Job(HOST, a, WORKLOAD, set_strings(r, raw, r.high), duration_s, warmup_s, seed, tag=("high", a, r.label))
+            varied.append((a, r, lo, hi))
+    return Plan(baseline, varied, noise, skipped)
+
+
+def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                ranges: Sequence[Range] | None = None, architectures: Sequence[str] = ARCHITECTURES,
+                seed: int = SEED, cache: Cache | None = None) -> dict[str, Any]:
+    """Runs the one-at-a-time study; returns rows, baselines, noise and what was skipped.
+
+    Noise, two kinds. ``level_sd``: the baseline's usable fraction across seeds (how far the
+    measured level itself may be off; matters for the absolute claims). ``swing_sd``: for
+    each architecture its ``NOISE_PROBES`` largest swings are re-run under the other seeds,
+    and the spread of (value at an end - baseline) across seeds, each seed being its own
+    common-random-numbers pair, is the noise of a swing (matters for the tornado's order
+    and for the orderings).
+    """
+    ranges = load_ranges() if ranges is None else list(ranges)
+    dur, warm = WINDOW_QUICK if quick else WINDOW
+    noise_seeds = NOISE_SEEDS_QUICK if quick else NOISE_SEEDS
+    p = plan(ranges, architectures=architectures, duration_s=dur, warmup_s=warm, seed=seed, noise_seeds=noise_seeds)
+    jobs = p.baseline + p.noise + [j for _, _, lo, hi in p.varied for j in (lo, hi)]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="sensitivity", cache=cache)
+    by_tag = {r["tag"]: r["usable_fraction"] for r in res}
+    base = {a: by_tag[("base", a)] for a in architectures}
+    level_sd = {}
+    for a in architectures:
+        us = [base[a]] + [by_tag[("noise", a, s)] for s in noise_seeds]
+        level_sd[a] = statistics.stdev(us) if len(us) > 1 else 0.0
+    rows = []
+    for a, r, lo, hi in p.varied:
+        ul, uh = by_tag[lo.tag], by_tag[hi.tag]
+        rows.append({
+            "architecture": a, "parameter": r.label, "low_value": r.low, "high_value": r.high,
+            "usable_at_low": ul, "usable_at_high": uh, "baseline": base[a],
+            "swing": max(ul, uh, base[a]) - min(ul, uh, base[a]), "key": r.key,
+        })
+    # phase 2: the noise of a swing under common random numbers
+    probes = []
+    for a in (() if quick else architectures):  # quick: no probes (swing sd reported as 0)
+        top = sorted((v for v in p.varied if v[0] == a), key=lambda v: -next(
+            x["swing"] for x in rows if x["architecture"] == a and x["parameter"] == v[1].label))[:NOISE_PROBES]
+        for _, r, lo, hi in top:
+            for s in noise_seeds[:len(PROBE_SEEDS)]:
+                for j in (lo, hi):
+                    probes.append(Job(j.host, j.architecture, j.workload, j.sets, j.duration_s, j.warmup_s, s,
+                                      tag=("probe",) + j.tag[:1] + (a, r.label, s)))
+    pres = {r["tag"]: r["usable_fraction"] for r in run_jobs(probes, workers=workers, progress=progress,
+                                                               desc="sensitivity noise", cache=cache)} if probes else {}
+    swing_sd: dict[str, float] = {}
+    probed: dict[str, list[str]] = {}
+    for a in architectures:
+        sds = []
+        for label in sorted({t[3] for t in pres if t[2] == a}):
+            probed.setdefault(a, []).append(label)
+            row = next(x for x in rows if x["architecture"] == a and x["parameter"] == label)
+            for side in ("low", "high"):
+                d = [row[f"usable_at_{side}"] - base[a]] + [pres[("probe", side, a, label, s)] - by_tag[("noise", a, s)]
+                                                            for s in noise_seeds[:len(PROBE_SEEDS)]]
+                sds.append(statistics.stdev(d))
+        swing_sd[a] = max(sds) if sds else 0.0
+    for row in rows:
+        row["noise"] = swing_sd[row["architecture"]]
+    return {"rows": rows, "baseline": base, "level_sd": level_sd, "swing_sd": swing_sd, "probed": probed,
+            "skipped": p.skipped, "ranges": ranges, "duration_s": dur, "warmup_s": warm, "seed": seed,
+            "noise_seeds": tuple(noise_seeds), "runs": len(jobs) + len(probes),
+            "jobs": {j.tag: j for _, _, lo, hi in p.varied for j in (lo, hi)}}
+
+
+# ----------------------------------------------------------------------------- claims
+
+def points(study: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
+    """Usable fraction per architecture at each range's low and high end.
+
+    At a range's low (high) end, every architecture that has the parameter takes its
+    usable fraction at that end and the others keep their baseline: the world in which
+    that one number is low (high).
+    """
+    base = dict(study["baseline"])
+    at: dict[tuple[str, str], dict[str, float]] = {}
+    for row in study["rows"]:
+        for side in ("low", "high"):
+            at.setdefault((row["parameter"], side), dict(base))[row["architecture"]] = row[f"usable_at_{side}"]
+    return at
+
+
+def _checks(u: Mapping[str, float]) -> dict[str, bool]:
+    return checks([{"architecture": a, "usable_fraction": v} for a, v in u.items()])
+
+
+def _near(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0) -> bool:
+    """Whether a claim could flip if each level moved by k level-sd (so it is worth confirming)."""
+    def g(a: str) -> float:
+        return u.get(a, math.nan)
+
+    def e(a: str) -> float:
+        return k * sd.get(a, 0.0)
+
+    bounds = [("xen-pv", 0.60), ("xen-pv", 0.80), ("nitro", 0.97), ("bare-metal", 0.995)]
+    if any(abs(g(a) - b) <= e(a) for a, b in bounds):
+        return True
+    pairs = [("emulated", "xen-pv"), ("xen-pv", "nitro"), ("sriov", "sriov-posted")]
+    return any(abs(g(b) - g(a)) <= e(a) + e(b) for a, b in pairs)
+
+
+def confirm(study: dict[str, Any], *, workers: int | None = None, progress: bool = False,
+            window: tuple[float, float] = CONFIRM_WINDOW, cache: Cache | None = None) -> None:
+    """Re-runs at a longer window every range end where a claim fails or nearly does.
+
+    Adds ``study["confirmed"]`` ({(label, side): usable fractions}) and
+    ``study["baseline_confirmed"]``; ``claims_across`` then uses them.
+    """
+    dur, warm = window
+    pts = points(study)
+    todo = [k for k, u in pts.items() if not all(_checks(u).values()) or _near(u, study["level_sd"])]
+    archs = [a for a in study["baseline"] if a in CLAIM_ARCHITECTURES]
+    jobs = [Job(HOST, a, WORKLOAD, (), dur, warm, study["seed"], tag=("cbase", a)) for a in archs]
+    for label, side in todo:
+        for a in archs:
+            j = study["jobs"].get((side, a, label))
+            if j is not None:
+                jobs.append(Job(j.host, a, j.workload, j.sets, dur, warm, j.seed, tag=("c", side, a, label)))
+    res = {r["tag"]: r["usable_fraction"] for r in run_jobs(jobs, workers=workers, progress=progress,
+                                                              desc="sensitivity confirm", cache=cache)}
+    cbase = dict(study["baseline"]) | {a: res[("cbase", a)] for a in archs}
+    confirmed = {}
+    for label, side in todo:
+        u = dict(cbase)
+        for a in archs:
+            if ("c", side, a, label) in res:
+                u[a] = res[("c", side, a, label)]
+        confirmed[(label, side)] = u
+    study["baseline_confirmed"] = cbase
+    study["confirmed"] = confirmed
+    study["confirm_window"] = window
+    study["runs"] += len(jobs)
+
+
+def claims_across(study: Mapping[str, Any]) -> dict[str, list[tuple[str, str, float, dict[str, float]]]]:
+    """For each headline claim, the (range, side, value, usable fractions) where it fails.
+
+    Range ends re-run by ``confirm`` are judged on the longer window's values.
+    """
+    confirmed = study.get("confirmed", {})
+    base = study.get("baseline_confirmed", study["baseline"])
+    values = {(r.label, side): (r.low if side == "low" else r.high) for r in study["ranges"] for side in ("low", "high")}
+    fails: dict[str, list[tuple[str, str, float, dict[str, float]]]] = {n: [] for n in _checks(base)}
+    for n, ok in _checks(base).items():
+        if not ok:
+            fails[n].append(("(baseline)", "-", math.nan, base))
+    for key, u in points(study).items():
+        u = confirmed.get(key, u)
+        for n, ok in _checks(u).items():
+            if not ok:
+                fails[n].append((key[0], key[1], values[key], u))
+    return fails
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, list]) -> None:
+    rows = study["rows"]
+    base = study["baseline"]
+    L = ["# Sensitivity of the headline", "",
+         f"xeon-2017 + cloud-mix at saturation; each uncertain number moved alone to the low and the high end of its "
+         f"range (`models/sensitivity.toml`, each with its source or reason), the rest at their bundled values, "
+         f"seed {study['seed']} for every run (common random numbers). Window {study['duration_s']:g} s after "
+         f"{study['warmup_s']:g} s warm-up; {study['runs']} runs. Written by "
+         f"`emulator/experiments/sensitivity.py`; data in `sensitivity.csv`, chart in `sensitivity.png`.", "",
+         "## Which headline claims hold across every range", ""]
+    if "confirmed" in study:
+        cw = study["confirm_window"]
+        L += [f"Each claim is judged at both ends of every range. The {len(study['confirmed'])} range ends where a "
+              f"claim failed, or came within 2 level-sd (below) of failing, in the short window were re-run with a "
+              f"{cw[0]:g} s window after {cw[1]:g} s warm-up (baseline included) and are judged on those values; "
+              "the numbers in brackets are from that window.", ""]
+    else:
+        L += ["Quick run: claims judged on the short window only (no confirmation runs).", ""]
+    for claim, fl in fails.items():
+        if not fl:
+            L.append(f"- **{claim}: holds** at both ends of every range.")
+        else:
+            what = "; ".join(
+                f"{lab} {side} ({_g(v)})" + _claim_values(claim, u) for lab, side, v, u in fl)
+            L.append(f"- **{claim}: does not hold** everywhere. It fails at: {what}.")
+    holds = [c for c, fl in fails.items() if not fl]
+    fail = [c for c, fl in fails.items() if fl]
+    L += ["", f"In short: {'; '.join(holds) or 'none'} hold across all ranges. "
+              f"{'; '.join(fail) or 'None'} {'do' if len(fail) != 1 else 'does'} not, under the ranges named above."]
+    L += ["", "## Noise", "",
+          f"Seeds {study['seed']} (every run) and {', '.join(str(s) for s in study['noise_seeds'])} (noise runs). "
+          "*Level sd*: the baseline's usable fraction across seeds, i.e. how far a short window's level may be off "
+          "(it matters for the absolute claims; the headline itself uses a 10x longer window). *Swing sd*: the "
+          f"{NOISE_PROBES} largest swings of each architecture re-run under every noise seed, each seed its own "
+          "common-random-numbers pair; the sd of (value at an end - baseline) across seeds, the largest over "
+          "ends and probes. Under common random numbers a swing is measured far more precisely than a level: "
+          "swings well above ~3 swing-sd are real effects of the parameter.", "",
+          "| architecture | baseline | level sd | swing sd (CRN) | largest swing | its parameter |",
+          "|---|---|---|---|---|---|"]
+    for a in base:
+        ra = [r for r in rows if r["architecture"] == a]
+        top = max(ra, key=lambda r: r["swing"]) if ra else None
+        L.append(f"| {a} | {base[a]:.4f} | {study['level_sd'][a]:.5f} | {study['swing_sd'][a]:.5f} | "
+                 f"{top['swing'] if top else 0:.4f} | {top['parameter'] if top else '—'} |")
+    L += ["", "## The table", "",
+          "Sorted by swing within each architecture (swing = largest minus smallest of low, baseline and high).", "",
+          "| architecture | parameter | low | high | usable at low | baseline | usable at high | swing |",
+          "|---|---|---|---|---|---|---|---|"]
+    order = {a: i for i, a in enumerate(base)}
+    for r in sorted(rows, key=lambda r: (order[r["architecture"]], -r["swing"])):
+        L.append(f"| {r['architecture']} | {r['parameter']} | {_g(r['low_value'])} | {_g(r['high_value'])} | "
+                 f"{r['usable_at_low']:.4f} | {r['baseline']:.4f} | {r['usable_at_high']:.4f} | {r['swing']:.4f} |")
+    L += ["", "## The ranges", "", "| parameter | key | low | high | source or reason |", "|---|---|---|---|---|"]
+    for rg in study["ranges"]:
+        keys = " + ".join(f"`{k}`" for k in rg.keys) + (f" (where = {rg.match})" if rg.match is not None else "")
+        L.append(f"| {rg.label} | {keys} | {_g(rg.low)} | {_g(rg.high)} | {rg.why} |")
+    sk: dict[str, list[str]] = {}
+    for a, lab, _ in study["skipped"]:
+        sk.setdefault(lab, []).append(a)
+    L += ["", "Not varied (the architecture does not have the parameter, or it has no effect on it): "]
+    L += [f"- {lab}: {', '.join(archs)}" for lab, archs in sk.items()]
+    atomic_write_text(path, "\n".join(L) + "\n")
+
+
+def _claim_values(claim: str, u: Mapping[str, float]) -> str:
+    want = [a for a in ARCHITECTURES if a in claim]
+    return " [" + ", ".join(f"{a} {u[a]:.3f}" for a in want if a in u) + "]" if want else ""
+
+
+def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False,
+              cache: Cache | None = None) -> dict[str, Any]:
+    """Runs the sensitivity study; writes sensitivity.csv/.png/.svg/.md into ``out``.
+
+    The outputs depend on nothing but the models, the code and the seeds (no wall-clock
+    time), so a rerun writes the same bytes; the run time is in the returned summary."""
+    from .. import plot
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    study = sensitivity(quick=quick, workers=workers, progress=progress, cache=cache)
+    if not quick:
+        confirm(study, workers=workers, progress=progress, cache=cache)
+    fails = claims_across(study)
+    models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
+    prov = provenance({"quick": quick, "seed": study["seed"], "host": HOST, "workload": WORKLOAD,
+                       "duration_s": study["duration_s"], "warmup_s": study["warmup_s"],
+                       "ranges": str(ranges_path().relative_to(ranges_path().parent.parent))
+                       if ranges_path().parent.parent.exists() else RANGES_FILE}, models)
+    order = {a: i for i, a in enumerate(ARCHITECTURES)}
+    rows = sorted(study["rows"], key=lambda r: (order.get(r["architecture"], 99), -r["swing"]))
+    write_csv(out / "sensitivity.csv", CSV_HEADER, [[r[c] for c in CSV_HEADER] for r in rows], prov)
+    plot.sensitivity_tornado(out / "sensitivity.csv", out / "sensitivity.png",
+                             architectures=[a for a in PLOT_ARCHITECTURES if a in study["baseline"]])
+    write_markdown(out / "sensitivity.md", study, fails)
+    top = {}
+    for a in study["baseline"]:
+        ra = sorted((r for r in rows if r["architecture"] == a), key=lambda r: -r["swing"])
+        top[a] = [(r["parameter"], round(r["usable_at_low"], 4), round(r["usable_at_high"], 4)) for r in ra[:5]]
+    return {
+        "provenance": prov,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "runs": study["runs"],
+        "baseline": study["baseline"],
+        "level_sd": study["level_sd"],
+        "swing_sd": study["swing_sd"],
+        "top_swings": top,
+        "claims": {c: [f"{lab} {side} ({_g(v)})" for lab, side, v, _ in fl] for c, fl in fails.items()},
+    }
+
+
+__all__ = ["Range", "load_ranges", "set_strings", "applicable", "sensitivity", "claims_across", "reproduce"]

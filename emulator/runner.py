@@ -10,6 +10,11 @@ its engine, and a hash of the code itself (engine binary and Python sources). A 
 finished, and — since results are stored as exact JSON (floats round-trip) — writes
 byte-identical outputs. Each entry carries a checksum of its payload; an entry that does
 not parse or does not match is recomputed.
+
+Jobs run on a local process pool by default, or on a Dask distributed cluster
+(``executor="dask"``, the optional extra ``vemu[dask]``): each job is one task keyed by its
+cache key, results are cached as they arrive, and a worker whose code or bundled models
+differ from the client's refuses to run rather than fill the cache with other physics.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import json
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
+from ._core import EmulatorError
 from .model import load_experiment
 from .provenance import atomic_write_text
 from .simulation import Simulation
@@ -37,7 +43,8 @@ class Job:
     """One run, small enough to send to a worker process.
 
     ``host``/``architecture``/``workload`` name bundled models (None: take them from
-    ``spec``, an experiment file path); ``sets`` are KEY=VALUE overrides."""
+    ``spec``, an experiment file path, or an experiment as plain data: a dict makes the
+    Job unhashable, nothing else); ``sets`` are KEY=VALUE overrides."""
 
     host: str | None
     architecture: str | None
@@ -47,7 +54,7 @@ class Job:
     warmup_s: float | None
     seed: int
     tag: Any = None
-    spec: str | None = None
+    spec: str | Mapping[str, Any] | None = None
 
     def experiment(self) -> Any:
         return load_experiment(self.spec, host=self.host, architecture=self.architecture, workload=self.workload,
@@ -133,13 +140,22 @@ def _ignore_sigint() -> None:
 
 
 def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool = False, desc: str = "runs",
-             cache: Cache | None = None, on_result: Callable[[int, dict[str, Any]], None] | None = None
+             cache: Cache | None = None, on_result: Callable[[int, dict[str, Any]], None] | None = None,
+             executor: str = "local", scheduler: str | None = None, client: Any = None
              ) -> list[dict[str, Any]]:
     """Runs jobs (cached ones are not rerun) and returns their results in job order.
 
-    ``workers`` defaults to every core; 1 runs in this process. On Ctrl-C the workers are
-    stopped and KeyboardInterrupt propagates; every result finished before it is cached.
+    ``executor="local"`` (the default): a process pool here; ``workers`` defaults to every
+    core, 1 runs in this process. ``executor="dask"``: the jobs go to a Dask distributed
+    cluster, through ``client`` (a ``distributed.Client``) or else a client connected to
+    ``scheduler`` (an address such as ``tcp://10.0.0.1:8786``; None starts a local cluster);
+    see :func:`_run_dask`. Results are the same, bit for bit, whichever executor runs them.
+
+    On Ctrl-C the workers are stopped (dask: the tasks are cancelled) and KeyboardInterrupt
+    propagates; every result finished before it is cached.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     keys: list[str | None] = [None] * len(jobs)
     todo = []
@@ -168,7 +184,10 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
 
     workers = min(len(todo), workers if workers is not None else (os.cpu_count() or 1))
     try:
-        if workers <= 1:
+        if executor == "dask":
+            if todo:
+                _run_dask(jobs, todo, keys, done, scheduler=scheduler, client=client)
+        elif workers <= 1:
             for i in todo:
                 done(i, run_job(jobs[i]))
         elif todo:
@@ -192,4 +211,78 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
     return results  # type: ignore[return-value]
 
 
-__all__ = ["Job", "Cache", "run_job", "run_jobs", "job_key"]
+EXECUTORS = ("local", "dask")
+
+
+def run_job_checked(job: Job, key: str) -> dict[str, Any]:
+    """:func:`run_job` on a remote worker, refusing to run unless the worker computes the
+    same :func:`job_key` as the client: same vemu and engine versions, same code, same
+    bundled model data. A worker with other code would otherwise put its results in the
+    client's cache under the client's key."""
+    mine = job_key(job)
+    if mine != key:
+        import socket
+        raise EmulatorError(f"worker {socket.gethostname()} (pid {os.getpid()}) computes another cache key for this "
+                            "run: its vemu code, engine or bundled models differ from the client's; install the "
+                            "same revision on every worker")
+    return run_job(job)
+
+
+def _portable(job: Job) -> Job:
+    """The job with its experiment file read here, so workers need not share a filesystem."""
+    if isinstance(job.spec, (str, os.PathLike)):
+        from .model import read_toml
+        return replace(job, spec=read_toml(job.spec))  # type: ignore[arg-type]
+    return job
+
+
+def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
+              done: Callable[[int, dict[str, Any]], None], *, scheduler: str | None, client: Any) -> None:
+    """Runs ``jobs[todo]`` as tasks of a Dask distributed cluster.
+
+    Each task is keyed by its :func:`job_key`, so identical jobs are one task, and the
+    scheduler may keep or share a result it already holds. Results are gathered as they
+    complete and handed to ``done`` (which stores them in the cache) at once, so a killed
+    sweep keeps everything that came back. Workers need vemu installed at the same revision
+    (checked by :func:`run_job_checked`), not the experiment files (they are sent as data).
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError("the dask executor needs dask.distributed: pip install 'vemu[dask]'") from None
+    own = client is None
+    if own:
+        try:
+            client = distributed.Client(scheduler) if scheduler else distributed.Client(processes=True)
+        except (OSError, TimeoutError) as e:
+            where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
+            raise EmulatorError(f"cannot reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    futures: dict[Any, list[int]] = {}
+    try:
+        by_key: dict[str, list[int]] = {}
+        for i in todo:
+            k = keys[i] if keys[i] is not None else job_key(jobs[i])
+            keys[i] = k
+            by_key.setdefault(k, []).append(i)
+        for k, idx in by_key.items():
+            f = client.submit(run_job_checked, _portable(jobs[idx[0]]), k, key=f"vemu-run-{k}")
+            futures[f] = idx
+        for f in distributed.as_completed(list(futures)):
+            r = f.result()
+            for i in futures.pop(f):
+                mine = dict(r)
+                mine["tag"] = jobs[i].tag
+                done(i, mine)
+    except BaseException:
+        if futures:
+            try:
+                client.cancel(list(futures))
+            except Exception:  # the cluster may be gone; nothing left to cancel then
+                pass
+        raise
+    finally:
+        if own:
+            client.close()
+
+
+__all__ = ["Job", "Cache", "run_job", "run_job_checked", "run_jobs", "job_key", "EXECUTORS"]

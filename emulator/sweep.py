@@ -1,0 +1,682 @@
+"""Sweeps: one experiment run over a grid or a sample of parameter values, with replications.
+
+A sweep varies any key that ``--set`` accepts (a param name such as ``exit_cycles``, or a
+dotted key path such as ``architecture.reserve.cores``) and the bundled ``host``,
+``architecture`` or ``workload`` by name. Each ``--vary`` gives one axis:
+
+=====================================  ============================================================
+``exit_cycles=1000,2000,4000``         a list; each item is read as a TOML value (``{ dist = "exp",
+                                       mean = 5 }`` is one item: commas inside braces, brackets
+                                       or quotes do not split), else taken as a bare string
+``exit_cycles=1000:5000:5``            5 points, linear, both ends included
+``exit_cycles=1e3:1e6:7:log``          7 points, geometric (log-spaced), both ends included
+``architecture=xen-pv,nitro``          bundled names (likewise ``host``, ``workload``)
+=====================================  ============================================================
+
+Range points are rounded to 15 significant digits (so ``1e3:1e6:4:log`` gives exactly
+1000, 10000, ...). When both ends of a range are written as integers the points are
+integers (rounded to the nearest); write ``1000.0`` for real-valued points. Points that
+coincide are an error. A string that contains ``:`` is given quoted (``key="a:b"``).
+
+**Designs.** By default the full grid (the cartesian product, the first axis varying
+slowest). ``sample="random:N"`` draws N points independently: uniformly in each range
+(log-uniformly in a log range; the range's point count is ignored and may be left out:
+``x=1000:5000``), uniformly from each list. ``sample="lhs:N"`` is a Latin hypercube: each
+range is cut into N equal strata (in log space for a log range) and every stratum of every
+range holds exactly one point, the strata paired at random; a list axis is stratified the
+same way over its items, so each item appears ⌊N/k⌋ or ⌈N/k⌉ times. Samples come from
+numpy's PCG64 seeded with ``sample_seed``: the same design every time.
+
+**Replications and common random numbers.** Every point is run ``replications`` times.
+Replication r of every point uses the same seed (``emulator.stats.replication_seeds(seed,
+R)[r]``, the seeds :func:`emulator.stats.replicate` would use), and the engine gives each
+flow its own seeded streams, so points differ by their parameters and not by their luck:
+the difference between two points has much less noise than either alone.
+
+**Outputs.** One tidy CSV, one row per point × replication: ``point``, ``replication``,
+``seed``, one column per varied key, then ``usable_fraction``, ``throughput_per_s``, per
+flow NAME ``NAME.throughput_per_s``, ``NAME.mean_us``, ``NAME.p50_us``, ``NAME.p99_us``,
+``NAME.p999_us`` (latency in microseconds), and ``host_cycles.CATEGORY`` for every host-cycle
+category (a category a point does not have is 0; a flow it does not have is empty). A
+summary CSV (the same name with ``-summary`` before the extension) has one row per point:
+the varied keys, ``replications``, and for each measure its mean and the half-width of its
+95% confidence interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one
+replication). Both start with ``#`` provenance lines; neither depends on the executor,
+the number of workers or the cache, so a sweep resumed from the cache or run on a cluster
+writes the same bytes as one run straight through on one core.
+
+**Executors and the cache.** Runs are :class:`emulator.runner.Job` s, run by
+:func:`emulator.runner.run_jobs` on a local process pool or on a Dask cluster, each cached
+(by the model data after overrides, window, seed and code) as it finishes: a sweep killed
+midway and started again computes only the points that were missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ._core import ModelError
+from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
+from .result import _cat_order
+
+LEVEL = 0.95
+FLOW_MEASURES = (("throughput_per_s", None), ("mean_us", "mean"), ("p50_us", "p50"), ("p99_us", "p99"),
+                 ("p999_us", "p999"))
+FIXED_COLUMNS = ("point", "replication", "seed")
+
+try:  # the statistics module, when present, is the one source of t intervals and seeds
+    from .stats import mean_ci as _stats_mean_ci
+    from .stats import replication_seeds as _stats_replication_seeds
+except ImportError:  # pragma: no cover - exercised only without emulator.stats
+    _stats_mean_ci = None
+    _stats_replication_seeds = None
+
+
+# ----------------------------------------------------------------------------- statistics
+
+# t_{0.975, df} for df = 1..30 (any table, e.g. Law 5th ed. Table T.1); beyond 30 the
+# Cornish-Fisher expansion below is within 1e-5.
+_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
+         2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+         2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+
+
+def t975(df: int) -> float:
+    """Student's t 0.975-quantile with ``df`` >= 1 degrees of freedom (within 1e-4)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z, v = 1.959963984540054, float(df)
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
+
+
+def mean_ci95(values: Iterable[float | None]) -> tuple[float, float, int]:
+    """(mean, 95% t half-width, n) over the finite values; NaN where undefined."""
+    xs = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if _stats_mean_ci is not None:
+        iv = _stats_mean_ci(xs, level=LEVEL)
+        return iv.mean, iv.half_width, iv.n
+    n = len(xs)  # pragma: no cover - the fallback
+    if n == 0:
+        return math.nan, math.nan, 0
+    m = math.fsum(xs) / n
+    if n < 2:
+        return m, math.nan, n
+    s = math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (n - 1))
+    return m, t975(n - 1) * s / math.sqrt(n), n
+
+
+def replication_seeds(seed: int, n: int) -> list[int]:
+    """The seed of each replication, derived from ``seed`` (the same as emulator.stats')."""
+    if _stats_replication_seeds is not None:
+        return list(_stats_replication_seeds(seed, n))
+    import numpy as np  # pragma: no cover - the fallback, the same derivation
+
+    out = []
+    for i in range(n):
+        hi, lo = np.random.SeedSequence([int(seed), i]).generate_state(2, dtype=np.uint32)
+        out.append(((int(hi) << 32) | int(lo)) & (2**63 - 1))
+    return out
+
+
+# ----------------------------------------------------------------------------- value syntax
+
+@dataclass(frozen=True)
+class Axis:
+    """One varied key: a list of values, or a numeric range.
+
+    ``values`` are (value, text) pairs, ``text`` being what ``--set KEY=text`` takes; for a
+    range they are its grid points (empty when a sampled range gave no count)."""
+
+    key: str
+    values: tuple[tuple[Any, str], ...]
+    lo: float | None = None
+    hi: float | None = None
+    n: int | None = None
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        return self.lo is not None
+
+    @property
+    def is_name(self) -> bool:
+        return self.key in KINDS
+
+    def at(self, u: float) -> tuple[Any, str]:
+        """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item."""
+        if not self.is_range:
+            return self.values[min(len(self.values) - 1, int(u * len(self.values)))]
+        lo, hi = float(self.lo), float(self.hi)  # type: ignore[arg-type]
+        x = lo * (hi / lo) ** u if self.log else lo + (hi - lo) * u
+        return _number(round(x) if self.integer else x)
+
+
+def _number(x: int | float) -> tuple[Any, str]:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(type(x).__name__)
+    return (x, str(x)) if isinstance(x, int) else (x, repr(float(x)))
+
+
+def _err(key: str, msg: str) -> ModelError:
+    return ModelError(msg, key=f"--vary {key}" if key else "--vary")
+
+
+def _toml_value(text: str) -> Any:
+    """A value as ``--set`` reads it: TOML, else the bare string."""
+    return parse_set(f"v={text}")[1]
+
+
+def _split_items(text: str) -> list[str]:
+    """Splits on commas that are not inside quotes, braces or brackets."""
+    items, depth, quote, cur = [], 0, "", []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"' and i + 1 < len(text):
+                cur.append(c)
+                i += 1
+                c = text[i]
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append("".join(cur).strip())
+            cur = []
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    items.append("".join(cur).strip())
+    return items
+
+
+def _range_number(key: str, text: str, what: str) -> int | float:
+    try:
+        v = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        v = None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _err(key, f"{what} of range must be a finite number, got '{text}' (a range is LO:HI:N or LO:HI:N:log; "
+                        "quote a string that contains ':')")
+    return v
+
+
+def parse_vary(text: str, *, sampled: bool = False) -> Axis:
+    """Parses one ``KEY=VALUES`` (see the module docstring). ``sampled``: the axis feeds a
+    random or LHS design, so a range's point count may be left out."""
+    if "=" not in text:
+        raise _err("", f"'{text}' is not KEY=VALUES (e.g. exit_cycles=1000,2000 or exit_cycles=1000:5000:5)")
+    key, rhs = (s.strip() for s in text.split("=", 1))
+    if not key or any(c.isspace() for c in key):
+        raise _err(key, f"'{text}' has no key (or a key with spaces)")
+    if not rhs:
+        raise _err(key, "no values")
+    if key in KINDS:
+        names = [s.strip() for s in rhs.split(",")]
+        if any(not s for s in names):
+            raise _err(key, f"'{rhs}' has an empty name; give bundled {key} names separated by commas")
+        for name in names:
+            bundled_path(key, name, key=f"--vary {key}")
+        _no_repeats(key, names)
+        return Axis(key, tuple((s, s) for s in names))
+    if ":" in rhs and rhs[0] not in "\"'[{" and "," not in rhs:
+        return _parse_range(key, rhs, sampled)
+    items = _split_items(rhs)
+    if any(not s for s in items):
+        raise _err(key, f"'{rhs}' has an empty item")
+    vals = tuple((_toml_value(s), s) for s in items)
+    _no_repeats(key, [json.dumps(v, sort_keys=True, default=str) for v, _ in vals])
+    return Axis(key, vals)
+
+
+def _no_repeats(key: str, texts: Sequence[str]) -> None:
+    seen = set()
+    for t in texts:
+        if t in seen:
+            raise _err(key, f"value {t} is given twice")
+        seen.add(t)
+
+
+def _parse_range(key: str, rhs: str, sampled: bool) -> Axis:
+    parts = [p.strip() for p in rhs.split(":")]
+    log = parts[-1] == "log"
+    if log:
+        parts = parts[:-1]
+    if len(parts) not in (2, 3) or (len(parts) == 2 and not sampled):
+        need = "LO:HI:N or LO:HI:N:log" + (" (N may be left out when sampling)" if not sampled else "")
+        raise _err(key, f"'{rhs}' is not a range: {need}")
+    lo = _range_number(key, parts[0], "the low end")
+    hi = _range_number(key, parts[1], "the high end")
+    n = None
+    if len(parts) == 3:
+        try:
+            n = int(parts[2])
+        except ValueError:
+            n = None
+        if n is None or n < 1 or n > 1_000_000:
+            raise _err(key, f"the point count of '{rhs}' must be an integer in [1, 1000000], got '{parts[2]}'")
+        if n == 1 and lo != hi:
+            raise _err(key, f"'{rhs}' has one point but two different ends; give N >= 2")
+    if log and not (lo > 0 and hi > 0):
+        raise _err(key, f"a log range needs both ends > 0, got '{rhs}'")
+    integer = isinstance(lo, int) and isinstance(hi, int)
+    ax = Axis(key, (), float(lo), float(hi), n, log, integer)
+    if n is None:
+        return ax
+    pts: list[int | float] = []
+    for k in range(n):
+        if k == 0 or k == n - 1:
+            x: float = lo if k == 0 else hi
+        else:
+            t = k / (n - 1)
+            x = lo * (hi / lo) ** t if log else lo + (hi - lo) * t
+            x = float(f"{x:.15g}")
+        pts.append(round(x) if integer else float(x))
+    if len(set(pts)) < len(pts):
+        what = "integers" if integer else "distinct numbers"
+        hint = f"; write {float(lo)!r} for real-valued points" if integer else ""
+        raise _err(key, f"'{rhs}' does not hold {n} {what}{hint}")
+    return Axis(key, tuple(_number(x) for x in pts), ax.lo, ax.hi, n, log, integer)
+
+
+def parse_sample(text: str | None) -> tuple[str, int]:
+    """``None``/``grid`` → ("grid", 0); ``random:N``, ``lhs:N`` → (kind, N)."""
+    if text is None or text == "grid":
+        return "grid", 0
+    kind, _, n = text.partition(":")
+    if kind in ("random", "lhs"):
+        try:
+            size = int(n)
+        except ValueError:
+            size = 0
+        if size >= 1:
+            return kind, size
+    raise ModelError(f"'{text}' is not a design: grid, random:N or lhs:N with N >= 1", key="--sample")
+
+
+def lhs_unit(n: int, d: int, rng: Any) -> Any:
+    """An n × d Latin hypercube on [0, 1)^d: column j has exactly one value in each
+    [k/n, (k+1)/n), uniform within it, the strata of the columns paired at random."""
+    import numpy as np
+
+    out = np.empty((n, d))
+    for j in range(d):
+        out[:, j] = (rng.permutation(n) + rng.random(n)) / n
+    return out
+
+
+def design(axes: Sequence[Axis], sample: str | None = None, *, sample_seed: int = 0) -> list[tuple[tuple[Any, str], ...]]:
+    """The points: for each, one (value, text) per axis, in axis order."""
+    kind, n = parse_sample(sample)
+    if kind == "grid":
+        for a in axes:
+            if not a.values:
+                raise _err(a.key, "a range in a grid needs a point count: LO:HI:N")
+        return list(itertools.product(*(a.values for a in axes)))
+    import numpy as np
+
+    rng = np.random.Generator(np.random.PCG64(sample_seed))
+    u = lhs_unit(n, len(axes), rng) if kind == "lhs" else rng.random((len(axes), n)).T
+    return [tuple(a.at(float(u[i, j])) for j, a in enumerate(axes)) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- running
+
+@dataclass
+class Plan:
+    """What a sweep will run: the axes, the points, the seeds and one Job per run."""
+
+    axes: list[Axis]
+    points: list[tuple[tuple[Any, str], ...]]
+    seeds: list[int]
+    jobs: list[Any]
+    options: dict[str, Any]
+    models: list[tuple[str, str]]
+
+
+def _axes(vary: Mapping[str, Any] | Sequence[str], sampled: bool) -> list[Axis]:
+    if isinstance(vary, Mapping):
+        axes = []
+        for k, v in vary.items():
+            if isinstance(v, str):
+                axes.append(parse_vary(f"{k}={v}", sampled=sampled))
+            elif isinstance(v, Iterable):
+                items = list(v)
+                if not items:
+                    raise _err(k, "no values")
+                axes.append(parse_vary(f"{k}=" + ",".join(_toml_text(x) if k not in KINDS else str(x)
+                                                          for x in items), sampled=sampled))
+            else:
+                raise _err(k, f"values must be a string in --vary syntax or a list, got {type(v).__name__}")
+    else:
+        axes = [parse_vary(t, sampled=sampled) for t in vary]
+    if not axes:
+        raise _err("", "nothing to vary: give at least one KEY=VALUES")
+    keys = [a.key for a in axes]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _err(k, "is varied twice")
+        if k in FIXED_COLUMNS:
+            raise _err(k, f"'{k}' is a column of the sweep table, not a model key")
+    return axes
+
+
+def _toml_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_text(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_text(x) for x in v) + "]"
+    raise _err("", f"cannot write {type(v).__name__} as a --set value")
+
+
+def _spec_info(spec: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(spec as a Job takes it, its data, provenance of the spec itself)."""
+    if spec is None:
+        return None, {}, {"spec": None}
+    if isinstance(spec, Mapping):
+        data = json.loads(json.dumps(spec))
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+        return data, data, {"spec": "inline", "spec_sha256": digest}
+    p = Path(spec)
+    data = read_toml(p)
+    return str(p), data, {"spec": str(p), "spec_sha256": hashlib.sha256(p.read_bytes()).hexdigest()[:12]}
+
+
+def plan(spec: Any = None, *, host: str | None = None, architecture: str | None = None, workload: str | None = None,
+         vary: Mapping[str, Any] | Sequence[str], sets: Sequence[str] = (), sample: str | None = None,
+         sample_seed: int = 0, replications: int = 1, seed: int | None = 1, duration_s: float | None = None,
+         warmup_s: float | None = None) -> Plan:
+    """Parses and validates a sweep without running it: every point's experiment is loaded
+    and compiled here, so a bad key or value fails before any run starts."""
+    from .runner import Job
+
+    kind, _ = parse_sample(sample)
+    axes = _axes(vary, kind != "grid")
+    if int(replications) != replications or replications < 1:
+        raise ModelError(f"must be an integer >= 1, got {replications}", key="--replications")
+    job_spec, data, spec_prov = _spec_info(spec)
+    ex = data.get("experiment", {}) if isinstance(data.get("experiment"), dict) else {}
+    if seed is None:
+        seed = ex.get("seed", 1) if isinstance(ex.get("seed", 1), int) else 1
+    if not 0 <= int(seed) < 2**63:
+        raise ModelError(f"{seed} is out of range: an integer in [0, 2**63)", key="--seed")
+    points = design(axes, sample, sample_seed=sample_seed)
+    seeds = replication_seeds(int(seed), int(replications))
+    fixed = {"host": host, "architecture": architecture, "workload": workload}
+    jobs, models = [], set()
+    for p, pt in enumerate(points):
+        names = dict(fixed)
+        psets = list(sets)
+        for a, (v, text) in zip(axes, pt):
+            if a.is_name:
+                names[a.key] = v
+            else:
+                psets.append(f"{a.key}={text}")
+        for k in KINDS:
+            name = names[k] if names[k] is not None else ex.get(k) if k not in data else None
+            if isinstance(name, str):
+                models.add((k, name))
+        try:
+            load_experiment(job_spec, sets=psets, duration_s=duration_s, warmup_s=warmup_s, seed=seeds[0], **names)
+        except ModelError as e:
+            where = ", ".join(f"{a.key}={text}" for a, (_, text) in zip(axes, pt))
+            raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
+        for r, s in enumerate(seeds):
+            jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
+                            warmup_s, s, tag=(p, r), spec=job_spec))
+    options = {"command": "sweep", **spec_prov, "host": host, "architecture": architecture, "workload": workload,
+               "sets": list(sets), "vary": [f"{a.key}=" + _axis_text(a) for a in axes],
+               "sample": sample or "grid", "sample_seed": sample_seed if kind != "grid" else None,
+               "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
+               "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
+    return Plan(axes, points, seeds, jobs, options, sorted(models))
+
+
+def _axis_text(a: Axis) -> str:
+    if a.is_range:
+        n = f":{a.n}" if a.n is not None else ""
+        lo, hi = (_number(round(x)) if a.integer else _number(x) for x in (a.lo, a.hi))  # type: ignore[arg-type]
+        return f"{lo[1]}:{hi[1]}{n}" + (":log" if a.log else "")
+    return ",".join(t for _, t in a.values)
+
+
+def _cell(v: Any, text: str) -> Any:
+    return v if isinstance(v, (str, int, float)) and not isinstance(v, bool) else text
+
+
+def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The per-run table: its columns and one dict per point × replication."""
+    flows: list[str] = []
+    cats: set[str] = set()
+    for r in results:
+        flows += [f for f in r["flows"] if f not in flows]
+        cats |= set(r["host_cycles"])
+    cat_cols = [f"host_cycles.{c}" for c in sorted(cats, key=_cat_order)]
+    columns = [*FIXED_COLUMNS, *(a.key for a in pl.axes), "usable_fraction", "throughput_per_s",
+               *(f"{f}.{m}" for f in flows for m, _ in FLOW_MEASURES), *cat_cols]
+    rows = []
+    for job, r in zip(pl.jobs, results):
+        p, rep = job.tag
+        row: dict[str, Any] = {"point": p, "replication": rep, "seed": job.seed}
+        for a, (v, text) in zip(pl.axes, pl.points[p]):
+            row[a.key] = _cell(v, text)
+        row["usable_fraction"] = r["usable_fraction"]
+        row["throughput_per_s"] = r["throughput_per_s"]
+        for f in flows:
+            fl = r["flows"].get(f)
+            for m, lat in FLOW_MEASURES:
+                row[f"{f}.{m}"] = None if fl is None else fl[m] if lat is None else fl["latency_us"][lat]
+        for c in sorted(cats, key=_cat_order):
+            row[f"host_cycles.{c}"] = r["host_cycles"].get(c, 0.0)
+        rows.append(row)
+    return columns, rows
+
+
+def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Per point: the varied keys, the number of replications, and for each measure its
+    mean and 95% t half-width (``MEASURE_ci95``). ``columns`` are the tidy table's."""
+    first = list(columns).index("usable_fraction")
+    varied, measures = list(columns[len(FIXED_COLUMNS):first]), list(columns[first:])
+    by_point: dict[int, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_point.setdefault(int(r["point"]), []).append(r)
+    out_cols = ["point", *varied, "replications", *(c for m in measures for c in (m, f"{m}_ci95"))]
+    out = []
+    for p in sorted(by_point):
+        group = by_point[p]
+        row: dict[str, Any] = {"point": p, **{k: group[0][k] for k in varied}, "replications": len(group)}
+        for m in measures:
+            mean, half, _ = mean_ci95(r[m] for r in group)
+            row[m], row[f"{m}_ci95"] = mean, half
+        out.append(row)
+    return out_cols, out
+
+
+def summary_path(out: Path | str) -> Path:
+    """``sweep.csv`` → ``sweep-summary.csv`` (``-summary`` before the extension)."""
+    p = Path(out)
+    return p.with_name(f"{p.stem}-summary{p.suffix}")
+
+
+def write(out: Path | str, pl: Plan, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Writes the tidy CSV and its summary (each atomically); returns the summary's path."""
+    from .provenance import provenance, write_csv
+
+    prov = provenance(pl.options, pl.models)
+    s_cols, s_rows = summarize(columns, rows)
+    s_path = summary_path(out)
+    exact = {a.key for a in pl.axes}  # the varied values are written exactly as they were set
+    write_csv(out, list(columns), ([_csv(r.get(c), c in exact) for c in columns] for r in rows), prov)
+    write_csv(s_path, s_cols, ([_csv(r.get(c), c in exact) for c in s_cols] for r in s_rows),
+              prov | {"table": "summary"})
+    return s_path
+
+
+def _csv(v: Any, exact: bool = False) -> Any:
+    if v is None:
+        return ""
+    return repr(v) if exact and isinstance(v, float) else v
+
+
+def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        return [dict(r) for r in rows]
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
+
+
+def sweep(spec: str | Path | Mapping[str, Any] | None = None, *, host: str | None = None,
+          architecture: str | None = None, workload: str | None = None,
+          vary: Mapping[str, Any] | Sequence[str], sets: Sequence[str] = (), sample: str | None = None,
+          sample_seed: int = 0, replications: int = 1, seed: int | None = 1, duration_s: float | None = None,
+          warmup_s: float | None = None, executor: str = "local", workers: int | None = None,
+          scheduler: str | None = None, client: Any = None, cache: Any = None, progress: bool = False,
+          out: Path | str | None = None, on_result: Callable[[int, dict[str, Any]], None] | None = None) -> Any:
+    """Runs an experiment over a grid or sample of values and returns the tidy table.
+
+    ``spec`` is an experiment file, an experiment as a dict, or None with ``host``,
+    ``architecture`` and ``workload`` naming bundled models (any of which ``vary`` may
+    supply instead). ``vary`` maps each key to its values, as a string in ``--vary`` syntax
+    (``"1000:5000:5"``, ``"1e3:1e6:7:log"``, ``"xen-pv,nitro"``) or a list of values; or it is
+    a list of ``"KEY=VALUES"`` strings. ``sets`` are fixed ``KEY=VALUE`` overrides.
+    ``seed=None`` takes the spec's seed (default 1). ``executor``, ``workers``,
+    ``scheduler``, ``client``, ``cache``, ``progress`` and ``on_result`` are those of
+    :func:`emulator.runner.run_jobs` (``on_result(i, result)`` is called for each run
+    computed, not for those taken from the cache). With ``out``, the tidy CSV and its
+    summary are written there too.
+
+    Returns a pandas DataFrame (one row per point × replication, the columns of the CSV,
+    numbers at full precision) when pandas is importable, else a list of dicts with the same
+    keys. :func:`summary` turns either into the per-point means and CI half-widths.
+    """
+    from .runner import run_jobs
+
+    pl = plan(spec, host=host, architecture=architecture, workload=workload, vary=vary, sets=sets, sample=sample,
+              sample_seed=sample_seed, replications=replications, seed=seed, duration_s=duration_s,
+              warmup_s=warmup_s)
+    results = run_jobs(pl.jobs, workers=workers, progress=progress, desc="sweep", cache=cache, on_result=on_result,
+                       executor=executor, scheduler=scheduler, client=client)
+    columns, rows = tidy_rows(pl, results)
+    if out is not None:
+        write(out, pl, columns, rows)
+    return _table(columns, rows)
+
+
+def summary(table: Any) -> Any:
+    """Per-point means and 95% CI half-widths of a table :func:`sweep` returned (a
+    DataFrame in, a DataFrame out; a list of dicts in, a list of dicts out)."""
+    if isinstance(table, list):
+        columns = list(table[0]) if table else []
+        return summarize(columns, table)[1]
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in table.to_dict("records")]
+    cols, out = summarize(list(table.columns), rows)
+    return _table(cols, out)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def register(subparsers: Any) -> None:
+    s = subparsers.add_parser(
+        "sweep", help="run an experiment over a grid or sample of parameter values",
+        description="Run an experiment over every combination (or a sample) of the --vary values, with "
+                    "replications, and write a tidy CSV and a summary CSV with 95% confidence intervals.",
+        epilog="VALUES: a,b,c (list) | LO:HI:N (linear, ends included) | LO:HI:N:log | bundled names for "
+               "host/architecture/workload. Example: vemu sweep --host xeon-2017 -w cloud-mix "
+               "--vary architecture=xen-pv,nitro --vary exit_cycles=1e3:1e4:4:log --replications 3")
+    s.add_argument("spec", nargs="?", help="experiment file (TOML); optional when the bundled models are named")
+    s.add_argument("--host", help="bundled host (replaces the file's)")
+    s.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
+    s.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
+    s.add_argument("--vary", action="append", required=True, metavar="KEY=VALUES",
+                   help="a key (param name, dotted key path, or host/architecture/workload) and its values; repeatable")
+    s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed override at every point, as in vemu run; repeatable")
+    s.add_argument("--sample", default="grid", metavar="DESIGN",
+                   help="grid (default: every combination), random:N or lhs:N (Latin hypercube)")
+    s.add_argument("--sample-seed", type=int, default=0, metavar="S", help="seed of the random or LHS design (default 0)")
+    s.add_argument("--replications", "-r", type=int, default=1, metavar="R",
+                   help="runs per point; replication r of every point has the same seed (default 1)")
+    s.add_argument("--seed", type=int, default=None, help="the seed replications derive from (default: the file's, else 1)")
+    s.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
+    s.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
+    s.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="FILE",
+                   help="the tidy CSV (default sweep.csv); the summary goes to FILE-summary.csv")
+    s.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local process pool (default) or a Dask distributed cluster")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:8786); without it --executor dask starts a local cluster")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: every core)")
+    s.add_argument("--cache", type=Path, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
+    s.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .cli import UsageError, _WriteOnlyCache
+    from .runner import DEFAULT_CACHE, Cache
+
+    varied = {t.split("=", 1)[0].strip() for t in a.vary}
+    if a.spec is None:
+        missing = [k for k in KINDS if getattr(a, k) is None and k not in varied]
+        if missing:
+            raise UsageError(f"vemu sweep: give an experiment file, or name (or --vary) the bundled {', '.join(missing)}")
+    if a.replications < 1:
+        raise UsageError("vemu sweep: --replications must be >= 1")
+    if a.workers is not None and a.workers < 1:
+        raise UsageError("vemu sweep: --workers must be >= 1")
+    if a.scheduler and a.executor != "dask":
+        raise UsageError("vemu sweep: --scheduler needs --executor dask")
+    if a.executor == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError("vemu sweep: --executor dask needs dask.distributed, which is not installed: "
+                             "pip install 'vemu[dask]'") from None
+    cache: Any = Cache(a.cache or DEFAULT_CACHE)
+    if a.no_cache:
+        cache = _WriteOnlyCache(cache)
+    computed = []
+    table = sweep(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, vary=a.vary, sets=a.sets,
+                  sample=a.sample, sample_seed=a.sample_seed, replications=a.replications, seed=a.seed,
+                  duration_s=a.duration, warmup_s=a.warmup, executor=a.executor, workers=a.workers,
+                  scheduler=a.scheduler, cache=cache, progress=not a.quiet and sys.stderr.isatty(), out=a.out,
+                  on_result=lambda i, r: computed.append(i))
+    n = len(table)
+    points = n // a.replications
+    print(f"wrote {a.out} ({points} points x {a.replications} replications; {len(computed)} runs computed, "
+          f"{n - len(computed)} from the cache) and {summary_path(a.out)}")
+    return 0
+
+
+__all__ = ["Axis", "Plan", "parse_vary", "parse_sample", "design", "lhs_unit", "plan", "sweep", "summary",
+           "summarize", "summary_path", "replication_seeds", "mean_ci95", "t975", "register"]

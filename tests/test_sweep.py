@@ -1,0 +1,345 @@
+"""Sweeps: value syntax, designs (grid, random, Latin hypercube), replication seeds, the tidy
+and summary CSVs, confidence intervals, executors (serial, local pool, Dask) and resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from conftest import TANDEM, station, to_toml
+from emulator import sweep as sw
+from emulator._core import ModelError
+from emulator.cli import main
+from emulator.provenance import read_csv
+from emulator.runner import Cache
+from emulator.stats import replication_seeds
+
+# M/M/1 at one off-host 1 GHz core: exponential service of mean 0.5 ms (mu = 2000/s).
+MU = 2000.0
+RATE_KEY = "workload.flows.f.rate_per_s"
+
+
+def mm1(duration_s: float = 0.5) -> dict:
+    return station({"arrival": "poisson", "rate_per_s": 800}, {"dist": "exp", "mean": 500_000},
+                   duration_s=duration_s, warmup_s=duration_s / 20)
+
+
+def tandem(duration_s: float = 0.5) -> dict:
+    doc = copy.deepcopy(TANDEM)
+    doc["experiment"] = {"duration_s": duration_s, "warmup_s": duration_s / 10}
+    return doc
+
+
+# ----------------------------------------------------------------------------- value syntax
+
+def values(axis: sw.Axis) -> list:
+    return [v for v, _ in axis.values]
+
+
+def test_lists_are_read_as_toml_values():
+    assert values(sw.parse_vary("exit_cycles=1000,2000,4000")) == [1000, 2000, 4000]
+    assert values(sw.parse_vary("x=0.5, 2 ,true")) == [0.5, 2, True]
+    ax = sw.parse_vary('architecture.paths.p.stages.0.cycles={ dist = "exp", mean = 5 },{dist="fixed",mean=7},9')
+    assert values(ax) == [{"dist": "exp", "mean": 5}, {"dist": "fixed", "mean": 7}, 9]
+    assert values(sw.parse_vary('k="a:b","c,d",bare')) == ["a:b", "c,d", "bare"]
+    assert values(sw.parse_vary("architecture=xen-pv,nitro")) == ["xen-pv", "nitro"]
+    assert sw.parse_vary("architecture=xen-pv,nitro").is_name
+
+
+def test_ranges_linear_log_and_integer():
+    assert values(sw.parse_vary("x=1000:5000:5")) == [1000, 2000, 3000, 4000, 5000]
+    assert all(type(v) is int for v in values(sw.parse_vary("x=1000:5000:5")))
+    assert values(sw.parse_vary("x=1e3:1e6:4:log")) == [1e3, 1e4, 1e5, 1e6]
+    assert all(type(v) is float for v in values(sw.parse_vary("x=1e3:1e6:7:log")))
+    assert values(sw.parse_vary("x=1000:1000000:4:log")) == [1000, 10000, 100000, 1000000]
+    assert values(sw.parse_vary("x=0.1:0.7:7")) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert values(sw.parse_vary("x=1.0:3:5")) == [1.0, 1.5, 2.0, 2.5, 3.0]
+    assert values(sw.parse_vary("x=5:1:3")) == [5, 3, 1]
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@given(lo=finite, hi=finite, n=st.integers(2, 60))
+def test_linear_range_points(lo, hi, n):
+    assume(abs(hi - lo) >= 1e-6 * max(1.0, abs(lo), abs(hi)))
+    pts = values(sw.parse_vary(f"x={lo!r}:{hi!r}:{n}"))
+    assert len(pts) == n and pts[0] == lo and pts[-1] == hi
+    step = (hi - lo) / (n - 1)
+    for k, x in enumerate(pts):
+        assert math.isclose(x, lo + k * step, rel_tol=1e-12, abs_tol=1e-12 * max(abs(lo), abs(hi), 1.0))
+    d = np.diff(pts)
+    assert (d > 0).all() if hi > lo else (d < 0).all()
+
+
+@given(lo=st.floats(1e-6, 1e9), ratio=st.floats(1.001, 1e6), n=st.integers(2, 40))
+def test_log_range_points(lo, ratio, n):
+    hi = lo * ratio
+    pts = values(sw.parse_vary(f"x={lo!r}:{hi!r}:{n}:log"))
+    assert len(pts) == n and pts[0] == lo and pts[-1] == hi
+    want = np.geomspace(lo, hi, n)
+    assert np.allclose(pts, want, rtol=1e-12)
+    assert (np.diff(pts) > 0).all()
+
+
+@given(lo=st.integers(-10**6, 10**6), span=st.integers(1, 10**6), n=st.integers(2, 50), log=st.booleans())
+def test_integer_ranges_give_distinct_integers_or_refuse(lo, span, n, log):
+    if log:
+        lo = abs(lo) + 1
+    hi = lo + span
+    text = f"x={lo}:{hi}:{n}" + (":log" if log else "")
+    exact = np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)
+    try:
+        pts = values(sw.parse_vary(text))
+    except ModelError as e:  # refused only when two points are under 1 apart (they round together)
+        assert str(e).startswith("--vary x") and np.diff(exact).min() < 1 + 1e-9
+        return
+    assert all(type(x) is int for x in pts) and pts[0] == lo and pts[-1] == hi and len(set(pts)) == n
+    assert all(abs(a - b) <= 0.5 + 1e-9 * abs(b) for a, b in zip(pts, exact))
+
+
+@pytest.mark.parametrize("text, key", [
+    ("exit_cycles", ""), ("=1,2", ""), ("x=", "x"), ("x=1:2", "x"), ("x=1:2:0", "x"), ("x=1:2:q", "x"),
+    ("x=a:2:3", "x"), ("x=0:10:3:log", "x"), ("x=1:3:5", "x"), ("x=1,,2", "x"), ("x=1,2,1", "x"),
+    ("architecture=xen-pv,nitroo", "architecture"), ("x=1:2:3:lin", "x"),
+])
+def test_bad_vary_is_a_model_error_naming_the_key(text, key):
+    with pytest.raises(ModelError) as e:
+        sw.parse_vary(text)
+    assert str(e.value).startswith(f"--vary {key}".rstrip()) and "\n" not in str(e.value)
+
+
+def test_bad_sample_and_duplicate_axes():
+    for bad in ("lhs", "lhs:0", "random:x", "sobol:4"):
+        with pytest.raises(ModelError, match="--sample"):
+            sw.parse_sample(bad)
+    with pytest.raises(ModelError, match="varied twice"):
+        sw.plan(mm1(), vary=["exit=1,2", "exit=3"])
+
+
+# ----------------------------------------------------------------------------- designs
+
+def test_grid_is_the_full_product_first_axis_slowest():
+    pl = sw.plan(tandem(), vary={"workload.flows.jobs.rate_per_s": "100:400:4",
+                                 "architecture.paths.tandem.stages.one.cycles": [1000, 2000, 3000]},
+                 replications=2)
+    assert len(pl.points) == 12 and len(pl.jobs) == 24
+    assert [tuple(v for v, _ in p) for p in pl.points[:4]] == [(100, 1000), (100, 2000), (100, 3000), (200, 1000)]
+    assert [j.tag for j in pl.jobs[:3]] == [(0, 0), (0, 1), (1, 0)]
+
+
+@given(n=st.integers(1, 60), d=st.integers(1, 5), seed=st.integers(0, 2**32))
+def test_lhs_unit_hits_every_stratum_once_per_dimension(n, d, seed):
+    u = sw.lhs_unit(n, d, np.random.Generator(np.random.PCG64(seed)))
+    assert u.shape == (n, d) and ((u >= 0) & (u < 1)).all()
+    for j in range(d):
+        assert sorted(np.floor(u[:, j] * n).astype(int)) == list(range(n))
+
+
+@given(n=st.integers(2, 40), seed=st.integers(0, 2**32))
+def test_lhs_design_over_ranges_and_lists(n, seed):
+    axes = [sw.parse_vary("a=10.0:20.0", sampled=True), sw.parse_vary("b=1e2:1e5:log", sampled=True),
+            sw.parse_vary("c=x,y,z")]
+    pts = sw.design(axes, f"lhs:{n}", sample_seed=seed)
+    assert len(pts) == n
+    a = np.array([p[0][0] for p in pts])
+    b = np.array([p[1][0] for p in pts])
+    assert sorted(np.floor((a - 10) / 10 * n).astype(int)) == list(range(n))
+    assert sorted(np.floor(np.log(b / 1e2) / np.log(1e3) * n + 1e-9).astype(int)) == list(range(n))
+    counts = [sum(p[2][0] == c for p in pts) for c in "xyz"]
+    assert sum(counts) == n and max(counts) - min(counts) <= 1 + (n % 3 != 0)
+    assert pts == sw.design(axes, f"lhs:{n}", sample_seed=seed)  # the same design every time
+
+
+def test_random_design_is_within_bounds_and_seeded():
+    axes = [sw.parse_vary("a=10:20", sampled=True), sw.parse_vary("b=1.0:2.0:log", sampled=True),
+            sw.parse_vary("c=x,y")]
+    pts = sw.design(axes, "random:50", sample_seed=3)
+    assert len(pts) == 50 and pts == sw.design(axes, "random:50", sample_seed=3)
+    assert pts != sw.design(axes, "random:50", sample_seed=4)
+    assert all(type(p[0][0]) is int and 10 <= p[0][0] <= 20 and 1 <= p[1][0] <= 2 for p in pts)
+    assert {p[2][0] for p in pts} == {"x", "y"}
+    with pytest.raises(ModelError, match="point count"):
+        sw.design(axes, None)
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def test_replication_r_of_every_point_has_the_same_seed():
+    pl = sw.plan(mm1(), vary={RATE_KEY: "200,400,600"}, replications=3, seed=11)
+    want = replication_seeds(11, 3)
+    assert pl.seeds == want and len(set(want)) == 3
+    for j in pl.jobs:
+        p, r = j.tag
+        assert j.seed == want[r]
+    assert sw.plan(mm1(), vary={RATE_KEY: "200"}, replications=3, seed=12).seeds != want
+    spec = mm1()
+    spec["experiment"]["seed"] = 11
+    assert sw.plan(spec, vary={RATE_KEY: "200"}, replications=3, seed=None).seeds == want  # the file's seed
+
+
+# ----------------------------------------------------------------------------- tables
+
+def test_csv_shape_and_provenance(tmp_path):
+    out = tmp_path / "s.csv"
+    table = sw.sweep(tandem(), vary={"workload.flows.jobs.rate_per_s": "200,400",
+                                     "architecture.paths.tandem.stages.two.cycles": "1e5:2e5:3"},
+                     replications=2, seed=3, workers=1, out=out)
+    header, rows, prov = read_csv(out)
+    flow = ["jobs.throughput_per_s", "jobs.mean_us", "jobs.p50_us", "jobs.p99_us", "jobs.p999_us"]
+    assert header[:7] == ["point", "replication", "seed", "workload.flows.jobs.rate_per_s",
+                          "architecture.paths.tandem.stages.two.cycles", "usable_fraction", "throughput_per_s"]
+    assert header[7:12] == flow and all(h.startswith("host_cycles.") for h in header[12:])
+    assert "host_cycles.tenant" in header and "host_cycles.idle" in header
+    assert len(rows) == 12 and [r["point"] for r in rows] == [str(i // 2) for i in range(12)]
+    assert [r["architecture.paths.tandem.stages.two.cycles"] for r in rows[:6:2]] == ["100000.0", "150000.0", "200000.0"]
+    opts = json.loads(prov["options"])
+    assert opts["vary"] == ["workload.flows.jobs.rate_per_s=200,400", "architecture.paths.tandem.stages.two.cycles=100000.0:200000.0:3"]
+    assert opts["seeds"] == replication_seeds(3, 2) and opts["spec"] == "inline" and opts["replications"] == 2
+    assert {"vemu_version", "git_revision", "models"} <= set(prov)
+    s_header, s_rows, _ = read_csv(tmp_path / "s-summary.csv")
+    assert len(s_rows) == 6 and s_header[:4] == ["point", "workload.flows.jobs.rate_per_s",
+                                                  "architecture.paths.tandem.stages.two.cycles", "replications"]
+    assert "usable_fraction_ci95" in s_header and "jobs.p99_us_ci95" in s_header
+    # the returned table is the CSV at full precision
+    recs = table.to_dict("records") if hasattr(table, "to_dict") else table
+    assert len(recs) == 12 and [f"{r['jobs.mean_us']:.6g}" for r in recs] == [r["jobs.mean_us"] for r in rows]
+    assert all(float(r["throughput_per_s"]) > 0 for r in rows)
+
+
+def test_without_pandas_the_table_is_a_list_of_dicts(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    t = sw.sweep(mm1(0.05), vary={RATE_KEY: "200,400"}, replications=2, workers=1)
+    assert isinstance(t, list) and len(t) == 4 and t[0]["point"] == 0 and "f.mean_us" in t[0]
+    s = sw.summary(t)
+    assert len(s) == 2 and s[1]["replications"] == 2 and s[1][RATE_KEY] == 400
+
+
+def test_summary_is_mean_and_t_half_width():
+    pytest.importorskip("scipy")
+    from scipy.stats import t as student_t
+
+    for df in range(1, 300):
+        assert abs(sw.t975(df) - student_t.ppf(0.975, df)) < 1e-4
+    rows = [{"point": 0, "replication": r, "seed": r, "k": 1, "usable_fraction": x, "m": None}
+            for r, x in enumerate([0.5, 0.7, 0.65, 0.4])]
+    cols, out = sw.summarize(["point", "replication", "seed", "k", "usable_fraction", "m"], rows)
+    assert cols == ["point", "k", "replications", "usable_fraction", "usable_fraction_ci95", "m", "m_ci95"]
+    x = np.array([0.5, 0.7, 0.65, 0.4])
+    assert out[0]["usable_fraction"] == pytest.approx(x.mean())
+    assert out[0]["usable_fraction_ci95"] == pytest.approx(student_t.ppf(0.975, 3) * x.std(ddof=1) / 2)
+    assert math.isnan(out[0]["m"]) and out[0]["replications"] == 4
+
+
+def test_mm1_confidence_intervals_cover_the_mean_sojourn():
+    """M/M/1 with mu = 2000/s at rho = 0.2 and 0.5, 12 sweeps with independent seeds, each
+    10 replications of 2 s (800 and 2000 completions a run): 24 95% CIs of the mean sojourn
+    1/(mu - lambda). Warm-up bias (~W/T) is under 0.1% of W, so each CI covers with
+    probability ~0.95; the two points of one sweep share their seeds (common random
+    numbers) and are correlated, so coverage is judged over all 24: at least 20 (the mean is
+    22.8; fewer than 20 has probability < 3% even counting each sweep's pair as one trial),
+    and no miss beyond 3 half-widths. Seeds are fixed: deterministic once it passes."""
+    spec = mm1(2.0)
+    spec["experiment"]["warmup_s"] = 0.1
+    covered, total = 0, 0
+    for seed in range(1, 13):
+        t = sw.summary(sw.sweep(spec, vary={RATE_KEY: [400, 1000]}, replications=10, seed=seed, workers=1))
+        for r in (t.to_dict("records") if hasattr(t, "to_dict") else t):
+            want = 1e6 / (MU - r[RATE_KEY])
+            half = r["f.mean_us_ci95"]
+            assert 0 < half < 0.15 * want
+            assert abs(r["f.mean_us"] - want) < 3 * half
+            assert r["f.throughput_per_s"] == pytest.approx(r[RATE_KEY], rel=0.1)
+            covered += abs(r["f.mean_us"] - want) <= half
+            total += 1
+    assert total == 24 and covered >= 20
+
+
+# ----------------------------------------------------------------------------- executors
+
+def _bytes(tmp_path, name, **kw):
+    out = tmp_path / f"{name}.csv"
+    sw.sweep(vary={RATE_KEY: "200,500,900", "architecture.resources.s.cores": "1,2"}, replications=2, seed=7,
+             out=out, **kw)
+    return out.read_bytes() + (tmp_path / f"{name}-summary.csv").read_bytes()
+
+
+def test_serial_and_local_pool_write_identical_bytes(tmp_path):
+    spec = mm1(0.2)
+    assert _bytes(tmp_path, "serial", spec=spec, workers=1) == _bytes(tmp_path, "pool", spec=spec, workers=2)
+
+
+def test_a_dask_local_cluster_writes_the_serial_bytes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec_file = tmp_path / "mm1.toml"
+    spec_file.write_text(to_toml(mm1(0.2)))  # a file: workers get its data, not its path
+    serial = _bytes(tmp_path, "serial", spec=spec_file, workers=1)
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cl:
+        cache = Cache(tmp_path / "cache")
+        dask_run = _bytes(tmp_path, "dask", spec=spec_file, executor="dask", scheduler=cl.scheduler_address,
+                          cache=cache)
+        assert dask_run == serial
+        assert len(list((tmp_path / "cache").rglob("*.json"))) == 12  # each stored as it arrived
+        with distributed.Client(cl.scheduler_address) as client:  # and through a caller's client
+            assert _bytes(tmp_path, "client", spec=spec_file, executor="dask", client=client) == serial
+
+
+def test_resume_computes_only_the_missing_points(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    spec = mm1(0.2)
+    sw.sweep(spec, vary={RATE_KEY: "200,400"}, replications=2, workers=1, cache=cache)  # "killed" after 2 of 4
+    computed = []
+    out = tmp_path / "resumed.csv"
+    sw.sweep(spec, vary={RATE_KEY: "200,400,600,800"}, replications=2, workers=2, cache=cache, out=out,
+             on_result=lambda i, r: computed.append(i))
+    assert sorted(computed) == [4, 5, 6, 7]  # points 2 and 3, both replications
+    fresh = tmp_path / "fresh.csv"
+    sw.sweep(spec, vary={RATE_KEY: "200,400,600,800"}, replications=2, workers=1, out=fresh)
+    assert out.read_bytes() == fresh.read_bytes()
+    assert (tmp_path / "resumed-summary.csv").read_bytes() == (tmp_path / "fresh-summary.csv").read_bytes()
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_sweep_of_bundled_models(tmp_path, capsys):
+    out = tmp_path / "b.csv"
+    args = ["sweep", "--host", "xeon-2017", "-w", "cloud-mix", "--vary", "architecture=xen-pv,nitro",
+            "--vary", "exit_cycles=1000,3000", "--duration", "0.002", "--warmup", "0.0005", "--out", str(out),
+            "--cache", str(tmp_path / "cache"), "--quiet", "--workers", "2"]
+    assert main(args) == 0
+    assert "4 runs computed" in capsys.readouterr().out
+    header, rows, prov = read_csv(out)
+    assert [(r["architecture"], r["exit_cycles"]) for r in rows] == [
+        ("xen-pv", "1000"), ("xen-pv", "3000"), ("nitro", "1000"), ("nitro", "3000")]
+    assert float(rows[0]["usable_fraction"]) < float(rows[2]["usable_fraction"])
+    assert "architectures/nitro" in json.loads(prov["models"])
+    first = out.read_bytes()
+    assert main(args) == 0
+    assert "0 runs computed, 4 from the cache" in capsys.readouterr().out and out.read_bytes() == first
+
+
+@pytest.mark.parametrize("vary, key", [("exit_cyclez=1,2", "exit_cyclez"), ("exit_cycles=1:2:x", "exit_cycles"),
+                                       ("architecture=xen-pvv", "architecture"),
+                                       ("architecture.reserve.cores=1,2", "reserve.cores")])
+def test_cli_bad_vary_exits_2_with_one_line(tmp_path, capsys, vary, key):
+    out = tmp_path / "x.csv"
+    rc = main(["sweep", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--vary", vary,
+               "--out", str(out), "--duration", "0.001"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and key in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_dask_missing_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    rc = main(["sweep", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--vary", "exit_cycles=1,2",
+               "--executor", "dask", "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "dask" in err

@@ -1,0 +1,310 @@
+"""Bad models and experiments: each must fail with one ModelError, before anything runs,
+whose one-line message names the file, the key path and what is wrong.
+
+Each case changes one thing in a valid experiment (BASE) and is tried twice: written to a
+TOML file (the message must name that file) and given as a dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from conftest import TANDEM, to_toml
+
+from emulator import model
+from emulator._core import ModelError
+from emulator.model import load_experiment
+from emulator.simulation import run
+
+BASE: dict[str, Any] = {
+    "host": {
+        "name": "h", "cores": 4, "ghz": 2.0, "memory_gib": 8,
+        "params": {"exit_cycles": 1500},
+        "devices": {"nic": {"kind": "link", "gbps": 10}},
+    },
+    "architecture": {
+        "name": "a",
+        "reserve": {"cores": 1, "memory_gib": 1},
+        "resources": {"dom0": {"kind": "cpu", "cores": 1}},
+        "paths": {"net_tx": {"stages": [
+            {"name": "kick", "on": "vcpu", "cycles": "exit_cycles", "account": "exit"},
+            {"name": "back", "on": "dom0", "cycles": {"dist": "exp", "mean": 2000}, "account": "backend", "batch": 4},
+            {"name": "wire", "on": "nic"},
+        ]}},
+    },
+    "workload": {
+        "name": "w",
+        "flows": [{"name": "f", "arrival": "poisson", "rate_per_s": 1000,
+                   "steps": [{"path": "net_tx", "bytes": 1500}, {"on": "vcpu", "cycles": 5000}]}],
+    },
+    "experiment": {"duration_s": 0.01, "seed": 1},
+}
+
+DELETE = object()
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _set(d: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Sets (or with DELETE removes) the value at a path like ``a.b[0].c``; returns d."""
+    keys: list[Any] = [int(i) if i else k for k, i in _PART.findall(path)]
+    node: Any = d
+    for k in keys[:-1]:
+        node = node[k]
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return d
+
+
+def _edit(*pairs: tuple[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def f(d: dict[str, Any]) -> dict[str, Any]:
+        for path, value in pairs:
+            _set(d, path, value)
+        return d
+    return f
+
+
+STAGE0 = "architecture.paths.net_tx.stages[0]"
+STAGE1 = "architecture.paths.net_tx.stages[1]"
+STAGE2 = "architecture.paths.net_tx.stages[2]"
+FLOW0 = "workload.flows[0]"
+
+# id -> (edit, key path the message must name, words it must contain)
+CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str, str]] = {
+    "unknown key, close to a real one": (_edit(("host.coers", 4)), "host.coers", "did you mean 'cores'"),
+    "unknown stage key": (_edit((f"{STAGE1}.cylces", 5)), f"{STAGE1}.cylces", "did you mean 'cycles'"),
+    "unknown top-level key": (_edit(("experimnt", {})), "experimnt", "did you mean 'experiment'"),
+    "unknown key, nothing close": (_edit(("host.zzzzzz", 1)), "host.zzzzzz", "unknown key"),
+    "string for an integer": (_edit(("host.cores", "many")), "host.cores", "integer"),
+    "boolean for an integer": (_edit(("host.cores", True)), "host.cores", "integer"),
+    "fraction for an integer": (_edit(("host.cores", 2.5)), "host.cores", "integer"),
+    "table for a list": (_edit(("workload.flows", {"x": 1})), "workload.flows", "must be a list"),
+    "string for a number": (_edit(("host.ghz", "fast")), "host.ghz", "number"),
+    "list for a stage": (_edit((f"{STAGE0}", [1, 2])), STAGE0, "must be a table"),
+    "zero cores": (_edit(("host.cores", 0)), "host.cores", "out of range"),
+    "zero ghz": (_edit(("host.ghz", 0.0)), "host.ghz", "out of range"),
+    "negative rate": (_edit((f"{FLOW0}.rate_per_s", -5)), f"{FLOW0}.rate_per_s", "out of range"),
+    "batch zero": (_edit((f"{STAGE1}.batch", 0)), f"{STAGE1}.batch", "out of range"),
+    "batch beyond the engine": (_edit((f"{STAGE1}.batch", 10**6)), f"{STAGE1}.batch", "out of range"),
+    "negative cycles": (_edit((f"{STAGE0}.cycles", -1)), f"{STAGE0}.cycles", "out of range"),
+    "NaN ghz": (_edit(("host.ghz", math.nan)), "host.ghz", "finite"),
+    "inf rate": (_edit((f"{FLOW0}.rate_per_s", math.inf)), f"{FLOW0}.rate_per_s", "finite"),
+    "NaN mean in a distribution": (_edit((f"{STAGE1}.cycles", {"dist": "exp", "mean": math.nan})),
+                                   f"{STAGE1}.cycles.mean", "finite"),
+    "-inf bytes": (_edit((f"{FLOW0}.steps[0].bytes", -math.inf)), f"{FLOW0}.steps[0].bytes", "finite"),
+    "unknown distribution": (_edit((f"{STAGE1}.cycles", {"dist": "gamma", "mean": 5})), f"{STAGE1}.cycles.dist",
+                             "gamma"),
+    "uniform too wide": (_edit((f"{STAGE1}.cycles", {"dist": "uniform", "mean": 5, "cv": 0.9})),
+                         f"{STAGE1}.cycles.cv", "uniform"),
+    "lognormal without cv": (_edit((f"{STAGE1}.cycles", {"dist": "lognormal", "mean": 5})),
+                             f"{STAGE1}.cycles.cv", "required"),
+    "unknown resource": (_edit((f"{STAGE1}.on", "dom1")), f"{STAGE1}.on", "unknown resource 'dom1'"),
+    "unknown path": (_edit((f"{FLOW0}.steps[0].path", "net_txx")), f"{FLOW0}.steps[0].path", "net_txx"),
+    "unknown param": (_edit((f"{STAGE0}.cycles", "exit_cycle")), f"{STAGE0}.cycles", "did you mean 'exit_cycles'"),
+    "unknown param as a mean": (_edit((f"{STAGE1}.cycles", {"dist": "exp", "mean": "nope"})), f"{STAGE1}.cycles",
+                                "unknown param 'nope'"),
+    "unknown arrival": (_edit((f"{FLOW0}.arrival", "possion")), f"{FLOW0}.arrival", "did you mean 'poisson'"),
+    "missing required key": (_edit(("host.cores", DELETE)), "host.cores", "required"),
+    "reserve as large as the host": (_edit(("architecture.reserve.cores", 4)), "architecture.reserve.cores",
+                                     "at most 3"),
+    "reserve more memory than the host": (_edit(("architecture.reserve.memory_gib", 9)),
+                                          "architecture.reserve.memory_gib", "GiB"),
+    "on-host resources beyond the reserve": (_edit(("architecture.resources.dom0.cores", 2)),
+                                             "architecture.reserve.cores", "reserve"),
+    "resource named vcpu": (_edit(("architecture.resources.vcpu", {"kind": "cpu", "cores": 1})),
+                            "architecture.resources.vcpu", "built in"),
+    "resource on host and architecture": (_edit(("host.devices.dom0", {"kind": "link", "gbps": 1})),
+                                          "architecture.resources.dom0", "both"),
+    "cycles on a link": (_edit((f"{STAGE2}.cycles", 10)), f"{STAGE2}.cycles", "link"),
+    "unknown distribution key": (_edit((f"{STAGE1}.cycles", {"dist": "exp", "mean": 5, "sd": 1})),
+                                 f"{STAGE1}.cycles.sd", "unknown key"),
+    "spread on a fixed distribution": (_edit((f"{STAGE1}.cycles", {"dist": "fixed", "mean": 5, "cv": 0.3})),
+                                       f"{STAGE1}.cycles.cv", "no spread"),
+    "stage with neither on nor delay": (_edit((f"{STAGE0}.on", DELETE)), STAGE0, "delay_us"),
+    "empty flows": (_edit(("workload.flows", [])), "workload.flows", "at least one"),
+    "empty steps": (_edit((f"{FLOW0}.steps", [])), f"{FLOW0}.steps", "at least one"),
+    "empty mix": (_edit((f"{FLOW0}.steps", DELETE), (f"{FLOW0}.mix", [])), f"{FLOW0}.mix", "at least one"),
+    "empty stages": (_edit(("architecture.paths.net_tx.stages", [])), "architecture.paths.net_tx.stages",
+                     "at least one"),
+    "both steps and mix": (_edit((f"{FLOW0}.mix", [{"name": "x", "weight": 1, "steps": [{"path": "net_tx"}]}])),
+                           FLOW0, "exactly one"),
+    "zero mix weight": (_edit((f"{FLOW0}.steps", DELETE),
+                              (f"{FLOW0}.mix", [{"name": "x", "weight": 0, "steps": [{"path": "net_tx"}]}])),
+                        f"{FLOW0}.mix[0].weight", "out of range"),
+    "closed flow with a rate": (_edit((f"{FLOW0}.arrival", "closed"), (f"{FLOW0}.clients", 2)),
+                                f"{FLOW0}.rate_per_s", "open flow"),
+    "duplicate flow names": (_edit(("workload.flows", [copy.deepcopy(BASE["workload"]["flows"][0])] * 2)),
+                             "workload.flows", "used twice"),
+    "engine category as account": (_edit((f"{STAGE0}.account", "idle")), f"{STAGE0}.account", "reserved"),
+    "zero duration": (_edit(("experiment.duration_s", 0)), "experiment.duration_s", "out of range"),
+    "negative seed": (_edit(("experiment.seed", -1)), "experiment.seed", "out of range"),
+    "bundled name and inline table": (_edit(("experiment.host", "xeon-2017")), "experiment.host", "inline"),
+}
+
+
+def _check(err: ModelError, key: str, words: str, file: str | None = None) -> str:
+    msg = str(err)
+    assert "\n" not in msg, msg
+    assert key in msg, msg
+    assert words in msg, msg
+    if file is not None:
+        assert msg.startswith(f"{file}: "), msg
+    return msg
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_experiment_file(case: str, tmp_path: Path) -> None:
+    edit, key, words = CASES[case]
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(edit(copy.deepcopy(BASE))))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    _check(e.value, key, words, file=str(p))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_experiment_dict(case: str) -> None:
+    edit, key, words = CASES[case]
+    with pytest.raises(ModelError) as e:
+        run(edit(copy.deepcopy(BASE)))
+    _check(e.value, key, words)
+
+
+def test_base_is_valid(tmp_path: Path) -> None:
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(BASE))
+    a = run(p)
+    b = run(copy.deepcopy(BASE))
+    assert a.to_dict()["flows"] == b.to_dict()["flows"]
+    assert a.to_dict()["flows"]["f"]["completed"] > 0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: model.py _Table.value rejects a cv on a fixed distribution but "
+                   "silently accepts and ignores one on an exponential (its cv is 1 by definition); the "
+                   "`and kind == \"fixed\"` at the end of the condition makes the exp branch dead code")
+def test_cv_on_exponential_other_than_one_is_rejected() -> None:
+    spec = _set(copy.deepcopy(BASE), f"{STAGE1}.cycles", {"dist": "exp", "mean": 2000, "cv": 0.5})
+    with pytest.raises(ModelError) as e:
+        load_experiment(spec)
+    _check(e.value, f"{STAGE1}.cycles.cv", "cv")
+
+
+# -- files ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,line", [
+    ("[host]\nname = \n", 2),
+    ("[host]\nname = \"h\"\ncores = 4 4\n", 3),
+    ("[host\nname = 1\n", 1),
+    ("[host]\nname = \"h\"\nname = \"g\"\n", 3),
+])
+def test_toml_syntax_error_names_line_and_column(text: str, line: int, tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    msg = _check(e.value, "", "TOML syntax error", file=str(p))
+    assert f"line {line}" in msg and "column" in msg
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.toml"
+    p.write_bytes(b"[host]\nname = \"caf\xe9\"\n")
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    _check(e.value, "", "UTF-8", file=str(p))
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(tmp_path / "nope.toml")
+    _check(e.value, "", "no such file", file=str(tmp_path / "nope.toml"))
+    with pytest.raises(ModelError) as e:
+        load_experiment(tmp_path)
+    _check(e.value, "", "directory", file=str(tmp_path))
+
+
+def test_no_model_given() -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment({"experiment": {"duration_s": 1}})
+    _check(e.value, "experiment.host", "no host")
+
+
+# -- bundled names --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["host", "architecture", "workload"])
+def test_unknown_bundled_model_name(kind: str) -> None:
+    names = {"host": "xeon-2017", "architecture": "bare-metal", "workload": "web", kind: "nope"}
+    with pytest.raises(ModelError) as e:
+        load_experiment(**names)
+    _check(e.value, kind, f"no bundled {kind} 'nope'")
+
+
+def test_bundled_name_close_to_a_real_one() -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(host="xeon-2071", architecture="bare-metal", workload="web")
+    _check(e.value, "host", "did you mean 'xeon-2017'")
+
+
+def test_bundled_name_in_experiment_file_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "exp.toml"
+    p.write_text('[experiment]\nhost = "nope"\narchitecture = "bare-metal"\nworkload = "web"\n')
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    _check(e.value, "experiment.host", "no bundled host 'nope'")
+
+
+def test_name_must_equal_file_stem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for d in ("hosts", "architectures", "workloads"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "hosts" / "foo.toml").write_text(to_toml({"x": {}})[len("[x]\n"):] + 'name = "bar"\ncores = 1\n'
+                                                 'ghz = 1.0\nmemory_gib = 1\n')
+    arch = TANDEM["architecture"]
+    (tmp_path / "architectures" / "tandem.toml").write_text(
+        "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in arch.items() if isinstance(v, str)) + "\n"
+        + to_toml({"resources": arch["resources"], "paths": arch["paths"]}))
+    monkeypatch.setattr(model, "MODELS_DIR", tmp_path)
+    with pytest.raises(ModelError) as e:
+        load_experiment({"workload": TANDEM["workload"]}, host="foo", architecture="tandem")
+    _check(e.value, "name", "'bar' must equal the file name 'foo'", file=str(tmp_path / "hosts" / "foo.toml"))
+    # with the name fixed, the same files load
+    (tmp_path / "hosts" / "foo.toml").write_text('name = "foo"\ncores = 1\nghz = 1.0\nmemory_gib = 1\n')
+    load_experiment({"workload": TANDEM["workload"]}, host="foo", architecture="tandem")
+
+
+# -- overrides ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting,key,words", [
+    ("nope=3", "set.nope", "no param 'nope'"),
+    ("exit_cycle=3", "set.exit_cycle", "did you mean 'exit_cycles'"),
+    ("garbage", "--set", "KEY=VALUE"),
+    ("=3", "--set", "empty key"),
+    ("architecture.paths.net_tx.stages.9.cycles=1", "set.architecture.paths.net_tx.stages.9", "no list item"),
+    ("architecture.name.x=1", "set.architecture.name.x", "is a value"),
+    ("machine.cores=2", "set.machine.cores", "dotted key"),
+    ("exit_cycles=-5", "host.params.exit_cycles", "out of range"),
+    ("host.cores=0", "host.cores", "out of range"),
+    ("architecture.paths.net_tx.stages.kick.cycles=nan", f"{STAGE0}.cycles", "finite"),
+])
+def test_bad_set(setting: str, key: str, words: str) -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(copy.deepcopy(BASE), sets=[setting])
+    _check(e.value, key, words)
+
+
+def test_good_set_applies() -> None:
+    exp = load_experiment(copy.deepcopy(BASE), sets=["exit_cycles=3000", "architecture.reserve.cores=2",
+                                                     "workload.flows.f.rate_per_s=2000"])
+    assert exp.host.params["exit_cycles"] == 3000
+    assert exp.architecture.reserve_cores == 2
+    assert exp.workload.flows[0].rate_per_s == 2000
+
+
+def test_bad_seed_keyword() -> None:
+    with pytest.raises(ModelError):
+        run(copy.deepcopy(BASE), seed=-1)

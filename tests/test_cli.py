@@ -1,0 +1,176 @@
+"""The ``vemu`` command line: exit status 0 ok, 1 a run failed, 2 bad usage or a bad model,
+and every error is exactly one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+from conftest import TANDEM, station, to_toml
+
+from emulator import __version__
+from emulator.cli import main
+from emulator.model import bundled
+from emulator.simulation import run
+
+FAST = ["--duration", "2", "--warmup", "0.1"]  # ~1600 tandem requests
+
+
+def _main(argv: Sequence[str]) -> int:
+    """main()'s status; argparse's --version/--help exit through SystemExit, taken as the status."""
+    try:
+        return main(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _check_design_keys(d: dict[str, Any], flow: str, resources: Sequence[str]) -> None:
+    for k in ("seed", "duration_s", "warmup_s", "flows", "usable_fraction", "host_cycles", "resources", "events",
+              "wall_s"):
+        assert k in d, k
+    f = d["flows"][flow]
+    for k in ("completed", "dropped", "throughput_per_s"):
+        assert k in f, k
+    assert set(f["latency_us"]) >= {"mean", "p50", "p90", "p99", "p999", "max"}
+    for name in resources:
+        assert set(d["resources"][name]) >= {"utilization", "mean_queue", "dropped"}
+    assert sum(d["host_cycles"].values()) == pytest.approx(1.0)
+
+
+def test_run_json_has_the_design_keys(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", str(tandem_file), "--json", "--seed", "3", *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    d = json.loads(out)  # one JSON object, nothing else on stdout
+    _check_design_keys(d, "jobs", ["s1", "s2", "s3"])
+    assert d["seed"] == 3 and d["duration_s"] == 2.0 and d["warmup_s"] == 0.1
+    assert d["flows"]["jobs"]["completed"] > 1000
+    # the same numbers as the Python API gives for the same arguments
+    want = run(tandem_file, seed=3, duration_s=2.0, warmup_s=0.1).to_dict()
+    assert d["flows"] == json.loads(json.dumps(want["flows"]))
+    assert d["resources"] == json.loads(json.dumps(want["resources"]))
+
+
+def test_run_json_on_the_shared_tandem(tandem_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", str(tandem_path), "--json", *FAST]) == 0
+    out, err = capsys.readouterr()
+    d = json.loads(out)
+    _check_design_keys(d, "jobs", ["s1", "s2", "s3"])
+    assert d["seed"] == 1  # the default seed is fixed, and echoed
+
+
+def test_run_text_report(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", str(tandem_file), "--stages", *FAST]) == 0
+    out, err = capsys.readouterr()
+    assert "usable fraction" in out
+    assert "jobs" in out and "s3" in out
+    assert "three" in out  # the per-stage table names the stages
+
+
+def test_set_changes_the_run(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", str(tandem_file), "--json", *FAST,
+                  "--set", "workload.flows.jobs.rate_per_s=400"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    # half the arrival rate: the first station's utilisation halves (0.2 instead of 0.4)
+    assert d["resources"]["s1"]["utilization"] == pytest.approx(0.2, rel=0.25)
+
+
+@pytest.mark.parametrize("argv_tail,words", [
+    (["--set", "nope=3"], "nope"),
+    (["--set", "garbage"], "KEY=VALUE"),
+    (["--set", "architecture.resources.s1.cores=0"], "architecture.resources.s1.cores"),
+    (["--duration", "-1"], "duration"),
+    (["--duration", "nan"], "duration"),
+    (["--seed", "-1"], "seed"),
+    (["--host", "nope"], "nope"),
+])
+def test_bad_run_options_exit_2(argv_tail: list[str], words: str, tandem_file: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", str(tandem_file), "--json", *FAST, *argv_tail]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert words in _one_error_line(err)
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, "no such file"),
+    ("[host]\nname = \n", "line 2"),
+    (to_toml(dict(TANDEM, host=dict(TANDEM["host"], coers=4))), "did you mean 'cores'"),
+    (to_toml(dict(TANDEM, workload={"name": "w", "flows": []})), "workload.flows"),
+])
+def test_bad_file_exits_2_with_one_line(content: str | None, words: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "exp.toml"
+    if content is not None:
+        p.write_text(content)
+    assert _main(["run", str(p), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    line = _one_error_line(err)
+    assert str(p) in line and words in line
+
+
+def test_failed_run_exits_1_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an open flow at twice the service rate fills the default request pool (2**18) in ~0.26 s
+    spec = station({"arrival": "poisson", "rate_per_s": 2e6}, {"dist": "exp", "mean": 1000}, duration_s=1.0)
+    p = tmp_path / "overload.toml"
+    p.write_text(to_toml(spec))
+    assert _main(["run", str(p), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "load" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("argv", [[], ["run"], ["run", "--json"], ["frobnicate"], ["run", "--seed", "abc", "x.toml"],
+                                  ["run", "x.toml", "--no-such-option"]])
+def test_bad_usage_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    _one_error_line(err)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["--version"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("vemu ") and __version__ in out
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    for heading in ("hosts:", "architectures:", "workloads:"):
+        assert heading in out
+    for kind in ("host", "architecture", "workload"):
+        for name in bundled(kind):
+            line = next(ln for ln in out.splitlines() if ln.split()[:1] == [name])
+            assert "(invalid" not in line, line  # every bundled model loads
+
+
+def test_run_bundled_names_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    hosts, archs, loads = bundled("host"), bundled("architecture"), bundled("workload")
+    if not (hosts and archs and loads):
+        pytest.skip("no bundled models")
+    assert _main(["run", "--host", hosts[0], "-a", archs[0], "-w", loads[0], "--json",
+                  "--duration", "0.0005", "--warmup", "0.0001"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert 0.0 <= d["usable_fraction"] <= 1.0
+
+
+def test_cli_does_not_change_its_input(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = tandem_file.read_text()
+    spec = copy.deepcopy(TANDEM)
+    assert _main(["run", str(tandem_file), "--json", *FAST, "--set", "architecture.resources.s1.cores=2"]) == 0
+    capsys.readouterr()
+    assert tandem_file.read_text() == before and spec == TANDEM

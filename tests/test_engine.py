@@ -1,0 +1,562 @@
+"""The engine's contracts: reproducibility, knobs that must not change results, the
+histogram, batches, priorities, drops, accounting, and surviving whatever spec it is given.
+
+Statistical checks use fixed seeds (deterministic); each tolerance says why it holds.
+One 1 GHz core: ``cycles`` are nanoseconds, times in the engine are picoseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import TANDEM, experiment, station
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulator._core import (
+    DIST_KINDS,
+    HIST_BUCKETS,
+    LIMITS,
+    STATUS_EFULL,
+    TIME_MAX_PS,
+    EmulatorError,
+    Engine,
+    ModelError,
+    NativeError,
+    Spec,
+    hist_index,
+    hist_lower,
+    hist_width,
+)
+from emulator.model import load_experiment
+from emulator.result import hist_quantile
+from emulator.simulation import DEFAULT_CHUNK_EVENTS, Simulation, run
+
+U32 = 2**32 - 1
+SUB_BITS = 7  # VEMU_HIST_SUB_BITS: 128 sub-buckets per power of two (header contract)
+
+
+def _without_wall(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != "wall_s"}
+
+
+def _same_stats(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _mm1(rate: float = 8e5, duration_s: float = 0.01, **kw: Any) -> dict[str, Any]:
+    return station({"arrival": "poisson", "rate_per_s": rate}, {"dist": "exp", "mean": 1000.0},
+                   duration_s=duration_s, **kw)
+
+
+# -- reproducibility ---------------------------------------------------------------
+
+def test_same_seed_same_bits() -> None:
+    a = run(TANDEM, duration_s=20.0, warmup_s=1.0, seed=11, trace_requests=50)
+    b = run(TANDEM, duration_s=20.0, warmup_s=1.0, seed=11, trace_requests=50)
+    assert _without_wall(a.to_dict()) == _without_wall(b.to_dict())
+    _same_stats(a.stats, b.stats)
+    assert a.trace is not None and b.trace is not None
+    np.testing.assert_array_equal(a.trace, b.trace)
+
+
+def test_different_seeds_differ() -> None:
+    a = run(TANDEM, duration_s=20.0, warmup_s=1.0, seed=1).stats
+    b = run(TANDEM, duration_s=20.0, warmup_s=1.0, seed=2).stats
+    assert not np.array_equal(a["flow_hist"], b["flow_hist"])
+    assert a["flow_latency_sum"][0] != b["flow_latency_sum"][0]
+
+
+def test_seed_keyword_overrides_experiment_seed() -> None:
+    spec = dict(TANDEM, experiment={"duration_s": 5.0, "warmup_s": 0.5, "seed": 7})
+    a = run(spec)
+    b = run(TANDEM, duration_s=5.0, warmup_s=0.5, seed=7)
+    assert a.seed == b.seed == 7
+    _same_stats(a.stats, b.stats)
+
+
+@settings(max_examples=8)
+@given(chunk=st.one_of(st.sampled_from([1, 7, 1000, DEFAULT_CHUNK_EVENTS]), st.integers(1, 5000)))
+def test_chunk_events_change_nothing(chunk: int) -> None:
+    # ~1600 requests, ~7000 events: chunk 1 stops the engine after every event.
+    ref = run(TANDEM, duration_s=2.0, warmup_s=0.2, seed=3, trace_requests=100)
+    got = run(TANDEM, duration_s=2.0, warmup_s=0.2, seed=3, trace_requests=100, chunk_events=chunk)
+    _same_stats(ref.stats, got.stats)
+    assert got.events == ref.events
+    np.testing.assert_array_equal(ref.trace, got.trace)
+
+
+@settings(max_examples=5)
+@given(pool=st.integers(1000, 1 << 20))
+def test_pool_size_changes_nothing(pool: int) -> None:
+    # the pool only bounds requests in flight; any pool the run fits in gives the same bits
+    ref = run(TANDEM, duration_s=2.0, warmup_s=0.2, seed=3)
+    got = run(TANDEM, duration_s=2.0, warmup_s=0.2, seed=3, pool_size=pool)
+    _same_stats(ref.stats, got.stats)
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_chunk_events_with_simultaneous_events(chunk: int) -> None:
+    # 16 closed clients with a fixed think time: their requests arrive at the same instant,
+    # which is legitimate (nothing loops in zero time: service takes 1 us). Regression: a
+    # chunk ending between two events at one instant was once taken for a zero-time loop.
+    spec = station({"arrival": "closed", "clients": 16, "think_us": 100}, 1000, duration_s=0.001, warmup_s=0.0)
+    ref = run(spec)
+    got = run(spec, chunk_events=chunk)
+    _same_stats(ref.stats, got.stats)
+
+
+def test_common_random_numbers_across_architectures() -> None:
+    # Two service speeds under one seed: the open flow's arrivals are the same stream.
+    fast = run(_mm1(duration_s=0.005), seed=9, warmup_s=0.0, trace_requests=500)
+    slow_spec = station({"arrival": "poisson", "rate_per_s": 8e5}, {"dist": "lognormal", "mean": 1100.0, "cv": 0.7},
+                        duration_s=0.005, warmup_s=0.0)
+    slow = run(slow_spec, seed=9, trace_requests=500)
+    assert fast.to_dict()["flows"]["f"]["created"] == slow.to_dict()["flows"]["f"]["created"]
+    assert fast.trace is not None and slow.trace is not None
+    np.testing.assert_array_equal(np.sort(fast.trace["enter"][fast.trace["stage"] == 0])[:400],
+                                  np.sort(slow.trace["enter"][slow.trace["stage"] == 0])[:400])
+
+
+# -- histogram ---------------------------------------------------------------------
+
+def _ref_lower(i: int) -> int:
+    """Bucket i's lower bound as vemu.h describes it."""
+    if i < 256:
+        return i
+    shift = i // 128 - 1
+    return (i - 128 * shift) << shift
+
+
+def _ref_width(i: int) -> int:
+    return 1 if i < 256 else 1 << (i // 128 - 1)
+
+
+def test_histogram_buckets_match_reference_and_tile_uint64() -> None:
+    idx = np.arange(HIST_BUCKETS)
+    lower, width = hist_lower(idx), hist_width(idx)
+    ref_lo = [_ref_lower(i) for i in range(HIST_BUCKETS)]
+    ref_w = [_ref_width(i) for i in range(HIST_BUCKETS)]
+    # the sub-bucket value is < 256, so every bound is exact in a double
+    assert [int(x) for x in lower] == ref_lo
+    assert [int(x) for x in width] == ref_w
+    # contiguous from 0 to 2**64: nothing can fall outside
+    assert ref_lo[0] == 0
+    assert all(ref_lo[i] + ref_w[i] == ref_lo[i + 1] for i in range(HIST_BUCKETS - 1))
+    assert ref_lo[-1] + ref_w[-1] == 2**64
+    # precision: a bucket is at most 1/128 of its lower bound wide (exact below 256)
+    assert all(ref_w[i] * 2**SUB_BITS <= ref_lo[i] for i in range(256, HIST_BUCKETS))
+    # the engine's index agrees at every bucket boundary and just below it
+    for i in range(HIST_BUCKETS):
+        assert hist_index(ref_lo[i]) == i
+        if ref_lo[i]:
+            assert hist_index(ref_lo[i] - 1) == i - 1
+    assert hist_index(2**64 - 1) == HIST_BUCKETS - 1
+
+
+@given(v=st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 100_000), st.integers(0, 2**40)))
+def test_histogram_index_holds_value_within_one_percent(v: int) -> None:
+    i = hist_index(v)
+    assert 0 <= i < HIST_BUCKETS
+    lo, w = _ref_lower(i), _ref_width(i)
+    assert lo <= v < lo + w
+    mid = lo if w == 1 else lo + w / 2
+    assert abs(mid - v) <= 0.01 * v
+    assert abs(mid - v) <= v / 256 + 1e-9  # the header's promise: midpoint within 0.4%
+
+
+def _histogram(values: list[int]) -> np.ndarray:
+    h = np.zeros(HIST_BUCKETS, np.uint64)
+    for v in values:
+        h[hist_index(v)] += 1
+    return h
+
+
+@given(
+    values=st.lists(st.one_of(st.integers(0, 300), st.integers(1000, 10**12), st.integers(0, 2**63)),
+                    min_size=1, max_size=300),
+    q=st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0]),
+)
+def test_hist_quantile_within_one_percent_of_numpy(values: list[int], q: float) -> None:
+    h = _histogram(values)
+    got = hist_quantile(h, q, float(max(values)))
+    # nearest rank, as hist_quantile documents; numpy's "inverted_cdf" is that definition
+    want = float(np.quantile(np.array(values, dtype=np.float64), q, method="inverted_cdf"))
+    assert abs(got - want) <= 0.01 * want + 1e-9
+
+
+def test_hist_quantile_of_empty_histogram_is_nan() -> None:
+    assert math.isnan(hist_quantile(np.zeros(HIST_BUCKETS, np.uint64), 0.5, 0.0))
+
+
+def test_engine_histogram_equals_histogram_of_traced_latencies() -> None:
+    # warm-up 0 and every request traced: the engine's latency histogram, sum and max must
+    # be exactly those of the traced requests that completed.
+    res = run(TANDEM, duration_s=5.0, warmup_s=0.0, seed=4, trace_requests=10_000)
+    tr = res.trace
+    assert tr is not None and res.trace_lost == 0
+    n_stages = 3
+    first = tr[tr["stage"] == 0]
+    last = tr[tr["stage"] == n_stages - 1]
+    born = dict(zip(first["request"].tolist(), first["enter"].tolist()))
+    lat = [int(leave) - born[int(r)] for r, leave in zip(last["request"], last["leave"])]
+    s = res.stats
+    assert int(s["flow_completed"][0]) == len(lat) > 3000
+    np.testing.assert_array_equal(s["flow_hist"][0], _histogram(lat))
+    assert int(s["flow_latency_max"][0]) == max(lat)
+    assert float(s["flow_latency_sum"][0]) == pytest.approx(sum(lat), rel=1e-12)
+    # each traced stage is in order: enter <= start <= end <= leave
+    assert np.all(tr["enter"] <= tr["start"]) and np.all(tr["start"] <= tr["end"]) and np.all(tr["end"] <= tr["leave"])
+
+
+# -- batches -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("units,batch", [(1, 1), (1, 4), (1, 8), (2, 8)])
+def test_batched_server_pays_fixed_cost_once(units: int, batch: int) -> None:
+    # A saturated batched server (50 closed clients, almost no think time): every service
+    # takes a full batch, costing 10000 ns once plus 2 cycles/byte x 500 bytes per member.
+    fixed_ns, per_byte, nbytes = 10_000, 2.0, 500
+    spec = experiment(
+        {"s": {"kind": "cpu", "cores": units, "ghz": 1.0, "on_host": False}},
+        {"p": [{"on": "s", "cycles": fixed_ns, "per_byte": per_byte, "batch": batch}]},
+        [{"name": "f", "arrival": "closed", "clients": 50, "think_us": {"dist": "exp", "mean": 1.0},
+          "steps": [{"path": "p", "bytes": nbytes}]}],
+        duration_s=0.05,
+    )
+    res = run(spec, trace_requests=2000)
+    tr = res.trace
+    assert tr is not None
+    assert 1 <= tr["batch"].min() and tr["batch"].max() == batch  # never above `batch`
+    # service time of a batch of n: fixed once, per-byte for each member (exact, in ps)
+    want = (fixed_ns + per_byte * nbytes * tr["batch"].astype(np.int64)) * 1000
+    np.testing.assert_array_equal(tr["end"] - tr["start"], want)
+    d = res.to_dict()
+    # throughput = units x batch / (fixed + batch x per-byte); only the window's edges
+    # (one batch per unit at each end) separate the count from it
+    rate = units * batch / ((fixed_ns + batch * per_byte * nbytes) * 1e-9)
+    assert abs(d["flows"]["f"]["completed"] - rate * 0.05) <= 2 * units * batch
+    assert d["resources"]["s"]["utilization"] == pytest.approx(1.0)
+    assert d["resources"]["s"]["served"] * batch == pytest.approx(d["flows"]["f"]["completed"], abs=2 * units * batch)
+
+
+# -- priorities --------------------------------------------------------------------
+
+def test_non_preemptive_priority_matches_cobham() -> None:
+    # Two Poisson classes share one exponential server (S = 1 us), A at priority 1 (0.3/us),
+    # B at priority 0 (0.5/us): rho = 0.8. Cobham: W_k = W0 / ((1 - s_{k-1})(1 - s_k)),
+    # W0 = sum lambda_i E[S^2] / 2 = 0.8 us. 2M requests: s.e. of the mean wait 0.25% (A),
+    # 0.75% (B) over 12 seeds; tolerances 1.5% and 4%.
+    spec = experiment(
+        {"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}},
+        {"hi": [{"on": "s", "cycles": {"dist": "exp", "mean": 1000}, "priority": 1}],
+         "lo": [{"on": "s", "cycles": {"dist": "exp", "mean": 1000}, "priority": 0}]},
+        [{"name": "A", "arrival": "poisson", "rate_per_s": 3e5, "steps": [{"path": "hi"}]},
+         {"name": "B", "arrival": "poisson", "rate_per_s": 5e5, "steps": [{"path": "lo"}]}],
+        duration_s=2.5,
+    )
+    res = run(spec, seed=5)
+    waits = {st_["flow"]: st_["mean_wait_us"] for st_ in res.stages()}
+    w0 = 0.8 * 2 * 1.0 / 2
+    assert waits["A"] < waits["B"]
+    assert waits["A"] == pytest.approx(w0 / (1 - 0.3), rel=0.015)
+    assert waits["B"] == pytest.approx(w0 / ((1 - 0.3) * (1 - 0.8)), rel=0.04)
+    flows = res.to_dict()["flows"]
+    assert flows["A"]["latency_us"]["mean"] < flows["B"]["latency_us"]["mean"]
+
+
+# -- drops and conservation --------------------------------------------------------
+
+def test_capacity_drops_counted_and_match_mm1k() -> None:
+    # M/M/1 with 3 waiting slots (4 in the system) at rho 1.2: the blocking probability is
+    # (1 - rho) rho^4 / (1 - rho^5) = 0.2786. 600k offered requests: the fraction has s.e.
+    # 0.32% over 12 seeds; tolerance 2%.
+    rho, cap = 1.2, 3
+    spec = _mm1(rate=rho * 1e6, duration_s=0.5, capacity=cap)
+    d = run(spec, seed=6, warmup_s=0.0).to_dict()
+    f, r = d["flows"]["f"], d["resources"]["s"]
+    n = cap + 1
+    p_block = (1 - rho) * rho**n / (1 - rho ** (n + 1))
+    assert f["dropped"] / f["created"] == pytest.approx(p_block, rel=0.02)
+    assert r["dropped"] == f["dropped"] > 0
+    assert r["max_queue"] <= cap
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_conservation_created_completed_dropped_in_flight(closed: bool) -> None:
+    arrival = ({"arrival": "closed", "clients": 40, "think_us": {"dist": "exp", "mean": 2.0}} if closed
+               else {"arrival": "poisson", "rate_per_s": 1.5e6})
+    spec = station(arrival, {"dist": "lognormal", "mean": 1000.0, "cv": 1.0}, duration_s=0.02, capacity=5,
+                   warmup_s=0.0)
+    sim = Simulation(load_experiment(spec))
+    with Engine(sim.compiled.spec, seed=8) as eng:
+        eng.run(2 * 10**9)  # 2 ms of warm-up
+        before = eng.stats()
+        eng.reset_stats()
+        eng.run(12 * 10**9)
+        s = eng.stats()
+    created, done, dropped = int(s["flow_created"][0]), int(s["flow_completed"][0]), int(s["flow_dropped"][0])
+    assert dropped > 0 and done > 0
+    # created in the window + in flight when it opened = completed + dropped + in flight now
+    assert created + int(before["flow_in_flight"][0]) == done + dropped + int(s["flow_in_flight"][0])
+    # the stage saw every completion; the resource counted every drop
+    assert int(s["stage_completed"][0]) >= done
+    assert int(s["resource_dropped"][1]) == dropped  # resource 0 is vcpu, 1 is s
+    if closed:
+        assert int(s["flow_in_flight"][0]) <= 40
+    # from a zero warm-up the identity needs no correction
+    res = run(spec, seed=8)
+    f = res.to_dict()["flows"]["f"]
+    assert f["created"] == f["completed"] + f["dropped"] + int(res.stats["flow_in_flight"][0])
+
+
+def test_efull_reports_the_offered_load() -> None:
+    # an open flow at twice the service rate with room for 64 requests must stop, not grow
+    spec = _mm1(rate=2e6, duration_s=1.0)
+    with pytest.raises(EmulatorError, match="load") as e:
+        run(spec, pool_size=64)
+    assert "64" in str(e.value)
+    # at the engine's level it is NativeError(EFULL), and the sim refuses to go on
+    sim = Simulation(load_experiment(spec), pool_size=64)
+    with Engine(sim.compiled.spec, seed=1) as eng:
+        with pytest.raises(NativeError) as ne:
+            eng.run(10**12)
+        assert ne.value.status == STATUS_EFULL
+        with pytest.raises(NativeError):
+            eng.run(10**12)
+
+
+@pytest.mark.parametrize("stage", [{"on": "s", "cycles": 0}, {"delay_us": 0}])
+def test_zero_time_loop_is_an_error_not_a_hang(stage: dict[str, Any]) -> None:
+    spec = experiment({"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}}, {"p": [stage]},
+                      [{"name": "f", "arrival": "closed", "clients": 3, "think_us": 0, "steps": [{"path": "p"}]}],
+                      duration_s=0.001, warmup_s=0.0)
+    with pytest.raises(EmulatorError, match="zero time"):
+        run(spec, chunk_events=10_000)
+
+
+def test_time_past_the_engine_limit_is_erange_not_a_wrap() -> None:
+    # one client whose every request takes 1e18 ps: the ~10th would pass int64 picoseconds
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 1)],
+                stages=[(0, 0, ("fixed", 1e18, 0.0), 0.0, ("fixed", 0.0, 0.0), False, ("fixed", 0.0, 0.0))],
+                classes=[(0, 1, 1.0)], flows=[(True, ("fixed", 0.0, 0.0), 1, ("fixed", 0.0, 0.0), 0, 1)],
+                n_categories=1, pool_size=1)
+    with Engine(spec, seed=1) as eng:
+        with pytest.raises(NativeError, match="range"):
+            eng.run(TIME_MAX_PS)
+        assert 0 < eng.now_ps <= TIME_MAX_PS
+        assert int(eng.stats()["flow_completed"][0]) == TIME_MAX_PS // 10**18
+
+
+def test_run_backwards_is_an_error() -> None:
+    with Engine(Simulation(load_experiment(TANDEM)).compiled.spec, seed=1) as eng:
+        assert eng.run(10**9) is True
+        assert eng.now_ps == 10**9
+        with pytest.raises(NativeError):
+            eng.run(10**8)
+
+
+def test_closed_engine_refuses_use() -> None:
+    eng = Engine(Simulation(load_experiment(TANDEM)).compiled.spec, seed=1)
+    eng.close()
+    eng.close()  # twice is fine
+    with pytest.raises(EmulatorError):
+        eng.run(1)
+
+
+# -- host accounting on random small models ----------------------------------------
+
+ACCOUNTS = ["tenant", "exit", "backend", "copy", "my-cat"]
+
+
+@st.composite
+def host_experiments(draw: st.DrawFn) -> dict[str, Any]:
+    cores = draw(st.integers(1, 12))
+    reserve = draw(st.integers(0, cores - 1))
+    resources: dict[str, Any] = {}
+    left = reserve
+    for k in range(draw(st.integers(0, 2))):
+        if left == 0:
+            break
+        n = draw(st.integers(1, left))
+        left -= n
+        resources[f"r{k}"] = {"kind": "cpu", "cores": n, "poll": draw(st.booleans())}
+    if draw(st.booleans()):
+        resources["card"] = {"kind": "cpu", "cores": draw(st.integers(1, 4)), "ghz": 2.0, "on_host": False}
+    targets = ["vcpu", *resources]
+    stage = st.fixed_dictionaries({
+        "on": st.sampled_from(targets),
+        "cycles": st.one_of(st.integers(0, 20_000), st.builds(lambda m: {"dist": "exp", "mean": m}, st.integers(1, 20_000))),
+        "account": st.sampled_from(ACCOUNTS),
+        "batch": st.integers(1, 4),
+        "priority": st.integers(-1, 1),
+    })
+    paths = {f"p{k}": draw(st.lists(stage, min_size=1, max_size=4)) for k in range(draw(st.integers(1, 2)))}
+    flows = []
+    for k in range(draw(st.integers(1, 2))):
+        steps = [{"path": draw(st.sampled_from(sorted(paths))), "bytes": draw(st.integers(0, 4000))}
+                 for _ in range(draw(st.integers(1, 2)))]
+        if draw(st.booleans()):
+            flows.append({"name": f"f{k}", "arrival": "closed", "clients": draw(st.integers(1, 30)),
+                          "think_us": draw(st.sampled_from([0, 1, 20])), "steps": steps})
+        else:
+            flows.append({"name": f"f{k}", "arrival": draw(st.sampled_from(["poisson", "periodic"])),
+                          "rate_per_s": draw(st.sampled_from([1e3, 1e5, 1e6])), "steps": steps})
+    return {
+        "host": {"name": "h", "cores": cores, "ghz": draw(st.sampled_from([1.0, 2.3])), "memory_gib": 16},
+        "architecture": {"name": "a", "reserve": {"cores": reserve}, "resources": resources,
+                         "paths": {k: {"stages": v} for k, v in paths.items()}},
+        "workload": {"name": "w", "flows": flows},
+        "experiment": {"duration_s": 0.0005, "warmup_s": draw(st.sampled_from([0.0, 0.0001])),
+                       "seed": draw(st.integers(0, 2**63 - 1))},
+    }
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(spec=host_experiments())
+def test_host_cycles_sum_to_one(spec: dict[str, Any]) -> None:
+    d = run(spec).to_dict()
+    hc = d["host_cycles"]
+    assert sum(hc.values()) == pytest.approx(1.0, abs=1e-9)
+    assert all(-1e-12 <= v <= 1 + 1e-12 for v in hc.values())
+    assert 0.0 <= d["usable_fraction"] <= 1.0
+    assert d["usable_fraction"] == hc["tenant"]
+    cores, reserve = spec["host"]["cores"], spec["architecture"]["reserve"]["cores"]
+    on_host_reserved = sum(r["cores"] for r in spec["architecture"]["resources"].values() if r.get("on_host", True))
+    # reserved cores no resource uses are always idle
+    assert hc["reserved_idle"] >= (reserve - on_host_reserved) / cores - 1e-9
+    for name, r in d["resources"].items():
+        assert -1e-12 <= r["utilization"] <= 1 + 1e-9, name
+        assert r["mean_queue"] >= 0.0
+
+
+# -- the C core against arbitrary specs ---------------------------------------------
+
+WEIRD_FLOATS = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -0.0, 5e-324, 1e300, LIMITS["mean"],
+                     LIMITS["mean"] * 1.0000001, 1e15]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+WEIRD_INTS = [-1, 0, 1, 2, 7, 2**31 - 1, U32, LIMITS["units"] + 1, LIMITS["batch"] + 1, LIMITS["pool"] + 1]
+# C field ranges of the integer columns that are not uint32 (table, column) -> (lo, hi)
+INT_RANGES = {("resources", 1): (-(2**63), 2**63 - 1), ("qclasses", 1): (-(2**31), 2**31 - 1),
+              ("stages", 0): (-(2**31), 2**31 - 1)}
+
+
+def _dists(mean_hi: float) -> st.SearchStrategy[tuple[str, float, float]]:
+    assert set(DIST_KINDS) == {"fixed", "exp", "lognormal", "uniform"}
+    return st.one_of(
+        st.tuples(st.sampled_from(["fixed", "exp"]), st.floats(0, mean_hi), st.just(0.0)),
+        st.tuples(st.just("lognormal"), st.floats(0, mean_hi), st.floats(0, 3)),
+        st.tuples(st.just("uniform"), st.floats(0, mean_hi), st.floats(0, 0.577)),
+    )
+
+
+@st.composite
+def valid_specs(draw: st.DrawFn) -> Spec:
+    """Small specs that satisfy the header's rules (sizes kept small: no huge allocations)."""
+    nr = draw(st.integers(1, 3))
+    resources = [(draw(st.integers(1, 3)), draw(st.integers(-1, 3))) for _ in range(nr)]
+    nq = draw(st.integers(1, 4))
+    qclasses = [(draw(st.integers(0, nr - 1)), draw(st.integers(-2, 2)), draw(st.integers(1, 4))) for _ in range(nq)]
+    ns, ncat = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    stages = [(draw(st.integers(-1, nq - 1)), draw(st.integers(0, ncat - 1)), draw(_dists(1e7)), draw(st.floats(0, 1e3)),
+               draw(_dists(1e6)), draw(st.booleans()), draw(_dists(1e4))) for _ in range(ns)]
+    classes = []
+    for _ in range(draw(st.integers(1, 3))):
+        first = draw(st.integers(0, ns - 1))
+        classes.append((first, draw(st.integers(1, ns - first)), draw(st.floats(1e-3, 10))))
+    flows = []
+    for _ in range(draw(st.integers(1, 3))):
+        first = draw(st.integers(0, len(classes) - 1))
+        inter = draw(_dists(1e8).filter(lambda d: d[1] > 0))
+        flows.append((draw(st.booleans()), inter, draw(st.integers(1, 20)), draw(_dists(1e7)), first,
+                      draw(st.integers(1, len(classes) - first))))
+    clients = sum(f[2] for f in flows if f[0])
+    return Spec(resources, qclasses, stages, classes, flows, ncat, max(1, clients + draw(st.integers(0, 200))),
+                draw(st.integers(0, 5)), draw(st.integers(0, 50)))
+
+
+@st.composite
+def mutated_specs(draw: st.DrawFn) -> Spec:
+    """A valid spec with up to three fields replaced by out-of-range indices, NaN, inf,
+    negative or huge values (within each C field's type: the spec is built, then judged)."""
+    s = draw(valid_specs())
+    tables = {k: [list(r) for r in getattr(s, k)] for k in ("resources", "qclasses", "stages", "classes", "flows")}
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(sorted(tables)))
+        row = draw(st.sampled_from(tables[name]))
+        col = draw(st.integers(0, len(row) - 1))
+        v = row[col]
+        if isinstance(v, tuple):  # a dist: its mean or its cv
+            d = list(v)
+            d[draw(st.integers(1, 2))] = draw(WEIRD_FLOATS)
+            row[col] = tuple(d)
+        elif isinstance(v, bool):
+            row[col] = not v
+        elif isinstance(v, float):
+            row[col] = draw(WEIRD_FLOATS)
+        else:
+            lo, hi = INT_RANGES.get((name, col), (0, U32))
+            row[col] = draw(st.one_of(st.sampled_from([x for x in WEIRD_INTS if lo <= x <= hi]), st.integers(lo, hi)))
+    ncat, pool, tcap = s.n_categories, s.pool_size, s.trace_capacity
+    which = draw(st.sampled_from(["none", "categories", "pool", "trace"]))
+    if which == "categories":
+        ncat = draw(st.sampled_from([0, LIMITS["categories"] + 1, U32]))
+    elif which == "pool":
+        pool = draw(st.sampled_from([0, LIMITS["pool"] + 1, U32]))
+    elif which == "trace":
+        tcap = draw(st.sampled_from([LIMITS["trace"] + 1, U32]))
+    rows = [[tuple(r) for r in tables[k]] for k in ("resources", "qclasses", "stages", "classes", "flows")]
+    return Spec(*rows, n_categories=ncat, pool_size=pool, trace_requests=s.trace_requests, trace_capacity=tcap)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(spec=mutated_specs(), seed=st.integers(0, 2**64 - 1))
+def test_engine_survives_arbitrary_specs(spec: Spec, seed: int) -> None:
+    try:
+        eng = Engine(spec, seed=seed)
+    except (NativeError, ModelError):
+        return  # refused whole, as it should be
+    with eng:
+        try:
+            for until in (10**6, 10**9, 10**12):
+                eng.run(until, 5000)
+        except NativeError as e:
+            assert e.status < 0 and str(e)
+            with pytest.raises(NativeError):  # a failed sim stays failed
+                eng.run(TIME_MAX_PS, 10)
+        s = eng.stats()
+        eng.trace()
+    assert np.all(np.isfinite(s["resource_busy_area"])) and np.all(s["resource_busy_area"] >= 0)
+    assert np.all(s["flow_hist"].sum(axis=1) == s["flow_completed"])
+
+
+def test_engine_rejects_bad_specs_without_allocating() -> None:
+    good = Simulation(load_experiment(TANDEM)).compiled.spec
+    bad = [
+        Spec(good.resources, good.qclasses, good.stages, good.classes, good.flows, 0, good.pool_size),
+        Spec(good.resources, [(99, 0, 1)], good.stages, good.classes, good.flows, good.n_categories, good.pool_size),
+        Spec(good.resources, good.qclasses, good.stages, good.classes, good.flows, good.n_categories, LIMITS["pool"] + 1),
+        Spec(good.resources, good.qclasses, [], good.classes, good.flows, good.n_categories, good.pool_size),
+        Spec([(0, -1)] + list(good.resources[1:]), good.qclasses, good.stages, good.classes, good.flows,
+             good.n_categories, good.pool_size),
+    ]
+    for spec in bad:
+        with pytest.raises(NativeError) as e:
+            Engine(spec, seed=1)
+        assert e.value.status < 0
+        assert "invalid" in str(e.value)
+    st0 = list(good.stages[0])
+    st0[2] = ("exp", math.nan, 0.0)
+    with pytest.raises(NativeError, match="mean"):
+        Engine(Spec(good.resources, good.qclasses, [tuple(st0), *good.stages[1:]], good.classes, good.flows,
+                    good.n_categories, good.pool_size), seed=1)
+    with pytest.raises(ModelError):
+        Engine(good, seed=-1)
+    with pytest.raises(ModelError):
+        Engine(good, seed=2**64)

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--quick", action="store_true", help="shorter runs (same ordering, wider noise)")
     rp.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"output folder (default {DEFAULT_RESULTS})")
     rp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    rp.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
+    rp.add_argument("--only", action="append", default=[], metavar="STUDY",
+                    help="run only this study (headline, validation, sensitivity); repeatable")
+    rp.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
+    rp.add_argument("--cache", type=Path, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
     b = sub.add_parser("bench", help="engine speed: tandem-3 in vemu, hand-written C and SimPy")
     b.add_argument("--requests", type=int, default=10_000_000, help="tandem-3 requests per run (default 10M)")
     b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
@@ -91,6 +96,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if a.spec is None and not (a.host and a.architecture and a.workload):
         raise UsageError("vemu run: give an experiment file, or all of --host, --architecture and --workload")
+    _check_run_args(a)
     exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
                           duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
     prog = _progress(a.quiet or a.json)
@@ -104,6 +110,18 @@ def cmd_run(a: argparse.Namespace) -> int:
     else:
         print(format_result(res.to_dict(), res.stages() if a.stages else None))
     return 0
+
+
+def _check_run_args(a: argparse.Namespace) -> None:
+    """The numbers given on the command line, checked with the flag's own name."""
+    from .model import MAX_DURATION_S
+
+    if a.duration is not None and not (0 < a.duration <= MAX_DURATION_S):
+        raise UsageError(f"vemu run: --duration {a.duration:g}: simulated seconds in (0, {MAX_DURATION_S:g}]")
+    if a.warmup is not None and not (0 <= a.warmup <= MAX_DURATION_S):
+        raise UsageError(f"vemu run: --warmup {a.warmup:g}: simulated seconds in [0, {MAX_DURATION_S:g}]")
+    if a.seed is not None and not (0 <= a.seed < 2**64):
+        raise UsageError(f"vemu run: --seed {a.seed}: an integer in [0, 2**64)")
 
 
 def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> str:
@@ -169,10 +187,38 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
-    from .experiments.headline import reproduce
+    from .experiments import STUDIES, reproduce_all
+    from .runner import DEFAULT_CACHE, Cache
 
-    reproduce(a.out, quick=a.quick, progress=not a.quiet and sys.stderr.isatty())
+    bad = [s for s in a.only if s not in STUDIES]
+    if bad:
+        raise UsageError(f"vemu reproduce: --only {bad[0]}: not a study; one of {', '.join(STUDIES)}")
+    if a.workers is not None and a.workers < 1:
+        raise UsageError("vemu reproduce: --workers must be >= 1")
+    cache = Cache(a.cache or DEFAULT_CACHE)
+    if a.no_cache:
+        cache = _WriteOnlyCache(cache)
+    summaries = reproduce_all(a.out, quick=a.quick, workers=a.workers, progress=not a.quiet and sys.stderr.isatty(),
+                              cache=cache, only=tuple(a.only))
+    for name, summ in summaries.items():
+        checks = summ.get("checks") if isinstance(summ, dict) else None
+        if checks:
+            failed = [k for k, v in checks.items() if not v]
+            print(f"{name}: {len(checks) - len(failed)}/{len(checks)} expectations hold"
+                  + (f"; not: {'; '.join(failed)}" if failed else ""))
+    print(f"wrote {a.out}")
     return 0
+
+
+class _WriteOnlyCache:
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def get(self, key: str) -> None:
+        return None
+
+    def put(self, key: str, payload: Any) -> None:
+        self.inner.put(key, payload)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -188,7 +234,17 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _sigterm)  # stop like Ctrl-C: clean message, exit 130
+    except ValueError:  # not the main thread
+        pass
     try:
         a = _parser().parse_args(argv)
         if a.command is None:
@@ -214,6 +270,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as e:  # writing results or reading a file outside the model loader
+        print(f"vemu: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("VEMU_TRACEBACK"):
+            raise
+        print(f"vemu: internal error (please report it; VEMU_TRACEBACK=1 shows where): {type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ PS_PER_US = 1_000_000
 PS_PER_S = 1_000_000_000_000
 MAX_DURATION_S = 1.0e6  # the engine's clock reaches ~9.2e6 s; keep a wide margin
 MAX_CLIENTS = 4_000_000
+MAX_PER_BYTE_PS = 1e9  # the engine's bound on a stage's time per byte
 DEFAULT_OPEN_POOL = 1 << 18  # requests an open flow may have in flight before the run fails
 
 
@@ -162,13 +164,15 @@ class Experiment:
     file: str = "<experiment>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def digest(self) -> str:
-        """A stable hash of everything that determines the run's results but the seed."""
+    def digest(self, *, full: bool = False) -> str:
+        """A stable hash of everything that determines the run's results but the seed
+        (the model data after overrides, and the window); 16 hex digits unless ``full``."""
         blob = json.dumps(
             {k: self.raw.get(k) for k in KINDS} | {"duration_s": self.duration_s, "warmup_s": self.warmup_s},
             sort_keys=True, default=str,
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        h = hashlib.sha256(blob.encode()).hexdigest()
+        return h if full else h[:16]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -289,8 +293,11 @@ class _Table:
             cv = d.num("cv", 0.0 if kind in ("fixed", "exp") else None, lo=0, hi=1e6)
             if kind == "uniform" and cv > 1 / math.sqrt(3):
                 raise d.err("cv", f"{cv:g} is too wide for a uniform distribution: cv <= 1/sqrt(3) = 0.577")
-            if kind in ("fixed", "exp") and "cv" in v and cv != (0.0 if kind == "fixed" else 1.0) and kind == "fixed":
+            if kind == "fixed" and "cv" in v and cv != 0.0:
                 raise d.err("cv", "a fixed distribution has no spread: omit cv or use another dist")
+            if kind == "exp" and "cv" in v and cv != 1.0:
+                raise d.err("cv", f"an exponential distribution has cv = 1, not {cv:g}: omit cv, or use "
+                                  "lognormal for another spread")
             return Dist_(kind, mean, cv)
         return _number(v, self, k, 0.0, hi, False)
 
@@ -449,6 +456,8 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
     t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices")
     ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
     dev = t.table("devices")
+    if "vcpu" in dev.data:
+        raise dev.err("vcpu", "'vcpu' is built in (the host's cores minus the reserve); choose another name")
     devices = tuple(_resource(k, dev.table(k), False) for k in dev.data)
     for d in devices:
         if d.kind == "cpu" and d.on_host:
@@ -509,22 +518,41 @@ PARSERS = {"host": parse_host, "architecture": parse_architecture, "workload": p
 
 # ----------------------------------------------------------------------------- files
 
+MAX_FILE_BYTES = 16 << 20  # a model file is text of a few KB; refuse before reading a huge one
+
+
 def read_toml(path: Path | str) -> dict[str, Any]:
     """Reads a TOML file; syntax errors become a ModelError with line and column."""
     p = Path(path)
     try:
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode):
+            raise ModelError("is a directory, not a TOML file", file=str(p))
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelError("is not a regular file (a TOML model or experiment file is expected)", file=str(p))
+        if st.st_size > MAX_FILE_BYTES:
+            raise ModelError(f"is {st.st_size} bytes; a model file may be at most {MAX_FILE_BYTES >> 20} MiB", file=str(p))
         with open(p, "rb") as f:
-            return tomllib.load(f)
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ModelError("no such file", file=str(p)) from None
     except IsADirectoryError:
         raise ModelError("is a directory, not a TOML file", file=str(p)) from None
+    except OSError as e:
+        raise ModelError(f"cannot read: {e.strerror or e}", file=str(p)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ModelError(f"not UTF-8 text: {e.reason} (at line {line}, column {col}); save the file as UTF-8",
+                         file=str(p)) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"TOML syntax error: {e}", file=str(p)) from None
-    except UnicodeDecodeError as e:
-        raise ModelError(f"not UTF-8 text: {e.reason}", file=str(p)) from None
-    except OSError as e:
-        raise ModelError(f"cannot read: {e.strerror}", file=str(p)) from None
+    except RecursionError:
+        raise ModelError("TOML syntax error: arrays or tables nested too deeply", file=str(p)) from None
 
 
 def bundled(kind: str) -> list[str]:
@@ -533,14 +561,20 @@ def bundled(kind: str) -> list[str]:
     return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
 
 
-def bundled_path(kind: str, name: str) -> Path:
+def bundled_path(kind: str, name: str, *, file: str | None = None, key: str | None = None) -> Path:
+    """The file of a bundled model; ``file`` and ``key`` say where the name was given."""
+    key = key or f"experiment.{kind}"
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise ModelError(f"'{name}' is not a bundled {kind} name (a file stem from `vemu list`, such as "
+                         f"'{(bundled(kind) or ['none'])[0]}'); give a path as the experiment file instead",
+                         file=file, key=key)
     p = MODELS_DIR / KIND_DIRS[kind] / f"{name}.toml"
     if not p.is_file():
         names = bundled(kind)
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ModelError(f"no bundled {kind} '{name}'; {hint}known: {', '.join(names) or 'none'}",
-                         key=f"experiment.{kind}")
+                         file=file, key=key)
     return p
 
 
@@ -634,7 +668,11 @@ def load_experiment(
     file = "<experiment>"
     data: dict[str, Any] = {}
     if isinstance(spec, Mapping):
-        data = json.loads(json.dumps(spec))  # a deep, plain copy
+        try:
+            data = json.loads(json.dumps(spec))  # a deep, plain copy
+        except (TypeError, ValueError, RecursionError) as e:
+            raise ModelError(f"an experiment must be plain data (tables, lists, strings, numbers, booleans): {e}",
+                             file=file) from None
     elif spec is not None:
         file = str(spec)
         data = read_toml(spec)
@@ -649,8 +687,12 @@ def load_experiment(
         chosen = names[kind]
         if chosen is None and ex.has(kind):
             chosen = ex.str(kind)
+            if kind in data:
+                raise ex.err(kind, f"names a bundled {kind} and the file also has an inline [{kind}] table; keep one")
+            p = bundled_path(kind, chosen, file=file)
+        elif chosen is not None:
+            p = bundled_path(kind, chosen, key=f"--{kind}")
         if chosen is not None:
-            p = bundled_path(kind, chosen)
             raw[kind] = read_toml(p)
             files[kind] = str(p)
         elif kind in data:
@@ -734,31 +776,32 @@ class _Compiler:
             for k, v in params.items():
                 if k in self.params:
                     raise ModelError(f"param '{k}' is defined by both the {self.params[k][1]} and the {owner}; rename one",
-                                     file=getattr(exp, owner).file, key=f"params.{k}")
+                                     file=getattr(exp, owner).file, key=self._key(owner, f"params.{k}"))
                 self.params[k] = (v, owner)
         if a.reserve_cores >= h.cores:
             raise ModelError(f"reserves {a.reserve_cores} cores but host '{h.name}' has {h.cores}: at most {h.cores - 1}",
-                             file=a.file, key="reserve.cores")
+                             file=a.file, key=self._key("architecture", "reserve.cores"))
         if a.reserve_memory_gib > h.memory_gib:
             raise ModelError(f"reserves {a.reserve_memory_gib:g} GiB but host '{h.name}' has {h.memory_gib:g} GiB",
-                             file=a.file, key="reserve.memory_gib")
+                             file=a.file, key=self._key("architecture", "reserve.memory_gib"))
         self.res: list[ResourceInfo] = [ResourceInfo("vcpu", "cpu", h.cores - a.reserve_cores, h.ghz, True, False, False)]
         self.res_defs: list[Resource | None] = [None]
         self.res_index = {"vcpu": 0}
         for r in h.devices:
-            self._add_res(r, False, h.file, f"devices.{r.name}")
+            self._add_res(r, False, h.file, self._key("host", f"devices.{r.name}"))
         on_host = 0
         for r in a.resources:
             if r.kind == "cpu" and r.on_host:
                 if r.ghz is not None and r.ghz != h.ghz:
                     raise ModelError(f"an on-host resource runs at the host's {h.ghz:g} GHz, not {r.ghz:g}; "
-                                     "omit ghz or set on_host = false", file=a.file, key=f"resources.{r.name}.ghz")
+                                     "omit ghz or set on_host = false", file=a.file, key=self._key("architecture", f"resources.{r.name}.ghz"))
                 r = Resource(r.name, r.kind, r.units, h.ghz, True, capacity=r.capacity, poll=r.poll)
                 on_host += r.units
-            self._add_res(r, r.kind == "cpu" and r.on_host, a.file, f"resources.{r.name}")
+            self._add_res(r, r.kind == "cpu" and r.on_host, a.file, self._key("architecture", f"resources.{r.name}"))
         if on_host > a.reserve_cores:
             raise ModelError(f"on-host cpu resources take {on_host} cores but the reserve is {a.reserve_cores}: "
-                             "raise reserve.cores or set on_host = false", file=a.file, key="reserve.cores")
+                             "raise reserve.cores or set on_host = false", file=a.file,
+                             key=self._key("architecture", "reserve.cores"))
         self.categories: list[str] = []
         self.cat_index: dict[str, int] = {}
         for c in STANDARD_CATEGORIES:
@@ -774,6 +817,17 @@ class _Compiler:
         self.flow_bg: list[bool] = []
         self.trace_requests = trace_requests
         self.pool_size = pool_size
+        self.walked: set[str] = set()
+
+    def _key(self, owner: str, key: str) -> str:
+        """A key path as the user wrote it: prefixed by the table's name when the model is
+        inline in the experiment file."""
+        return f"{owner}.{key}" if getattr(self.exp, owner).file == self.exp.file else key
+
+    def _device_key(self, name: str, field: str) -> str:
+        on_host = any(r.name == name for r in self.exp.host.devices)
+        owner = "host" if on_host else "architecture"
+        return self._key(owner, f"{'devices' if on_host else 'resources'}.{name}.{field}")
 
     def _add_res(self, r: Resource, reserved: bool, file: str, key: str) -> None:
         if r.name in self.res_index:
@@ -782,10 +836,11 @@ class _Compiler:
         self.res.append(ResourceInfo(r.name, r.kind, r.units, r.ghz, r.kind == "cpu" and r.on_host, reserved, r.poll))
         self.res_defs.append(r)
 
-    def _cat(self, name: str) -> int:
+    def _cat(self, name: str, file: str | None = None, key: str | None = None) -> int:
         if name not in self.cat_index:
             if len(self.categories) >= LIMITS["categories"]:
-                raise ModelError(f"more than {LIMITS['categories']} accounting categories")
+                raise ModelError(f"more than {LIMITS['categories']} accounting categories (the engine's limit)",
+                                 file=file, key=key)
             self.cat_index[name] = len(self.categories)
             self.categories.append(name)
         return self.cat_index[name]
@@ -822,12 +877,7 @@ class _Compiler:
         per_byte = 0.0
         rname = None
         if s.on is not None:
-            if s.on not in self.res_index:
-                known = list(self.res_index)
-                close = difflib.get_close_matches(s.on, known, n=1, cutoff=0.5)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise ModelError(f"unknown resource '{s.on}'; {hint}resources: {', '.join(known)}", file=file, key=key + ".on")
-            ri = self.res_index[s.on]
+            ri = self._resource_index(s.on, file, key)
             rname = s.on
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":
@@ -835,7 +885,10 @@ class _Compiler:
                 work = self._dist(s.cycles, ps_per_cycle, file, key + ".cycles")
                 pb = self._param(s.per_byte, file, key + ".per_byte") if isinstance(s.per_byte, str) else float(s.per_byte)
                 per_byte = pb * ps_per_cycle
-                cat = self._cat(s.account)
+                if not per_byte <= MAX_PER_BYTE_PS:
+                    raise ModelError(f"{pb:g} cycles per byte at {info.ghz:g} GHz is {per_byte:.3g} ps per byte, beyond "
+                                     f"the engine's limit of {MAX_PER_BYTE_PS:g}", file=file, key=key + ".per_byte")
+                cat = self._cat(s.account, file, key + ".account")
             else:
                 if s.cycles not in (0, 0.0) or s.per_byte not in (0, 0.0):
                     raise ModelError(f"resource '{s.on}' is a {info.kind}: its time comes from the "
@@ -847,9 +900,14 @@ class _Compiler:
                 assert rdef is not None
                 if info.kind == "link":
                     per_byte = 8000.0 / rdef.gbps  # ps per byte; each lane serialises at the full gbps
+                    if not per_byte <= MAX_PER_BYTE_PS:
+                        raise ModelError(f"{rdef.gbps:g} Gb/s is {per_byte:.3g} ps per byte, beyond the engine's limit "
+                                         f"of {MAX_PER_BYTE_PS:g}: at least {8000 / MAX_PER_BYTE_PS:g} Gb/s",
+                                         file=rdef_file(self.exp, s.on), key=self._device_key(s.on, "gbps"))
                     work = ("fixed", rdef.overhead_bytes * per_byte, 0.0)
                 else:
-                    work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on), f"{s.on}.service_us")
+                    work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on),
+                                      self._device_key(s.on, "service_us"))
             qkey = (ri, s.priority) if s.batch == 1 else (ri, s.priority, s.where, s.batch)
             if qkey not in self.q_index:
                 self.q_index[qkey] = len(self.qclasses)
@@ -865,6 +923,29 @@ class _Compiler:
         self.stages.append((q, cat, work, per_byte, delay, draw, nbytes))
         self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step))
 
+    def check_unused(self) -> None:
+        """Checks the stages of paths no flow walks: their resources and params must exist too
+        (a typo in a path the workload does not use is still a typo)."""
+        for name, stages in self.exp.architecture.paths.items():
+            if name in self.walked:
+                continue
+            for s in stages:
+                file, key = self._split(s.where)
+                if s.on is not None:
+                    self._resource_index(s.on, file, key)
+                for k in ("cycles", "delay_us"):
+                    self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
+                if isinstance(s.per_byte, str):
+                    self._param(s.per_byte, file, key + ".per_byte")
+
+    def _resource_index(self, on: str, file: str, key: str) -> int:
+        if on not in self.res_index:
+            known = list(self.res_index)
+            close = difflib.get_close_matches(on, known, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ModelError(f"unknown resource '{on}'; {hint}resources: {', '.join(known)}", file=file, key=key + ".on")
+        return self.res_index[on]
+
     def steps(self, steps: Sequence[Step], flow: str, cls: str) -> None:
         a = self.exp.architecture
         for st in steps:
@@ -874,13 +955,14 @@ class _Compiler:
                     hint = f"did you mean '{close[0]}'? " if close else ""
                     raise ModelError(f"architecture '{a.name}' has no path '{st.path}'; {hint}paths: {', '.join(a.paths)}",
                                      file=self.exp.workload.file, key=st.where + ".path")
+                self.walked.add(st.path)
                 for _ in range(st.count):
                     for i, s in enumerate(a.paths[st.path]):
                         self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None)
             else:
                 self.stage(st, flow, cls, "inline", 0.0)  # an inline stage has no bytes
 
-    def flow(self, f: Flow, background: bool, file: str) -> None:
+    def flow(self, f: Flow, background: bool, file: str, key: str) -> None:
         first_class = len(self.classes)
         for c in f.classes:
             first = len(self.stages)
@@ -889,32 +971,68 @@ class _Compiler:
             self.class_names.append((f.name, c.name))
         rate = f.rate_per_s * (self.res[0].units if f.per_vcpu else 1)
         if f.arrival == "closed":
-            think = self._dist(f.think_us, PS_PER_US, file, f"{f.name}.think_us")
+            think = self._dist(f.think_us, PS_PER_US, file, f"{key}.think_us")
             self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes)))
         else:
             mean = PS_PER_S / rate
             if mean < 1:
                 raise ModelError(f"rate {rate:g}/s is above the engine's 1e12/s (one arrival per picosecond)",
-                                 file=file, key=f"{f.name}.rate_per_s")
+                                 file=file, key=f"{key}.rate_per_s")
             inter: Dist = ("exp" if f.arrival == "poisson" else "fixed", mean, 0.0)
             self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes)))
         if f.name in self.flow_names:
             raise ModelError(f"flow name '{f.name}' is used by both the workload and the architecture's background",
-                             file=file, key=f"{f.name}")
+                             file=file, key=f"{key}.name")
         self.flow_names.append(f.name)
         self.flow_bg.append(background)
 
+    def _check_sizes(self) -> None:
+        """Counts what the flows expand to before building any of it: a `count` times a long
+        path, times many classes and flows, must stay within the engine's limits."""
+        a, w = self.exp.architecture, self.exp.workload
+        n_res = len(self.res)
+        if n_res > LIMITS["resources"]:
+            raise ModelError(f"{n_res} resources (host devices + architecture resources + vcpu) is beyond the "
+                             f"engine's limit of {LIMITS['resources']}", file=a.file, key=self._key("architecture", "resources"))
+        flows = [(f, w.file, self._key("workload", f"flows[{i}]")) for i, f in enumerate(w.flows)]
+        flows += [(f, a.file, self._key("architecture", f"background[{i}]")) for i, f in enumerate(a.background)]
+        if len(flows) > LIMITS["flows"]:
+            raise ModelError(f"{len(flows)} flows is beyond the engine's limit of {LIMITS['flows']}",
+                             file=w.file, key=self._key("workload", "flows"))
+        total = classes = 0
+        for f, file, key in flows:
+            classes += len(f.classes)
+            for c in f.classes:
+                for st in c.steps:
+                    n = st.count * len(a.paths.get(st.path, ())) if isinstance(st, PathStep) else 1
+                    total += n
+                    if total > LIMITS["stages"]:
+                        where = st.where if isinstance(st, PathStep) else key
+                        raise ModelError(
+                            f"the flows expand to more than {LIMITS['stages']} stages (the engine's limit) by here: "
+                            f"each step's `count` times its path's stages, summed over steps, classes and flows",
+                            file=file, key=where)
+        if classes > LIMITS["stages"]:
+            raise ModelError(f"{classes} request classes is beyond the engine's limit of {LIMITS['stages']}",
+                             file=w.file, key=self._key("workload", "flows"))
+
     def build(self) -> Compiled:
-        for f in self.exp.workload.flows:
-            self.flow(f, False, self.exp.workload.file)
-        for f in self.exp.architecture.background:
-            self.flow(f, True, self.exp.architecture.file)
+        self._check_sizes()
+        for i, f in enumerate(self.exp.workload.flows):
+            self.flow(f, False, self.exp.workload.file, self._key("workload", f"flows[{i}]"))
+        for i, f in enumerate(self.exp.architecture.background):
+            self.flow(f, True, self.exp.architecture.file, self._key("architecture", f"background[{i}]"))
+        self.check_unused()
         clients = sum(f[2] for f in self.flows if f[0])
         n_open = sum(1 for f in self.flows if not f[0])
         pool = self.pool_size if self.pool_size is not None else clients + n_open * DEFAULT_OPEN_POOL
         if clients > LIMITS["pool"] or pool > LIMITS["pool"]:
-            raise ModelError(f"{max(clients, pool)} requests in flight is beyond the limit of {LIMITS['pool']}",
-                             file=self.exp.workload.file, key="flows")
+            how = (f"{clients} closed-loop clients" + (f" + {n_open} open flows x {DEFAULT_OPEN_POOL} requests each"
+                                                       if self.pool_size is None and n_open else "")
+                   if self.pool_size is None else f"a pool of {pool}")
+            raise ModelError(f"{how} = {max(clients, pool)} requests in flight, beyond the engine's limit of "
+                             f"{LIMITS['pool']}: fewer clients or flows", file=self.exp.workload.file,
+                             key=self._key("workload", "flows"))
         if pool < clients:
             raise ModelError(f"pool of {pool} is smaller than the {clients} closed-loop clients", key="pool_size")
         cap = min(LIMITS["trace"], self.trace_requests * max(1, max(n for _, n, _ in self.classes)))

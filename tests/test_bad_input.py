@@ -185,9 +185,6 @@ def test_base_is_valid(tmp_path: Path) -> None:
     assert a.to_dict()["flows"]["f"]["completed"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: model.py _Table.value rejects a cv on a fixed distribution but "
-                   "silently accepts and ignores one on an exponential (its cv is 1 by definition); the "
-                   "`and kind == \"fixed\"` at the end of the condition makes the exp branch dead code")
 def test_cv_on_exponential_other_than_one_is_rejected() -> None:
     spec = _set(copy.deepcopy(BASE), f"{STAGE1}.cycles", {"dist": "exp", "mean": 2000, "cv": 0.5})
     with pytest.raises(ModelError) as e:

@@ -257,8 +257,8 @@ def test_cli_compare_bundled_architectures(capsys: pytest.CaptureFixture[str]) -
     assert main(argv) == 0
     d = json.loads(capsys.readouterr().out)
     uf = d["measures"]["usable_fraction"]
-    # the headline gap (~0.70 vs ~1.0) dwarfs run-to-run noise even in 4 ms runs
-    assert uf["significant"] and uf["diff"]["mean"] > 0.2
+    # the headline gap (~0.8 vs ~1.0) dwarfs run-to-run noise even in 4 ms runs
+    assert uf["significant"] and uf["diff"]["mean"] > 0.1
     assert d["a"] == "xen-pv" and d["b"] == "nitro"
 
 

@@ -154,6 +154,16 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Tenant:
+    """One VM of a multi-tenant host: its own vCPUs and workload; everything else (dom0,
+    back ends, offload cards, devices) is shared as the architecture says."""
+
+    name: str
+    vcpus: int
+    workload: Workload
+
+
+@dataclass(frozen=True)
 class Experiment:
     host: Host
     architecture: Architecture
@@ -163,12 +173,14 @@ class Experiment:
     seed: int = 1
     file: str = "<experiment>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    tenants: tuple[Tenant, ...] = ()  # empty: one tenant owning every vCPU
 
     def digest(self, *, full: bool = False) -> str:
         """A stable hash of everything that determines the run's results but the seed
         (the model data after overrides, and the window); 16 hex digits unless ``full``."""
         blob = json.dumps(
-            {k: self.raw.get(k) for k in KINDS} | {"duration_s": self.duration_s, "warmup_s": self.warmup_s},
+            {k: self.raw.get(k) for k in KINDS + ("tenants",)}
+            | {"duration_s": self.duration_s, "warmup_s": self.warmup_s},
             sort_keys=True, default=str,
         )
         h = hashlib.sha256(blob.encode()).hexdigest()
@@ -604,9 +616,9 @@ def parse_set(text: str) -> tuple[str, Any]:
 def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> None:
     parts = key.split(".")
     if len(parts) == 1:  # a param name
-        owners = [kind for kind in KINDS if key in raw[kind].get("params", {})]
+        owners = [kind for kind in KINDS if kind in raw and key in raw[kind].get("params", {})]
         if not owners:
-            known = sorted({p for kind in KINDS for p in raw[kind].get("params", {})})
+            known = sorted({p for kind in KINDS if kind in raw for p in raw[kind].get("params", {})})
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise ModelError(f"no param '{key}' in the host, architecture or workload; {hint}"
@@ -614,8 +626,12 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                              file=file, key=f"set.{key}")
         raw[owners[0]]["params"][key] = value
         return
-    if parts[0] not in KINDS:
-        raise ModelError(f"a dotted key starts with one of {', '.join(KINDS)}", file=file, key=f"set.{key}")
+    if parts[0] not in KINDS and not (parts[0] == "tenants" and "tenants" in raw):
+        roots = KINDS + (("tenants",) if "tenants" in raw else ())
+        raise ModelError(f"a dotted key starts with one of {', '.join(roots)}", file=file, key=f"set.{key}")
+    if parts[0] == "workload" and "workload" not in raw:
+        raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
+                         file=file, key=f"set.{key}")
     node: Any = raw[parts[0]]
     for i, p in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
@@ -679,11 +695,38 @@ def load_experiment(
     top = _Table(data, file, "")
     top.allow("experiment", "host", "architecture", "workload", "set")
     ex = top.table("experiment")
-    ex.allow("host", "architecture", "workload", "duration_s", "warmup_s", "seed")
+    ex.allow("host", "architecture", "workload", "tenants", "duration_s", "warmup_s", "seed")
     names = {"host": host, "architecture": architecture, "workload": workload}
-    raw: dict[str, dict[str, Any]] = {}
+    raw: dict[str, Any] = {}
     files: dict[str, str] = {}
+    tenant_files: list[str] = []
+    if ex.has("tenants"):
+        if workload is not None or ex.has("workload") or "workload" in data:
+            raise ex.err("tenants", "a multi-tenant experiment gives each tenant its workload; drop the experiment's workload")
+        items = ex.list("tenants")
+        if not items:
+            raise ex.err("tenants", "must list at least one tenant")
+        raw["tenants"] = []
+        for i, item in enumerate(items):
+            t = _Table(item, file, ex.key(f"tenants[{i}]"))
+            t.allow("name", "vcpus", "workload")
+            name = t.str("name")
+            if not name or "/" in name or name in [x["name"] for x in raw["tenants"]]:
+                raise t.err("name", f"'{name}' must be a unique name without '/'")
+            vcpus = t.int("vcpus", lo=1, hi=LIMITS["units"])
+            w = t.data.get("workload")
+            if isinstance(w, str):
+                p = bundled_path("workload", w, file=file)
+                raw["tenants"].append({"name": name, "vcpus": vcpus, "workload": read_toml(p)})
+                tenant_files.append(str(p))
+            elif isinstance(w, dict):
+                raw["tenants"].append({"name": name, "vcpus": vcpus, "workload": w})
+                tenant_files.append(file)
+            else:
+                raise t.err("workload", "is required: a bundled workload's name or an inline table")
     for kind in KINDS:
+        if kind == "workload" and "tenants" in raw:
+            continue
         chosen = names[kind]
         if chosen is None and ex.has(kind):
             chosen = ex.str(kind)
@@ -710,8 +753,25 @@ def load_experiment(
         overrides.append(parse_set(s) if isinstance(s, str) else s)
     for k, v in overrides:
         _apply_set(raw, k, v, file)
-    parsed = {}
+    parsed: dict[str, Any] = {}
+    tenants: tuple[Tenant, ...] = ()
+    if "tenants" in raw:
+        ts = []
+        for i, (t, tf) in enumerate(zip(raw["tenants"], tenant_files)):
+            w = parse_workload(t["workload"], tf, Path(tf).stem if tf != file else None,
+                               f"experiment.tenants[{i}].workload" if tf == file else "")
+            if not isinstance(t.get("vcpus"), int) or isinstance(t.get("vcpus"), bool) or not 1 <= t["vcpus"] <= LIMITS["units"]:
+                raise ModelError(f"must be an integer in [1, {LIMITS['units']}]", file=file,
+                                 key=f"experiment.tenants[{i}].vcpus")
+            ts.append(Tenant(t["name"], t["vcpus"], w))
+        tenants = tuple(ts)
+        parsed["workload"] = Workload(name="+".join(t.workload.name for t in tenants),
+                                      summary="tenants: " + ", ".join(f"{t.name} ({t.workload.name}, {t.vcpus} vCPUs)"
+                                                                      for t in tenants),
+                                      flows=tuple(f for t in tenants for f in t.workload.flows), file=file)
     for kind in KINDS:
+        if kind in parsed:
+            continue
         prefix = kind if files[kind] == file else ""
         stem = Path(files[kind]).stem if files[kind] != file else None
         parsed[kind] = PARSERS[kind](raw[kind], files[kind], stem, prefix)  # type: ignore[operator]
@@ -724,7 +784,7 @@ def load_experiment(
     sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**63 - 1)
     if not 0 <= sd < 2**64:
         raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")
-    exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw)
+    exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw, tenants)
     compile_experiment(exp)  # cross-references are checked now, not at run time
     return exp
 
@@ -762,9 +822,11 @@ class Compiled:
     classes: tuple[tuple[str, str], ...]  # (flow, class)
     stages: tuple[StageInfo, ...]
     host_cores: int
-    vcpus: int
+    vcpus: int  # sold to tenants (all the unreserved cores unless tenants say otherwise)
     reserve_cores: int
     ghz: float
+    tenants: tuple[tuple[str, int, int], ...] = ()  # (name, vcpus, resource index) of a multi-tenant host
+    flow_tenants: tuple[str, ...] = ()  # each flow's tenant ("" on a single-tenant host)
 
 
 class _Compiler:
@@ -784,9 +846,28 @@ class _Compiler:
         if a.reserve_memory_gib > h.memory_gib:
             raise ModelError(f"reserves {a.reserve_memory_gib:g} GiB but host '{h.name}' has {h.memory_gib:g} GiB",
                              file=a.file, key=self._key("architecture", "reserve.memory_gib"))
-        self.res: list[ResourceInfo] = [ResourceInfo("vcpu", "cpu", h.cores - a.reserve_cores, h.ghz, True, False, False)]
-        self.res_defs: list[Resource | None] = [None]
-        self.res_index = {"vcpu": 0}
+        self.res: list[ResourceInfo] = []
+        self.res_defs: list[Resource | None] = []
+        self.res_index: dict[str, int] = {}
+        # `vcpu` is the tenant's own cores: one pool, or one per tenant of a multi-tenant host
+        self.vcpu = 0
+        self.local_params: Mapping[str, float] = {}
+        self.prefix = ""
+        sellable = h.cores - a.reserve_cores
+        if exp.tenants:
+            sold = sum(t.vcpus for t in exp.tenants)
+            if sold > sellable:
+                raise ModelError(f"the tenants have {sold} vCPUs but host '{h.name}' has {sellable} to sell "
+                                 f"({h.cores} threads, {a.reserve_cores} reserved)", file=exp.file,
+                                 key="experiment.tenants")
+            for t in exp.tenants:
+                self.res_index[f"vcpu@{t.name}"] = len(self.res)
+                self.res.append(ResourceInfo(f"vcpu@{t.name}", "cpu", t.vcpus, h.ghz, True, False, False))
+                self.res_defs.append(None)
+        else:
+            self.res_index["vcpu"] = 0
+            self.res.append(ResourceInfo("vcpu", "cpu", sellable, h.ghz, True, False, False))
+            self.res_defs.append(None)
         for r in h.devices:
             self._add_res(r, False, h.file, self._key("host", f"devices.{r.name}"))
         on_host = 0
@@ -846,6 +927,8 @@ class _Compiler:
         return self.cat_index[name]
 
     def _param(self, name: str, file: str, key: str) -> float:
+        if name in self.local_params:  # a tenant's own workload params
+            return self.local_params[name]
         if name not in self.params:
             close = difflib.get_close_matches(name, list(self.params), n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'? " if close else ""
@@ -878,7 +961,7 @@ class _Compiler:
         rname = None
         if s.on is not None:
             ri = self._resource_index(s.on, file, key)
-            rname = s.on
+            rname = self.res[ri].name
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":
                 ps_per_cycle = 1000.0 / float(info.ghz or 1.0)
@@ -939,6 +1022,8 @@ class _Compiler:
                     self._param(s.per_byte, file, key + ".per_byte")
 
     def _resource_index(self, on: str, file: str, key: str) -> int:
+        if on == "vcpu":
+            return self.vcpu
         if on not in self.res_index:
             known = list(self.res_index)
             close = difflib.get_close_matches(on, known, n=1, cutoff=0.5)
@@ -964,12 +1049,13 @@ class _Compiler:
 
     def flow(self, f: Flow, background: bool, file: str, key: str) -> None:
         first_class = len(self.classes)
+        name = self.prefix + f.name
         for c in f.classes:
             first = len(self.stages)
-            self.steps(c.steps, f.name, c.name)
+            self.steps(c.steps, name, c.name)
             self.classes.append((first, len(self.stages) - first, c.weight))
-            self.class_names.append((f.name, c.name))
-        rate = f.rate_per_s * (self.res[0].units if f.per_vcpu else 1)
+            self.class_names.append((name, c.name))
+        rate = f.rate_per_s * (self.res[self.vcpu].units if f.per_vcpu else 1)
         if f.arrival == "closed":
             think = self._dist(f.think_us, PS_PER_US, file, f"{key}.think_us")
             self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes)))
@@ -980,11 +1066,12 @@ class _Compiler:
                                  file=file, key=f"{key}.rate_per_s")
             inter: Dist = ("exp" if f.arrival == "poisson" else "fixed", mean, 0.0)
             self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes)))
-        if f.name in self.flow_names:
+        if name in self.flow_names:
             raise ModelError(f"flow name '{f.name}' is used by both the workload and the architecture's background",
                              file=file, key=f"{key}.name")
-        self.flow_names.append(f.name)
+        self.flow_names.append(name)
         self.flow_bg.append(background)
+        self.flow_tenant.append(self.prefix[:-1])
 
     def _check_sizes(self) -> None:
         """Counts what the flows expand to before building any of it: a `count` times a long
@@ -1018,10 +1105,27 @@ class _Compiler:
 
     def build(self) -> Compiled:
         self._check_sizes()
-        for i, f in enumerate(self.exp.workload.flows):
-            self.flow(f, False, self.exp.workload.file, self._key("workload", f"flows[{i}]"))
-        for i, f in enumerate(self.exp.architecture.background):
-            self.flow(f, True, self.exp.architecture.file, self._key("architecture", f"background[{i}]"))
+        self.flow_tenant: list[str] = []
+        if self.exp.tenants:
+            for ti, t in enumerate(self.exp.tenants):
+                self.vcpu = self.res_index[f"vcpu@{t.name}"]
+                self.prefix = f"{t.name}/"
+                self.local_params = t.workload.params
+                for k in t.workload.params:
+                    if k in self.params:
+                        raise ModelError(f"param '{k}' is defined by both the {self.params[k][1]} and tenant "
+                                         f"'{t.name}''s workload; rename one", file=t.workload.file,
+                                         key=f"experiment.tenants[{ti}].workload.params.{k}")
+                for i, f in enumerate(t.workload.flows):
+                    self.flow(f, False, t.workload.file, f"experiment.tenants[{ti}].workload.flows[{i}]")
+                for i, f in enumerate(self.exp.architecture.background):
+                    self.flow(f, True, self.exp.architecture.file, self._key("architecture", f"background[{i}]"))
+            self.vcpu, self.prefix, self.local_params = 0, "", {}
+        else:
+            for i, f in enumerate(self.exp.workload.flows):
+                self.flow(f, False, self.exp.workload.file, self._key("workload", f"flows[{i}]"))
+            for i, f in enumerate(self.exp.architecture.background):
+                self.flow(f, True, self.exp.architecture.file, self._key("architecture", f"background[{i}]"))
         self.check_unused()
         clients = sum(f[2] for f in self.flows if f[0])
         n_open = sum(1 for f in self.flows if not f[0])
@@ -1043,9 +1147,11 @@ class _Compiler:
             trace_requests=self.trace_requests, trace_capacity=cap,
         )
         h, a = self.exp.host, self.exp.architecture
+        tenants = tuple((t.name, t.vcpus, self.res_index[f"vcpu@{t.name}"]) for t in self.exp.tenants)
+        vcpus = sum(t[1] for t in tenants) if tenants else h.cores - a.reserve_cores
         return Compiled(spec, tuple(self.res), tuple(self.categories), tuple(self.flow_names), tuple(self.flow_bg),
-                        tuple(self.class_names), tuple(self.stage_info), h.cores, h.cores - a.reserve_cores,
-                        a.reserve_cores, h.ghz)
+                        tuple(self.class_names), tuple(self.stage_info), h.cores, vcpus,
+                        a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant))
 
 
 def rdef_file(exp: Experiment, name: str) -> str:

@@ -248,3 +248,23 @@ def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ())
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, png_path)
+
+
+def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
+    """A victim's p99 latency against its neighbour's packet rate, one line per architecture."""
+    header, rows, prov = read_csv(csv_path)
+    data = _by_arch(rows, "neighbour_offered_packets_per_s")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for a, pts in data.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        ax.errorbar([p["neighbour_packets_per_s"] / 1e6 for p in pts], [p["victim_p99_us"] for p in pts],
+                    yerr=[_err(p["victim_p99_us_ci"]) for p in pts], color=color, linestyle=ls, marker="o",
+                    markersize=3, capsize=2, label=a)
+    ax.set_yscale("log")
+    ax.set_xlabel("neighbour's achieved packet rate (million packets/s, 64 B echoes)")
+    ax.set_ylabel("victim's p99 latency (µs, log scale)")
+    ax.set_title("Noisy neighbour: a kv-cache victim (8 vCPUs) beside a packet-heavy VM (32 vCPUs)\n"
+                 "xeon-2017; what they share is the architecture's (dom0, NIC, card); 95% CI bars", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, png_path)

@@ -74,9 +74,13 @@ class Result:
             key = "poll" if r.poll else ("reserved_idle" if r.reserved else "idle")
             out[key] = out.get(key, 0.0) + idle
             covered += r.units
-        spare = c.host_cores - covered  # reserved cores no resource uses
-        if spare > 0:
-            out["reserved_idle"] = out.get("reserved_idle", 0.0) + spare * window
+        reserved_used = sum(r.units for r in c.resources if r.on_host and r.reserved)
+        spare_reserved = c.reserve_cores - reserved_used  # reserved cores no resource uses
+        unsold = c.host_cores - covered - spare_reserved  # sellable cores no tenant bought
+        if spare_reserved > 0:
+            out["reserved_idle"] = out.get("reserved_idle", 0.0) + spare_reserved * window
+        if unsold > 0:
+            out["idle"] = out.get("idle", 0.0) + unsold * window
         out.setdefault("tenant", 0.0)
         out.setdefault("idle", 0.0)
         out.setdefault("reserved_idle", 0.0)
@@ -85,6 +89,24 @@ class Result:
     @property
     def usable_fraction(self) -> float:
         return self.host_cycles()["tenant"]
+
+    def tenants(self) -> dict[str, dict[str, Any]]:
+        """Per tenant of a multi-tenant host: its vCPUs, the share of its own vCPU cycles
+        that did its work, and its share of all host cycles."""
+        c, s = self.compiled, self.stats
+        window = self.duration_s * 1e12
+        tenant_cat = c.categories.index("tenant")
+        out = {}
+        for name, vcpus, ri in c.tenants:
+            busy = s["resource_busy_area"][ri]
+            out[name] = {
+                "vcpus": vcpus,
+                "vcpu_utilization": float(busy.sum()) / (vcpus * window),
+                "tenant_share_of_own_vcpus": float(busy[tenant_cat]) / (vcpus * window),
+                "tenant_share_of_host": float(busy[tenant_cat]) / (c.host_cores * window),
+                "flows": [f for f, t in zip(c.flows, c.flow_tenants) if t == name],
+            }
+        return out
 
     # -- flows ----------------------------------------------------------------------
     def flow(self, i: int) -> dict[str, Any]:
@@ -173,6 +195,7 @@ class Result:
                 "host_cycles": self.host_cycles(),
                 "resources": self.resources(),
                 "throughput_per_s": self.throughput_per_s(),
+                **({"tenants": self.tenants()} if self.compiled.tenants else {}),
                 "reserve": {
                     "cores": self.compiled.reserve_cores,
                     "memory_gib": e.architecture.reserve_memory_gib,

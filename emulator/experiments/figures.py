@@ -8,6 +8,9 @@
 - **Usable fraction against the cost of a VM exit**: every exit-type cost of the host
   (exit round trip, its indirect cost, the userspace exit, the interrupt exit) scaled
   together from the 2006-era to today's, with the sourced generations marked.
+- **Noisy neighbour**: a lightly loaded victim's p99 latency as a neighbour on the same
+  host sends more and more small packets. What the two share is what the architecture
+  says: dom0 under Xen, the NIC and the card's cores under Nitro.
 
 Every point is replicated (independent seeds; the replication index's seed is shared
 across points, i.e. common random numbers) and carries a t-based 95% confidence interval.
@@ -127,6 +130,57 @@ def exit_costs(*, quick: bool = False, workers: int | None = None, progress: boo
     return rows
 
 
+NOISY_ARCHS = ("nitro", "sriov-posted", "sriov", "kvm-virtio", "xen-pv")
+NEIGHBOUR_RATES = (0.1e6, 0.5e6, 1.0e6, 1.5e6, 2.0e6, 2.5e6, 3.0e6)  # echoes/s offered (2 packets each)
+NEIGHBOUR_RATES_QUICK = (0.1e6, 1.5e6, 3.0e6)
+NEIGHBOUR_CLIENTS = 1024
+
+
+def noisy_spec(architecture: str) -> dict[str, Any]:
+    """A victim (kv-cache on 8 vCPUs, lightly loaded) beside a noisy neighbour (small-packet
+    echo on 32 vCPUs) on one xeon-2017 host; what they share is the architecture's."""
+    return {"experiment": {"host": HOST, "architecture": architecture, "tenants": [
+        {"name": "victim", "workload": "kv-cache", "vcpus": 8},
+        {"name": "neighbour", "workload": "packet-echo", "vcpus": 32},
+    ]}}
+
+
+def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                    cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    victim = ("tenants.victim.workload.flows.0.clients=32",
+              'tenants.victim.workload.flows.0.think_us={ dist = "exp", mean = 200 }')
+    jobs = []
+    for a in NOISY_ARCHS:
+        for rate in (NEIGHBOUR_RATES_QUICK if quick else NEIGHBOUR_RATES):
+            think = NEIGHBOUR_CLIENTS / rate * 1e6
+            sets = victim + (f"tenants.neighbour.workload.flows.0.clients={NEIGHBOUR_CLIENTS}",
+                             f'tenants.neighbour.workload.flows.0.think_us={{ dist = "exp", mean = {think:.6g} }}',
+                             "tenants.neighbour.workload.params.work_cycles=5000")
+            for i, sd in enumerate(seeds):
+                jobs.append(Job(None, None, None, sets, dur, warm, sd, tag=(a, rate, i), spec=noisy_spec(a)))
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="noisy neighbour", cache=cache)
+
+    def victim_flow(r: dict[str, Any]) -> dict[str, Any]:
+        return next(v for k, v in r["flows"].items() if k.startswith("victim/") and not v["background"])
+
+    def neighbour_flow(r: dict[str, Any]) -> dict[str, Any]:
+        return next(v for k, v in r["flows"].items() if k.startswith("neighbour/") and not v["background"])
+
+    rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
+        "victim_p99_us": lambda r: victim_flow(r)["latency_us"]["p99"],
+        "victim_mean_us": lambda r: victim_flow(r)["latency_us"]["mean"],
+        "victim_throughput_per_s": lambda r: victim_flow(r)["throughput_per_s"],
+        "neighbour_packets_per_s": lambda r: 2 * neighbour_flow(r)["throughput_per_s"],
+    })
+    for row in rows:
+        a, rate = row.pop("key")
+        row.update(architecture=a, neighbour_offered_packets_per_s=2 * rate)
+    return rows
+
+
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
     header = first + [k for k in rows[0] if k not in first]
     path = out / f"{name}.csv"
@@ -155,4 +209,10 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                provenance(base | {"scaled_params": EXIT_PARAMS,
                                   "generations": {g: [c, src] for g, c, src in GENERATIONS}}, models))
     plot.exit_cost(p, out / "exit-cost.png", GENERATIONS)
-    return {"hockey_points": len(h), "exit_points": len(e)}
+    n = noisy_neighbour(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "noisy-neighbour", n, ["architecture", "neighbour_offered_packets_per_s"],
+               provenance(base | {"victim": "kv-cache on 8 vCPUs, 32 clients, think exp 200 us",
+                                  "neighbour": f"packet-echo on 32 vCPUs, {NEIGHBOUR_CLIENTS} clients, work 5000 cycles"},
+                          models + [("workload", "kv-cache"), ("workload", "packet-echo")]))
+    plot.noisy_neighbour(p, out / "noisy-neighbour.png")
+    return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n)}

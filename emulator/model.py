@@ -17,6 +17,7 @@ name. The format reference is ``models/README.md``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -560,11 +561,26 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         raise ModelError(f"not UTF-8 text: {e.reason} (at line {line}, column {col}); save the file as UTF-8",
                          file=str(p)) from None
     try:
-        return tomllib.loads(text)
+        return _parse_toml(text)
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"TOML syntax error: {e}", file=str(p)) from None
     except RecursionError:
         raise ModelError("TOML syntax error: arrays or tables nested too deeply", file=str(p)) from None
+
+
+_TOML_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _parse_toml(text: str) -> dict[str, Any]:
+    """tomllib.loads, memoised on the text (sweeps load the same few files thousands of
+    times); callers get a fresh deep copy, so they may modify it."""
+    data = _TOML_CACHE.get(text)
+    if data is None:
+        data = tomllib.loads(text)
+        if len(_TOML_CACHE) > 256:
+            _TOML_CACHE.clear()
+        _TOML_CACHE[text] = data
+    return copy.deepcopy(data)
 
 
 def bundled(kind: str) -> list[str]:
@@ -785,7 +801,8 @@ def load_experiment(
     if not 0 <= sd < 2**64:
         raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")
     exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw, tenants)
-    compile_experiment(exp)  # cross-references are checked now, not at run time
+    # cross-references are checked now, not at run time; the result is kept for Simulation
+    object.__setattr__(exp, "_compiled", compile_experiment(exp))
     return exp
 
 
@@ -1163,4 +1180,8 @@ def rdef_file(exp: Experiment, name: str) -> str:
 
 def compile_experiment(exp: Experiment, *, trace_requests: int = 0, pool_size: int | None = None) -> Compiled:
     """Flattens an experiment into the engine's arrays; cross-references are checked here."""
+    if trace_requests == 0 and pool_size is None:
+        done = getattr(exp, "_compiled", None)  # compiled once by load_experiment
+        if done is not None:
+            return done
     return _Compiler(exp, trace_requests=trace_requests, pool_size=pool_size).build()

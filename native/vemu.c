@@ -298,19 +298,41 @@ static inline int schedule(vemu_sim *s, uint64_t delay, uint32_t kind, uint32_t 
     return VEMU_OK;
 }
 
+/* (t, seq) as one 128-bit key: one compare, which the compiler turns into flag
+ * arithmetic and conditional moves instead of the mispredicted branches of two. */
+__extension__ typedef unsigned __int128 evkey;
+static inline evkey ev_key(const event *e) { return ((evkey)e->t << 64) | e->seq; }
+
 static void heap_pop(vemu_sim *s) {
     event *h = s->heap;
     uint32_t n = --s->heap_len;
     if (n == 0) return;
     event last = h[n];
+    evkey lk = ev_key(&last);
     uint32_t i = 0;
     for (;;) {
         uint32_t c = 4 * i + 1;
         if (c >= n) break;
-        uint32_t best = c, end = c + 4 < n ? c + 4 : n;
-        for (uint32_t k = c + 1; k < end; k++)
-            if (ev_less(&h[k], &h[best])) best = k;
-        if (!ev_less(&h[best], &last)) break;
+        uint32_t best = c;
+        evkey bk = ev_key(&h[c]);
+        if (c + 4 <= n) { /* all four children: a branch-free tournament */
+            evkey k1 = ev_key(&h[c + 1]), k2 = ev_key(&h[c + 2]), k3 = ev_key(&h[c + 3]);
+            uint32_t b01 = k1 < bk ? c + 1 : c;
+            evkey m01 = k1 < bk ? k1 : bk;
+            uint32_t b23 = k3 < k2 ? c + 3 : c + 2;
+            evkey m23 = k3 < k2 ? k3 : k2;
+            best = m23 < m01 ? b23 : b01;
+            bk = m23 < m01 ? m23 : m01;
+        } else {
+            for (uint32_t k = c + 1; k < n; k++) {
+                evkey kk = ev_key(&h[k]);
+                if (kk < bk) {
+                    bk = kk;
+                    best = k;
+                }
+            }
+        }
+        if (!(bk < lk)) break;
         h[i] = h[best];
         i = best;
     }

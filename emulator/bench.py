@@ -127,9 +127,80 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
         say(f"vemu / hand-C = {v['requests_per_s'] / by['hand-C']['requests_per_s']:.2f}")
     if "simpy" in by:
         say(f"vemu / simpy  = {v['requests_per_s'] / by['simpy']['requests_per_s']:.0f}x")
+
+    # memory must not grow with run length: the same model at 1/20 of the requests
+    small = max(1000, requests // 20)
+    _, small_rss, _ = _peak_rss([sys.executable, "-c", _VEMU_CHILD, str(small), str(spec)])
+    extra = {"memory": {"requests_small": small, "peak_rss_small_mib": small_rss / 1024,
+                        "requests_large": requests, "peak_rss_large_mib": v["peak_rss_mib"],
+                        "growth_mib": v["peak_rss_mib"] - small_rss / 1024}}
+    say(f"memory   {small:,} requests: {small_rss / 1024:.1f} MiB; {requests:,}: {v['peak_rss_mib']:.1f} MiB "
+        f"(growth {extra['memory']['growth_mib']:+.1f} MiB)")
+    extra["overhead_ms"] = python_overhead_ms()
+    say(f"python   load + compile + run 1 ms + collect: {extra['overhead_ms']:.2f} ms (median of 21)")
+    extra["headline"] = headline_speed(say)
+    extra["pool"] = pool_speedup(say)
+    for r in rows:
+        r["vemu_ratio"] = v["requests_per_s"] / r["requests_per_s"]
     if out is not None:
         header = list(rows[0])
-        write_csv(out, header, [[r[k] for k in header] for r in rows],
-                  provenance({"requests": requests, "simpy_requests": simpy_requests, "repeats": repeats})
-                  | {"bench_machine": machine()})
+        body = [[r[k] for k in header] for r in rows]
+        prov = provenance({"requests": requests, "simpy_requests": simpy_requests, "repeats": repeats}) | {
+            "bench_machine": machine(), "memory": extra["memory"], "python_overhead_ms": round(extra["overhead_ms"], 3),
+            "headline_workloads": extra["headline"], "process_pool": extra["pool"]}
+        write_csv(out, header, body, prov)
     return rows
+
+
+def python_overhead_ms(n: int = 21) -> float:
+    """Median wall time of a small run end to end in this process: load the tandem model,
+    compile it, run 1 ms of simulated time, collect the result dict."""
+    from .model import load_experiment
+    from .simulation import Simulation
+
+    spec = SHARED_BENCH / "tandem.toml"
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        Simulation(load_experiment(spec, duration_s=0.001, warmup_s=0.0)).run().to_dict()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def headline_speed(say: Any, duration_s: float = 0.05) -> dict[str, dict[str, float]]:
+    """Events and requests per second of the engine on the headline workload."""
+    from .model import load_experiment
+    from .simulation import Simulation
+
+    out = {}
+    for a in ("bare-metal", "xen-pv", "nitro"):
+        exp = load_experiment(host="xeon-2017", architecture=a, workload="cloud-mix", duration_s=duration_s,
+                              warmup_s=0.005)
+        t = time.perf_counter()
+        r = Simulation(exp).run()
+        wall = time.perf_counter() - t
+        done = sum(f["completed"] for f in r.to_dict()["flows"].values())
+        out[a] = {"events_per_s": round(r.events / wall), "requests_per_s": round(done / wall), "wall_s": round(wall, 3)}
+        say(f"cloud-mix {a:<11} {out[a]['requests_per_s']:>12,} req/s {out[a]['events_per_s']:>13,} ev/s")
+    return out
+
+
+def pool_speedup(say: Any) -> dict[str, float]:
+    """Eight headline runs serially and on a pool of every core: the speed-up, and whether
+    the results are identical."""
+    from .experiments.headline import ARCHITECTURES
+    from .runner import Job, run_jobs
+
+    jobs = [Job("xeon-2017", a, "cloud-mix", (), 0.15, 0.01, 1, tag=a) for a in ARCHITECTURES[:8]]
+    t = time.perf_counter()
+    serial = run_jobs(jobs, workers=1)
+    t_serial = time.perf_counter() - t
+    t = time.perf_counter()
+    pooled = run_jobs(jobs)
+    t_pool = time.perf_counter() - t
+    same = serial == pooled
+    res = {"workers": os.cpu_count() or 1, "serial_s": round(t_serial, 3), "pool_s": round(t_pool, 3),
+           "speedup": round(t_serial / t_pool, 3), "identical": same}
+    say(f"pool     8 headline runs: serial {t_serial:.2f} s, {res['workers']} workers {t_pool:.2f} s, "
+        f"speed-up {res['speedup']:.2f}x, identical results: {same}")
+    return res

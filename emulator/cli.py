@@ -201,6 +201,8 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     summaries = reproduce_all(a.out, quick=a.quick, workers=a.workers, progress=not a.quiet and sys.stderr.isatty(),
                               cache=cache, only=tuple(a.only))
     for name, summ in summaries.items():
+        if isinstance(summ, dict) and "within" in summ:
+            print(f"{name}: {summ['within']}/{summ['total']} rows within their published ranges")
         checks = summ.get("checks") if isinstance(summ, dict) else None
         if checks:
             failed = [k for k, v in checks.items() if not v]

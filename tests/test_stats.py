@@ -33,6 +33,7 @@ from emulator.stats import (
     t_quantile,
 )
 from emulator.theory import mm1_sojourn
+from conftest import to_toml
 
 
 def _mm1(rho: float = 0.5, *, service_ns: float = 1000, duration_s: float = 0.05, warmup_s: float = 0.005,
@@ -220,21 +221,9 @@ def test_unpaired_ci_by_hand() -> None:
     assert ci.half_width == pytest.approx(2.776445105 * math.sqrt(1.0 * (2 / 3)), rel=1e-6)
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-
-
 def _write(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text("\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()) + "\n"
-                              for sec, body in doc.items()))
+    """An experiment dict written as TOML (conftest's writer)."""
+    path.write_text(to_toml(doc))
     return path
 
 

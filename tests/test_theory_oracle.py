@@ -41,6 +41,7 @@ import pytest
 from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
+from conftest import to_toml
 from emulator.theory import (
     cobham_waits,
     erlang_c,
@@ -355,22 +356,9 @@ def test_predict_returns_none_with_a_reason(name: str) -> None:
 # ----------------------------------------------------------------------------- the command
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-
-
 def write_experiment(path: Path, doc: dict[str, Any]) -> Path:
-    """An experiment dict as TOML: one [table] per section, inline tables below."""
-    path.write_text("\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()) + "\n"
-                              for sec, body in doc.items()))
+    """An experiment dict written as TOML (conftest's writer)."""
+    path.write_text(to_toml(doc))
     return path
 
 

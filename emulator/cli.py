@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
+    r.add_argument("--trace", type=int, default=0, metavar="N",
+                   help="also print the path of the first N requests, stage by stage (for teaching)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list the bundled hosts, architectures and workloads")
@@ -99,9 +101,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     _check_run_args(a)
     exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
                           duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
+    if not 0 <= a.trace <= 10_000:
+        raise UsageError("vemu run: --trace must be between 0 and 10000 requests")
     prog = _progress(a.quiet or a.json)
     try:
-        res = Simulation(exp).run(progress=prog)
+        res = Simulation(exp, trace_requests=a.trace).run(progress=prog)
     finally:
         if prog is not None:
             prog.close()
@@ -109,7 +113,39 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(res.to_json())
     else:
         print(format_result(res.to_dict(), res.stages() if a.stages else None))
+        if a.trace:
+            print(format_trace(res))
     return 0
+
+
+def format_trace(res: Any) -> str:
+    """Each traced request's path: every stage with its resource, category, the time spent
+    waiting, in service and in a pure delay (microseconds from the request's birth)."""
+    tr, info, flows = res.trace, res.compiled.stages, res.compiled.flows
+    cpu = {r.name for r in res.compiled.resources if r.kind == "cpu"}
+    out = [f"\nthe first requests, stage by stage (times in µs; t0 = the request's first stage; "
+           f"{res.trace_lost} records beyond capacity)"]
+    if tr is None or len(tr) == 0:
+        return out[0] + "\n  (no request finished a stage during the run)"
+    by_req: dict[int, list[Any]] = {}
+    for rec in tr:
+        by_req.setdefault(int(rec["request"]), []).append(rec)
+    for rid in sorted(by_req):
+        recs = by_req[rid]
+        t0 = int(recs[0]["enter"])
+        g0 = info[int(recs[0]["stage"])]
+        out.append(f"request {rid}  flow {flows[int(recs[0]['flow'])]}  class {g0.request_class}")
+        out.append(f"  {'t0+':>9} {'wait':>8} {'service':>9} {'delay':>8}  {'on':<10} {'account':<10} stage")
+        for rec in recs:
+            g = info[int(rec["stage"])]
+            enter, start, end, leave = (int(rec[k]) for k in ("enter", "start", "end", "leave"))
+            note = "  DROPPED (queue full)" if rec["dropped"] else (f"  (batch of {rec['batch']})" if rec["batch"] > 1 else "")
+            out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter) / 1e6:>8.3f} {(end - start) / 1e6:>9.3f} "
+                       f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
+                       f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")
+        last = recs[-1]
+        out.append(f"  {'':>9} total {(int(last['leave']) - t0) / 1e6:.3f} µs in {len(recs)} stages")
+    return "\n".join(out)
 
 
 def _check_run_args(a: argparse.Namespace) -> None:

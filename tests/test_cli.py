@@ -174,3 +174,16 @@ def test_cli_does_not_change_its_input(tandem_file: Path, capsys: pytest.Capture
     assert _main(["run", str(tandem_file), "--json", *FAST, "--set", "architecture.resources.s1.cores=2"]) == 0
     capsys.readouterr()
     assert tandem_file.read_text() == before and spec == TANDEM
+
+
+def test_run_trace_shows_each_request_path(capsys) -> None:
+    from emulator.cli import main
+    rc = main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--duration", "0.0005",
+               "--warmup", "0", "--trace", "2", "-q"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "request 0" in out and "request 1" in out
+    # nitro's receive path, in order: the wire, the card (charged to no host category), the guest
+    lines = [ln for ln in out.splitlines() if "wire (receive)" in ln or "Nitro card" in ln]
+    assert lines[0].split()[4] == "nic_rx" and "card" in lines[1]
+    assert main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--trace", "-1"]) == 2

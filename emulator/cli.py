@@ -70,11 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
     b.add_argument("--out", type=Path, default=None, help="also write the table as CSV (e.g. results/bench.csv)")
     import importlib
-    import importlib.util
 
     for mod in PLUGINS:
-        if importlib.util.find_spec(mod) is not None:
-            importlib.import_module(mod).register(sub)
+        importlib.import_module(mod).register(sub)
     return p
 
 

@@ -5,7 +5,6 @@ progress=, cache=)`` in turn; each writes its CSVs (with provenance) and figures
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,7 @@ def reproduce_all(out: Path, *, quick: bool = False, workers: int | None = None,
     for name in STUDIES:
         if only and name not in only:
             continue
-        mod_name = f"{__name__}.{name}"
-        if importlib.util.find_spec(mod_name) is None:
-            continue
-        mod = importlib.import_module(mod_name)
+        mod = importlib.import_module(f"{__name__}.{name}")
         kw: dict[str, Any] = {"quick": quick, "workers": workers, "progress": progress}
         if "cache" in inspect.signature(mod.reproduce).parameters:
             kw["cache"] = cache

@@ -48,16 +48,19 @@ class Simulation:
         warm_ps = round(warmup * PS_PER_S)
         end_ps = warm_ps + round(duration * PS_PER_S)
         with Engine(self.compiled.spec, seed=seed) as eng:
-            self._advance(eng, warm_ps, end_ps, chunk_events, progress)
+            self.advance(eng, warm_ps, end_ps, chunk_events, progress)
             eng.reset_stats()
-            self._advance(eng, end_ps, end_ps, chunk_events, progress)
+            self.advance(eng, end_ps, end_ps, chunk_events, progress)
             stats = eng.stats()
             trace, lost = eng.trace() if self.compiled.spec.trace_requests else (None, 0)
             events = eng.events
         return Result(e, self.compiled, stats, seed, (end_ps - warm_ps) / PS_PER_S, warm_ps / PS_PER_S,
                       events, time.perf_counter() - t0, trace, lost)
 
-    def _advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
+    def advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
+        """Runs an engine made from this simulation to `until` (ps) in chunks of events,
+        reporting progress as a fraction of `end`; turns a full pool and a clock that
+        stopped into EmulatorErrors."""
         stalled, last_events = 0, eng.events
         while True:
             before = eng.now_ps

@@ -297,11 +297,11 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     win_ps = round(window_s * PS_PER_S)
     t = round(start_s * PS_PER_S)
     with Engine(c.spec, seed=seed) as eng:
-        sim._advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
+        sim.advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
         eng.reset_stats()
         for _ in range(n_windows):
             t += win_ps
-            sim._advance(eng, t, t, 1 << 22, None)
+            sim.advance(eng, t, t, 1 << 22, None)
             st = eng.stats()
             res = Result(experiment, c, st, seed, win_ps / PS_PER_S, 0.0, 0, 0.0)
             row = {"usable_fraction": res.usable_fraction}

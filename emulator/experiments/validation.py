@@ -36,6 +36,7 @@ from ..provenance import atomic_write_text, provenance, write_csv
 from ..simulation import Simulation
 
 SEED = 1
+XEON_2017_CORES = 72  # aws-instances: i3.metal 72 threads (as models/hosts/xeon-2017.toml)
 COLUMNS = ("target", "source", "metric", "published_low", "published_high", "emulated", "within")
 GROUPS = ("eli", "netback", "xdp", "reservation", "gregg", "sriov")
 BAND = 0.10  # +-10% around a single published value (see the module docstring)
@@ -159,6 +160,39 @@ NETBACK_WINDOW = (0.02, 0.005)
 SRIOV_10GBE = ("host.devices.nic_rx.gbps=10", "host.devices.nic_tx.gbps=10")
 TCP_PAYLOAD = 1448  # assumption: 1500 B MTU - 20 B IP - 20 B TCP - 12 B timestamps (Linux default)
 
+# sriov, extra CPU per additional VM (dong2010: +1.76% CPU per VM at a fixed 9.48 Gb/s aggregate,
+# up to 60 VMs). A multi-tenant xeon-2017 under the bundled `sriov`: N VMs of one vCPU each
+# (assumption: the VM size is not in the abstract we could read; one vCPU keeps 60 VMs on 72
+# threads), one shared 10 Gb/s port, each VM receiving an equal periodic share of dong2010's
+# 9.48 Gb/s of TCP payload. Per packet that is TCP_PAYLOAD bytes plus the link's 86 B of framing
+# and headers, i.e. 100.4% of 10 Gb/s: the shared link runs saturated at its 814.9k packets/s in
+# every run, so the aggregate is held at line rate by the wire whatever N is. What grows with N is
+# only what the bundled model charges per VM: each VM's timer background (1000 Hz x an MSR-write
+# exit + an external-interrupt exit). The interrupts stay one per packet (the bundled sriov's
+# ELI-derived rate), so their total is fixed by the aggregate packet rate, not by N.
+SRIOV_VM_COUNTS = (10, 20, 30, 40, 50, 60)  # dong2010: up to 60 VMs; from 10, where one vCPU per VM can take its share (~82k packets/s at ~10.6k cycles each)
+SRIOV_AGGREGATE_PPS = 9.48e9 / (TCP_PAYLOAD * 8)  # dong2010: 9.48 Gbit/s of TCP payload in all
+
+
+def sriov_vms_experiment(n: int) -> dict[str, Any]:
+    wl = {"name": "dong-rx", "summary": "an equal share of a 9.48 Gb/s TCP receive stream",
+          "flows": [{"name": "rx", "arrival": "periodic",  # assumption: netperf streams held steady; periodic so the aggregate has no sampling noise
+                     "rate_per_s": SRIOV_AGGREGATE_PPS / n,  # dong2010: the fixed 9.48 Gb/s aggregate, split evenly over the VMs
+                     "steps": [{"path": "net_rx", "bytes": TCP_PAYLOAD}]}]}
+    return {"experiment": {"host": "xeon-2017", "architecture": "sriov",
+                           "tenants": [{"name": f"vm{i}", "vcpus": 1, "workload": wl} for i in range(n)]}}
+
+
+def _busy_cores(r: dict[str, Any], host_cores: int) -> float:
+    """Non-idle host cores: everything but idle tenant cores and idle reserved cores."""
+    hc = r["host_cycles"]
+    return (1.0 - hc.get("idle", 0.0) - hc.get("reserved_idle", 0.0)) * host_cores
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
 
 def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
     """The XDP paper's testbed as an inline experiment: one core of a 3.6 GHz E5-1650 v4."""
@@ -207,6 +241,23 @@ def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
 # 1 Mpps (1 us between packets) only C1 (target residency 2 us) fits, exit latency 2 us.
 WAKE_US = {100: 133.0, 1_000_000: 2.0}
 
+# Why the two latency rows miss (validation.md). hoiland2018-data is the paper's raw latency log.
+XDP_LAT_MISS = {
+    100: ("the wake-up delay is intel_idle's worst-case C6 exit latency (133 us), not a mean. The paper's raw "
+          "log (hoiland2018-data) shows the XDP latency at this rate concentrated in one 80-90 us histogram bin "
+          "(4675 of 5149 packets, jitter 4 us): a fixed per-packet delay of a wake-up, not queueing. Neither "
+          "the paper nor its log names the mechanism; mlx5 interrupt moderation (a few us) and NAPI (tens of "
+          "ns per packet here) are far too small for ~80 us, so the C-state wake-up stays the modelled cause, "
+          "but no source gives its mean exit latency on the E5-1650 v4, and the log's other direction averaged "
+          "61 us, not 82: the variant was left as it is rather than fitted"),
+    1_000_000: ("the model charges the interrupt path only a C1 exit (2 us); the paper's raw log "
+                "(hoiland2018-data) shows 98% of XDP's packets and 99% of DPDK's under 10 us and both with a "
+                "tail to ~200 us, so the 4 us difference of the means is spread over the tail rather than a "
+                "per-packet wake-up; neither the paper nor the log attributes it (mlx5's adaptive interrupt "
+                "moderation would be a candidate, but its setting in the test is not stated), so nothing was "
+                "added"),
+}
+
 
 def _jobs(quick: bool) -> list[VJob]:
     d, w = (0.006, 0.0015) if quick else (0.1, 0.02)
@@ -242,6 +293,10 @@ def _jobs(quick: bool) -> list[VJob]:
             jobs.append(VJob(f"gregg/{wl}/{a}", "xeon-2017", a, wl, (), d, w))
     # sriov: line rate on 10 GbE
     jobs.append(VJob("sriov/line-rate", "xeon-2017", "sriov", "bulk-rx", SRIOV_10GBE, d / 2, w / 2))
+    # sriov: N VMs sharing the 10 GbE port (periodic arrivals: a short window suffices)
+    for n in SRIOV_VM_COUNTS:
+        jobs.append(VJob(f"sriov/vms/{n}", None, None, None, SRIOV_10GBE, max(d / 4, 0.005), max(w / 4, 0.001),
+                         inline=json.dumps(sriov_vms_experiment(n))))
     return jobs
 
 
@@ -286,8 +341,13 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
         irq = _irq_rate(s)
         miss = None
         if label.startswith("memcached"):
-            miss = ("kv-cache does 4000 cycles of application work per request, so at one interrupt per packet a "
-                    "2.3 GHz core reaches only ~120k interrupts/s: less interrupt-heavy than ELI's guests")
+            miss = ("kv-cache costs ~19k cycles per get on one 2.3 GHz core under sriov (4000 of application work, "
+                    "~5.2k each for the receive and transmit stacks, ~4.7k for the interrupt's exits), so at one "
+                    "interrupt per request it takes ~121k interrupts/s. ELI's >150k is a sec. 1 statement about "
+                    "I/O-intensive guests in general, and the memslap configuration of its memcached run (request "
+                    "and value sizes, get/set mix) could not be read in any source available here, so no "
+                    "ELI-memcached workload was built: one made from memory would be unsourced. kv-cache's sizes "
+                    "are assumptions of the bundled tier, not ELI's")
         rows.append(Row(f"eli: interrupts per core under device assignment ({label})", "gordon2012",
                         "interrupts per second per core", 150_000, math.inf, irq,
                         "completed Rx interrupt exits / vCPUs / s in the sriov run", expected_miss=miss))
@@ -328,8 +388,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
         rows.append(Row(f"xdp: forwarding latency at {rate}, interrupt path (XDP) minus polling (DPDK)", "hoiland2018",
                         "mean latency difference, us", lo, hi, irq - poll,
                         f"wake-up delay {WAKE_US[pps]:g} us from intel-idle-bdw",
-                        expected_miss=("vemu has no idle-state model: the wake-up delay is a fixed worst-case exit "
-                                       "latency of the C-state the governor would pick, not the measured mean")))
+                        expected_miss=XDP_LAT_MISS[pps]))
 
     # --- reservation -------------------------------------------------------------
     for key, arch, host in (("res/xen-pv", "xen-pv", "i3 (xeon-2017)"), ("res/xen-aws-2017", "xen-aws-2017", "i3 (xeon-2017)")):
@@ -345,23 +404,32 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
                     rv["memory_share"], "inline c5-metal host"))
 
     # --- gregg -------------------------------------------------------------------
-    g = {k: _thr(v) for k, v in res.items() if k.startswith("gregg/")}
-    slow = g["gregg/kv-cache/bare-metal"] / g["gregg/kv-cache/emulated"]
-    rows.append(Row("gregg: full emulation slowdown, I/O-bound (kv-cache)", "gregg2017", "bare-metal / emulated throughput",
-                    2.0, 10.0, slow, "emulated vs bare-metal, xeon-2017",
+    # kv-cache rows: host CPU cycles per request (non-idle host cycles / completed requests), not
+    # throughput: bare metal is bound by its 25 Gb/s transmit link on kv-cache, so a throughput ratio
+    # would measure emulation against a NIC-bound baseline. The host is the same in every run, so the
+    # ratio of (non-idle share / throughput) is the ratio of cycles per request.
+    cpr = {k: _busy_cores(v, XEON_2017_CORES) / _thr(v) for k, v in res.items() if k.startswith("gregg/")}
+    slow = cpr["gregg/kv-cache/emulated"] / cpr["gregg/kv-cache/bare-metal"]
+    rows.append(Row("gregg: full emulation slowdown, I/O-bound (kv-cache)", "gregg2017",
+                    "emulated / bare-metal host CPU cycles per request", 2.0, 10.0, slow,
+                    "emulated vs bare-metal, xeon-2017, non-idle host cycles per completed request",
                     expected_miss=None if 2.0 <= slow <= 10.0 else (
-                        "bare metal is bound by the 25 Gb/s transmit link on kv-cache (532 B on the wire per reply: "
-                        "~5.9M replies/s, half of what its 72 threads could serve), so the ratio measures emulation "
-                        "against a NIC-bound baseline; with the old 2-lane NIC bare metal could send at 50 Gb/s and "
-                        "the ratio was ~3.3. The emulated path itself did not change")))
-    for wl in ("cloud-mix", "kv-cache"):
-        miss = None
-        if wl == "kv-cache":
-            miss = ("dom0's 8 cores saturate on kv-cache's small packets (two dom0 packet paths of ~4-6k cycles per "
-                    "~14k-cycle request); the 10-50% band does not cover a dom0-bound tier")
-        rows.append(Row(f"gregg: paravirtualisation overhead (xen-pv, {wl})", "gregg2017", "1 - relative throughput",
-                        0.10, 0.50, 1 - g[f"gregg/{wl}/xen-pv"] / g[f"gregg/{wl}/bare-metal"], "xen-pv vs bare-metal, xeon-2017",
-                        expected_miss=miss))
+                        "emulation's per-request CPU cost on kv-cache stays below 2x bare metal's")))
+    g = {k: _thr(v) for k, v in res.items() if k.startswith("gregg/")}
+    rows.append(Row("gregg: paravirtualisation overhead (xen-pv, cloud-mix)", "gregg2017", "1 - relative throughput",
+                    0.10, 0.50, 1 - g["gregg/cloud-mix/xen-pv"] / g["gregg/cloud-mix/bare-metal"],
+                    "xen-pv vs bare-metal, xeon-2017"))
+    ovh = 1 - cpr["gregg/kv-cache/bare-metal"] / cpr["gregg/kv-cache/xen-pv"]
+    rows.append(Row("gregg: paravirtualisation overhead (xen-pv, kv-cache)", "gregg2017",
+                    "1 - bare-metal / xen-pv host CPU cycles per request", 0.10, 0.50, ovh,
+                    "xen-pv vs bare-metal, xeon-2017, non-idle host cycles per completed request",
+                    expected_miss=None if 0.10 <= ovh <= 0.50 else (
+                        "measured as CPU cost per request, so the NIC-bound baseline no longer confounds it, xen-pv "
+                        "still spends more than twice bare metal's cycles on a kv-cache get: dom0's netback and "
+                        "netfront work per small packet (martins2017's measured ~0.8-1 us each way, two packets per "
+                        "~2 us request) plus the kick and interrupt exits is more than the request itself. The "
+                        "10-50% band is Gregg's summary over PV types and workloads; a tier of 128 B/512 B "
+                        "messages with ~2 us of work is past its I/O-heavy end")))
     # at 0.1% the throughput of a short window has sampling noise of the same size; the host-cycle
     # accounting (tenant share relative to bare metal's) does not, so the hardware rows use it
     uf = {k: float(v["usable_fraction"]) for k, v in res.items() if k.startswith("gregg/")}
@@ -376,9 +444,18 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
     rows.append(Row("sriov: line rate on 10 GbE, 1500 B frames", "dong2010", "TCP goodput, Gbit/s", lo, hi, gbps,
                     "sriov, bulk-rx, nic_rx and nic_tx at 10 Gb/s"))
     lo, hi = band(0.0176)
-    rows.append(Row("sriov: extra CPU per additional VM", "dong2010", "CPU fraction per VM", lo, hi, math.nan,
-                    "not emulated", expected_miss=("vemu has one tenant: no notion of VMs, so no per-VM cost "
-                                                   "(interrupt vectors, VF driver, timers per VM) can be expressed")))
+    busy = [_busy_cores(res[f"sriov/vms/{n}"], XEON_2017_CORES) for n in SRIOV_VM_COUNTS]
+    per_vm = _slope(SRIOV_VM_COUNTS, busy)
+    rows.append(Row("sriov: extra CPU per additional VM", "dong2010", "CPU fraction per VM", lo, hi, per_vm,
+                    "sriov, N = 10..60 one-vCPU VMs on one 10 Gb/s port at line rate; least-squares slope of "
+                    "non-idle host cores against N (one core = 100%)",
+                    expected_miss=None if lo <= per_vm <= hi else (
+                        "the bundled sriov charges per VM only its timer (1000 Hz x (1550 + 1610) cycles = 0.137% of a "
+                        "2.3 GHz core); its interrupts are one per packet, so at a fixed aggregate their number does "
+                        "not grow with N. Dong et al.'s 1.76% (~40M cycles/s per VM at 2.3 GHz) must come from work "
+                        "vemu's sourced models do not have: per-VF interrupt moderation that fires per VF whatever "
+                        "its share of the traffic (vemu has no time-based coalescing), and Xen's per-VM scheduling "
+                        "and housekeeping; no number for either was available, so none was added")))
     return rows
 
 
@@ -463,7 +540,14 @@ interrupt path (a pure wake-up delay, then XDP) with the polling path (no delay)
 Poisson arrivals; the difference cancels the generator, wire and PCIe latency, which
 vemu has no source for. The wake-up delay is the exit latency of the C-state the Linux
 idle governor would choose (intel-idle-bdw): C6, 133 us, at 100 pps (10 ms idle); C1,
-2 us, at 1 Mpps (1 us idle).
+2 us, at 1 Mpps (1 us idle). How the paper measured (its raw log, `benchmarks/bench07_latency.org`
+of the paper's repository, hoiland2018-data): TRex latency streams through the DUT, which
+forwards with `xdp_redirect_map` (XDP) or testpmd in macswap mode (DPDK); the published
+figures are TRex's per-stream averages (82 and 2 us unloaded, 7 and 3 us at 1 Mpps). The
+log labels the unloaded captures 100 pps (its prose says 10 pps); either way the idle gap
+is far beyond C6's 400 us target residency, so the governor's pick is the same. The log
+shows the unloaded XDP latency in a narrow 80-90 us band (a fixed wake-up cost), but
+neither it nor the paper names the cause, so the variant was not changed: see the misses.
 
 **reservation** (aws-instances, aws-c5). `Result.to_dict()["reserve"]` of `xen-pv` and
 `xen-aws-2017` on `xeon-2017` (i3.metal) and of `nitro` on an inline `c5-metal` host
@@ -471,10 +555,18 @@ idle governor would choose (intel-idle-bdw): C6, 133 us, at 100 pps (10 ms idle)
 every architecture and workload). The shares are the architectures' reserves (8 threads,
 24 GiB) over the hosts' totals: a check that the models encode what AWS sold.
 
-**gregg** (gregg2017), all bundled on `xeon-2017`. Full emulation on `kv-cache`, the
-most I/O-bound bundled tier (the brief's "I/O-bound"); on `cloud-mix` `emulated` is
-only ~1.7x slower, outside 2-10x, because cloud-mix is CPU-heavy per request (reported
-in README's headline). Paravirtualisation on `cloud-mix` (the headline) and `kv-cache`.
+**gregg** (gregg2017), all bundled on `xeon-2017`. The rule, fixed before the new numbers
+were produced and applied to both kv-cache rows alike: Gregg's bands describe what
+virtualisation costs an I/O-heavy application, so (1) the workload stays `kv-cache`, the
+most I/O-intense bundled tier, chosen in the earlier version of this file for that reason
+and not re-chosen; (2) the metric must not be confounded by a device other than the CPU
+bounding either side, so on kv-cache, where bare metal is bound by its 25 Gb/s transmit
+link, the rows compare host CPU cost per request (non-idle host cycles / completed
+requests) instead of throughput. Whenever both runs are CPU-bound on the same cores the two
+metrics coincide (on cloud-mix emulated is 1.58x slower by either). For the record, the
+throughput ratios on kv-cache are 1.72x (full emulation) and 0.579 (xen-pv), the values
+this file reported before. Paravirtualisation is also reported on `cloud-mix` (the
+headline), by throughput, as before.
 Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
 metal, its transmit link at ~97%; on kv-cache and web bare metal is bound by the 25 Gb/s
 transmit link, so a throughput overhead would read 0). Since the NIC is modelled as two
@@ -488,8 +580,23 @@ host-cycle accounting has not.
 
 **sriov** (dong2010). `sriov` with both NIC directions (`nic_rx`, `nic_tx`) at `gbps=10` and the new workload `bulk-rx` (1518 B frames = 1500 B MTU + Ethernet header
 and FCS). Goodput counts 1448 B of TCP payload per frame (assumption: Linux default with
-timestamps). The +1.76% CPU per extra VM cannot be expressed: vemu models one tenant and
-has no notion of a VM count, so the row is reported as not emulated rather than faked.
+timestamps).
+
+Per extra VM: what Dong et al. attribute the per-VM cost to could not be read here: the
+search corpus holds only the paper's abstract (9.48 Gb/s, 60 VMs, "1.76% additional CPU
+overhead per VM") and a talk summary listing its optimisations (MSI virtualisation,
+virtual-EOI acceleration, adaptive interrupt coalescing), so only mechanisms vemu already
+has a source for are modelled. A multi-tenant `xeon-2017` under the bundled `sriov`
+carries N = 10, 20, ..., 60 VMs of one vCPU each (assumption: VM size not available) on
+one shared 10 Gb/s port; each VM receives an equal periodic share of 9.48 Gb/s of
+1448 B TCP segments, which with the link's 86 B of framing and headers is 100.4% of the
+port, so the link is saturated at 814.9k packets/s in every run and the aggregate is held
+at line rate by the wire. The row is the least-squares slope of non-idle host cores
+against N, in cores per VM (assumption: Dong's CPU percentages count one fully busy core
+as 100%, Xen's convention). Per VM the model charges each VM's timer background (1000 Hz x
+an MSR-write exit and an external-interrupt exit, 3160 cycles); interrupts stay one per
+packet, so their total is set by the aggregate packet rate, not by N. The slope is
+therefore 0.137% per VM, about 13x less than the paper's: see the misses.
 """
 
 

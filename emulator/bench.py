@@ -26,7 +26,6 @@ from .provenance import provenance, write_csv
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_BENCH = Path(os.environ.get("VEMU_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
 THEORY_MS = 5.6385  # Jackson: sum s/(1 - lambda s) for s = 0.5, 0.7, 0.9 ms, lambda = 0.8/ms
-LAMBDA_PER_S = 800.0
 
 # the vemu side of the benchmark, run as its own process
 _VEMU_CHILD = r"""

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..provenance import atomic_write_text, provenance, read_csv, write_csv
+from ..provenance import atomic_write_text, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 
 ARCHITECTURES = (
@@ -148,11 +148,6 @@ def checks(head: list[dict[str, Any]]) -> dict[str, Any]:
         "sriov < sriov-posted": get("sriov") < get("sriov-posted"),
         "bare-metal >= every architecture": all(get("bare-metal") >= v - 1e-9 for v in u.values()),
     }
-
-
-def load_headline(path: Path | str) -> dict[str, dict[str, float]]:
-    header, rows, _ = read_csv(path)
-    return {r["architecture"]: {k: float(v) for k, v in r.items() if k != "architecture"} for r in rows}
 
 
 __all__ = ["ARCHITECTURES", "headline", "io_sweep", "reproduce", "checks", "run_jobs", "Job", "Cache"]

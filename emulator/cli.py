@@ -234,6 +234,12 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
         cache = _WriteOnlyCache(cache)
     summaries = reproduce_all(a.out, quick=a.quick, workers=a.workers, progress=not a.quiet and sys.stderr.isatty(),
                               cache=cache, only=tuple(a.only))
+    head = summaries.get("headline", {}).get("headline") if isinstance(summaries.get("headline"), dict) else None
+    if head:
+        print("usable fraction of the host (xeon-2017, cloud-mix, saturated):")
+        for arch, v in sorted(head.items(), key=lambda kv: -kv[1]["usable_fraction"]):
+            bar = "#" * round(v["usable_fraction"] * 40)
+            print(f"  {arch:<14} {v['usable_fraction']:6.3f}  {bar}")
     for name, summ in summaries.items():
         if isinstance(summ, dict) and "within" in summ:
             print(f"{name}: {summ['within']}/{summ['total']} rows within their published ranges")

@@ -43,7 +43,7 @@ PS_PER_S = 1_000_000_000_000
 MAX_DURATION_S = 1.0e6  # the engine's clock reaches ~9.2e6 s; keep a wide margin
 MAX_CLIENTS = 4_000_000
 MAX_PER_BYTE_PS = 1e9  # the engine's bound on a stage's time per byte
-DEFAULT_OPEN_POOL = 1 << 18  # requests an open flow may have in flight before the run fails
+DEFAULT_OPEN_POOL = 1 << 18  # requests the open flows may have in flight together before the run fails
 
 
 # ----------------------------------------------------------------------------- values
@@ -1146,9 +1146,10 @@ class _Compiler:
         self.check_unused()
         clients = sum(f[2] for f in self.flows if f[0])
         n_open = sum(1 for f in self.flows if not f[0])
-        pool = self.pool_size if self.pool_size is not None else clients + n_open * DEFAULT_OPEN_POOL
+        # the pool is shared: open flows together may have DEFAULT_OPEN_POOL requests in flight
+        pool = self.pool_size if self.pool_size is not None else clients + (DEFAULT_OPEN_POOL if n_open else 0)
         if clients > LIMITS["pool"] or pool > LIMITS["pool"]:
-            how = (f"{clients} closed-loop clients" + (f" + {n_open} open flows x {DEFAULT_OPEN_POOL} requests each"
+            how = (f"{clients} closed-loop clients" + (f" + {DEFAULT_OPEN_POOL} requests for the open flows"
                                                        if self.pool_size is None and n_open else "")
                    if self.pool_size is None else f"a pool of {pool}")
             raise ModelError(f"{how} = {max(clients, pool)} requests in flight, beyond the engine's limit of "

@@ -71,6 +71,7 @@ class Stage:
     batch: int = 1
     priority: int = 0
     where: str = ""  # file and key path, for messages and batch identity
+    direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Resource:
     service_us: Value = 0.0
     capacity: int = -1
     poll: bool = False
+    duplex: bool = False  # a link with independent receive and transmit directions
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,7 @@ def _params(t: _Table) -> dict[str, float]:
     return out
 
 
-_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority")
+_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction")
 
 
 def _stage(data: Any, file: str, path: str) -> Stage:
@@ -353,7 +355,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
     if on is None and not t.has("delay_us"):
         raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
     if on is None:
-        for k in ("cycles", "per_byte", "account", "batch", "priority"):
+        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction"):
             if t.has(k):
                 raise t.err(k, "only a stage with `on` can have it")
     account = t.str("account", "tenant")
@@ -366,7 +368,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         name=t.str("name", on or "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
-        where=f"{file}:{path}",
+        where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
     )
 
 
@@ -386,10 +388,11 @@ def _resource(name: str, t: _Table, on_host_default: bool) -> Resource:
     if t.has("poll"):
         raise t.err("poll", "only a cpu resource can poll")
     if kind == "link":
-        t.allow("kind", "gbps", "lanes", "overhead_bytes", "capacity")
+        t.allow("kind", "gbps", "lanes", "overhead_bytes", "capacity", "duplex")
         return Resource(name, "link", t.int("lanes", 1, lo=1, hi=LIMITS["units"]),
                         gbps=t.num("gbps", lo=0, hi=1e6, lo_open=True),
-                        overhead_bytes=t.num("overhead_bytes", 0.0, lo=0, hi=1e6), capacity=cap)
+                        overhead_bytes=t.num("overhead_bytes", 0.0, lo=0, hi=1e6), capacity=cap,
+                        duplex=t.bool("duplex", False))
     t.allow("kind", "servers", "service_us", "capacity")
     if not t.has("service_us"):
         raise t.err("service_us", "is required for a server (a number or a distribution, microseconds)")
@@ -866,6 +869,7 @@ class _Compiler:
         self.res: list[ResourceInfo] = []
         self.res_defs: list[Resource | None] = []
         self.res_index: dict[str, int] = {}
+        self.rx_index: dict[str, int] = {}  # the receive direction of each duplex link
         # `vcpu` is the tenant's own cores: one pool, or one per tenant of a multi-tenant host
         self.vcpu = 0
         self.local_params: Mapping[str, float] = {}
@@ -931,7 +935,13 @@ class _Compiler:
         if r.name in self.res_index:
             raise ModelError(f"resource name '{r.name}' is used by both the host and the architecture", file=file, key=key)
         self.res_index[r.name] = len(self.res)
-        self.res.append(ResourceInfo(r.name, r.kind, r.units, r.ghz, r.kind == "cpu" and r.on_host, reserved, r.poll))
+        if r.duplex:  # two engine resources: NAME.tx (what `on = NAME` means) and NAME.rx
+            self.res.append(ResourceInfo(f"{r.name}.tx", r.kind, r.units, r.ghz, False, False, False))
+            self.res_defs.append(r)
+            self.rx_index[r.name] = len(self.res)
+            self.res.append(ResourceInfo(f"{r.name}.rx", r.kind, r.units, r.ghz, False, False, False))
+        else:
+            self.res.append(ResourceInfo(r.name, r.kind, r.units, r.ghz, r.kind == "cpu" and r.on_host, reserved, r.poll))
         self.res_defs.append(r)
 
     def _cat(self, name: str, file: str | None = None, key: str | None = None) -> int:
@@ -978,6 +988,12 @@ class _Compiler:
         rname = None
         if s.on is not None:
             ri = self._resource_index(s.on, file, key)
+            if s.direction is not None:
+                if s.on not in self.rx_index:
+                    raise ModelError(f"`direction` is for a duplex link; '{s.on}' is not one", file=file,
+                                     key=key + ".direction")
+                if s.direction == "rx":
+                    ri = self.rx_index[s.on]
             rname = self.res[ri].name
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":

@@ -185,5 +185,5 @@ def test_run_trace_shows_each_request_path(capsys) -> None:
     assert "request 0" in out and "request 1" in out
     # nitro's receive path, in order: the wire, the card (charged to no host category), the guest
     lines = [ln for ln in out.splitlines() if "wire (receive)" in ln or "Nitro card" in ln]
-    assert lines[0].split()[4] == "nic_rx" and "card" in lines[1]
+    assert lines[0].split()[4] == "nic.rx" and "card" in lines[1]
     assert main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--trace", "-1"]) == 2

@@ -157,7 +157,7 @@ NETBACK_MAPPED = ("netback_rx_cycles=1083",   # martins2017: 0.49 us x 2.3 GHz =
 NETBACK_WINDOW = (0.02, 0.005)
 
 # sriov: 10 GbE line rate. The stream is receive only, so only the receive link changes.
-SRIOV_10GBE = ("host.devices.nic_rx.gbps=10", "host.devices.nic_tx.gbps=10")
+SRIOV_10GBE = ("host.devices.nic.gbps=10",)
 TCP_PAYLOAD = 1448  # assumption: 1500 B MTU - 20 B IP - 20 B TCP - 12 B timestamps (Linux default)
 
 # sriov, extra CPU per additional VM (dong2010: +1.76% CPU per VM at a fixed 9.48 Gb/s aggregate,
@@ -309,8 +309,7 @@ C5_METAL = {
     "memory_gib": 192,    # aws-c5: c5.metal 192 GiB
     "params": {"exit_cycles": 1550,      # li2020: vmcall exit+entry 1529-1559 cycles (Skylake-SP, Cascade Lake taken as equal)
                "irq_exit_cycles": 2100},  # li2019timer: ~0.7 us x 3.0 GHz
-    "devices": {"nic_rx": {"kind": "link", "gbps": 25, "overhead_bytes": 20},  # aws-c5: 25 Gb/s; brouer2015: 20 B framing
-                "nic_tx": {"kind": "link", "gbps": 25, "overhead_bytes": 20},  # aws-c5: 25 Gb/s each way (full duplex)
+    "devices": {"nic": {"kind": "link", "gbps": 25, "overhead_bytes": 20, "duplex": True},  # aws-c5: 25 Gb/s each way (full duplex); brouer2015: 20 B framing
                 "ebs": {"kind": "server", "servers": 64,  # assumption: as xeon-2017's EBS capacity; no row depends on it
                         "service_us": {"dist": "lognormal", "mean": 1000, "cv": 0.5}}},  # aws-ebs: gp2 single-digit ms, low end
 }
@@ -442,7 +441,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
     lo, hi = band(9.48)
     gbps = _thr(res["sriov/line-rate"]) * TCP_PAYLOAD * 8 / 1e9
     rows.append(Row("sriov: line rate on 10 GbE, 1500 B frames", "dong2010", "TCP goodput, Gbit/s", lo, hi, gbps,
-                    "sriov, bulk-rx, nic_rx and nic_tx at 10 Gb/s"))
+                    "sriov, bulk-rx, the NIC at 10 Gb/s each way"))
     lo, hi = band(0.0176)
     busy = [_busy_cores(res[f"sriov/vms/{n}"], XEON_2017_CORES) for n in SRIOV_VM_COUNTS]
     per_vm = _slope(SRIOV_VM_COUNTS, busy)
@@ -578,7 +577,7 @@ hardware rows (~0.1%) it is 1 - usable fraction relative to bare metal's, becaus
 size a short window's throughput has sampling noise as large as the effect, while the
 host-cycle accounting has not.
 
-**sriov** (dong2010). `sriov` with both NIC directions (`nic_rx`, `nic_tx`) at `gbps=10` and the new workload `bulk-rx` (1518 B frames = 1500 B MTU + Ethernet header
+**sriov** (dong2010). `sriov` with the NIC (both directions) at `gbps=10` and the new workload `bulk-rx` (1518 B frames = 1500 B MTU + Ethernet header
 and FCS). Goodput counts 1448 B of TCP payload per frame (assumption: Linux default with
 timestamps).
 

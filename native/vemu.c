@@ -473,16 +473,22 @@ static int stage_leave(vemu_sim *s, uint32_t ri) {
     return stage_enter(s, ri);
 }
 
+/* The request arrives at its current stage: the clock starts, and a stage that begins a
+ * path step draws the step's bytes. */
+static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
+    q->enter = s->now;
+    q->batch = 1;
+    if (g->draw_bytes) {
+        double b = sample(&g->bytes, &s->fl[q->flow].streams[S_BYTES]);
+        q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
+    }
+}
+
 static int stage_enter(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     stage *g = &s->st[q->stage];
     flow *f = &s->fl[q->flow];
-    q->enter = s->now;
-    q->batch = 1;
-    if (g->draw_bytes) {
-        double b = sample(&g->bytes, &f->streams[S_BYTES]);
-        q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
-    }
+    stage_arrive(s, q, g);
     if (g->qclass < 0) { /* a pure delay */
         q->start = q->svc_end = s->now;
         return schedule(s, to_ps(sample(&g->delay, &f->streams[S_SERVICE])), EV_DELAY, ri);
@@ -584,11 +590,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         trace_stage(s, h, 0);
         h->stage++;
         stage *g2 = &s->st[h->stage];
-        h->enter = s->now;
-        if (g2->draw_bytes) {
-            double b = sample(&g2->bytes, &s->fl[h->flow].streams[S_BYTES]);
-            h->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
-        }
+        stage_arrive(s, h, g2);
         rs->free++; /* start_service takes it again */
         return start_service(s, (uint32_t)g2->qclass, head);
     }

@@ -33,6 +33,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that runs one experiment shares: overrides, window, seed."""
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4); repeatable")
+    p.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
+    p.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
+    p.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vemu", description="Emulate where a server's cycles go under virtualization.")
     p.add_argument("--version", action="version", version=f"vemu {__version__} (engine {ENGINE_VERSION})")
@@ -43,11 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--host", help="bundled host (replaces the file's)")
     r.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
     r.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4); repeatable")
-    r.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
-    r.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
-    r.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+    add_run_options(r)
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",

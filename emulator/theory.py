@@ -701,12 +701,10 @@ def _json_default(o: Any) -> Any:
 
 
 def register(subparsers: Any) -> None:
+    from .cli import add_run_options
+
     p = subparsers.add_parser("theory", help="compare a run with closed-form queueing theory")
     p.add_argument("spec", help="experiment file (TOML)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a param or any key; repeatable")
-    p.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
-    p.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
-    p.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+    add_run_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_theory)

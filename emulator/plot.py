@@ -180,18 +180,23 @@ def _err(v: float) -> float:
     return 0.0 if v != v else v  # NaN (one replication) draws no bar
 
 
+def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, *, x_scale: float = 1.0,
+              y_scale: float = 1.0) -> None:
+    """One line per architecture of y (with its `y_ci` half-width as error bars) against x."""
+    for a, pts in data.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
+                    yerr=[_err(p[f"{y}_ci"]) * y_scale for p in pts], color=color, linestyle=ls, marker="o",
+                    markersize=3, capsize=2, label=a)
+
+
 def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     """Throughput and p99 latency against offered load, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "offered_per_s")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
-    for a, pts in data.items():
-        color, ls = ARCH_STYLE.get(a, (None, "-"))
-        x = [p["offered_per_s"] / 1e6 for p in pts]
-        ax1.errorbar(x, [p["throughput_per_s"] / 1e6 for p in pts], yerr=[_err(p["throughput_per_s_ci"]) / 1e6 for p in pts],
-                     color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
-        ax2.errorbar(x, [p["p99_us"] for p in pts], yerr=[_err(p["p99_us_ci"]) for p in pts], color=color,
-                     linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
+    _ci_lines(ax1, data, "offered_per_s", "throughput_per_s", x_scale=1e-6, y_scale=1e-6)
+    _ci_lines(ax2, data, "offered_per_s", "p99_us", x_scale=1e-6)
     ax1.set_xlabel("offered load (million requests/s)")
     ax1.set_ylabel("throughput (million requests/s)")
     ax1.set_title("Throughput against offered load")
@@ -233,11 +238,7 @@ def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ())
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "exit_cycles")
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for a, pts in data.items():
-        color, ls = ARCH_STYLE.get(a, (None, "-"))
-        ax.errorbar([p["exit_cycles"] for p in pts], [p["usable_fraction"] for p in pts],
-                    yerr=[_err(p["usable_fraction_ci"]) for p in pts], color=color, linestyle=ls, marker="o",
-                    markersize=3, capsize=2, label=a)
+    _ci_lines(ax, data, "exit_cycles", "usable_fraction")
     for i, (label, cycles, _src) in enumerate(generations):
         ax.axvline(cycles, color="#999999", linewidth=0.8, linestyle=":")
         ax.text(cycles, 0.02, f" {label}", rotation=90, fontsize=7, va="bottom", color="#555555")
@@ -257,11 +258,7 @@ def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "neighbour_offered_packets_per_s")
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for a, pts in data.items():
-        color, ls = ARCH_STYLE.get(a, (None, "-"))
-        ax.errorbar([p["neighbour_packets_per_s"] / 1e6 for p in pts], [p["victim_p99_us"] for p in pts],
-                    yerr=[_err(p["victim_p99_us_ci"]) for p in pts], color=color, linestyle=ls, marker="o",
-                    markersize=3, capsize=2, label=a)
+    _ci_lines(ax, data, "neighbour_packets_per_s", "victim_p99_us", x_scale=1e-6)
     ax.set_yscale("log")
     ax.set_xlabel("neighbour's achieved packet rate (million packets/s, 64 B echoes)")
     ax.set_ylabel("victim's p99 latency (µs, log scale)")

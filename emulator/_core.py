@@ -25,6 +25,7 @@ LIMITS = {
     "categories": int(lib.VEMU_MAX_CATEGORIES),
     "units": int(lib.VEMU_MAX_UNITS),
     "batch": int(lib.VEMU_MAX_BATCH),
+    "gap_ps": int(lib.VEMU_MAX_GAP),
     "pool": int(lib.VEMU_MAX_POOL),
     "trace": int(lib.VEMU_MAX_TRACE),
     "mean": float(lib.VEMU_MAX_MEAN),
@@ -90,7 +91,7 @@ class Spec:
     """Flat engine input. Each row is a plain tuple in the field order of the C struct."""
 
     resources: Sequence[tuple[int, int]]  # units, capacity (-1 unbounded)
-    qclasses: Sequence[tuple[int, int, int]]  # resource, priority, batch
+    qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
     stages: Sequence[tuple[int, int, Dist, float, Dist, bool, Dist]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
@@ -115,10 +116,12 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         res[i].units = units
         res[i].capacity = cap
     qc = ffi.new("vemu_qclass_spec[]", max(1, len(spec.qclasses)))
-    for i, (r, prio, batch) in enumerate(spec.qclasses):
+    for i, row in enumerate(spec.qclasses):
+        r, prio, batch = row[:3]
         qc[i].resource = r
         qc[i].priority = prio
         qc[i].batch = batch
+        qc[i].gap = row[3] if len(row) > 3 else 0
     st = ffi.new("vemu_stage_spec[]", max(1, len(spec.stages)))
     for i, (q, cat, work, pb, delay, draw, nbytes) in enumerate(spec.stages):
         g = st[i]

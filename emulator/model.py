@@ -72,6 +72,7 @@ class Stage:
     priority: int = 0
     where: str = ""  # file and key path, for messages and batch identity
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
+    throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,8 @@ def _params(t: _Table) -> dict[str, float]:
     return out
 
 
-_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction")
+_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction",
+               "throttle_us")
 
 
 def _stage(data: Any, file: str, path: str) -> Stage:
@@ -355,7 +357,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
     if on is None and not t.has("delay_us"):
         raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
     if on is None:
-        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction"):
+        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction", "throttle_us"):
             if t.has(k):
                 raise t.err(k, "only a stage with `on` can have it")
     account = t.str("account", "tenant")
@@ -369,6 +371,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
+        throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
     )
 
 
@@ -1024,10 +1027,19 @@ class _Compiler:
                 else:
                     work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on),
                                       self._device_key(s.on, "service_us"))
-            qkey = (ri, s.priority) if s.batch == 1 else (ri, s.priority, s.where, s.batch)
+            thr = self._param(s.throttle_us, file, key + ".throttle_us") if isinstance(s.throttle_us, str) \
+                else float(s.throttle_us)
+            gap = int(round(thr * PS_PER_US))
+            if gap > LIMITS["gap_ps"]:
+                raise ModelError(f"throttle_us {thr:g} is beyond the engine's limit of {LIMITS['gap_ps'] / PS_PER_US:g} us",
+                                 file=file, key=key + ".throttle_us")
+            # a batching or throttled stage has a queue of its own: its batches form, and its
+            # throttle counts, only among its own requests (one throttle per resource: per
+            # tenant on vcpu, as a VF's interrupt vector)
+            qkey = (ri, s.priority) if s.batch == 1 and gap == 0 else (ri, s.priority, s.where, s.batch, gap)
             if qkey not in self.q_index:
                 self.q_index[qkey] = len(self.qclasses)
-                self.qclasses.append((ri, s.priority, s.batch))
+                self.qclasses.append((ri, s.priority, s.batch, gap))
             q = self.q_index[qkey]
         delay = self._dist(s.delay_us, PS_PER_US, file, key + ".delay_us")
         draw = bytes_ is not None

@@ -366,9 +366,12 @@ def _analyse(exp: Experiment) -> Prediction:
     for ri, (units, cap) in enumerate(spec.resources):
         if cap >= 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
-    for qi, (ri, prio, batch) in enumerate(spec.qclasses):
+    for qi, row in enumerate(spec.qclasses):
+        ri, batch = row[0], row[2]
         if batch > 1:
             raise _Uncovered(f"resource '{c.resources[ri].name}' serves batches of {batch}")
+        if len(row) > 3 and row[3] > 0:
+            raise _Uncovered(f"resource '{c.resources[ri].name}' has a throttled stage (throttle_us)")
     for fi, fl in enumerate(spec.flows):
         if fl[5] != 1:
             raise _Uncovered(f"flow '{c.flows[fi]}' mixes {fl[5]} request classes")

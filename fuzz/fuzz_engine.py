@@ -84,7 +84,9 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
     ncat = d.u32(1, 4) if not d.edge() else d.small(0, 300)
     resources = [(d.u32(1, 4), d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(-1, 8))
                  for _ in range(nr)]
-    qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4)) for _ in range(nq)]
+    qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4),
+                 d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1, 2**63 - 1]) if d.edge()
+                 else d.small(0, 1) * d.small(1, 10**8)) for _ in range(nq)]  # gap: none, up to 100 us, or past the limit
     stages = [(d.i32(-1, nq - 1), d.u32(0, max(0, ncat - 1)), d.dist(0, 1e7), d.num(0, 1e3), d.dist(0, 1e6),
                d.f.ConsumeBool(), d.dist(0, 1e4)) for _ in range(ns)]
     classes = [(d.u32(0, max(0, ns - 1)), d.u32(1, max(1, ns)), d.num(0.01, 10)) for _ in range(nc)]
@@ -132,6 +134,8 @@ def _feedback(msg: str) -> None:
             return
     elif "qclass" in msg:
         if "batch" in msg:
+            return
+        if "gap" in msg:
             return
     elif "stage" in msg:
         if "work" in msg:

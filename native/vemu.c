@@ -10,7 +10,7 @@
 #define NIL UINT32_MAX
 #define N_STREAMS 4
 enum { S_ARRIVAL = 0, S_CLASS = 1, S_BYTES = 2, S_SERVICE = 3 };
-enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3 };
+enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4 };
 
 /* ---------------------------------------------------------------- random numbers */
 
@@ -184,7 +184,13 @@ typedef struct {
     uint32_t resource;
     int32_t priority;
     uint32_t batch;
+    int32_t gate_pending; /* an EV_GATE is scheduled for next_ok */
+    uint64_t gap;         /* ps between service starts; 0: no throttle */
+    uint64_t next_ok;     /* the earliest start of its next service */
 } qclass;
+
+/* A throttled qclass whose gap since its last service start has not yet passed. */
+static inline int qc_closed(const qclass *qc, uint64_t now) { return qc->gap && now < qc->next_ok; }
 
 typedef struct {
     uint32_t units, free;
@@ -274,7 +280,8 @@ static int fail(vemu_sim *s, int status, const char *fmt, ...) {
  * A 4-ary min-heap of small events ordered by (t, seq): shallower than a binary heap and
  * its four children share a cache line or two. Its capacity is fixed at creation: every
  * pending event belongs to a request in the pool, an open flow's next arrival or a
- * closed flow's pending issue, so pool_size + flows + clients always suffices. */
+ * closed flow's pending issue or a throttled qclass's gate, so pool_size + flows + clients +
+ * qclasses always suffices. */
 
 static inline int ev_less(const event *a, const event *b) {
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
@@ -386,6 +393,7 @@ static inline void trace_stage(vemu_sim *s, const request *q, int dropped) {
 
 static int stage_enter(vemu_sim *s, uint32_t ri);
 static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
+static int gate_arm(vemu_sim *s, uint32_t qi);
 
 static int issue(vemu_sim *s, uint32_t fi) {
     flow *f = &s->fl[fi];
@@ -494,9 +502,10 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
         return schedule(s, to_ps(sample(&g->delay, &f->streams[S_SERVICE])), EV_DELAY, ri);
     }
     resource *rs = &s->res[g->resource];
-    if (rs->free > 0) return start_service(s, (uint32_t)g->qclass, ri); /* queues are empty */
-    if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     qclass *qc = &s->qc[g->qclass];
+    /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
+    if (rs->free > 0 && !qc_closed(qc, s->now)) return start_service(s, (uint32_t)g->qclass, ri);
+    if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     q->next = NIL;
     q->enq_seq = s->enq_seq++;
     if (qc->tail == NIL)
@@ -506,7 +515,7 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     qc->tail = ri;
     qc->len++;
     queue_change(s, rs, +1);
-    return VEMU_OK;
+    return gate_arm(s, (uint32_t)g->qclass);
 }
 
 static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
@@ -517,17 +526,27 @@ static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
     return ri;
 }
 
-/* Begins a service of `head` (already dequeued, or arriving at a free unit) on qclass qi,
- * gathering up to batch - 1 more waiting requests of the same qclass. */
-static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
+/* A throttled qclass with requests waiting behind its closed gap gets one EV_GATE at the
+ * moment the gap passes. */
+static int gate_arm(vemu_sim *s, uint32_t qi) {
+    qclass *qc = &s->qc[qi];
+    if (!qc->gate_pending && qc->len > 0 && qc_closed(qc, s->now)) {
+        qc->gate_pending = 1;
+        return schedule(s, qc->next_ok - s->now, EV_GATE, qi);
+    }
+    return VEMU_OK;
+}
+
+/* Begins a service on qclass qi of the chain head..tail of n requests (already out of the
+ * queue; linked through `next`, tail->next == NIL) carrying `bytes` in all, gathering up
+ * to batch - n more waiting requests of the same qclass. Takes a free unit. */
+static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, uint32_t n, double bytes) {
     qclass *qc = &s->qc[qi];
     resource *rs = &s->res[qc->resource];
     request *h = &s->req[head];
     stage *g = &s->st[h->stage];
-    double bytes = h->bytes;
-    uint32_t n = 1, tail = head;
-    h->next = NIL;
-    if (qc->batch > 1 && qc->len > 0) {
+    uint32_t n0 = n;
+    if (qc->batch > n && qc->len > 0) {
         while (n < qc->batch && qc->len > 0) {
             uint32_t ri = qclass_pop(s, qc);
             s->req[tail].next = ri;
@@ -536,7 +555,7 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
             bytes += s->req[ri].bytes;
             n++;
         }
-        queue_change(s, rs, -(int)(n - 1));
+        queue_change(s, rs, -(int)(n - n0));
     }
     double t = sample(&g->work, &s->fl[h->flow].streams[S_SERVICE]) + g->per_byte_ps * bytes;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
@@ -546,18 +565,29 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
     rs->free--;
     rs->served++;
     busy_change(s, g->resource, g->category, +1);
-    return schedule(s, to_ps(t), EV_SERVICE, head);
+    int rc = schedule(s, to_ps(t), EV_SERVICE, head);
+    if (rc < 0 || !qc->gap) return rc;
+    qc->next_ok = s->now + qc->gap; /* checked against VEMU_MAX_GAP and the time limit */
+    return gate_arm(s, qi);
+}
+
+/* Begins a service of `head` (already dequeued, or arriving at a free unit) on qclass qi,
+ * gathering up to batch - 1 more waiting requests of the same qclass. */
+static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
+    s->req[head].next = NIL;
+    return start_chain(s, qi, head, head, 1, s->req[head].bytes);
 }
 
 /* A unit of `rs` is free: give it to the longest-waiting request of the highest-priority
- * non-empty qclass. Resources have few qclasses, so a scan beats any index. */
+ * non-empty qclass whose throttle is open. Resources have few qclasses, so a scan beats
+ * any index. */
 static int dispatch(vemu_sim *s, resource *rs) {
     if (rs->waiting == 0) return VEMU_OK;
     uint32_t best = NIL;
     for (uint32_t k = 0; k < rs->q_count; k++) {
         uint32_t qi = s->res_q[rs->q_first + k];
         qclass *qc = &s->qc[qi];
-        if (qc->len == 0) continue;
+        if (qc->len == 0 || qc_closed(qc, s->now)) continue;
         if (best == NIL) {
             best = qi;
             continue;
@@ -567,9 +597,30 @@ static int dispatch(vemu_sim *s, resource *rs) {
             (qc->priority == b->priority && s->req[qc->head].enq_seq < s->req[b->head].enq_seq))
             best = qi;
     }
+    if (best == NIL) return VEMU_OK; /* only closed throttles wait: their gates will call */
     queue_change(s, rs, -1);
     uint32_t ri = qclass_pop(s, &s->qc[best]);
     return start_service(s, best, ri);
+}
+
+/* The qclass every member of the batch at `head` goes on to, when the batch can carry on
+ * there as one service: each member's stage has no delay and is followed by a stage of
+ * one batching, unthrottled qclass on resource r with room for the whole batch. NIL
+ * otherwise. *n receives the batch size and *bytes their bytes so far (the next stages
+ * may draw new ones). */
+static uint32_t carry_on_qclass(const vemu_sim *s, uint32_t head, uint32_t r, uint32_t *n) {
+    uint32_t q = NIL, k = 0;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, k++) {
+        const request *m = &s->req[ri];
+        if (s->st[m->stage].has_delay || m->stage + 1 >= m->stage_end) return NIL;
+        int32_t q2 = s->st[m->stage + 1].qclass;
+        if (q2 < 0 || (q != NIL && (uint32_t)q2 != q)) return NIL;
+        q = (uint32_t)q2;
+    }
+    const qclass *qc = &s->qc[q];
+    if (qc->resource != r || qc->batch < 2 || qc->batch < k || qc->gap) return NIL;
+    *n = k;
+    return q;
 }
 
 static int on_service(vemu_sim *s, uint32_t head) {
@@ -578,11 +629,35 @@ static int on_service(vemu_sim *s, uint32_t head) {
     uint32_t r = g->resource;
     resource *rs = &s->res[r];
     busy_change(s, r, g->category, -1);
+    /* a batching service goes on as one to the next stage if that stage batches too (the
+     * later steps of one interrupt are paid once per interrupt) */
+    uint32_t n, q2;
+    if (s->qc[g->qclass].batch > 1 && (q2 = carry_on_qclass(s, head, r, &n)) != NIL) {
+        double bytes = 0;
+        uint32_t tail = head;
+        for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
+            request *q = &s->req[ri];
+            stage *gq = &s->st[q->stage];
+            q->svc_end = s->now;
+            gq->completed++;
+            gq->wait_sum += (double)(q->start - q->enter);
+            gq->service_sum += (double)(s->now - q->start);
+            trace_stage(s, q, 0);
+            q->stage++;
+            stage_arrive(s, q, &s->st[q->stage]);
+            bytes += q->bytes;
+            tail = ri;
+        }
+        rs->free++; /* start_chain takes it again */
+        return start_chain(s, q2, head, tail, n, bytes);
+    }
     /* run to completion: a lone request whose next stage is on the same resource keeps
-     * its unit and goes straight on, unless that stage batches: a batch can only form
-     * from requests that wait for it, so the request queues there like any other */
+     * its unit and goes straight on, unless that stage batches or is throttled: a batch
+     * can only form from requests that wait for it, so the request queues there like any
+     * other */
     if (h->next == NIL && !g->has_delay && h->stage + 1 < h->stage_end &&
-        s->st[h->stage + 1].resource == r && s->qc[s->st[h->stage + 1].qclass].batch == 1) {
+        s->st[h->stage + 1].resource == r && s->qc[s->st[h->stage + 1].qclass].batch == 1 &&
+        !s->qc[s->st[h->stage + 1].qclass].gap) {
         h->svc_end = s->now;
         g->completed++;
         g->wait_sum += (double)(h->start - h->enter);
@@ -672,6 +747,8 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         REQUIRE(q->resource < m->n_resources, "qclass %u: resource %u out of range", i, q->resource);
         REQUIRE(q->batch >= 1 && q->batch <= VEMU_MAX_BATCH, "qclass %u: batch %u, need 1..%d", i, q->batch,
                 VEMU_MAX_BATCH);
+        REQUIRE(q->gap >= 0 && q->gap <= VEMU_MAX_GAP, "qclass %u: gap %lld ps, need 0..%lld", i, (long long)q->gap,
+                (long long)VEMU_MAX_GAP);
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
         const vemu_stage_spec *g = &m->stages[i];
@@ -736,9 +813,9 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     size_t rc = (size_t)m->n_resources * m->n_categories;
     uint64_t closed_flows = 0;
     for (uint32_t i = 0; i < m->n_flows; i++) closed_flows += m->flows[i].arrival == VEMU_ARRIVAL_CLOSED ? m->flows[i].clients : 0;
-    s->heap_cap = (uint32_t)((uint64_t)m->pool_size + m->n_flows + closed_flows + 1 > UINT32_MAX
-                                 ? UINT32_MAX
-                                 : (uint64_t)m->pool_size + m->n_flows + closed_flows + 1);
+    /* + one pending gate per qclass */
+    uint64_t cap = (uint64_t)m->pool_size + m->n_flows + closed_flows + m->n_qclasses + 1;
+    s->heap_cap = (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap);
     s->res = calloc(m->n_resources ? m->n_resources : 1, sizeof *s->res);
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
     s->res_q = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->res_q);
@@ -776,6 +853,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         q->resource = m->qclasses[i].resource;
         q->priority = m->qclasses[i].priority;
         q->batch = m->qclasses[i].batch;
+        q->gap = (uint64_t)m->qclasses[i].gap;
         resource *r = &s->res[q->resource];
         s->res_q[r->q_first + r->q_count++] = i;
     }
@@ -884,6 +962,13 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
         case EV_SERVICE:
             rc = on_service(s, e.ref);
             break;
+        case EV_GATE: { /* a throttle's gap has passed with requests waiting */
+            qclass *qc = &s->qc[e.ref];
+            resource *rs = &s->res[qc->resource];
+            qc->gate_pending = 0;
+            rc = rs->free > 0 ? dispatch(s, rs) : VEMU_OK; /* else the next free unit takes them */
+            break;
+        }
         default: /* EV_DELAY */
             rc = stage_leave(s, e.ref);
             break;

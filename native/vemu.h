@@ -14,11 +14,21 @@
  *             going to the request that has waited longest (non-preemptive priority).
  *             A qclass with `batch` > 1 serves up to `batch` queued requests at once: the
  *             fixed work is drawn once, the per-byte work is paid for every member.
+ *             A qclass with `gap` > 0 begins its services at least `gap` ps apart, as a
+ *             NIC's interrupt throttle (ITR) spaces interrupts: a request finding the last
+ *             service begun `gap` or longer ago starts at once (given a free unit), else it
+ *             waits until the gap has passed, and everything waiting then (up to `batch`)
+ *             is served together. One throttle per qclass, whatever its units.
  *   stage     one step of a request: service on a qclass (or none: a pure delay), then an
  *             optional pure delay that holds no resource. Consecutive stages of one
  *             request on the same resource run back to back on the unit it already holds
  *             (run to completion, as a CPU would), unless the service was a batch or the
  *             next stage batches (a batch forms only from requests waiting for it).
+ *             A service on a batching qclass whose members all go on, with no delay, to
+ *             one batching qclass of the same resource with room for them all and no
+ *             throttle carries on as one service there (taking in requests already
+ *             waiting, up to its batch): the later stages of one interrupt are paid once
+ *             for the interrupt, not once per request it serves.
  *   class     a contiguous run of stages; a flow draws a class per request by weight.
  *   flow      a source of requests: open (interarrival times drawn from a distribution)
  *             or closed (`clients` requests always outstanding, each followed by a think
@@ -74,6 +84,7 @@
 #define VEMU_MAX_CATEGORIES 256
 #define VEMU_MAX_UNITS 1048576
 #define VEMU_MAX_BATCH 65536
+#define VEMU_MAX_GAP 1000000000000000000LL /* ps: 1e6 s */
 #define VEMU_MAX_POOL 67108864   /* requests in flight */
 #define VEMU_MAX_TRACE 16777216  /* trace records */
 #define VEMU_MAX_MEAN 1e18       /* any mean, in its unit (ps or bytes) */
@@ -102,6 +113,7 @@ typedef struct {
     uint32_t resource; /* < n_resources */
     int32_t priority;  /* higher first */
     uint32_t batch;    /* 1 .. VEMU_MAX_BATCH */
+    int64_t gap;       /* ps between the starts of its services, 0 .. VEMU_MAX_GAP; 0: none */
 } vemu_qclass_spec;
 
 typedef struct {

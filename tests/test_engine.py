@@ -444,6 +444,7 @@ WEIRD_FLOATS = st.one_of(
 WEIRD_INTS = [-1, 0, 1, 2, 7, 2**31 - 1, U32, LIMITS["units"] + 1, LIMITS["batch"] + 1, LIMITS["pool"] + 1]
 # C field ranges of the integer columns that are not uint32 (table, column) -> (lo, hi)
 INT_RANGES = {("resources", 1): (-(2**63), 2**63 - 1), ("qclasses", 1): (-(2**31), 2**31 - 1),
+              ("qclasses", 3): (-(2**63), 2**63 - 1),
               ("stages", 0): (-(2**31), 2**31 - 1)}
 
 
@@ -462,7 +463,8 @@ def valid_specs(draw: st.DrawFn) -> Spec:
     nr = draw(st.integers(1, 3))
     resources = [(draw(st.integers(1, 3)), draw(st.integers(-1, 3))) for _ in range(nr)]
     nq = draw(st.integers(1, 4))
-    qclasses = [(draw(st.integers(0, nr - 1)), draw(st.integers(-2, 2)), draw(st.integers(1, 4))) for _ in range(nq)]
+    qclasses = [(draw(st.integers(0, nr - 1)), draw(st.integers(-2, 2)), draw(st.integers(1, 4)),
+                 draw(st.one_of(st.just(0), st.integers(1, 10**8)))) for _ in range(nq)]  # gap: none, or up to 100 us
     ns, ncat = draw(st.integers(1, 5)), draw(st.integers(1, 4))
     stages = [(draw(st.integers(-1, nq - 1)), draw(st.integers(0, ncat - 1)), draw(_dists(1e7)), draw(st.floats(0, 1e3)),
                draw(_dists(1e6)), draw(st.booleans()), draw(_dists(1e4))) for _ in range(ns)]

@@ -366,7 +366,9 @@ def raw_specs(draw: Any) -> Spec:
                  for _ in range(nr)]
     nq = draw(st.integers(0, 4))
     qclasses = [(draw(_idx(nr)), draw(st.one_of(st.integers(-2, 2), st.sampled_from([-(2**31), I32]))),
-                 draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["batch"], LIMITS["batch"] + 1, U32]))))
+                 draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["batch"], LIMITS["batch"] + 1, U32]))),
+                 draw(st.one_of(st.just(0), st.integers(1, 10**9),
+                                st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1, 2**63 - 1]))))
                 for _ in range(nq)]
     ncat = draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["categories"], LIMITS["categories"] + 1])))
     ns = draw(st.integers(0, 5))
@@ -446,7 +448,8 @@ def test_engine_limits_are_refused_without_allocating() -> None:
               [(True, ("fixed", 0.0, 0.0), 1, ("fixed", 1e6, 0.0), 0, 1)], 1, 8)
     for change in ({"pool_size": 0}, {"pool_size": LIMITS["pool"] + 1}, {"pool_size": U32},
                    {"trace_capacity": LIMITS["trace"] + 1}, {"n_categories": LIMITS["categories"] + 1},
-                   {"resources": [(LIMITS["units"] + 1, -1)]}, {"qclasses": [(0, 0, LIMITS["batch"] + 1)]}):
+                   {"resources": [(LIMITS["units"] + 1, -1)]}, {"qclasses": [(0, 0, LIMITS["batch"] + 1)]},
+                   {"qclasses": [(0, 0, 1, -1)]}, {"qclasses": [(0, 0, 1, LIMITS["gap_ps"] + 1)]}):
         with pytest.raises(NativeError) as e:
             Engine(dataclasses.replace(ok, **change), seed=1)
         assert e.value.status < 0

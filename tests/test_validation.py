@@ -71,6 +71,23 @@ def test_sriov_per_vm_row_is_emulated_not_faked(rows):
     assert r.emulated == pytest.approx(1000 * (1550 + 1610) / 2.3e9, rel=0.05)
 
 
+@pytest.mark.parametrize("rate", [4000, 8000])
+def test_per_vf_throttle_adds_rate_times_interrupt_cost_per_vm(rate):
+    # The what-if beside the Dong row: with every VF's interrupt throttled at a rate below
+    # each VF's packet rate (>= 13.6k/s here), each extra VM adds its timer (1000 Hz x
+    # (1550 + 1610) cycles) plus `rate` interrupts of 1610 + 1550 + 1550 cycles (exit,
+    # indirect cost at 1x, EOI exit), at 2.3 GHz. Periodic arrivals: the slope is exact up to
+    # the window's edges (one interrupt per VF); tolerance 1%.
+    from emulator.experiments.validation import (
+        SRIOV_10GBE, XEON_2017_CORES, _busy_cores, _slope, run_vjob, sriov_itr_sets, sriov_vms_experiment, VJob)
+    import json
+    ns = (20, 60)
+    busy = [_busy_cores(run_vjob(VJob(f"{n}", None, None, None, SRIOV_10GBE + sriov_itr_sets(rate), 0.005, 0.001,
+                                      inline=json.dumps(sriov_vms_experiment(n)))), XEON_2017_CORES) for n in ns]
+    want = (1000 * (1550 + 1610) + rate * (1610 + 1550 + 1550)) / 2.3e9
+    assert _slope(ns, busy) == pytest.approx(want, rel=0.01)
+
+
 def test_gregg_kv_cache_rows_use_cpu_per_request(rows):
     for t in ("gregg: full emulation slowdown, I/O-bound (kv-cache)",
               "gregg: paravirtualisation overhead (xen-pv, kv-cache)"):

@@ -31,8 +31,10 @@ def git_revision() -> str:
         rev = out.stdout.strip()
         if not rev:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        # dirty: tracked code or models differ from HEAD; results/ is left out, since it is what
+        # `vemu reproduce` is writing (its earlier files would otherwise mark the later ones)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"], capture_output=True, text=True, timeout=5).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

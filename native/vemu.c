@@ -197,6 +197,7 @@ typedef struct {
     int64_t capacity;
     uint64_t waiting;
     uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q */
+    uint32_t gated;            /* one of its qclasses is throttled */
     double queue_area;
     uint64_t queue_last;
     uint64_t served, dropped, max_queue;
@@ -206,10 +207,16 @@ typedef struct {
     int32_t qclass;
     uint32_t resource; /* of the qclass, or NIL */
     uint32_t category;
+    /* flags precomputed at creation, so the hot paths need not look at the qclasses */
+    uint8_t throttled;  /* its qclass has a gap */
+    uint8_t batching;   /* its qclass has batch > 1 */
+    uint8_t chain_next; /* a lone request goes straight on to stage + 1 (same resource, no
+                           delay here, and stage + 1 neither batches nor is throttled), if
+                           stage + 1 is still in the request's class */
+    uint8_t has_delay;
+    int32_t draw_bytes;
     sampler work, delay, bytes;
     double per_byte_ps;
-    int32_t draw_bytes;
-    int32_t has_delay;
     uint64_t completed;
     double wait_sum, service_sum;
 } stage;
@@ -504,7 +511,7 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     resource *rs = &s->res[g->resource];
     qclass *qc = &s->qc[g->qclass];
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
-    if (rs->free > 0 && !qc_closed(qc, s->now)) return start_service(s, (uint32_t)g->qclass, ri);
+    if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     q->next = NIL;
     q->enq_seq = s->enq_seq++;
@@ -515,7 +522,7 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     qc->tail = ri;
     qc->len++;
     queue_change(s, rs, +1);
-    return gate_arm(s, (uint32_t)g->qclass);
+    return g->throttled ? gate_arm(s, (uint32_t)g->qclass) : VEMU_OK;
 }
 
 static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
@@ -535,6 +542,16 @@ static int gate_arm(vemu_sim *s, uint32_t qi) {
         return schedule(s, qc->next_ok - s->now, EV_GATE, qi);
     }
     return VEMU_OK;
+}
+
+/* The end of start_chain for a throttled qclass: schedule the service, close the gap for
+ * `gap` ps and, if requests still wait, arm the gate. Kept apart from the hot path. */
+static __attribute__((noinline)) int start_throttled(vemu_sim *s, uint32_t qi, uint32_t head, double t) {
+    qclass *qc = &s->qc[qi];
+    int rc = schedule(s, to_ps(t), EV_SERVICE, head);
+    if (rc < 0) return rc;
+    qc->next_ok = s->now + qc->gap; /* gap <= VEMU_MAX_GAP: no overflow; schedule checks the time limit */
+    return gate_arm(s, qi);
 }
 
 /* Begins a service on qclass qi of the chain head..tail of n requests (already out of the
@@ -565,10 +582,8 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
     rs->free--;
     rs->served++;
     busy_change(s, g->resource, g->category, +1);
-    int rc = schedule(s, to_ps(t), EV_SERVICE, head);
-    if (rc < 0 || !qc->gap) return rc;
-    qc->next_ok = s->now + qc->gap; /* checked against VEMU_MAX_GAP and the time limit */
-    return gate_arm(s, qi);
+    if (__builtin_expect(g->throttled, 0)) return start_throttled(s, qi, head, t);
+    return schedule(s, to_ps(t), EV_SERVICE, head);
 }
 
 /* Begins a service of `head` (already dequeued, or arriving at a free unit) on qclass qi,
@@ -581,13 +596,13 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
 /* A unit of `rs` is free: give it to the longest-waiting request of the highest-priority
  * non-empty qclass whose throttle is open. Resources have few qclasses, so a scan beats
  * any index. */
-static int dispatch(vemu_sim *s, resource *rs) {
+static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource *rs) {
     if (rs->waiting == 0) return VEMU_OK;
     uint32_t best = NIL;
     for (uint32_t k = 0; k < rs->q_count; k++) {
         uint32_t qi = s->res_q[rs->q_first + k];
         qclass *qc = &s->qc[qi];
-        if (qc->len == 0 || qc_closed(qc, s->now)) continue;
+        if (qc->len == 0 || (rs->gated && qc_closed(qc, s->now))) continue;
         if (best == NIL) {
             best = qi;
             continue;
@@ -597,7 +612,7 @@ static int dispatch(vemu_sim *s, resource *rs) {
             (qc->priority == b->priority && s->req[qc->head].enq_seq < s->req[b->head].enq_seq))
             best = qi;
     }
-    if (best == NIL) return VEMU_OK; /* only closed throttles wait: their gates will call */
+    if (__builtin_expect(best == NIL, 0)) return VEMU_OK; /* only closed throttles wait: their gates will call */
     queue_change(s, rs, -1);
     uint32_t ri = qclass_pop(s, &s->qc[best]);
     return start_service(s, best, ri);
@@ -632,7 +647,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
     /* a batching service goes on as one to the next stage if that stage batches too (the
      * later steps of one interrupt are paid once per interrupt) */
     uint32_t n, q2;
-    if (s->qc[g->qclass].batch > 1 && (q2 = carry_on_qclass(s, head, r, &n)) != NIL) {
+    if (g->batching && (q2 = carry_on_qclass(s, head, r, &n)) != NIL) {
         double bytes = 0;
         uint32_t tail = head;
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
@@ -655,9 +670,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * its unit and goes straight on, unless that stage batches or is throttled: a batch
      * can only form from requests that wait for it, so the request queues there like any
      * other */
-    if (h->next == NIL && !g->has_delay && h->stage + 1 < h->stage_end &&
-        s->st[h->stage + 1].resource == r && s->qc[s->st[h->stage + 1].qclass].batch == 1 &&
-        !s->qc[s->st[h->stage + 1].qclass].gap) {
+    if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
         h->svc_end = s->now;
         g->completed++;
         g->wait_sum += (double)(h->start - h->enter);
@@ -855,6 +868,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         q->batch = m->qclasses[i].batch;
         q->gap = (uint64_t)m->qclasses[i].gap;
         resource *r = &s->res[q->resource];
+        if (q->gap) r->gated = 1;
         s->res_q[r->q_first + r->q_count++] = i;
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
@@ -869,6 +883,14 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         t->per_byte_ps = g->per_byte_ps;
         t->draw_bytes = g->draw_bytes;
         t->has_delay = g->qclass < 0 || g->delay.mean > 0;
+        t->throttled = g->qclass >= 0 && m->qclasses[g->qclass].gap > 0;
+        t->batching = g->qclass >= 0 && m->qclasses[g->qclass].batch > 1;
+    }
+    for (uint32_t i = 0; i + 1 < m->n_stages; i++) {
+        const vemu_stage_spec *g = &m->stages[i], *g2 = &m->stages[i + 1];
+        s->st[i].chain_next = !s->st[i].has_delay && g2->qclass >= 0 &&
+                              m->qclasses[g2->qclass].resource == m->qclasses[g->qclass].resource &&
+                              m->qclasses[g2->qclass].batch == 1 && m->qclasses[g2->qclass].gap == 0;
     }
     memcpy(s->cls, m->classes, (size_t)m->n_classes * sizeof *s->cls);
     for (uint32_t i = 0; i < m->n_flows; i++) {

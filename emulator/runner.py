@@ -132,11 +132,17 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C and SIGTERM (sent to the whole process group by a terminal or
-    a job controller) to the parent, which stops them itself."""
+    a job controller) to the parent, which stops them itself. They are started with both
+    blocked (see run_jobs), so one arriving before this runs stays pending and is dropped
+    here instead of reaching the parent's handler in a half-started worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool = False, desc: str = "runs",
@@ -191,9 +197,15 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
             for i in todo:
                 done(i, run_job(jobs[i]))
         elif todo:
+            # workers are forked while submitting: block the stop signals meanwhile, so that
+            # each starts with them blocked until its initializer ignores them
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
             try:
-                pending: dict[Future[dict[str, Any]], int] = {pool.submit(run_job, jobs[i]): i for i in todo}
+                try:
+                    pending: dict[Future[dict[str, Any]], int] = {pool.submit(run_job, jobs[i]): i for i in todo}
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for f in finished:

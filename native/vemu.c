@@ -499,6 +499,19 @@ static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
     }
 }
 
+static inline void enqueue(vemu_sim *s, qclass *qc, resource *rs, uint32_t ri) {
+    request *q = &s->req[ri];
+    q->next = NIL;
+    q->enq_seq = s->enq_seq++;
+    if (qc->tail == NIL)
+        qc->head = ri;
+    else
+        s->req[qc->tail].next = ri;
+    qc->tail = ri;
+    qc->len++;
+    queue_change(s, rs, +1);
+}
+
 static int stage_enter(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     stage *g = &s->st[q->stage];
@@ -513,15 +526,7 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
-    q->next = NIL;
-    q->enq_seq = s->enq_seq++;
-    if (qc->tail == NIL)
-        qc->head = ri;
-    else
-        s->req[qc->tail].next = ri;
-    qc->tail = ri;
-    qc->len++;
-    queue_change(s, rs, +1);
+    enqueue(s, qc, rs, ri);
     return g->throttled ? gate_arm(s, (uint32_t)g->qclass) : VEMU_OK;
 }
 
@@ -618,12 +623,10 @@ static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource 
     return start_service(s, best, ri);
 }
 
-/* The qclass every member of the batch at `head` goes on to, when the batch can carry on
- * there as one service: each member's stage has no delay and is followed by a stage of
- * one batching, unthrottled qclass on resource r with room for the whole batch. NIL
- * otherwise. *n receives the batch size and *bytes their bytes so far (the next stages
- * may draw new ones). */
-static uint32_t carry_on_qclass(const vemu_sim *s, uint32_t head, uint32_t r, uint32_t *n) {
+/* The qclass every member of the batch at `head` goes on to, when they can go on
+ * together: each member's stage has no delay and is followed by a stage of one batching
+ * qclass. NIL otherwise. *n receives the batch size. */
+static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n) {
     uint32_t q = NIL, k = 0;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, k++) {
         const request *m = &s->req[ri];
@@ -632,10 +635,42 @@ static uint32_t carry_on_qclass(const vemu_sim *s, uint32_t head, uint32_t r, ui
         if (q2 < 0 || (q != NIL && (uint32_t)q2 != q)) return NIL;
         q = (uint32_t)q2;
     }
-    const qclass *qc = &s->qc[q];
-    if (qc->resource != r || qc->batch < 2 || qc->batch < k || qc->gap) return NIL;
+    if (s->qc[q].batch < 2) return NIL;
     *n = k;
     return q;
+}
+
+/* The members of a finished batch (head.., linked, already arrived at their stages of
+ * qclass qi) enter it together, as the packets one notification covers: while a unit is
+ * free and the throttle open, up to `batch` of them start as one service; the rest wait,
+ * each counted against the resource's capacity. */
+static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head) {
+    qclass *qc = &s->qc[qi];
+    resource *rs = &s->res[qc->resource];
+    uint32_t ri = head;
+    while (ri != NIL && rs->free > 0 && !qc_closed(qc, s->now)) {
+        uint32_t h0 = ri, t0 = ri, k = 1;
+        double bytes = s->req[ri].bytes;
+        for (ri = s->req[ri].next; ri != NIL && k < qc->batch; ri = s->req[ri].next) {
+            t0 = ri;
+            bytes += s->req[ri].bytes;
+            k++;
+        }
+        s->req[t0].next = NIL;
+        int rc = start_chain(s, qi, h0, t0, k, bytes);
+        if (rc < 0) return rc;
+    }
+    while (ri != NIL) {
+        uint32_t nx = s->req[ri].next;
+        if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) {
+            int rc = drop(s, ri, rs);
+            if (rc < 0) return rc;
+        } else {
+            enqueue(s, qc, rs, ri);
+        }
+        ri = nx;
+    }
+    return qc->gap ? gate_arm(s, qi) : VEMU_OK;
 }
 
 static int on_service(vemu_sim *s, uint32_t head) {
@@ -644,10 +679,11 @@ static int on_service(vemu_sim *s, uint32_t head) {
     uint32_t r = g->resource;
     resource *rs = &s->res[r];
     busy_change(s, r, g->category, -1);
-    /* a batching service goes on as one to the next stage if that stage batches too (the
-     * later steps of one interrupt are paid once per interrupt) */
+    /* a batching service goes on as one to the next stage if that stage batches too: on
+     * this resource it keeps the unit (the later steps of one interrupt are paid once per
+     * interrupt); elsewhere its members arrive together (one notification, one interrupt) */
     uint32_t n, q2;
-    if (g->batching && (q2 = carry_on_qclass(s, head, r, &n)) != NIL) {
+    if (g->batching && (q2 = batch_next_qclass(s, head, &n)) != NIL) {
         double bytes = 0;
         uint32_t tail = head;
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
@@ -663,8 +699,12 @@ static int on_service(vemu_sim *s, uint32_t head) {
             bytes += q->bytes;
             tail = ri;
         }
-        rs->free++; /* start_chain takes it again */
-        return start_chain(s, q2, head, tail, n, bytes);
+        const qclass *qn = &s->qc[q2];
+        rs->free++;
+        if (qn->resource == r && qn->batch >= n && !qn->gap) return start_chain(s, q2, head, tail, n, bytes);
+        int rc = dispatch(s, rs);
+        if (rc < 0) return rc;
+        return group_enter(s, q2, head);
     }
     /* run to completion: a lone request whose next stage is on the same resource keeps
      * its unit and goes straight on, unless that stage batches or is throttled: a batch

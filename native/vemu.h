@@ -25,10 +25,12 @@
  *             (run to completion, as a CPU would), unless the service was a batch or the
  *             next stage batches (a batch forms only from requests waiting for it).
  *             A service on a batching qclass whose members all go on, with no delay, to
- *             one batching qclass of the same resource with room for them all and no
- *             throttle carries on as one service there (taking in requests already
- *             waiting, up to its batch): the later stages of one interrupt are paid once
- *             for the interrupt, not once per request it serves.
+ *             one batching qclass carries them on together: on the same resource, with
+ *             room for them all and no throttle, as one service on the unit it holds
+ *             (taking in requests already waiting, up to its batch), so the later stages
+ *             of one interrupt are paid once for the interrupt; elsewhere they arrive as
+ *             a group, up to `batch` of them starting as one service on a free unit (the
+ *             packets one notification covers are taken by one interrupt).
  *   class     a contiguous run of stages; a flow draws a class per request by weight.
  *   flow      a source of requests: open (interarrival times drawn from a distribution)
  *             or closed (`clients` requests always outstanding, each followed by a think

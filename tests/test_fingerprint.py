@@ -1,8 +1,8 @@
 """A fingerprint of the engine's behaviour.
 
 Two reference runs (inline models that exercise every engine feature: every
-distribution, batches, priorities, capacity drops, closed loops with think time, pure
-delays, run-to-completion chains, request mixes) are hashed bit for bit. Any change to
+distribution, batches, throttles, batches moving on together, priorities, capacity drops,
+closed loops with think time, pure delays, run-to-completion chains, request mixes) are hashed bit for bit. Any change to
 what the engine computes changes the hash. If a change is deliberate (a new sampler, a
 fixed bug), update FINGERPRINTS in the same commit and say why; if not, this caught it.
 Same seed, same bits: this also holds across chunk sizes and repeated runs.
@@ -44,7 +44,7 @@ EVERYTHING = {
         "paths": {
             "net": {"stages": [
                 {"name": "stack", "on": "vcpu", "cycles": {"dist": "uniform", "mean": 4000, "cv": 0.3}, "per_byte": 0.5},
-                {"name": "kick", "on": "vcpu", "cycles": "exit", "account": "exit", "batch": 4},
+                {"name": "kick", "on": "vcpu", "cycles": "exit", "account": "exit", "batch": 4, "throttle_us": 2},
                 {"name": "back", "on": "dom0", "cycles": {"dist": "exp", "mean": 3000}, "account": "backend", "batch": 8},
                 {"name": "copy", "on": "dom0", "per_byte": 1.0, "account": "copy"},
                 {"name": "wire", "on": "nic", "delay_us": {"dist": "exp", "mean": 2}},
@@ -72,7 +72,7 @@ EVERYTHING = {
 
 FINGERPRINTS = {
     "tandem": "cf48cd5a5dc5234b",
-    "everything": "9325a31c21823d3e",
+    "everything": "97f3ed04eae22c2d",  # throttle added; batches move on together (kick -> back)
 }
 
 

@@ -36,7 +36,6 @@ DOCUMENTED_MISSES = {
     "eli: interrupts per core under device assignment (memcached-like kv-cache)",
     "xdp: forwarding latency at 100 pps, interrupt path (XDP) minus polling (DPDK)",
     "xdp: forwarding latency at 1 Mpps, interrupt path (XDP) minus polling (DPDK)",
-    "gregg: paravirtualisation overhead (xen-pv, kv-cache)",  # CPU per request: dom0 work > the request itself
     "sriov: extra CPU per additional VM",
 }
 

@@ -277,7 +277,7 @@ XDP_LAT_MISS = {
           "the wake-up delay is intel_idle's worst-case C6 exit latency (133 us), not a mean. The paper's raw "
           "log (hoiland2018-data) shows the XDP latency at this rate concentrated in one 80-90 us histogram bin "
           "(4675 of 5149 packets, jitter 4 us): a fixed per-packet delay of a wake-up, not queueing. Neither "
-          "the paper nor its log names the mechanism; mlx5 interrupt moderation (a few us) and NAPI (tens of "
+          "the paper nor its log says what in the interrupt path takes ~80 us; mlx5 interrupt moderation (a few us) and NAPI (tens of "
           "ns per packet here) are far too small for ~80 us, so the C-state wake-up stays the modelled cause, "
           "but no source gives its mean exit latency on the E5-1650 v4, and the log's other direction averaged "
           "61 us, not 82: the variant was left as it is rather than fitted"),
@@ -285,7 +285,7 @@ XDP_LAT_MISS = {
                 "interrupt processing time' (hoiland2018-text), with no figure for it; the paper's raw log "
                 "(hoiland2018-data) shows 98% of XDP's packets and 99% of DPDK's under 10 us and both with a "
                 "tail to ~200 us, so the 4 us difference of the means is spread over the tail rather than a "
-                "per-packet wake-up; neither the paper nor the log attributes it (mlx5's adaptive interrupt "
+                "per-packet wake-up; neither the paper nor the log breaks it down (mlx5's adaptive interrupt "
                 "moderation would be a candidate, but its setting in the test is not stated), so nothing was "
                 "added"),
 }

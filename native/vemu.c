@@ -673,6 +673,18 @@ static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head) {
     return qc->gap ? gate_arm(s, qi) : VEMU_OK;
 }
 
+/* The request q ends its service at stage g and arrives at its next stage without
+ * leaving the unit (the caller starts that service). */
+static inline void pass_on(vemu_sim *s, request *q, stage *g) {
+    q->svc_end = s->now;
+    g->completed++;
+    g->wait_sum += (double)(q->start - q->enter);
+    g->service_sum += (double)(s->now - q->start);
+    trace_stage(s, q, 0);
+    q->stage++;
+    stage_arrive(s, q, &s->st[q->stage]);
+}
+
 static int on_service(vemu_sim *s, uint32_t head) {
     request *h = &s->req[head];
     stage *g = &s->st[h->stage];
@@ -688,14 +700,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         uint32_t tail = head;
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
             request *q = &s->req[ri];
-            stage *gq = &s->st[q->stage];
-            q->svc_end = s->now;
-            gq->completed++;
-            gq->wait_sum += (double)(q->start - q->enter);
-            gq->service_sum += (double)(s->now - q->start);
-            trace_stage(s, q, 0);
-            q->stage++;
-            stage_arrive(s, q, &s->st[q->stage]);
+            pass_on(s, q, &s->st[q->stage]);
             bytes += q->bytes;
             tail = ri;
         }
@@ -711,16 +716,9 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * can only form from requests that wait for it, so the request queues there like any
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
-        h->svc_end = s->now;
-        g->completed++;
-        g->wait_sum += (double)(h->start - h->enter);
-        g->service_sum += (double)(s->now - h->start);
-        trace_stage(s, h, 0);
-        h->stage++;
-        stage *g2 = &s->st[h->stage];
-        stage_arrive(s, h, g2);
+        pass_on(s, h, g);
         rs->free++; /* start_service takes it again */
-        return start_service(s, (uint32_t)g2->qclass, head);
+        return start_service(s, (uint32_t)s->st[h->stage].qclass, head);
     }
     rs->free++;
     int rc = dispatch(s, rs);

@@ -44,6 +44,18 @@ def _itr(arrival: dict[str, Any], gap_us: float, *, duration_s: float, batch: in
     return spec
 
 
+def _batch_by_stage(res: Any) -> list[dict[int, int]]:
+    """For each traced request that went through all three stages: stage -> its batch size."""
+    tr = res.trace
+    assert tr is not None
+    by_req: dict[int, dict[int, int]] = {}
+    for r, s, b in zip(tr["request"], tr["stage"], tr["batch"]):
+        by_req.setdefault(int(r), {})[int(s)] = int(b)
+    full = [v for v in by_req.values() if len(v) == 3]
+    assert len(full) > 1000
+    return full
+
+
 def _renewal(lam: float, gap: float) -> tuple[float, float]:
     """Mean and variance of the interrupt cycle (seconds)."""
     p = math.exp(-lam * gap)
@@ -96,13 +108,7 @@ def test_batch_carries_on_as_one_service_through_the_next_batching_stage() -> No
               trace_requests=5000)
     hc = res.to_dict()["host_cycles"]
     assert hc["eoi"] == pytest.approx(2 * hc["exit"], rel=1e-3)
-    tr = res.trace
-    assert tr is not None
-    by_req: dict[int, dict[int, int]] = {}
-    for r, s, b in zip(tr["request"], tr["stage"], tr["batch"]):
-        by_req.setdefault(int(r), {})[int(s)] = int(b)
-    full = [v for v in by_req.values() if len(v) == 3]
-    assert len(full) > 1000
+    full = _batch_by_stage(res)
     stages = sorted(full[0])
     assert all(v[stages[0]] == v[stages[1]] for v in full)
     assert max(v[stages[0]] for v in full) > 1  # batches did form
@@ -189,13 +195,7 @@ def test_a_batch_arrives_together_at_a_batching_stage_elsewhere() -> None:
         duration_s=0.01)
     spec["host"]["cores"] = 4
     res = run(spec, seed=8, trace_requests=4000)
-    tr = res.trace
-    assert tr is not None
-    by_req: dict[int, dict[int, int]] = {}
-    for r, s, b in zip(tr["request"], tr["stage"], tr["batch"]):
-        by_req.setdefault(int(r), {})[int(s)] = int(b)
-    full = [v for v in by_req.values() if len(v) == 3]
-    assert len(full) > 1000
+    full = _batch_by_stage(res)
     first, second = sorted(full[0])[:2]
     assert all(v[first] == v[second] for v in full)
     assert max(v[first] for v in full) == 8  # dom0 is saturated: batches fill

@@ -192,7 +192,7 @@ def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress
 # rate does not fall as latency grows.
 MOD_CLIENTS = 1024
 MOD_RATE = 8e4  # gets/s offered
-MOD_THROTTLES = (0.0, 5.0, 10.0, 25.0, 50.0, 125.0, 250.0)  # us; 125 = igbvf's ~8000/s, 250 = its 4000/s (linux-igbvf)
+MOD_THROTTLES = (0.0, 5.0, 10.0, 25.0, 50.0, 125.0, 250.0)  # us; 50, 125, 250 = 20,000, 8,000, 4,000/s: the Intel VF drivers' rates (linux-igbvf, linux-ixgbevf)
 MOD_THROTTLES_QUICK = (0.0, 25.0, 125.0)
 MOD_REFERENCES = ("sriov-posted", "bare-metal")
 

@@ -245,6 +245,7 @@ class Engine:
             "stage_completed": np.zeros(ns, np.uint64),
             "stage_wait_sum": np.zeros(ns, np.float64),
             "stage_service_sum": np.zeros(ns, np.float64),
+            "stage_served": np.zeros(ns, np.uint64),
         }
         out = ffi.new("vemu_stats *")
         for name, arr in arrays.items():

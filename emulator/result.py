@@ -166,14 +166,17 @@ class Result:
         return out
 
     def stages(self) -> list[dict[str, Any]]:
-        """Per stage: how many passed, mean wait and mean service (microseconds)."""
+        """Per stage: how many passed, how many services began there (a batch counts once, so
+        completed / services is the mean batch: packets per interrupt on an interrupt
+        stage), mean wait and mean service (microseconds)."""
         s = self.stats
         out = []
         for i, g in enumerate(self.compiled.stages):
             n = int(s["stage_completed"][i])
+            served = int(s["stage_served"][i]) if "stage_served" in s else n
             out.append({
                 "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
-                "resource": g.resource, "account": g.category, "completed": n,
+                "resource": g.resource, "account": g.category, "completed": n, "services": served,
                 "mean_wait_us": float(s["stage_wait_sum"][i]) / n / 1e6 if n else math.nan,
                 "mean_service_us": float(s["stage_service_sum"][i]) / n / 1e6 if n else math.nan,
             })

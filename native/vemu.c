@@ -217,7 +217,7 @@ typedef struct {
     int32_t draw_bytes;
     sampler work, delay, bytes;
     double per_byte_ps;
-    uint64_t completed;
+    uint64_t completed, served;
     double wait_sum, service_sum;
 } stage;
 
@@ -586,6 +586,7 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
     }
     rs->free--;
     rs->served++;
+    g->served++;
     busy_change(s, g->resource, g->category, +1);
     if (__builtin_expect(g->throttled, 0)) return start_throttled(s, qi, head, t);
     return schedule(s, to_ps(t), EV_SERVICE, head);
@@ -1066,7 +1067,7 @@ int vemu_sim_reset_stats(vemu_sim *s) {
         s->busy_last[k] = s->now;
     }
     for (uint32_t i = 0; i < s->n_stages; i++) {
-        s->st[i].completed = 0;
+        s->st[i].completed = s->st[i].served = 0;
         s->st[i].wait_sum = s->st[i].service_sum = 0;
     }
     return VEMU_OK;
@@ -1106,6 +1107,7 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         if (o->stage_completed) o->stage_completed[i] = s->st[i].completed;
         if (o->stage_wait_sum) o->stage_wait_sum[i] = s->st[i].wait_sum;
         if (o->stage_service_sum) o->stage_service_sum[i] = s->st[i].service_sum;
+        if (o->stage_served) o->stage_served[i] = s->st[i].served;
     }
     return VEMU_OK;
 }

@@ -193,6 +193,7 @@ typedef struct {
     uint64_t *stage_completed;
     double *stage_wait_sum;    /* ps from entering to service start */
     double *stage_service_sum; /* ps from service start to service end */
+    uint64_t *stage_served;    /* services begun (a batch counts once, at its first member's stage) */
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

@@ -63,6 +63,7 @@ typedef struct {
     double *resource_busy_area; double *resource_queue_area; uint64_t *resource_served;
     uint64_t *resource_dropped; uint64_t *resource_max_queue;
     uint64_t *stage_completed; double *stage_wait_sum; double *stage_service_sum;
+    uint64_t *stage_served;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

@@ -71,8 +71,8 @@ EVERYTHING = {
 }
 
 FINGERPRINTS = {
-    "tandem": "cf48cd5a5dc5234b",
-    "everything": "97f3ed04eae22c2d",  # throttle added; batches move on together (kick -> back)
+    "tandem": "b254d6404eb65e03",  # + stage_served (a new statistic; the others unchanged: cf48cd5a5dc5234b without it)
+    "everything": "2e4cadee011863ef",  # throttle added; batches move on together (kick -> back); + stage_served
 }
 
 

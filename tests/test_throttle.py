@@ -87,6 +87,9 @@ def test_periodic_arrivals_faster_than_the_throttle_get_exactly_one_interrupt_pe
     res = run(_itr({"arrival": "periodic", "rate_per_s": 5e5}, 10.0, duration_s=T), seed=1)
     d = res.to_dict()
     assert abs(d["resources"]["vcpu"]["served"] / 2 - T / 10e-6) <= 1  # interrupt + EOI each
+    st = {s["stage"]: s for s in res.stages()}
+    assert abs(st["interrupt"]["services"] - T / 10e-6) <= 1 and abs(st["eoi"]["services"] - T / 10e-6) <= 1
+    assert st["interrupt"]["completed"] / st["interrupt"]["services"] == pytest.approx(5, abs=0.01)
     waits = {s["stage"]: s["mean_wait_us"] for s in res.stages()}
     assert waits["interrupt"] == pytest.approx(6.0, abs=0.01)
 

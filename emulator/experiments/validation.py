@@ -355,7 +355,7 @@ C5_BLOCK_ON_EBS = ("architecture.paths.blk_read.stages.2.on=ebs", "architecture.
 
 
 def _irq_rate(r: dict[str, Any]) -> float:
-    done = sum(s["completed"] for s in r["stages"] if s["stage"] == ELI_IRQ_STAGE)
+    done = sum(s["services"] for s in r["stages"] if s["stage"] == ELI_IRQ_STAGE)  # interrupts, not packets
     return done / r["duration_s"] / r["vcpus"]
 
 

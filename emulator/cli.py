@@ -195,7 +195,7 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                    f"{'batch':>6}")
         seen = set()
         for s in stages:
-            key = (s["flow"], s["class"], s["step"], s["stage"])
+            key = (s["flow"], s["class"], s["step"], s["stage"], s["where"])  # a stage repeated by `count` shows once
             if key in seen or not s["completed"]:
                 continue
             seen.add(key)

@@ -833,6 +833,7 @@ class StageInfo:
     resource: str | None
     category: str
     step: str  # the path, or "inline"
+    where: str = ""  # file:key of the stage's definition (unique per stage of a path)
 
 
 @dataclass(frozen=True)
@@ -1049,7 +1050,7 @@ class _Compiler:
         if len(self.stages) >= LIMITS["stages"]:
             raise ModelError(f"more than {LIMITS['stages']} stages after expanding paths and counts", file=file, key=key)
         self.stages.append((q, cat, work, per_byte, delay, draw, nbytes))
-        self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step))
+        self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step, s.where))
 
     def check_unused(self) -> None:
         """Checks the stages of paths no flow walks: their resources and params must exist too

@@ -177,6 +177,7 @@ class Result:
             out.append({
                 "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
                 "resource": g.resource, "account": g.category, "completed": n, "services": served,
+                "where": g.where.rpartition("/")[2],  # file name and key of its definition
                 "mean_wait_us": float(s["stage_wait_sum"][i]) / n / 1e6 if n else math.nan,
                 "mean_service_us": float(s["stage_service_sum"][i]) / n / 1e6 if n else math.nan,
             })

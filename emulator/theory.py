@@ -38,11 +38,23 @@ Networks:
   σ_k = Σ_{i≤k} ρ_i, E[Wq_k] = W0 / ((1 - σ_{k-1})(1 - σ_k)). Classes of equal priority
   share a FIFO queue and form one level.
 
+Interrupt throttling (a stage with ``throttle_us``, as a NIC's ITR):
+
+- **A throttled stage under Poisson arrivals**: services begin at least G apart, each
+  taking everything waiting. When a unit is always free as a gap ends (fixed service
+  S <= G) and the batch limit is not reached, the service starts form a renewal process:
+  after one, the next comes at G if a request arrived meanwhile, else at the next arrival,
+  an Exp(λ) later by memorylessness, so the mean cycle is m = G + e^(-λG)/λ and the
+  service rate 1/m. The requests arriving inside a gap (a fraction G/m by renewal-reward)
+  wait for its end, uniformly over (0, G); the others start at once: E[W] = G²/(2m), and
+  P(W <= w) = 1 - G/m + w/m on [0, G], which gives exact percentiles.
+
 What :func:`predict` covers: one open Poisson flow through stations in series, each a
 single FIFO stage on its own resource (c units with exponential service, or one unit with
 any service distribution for a single station), plus pure delays; one closed flow on one
 station with think time; several open Poisson flows each a single stage on one shared
-single-unit resource, by priority. Everything else (batches, queue capacities, chains of
+single-unit resource, by priority; one open Poisson flow through one throttled stage (and
+the stages its batch carries on through, on the same resource) between pure delays. Everything else (batches, queue capacities, chains of
 stages on one resource, mixes of request classes, several stations in a closed loop,
 M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as
 uncovered with the reason.
@@ -366,6 +378,8 @@ def _analyse(exp: Experiment) -> Prediction:
     for ri, (units, cap) in enumerate(spec.resources):
         if cap >= 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
+    if any(len(row) > 3 and row[3] > 0 for row in spec.qclasses):
+        return _throttled(c)
     for qi, row in enumerate(spec.qclasses):
         ri, batch = row[0], row[2]
         if batch > 1:
@@ -430,6 +444,106 @@ def _delay_parts(d: Dist) -> tuple[float, float | None, bool]:
     if kind == "exp":
         return mean, 1 / mean, True
     return mean, None, False
+
+
+def throttle_cycle(lam: float, gap: float) -> float:
+    """Mean time between the services of a throttled stage under Poisson arrivals at rate
+    ``lam`` with gap ``gap`` (any one time unit), when a unit is always free at the gap's
+    end: after a service the next comes at ``gap`` if a request arrived meanwhile, else at
+    the next arrival, an Exp(lam) later (memorylessness). A renewal cycle of mean
+    gap + exp(-lam gap) / lam."""
+    if not lam > 0 or gap < 0:
+        raise ModelError("need an arrival rate > 0 and a gap >= 0")
+    return gap + math.exp(-lam * gap) / lam
+
+
+def throttle_wait(lam: float, gap: float) -> tuple[float, float]:
+    """(mean wait, fraction that waits) at a throttled stage: the requests arriving inside a
+    gap (a fraction gap / m of all, m the mean cycle) wait for its end, uniformly spread
+    over (0, gap); the rest start at once. Mean wait gap^2 / (2 m)."""
+    m = throttle_cycle(lam, gap)
+    return gap * gap / (2 * m), gap / m
+
+
+def throttle_wait_quantile(lam: float, gap: float, p: float) -> float:
+    """The p-quantile of the wait: P(W <= w) = 1 - gap/m + w/m on [0, gap]."""
+    m = throttle_cycle(lam, gap)
+    return max(0.0, m * p - m + gap)
+
+
+def _poisson_tail(mean: float, k: int) -> float:
+    """P(N >= k) for N ~ Poisson(mean)."""
+    term, cdf = math.exp(-mean), 0.0
+    for i in range(k):
+        cdf += term
+        term *= mean / (i + 1)
+    return max(0.0, 1.0 - cdf)
+
+
+def _throttled(c: Any) -> Prediction:
+    """A throttled stage (an interrupt throttle) fed by one Poisson flow, alone on its
+    resource, followed there by the stages its batch carries on through; pure delays may
+    come before and after. Services of fixed length S <= G, so a unit is always free when a
+    gap ends, and a batch limit Poisson arrivals in a gap exceed with probability < 1e-6."""
+    spec = c.spec
+    if len(spec.flows) != 1:
+        raise _Uncovered("a throttled stage is covered only with one flow on the host (no background flows)")
+    fl = spec.flows[0]
+    if fl[0] or fl[5] != 1 or fl[1][0] != "exp":
+        raise _Uncovered("a throttled stage is covered only under one open Poisson flow of one request class")
+    lam = 1 / fl[1][1]  # per ps
+    first, n, _ = spec.classes[fl[4]]
+    idx = list(range(first, first + n))
+    thr = [si for si in idx if spec.stages[si][0] >= 0 and len(spec.qclasses[spec.stages[si][0]]) > 3
+           and spec.qclasses[spec.stages[si][0]][3] > 0]
+    if len(thr) != 1:
+        raise _Uncovered(f"the flow passes {len(thr)} throttled stages; theory covers one")
+    t = thr[0]
+    qi = spec.stages[t][0]
+    ri, _prio, batch, gap = spec.qclasses[qi][:4]
+    name = c.resources[ri].name
+    chain = [t]
+    while chain[-1] + 1 < first + n and spec.stages[chain[-1]][4][1] == 0:
+        nq = spec.stages[chain[-1] + 1][0]
+        if nq < 0 or spec.qclasses[nq][0] != ri or spec.qclasses[nq][2] < batch or \
+                (len(spec.qclasses[nq]) > 3 and spec.qclasses[nq][3] > 0):
+            break
+        chain.append(chain[-1] + 1)
+    for si in idx:
+        if si in chain:
+            work, pb = spec.stages[si][2], spec.stages[si][3]
+            random_work = not (work[0] == "fixed" or (work[0] in ("lognormal", "uniform") and work[2] == 0))
+            if random_work and work[1] > 0 or pb > 0:
+                raise _Uncovered(f"the throttled stage on '{name}' and the stages its batch carries on through "
+                                 "need fixed work and no per-byte cost (a batch's service must not depend on its size)")
+        elif spec.stages[si][0] >= 0:
+            raise _Uncovered(f"besides the throttled stage on '{name}' (and the stages its batch carries on "
+                             "through) the flow may only have pure delays: a batch leaving it arrives elsewhere "
+                             "all at once, which no closed form here covers")
+    if sum(1 for q in spec.qclasses if q[0] == ri) != len({spec.stages[si][0] for si in chain}):
+        raise _Uncovered(f"resource '{name}' serves other stages too")
+    svc = sum(spec.stages[si][2][1] for si in chain)  # ps, fixed
+    if svc > gap:
+        raise _Uncovered(f"a service of {svc / PS_PER_US:g} us is longer than the throttle's gap of "
+                         f"{gap / PS_PER_US:g} us (a unit may still be busy when the gap ends)")
+    if _poisson_tail(lam * gap, batch) > 1e-6:
+        raise _Uncovered(f"a batch of {batch} is often full within one gap ({lam * gap:.3g} arrivals on average)")
+    m = throttle_cycle(lam, gap)
+    wait, _ = throttle_wait(lam, gap)
+    units = spec.resources[ri][0]
+    own = spec.stages[t][2][1]
+    delay_mean, delays_fixed = 0.0, True
+    for si in idx:
+        dm, _rate, _known = _delay_parts(spec.stages[si][4])
+        delay_mean += dm
+        delays_fixed &= spec.stages[si][4][0] == "fixed" or dm == 0
+    station = StationPrediction(name, f"throttle {gap / PS_PER_US:g} us (renewal)", svc / m / units,
+                                wait / PS_PER_US, (wait + own) / PS_PER_US, stage=t)
+    p99 = p999 = None
+    if delays_fixed:
+        p99, p999 = ((delay_mean + svc + throttle_wait_quantile(lam, gap, p)) / PS_PER_US for p in (0.99, 0.999))
+    flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc) / PS_PER_US, p99, p999)
+    return Prediction(f"interrupt throttle (renewal: {1e12 / m:,.0f} services/s)", [flow], [station])
 
 
 def _open_series(c: Any, fi: int) -> Prediction:

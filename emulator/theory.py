@@ -537,7 +537,7 @@ def _throttled(c: Any) -> Prediction:
         dm, _rate, _known = _delay_parts(spec.stages[si][4])
         delay_mean += dm
         delays_fixed &= spec.stages[si][4][0] == "fixed" or dm == 0
-    station = StationPrediction(name, f"throttle {gap / PS_PER_US:g} us (renewal)", svc / m / units,
+    station = StationPrediction(name, f"throttle {gap / PS_PER_US:g} us", svc / m / units,
                                 wait / PS_PER_US, (wait + own) / PS_PER_US, stage=t)
     p99 = p999 = None
     if delays_fixed:

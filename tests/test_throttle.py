@@ -296,3 +296,12 @@ def test_theory_does_not_cover_a_batch_arriving_elsewhere() -> None:
     spec["architecture"]["resources"] = {"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}}
     spec["architecture"]["paths"]["rx"]["stages"].append({"name": "stack", "on": "s", "cycles": 100})
     assert "all at once" in (why_not(load_experiment(spec)) or "")
+
+
+def test_the_teaching_example_stays_covered_by_theory() -> None:
+    from emulator.theory import analyse
+
+    from conftest import REPO
+    pred, why = analyse(load_experiment(REPO / "examples" / "interrupt-throttle.toml"))
+    assert pred is not None, why
+    assert pred.flows[0].mean_us == pytest.approx(7.4831, rel=1e-4)  # the figure README quotes

@@ -540,7 +540,7 @@ static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
 
 /* A throttled qclass with requests waiting behind its closed gap gets one EV_GATE at the
  * moment the gap passes. */
-static int gate_arm(vemu_sim *s, uint32_t qi) {
+static __attribute__((cold)) int gate_arm(vemu_sim *s, uint32_t qi) {
     qclass *qc = &s->qc[qi];
     if (!qc->gate_pending && qc->len > 0 && qc_closed(qc, s->now)) {
         qc->gate_pending = 1;
@@ -551,7 +551,7 @@ static int gate_arm(vemu_sim *s, uint32_t qi) {
 
 /* The end of start_chain for a throttled qclass: schedule the service, close the gap for
  * `gap` ps and, if requests still wait, arm the gate. Kept apart from the hot path. */
-static __attribute__((noinline)) int start_throttled(vemu_sim *s, uint32_t qi, uint32_t head, double t) {
+static __attribute__((noinline, cold)) int start_throttled(vemu_sim *s, uint32_t qi, uint32_t head, double t) {
     qclass *qc = &s->qc[qi];
     int rc = schedule(s, to_ps(t), EV_SERVICE, head);
     if (rc < 0) return rc;
@@ -645,7 +645,7 @@ static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n)
  * qclass qi) enter it together, as the packets one notification covers: while a unit is
  * free and the throttle open, up to `batch` of them start as one service; the rest wait,
  * each counted against the resource's capacity. */
-static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head) {
+static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint32_t head) {
     qclass *qc = &s->qc[qi];
     resource *rs = &s->res[qc->resource];
     uint32_t ri = head;

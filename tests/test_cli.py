@@ -77,6 +77,23 @@ def test_run_text_report(tandem_file: Path, capsys: pytest.CaptureFixture[str]) 
     assert "three" in out  # the per-stage table names the stages
 
 
+def test_stage_table_shows_packets_per_interrupt(capsys: pytest.CaptureFixture[str]) -> None:
+    # xen-pv on kv-cache saturates dom0: its notifications and the guest's event deliveries
+    # take full batches of 64; the per-packet stages show 1; both transmit-side indirect-cost
+    # stages (after the kick, after the Tx-completion event) are listed
+    assert _main(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "kv-cache", "--stages",
+                  "--duration", "0.02", "--warmup", "0.005"]) == 0
+    out, _ = capsys.readouterr()
+    header = next(line for line in out.splitlines() if line.startswith("flow/class"))
+    assert header.split()[-1] == "batch"
+    rows = [line for line in out.splitlines() if line.startswith("gets/gets")]
+    batch = {line[34:62].strip(): float(line.split()[-1]) for line in rows}
+    assert batch["netback notify: event-channe"] > 32
+    assert batch["event delivery to the guest"] > 32
+    assert batch["wire (receive)"] == 1.0
+    assert sum("exit indirect cost" in line for line in rows) == 3
+
+
 def test_set_changes_the_run(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _main(["run", str(tandem_file), "--json", *FAST,
                   "--set", "workload.flows.jobs.rate_per_s=400"]) == 0

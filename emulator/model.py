@@ -1028,12 +1028,10 @@ class _Compiler:
                 else:
                     work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on),
                                       self._device_key(s.on, "service_us"))
-            thr = self._param(s.throttle_us, file, key + ".throttle_us") if isinstance(s.throttle_us, str) \
-                else float(s.throttle_us)
-            gap = int(round(thr * PS_PER_US))
+            gap = int(round(self._dist(s.throttle_us, PS_PER_US, file, key + ".throttle_us")[1]))  # a number or param
             if gap > LIMITS["gap_ps"]:
-                raise ModelError(f"throttle_us {thr:g} is beyond the engine's limit of {LIMITS['gap_ps'] / PS_PER_US:g} us",
-                                 file=file, key=key + ".throttle_us")
+                raise ModelError(f"throttle_us {gap / PS_PER_US:g} is beyond the engine's limit of "
+                                 f"{LIMITS['gap_ps'] / PS_PER_US:g} us", file=file, key=key + ".throttle_us")
             # a batching or throttled stage has a queue of its own: its batches form, and its
             # throttle counts, only among its own requests (one throttle per resource: per
             # tenant on vcpu, as a VF's interrupt vector)

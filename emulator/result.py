@@ -173,7 +173,7 @@ class Result:
         out = []
         for i, g in enumerate(self.compiled.stages):
             n = int(s["stage_completed"][i])
-            served = int(s["stage_served"][i]) if "stage_served" in s else n
+            served = int(s["stage_served"][i])
             out.append({
                 "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
                 "resource": g.resource, "account": g.category, "completed": n, "services": served,

@@ -512,8 +512,7 @@ def _throttled(c: Any) -> Prediction:
     for si in idx:
         if si in chain:
             work, pb = spec.stages[si][2], spec.stages[si][3]
-            random_work = not (work[0] == "fixed" or (work[0] in ("lognormal", "uniform") and work[2] == 0))
-            if random_work and work[1] > 0 or pb > 0:
+            if _service(work, 0.0, None).kind != "D" and work[1] > 0 or pb > 0:
                 raise _Uncovered(f"the throttled stage on '{name}' and the stages its batch carries on through "
                                  "need fixed work and no per-byte cost (a batch's service must not depend on its size)")
         elif spec.stages[si][0] >= 0:

@@ -199,18 +199,17 @@ MOD_REFERENCES = ("sriov-posted", "bare-metal")
 
 def moderation(*, quick: bool = False, workers: int | None = None, progress: bool = False,
                cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
-    from .validation import NAPI_BUDGET, SRIOV_IRQ_STAGES, sriov_itr_sets
+    from .validation import sriov_itr_sets
 
     dur, warm = _window(quick)
     reps = replications or (2 if quick else 3)
     seeds = replication_seeds(SEED, reps)
     base = ("host.cores=1", f"workload.flows.0.clients={MOD_CLIENTS}",
             f'workload.flows.0.think_us={{ dist = "exp", mean = {MOD_CLIENTS / MOD_RATE * 1e6:.6g} }}')
-    batch = tuple(f"architecture.paths.net_rx.stages.{i}.batch={NAPI_BUDGET}" for i in SRIOV_IRQ_STAGES)
     jobs = []
     for i, sd in enumerate(seeds):
         for g in (MOD_THROTTLES_QUICK if quick else MOD_THROTTLES):
-            sets = base + (sriov_itr_sets(1e6 / g) if g > 0 else batch)
+            sets = base + sriov_itr_sets(1e6 / g if g > 0 else None)
             jobs.append(Job(HOST, "sriov", "kv-cache", sets, dur, warm, sd, tag=("sriov", g, i)))
         jobs.append(Job(HOST, "sriov", "kv-cache", base, dur, warm, sd, tag=("sriov (bundled: one interrupt per packet)", 0.0, i)))
         for a in MOD_REFERENCES:

@@ -185,12 +185,14 @@ SRIOV_IRQ_STAGES = (1, 2, 3)  # sriov.toml net_rx: interrupt exit, its indirect 
 NAPI_BUDGET = 64  # linux-napi: NAPI_POLL_WEIGHT, packets one poll may take
 
 
-def sriov_itr_sets(rate_per_s: float) -> tuple[str, ...]:
-    """--set overrides throttling the bundled sriov's receive interrupt to `rate_per_s`, each
-    interrupt (exit, indirect cost, EOI) serving up to a NAPI budget of waiting packets."""
-    first = SRIOV_IRQ_STAGES[0]
-    return (f"architecture.paths.net_rx.stages.{first}.throttle_us={1e6 / rate_per_s:.6g}",
-            *(f"architecture.paths.net_rx.stages.{i}.batch={NAPI_BUDGET}" for i in SRIOV_IRQ_STAGES))
+def sriov_itr_sets(rate_per_s: float | None) -> tuple[str, ...]:
+    """--set overrides throttling the bundled sriov's receive interrupt to `rate_per_s` (None:
+    no throttle), each interrupt (exit, indirect cost, EOI) serving up to a NAPI budget of
+    waiting packets."""
+    batch = tuple(f"architecture.paths.net_rx.stages.{i}.batch={NAPI_BUDGET}" for i in SRIOV_IRQ_STAGES)
+    if rate_per_s is None:
+        return batch
+    return (f"architecture.paths.net_rx.stages.{SRIOV_IRQ_STAGES[0]}.throttle_us={1e6 / rate_per_s:.6g}", *batch)
 
 
 def sriov_vms_experiment(n: int) -> dict[str, Any]:

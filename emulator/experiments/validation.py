@@ -367,6 +367,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
     rows: list[Row] = []
 
     # --- eli ---------------------------------------------------------------------
+    irq_rates: dict[str, float] = {}
     for label in ELI_WORKLOADS:
         bare = _thr(res[f"eli/{label}/bare-metal"])
         s, p = res[f"eli/{label}/sriov"], res[f"eli/{label}/sriov-posted"]
@@ -375,19 +376,16 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
                         "sriov, one core, one Rx interrupt (exit + indirect + EOI exit) per packet"))
         rows.append(Row(f"eli: exitless interrupts ({label})", "gordon2012", "throughput relative to bare metal",
                         0.97, 1.00, _thr(p) / bare, "sriov-posted, one core"))
-        irq = _irq_rate(s)
-        miss = None
-        if label.startswith("memcached"):
-            miss = ("kv-cache costs ~19k cycles per get on one 2.3 GHz core under sriov (4000 of application work, "
-                    "~5.2k each for the receive and transmit stacks, ~4.7k for the interrupt's exits), so at one "
-                    "interrupt per request it takes ~121k interrupts/s. ELI's >150k is a sec. 1 statement about "
-                    "I/O-intensive guests in general, and the memslap configuration of its memcached run (request "
-                    "and value sizes, get/set mix) could not be read in any source available here, so no "
-                    "ELI-memcached workload was built: one made from memory would be unsourced. kv-cache's sizes "
-                    "are assumptions of the bundled tier, not ELI's")
-        rows.append(Row(f"eli: interrupts per core under device assignment ({label})", "gordon2012",
-                        "interrupts per second per core", 150_000, math.inf, irq,
-                        "completed Rx interrupt exits / vCPUs / s in the sriov run", expected_miss=miss))
+        irq_rates[label] = _irq_rate(s)
+    # gordon2012 sec. 1 is a claim about what a core running an I/O-intensive guest can see:
+    # "we measure rates of over 150K physical interrupts per second, even while employing standard
+    # techniques to reduce the number of interrupts, such as interrupt coalescing". One row, the
+    # most interrupt-intensive of the emulated workloads; the others are reported beside it.
+    top = max(irq_rates, key=irq_rates.__getitem__)
+    others = "; ".join(f"{k}: {v:,.0f}/s" for k, v in irq_rates.items())
+    rows.append(Row("eli: interrupts per core under device assignment, most I/O-intensive workload", "gordon2012",
+                    "interrupts per second per core", 150_000, math.inf, irq_rates[top],
+                    f"completed Rx interrupt exits / vCPUs / s in the sriov run of {top} (per workload: {others})"))
 
     # --- netback -----------------------------------------------------------------
     published = {("rx", "copy"): 1.02, ("rx", "mapped"): 2.04, ("tx", "copy"): 1.24, ("tx", "mapped"): 3.6}
@@ -526,6 +524,11 @@ def markdown(rows: list[Row], prov: dict[str, Any], quick: bool) -> str:
         lines.append(f"| {r.target} | {r.source} | {r.metric} | {pub} | {_fmt(r.emulated)} | "
                      f"{'yes' if r.within else '**no**'} |")
     lines += ["", METHOD.strip(), ""]
+    noted = [r for r in rows if r.note]
+    if noted:
+        lines += ["## What each emulated number is", ""]
+        lines += [f"- **{r.target}**: {r.note}." for r in noted]
+        lines.append("")
     misses = [r for r in rows if r.expected_miss]
     if misses:
         lines += ["## Misses, row by row", ""]
@@ -557,6 +560,18 @@ override here). Interrupt exits have priority over queued tenant work (non-preem
 Workloads: `packet-echo` with `work_cycles=0` (netperf-like request/response: all cost is
 the network path) and `kv-cache` (memcached-like gets), both bundled. Exit costs are the
 host's (li2020, li2019timer, landau2011 at 1x); no cost was changed.
+
+The interrupt-rate row follows ELI's own sentence (sec. 1): "we measure rates of over 150K
+physical interrupts per second, even while employing standard techniques to reduce the
+number of interrupts, such as interrupt coalescing", said of a core running an
+I/O-intensive guest. That is a claim that such rates occur, not a rate for each benchmark,
+so the row takes the most interrupt-intensive emulated workload and reports the others
+beside it (below). Earlier versions had one row per workload and counted kv-cache's ~121k/s
+as a miss; the row was changed once the sentence itself could be read (a stored copy of
+the paper; before that only the paraphrase in LITERATURE.md was available). kv-cache is
+bounded at ~121k gets/s on one 2.3 GHz core by its ~19k cycles per get, one interrupt each;
+ELI's memslap configuration (sizes, get/set mix) is still unread, so no ELI-memcached
+workload was built.
 
 **netback** (martins2017). `xen-pv` with `architecture.resources.dom0.cores=1` (one dom0
 core, as measured) and `dom0_net_cycles=0` (pktgen injects into / drains from the vif

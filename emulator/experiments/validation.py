@@ -268,9 +268,10 @@ def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
     return {"host": host, "architecture": arch, "workload": work}
 
 
-# intel-idle-bdw: the idle governor picks the deepest C-state whose target residency fits the
-# predicted idle time. At 100 pps (10 ms between packets) that is C6, exit latency 133 us; at
-# 1 Mpps (1 us between packets) only C1 (target residency 2 us) fits, exit latency 2 us.
+# intel-idle-bdw, linux-menu-governor: the idle governor picks the deepest C-state whose target
+# residency fits the predicted idle time. At 100 pps (10 ms between packets) that is C6, exit
+# latency 133 us. At 1 Mpps (1 us between packets) no state's target residency fits, and the 4.x
+# menu governor then takes C1 (hlt), not polling, unless a timer is due within 20 us: exit 2 us.
 WAKE_US = {100: 133.0, 1_000_000: 2.0}
 
 # Why the two latency rows miss (validation.md). hoiland2018-data is the paper's raw latency log.
@@ -285,12 +286,14 @@ XDP_LAT_MISS = {
           "but no source gives its mean exit latency on the E5-1650 v4, and the log's other direction averaged "
           "61 us, not 82: the variant was left as it is rather than fitted"),
     1_000_000: ("the model charges the interrupt path only a C1 exit (2 us), and the paper names only 'the "
-                "interrupt processing time' (hoiland2018-text), with no figure for it; the paper's raw log "
-                "(hoiland2018-data) shows 98% of XDP's packets and 99% of DPDK's under 10 us and both with a "
-                "tail to ~200 us, so the 4 us difference of the means is spread over the tail rather than a "
-                "per-packet wake-up; neither the paper nor the log breaks it down (mlx5's adaptive interrupt "
-                "moderation would be a candidate, but its setting in the test is not stated), so nothing was "
-                "added"),
+                "interrupt processing time' (hoiland2018-text), with no figure for it. The paper's raw log "
+                "(hoiland2018-data, the reported direction) puts 98.1% of XDP's packets and 99.1% of DPDK's under "
+                "10 us; the packets above 10 us add only ~0.6 us (XDP) and ~0.4 us (DPDK) to the means (bin "
+                "midpoints), so the ~4 us difference is a shift of the body: nearly every XDP packet takes ~4 us "
+                "longer (body means ~6-7 vs ~2-3 us within the log's integer rounding). A per-packet delay in the "
+                "interrupt path of that size is what interrupt moderation would add (a mean wait of about half "
+                "its interval), but the test's mlx5 moderation setting is not stated and the driver's default is "
+                "adaptive (net_dim), so no interval can be sourced and nothing was added"),
 }
 
 
@@ -601,8 +604,10 @@ engine (the ns figures are 1/rate), not a prediction. The latency rows compare t
 interrupt path (a pure wake-up delay, then XDP) with the polling path (no delay) under
 Poisson arrivals; the difference cancels the generator, wire and PCIe latency, which
 vemu has no source for. The wake-up delay is the exit latency of the C-state the Linux
-idle governor would choose (intel-idle-bdw): C6, 133 us, at 100 pps (10 ms idle); C1,
-2 us, at 1 Mpps (1 us idle). How the paper measured (its raw log, `benchmarks/bench07_latency.org`
+idle governor would choose (intel-idle-bdw, whose table the E5 v4 uses): C6, 133 us, at
+100 pps (10 ms idle); C1, 2 us, at 1 Mpps (1 us idle: no state's target residency fits, and
+the 4.x menu governor then takes C1 rather than polling unless a timer is due within 20 us,
+linux-menu-governor). How the paper measured (its raw log, `benchmarks/bench07_latency.org`
 of the paper's repository, hoiland2018-data): TRex latency streams through the DUT, which
 forwards with `xdp_redirect_map` (XDP) or testpmd in macswap mode (DPDK); the published
 figures are TRex's per-stream averages (82 and 2 us unloaded, 7 and 3 us at 1 Mpps). The

@@ -26,6 +26,7 @@ LIMITS = {
     "units": int(lib.VEMU_MAX_UNITS),
     "batch": int(lib.VEMU_MAX_BATCH),
     "gap_ps": int(lib.VEMU_MAX_GAP),
+    "idle_states": int(lib.VEMU_MAX_IDLE),
     "pool": int(lib.VEMU_MAX_POOL),
     "trace": int(lib.VEMU_MAX_TRACE),
     "mean": float(lib.VEMU_MAX_MEAN),
@@ -90,7 +91,9 @@ NONE_DIST: Dist = ("fixed", 0.0, 0.0)
 class Spec:
     """Flat engine input. Each row is a plain tuple in the field order of the C struct."""
 
-    resources: Sequence[tuple[int, int]]  # units, capacity (-1 unbounded)
+    resources: Sequence[tuple[Any, ...]]
+    # ^ units, capacity (-1 unbounded)[, idle states ((exit ps, target residency ps), ...,
+    #   shallowest first), wake category]
     qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
     stages: Sequence[tuple[int, int, Dist, float, Dist, bool, Dist]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes
@@ -112,9 +115,19 @@ def _set_dist(c: Any, d: Dist) -> None:
 def _build(spec: Spec) -> tuple[Any, list[Any]]:
     keep: list[Any] = []
     res = ffi.new("vemu_resource_spec[]", max(1, len(spec.resources)))
-    for i, (units, cap) in enumerate(spec.resources):
-        res[i].units = units
-        res[i].capacity = cap
+    idle: list[tuple[int, int]] = []
+    for i, row in enumerate(spec.resources):
+        res[i].units = row[0]
+        res[i].capacity = row[1]
+        if len(row) > 2 and row[2]:
+            res[i].idle_first = len(idle)
+            res[i].n_idle = len(row[2])
+            res[i].wake_category = row[3]
+            idle += row[2]
+    ids = ffi.new("vemu_idle_state[]", max(1, len(idle)))
+    for i, (exit_ps, residency_ps) in enumerate(idle):
+        ids[i].exit = exit_ps
+        ids[i].residency = residency_ps
     qc = ffi.new("vemu_qclass_spec[]", max(1, len(spec.qclasses)))
     for i, row in enumerate(spec.qclasses):
         r, prio, batch = row[:3]
@@ -157,7 +170,9 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
     m.pool_size = spec.pool_size
     m.trace_requests = spec.trace_requests
     m.trace_capacity = spec.trace_capacity
-    keep += [res, qc, st, cl, fl]
+    m.n_idle_states = len(idle)
+    m.idle_states = ids
+    keep += [res, qc, st, cl, fl, ids]
     return m, keep
 
 
@@ -242,6 +257,7 @@ class Engine:
             "resource_served": np.zeros(max(nr, 1), np.uint64),
             "resource_dropped": np.zeros(max(nr, 1), np.uint64),
             "resource_max_queue": np.zeros(max(nr, 1), np.uint64),
+            "resource_wakeups": np.zeros(max(nr, 1), np.uint64),
             "stage_completed": np.zeros(ns, np.uint64),
             "stage_wait_sum": np.zeros(ns, np.float64),
             "stage_service_sum": np.zeros(ns, np.float64),

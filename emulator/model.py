@@ -18,6 +18,7 @@ name. The format reference is ``models/README.md``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -35,7 +36,7 @@ MODELS_DIR = Path(os.environ.get("VEMU_MODELS", Path(__file__).resolve().parent.
 KINDS = ("host", "architecture", "workload")
 KIND_DIRS = {"host": "hosts", "architecture": "architectures", "workload": "workloads"}
 STANDARD_CATEGORIES = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
-ENGINE_CATEGORIES = ("idle", "reserved_idle")
+ENGINE_CATEGORIES = ("idle", "reserved_idle", "wake")
 REQUIRED_PATHS = ("net_tx", "net_rx", "blk_read", "blk_write")  # of every bundled architecture
 DIST_NAMES = ("fixed", "exp", "lognormal", "uniform")
 PS_PER_US = 1_000_000
@@ -120,6 +121,16 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class IdleState:
+    """One idle state (C-state) of the host's cores: the time from a wake-up to the first
+    instruction, and the shortest predicted idle period for which it is chosen."""
+
+    name: str
+    exit_us: float
+    residency_us: float
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     summary: str
@@ -130,6 +141,7 @@ class Host:
     devices: tuple[Resource, ...]
     sources: tuple[str, ...] = ()
     file: str = "<host>"
+    idle_states: tuple[IdleState, ...] = ()  # shallowest first; () : cores start work the moment they are free
 
 
 @dataclass(frozen=True)
@@ -472,8 +484,9 @@ def _check_name(t: _Table, stem: str | None) -> str:
 
 def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix: str = "") -> Host:
     t = _Table(data, file, prefix)
-    t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices")
+    t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices", "idle_states")
     ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
+    idle = _idle_states(t)
     dev = t.table("devices")
     if "vcpu" in dev.data:
         raise dev.err("vcpu", "'vcpu' is built in (the host's cores minus the reserve); choose another name")
@@ -485,8 +498,28 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
         name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
         cores=t.int("cores", lo=1, hi=LIMITS["units"]), ghz=ghz,
         memory_gib=t.num("memory_gib", lo=0, hi=1e9, lo_open=True),
-        params=_params(t), devices=devices, file=file,
+        params=_params(t), devices=devices, file=file, idle_states=idle,
     )
+
+
+def _idle_states(t: _Table) -> tuple[IdleState, ...]:
+    """The host cores' idle states, shallowest first (each a table: name, exit_us, residency_us)."""
+    items = t.list("idle_states", required=False)
+    if len(items) > LIMITS["idle_states"]:
+        raise t.err("idle_states", f"{len(items)} idle states, at most {LIMITS['idle_states']}")
+    out: list[IdleState] = []
+    for i, item in enumerate(items):
+        it = _Table(item, t.file, t.key(f"idle_states[{i}]"))
+        it.allow("name", "exit_us", "residency_us")
+        st = IdleState(it.str("name", f"state{i}"), it.num("exit_us", lo=0, hi=1e6),
+                       it.num("residency_us", lo=0, hi=1e6))
+        if any(o.name == st.name for o in out):
+            raise it.err("name", f"'{st.name}' names two idle states")
+        if out and st.residency_us < out[-1].residency_us:
+            raise it.err("residency_us", f"{st.residency_us:g} is shorter than the {out[-1].residency_us:g} of "
+                         f"'{out[-1].name}' before it: list the states shallowest first")
+        out.append(st)
+    return tuple(out)
 
 
 def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None = None, prefix: str = "") -> Architecture:
@@ -823,6 +856,7 @@ class ResourceInfo:
     on_host: bool  # its cycles are host cycles (vcpu and on-host cpu resources)
     reserved: bool  # inside the reserve (idle time is reserved_idle)
     poll: bool
+    sleeps: bool = False  # its units take the host's idle states (on-host cpu that does not poll)
 
 
 @dataclass(frozen=True)
@@ -1185,8 +1219,15 @@ class _Compiler:
         if pool < clients:
             raise ModelError(f"pool of {pool} is smaller than the {clients} closed-loop clients", key="pool_size")
         cap = min(LIMITS["trace"], self.trace_requests * max(1, max(n for _, n, _ in self.classes)))
+        # the host's idle states apply to the cores whose cycles are host cycles, unless they poll
+        idle_ps = tuple((round(st.exit_us * 1e6), round(st.residency_us * 1e6)) for st in self.exp.host.idle_states)
+        if idle_ps:
+            self.res = [dataclasses.replace(r, sleeps=True) if r.kind == "cpu" and r.on_host and not r.poll else r
+                        for r in self.res]
+        wake = self._cat("wake") if any(r.sleeps for r in self.res) else 0
         spec = Spec(
-            resources=[(r.units, (d.capacity if d is not None else -1)) for r, d in zip(self.res, self.res_defs)],
+            resources=[(r.units, (d.capacity if d is not None else -1)) + ((idle_ps, wake) if r.sleeps else ())
+                       for r, d in zip(self.res, self.res_defs)],
             qclasses=self.qclasses, stages=self.stages, classes=self.classes, flows=self.flows,
             n_categories=len(self.categories), pool_size=pool,
             trace_requests=self.trace_requests, trace_capacity=cap,

@@ -82,6 +82,8 @@ class Result:
         if unsold > 0:
             out["idle"] = out.get("idle", 0.0) + unsold * window
         out.setdefault("tenant", 0.0)
+        if any(r.sleeps for r in c.resources):
+            out.setdefault("wake", 0.0)
         out.setdefault("idle", 0.0)
         out.setdefault("reserved_idle", 0.0)
         return {k: v / total for k, v in sorted(out.items(), key=lambda kv: _cat_order(kv[0]))}
@@ -163,6 +165,8 @@ class Result:
                 "served": int(s["resource_served"][i]),
                 "dropped": int(s["resource_dropped"][i]),
             }
+            if r.sleeps:  # services that began by waking an idle unit (the host's idle states)
+                out[r.name]["wakeups"] = int(s["resource_wakeups"][i])
         return out
 
     def stages(self) -> list[dict[str, Any]]:
@@ -230,6 +234,8 @@ _ORDER = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll"
 def _cat_order(cat: str) -> tuple[int, str]:
     if cat in _ORDER:
         return (_ORDER.index(cat), cat)
+    if cat == "wake":
+        return (97, cat)
     if cat == "idle":
         return (98, cat)
     if cat == "reserved_idle":

@@ -375,9 +375,12 @@ def _analyse(exp: Experiment) -> Prediction:
     spec = c.spec
     if not spec.flows:
         raise _Uncovered("the experiment has no flows")
-    for ri, (units, cap) in enumerate(spec.resources):
-        if cap >= 0:
+    for ri, row in enumerate(spec.resources):
+        if row[1] >= 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
+    visited = {spec.qclasses[st[0]][0] for st in spec.stages if st[0] >= 0}
+    if any(len(spec.resources[ri]) > 2 for ri in visited):
+        return _sleeping(c)
     if any(len(row) > 3 and row[3] > 0 for row in spec.qclasses):
         return _throttled(c)
     for qi, row in enumerate(spec.qclasses):
@@ -444,6 +447,79 @@ def _delay_parts(d: Dist) -> tuple[float, float | None, bool]:
     if kind == "exp":
         return mean, 1 / mean, True
     return mean, None, False
+
+
+def idle_state_probabilities(lam: float, residencies: Sequence[float]) -> list[float]:
+    """Which idle state a unit sleeps in, under Poisson arrivals at rate ``lam``: its
+    prediction is its previous idle period, Exp(lam) in an M/G/1 queue, and it takes the
+    deepest state whose target residency that reaches (the shallowest at least)."""
+    if lam <= 0 or not residencies or any(b < a for a, b in zip(residencies, residencies[1:])):
+        raise ModelError("need a rate > 0 and target residencies in non-decreasing order")
+    out = []
+    for k in range(len(residencies)):
+        lo = math.exp(-lam * residencies[k]) if k else 1.0
+        hi = math.exp(-lam * residencies[k + 1]) if k + 1 < len(residencies) else 0.0
+        out.append(lo - hi)
+    return out
+
+
+def setup_wait(lam: float, mean_service: float, second_moment: float, d1: float, d2: float) -> float:
+    """Mean wait in an M/G/1 queue whose server, on finding work after an idle period,
+    first spends a setup time D (here: waking from an idle state) with E[D] = d1 and
+    E[D²] = d2: the Pollaczek-Khinchine wait plus (2 E[D] + λ E[D²]) / (2 (1 + λ E[D]))
+    (Welch 1964's exceptional first service; Takagi 1991, vol. 1, M/G/1 with setup times).
+    An arrival to an idle server waits D; arrivals during a setup wait out its rest."""
+    if d1 < 0 or d2 < d1 * d1 * (1 - 1e-12):
+        raise ModelError(f"E[D] = {d1:g}, E[D²] = {d2:g} are not the moments of a setup time")
+    return mg1_wait(lam, mean_service, second_moment) + (2 * d1 + lam * d2) / (2 * (1 + lam * d1))
+
+
+def setup_cycle(lam: float, mean_service: float, d1: float) -> tuple[float, float]:
+    """An M/G/1 queue with setup times: (the fraction of time its server is idle, wake-ups
+    per unit time). A cycle is an idle period (mean 1/λ), a setup and a busy period; every
+    arrival of a cycle is served in it, so E[cycle] = (1/λ + E[D]) / (1 - ρ)."""
+    rho = lam * mean_service
+    _check_stable(rho, "M/G/1 with setup times")
+    cycle = (1 / lam + d1) / (1 - rho)
+    return (1 / lam) / cycle, 1 / cycle
+
+
+def _sleeping(c: Any) -> Prediction:
+    """One open Poisson flow through one station whose single unit has idle states: an
+    M/G/1 queue with setup times, the setup being the exit latency of the state the unit
+    slept in (chosen from its previous idle period, which is Exp(λ) and independent of
+    the busy period that follows, so the setups are i.i.d.)."""
+    spec = c.spec
+    if len(spec.flows) != 1 or spec.flows[0][0] or spec.flows[0][5] != 1 or spec.flows[0][1][0] != "exp":
+        raise _Uncovered("a resource with idle states is covered only under one open Poisson flow of one request "
+                         "class (no background flows)")
+    if any(row[2] > 1 or (len(row) > 3 and row[3] > 0) for row in spec.qclasses):
+        raise _Uncovered("idle states together with batches or throttles")
+    walk = _walk(c, 0)
+    on = [w for w in walk if w[1] is not None]
+    if len(on) != 1:
+        raise _Uncovered("idle states are covered for a flow with one station (the sleeping one) and pure delays")
+    si, ri, svc, delay = on[0]
+    assert ri is not None and svc is not None
+    units, _cap, states, _wake = spec.resources[ri]
+    name = c.resources[ri].name
+    if units != 1:
+        raise _Uncovered(f"station '{name}' has {units} units with idle states: no closed form for c > 1")
+    lam = 1 / spec.flows[0][1][1]  # per ps
+    rho = lam * svc.mean
+    if rho >= 1:
+        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    probs = idle_state_probabilities(lam, [float(r) for _, r in states])
+    d1 = sum(p * e for p, (e, _) in zip(probs, states))
+    d2 = sum(p * e * e for p, (e, _) in zip(probs, states))
+    wait = setup_wait(lam, svc.mean, svc.m2, d1, d2)
+    idle, _rate = setup_cycle(lam, svc.mean, d1)
+    delay_mean = sum(_delay_parts(w[3])[0] for w in walk)
+    station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle, wait / PS_PER_US,
+                                (wait + svc.mean) / PS_PER_US, stage=si)
+    flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc.mean) / PS_PER_US)
+    return Prediction(f"M/{svc.kind}/1 with setup times: wake-ups from idle states (mean {d1 / PS_PER_US:.4g} us)",
+                      [flow], [station])
 
 
 def throttle_cycle(lam: float, gap: float) -> float:

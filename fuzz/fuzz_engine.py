@@ -82,7 +82,17 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
     nr, nq = d.small(1, 3) if not d.edge() else 0, d.small(1, 4) if not d.edge() else 0
     ns, nc, nf = (d.small(1, 6) if not d.edge() else 0), (d.small(1, 4) if not d.edge() else 0), d.small(1, 3) if not d.edge() else 0
     ncat = d.u32(1, 4) if not d.edge() else d.small(0, 300)
+    def idle_states() -> tuple[tuple[int, int], ...]:
+        """Idle states: usually a few with growing residencies up to 1 ms, sometimes out of
+        order, negative or past the limit."""
+        out, res = [], 0
+        for _ in range(d.small(1, 4) if not d.edge() else d.small(0, 70)):
+            res = res + d.small(0, 10**8) if not d.edge() else d.f.PickValueInList([-1, 0, _core.LIMITS["gap_ps"] + 1])
+            out.append((d.small(0, 10**8) if not d.edge() else d.f.PickValueInList([-1, 2**63 - 1]), res))
+        return tuple(out)
+
     resources = [(d.u32(1, 4), d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(-1, 8))
+                 + ((idle_states(), d.u32(0, max(0, ncat - 1))) if d.f.ConsumeBool() else ())
                  for _ in range(nr)]
     qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4),
                  d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1, 2**63 - 1]) if d.edge()
@@ -101,7 +111,7 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
     pokes = []
     for _ in range(d.small(1, 2) if d.edge() else 0):
         which = d.f.PickValueInList(["stage.work", "stage.delay", "stage.bytes", "stage.draw", "flow.arrival",
-                                     "flow.inter", "flow.think"])
+                                     "flow.inter", "flow.think", "resource.idle_first", "resource.n_idle"])
         pokes.append((which, d.small(0, 6), "", d.i32(-1, 5)))
     until = d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(10**6, 10**10)
     seed = d.f.ConsumeIntInRange(0, 2**64 - 1)
@@ -111,7 +121,9 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
 def _poke(m: object, spec: Spec, pokes: list[tuple[str, int, str, int]]) -> None:
     for which, i, _, v in pokes:
         arr, field = which.split(".")
-        if arr == "stage" and i < len(spec.stages):
+        if arr == "resource" and i < len(spec.resources):
+            setattr(m.resources[i], field, v & 0xFFFFFFFF)  # type: ignore[attr-defined]
+        elif arr == "stage" and i < len(spec.stages):
             g = m.stages[i]  # type: ignore[attr-defined]
             if field == "draw":
                 g.draw_bytes = v
@@ -131,6 +143,9 @@ def _feedback(msg: str) -> None:
         if "units" in msg:
             return
         if "out of range" in msg:
+            return
+    elif "idle state" in msg:
+        if "residency" in msg:
             return
     elif "qclass" in msg:
         if "batch" in msg:

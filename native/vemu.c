@@ -10,7 +10,7 @@
 #define NIL UINT32_MAX
 #define N_STREAMS 4
 enum { S_ARRIVAL = 0, S_CLASS = 1, S_BYTES = 2, S_SERVICE = 3 };
-enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4 };
+enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4, EV_WAKE = 5 };
 
 /* ---------------------------------------------------------------- random numbers */
 
@@ -176,6 +176,7 @@ typedef struct {
     uint32_t stage, stage_end;
     uint32_t bytes;
     uint32_t flow, batch, cls;
+    uint32_t unit; /* the unit its service holds, on a resource with idle states */
 } request;
 
 typedef struct {
@@ -201,6 +202,12 @@ typedef struct {
     double queue_area;
     uint64_t queue_last;
     uint64_t served, dropped, max_queue;
+    /* idle states (n_idle > 0 only): the idle units, last idle on top, and per unit when it
+     * went idle and the length of its previous idle period (its governor's prediction) */
+    uint32_t n_idle, idle_first, wake_cat, n_stack;
+    uint32_t *stack;
+    uint64_t *since, *pred;
+    uint64_t wakeups;
 } resource;
 
 typedef struct {
@@ -264,6 +271,8 @@ struct vemu_sim {
     uint64_t trace_lost;
 
     uint64_t *hist_block;
+
+    int64_t *idle_exit, *idle_res; /* [n_idle_states] */
 };
 
 static void set_err(char *buf, size_t len, const char *fmt, ...) {
@@ -559,6 +568,48 @@ static __attribute__((noinline, cold)) int start_throttled(vemu_sim *s, uint32_t
     return gate_arm(s, qi);
 }
 
+/* A unit with idle states is taken for the service of `head`: the unit idle last. Returns
+ * the exit latency of the state it slept in, 0 when it was handed straight on (idle for no
+ * time). The state is the one its governor chose on going idle: the deepest whose target
+ * residency the unit's previous idle period reaches, the shallowest at least. */
+static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, request *h) {
+    uint32_t u = rs->stack[--rs->n_stack];
+    h->unit = u;
+    uint64_t d = s->now - rs->since[u];
+    if (d == 0) return 0;
+    const int64_t *res = s->idle_res + rs->idle_first;
+    uint32_t k = 0;
+    while (k + 1 < rs->n_idle && (uint64_t)res[k + 1] <= rs->pred[u]) k++;
+    rs->pred[u] = d;
+    rs->wakeups++;
+    return (uint64_t)s->idle_exit[rs->idle_first + k];
+}
+
+/* The unit of the service of `head` goes idle (or on to the next service at once). */
+static inline void unit_release(vemu_sim *s, resource *rs, const request *h) {
+    rs->free++;
+    if (__builtin_expect(rs->n_idle != 0, 0)) {
+        rs->stack[rs->n_stack++] = h->unit;
+        rs->since[h->unit] = s->now;
+    }
+}
+
+/* The start of a service whose unit must first wake: the wake-up is charged to the
+ * resource's wake category until EV_WAKE, when the service proper (t ps, kept in svc_end
+ * meanwhile) begins. A throttle counts its gap from now. */
+static __attribute__((noinline, cold)) int start_waking(vemu_sim *s, uint32_t qi, uint32_t head, double t,
+                                                        uint64_t wake) {
+    request *h = &s->req[head];
+    const stage *g = &s->st[h->stage];
+    busy_change(s, g->resource, s->res[g->resource].wake_cat, +1);
+    h->svc_end = to_ps(t);
+    int rc = schedule(s, wake, EV_WAKE, head);
+    if (rc < 0 || !g->throttled) return rc;
+    qclass *qc = &s->qc[qi];
+    qc->next_ok = s->now + qc->gap;
+    return gate_arm(s, qi);
+}
+
 /* Begins a service on qclass qi of the chain head..tail of n requests (already out of the
  * queue; linked through `next`, tail->next == NIL) carrying `bytes` in all, gathering up
  * to batch - n more waiting requests of the same qclass. Takes a free unit. */
@@ -587,6 +638,10 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
     rs->free--;
     rs->served++;
     g->served++;
+    if (__builtin_expect(rs->n_idle != 0, 0)) {
+        uint64_t wake = unit_take(s, rs, h);
+        if (wake) return start_waking(s, qi, head, t, wake);
+    }
     busy_change(s, g->resource, g->category, +1);
     if (__builtin_expect(g->throttled, 0)) return start_throttled(s, qi, head, t);
     return schedule(s, to_ps(t), EV_SERVICE, head);
@@ -706,7 +761,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
             tail = ri;
         }
         const qclass *qn = &s->qc[q2];
-        rs->free++;
+        unit_release(s, rs, h);
         if (qn->resource == r && qn->batch >= n && !qn->gap) return start_chain(s, q2, head, tail, n, bytes);
         int rc = dispatch(s, rs);
         if (rc < 0) return rc;
@@ -718,10 +773,10 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
         pass_on(s, h, g);
-        rs->free++; /* start_service takes it again */
+        unit_release(s, rs, h); /* start_service takes it again */
         return start_service(s, (uint32_t)s->st[h->stage].qclass, head);
     }
-    rs->free++;
+    unit_release(s, rs, h);
     int rc = dispatch(s, rs);
     if (rc < 0) return rc;
     for (uint32_t ri = head; ri != NIL;) {
@@ -789,10 +844,28 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     REQUIRE(m->stages && m->classes && m->flows, "stages, classes or flows array is NULL");
     REQUIRE(m->pool_size >= 1 && m->pool_size <= VEMU_MAX_POOL, "pool_size %u, need 1..%d", m->pool_size, VEMU_MAX_POOL);
     REQUIRE(m->trace_capacity <= VEMU_MAX_TRACE, "trace_capacity %u, at most %d", m->trace_capacity, VEMU_MAX_TRACE);
+    REQUIRE(m->n_idle_states <= VEMU_MAX_IDLE_STATES, "%u idle states, at most %d", m->n_idle_states,
+            VEMU_MAX_IDLE_STATES);
+    REQUIRE(m->n_idle_states == 0 || m->idle_states, "idle_states array is NULL");
+    for (uint32_t i = 0; i < m->n_idle_states; i++) {
+        const vemu_idle_state *d = &m->idle_states[i];
+        REQUIRE(d->exit >= 0 && d->exit <= VEMU_MAX_GAP && d->residency >= 0 && d->residency <= VEMU_MAX_GAP,
+                "idle state %u: exit %lld ps and residency %lld ps must be in 0..%lld", i, (long long)d->exit,
+                (long long)d->residency, (long long)VEMU_MAX_GAP);
+    }
     for (uint32_t i = 0; i < m->n_resources; i++) {
         const vemu_resource_spec *r = &m->resources[i];
         REQUIRE(r->units >= 1 && r->units <= VEMU_MAX_UNITS, "resource %u: units %u, need 1..%d", i, r->units,
                 VEMU_MAX_UNITS);
+        if (r->n_idle == 0) continue;
+        REQUIRE(r->n_idle <= VEMU_MAX_IDLE, "resource %u: %u idle states, at most %d", i, r->n_idle, VEMU_MAX_IDLE);
+        REQUIRE(r->idle_first <= m->n_idle_states && r->n_idle <= m->n_idle_states - r->idle_first,
+                "resource %u: idle states %u..+%u out of range", i, r->idle_first, r->n_idle);
+        REQUIRE(r->wake_category < m->n_categories, "resource %u: wake category %u out of range", i,
+                r->wake_category);
+        for (uint32_t k = r->idle_first + 1; k < r->idle_first + r->n_idle; k++)
+            REQUIRE(m->idle_states[k].residency >= m->idle_states[k - 1].residency,
+                    "resource %u: idle state %u has a shorter target residency than the one before it", i, k);
     }
     for (uint32_t i = 0; i < m->n_qclasses; i++) {
         const vemu_qclass_spec *q = &m->qclasses[i];
@@ -884,13 +957,33 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->trace_cap = m->trace_capacity;
     s->trace_requests = m->trace_requests;
     s->trace = malloc((size_t)(m->trace_capacity ? m->trace_capacity : 1) * sizeof *s->trace);
+    s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
+    s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     if (!s->res || !s->qc || !s->res_q || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
-        !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace)
+        !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
+        !s->idle_res)
         goto nomem;
 
+    for (uint32_t i = 0; i < m->n_idle_states; i++) {
+        s->idle_exit[i] = m->idle_states[i].exit;
+        s->idle_res[i] = m->idle_states[i].residency;
+    }
     for (uint32_t i = 0; i < m->n_resources; i++) {
-        s->res[i].units = s->res[i].free = m->resources[i].units;
-        s->res[i].capacity = m->resources[i].capacity;
+        const vemu_resource_spec *g = &m->resources[i];
+        resource *r = &s->res[i];
+        r->units = r->free = g->units;
+        r->capacity = g->capacity;
+        if (g->n_idle == 0) continue;
+        /* every unit idle since time 0 with no history: the first wake-up is from the shallowest state */
+        r->stack = malloc((size_t)g->units * sizeof *r->stack);
+        r->since = calloc(g->units, sizeof *r->since);
+        r->pred = calloc(g->units, sizeof *r->pred);
+        if (!r->stack || !r->since || !r->pred) goto nomem;
+        r->n_idle = g->n_idle;
+        r->idle_first = g->idle_first;
+        r->wake_cat = g->wake_category;
+        for (uint32_t u = 0; u < g->units; u++) r->stack[u] = g->units - 1 - u;
+        r->n_stack = g->units;
     }
     /* group qclasses by resource (counting sort keeps their order) */
     for (uint32_t i = 0; i < m->n_qclasses; i++) s->res[m->qclasses[i].resource].q_count++;
@@ -978,6 +1071,13 @@ nomem:
 
 void vemu_sim_destroy(vemu_sim *s) {
     if (!s) return;
+    for (uint32_t i = 0; s->res && i < s->n_resources; i++) {
+        free(s->res[i].stack);
+        free(s->res[i].since);
+        free(s->res[i].pred);
+    }
+    free(s->idle_exit);
+    free(s->idle_res);
     free(s->res);
     free(s->qc);
     free(s->res_q);
@@ -1023,6 +1123,16 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
         case EV_SERVICE:
             rc = on_service(s, e.ref);
             break;
+        case EV_WAKE: { /* a unit is awake: the service proper begins (its length waited in svc_end);
+                           the wake-up counts as its requests' wait */
+            request *h = &s->req[e.ref];
+            const stage *g = &s->st[h->stage];
+            for (uint32_t ri = e.ref; ri != NIL; ri = s->req[ri].next) s->req[ri].start = s->now;
+            busy_change(s, g->resource, s->res[g->resource].wake_cat, -1);
+            busy_change(s, g->resource, g->category, +1);
+            rc = schedule(s, h->svc_end, EV_SERVICE, e.ref);
+            break;
+        }
         case EV_GATE: { /* a throttle's gap has passed with requests waiting */
             qclass *qc = &s->qc[e.ref];
             resource *rs = &s->res[qc->resource];
@@ -1058,7 +1168,7 @@ int vemu_sim_reset_stats(vemu_sim *s) {
         resource *r = &s->res[i];
         r->queue_area = 0;
         r->queue_last = s->now;
-        r->served = r->dropped = 0;
+        r->served = r->dropped = r->wakeups = 0;
         r->max_queue = r->waiting;
     }
     size_t rc = (size_t)s->n_resources * s->n_categories;
@@ -1097,6 +1207,7 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         if (o->resource_served) o->resource_served[i] = r->served;
         if (o->resource_dropped) o->resource_dropped[i] = r->dropped;
         if (o->resource_max_queue) o->resource_max_queue[i] = r->max_queue;
+        if (o->resource_wakeups) o->resource_wakeups[i] = r->wakeups;
     }
     if (o->resource_busy_area) {
         size_t rc = (size_t)s->n_resources * s->n_categories;

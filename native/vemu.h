@@ -19,6 +19,16 @@
  *             service begun `gap` or longer ago starts at once (given a free unit), else it
  *             waits until the gap has passed, and everything waiting then (up to `batch`)
  *             is served together. One throttle per qclass, whatever its units.
+ *   idle      a resource may give its units idle states (a CPU's C-states): each has an
+ *             exit latency and a target residency, shallowest first. A unit that goes idle
+ *             enters the deepest state whose target residency its prediction reaches (the
+ *             shallowest at least, as Linux's menu governor takes C1 rather than polling);
+ *             its prediction is the length of its previous idle period. A request that
+ *             finds it idle starts after that state's exit latency (part of the request's
+ *             wait; the unit's time is charged to the resource's wake category and counted
+ *             as a wake-up), and arrivals meanwhile queue. A unit handed straight from one
+ *             service to the next never sleeps.
+ *             Units are taken last-idle-first.
  *   stage     one step of a request: service on a qclass (or none: a pure delay), then an
  *             optional pure delay that holds no resource. Consecutive stages of one
  *             request on the same resource run back to back on the unit it already holds
@@ -86,7 +96,9 @@
 #define VEMU_MAX_CATEGORIES 256
 #define VEMU_MAX_UNITS 1048576
 #define VEMU_MAX_BATCH 65536
-#define VEMU_MAX_GAP 1000000000000000000LL /* ps: 1e6 s */
+#define VEMU_MAX_GAP 1000000000000000000LL /* ps: 1e6 s; also bounds idle-state exits and residencies */
+#define VEMU_MAX_IDLE 64            /* idle states of one resource */
+#define VEMU_MAX_IDLE_STATES 1048576 /* idle states of all resources */
 #define VEMU_MAX_POOL 67108864   /* requests in flight */
 #define VEMU_MAX_TRACE 16777216  /* trace records */
 #define VEMU_MAX_MEAN 1e18       /* any mean, in its unit (ps or bytes) */
@@ -109,7 +121,15 @@ typedef struct {
 typedef struct {
     uint32_t units;   /* 1 .. VEMU_MAX_UNITS */
     int64_t capacity; /* waiting slots over all its qclasses; < 0 means unbounded */
+    uint32_t idle_first, n_idle; /* its idle states: model idle_states[idle_first ..], 0 .. VEMU_MAX_IDLE
+                                    of them, target residencies non-decreasing; 0: none (wakes at once) */
+    uint32_t wake_category;      /* < n_categories when n_idle > 0: where wake-up time is charged */
 } vemu_resource_spec;
+
+typedef struct {
+    int64_t exit;      /* ps from a request's arrival at a unit in this state to its service start */
+    int64_t residency; /* ps: the state is entered only when the predicted idle time is at least this */
+} vemu_idle_state;
 
 typedef struct {
     uint32_t resource; /* < n_resources */
@@ -153,6 +173,8 @@ typedef struct {
     uint32_t pool_size;      /* requests in flight at most; >= total closed clients */
     uint32_t trace_requests; /* trace every stage of the first N requests created */
     uint32_t trace_capacity; /* trace records kept at most (further ones are counted) */
+    uint32_t n_idle_states;  /* 0 .. VEMU_MAX_IDLE_STATES */
+    const vemu_idle_state *idle_states;
 } vemu_model;
 
 /* One stage of one traced request. Times in ps. */
@@ -194,6 +216,8 @@ typedef struct {
     double *stage_wait_sum;    /* ps from entering to service start */
     double *stage_service_sum; /* ps from service start to service end */
     uint64_t *stage_served;    /* services begun (a batch counts once, at its first member's stage) */
+    /* [n_resources] */
+    uint64_t *resource_wakeups; /* services that began by waking an idle unit */
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

@@ -21,6 +21,8 @@
 #define VEMU_MAX_UNITS ...
 #define VEMU_MAX_BATCH ...
 #define VEMU_MAX_GAP ...
+#define VEMU_MAX_IDLE ...
+#define VEMU_MAX_IDLE_STATES ...
 #define VEMU_MAX_POOL ...
 #define VEMU_MAX_TRACE ...
 #define VEMU_HIST_SUB_BITS ...
@@ -30,7 +32,10 @@ static const double VEMU_MAX_BYTES;
 static const char *const VEMU_VERSION;
 
 typedef struct { int32_t kind; double mean; double cv; } vemu_dist;
-typedef struct { uint32_t units; int64_t capacity; } vemu_resource_spec;
+typedef struct {
+    uint32_t units; int64_t capacity; uint32_t idle_first; uint32_t n_idle; uint32_t wake_category;
+} vemu_resource_spec;
+typedef struct { int64_t exit; int64_t residency; } vemu_idle_state;
 typedef struct { uint32_t resource; int32_t priority; uint32_t batch; int64_t gap; } vemu_qclass_spec;
 typedef struct {
     int32_t qclass; uint32_t category; vemu_dist work; double per_byte_ps; vemu_dist delay;
@@ -51,6 +56,8 @@ typedef struct {
     uint32_t pool_size;
     uint32_t trace_requests;
     uint32_t trace_capacity;
+    uint32_t n_idle_states;
+    const vemu_idle_state *idle_states;
 } vemu_model;
 typedef struct {
     uint64_t request; uint32_t flow; uint32_t stage; int32_t dropped; uint32_t batch;
@@ -64,6 +71,7 @@ typedef struct {
     uint64_t *resource_dropped; uint64_t *resource_max_queue;
     uint64_t *stage_completed; double *stage_wait_sum; double *stage_service_sum;
     uint64_t *stage_served;
+    uint64_t *resource_wakeups;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

@@ -79,6 +79,12 @@ def experiments(draw: Any) -> dict[str, Any]:
     ghz = draw(st.floats(0.5, 4.0))
     host: dict[str, Any] = {"name": "h", "summary": "fuzz", "cores": cores, "ghz": ghz, "memory_gib": 16,
                             "params": {"hp": draw(st.floats(0, 5000))}, "devices": {}}
+    if draw(st.booleans()):  # C-states: exit latencies, residencies growing from the shallowest
+        res = 0.0
+        host["idle_states"] = []
+        for k in range(draw(st.integers(1, 4))):
+            res += draw(st.floats(0, 200))
+            host["idle_states"].append({"name": f"C{k}", "exit_us": draw(st.floats(0, 150)), "residency_us": res})
     resources = ["vcpu"]
     if draw(st.booleans()):
         nic: dict[str, Any] = {"kind": "link", "gbps": draw(st.floats(1, 100))}
@@ -361,8 +367,13 @@ def _idx(n: int) -> Any:
 @st.composite
 def raw_specs(draw: Any) -> Spec:
     nr = draw(st.integers(0, 3))
+    ncat = draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["categories"], LIMITS["categories"] + 1])))
+    # idle states: (exit ps, target residency ps), in order or not, within the limit or past it
+    ps = st.one_of(st.integers(0, 10**9), st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1,
+                                                           2**63 - 1]))
+    idle = st.one_of(st.just(()), st.tuples(st.lists(st.tuples(ps, ps), max_size=3).map(tuple), _idx(ncat)))
     resources = [(draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["units"], LIMITS["units"] + 1, U32]))),
-                  draw(st.one_of(st.integers(-1, 8), st.sampled_from([-(2**63), 2**63 - 1]))))
+                  draw(st.one_of(st.integers(-1, 8), st.sampled_from([-(2**63), 2**63 - 1])))) + draw(idle)
                  for _ in range(nr)]
     nq = draw(st.integers(0, 4))
     qclasses = [(draw(_idx(nr)), draw(st.one_of(st.integers(-2, 2), st.sampled_from([-(2**31), I32]))),
@@ -370,7 +381,6 @@ def raw_specs(draw: Any) -> Spec:
                  draw(st.one_of(st.just(0), st.integers(1, 10**9),
                                 st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1, 2**63 - 1]))))
                 for _ in range(nq)]
-    ncat = draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["categories"], LIMITS["categories"] + 1])))
     ns = draw(st.integers(0, 5))
     stages = []
     for _ in range(ns):
@@ -449,7 +459,12 @@ def test_engine_limits_are_refused_without_allocating() -> None:
     for change in ({"pool_size": 0}, {"pool_size": LIMITS["pool"] + 1}, {"pool_size": U32},
                    {"trace_capacity": LIMITS["trace"] + 1}, {"n_categories": LIMITS["categories"] + 1},
                    {"resources": [(LIMITS["units"] + 1, -1)]}, {"qclasses": [(0, 0, LIMITS["batch"] + 1)]},
-                   {"qclasses": [(0, 0, 1, -1)]}, {"qclasses": [(0, 0, 1, LIMITS["gap_ps"] + 1)]}):
+                   {"qclasses": [(0, 0, 1, -1)]}, {"qclasses": [(0, 0, 1, LIMITS["gap_ps"] + 1)]},
+                   {"resources": [(1, -1, ((5, 2), (9, 1)), 0)]},  # residencies out of order
+                   {"resources": [(1, -1, ((5, 2),), 1)]},  # wake category out of range
+                   {"resources": [(1, -1, ((LIMITS["gap_ps"] + 1, 2),), 0)]},
+                   {"resources": [(1, -1, ((5, -1),), 0)]},
+                   {"resources": [(1, -1, ((1, 1),) * (LIMITS["idle_states"] + 1), 0)]}):
         with pytest.raises(NativeError) as e:
             Engine(dataclasses.replace(ok, **change), seed=1)
         assert e.value.status < 0

@@ -1,0 +1,253 @@
+"""Idle states (C-states): a core that has nothing to do sleeps, and a request that finds it
+asleep waits out the exit latency of the state it chose.
+
+The governor: a unit going idle takes the deepest state whose target residency its
+previous idle period reaches (the shallowest at least). Checked against
+
+* exact arithmetic under periodic arrivals (every packet finds the core in the same state);
+* the M/G/1 queue with setup times (Welch 1964; Takagi 1991): under Poisson arrivals an
+  idle period is Exp(lambda) and independent of what follows, so the setups (exit
+  latencies) are i.i.d. with known probabilities and the mean wait is
+  P-K + (2 E[D] + lambda E[D^2]) / (2 (1 + lambda E[D])), the idle fraction
+  (1 - rho) / (1 + lambda E[D]) and the wake-up rate lambda (1 - rho) / (1 + lambda E[D]);
+* the engine's own accounting (wake time = wake-ups x exit latency, host cycles sum to 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator import theory
+from emulator._core import Engine, NativeError, ffi, lib
+from emulator.model import load_experiment
+from emulator.simulation import Simulation
+
+# intel_idle's Broadwell table (intel-idle-bdw): exit latency / target residency, us
+BDW = [("C1", 2.0, 2.0), ("C1E", 10.0, 20.0), ("C3", 40.0, 100.0), ("C6", 133.0, 400.0)]
+SERVICE_US = 1.0  # 1000 cycles at 1 GHz
+
+
+def spec(rate: float, arrival: str = "poisson", *, states=BDW, cores: int = 1, duration: float = 1.0,
+         seed: int = 1, cycles: float = 1000.0) -> dict:
+    host = {"name": "h", "cores": cores, "ghz": 1.0, "memory_gib": 1}
+    if states is not None:
+        host["idle_states"] = [{"name": n, "exit_us": e, "residency_us": r} for n, e, r in states]
+    return {
+        "host": host,
+        "architecture": {"name": "a", "paths": {"rx": {"stages": [{"name": "handle", "on": "vcpu", "cycles": cycles}]}}},
+        "workload": {"name": "w", "flows": [{"name": "pkts", "arrival": arrival, "rate_per_s": rate,
+                                             "steps": [{"path": "rx"}]}]},
+        "experiment": {"duration_s": duration, "warmup_s": duration / 10, "seed": seed},
+    }
+
+
+def run(doc: dict) -> dict:
+    res = Simulation(load_experiment(doc)).run()
+    d = res.to_dict()
+    d["host_cycles"] = res.host_cycles()  # unrounded
+    return d
+
+
+# periodic arrivals: period -> the state the core settles in. The idle period is the period
+# less the exit latency and the service, so each period is chosen inside one state's band.
+@pytest.mark.parametrize("period_us,state", [(4, "C1"), (50, "C1E"), (150, "C3"), (1000, "C6")])
+def test_periodic_packets_each_wait_the_exit_of_the_deepest_state_that_fits(period_us, state):
+    exit_us = {n: e for n, e, _ in BDW}[state]
+    d = run(spec(1e6 / period_us, "periodic", duration=0.2))
+    lat = d["flows"]["pkts"]["latency_us"]
+    assert lat["mean"] == pytest.approx(exit_us + SERVICE_US, rel=1e-9)
+    assert lat["max"] == pytest.approx(exit_us + SERVICE_US, rel=1e-9)
+    vcpu = d["resources"]["vcpu"]
+    assert vcpu["wakeups"] == vcpu["served"]  # every packet finds the core asleep
+    # the core's time: awake for the service, waking for the exit latency, asleep otherwise
+    # (exact up to the one period the window's edges may cut)
+    edge = 2 * period_us * 1e-6 / d["duration_s"]
+    assert d["host_cycles"]["wake"] == pytest.approx(exit_us / period_us, rel=edge)
+    assert d["host_cycles"]["tenant"] == pytest.approx(SERVICE_US / period_us, rel=edge)
+
+
+def test_without_idle_states_nothing_changes():
+    a = run(spec(200_000, states=None, duration=0.05))
+    b = run(spec(200_000, states=[], duration=0.05))
+    for d in (a, b):
+        assert "wake" not in d["host_cycles"] and "wakeups" not in d["resources"]["vcpu"]
+    assert a["flows"] == b["flows"] and a["host_cycles"] == b["host_cycles"]
+
+
+def test_a_zero_latency_state_is_the_same_as_none():
+    # a core whose only state wakes instantly behaves bit for bit like one without states
+    a = run(spec(200_000, states=None, duration=0.05))
+    b = run(spec(200_000, states=[("C0", 0.0, 0.0)], duration=0.05))
+    assert a["flows"] == b["flows"]
+    assert b["host_cycles"]["wake"] == 0.0
+
+
+def _setup_theory(lam_per_us: float, states=BDW, service_us: float = SERVICE_US):
+    probs = theory.idle_state_probabilities(lam_per_us, [r for _, _, r in states])
+    d1 = sum(p * e for p, (_, e, _) in zip(probs, states))
+    d2 = sum(p * e * e for p, (_, e, _) in zip(probs, states))
+    wait = theory.setup_wait(lam_per_us, service_us, service_us**2, d1, d2)
+    idle, wake_rate = theory.setup_cycle(lam_per_us, service_us, d1)
+    return wait + service_us, idle, wake_rate, d1
+
+
+# Poisson arrivals across the table: mostly C6 (1k/s), C3/C1E mixes (20k, 60k/s), mostly C1
+# and queueing behind wake-ups (300k/s, rho = 0.3). Tolerance: 5 standard errors of the mean
+# over 8 independent replications (t with 7 degrees of freedom exceeds 5 with probability
+# 0.16%); the seeds are fixed, so the test is deterministic.
+@pytest.mark.parametrize("rate,duration", [(1_000, 4.0), (20_000, 0.5), (60_000, 0.3), (300_000, 0.1)])
+def test_poisson_matches_mg1_with_setup_times(rate, duration):
+    lam = rate / 1e6
+    mean_t, idle_t, wake_rate_t, _ = _setup_theory(lam)
+    means, idles, wakes = [], [], []
+    for seed in range(1, 9):
+        d = run(spec(rate, duration=duration, seed=seed))
+        means.append(d["flows"]["pkts"]["latency_us"]["mean"])
+        idles.append(d["host_cycles"]["idle"])
+        wakes.append(d["resources"]["vcpu"]["wakeups"] / d["duration_s"])
+    for name, xs, want in (("mean latency", means, mean_t), ("idle fraction", idles, idle_t),
+                           ("wake-ups/s", wakes, wake_rate_t * 1e6)):
+        m, se = float(np.mean(xs)), float(np.std(xs, ddof=1)) / math.sqrt(len(xs))
+        assert abs(m - want) <= 5 * se + 1e-9 * abs(want), (name, m, want, se)
+
+
+def test_vemu_theory_covers_a_sleeping_single_core():
+    exp = load_experiment(spec(20_000))
+    p = theory.predict(exp)
+    assert p is not None and "setup" in p.model
+    mean_t, *_ = _setup_theory(0.02)
+    assert p.flows[0].mean_us == pytest.approx(mean_t, rel=1e-12)
+
+
+def test_theory_says_why_it_does_not_cover_several_sleeping_cores():
+    assert "no closed form for c > 1" in theory.why_not(load_experiment(spec(20_000, cores=2)))
+    doc = spec(20_000)
+    doc["workload"]["flows"][0]["arrival"] = "periodic"
+    assert "Poisson" in theory.why_not(load_experiment(doc))
+
+
+def test_the_core_idle_last_is_woken_first():
+    # two cores, a packet every 250 us taking 1 us. Last idle first, one core takes them all
+    # and sleeps ~249 us: C3 (residency 100 us), 40 us. Alternating cores would each sleep
+    # ~500 us and wake from C6 (133 us).
+    d = run(spec(4000, "periodic", cores=2, duration=0.2))
+    assert d["flows"]["pkts"]["latency_us"]["mean"] == pytest.approx(40.0 + SERVICE_US, rel=1e-9)
+
+
+def test_a_busy_core_is_handed_on_and_never_sleeps():
+    # a closed loop with no think time keeps the one core busy: after the first request no
+    # service ever begins by waking it
+    doc = spec(1, duration=0.01)
+    doc["workload"]["flows"][0] = {"name": "pkts", "arrival": "closed", "clients": 4, "steps": [{"path": "rx"}]}
+    d = run(doc)
+    assert d["resources"]["vcpu"]["wakeups"] == 0
+    assert d["host_cycles"]["wake"] == 0.0 and d["host_cycles"]["tenant"] == pytest.approx(1.0)
+
+
+def test_polling_and_off_host_cores_do_not_sleep():
+    doc = spec(20_000, duration=0.05)
+    doc["architecture"]["reserve"] = {"cores": 1}
+    doc["host"]["cores"] = 2
+    doc["architecture"]["resources"] = {"pmd": {"kind": "cpu", "cores": 1, "poll": True},
+                                        "card": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}}
+    doc["architecture"]["paths"]["rx"]["stages"] += [{"name": "poll", "on": "pmd", "cycles": 500},
+                                                      {"name": "card", "on": "card", "cycles": 500}]
+    d = run(doc)
+    assert "wakeups" in d["resources"]["vcpu"]
+    assert "wakeups" not in d["resources"]["pmd"] and "wakeups" not in d["resources"]["card"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rate=st.floats(1e3, 5e5), exits=st.lists(st.integers(0, 150_000_000).map(lambda ps: ps / 1e6),
+                                                 min_size=1, max_size=4),  # us, on the engine's ps grid
+       gaps=st.lists(st.floats(0, 300), min_size=4, max_size=4), cores=st.integers(1, 3),
+       arrival=st.sampled_from(["poisson", "periodic"]), seed=st.integers(1, 1000))
+def test_wake_time_is_wakeups_times_their_exit_latencies(rate, exits, gaps, cores, arrival, seed):
+    # whatever the table and load: every request is accounted for, host cycles sum to 1, and
+    # the wake time lies between the wake-ups times the shortest and the longest exit latency
+    res = np.cumsum(gaps[: len(exits)]).tolist()
+    states = [(f"C{i}", e, r) for i, (e, r) in enumerate(zip(exits, res))]
+    d = run(spec(rate, arrival, states=states, cores=cores, duration=0.01, seed=seed))
+    assert math.isclose(sum(d["host_cycles"].values()), 1.0, rel_tol=1e-9)
+    f = d["flows"]["pkts"]
+    assert f["dropped"] == 0
+    wakeups = d["resources"]["vcpu"]["wakeups"]
+    assert wakeups <= d["resources"]["vcpu"]["served"]
+    wake_us = d["host_cycles"]["wake"] * cores * d["duration_s"] * 1e6
+    # a wake-up straddling the window's edges counts in one window only: one exit each side
+    slack = 2 * max(exits) + 1e-6
+    assert min(exits) * wakeups - slack <= wake_us <= max(exits) * wakeups + slack
+
+
+def _model(resources, states, n_categories=1):
+    """A raw engine model whose single stage runs on resource 0."""
+    keep = []
+    res = ffi.new("vemu_resource_spec[]", len(resources))
+    for i, (units, first, n, wake) in enumerate(resources):
+        res[i].units, res[i].capacity, res[i].idle_first, res[i].n_idle, res[i].wake_category = units, -1, first, n, wake
+    ids = ffi.new("vemu_idle_state[]", max(1, len(states)))
+    for i, (e, r) in enumerate(states):
+        ids[i].exit, ids[i].residency = e, r
+    qc = ffi.new("vemu_qclass_spec[]", 1)
+    qc[0].batch = 1
+    stg = ffi.new("vemu_stage_spec[]", 1)
+    stg[0].work.mean = 1e6
+    cl = ffi.new("vemu_class_spec[]", 1)
+    cl[0].n_stages, cl[0].weight = 1, 1.0
+    fl = ffi.new("vemu_flow_spec[]", 1)
+    fl[0].interarrival.kind, fl[0].interarrival.mean = lib.VEMU_DIST_EXP, 1e7
+    m = ffi.new("vemu_model *")
+    m.n_resources, m.n_qclasses, m.n_stages, m.n_classes, m.n_flows = len(resources), 1, 1, 1, 1
+    m.n_categories, m.pool_size = n_categories, 64
+    m.resources, m.qclasses, m.stages, m.classes, m.flows = res, qc, stg, cl, fl
+    m.n_idle_states, m.idle_states = len(states), (ids if states else ffi.NULL)
+    keep += [res, ids, qc, stg, cl, fl]
+    return m, keep
+
+
+@pytest.mark.parametrize("resources,states,words", [
+    ([(1, 1, 1, 0)], [(1, 1)], "out of range"),          # idle_first past the table
+    ([(1, 0, 2, 0)], [(1, 1)], "out of range"),          # n_idle past the table
+    ([(1, 0, 1, 3)], [(1, 1)], "wake category"),
+    ([(1, 0, 65, 0)], [(1, 1)] * 65, "at most 64"),
+    ([(1, 0, 1, 0)], [], "out of range"),                # states promised, none given
+])
+def test_the_engine_rechecks_idle_states(resources, states, words):
+    m, keep = _model(resources, states)
+    out = ffi.new("vemu_sim **")
+    err = ffi.new("char[]", 256)
+    assert lib.vemu_sim_create(m, 1, out, err, 256) == lib.VEMU_EINVAL
+    assert words in ffi.string(err).decode()
+    assert out[0] == ffi.NULL
+
+
+def test_the_engine_refuses_idle_states_given_as_null():
+    m, keep = _model([(1, 0, 0, 0)], [])
+    m.n_idle_states = 1
+    m.idle_states = ffi.NULL
+    out = ffi.new("vemu_sim **")
+    err = ffi.new("char[]", 256)
+    assert lib.vemu_sim_create(m, 1, out, err, 256) == lib.VEMU_EINVAL
+    assert "NULL" in ffi.string(err).decode()
+
+
+def test_engine_spec_rows_carry_idle_states():
+    from emulator._core import Spec
+    stage = (0, 0, ("fixed", 1e6, 0.0), 0.0, ("fixed", 0.0, 0.0), False, ("fixed", 0.0, 0.0))
+    flow = (False, ("fixed", 1e8, 0.0), 0, ("fixed", 0.0, 0.0), 0, 1)  # one request every 100 us
+    s = Spec([(1, -1, ((2_000_000, 2_000_000), (40_000_000, 50_000_000)), 1)], [(0, 0, 1)], [stage], [(0, 1, 1.0)],
+             [flow], 2, 8)
+    with Engine(s, seed=1) as e:
+        # ten requests 100 us apart, the last at 1 ms: the first wakes from the shallowest state
+        # (no history), the others from the deep one (each idle ~59-100 us, residency 50 us)
+        e.run(1_050_000_000)
+        st_ = e.stats()
+    assert int(st_["resource_wakeups"][0]) == 10
+    assert st_["resource_busy_area"][0][1] == pytest.approx(2e6 + 9 * 40e6)
+    with pytest.raises(NativeError):
+        Engine(Spec([(1, -1, ((5, 9), (5, 1)), 1)], [(0, 0, 1)], [stage], [(0, 1, 1.0)], [flow], 2, 8), seed=1)

@@ -251,3 +251,12 @@ def test_engine_spec_rows_carry_idle_states():
     assert st_["resource_busy_area"][0][1] == pytest.approx(2e6 + 9 * 40e6)
     with pytest.raises(NativeError):
         Engine(Spec([(1, -1, ((5, 9), (5, 1)), 1)], [(0, 0, 1)], [stage], [(0, 1, 1.0)], [flow], 2, 8), seed=1)
+
+
+def test_the_teaching_example_stays_covered_by_theory():
+    from conftest import REPO
+    exp = load_experiment(REPO / "examples" / "idle-states.toml")
+    pred, why = theory.analyse(exp)
+    assert pred is not None, why
+    mean_t, *_ = _setup_theory(0.02, service_us=1.0)
+    assert pred.flows[0].mean_us == pytest.approx(mean_t + 2.0, rel=1e-12)  # + the 2 us wire

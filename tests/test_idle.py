@@ -260,3 +260,30 @@ def test_the_teaching_example_stays_covered_by_theory():
     assert pred is not None, why
     mean_t, *_ = _setup_theory(0.02, service_us=1.0)
     assert pred.flows[0].mean_us == pytest.approx(mean_t + 2.0, rel=1e-12)  # + the 2 us wire
+
+
+def test_polling_vs_interrupts_figure_claims_hold():
+    # results/polling-vs-interrupts.png on its full design with 8 replications (each point is
+    # 20,000 Poisson packets; the whole design runs in about a second).
+    # Theory: within 5 standard errors of the replications' mean (t with 7 degrees of
+    # freedom exceeds 5 with probability 0.16% per point) plus 1% for treating the core's
+    # arrivals as Poisson although the wire ahead of it (at most 7% loaded) spaces them.
+    from emulator.experiments.figures import WAKE_RATES, wakeups
+    from emulator.stats import t_quantile
+
+    rows = wakeups(workers=2, replications=8)
+    t = t_quantile(0.975, 7)
+    by = {(r["path"], r["packets_per_s"]): r for r in rows}
+    for r in rows:
+        se = r["mean_us_ci"] / t
+        assert abs(r["mean_us"] - r["theory_mean_us"]) <= 5 * se + 0.01 * r["theory_mean_us"], r
+    xdp = [by[("xdp_irq", x)] for x in WAKE_RATES]
+    dpdk = [by[("dpdk_poll", x)] for x in WAKE_RATES]
+    # polling: the DPDK core is never free, whatever the rate
+    assert all(r["work_share"] + r["poll_share"] == pytest.approx(1.0, abs=1e-6) for r in dpdk)
+    assert all(r["wake_share"] == 0 for r in dpdk)
+    # interrupts: slower than polling at every rate, the gap closing as the core sleeps less
+    assert all(a["mean_us"] > 10 * b["mean_us"] for a, b in zip(xdp, dpdk))
+    assert [r["mean_us"] for r in xdp] == sorted((r["mean_us"] for r in xdp), reverse=True)
+    assert [r["woken_fraction"] for r in xdp] == sorted((r["woken_fraction"] for r in xdp), reverse=True)
+    assert xdp[0]["mean_us"] > 80 and xdp[-1]["mean_us"] < 1.2

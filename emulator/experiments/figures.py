@@ -15,6 +15,10 @@
   (ITR) buys back in CPU per request under exiting interrupts (``sriov``), and what it
   costs in latency, beside exitless interrupts (``sriov-posted``, ELI's answer) and bare
   metal, on one guest core at a fixed offered load.
+- **Polling or interrupts**: the XDP paper's testbed (validation's inline E5-1650 v4 with
+  intel_idle's C-states) across packet rates: an interrupt-driven XDP core that sleeps
+  between packets against a DPDK core that polls, latency with the closed forms (M/D/1
+  with setup times, M/D/1) and what each costs in core time.
 
 Every point is replicated (independent seeds; the replication index's seed is shared
 across points, i.e. common random numbers) and carries a t-based 95% confidence interval.
@@ -25,7 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..model import load
+from ..model import load, load_experiment
 from ..provenance import provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 from ..stats import mean_ci, replication_seeds
@@ -235,6 +239,79 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
     return rows
 
 
+# Polling or interrupts: Poisson packet streams through one XDP core (interrupts, C-states)
+# and one DPDK core (polling), each point long enough for ~WAKE_PACKETS packets.
+WAKE_RATES = (1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7)  # packets/s
+WAKE_RATES_QUICK = (1e3, 1e5, 1e7)
+WAKE_PACKETS = 20_000
+WAKE_PATHS = {"xdp_irq": "XDP, interrupts (core sleeps)", "dpdk_poll": "DPDK, polling"}
+
+
+def wake_theory(path: str, rate: float) -> float:
+    """The closed-form mean latency (us) of a packet on `path` of the XDP testbed at `rate`
+    packets/s: the wire (M/D/1: a 64 B frame's 84 B on 100 Gb/s), then the core: M/D/1 with
+    setup times for the XDP core (its wake-ups from intel_idle's states) or M/D/1 for the
+    polling DPDK core. The core is treated as seeing Poisson arrivals: the wire ahead of it,
+    at most ~7% loaded here, barely spaces them."""
+    from .. import theory
+    from .validation import xdp_experiment
+
+    exp = load_experiment(xdp_experiment(path, {"arrival": "poisson", "rate_per_s": rate}))
+    lam = rate / 1e6  # per us
+    wire = (64 + exp.host.devices[0].overhead_bytes) * 8 / (exp.host.devices[0].gbps * 1e3)  # us
+    cycles = exp.architecture.params["xdp_cycles" if path == "xdp_irq" else "dpdk_cycles"]
+    svc = cycles / (exp.host.ghz * 1e3)  # us
+    t = wire + theory.mg1_wait(lam, wire, wire * wire) + svc
+    if path != "xdp_irq":
+        return t + theory.mg1_wait(lam, svc, svc * svc)
+    states = exp.host.idle_states
+    probs = theory.idle_state_probabilities(lam, [st.residency_us for st in states])
+    d1 = sum(p * st.exit_us for p, st in zip(probs, states))
+    d2 = sum(p * st.exit_us**2 for p, st in zip(probs, states))
+    return t + theory.setup_wait(lam, svc, svc * svc, d1, d2)
+
+
+def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+            cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    from .validation import xdp_experiment
+
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    packets = WAKE_PACKETS // (10 if quick else 1)
+    jobs = []
+    for i, sd in enumerate(seeds):
+        for rate in (WAKE_RATES_QUICK if quick else WAKE_RATES):
+            for path in WAKE_PATHS:
+                spec = xdp_experiment(path, {"arrival": "poisson", "rate_per_s": rate})
+                dur = packets / rate
+                jobs.append(Job(None, None, None, (), dur, dur / 10, sd, tag=(path, rate, i), spec=spec))
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="polling or interrupts", cache=cache)
+
+    def core(r: dict[str, Any]) -> dict[str, Any]:
+        return r["resources"]["vcpu" if r["tag"][0] == "xdp_irq" else "pmd"]
+
+    def share(r: dict[str, Any], cat: str) -> float:
+        # the path's own core: host_cycles are fractions of the testbed's two cores, and the
+        # other core is idle (the XDP core) or polls (the DPDK core) without packets
+        xdp = r["tag"][0] == "xdp_irq"
+        if (cat == "poll" and xdp) or (cat == "wake" and not xdp):
+            return 0.0
+        return r["host_cycles"].get(cat, 0.0) * 2
+
+    rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
+        "mean_us": lambda r: r["flows"]["pkts"]["latency_us"]["mean"],
+        "p99_us": lambda r: r["flows"]["pkts"]["latency_us"]["p99"],
+        "work_share": lambda r: share(r, "tenant"),
+        "wake_share": lambda r: share(r, "wake"),
+        "poll_share": lambda r: share(r, "poll"),
+        "woken_fraction": lambda r: core(r).get("wakeups", 0) / max(1, core(r)["served"]),
+    })
+    for row in rows:
+        path, rate = row.pop("key")
+        row.update(path=path, packets_per_s=rate, theory_mean_us=wake_theory(path, rate))
+    return sorted(rows, key=lambda r: (r["path"], r["packets_per_s"]))
+
+
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
     header = first + [k for k in rows[0] if k not in first]
     path = out / f"{name}.csv"
@@ -276,4 +353,11 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
     plot.interrupt_moderation(p, out / "interrupt-moderation.png")
-    return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m)}
+    w = wakeups(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "polling-vs-interrupts", w, ["path", "packets_per_s"],
+               provenance({"quick": quick, "seed": SEED, "testbed": "validation.xdp_experiment (e5-1650v4, intel-idle-bdw "
+                           "C-states to C6)", "arrivals": "poisson", "packets_per_point": WAKE_PACKETS // (10 if quick else 1),
+                           "warmup": "a tenth of the window"}, []))
+    plot.polling_vs_interrupts(p, out / "polling-vs-interrupts.png")
+    return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
+            "wakeup_points": len(w)}

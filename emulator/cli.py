@@ -184,11 +184,14 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
         out.append(f"{name:<16} {f['throughput_per_s']:>12.5g} {f['dropped']:>8} {_n(lat['mean'])} {_n(lat['p50'])} "
                    f"{_n(lat['p99'])} {_n(lat['p999'])}")
     out.append("")
-    out.append(f"{'resource':<14} {'kind':<7} {'units':>6} {'util':>7} {'mean queue':>11} {'dropped':>8}")
+    sleeps = any("wakeups" in r for r in d["resources"].values())  # the host has idle states
+    out.append(f"{'resource':<14} {'kind':<7} {'units':>6} {'util':>7} {'mean queue':>11} {'dropped':>8}"
+               + (f" {'wake-ups/s':>11}" if sleeps else ""))
     for name, r in d["resources"].items():
         host = "" if r["on_host"] or r["kind"] != "cpu" else " (off-host)"
+        wake = "" if not sleeps else f" {r['wakeups'] / d['duration_s']:>11.5g}" if "wakeups" in r else f" {'-':>11}"
         out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
-                   f"{r['dropped']:>8}{host}")
+                   f"{r['dropped']:>8}{wake}{host}")
     if stages:
         out.append("")
         out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} {'svc us':>9} "

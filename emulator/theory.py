@@ -463,6 +463,13 @@ def idle_state_probabilities(lam: float, residencies: Sequence[float]) -> list[f
     return out
 
 
+def setup_moments(lam: float, states: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """E[D] and E[D²] of the wake-up from idle states ((exit latency, target residency), in
+    one time unit, shallowest first) under Poisson arrivals at rate ``lam`` (per that unit)."""
+    probs = idle_state_probabilities(lam, [r for _, r in states])
+    return (sum(p * e for p, (e, _) in zip(probs, states)), sum(p * e * e for p, (e, _) in zip(probs, states)))
+
+
 def setup_wait(lam: float, mean_service: float, second_moment: float, d1: float, d2: float) -> float:
     """Mean wait in an M/G/1 queue whose server, on finding work after an idle period,
     first spends a setup time D (here: waking from an idle state) with E[D] = d1 and
@@ -509,9 +516,7 @@ def _sleeping(c: Any) -> Prediction:
     rho = lam * svc.mean
     if rho >= 1:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
-    probs = idle_state_probabilities(lam, [float(r) for _, r in states])
-    d1 = sum(p * e for p, (e, _) in zip(probs, states))
-    d2 = sum(p * e * e for p, (e, _) in zip(probs, states))
+    d1, d2 = setup_moments(lam, [(float(e), float(r)) for e, r in states])
     wait = setup_wait(lam, svc.mean, svc.m2, d1, d2)
     idle, _rate = setup_cycle(lam, svc.mean, d1)
     delay_mean = sum(_delay_parts(w[3])[0] for w in walk)

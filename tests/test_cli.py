@@ -77,6 +77,18 @@ def test_run_text_report(tandem_file: Path, capsys: pytest.CaptureFixture[str]) 
     assert "three" in out  # the per-stage table names the stages
 
 
+def test_run_report_shows_wake_ups_on_a_host_with_idle_states(capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import REPO
+    assert _main(["run", str(REPO / "examples" / "idle-states.toml"), "--duration", "0.05", "--json"]) == 0
+    d = json.loads(capsys.readouterr()[0])
+    assert _main(["run", str(REPO / "examples" / "idle-states.toml"), "--duration", "0.05"]) == 0
+    out = capsys.readouterr()[0]
+    assert "wake-ups/s" in out and "wake " in out  # the column and the host-cycle category
+    rate = d["resources"]["vcpu"]["wakeups"] / d["duration_s"]
+    assert f"{rate:.5g}" in out
+    assert 0 < rate < d["flows"]["pkts"]["throughput_per_s"]  # some packets find the core awake
+
+
 def test_stage_table_shows_packets_per_interrupt(capsys: pytest.CaptureFixture[str]) -> None:
     # xen-pv on kv-cache saturates dom0: its notifications and the guest's event deliveries
     # take full batches of 64; the per-packet stages show 1; both transmit-side indirect-cost

@@ -88,9 +88,7 @@ def test_a_zero_latency_state_is_the_same_as_none():
 
 
 def _setup_theory(lam_per_us: float, states=BDW, service_us: float = SERVICE_US):
-    probs = theory.idle_state_probabilities(lam_per_us, [r for _, _, r in states])
-    d1 = sum(p * e for p, (_, e, _) in zip(probs, states))
-    d2 = sum(p * e * e for p, (_, e, _) in zip(probs, states))
+    d1, d2 = theory.setup_moments(lam_per_us, [(e, r) for _, e, r in states])
     wait = theory.setup_wait(lam_per_us, service_us, service_us**2, d1, d2)
     idle, wake_rate = theory.setup_cycle(lam_per_us, service_us, d1)
     return wait + service_us, idle, wake_rate, d1
@@ -287,3 +285,22 @@ def test_polling_vs_interrupts_figure_claims_hold():
     assert [r["mean_us"] for r in xdp] == sorted((r["mean_us"] for r in xdp), reverse=True)
     assert [r["woken_fraction"] for r in xdp] == sorted((r["woken_fraction"] for r in xdp), reverse=True)
     assert xdp[0]["mean_us"] > 80 and xdp[-1]["mean_us"] < 1.2
+
+
+@given(lam=st.floats(1e-6, 10), res=st.lists(st.floats(0, 1e3), min_size=1, max_size=6))
+def test_idle_state_probabilities_are_a_distribution(lam, res):
+    res = sorted(res)
+    p = theory.idle_state_probabilities(lam, res)
+    assert len(p) == len(res) and all(x >= -1e-15 for x in p)
+    assert sum(p) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_setup_wait_limits():
+    # no setup: Pollaczek-Khinchine; a vanishing arrival rate: an isolated arrival waits the
+    # whole setup and nothing else
+    assert theory.setup_wait(0.3, 1.0, 2.0, 0.0, 0.0) == pytest.approx(theory.mg1_wait(0.3, 1.0, 2.0))
+    assert theory.setup_wait(1e-9, 1.0, 1.0, 7.0, 49.0) == pytest.approx(7.0, rel=1e-6)
+    with pytest.raises(Exception):
+        theory.setup_wait(0.1, 1.0, 1.0, 5.0, 1.0)  # E[D^2] < E[D]^2
+    with pytest.raises(Exception):
+        theory.idle_state_probabilities(0.1, [5.0, 1.0])  # not shallowest first

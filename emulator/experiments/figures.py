@@ -264,10 +264,7 @@ def wake_theory(path: str, rate: float) -> float:
     t = wire + theory.mg1_wait(lam, wire, wire * wire) + svc
     if path != "xdp_irq":
         return t + theory.mg1_wait(lam, svc, svc * svc)
-    states = exp.host.idle_states
-    probs = theory.idle_state_probabilities(lam, [st.residency_us for st in states])
-    d1 = sum(p * st.exit_us for p, st in zip(probs, states))
-    d2 = sum(p * st.exit_us**2 for p, st in zip(probs, states))
+    d1, d2 = theory.setup_moments(lam, [(st.exit_us, st.residency_us) for st in exp.host.idle_states])
     return t + theory.setup_wait(lam, svc, svc * svc, d1, d2)
 
 

@@ -93,7 +93,7 @@ class Spec:
 
     resources: Sequence[tuple[Any, ...]]
     # ^ units, capacity (-1 unbounded)[, idle states ((exit ps, target residency ps), ...,
-    #   shallowest first), wake category]
+    #   shallowest first), wake category[, poll before sleeping (ps), poll category]]
     qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
     stages: Sequence[tuple[int, int, Dist, float, Dist, bool, Dist]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes
@@ -124,6 +124,9 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
             res[i].n_idle = len(row[2])
             res[i].wake_category = row[3]
             idle += row[2]
+            if len(row) > 4:
+                res[i].poll = row[4]
+                res[i].poll_category = row[5]
     ids = ffi.new("vemu_idle_state[]", max(1, len(idle)))
     for i, (exit_ps, residency_ps) in enumerate(idle):
         ids[i].exit = exit_ps

@@ -142,6 +142,7 @@ class Host:
     sources: tuple[str, ...] = ()
     file: str = "<host>"
     idle_states: tuple[IdleState, ...] = ()  # shallowest first; () : cores start work the moment they are free
+    halt_poll_us: float = 0.0  # an idle vCPU polls this long before it sleeps (KVM halt-polling)
 
 
 @dataclass(frozen=True)
@@ -484,9 +485,13 @@ def _check_name(t: _Table, stem: str | None) -> str:
 
 def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix: str = "") -> Host:
     t = _Table(data, file, prefix)
-    t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices", "idle_states")
+    t.allow("name", "summary", "sources", "cores", "ghz", "memory_gib", "params", "devices", "idle_states",
+            "halt_poll_us")
     ghz = t.num("ghz", lo=0, hi=100, lo_open=True)
     idle = _idle_states(t)
+    halt_poll = t.num("halt_poll_us", 0.0, lo=0, hi=1e6)
+    if halt_poll > 0 and not idle:
+        raise t.err("halt_poll_us", "needs idle_states: a vCPU polls this long before it sleeps in one")
     dev = t.table("devices")
     if "vcpu" in dev.data:
         raise dev.err("vcpu", "'vcpu' is built in (the host's cores minus the reserve); choose another name")
@@ -498,7 +503,7 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
         name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
         cores=t.int("cores", lo=1, hi=LIMITS["units"]), ghz=ghz,
         memory_gib=t.num("memory_gib", lo=0, hi=1e9, lo_open=True),
-        params=_params(t), devices=devices, file=file, idle_states=idle,
+        params=_params(t), devices=devices, file=file, idle_states=idle, halt_poll_us=halt_poll,
     )
 
 
@@ -1225,8 +1230,17 @@ class _Compiler:
             self.res = [dataclasses.replace(r, sleeps=True) if r.kind == "cpu" and r.on_host and not r.poll else r
                         for r in self.res]
         wake = self._cat("wake") if any(r.sleeps for r in self.res) else 0
+        # halt-polling: the tenant's vCPUs poll before they sleep (KVM's halt_poll_ns)
+        halt = (round(self.exp.host.halt_poll_us * 1e6), self._cat("poll"))
+
+        def sleep_row(r: ResourceInfo) -> tuple[Any, ...]:
+            if not r.sleeps:
+                return ()
+            vcpu = r.name == "vcpu" or r.name.startswith("vcpu@")
+            return (idle_ps, wake) + (halt if vcpu and halt[0] > 0 else ())
+
         spec = Spec(
-            resources=[(r.units, (d.capacity if d is not None else -1)) + ((idle_ps, wake) if r.sleeps else ())
+            resources=[(r.units, (d.capacity if d is not None else -1)) + sleep_row(r)
                        for r, d in zip(self.res, self.res_defs)],
             qclasses=self.qclasses, stages=self.stages, classes=self.classes, flows=self.flows,
             n_categories=len(self.categories), pool_size=pool,

@@ -463,11 +463,16 @@ def idle_state_probabilities(lam: float, residencies: Sequence[float]) -> list[f
     return out
 
 
-def setup_moments(lam: float, states: Sequence[tuple[float, float]]) -> tuple[float, float]:
+def setup_moments(lam: float, states: Sequence[tuple[float, float]], poll: float = 0.0) -> tuple[float, float]:
     """E[D] and E[D²] of the wake-up from idle states ((exit latency, target residency), in
-    one time unit, shallowest first) under Poisson arrivals at rate ``lam`` (per that unit)."""
+    one time unit, shallowest first) under Poisson arrivals at rate ``lam`` (per that unit).
+    A unit that polls for ``poll`` before it sleeps wakes only when its idle period outlasts
+    the poll, with probability e^(-λ poll), independently of the state it then sleeps in
+    (chosen from the previous idle period)."""
     probs = idle_state_probabilities(lam, [r for _, r in states])
-    return (sum(p * e for p, (e, _) in zip(probs, states)), sum(p * e * e for p, (e, _) in zip(probs, states)))
+    asleep = math.exp(-lam * poll)
+    return (asleep * sum(p * e for p, (e, _) in zip(probs, states)),
+            asleep * sum(p * e * e for p, (e, _) in zip(probs, states)))
 
 
 def setup_wait(lam: float, mean_service: float, second_moment: float, d1: float, d2: float) -> float:
@@ -481,14 +486,17 @@ def setup_wait(lam: float, mean_service: float, second_moment: float, d1: float,
     return mg1_wait(lam, mean_service, second_moment) + (2 * d1 + lam * d2) / (2 * (1 + lam * d1))
 
 
-def setup_cycle(lam: float, mean_service: float, d1: float) -> tuple[float, float]:
-    """An M/G/1 queue with setup times: (the fraction of time its server is idle, wake-ups
-    per unit time). A cycle is an idle period (mean 1/λ), a setup and a busy period; every
-    arrival of a cycle is served in it, so E[cycle] = (1/λ + E[D]) / (1 - ρ)."""
+def setup_cycle(lam: float, mean_service: float, d1: float, poll: float = 0.0) -> tuple[float, float, float]:
+    """An M/G/1 queue with setup times: (the fraction of time its server sleeps, wake-ups per
+    unit time, the fraction it polls). A cycle is an idle period (mean 1/λ), a setup and a
+    busy period; every arrival of a cycle is served in it, so E[cycle] = (1/λ + E[D]) /
+    (1 - ρ). A server that polls for ``poll`` before sleeping polls E[min(I, poll)] =
+    (1 - e^(-λ poll)) / λ of each idle period and sleeps (and wakes) only past it."""
     rho = lam * mean_service
     _check_stable(rho, "M/G/1 with setup times")
     cycle = (1 / lam + d1) / (1 - rho)
-    return (1 / lam) / cycle, 1 / cycle
+    asleep = math.exp(-lam * poll)
+    return asleep / lam / cycle, asleep / cycle, (1 - asleep) / lam / cycle
 
 
 def _sleeping(c: Any) -> Prediction:
@@ -508,7 +516,8 @@ def _sleeping(c: Any) -> Prediction:
         raise _Uncovered("idle states are covered for a flow with one station (the sleeping one) and pure delays")
     si, ri, svc, delay = on[0]
     assert ri is not None and svc is not None
-    units, _cap, states, _wake = spec.resources[ri]
+    units, _cap, states, _wake, *halt = spec.resources[ri]
+    poll = float(halt[0]) if halt else 0.0
     name = c.resources[ri].name
     if units != 1:
         raise _Uncovered(f"station '{name}' has {units} units with idle states: no closed form for c > 1")
@@ -516,9 +525,9 @@ def _sleeping(c: Any) -> Prediction:
     rho = lam * svc.mean
     if rho >= 1:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
-    d1, d2 = setup_moments(lam, [(float(e), float(r)) for e, r in states])
+    d1, d2 = setup_moments(lam, [(float(e), float(r)) for e, r in states], poll)
     wait = setup_wait(lam, svc.mean, svc.m2, d1, d2)
-    idle, _rate = setup_cycle(lam, svc.mean, d1)
+    idle, _rate, _polling = setup_cycle(lam, svc.mean, d1, poll)
     delay_mean = sum(_delay_parts(w[3])[0] for w in walk)
     station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle, wait / PS_PER_US,
                                 (wait + svc.mean) / PS_PER_US, stage=si)

@@ -91,8 +91,17 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
             out.append((d.small(0, 10**8) if not d.edge() else d.f.PickValueInList([-1, 2**63 - 1]), res))
         return tuple(out)
 
-    resources = [(d.u32(1, 4), d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(-1, 8))
-                 + ((idle_states(), d.u32(0, max(0, ncat - 1))) if d.f.ConsumeBool() else ())
+    def sleep() -> tuple[object, ...]:
+        """Nothing, idle states and their wake category, or those and a poll before sleeping."""
+        if not d.f.ConsumeBool():
+            return ()
+        out: tuple[object, ...] = (idle_states(), d.u32(0, max(0, ncat - 1)))
+        if d.f.ConsumeBool():
+            out += (d.small(0, 10**9) if not d.edge() else d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1]),
+                    d.u32(0, max(0, ncat - 1)))
+        return out
+
+    resources = [(d.u32(1, 4), d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(-1, 8)) + sleep()
                  for _ in range(nr)]
     qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4),
                  d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1, 2**63 - 1]) if d.edge()
@@ -111,7 +120,7 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
     pokes = []
     for _ in range(d.small(1, 2) if d.edge() else 0):
         which = d.f.PickValueInList(["stage.work", "stage.delay", "stage.bytes", "stage.draw", "flow.arrival",
-                                     "flow.inter", "flow.think", "resource.idle_first", "resource.n_idle"])
+                                     "flow.inter", "flow.think", "resource.idle_first", "resource.n_idle", "resource.poll"])
         pokes.append((which, d.small(0, 6), "", d.i32(-1, 5)))
     until = d.f.ConsumeIntInRange(-(2**63), 2**63 - 1) if d.edge() else d.small(10**6, 10**10)
     seed = d.f.ConsumeIntInRange(0, 2**64 - 1)

@@ -10,7 +10,9 @@
 #define NIL UINT32_MAX
 #define N_STREAMS 4
 enum { S_ARRIVAL = 0, S_CLASS = 1, S_BYTES = 2, S_SERVICE = 3 };
-enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4, EV_WAKE = 5 };
+enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4, EV_WAKE = 5, EV_POLL_END = 6 };
+/* per-unit state bits of a resource with idle states */
+enum { U_IDLE = 1, U_POLLING = 2, U_PENDING = 4 };
 
 /* ---------------------------------------------------------------- random numbers */
 
@@ -209,6 +211,11 @@ typedef struct {
     uint32_t *stack;
     uint64_t *since, *pred;
     uint64_t wakeups;
+    /* halt-polling (poll > 0 only): per unit U_* bits; its units' EV_POLL_END events carry
+     * poll_base + unit */
+    uint64_t poll;
+    uint32_t poll_cat, poll_base;
+    uint8_t *ustate;
 } resource;
 
 typedef struct {
@@ -275,6 +282,7 @@ struct vemu_sim {
     uint64_t *hist_block;
 
     int64_t *idle_exit, *idle_res; /* [n_idle_states] */
+    uint32_t *poll_owner;          /* [polling units]: the resource of each, for EV_POLL_END */
 };
 
 static void set_err(char *buf, size_t len, const char *fmt, ...) {
@@ -568,6 +576,15 @@ static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, r
     uint32_t u = rs->stack[--rs->n_stack];
     h->unit = u;
     uint64_t d = s->now - rs->since[u];
+    if (rs->poll) {
+        uint8_t st = rs->ustate[u];
+        rs->ustate[u] = (uint8_t)(st & U_PENDING); /* busy now; a pending poll-end finds it so */
+        if (st & U_POLLING) { /* caught while polling: no wake-up */
+            busy_change(s, (uint32_t)(rs - s->res), rs->poll_cat, -1);
+            if (d) rs->pred[u] = d;
+            return 0;
+        }
+    }
     if (d == 0) return 0;
     const int64_t *res = s->idle_res + rs->idle_first;
     uint32_t k = 0;
@@ -578,12 +595,45 @@ static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, r
 }
 
 /* The unit of the service of `head` goes idle (or on to the next service at once). */
-static inline void unit_release(vemu_sim *s, resource *rs, const request *h) {
+static int poll_start(vemu_sim *s, resource *rs, uint32_t u);
+
+static inline int unit_release(vemu_sim *s, resource *rs, const request *h) {
     rs->free++;
     if (__builtin_expect(rs->n_idle != 0, 0)) {
         rs->stack[rs->n_stack++] = h->unit;
         rs->since[h->unit] = s->now;
+        if (rs->poll) return poll_start(s, rs, h->unit);
     }
+    return VEMU_OK;
+}
+
+/* A unit goes idle and polls for rs->poll ps before it sleeps. At most one EV_POLL_END per
+ * unit is pending: one that fires early (the unit was busy and idle again since) is
+ * rescheduled for the end of the current poll. */
+static __attribute__((noinline)) int poll_start(vemu_sim *s, resource *rs, uint32_t u) {
+    uint8_t st = rs->ustate[u];
+    rs->ustate[u] = (uint8_t)(st | U_IDLE | U_POLLING | U_PENDING);
+    busy_change(s, (uint32_t)(rs - s->res), rs->poll_cat, +1);
+    if (st & U_PENDING) return VEMU_OK;
+    return schedule(s, rs->poll, EV_POLL_END, rs->poll_base + u);
+}
+
+/* EV_POLL_END: the unit's poll is over if it is still idle since the poll began; it sleeps.
+ * (A unit idle again after a service has a later poll end: wait for that.) */
+static __attribute__((noinline, cold)) int on_poll_end(vemu_sim *s, uint32_t gu) {
+    resource *rs = &s->res[s->poll_owner[gu]];
+    uint32_t u = gu - rs->poll_base;
+    uint8_t st = rs->ustate[u];
+    rs->ustate[u] = (uint8_t)(st & ~U_PENDING);
+    if (!(st & U_POLLING)) return VEMU_OK; /* taken (busy) or already asleep */
+    uint64_t end = rs->since[u] + rs->poll;
+    if (s->now < end) { /* idle again since this event was scheduled: its poll ends later */
+        rs->ustate[u] = (uint8_t)(st | U_PENDING);
+        return schedule(s, end - s->now, EV_POLL_END, gu);
+    }
+    rs->ustate[u] = (uint8_t)(st & ~(U_POLLING | U_PENDING));
+    busy_change(s, (uint32_t)(rs - s->res), rs->poll_cat, -1);
+    return VEMU_OK;
 }
 
 /* The end of start_chain for a stage that is throttled or whose units sleep, kept apart
@@ -758,9 +808,10 @@ static int on_service(vemu_sim *s, uint32_t head) {
             tail = ri;
         }
         const qclass *qn = &s->qc[q2];
-        unit_release(s, rs, h);
+        int rc = unit_release(s, rs, h);
+        if (rc < 0) return rc;
         if (qn->resource == r && qn->batch >= n && !qn->gap) return start_chain(s, q2, head, tail, n, bytes);
-        int rc = dispatch(s, rs);
+        rc = dispatch(s, rs);
         if (rc < 0) return rc;
         return group_enter(s, q2, head);
     }
@@ -770,11 +821,13 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
         pass_on(s, h, g);
-        unit_release(s, rs, h); /* start_service takes it again */
+        int rc = unit_release(s, rs, h); /* start_service takes it again */
+        if (rc < 0) return rc;
         return start_service(s, (uint32_t)s->st[h->stage].qclass, head);
     }
-    unit_release(s, rs, h);
-    int rc = dispatch(s, rs);
+    int rc = unit_release(s, rs, h);
+    if (rc < 0) return rc;
+    rc = dispatch(s, rs);
     if (rc < 0) return rc;
     for (uint32_t ri = head; ri != NIL;) {
         request *q = &s->req[ri];
@@ -844,6 +897,7 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     REQUIRE(m->n_idle_states <= VEMU_MAX_IDLE_STATES, "%u idle states, at most %d", m->n_idle_states,
             VEMU_MAX_IDLE_STATES);
     REQUIRE(m->n_idle_states == 0 || m->idle_states, "idle_states array is NULL");
+    uint64_t polling_units = 0;
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
         const vemu_idle_state *d = &m->idle_states[i];
         REQUIRE(d->exit >= 0 && d->exit <= VEMU_MAX_GAP && d->residency >= 0 && d->residency <= VEMU_MAX_GAP,
@@ -854,12 +908,21 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         const vemu_resource_spec *r = &m->resources[i];
         REQUIRE(r->units >= 1 && r->units <= VEMU_MAX_UNITS, "resource %u: units %u, need 1..%d", i, r->units,
                 VEMU_MAX_UNITS);
-        if (r->n_idle == 0) continue;
+        if (r->n_idle == 0) {
+            REQUIRE(r->poll == 0, "resource %u: polls before sleeping but has no idle states", i);
+            continue;
+        }
+        polling_units += r->poll ? r->units : 0;
+        REQUIRE(polling_units <= VEMU_MAX_POOL, "more than %d units poll before sleeping", VEMU_MAX_POOL);
         REQUIRE(r->n_idle <= VEMU_MAX_IDLE, "resource %u: %u idle states, at most %d", i, r->n_idle, VEMU_MAX_IDLE);
         REQUIRE(r->idle_first <= m->n_idle_states && r->n_idle <= m->n_idle_states - r->idle_first,
                 "resource %u: idle states %u..+%u out of range", i, r->idle_first, r->n_idle);
         REQUIRE(r->wake_category < m->n_categories, "resource %u: wake category %u out of range", i,
                 r->wake_category);
+        REQUIRE(r->poll >= 0 && r->poll <= VEMU_MAX_GAP, "resource %u: poll %lld ps, need 0..%lld", i,
+                (long long)r->poll, (long long)VEMU_MAX_GAP);
+        REQUIRE(r->poll == 0 || r->poll_category < m->n_categories, "resource %u: poll category %u out of range", i,
+                r->poll_category);
         for (uint32_t k = r->idle_first + 1; k < r->idle_first + r->n_idle; k++)
             REQUIRE(m->idle_states[k].residency >= m->idle_states[k - 1].residency,
                     "resource %u: idle state %u has a shorter target residency than the one before it", i, k);
@@ -936,7 +999,9 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     uint64_t closed_flows = 0;
     for (uint32_t i = 0; i < m->n_flows; i++) closed_flows += m->flows[i].arrival == VEMU_ARRIVAL_CLOSED ? m->flows[i].clients : 0;
     /* + one pending gate per qclass */
-    uint64_t cap = (uint64_t)m->pool_size + m->n_flows + closed_flows + m->n_qclasses + 1;
+    uint64_t polling_units = 0; /* + one pending poll end per unit that polls before sleeping */
+    for (uint32_t i = 0; i < m->n_resources; i++) polling_units += m->resources[i].poll ? m->resources[i].units : 0;
+    uint64_t cap = (uint64_t)m->pool_size + m->n_flows + closed_flows + m->n_qclasses + polling_units + 1;
     s->heap_cap = (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap);
     s->res = calloc(m->n_resources ? m->n_resources : 1, sizeof *s->res);
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
@@ -956,15 +1021,17 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->trace = malloc((size_t)(m->trace_capacity ? m->trace_capacity : 1) * sizeof *s->trace);
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
+    s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
     if (!s->res || !s->qc || !s->res_q || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
-        !s->idle_res)
+        !s->idle_res || !s->poll_owner)
         goto nomem;
 
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
         s->idle_exit[i] = m->idle_states[i].exit;
         s->idle_res[i] = m->idle_states[i].residency;
     }
+    uint32_t poll_next = 0;
     for (uint32_t i = 0; i < m->n_resources; i++) {
         const vemu_resource_spec *g = &m->resources[i];
         resource *r = &s->res[i];
@@ -981,6 +1048,16 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         r->wake_cat = g->wake_category;
         for (uint32_t u = 0; u < g->units; u++) r->stack[u] = g->units - 1 - u;
         r->n_stack = g->units;
+        if (g->poll == 0) continue;
+        /* units start asleep (idle since time 0, no poll under way) */
+        r->ustate = calloc(g->units, 1);
+        if (!r->ustate) goto nomem;
+        for (uint32_t u = 0; u < g->units; u++) r->ustate[u] = U_IDLE;
+        r->poll = (uint64_t)g->poll;
+        r->poll_cat = g->poll_category;
+        r->poll_base = poll_next;
+        for (uint32_t u = 0; u < g->units; u++) s->poll_owner[poll_next + u] = i;
+        poll_next += g->units;
     }
     /* group qclasses by resource (counting sort keeps their order) */
     for (uint32_t i = 0; i < m->n_qclasses; i++) s->res[m->qclasses[i].resource].q_count++;
@@ -1073,7 +1150,9 @@ void vemu_sim_destroy(vemu_sim *s) {
         free(s->res[i].stack);
         free(s->res[i].since);
         free(s->res[i].pred);
+        free(s->res[i].ustate);
     }
+    free(s->poll_owner);
     free(s->idle_exit);
     free(s->idle_res);
     free(s->res);
@@ -1139,9 +1218,11 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             rc = rs->free > 0 ? dispatch(s, rs) : VEMU_OK; /* else the next free unit takes them */
             break;
         }
-        default: /* EV_DELAY, or EV_WAKE (kept out of the switch's cases: a sixth case costs
-                    tandem-3 ~2% in dispatch) */
-            rc = __builtin_expect(e.kind == EV_DELAY, 1) ? stage_leave(s, e.ref) : on_wake(s, e.ref);
+        default: /* EV_DELAY, or EV_WAKE or EV_POLL_END (kept out of the switch's cases: a
+                    sixth case costs tandem-3 ~2% in dispatch) */
+            rc = __builtin_expect(e.kind == EV_DELAY, 1) ? stage_leave(s, e.ref)
+                 : e.kind == EV_WAKE                      ? on_wake(s, e.ref)
+                                                          : on_poll_end(s, e.ref);
             break;
         }
         if (rc < 0) {

@@ -27,7 +27,10 @@
  *             finds it idle starts after that state's exit latency (part of the request's
  *             wait; the unit's time is charged to the resource's wake category and counted
  *             as a wake-up), and arrivals meanwhile queue. A unit handed straight from one
- *             service to the next never sleeps.
+ *             service to the next never sleeps. With `poll` > 0 a unit going idle first
+ *             polls for that long (charged to the poll category, as KVM's halt-polling
+ *             burns host cycles): work arriving meanwhile starts at once; only then does it
+ *             sleep.
  *             Units are taken last-idle-first.
  *   stage     one step of a request: service on a qclass (or none: a pure delay), then an
  *             optional pure delay that holds no resource. Consecutive stages of one
@@ -124,6 +127,9 @@ typedef struct {
     uint32_t idle_first, n_idle; /* its idle states: model idle_states[idle_first ..], 0 .. VEMU_MAX_IDLE
                                     of them, target residencies non-decreasing; 0: none (wakes at once) */
     uint32_t wake_category;      /* < n_categories when n_idle > 0: where wake-up time is charged */
+    int64_t poll;                /* ps a unit with idle states polls before it sleeps (KVM halt-polling),
+                                    0 .. VEMU_MAX_GAP; 0: it sleeps at once */
+    uint32_t poll_category;      /* < n_categories when poll > 0: where polling time is charged */
 } vemu_resource_spec;
 
 typedef struct {

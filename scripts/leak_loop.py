@@ -49,7 +49,7 @@ def _spec(*, pool: int = 64, trace: int = 0) -> Spec:
               (-1, 1, NONE, 0.0, ("exp", 2e5, 0.0), False, NONE),
               (1, 1, ("uniform", 3e5, 0.5), 0.0, NONE, False, NONE)]
     # resource 0 sleeps (two idle states: its per-unit arrays are allocated and freed too)
-    return Spec(resources=[(2, 8, ((100_000, 100_000), (2_000_000, 5_000_000)), 1), (1, -1)],
+    return Spec(resources=[(2, 8, ((100_000, 100_000), (2_000_000, 5_000_000)), 1, 300_000, 0), (1, -1)],
                 qclasses=[(0, 0, 1), (1, 1, 4)], stages=stages,
                 classes=[(0, 3, 1.0), (1, 2, 2.0)],
                 flows=[(False, ("exp", 8e5, 0.0), 0, NONE, 0, 2), (True, NONE, 4, ("exp", 1e6, 0.0), 1, 1)],

@@ -122,6 +122,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
     "too many idle states": (_edit(("host.idle_states", [{"name": f"C{i}", "exit_us": 1, "residency_us": i}
                                                          for i in range(65)])),
                              "host.idle_states", "at most 64"),
+    "halt-polling without idle states": (_edit(("host.halt_poll_us", 200)), "host.halt_poll_us", "needs idle_states"),
+    "negative halt-polling": (_edit(("host.idle_states", [{"exit_us": 1, "residency_us": 2}]), ("host.halt_poll_us", -1)),
+                              "host.halt_poll_us", "out of range"),
     "wake as a stage account": (_edit((f"{STAGE1}.account", "wake")), f"{STAGE1}.account", "reserved"),
     "negative cycles": (_edit((f"{STAGE0}.cycles", -1)), f"{STAGE0}.cycles", "out of range"),
     "NaN ghz": (_edit(("host.ghz", math.nan)), "host.ghz", "finite"),

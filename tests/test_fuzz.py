@@ -85,6 +85,8 @@ def experiments(draw: Any) -> dict[str, Any]:
         for k in range(draw(st.integers(1, 4))):
             res += draw(st.floats(0, 200))
             host["idle_states"].append({"name": f"C{k}", "exit_us": draw(st.floats(0, 150)), "residency_us": res})
+        if draw(st.booleans()):
+            host["halt_poll_us"] = draw(st.floats(0, 300))
     resources = ["vcpu"]
     if draw(st.booleans()):
         nic: dict[str, Any] = {"kind": "link", "gbps": draw(st.floats(1, 100))}
@@ -371,7 +373,8 @@ def raw_specs(draw: Any) -> Spec:
     # idle states: (exit ps, target residency ps), in order or not, within the limit or past it
     ps = st.one_of(st.integers(0, 10**9), st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1,
                                                            2**63 - 1]))
-    idle = st.one_of(st.just(()), st.tuples(st.lists(st.tuples(ps, ps), max_size=3).map(tuple), _idx(ncat)))
+    idle = st.one_of(st.just(()), st.tuples(st.lists(st.tuples(ps, ps), max_size=3).map(tuple), _idx(ncat)),
+                     st.tuples(st.lists(st.tuples(ps, ps), max_size=3).map(tuple), _idx(ncat), ps, _idx(ncat)))
     resources = [(draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["units"], LIMITS["units"] + 1, U32]))),
                   draw(st.one_of(st.integers(-1, 8), st.sampled_from([-(2**63), 2**63 - 1])))) + draw(idle)
                  for _ in range(nr)]
@@ -464,7 +467,8 @@ def test_engine_limits_are_refused_without_allocating() -> None:
                    {"resources": [(1, -1, ((5, 2),), 1)]},  # wake category out of range
                    {"resources": [(1, -1, ((LIMITS["gap_ps"] + 1, 2),), 0)]},
                    {"resources": [(1, -1, ((5, -1),), 0)]},
-                   {"resources": [(1, -1, ((1, 1),) * (LIMITS["idle_states"] + 1), 0)]}):
+                   {"resources": [(1, -1, ((1, 1),) * (LIMITS["idle_states"] + 1), 0)]},
+                   {"resources": [(1, -1, ((5, 2),), 0, LIMITS["gap_ps"] + 1, 0)]}):
         with pytest.raises(NativeError) as e:
             Engine(dataclasses.replace(ok, **change), seed=1)
         assert e.value.status < 0

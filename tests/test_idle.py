@@ -33,10 +33,12 @@ SERVICE_US = 1.0  # 1000 cycles at 1 GHz
 
 
 def spec(rate: float, arrival: str = "poisson", *, states=BDW, cores: int = 1, duration: float = 1.0,
-         seed: int = 1, cycles: float = 1000.0) -> dict:
+         seed: int = 1, cycles: float = 1000.0, halt_poll_us: float = 0.0) -> dict:
     host = {"name": "h", "cores": cores, "ghz": 1.0, "memory_gib": 1}
     if states is not None:
         host["idle_states"] = [{"name": n, "exit_us": e, "residency_us": r} for n, e, r in states]
+    if halt_poll_us:
+        host["halt_poll_us"] = halt_poll_us
     return {
         "host": host,
         "architecture": {"name": "a", "paths": {"rx": {"stages": [{"name": "handle", "on": "vcpu", "cycles": cycles}]}}},
@@ -90,7 +92,7 @@ def test_a_zero_latency_state_is_the_same_as_none():
 def _setup_theory(lam_per_us: float, states=BDW, service_us: float = SERVICE_US):
     d1, d2 = theory.setup_moments(lam_per_us, [(e, r) for _, e, r in states])
     wait = theory.setup_wait(lam_per_us, service_us, service_us**2, d1, d2)
-    idle, wake_rate = theory.setup_cycle(lam_per_us, service_us, d1)
+    idle, wake_rate, _ = theory.setup_cycle(lam_per_us, service_us, d1)
     return wait + service_us, idle, wake_rate, d1
 
 
@@ -285,6 +287,14 @@ def test_polling_vs_interrupts_figure_claims_hold():
     assert [r["mean_us"] for r in xdp] == sorted((r["mean_us"] for r in xdp), reverse=True)
     assert [r["woken_fraction"] for r in xdp] == sorted((r["woken_fraction"] for r in xdp), reverse=True)
     assert xdp[0]["mean_us"] > 80 and xdp[-1]["mean_us"] < 1.2
+    # halt-polling 200 us: between the two, and once packets come more often than every
+    # ~200 us it answers nearly as fast as polling, at nearly polling's price in core time
+    halt = [by[("xdp_haltpoll", x)] for x in WAKE_RATES]
+    assert all(b["mean_us"] < h["mean_us"] < a["mean_us"] for a, h, b in zip(xdp, halt, dpdk))
+    fast = [h for h in halt if h["packets_per_s"] >= 1e5]
+    assert all(h["mean_us"] < 0.1 and h["wake_share"] < 1e-3 for h in fast)
+    assert all(h["work_share"] + h["wake_share"] + h["poll_share"] > 0.99 for h in fast)
+    assert halt[0]["poll_share"] < 0.3  # at 1,000 packets/s it mostly sleeps
 
 
 @given(lam=st.floats(1e-6, 10), res=st.lists(st.floats(0, 1e3), min_size=1, max_size=6))
@@ -304,3 +314,73 @@ def test_setup_wait_limits():
         theory.setup_wait(0.1, 1.0, 1.0, 5.0, 1.0)  # E[D^2] < E[D]^2
     with pytest.raises(Exception):
         theory.idle_state_probabilities(0.1, [5.0, 1.0])  # not shallowest first
+
+
+
+# ----------------------------------------------------------------------------- halt-polling
+
+@pytest.mark.parametrize("period_us,poll_us,exit_us", [
+    (150, 200, 0.0),   # the poll outlasts every idle period: never asleep, no wake-up
+    (150, 60, 40.0),   # polls 60 us, then sleeps in C3 (its idle periods, ~109 us, reach 100)
+    (1000, 200, 133.0),  # polls 200 us, then C6
+])
+def test_periodic_packets_with_halt_polling(period_us, poll_us, exit_us):
+    d = run(spec(1e6 / period_us, "periodic", duration=0.3, halt_poll_us=poll_us))
+    lat = d["flows"]["pkts"]["latency_us"]
+    assert lat["mean"] == pytest.approx(exit_us + SERVICE_US, rel=1e-9)
+    edge = 2 * period_us * 1e-6 / d["duration_s"]
+    idle_us = period_us - exit_us - SERVICE_US
+    assert d["host_cycles"]["poll"] == pytest.approx(min(poll_us, idle_us) / period_us, rel=edge)
+    assert d["host_cycles"]["wake"] == pytest.approx(exit_us / period_us, rel=edge, abs=1e-12)
+    vcpu = d["resources"]["vcpu"]
+    assert vcpu["wakeups"] == (vcpu["served"] if exit_us else 0)
+
+
+# Poisson arrivals with a 20 us or 200 us poll: the M/G/1-with-setup forms with
+# E[D] = e^(-lambda H) E[exit] (a wake-up only when the idle period outlasts the poll) and
+# the poll's share E[min(I, H)] / E[cycle]. Tolerance as above: 5 standard errors over 8
+# replications.
+@pytest.mark.parametrize("rate,poll_us", [(20_000, 20.0), (60_000, 20.0), (5_000, 200.0)])
+def test_poisson_with_halt_polling_matches_theory(rate, poll_us):
+    lam = rate / 1e6
+    d1, d2 = theory.setup_moments(lam, [(e, r) for _, e, r in BDW], poll_us)
+    mean_t = theory.setup_wait(lam, SERVICE_US, SERVICE_US**2, d1, d2) + SERVICE_US
+    _asleep, wake_t, poll_t = theory.setup_cycle(lam, SERVICE_US, d1, poll_us)
+    means, wakes, polls = [], [], []
+    for seed in range(1, 9):
+        d = run(spec(rate, duration=0.5, seed=seed, halt_poll_us=poll_us))
+        means.append(d["flows"]["pkts"]["latency_us"]["mean"])
+        wakes.append(d["resources"]["vcpu"]["wakeups"] / d["duration_s"] / 1e6)
+        polls.append(d["host_cycles"]["poll"])
+    for name, xs, want in (("mean latency", means, mean_t), ("wake-ups/us", wakes, wake_t), ("poll share", polls, poll_t)):
+        m, se = float(np.mean(xs)), float(np.std(xs, ddof=1)) / math.sqrt(len(xs))
+        assert abs(m - want) <= 5 * se + 1e-9 * abs(want), (name, m, want, se)
+    exp = load_experiment(spec(rate, halt_poll_us=poll_us))
+    assert theory.predict(exp).flows[0].mean_us == pytest.approx(mean_t, rel=1e-12)
+
+
+def test_halt_polling_is_for_the_tenants_vcpus_only():
+    doc = spec(20_000, duration=0.05, halt_poll_us=50)
+    doc["host"]["cores"] = 2
+    doc["architecture"]["reserve"] = {"cores": 1}
+    doc["architecture"]["resources"] = {"dom0": {"kind": "cpu", "cores": 1}}
+    doc["architecture"]["paths"]["rx"]["stages"].append({"name": "backend", "on": "dom0", "cycles": 500,
+                                                         "account": "backend"})
+    res = Simulation(load_experiment(doc)).run()
+    rows = {r.name: row for r, row in zip(res.compiled.resources, res.compiled.spec.resources)}
+    assert len(rows["vcpu"]) == 6 and len(rows["dom0"]) == 4  # dom0 sleeps but does not halt-poll
+
+
+def test_the_engine_refuses_polling_without_idle_states():
+    from emulator._core import Spec
+    stage = (0, 0, ("fixed", 1e6, 0.0), 0.0, ("fixed", 0.0, 0.0), False, ("fixed", 0.0, 0.0))
+    flow = (False, ("fixed", 1e8, 0.0), 0, ("fixed", 0.0, 0.0), 0, 1)
+    m, keep = _model([(1, 0, 0, 0)], [])
+    m.resources[0].poll = 5
+    out = ffi.new("vemu_sim **")
+    err = ffi.new("char[]", 256)
+    assert lib.vemu_sim_create(m, 1, out, err, 256) == lib.VEMU_EINVAL
+    assert "no idle states" in ffi.string(err).decode()
+    for bad in ((1, -1, ((5, 1),), 0, 5, 9), (1, -1, ((5, 1),), 0, -5, 0)):  # poll category, negative poll
+        with pytest.raises(NativeError):
+            Engine(Spec([bad], [(0, 0, 1)], [stage], [(0, 1, 1.0)], [flow], 2, 8), seed=1)

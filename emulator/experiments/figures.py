@@ -17,8 +17,9 @@
   metal, on one guest core at a fixed offered load.
 - **Polling or interrupts**: the XDP paper's testbed (validation's inline E5-1650 v4 with
   intel_idle's C-states) across packet rates: an interrupt-driven XDP core that sleeps
-  between packets against a DPDK core that polls, latency with the closed forms (M/D/1
-  with setup times, M/D/1) and what each costs in core time.
+  between packets, the same core polling 200 us before it sleeps (KVM's halt-polling
+  ceiling) and a DPDK core that polls, latency with the closed forms (M/D/1 with setup
+  times, M/D/1) and what each costs in core time.
 
 Every point is replicated (independent seeds; the replication index's seed is shared
 across points, i.e. common random numbers) and carries a t-based 95% confidence interval.
@@ -244,7 +245,18 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
 WAKE_RATES = (1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7)  # packets/s
 WAKE_RATES_QUICK = (1e3, 1e5, 1e7)
 WAKE_PACKETS = 20_000
-WAKE_PATHS = {"xdp_irq": "XDP, interrupts (core sleeps)", "dpdk_poll": "DPDK, polling"}
+WAKE_PATHS = {"xdp_irq": "XDP, interrupts (core sleeps)", "xdp_haltpoll": "XDP, core polls 200 us before it sleeps",
+              "dpdk_poll": "DPDK, polling"}
+HALT_POLL_US = 200.0  # linux-haltpoll: KVM's halt-polling ceiling
+
+
+def _wake_spec(path: str, rate: float) -> dict[str, Any]:
+    from .validation import xdp_experiment
+
+    spec = xdp_experiment("xdp_irq" if path == "xdp_haltpoll" else path, {"arrival": "poisson", "rate_per_s": rate})
+    if path == "xdp_haltpoll":
+        spec["host"]["halt_poll_us"] = HALT_POLL_US
+    return spec
 
 
 def wake_theory(path: str, rate: float) -> float:
@@ -254,24 +266,22 @@ def wake_theory(path: str, rate: float) -> float:
     polling DPDK core. The core is treated as seeing Poisson arrivals: the wire ahead of it,
     at most ~7% loaded here, barely spaces them."""
     from .. import theory
-    from .validation import xdp_experiment
 
-    exp = load_experiment(xdp_experiment(path, {"arrival": "poisson", "rate_per_s": rate}))
+    exp = load_experiment(_wake_spec(path, rate))
     lam = rate / 1e6  # per us
     wire = (64 + exp.host.devices[0].overhead_bytes) * 8 / (exp.host.devices[0].gbps * 1e3)  # us
-    cycles = exp.architecture.params["xdp_cycles" if path == "xdp_irq" else "dpdk_cycles"]
+    cycles = exp.architecture.params["dpdk_cycles" if path == "dpdk_poll" else "xdp_cycles"]
     svc = cycles / (exp.host.ghz * 1e3)  # us
     t = wire + theory.mg1_wait(lam, wire, wire * wire) + svc
-    if path != "xdp_irq":
+    if path == "dpdk_poll":
         return t + theory.mg1_wait(lam, svc, svc * svc)
-    d1, d2 = theory.setup_moments(lam, [(st.exit_us, st.residency_us) for st in exp.host.idle_states])
+    d1, d2 = theory.setup_moments(lam, [(st.exit_us, st.residency_us) for st in exp.host.idle_states],
+                                  exp.host.halt_poll_us)
     return t + theory.setup_wait(lam, svc, svc * svc, d1, d2)
 
 
 def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool = False,
             cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
-    from .validation import xdp_experiment
-
     reps = replications or (2 if quick else 3)
     seeds = replication_seeds(SEED, reps)
     packets = WAKE_PACKETS // (10 if quick else 1)
@@ -279,21 +289,23 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
     for i, sd in enumerate(seeds):
         for rate in (WAKE_RATES_QUICK if quick else WAKE_RATES):
             for path in WAKE_PATHS:
-                spec = xdp_experiment(path, {"arrival": "poisson", "rate_per_s": rate})
+                spec = _wake_spec(path, rate)
                 dur = packets / rate
                 jobs.append(Job(None, None, None, (), dur, dur / 10, sd, tag=(path, rate, i), spec=spec))
     res = run_jobs(jobs, workers=workers, progress=progress, desc="polling or interrupts", cache=cache)
 
     def core(r: dict[str, Any]) -> dict[str, Any]:
-        return r["resources"]["vcpu" if r["tag"][0] == "xdp_irq" else "pmd"]
+        return r["resources"]["pmd" if r["tag"][0] == "dpdk_poll" else "vcpu"]
 
     def share(r: dict[str, Any], cat: str) -> float:
-        # the path's own core: host_cycles are fractions of the testbed's two cores, and the
-        # other core is idle (the XDP core) or polls (the DPDK core) without packets
-        xdp = r["tag"][0] == "xdp_irq"
-        if (cat == "poll" and xdp) or (cat == "wake" and not xdp):
-            return 0.0
-        return r["host_cycles"].get(cat, 0.0) * 2
+        # the path's own core, out of the testbed's two: in an XDP run the DPDK core has no
+        # packets and polls all along (half the host's `poll`; the rest is the XDP core's
+        # halt-polling); in a DPDK run the XDP core has nothing to do, so no `wake`
+        h = r["host_cycles"].get(cat, 0.0)
+        if r["tag"][0] == "dpdk_poll":
+            return 0.0 if cat == "wake" else 2 * h
+        assert r["resources"]["pmd"]["utilization"] == 0.0
+        return 2 * (h - 0.5) if cat == "poll" else 2 * h
 
     rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
         "mean_us": lambda r: r["flows"]["pkts"]["latency_us"]["mean"],

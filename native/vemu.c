@@ -575,7 +575,9 @@ static __attribute__((cold)) int gate_arm(vemu_sim *s, uint32_t qi) {
 static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, request *h) {
     uint32_t u = rs->stack[--rs->n_stack];
     h->unit = u;
-    uint64_t d = s->now - rs->since[u];
+    /* a unit never used yet has slept since before time 0 (it wakes even at t = 0) */
+    int fresh = rs->since[u] == UINT64_MAX;
+    uint64_t d = fresh ? s->now : s->now - rs->since[u];
     if (rs->poll) {
         uint8_t st = rs->ustate[u];
         rs->ustate[u] = (uint8_t)(st & U_PENDING); /* busy now; a pending poll-end finds it so */
@@ -585,7 +587,7 @@ static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, r
             return 0;
         }
     }
-    if (d == 0) return 0;
+    if (d == 0 && !fresh) return 0;
     const int64_t *res = s->idle_res + rs->idle_first;
     uint32_t k = 0;
     while (k + 1 < rs->n_idle && (uint64_t)res[k + 1] <= rs->pred[u]) k++;
@@ -657,7 +659,9 @@ static __attribute__((noinline, cold)) int start_slow(vemu_sim *s, uint32_t qi, 
     }
     if (rc < 0 || !g->throttled) return rc;
     qclass *qc = &s->qc[qi];
-    qc->next_ok = s->now + qc->gap; /* gap <= VEMU_MAX_GAP: no overflow; schedule checks the time limit */
+    /* the gap counts from the start of the service proper, after any wake-up (both <=
+     * VEMU_MAX_GAP: no overflow; schedule checks the time limit) */
+    qc->next_ok = s->now + wake + qc->gap;
     return gate_arm(s, qi);
 }
 
@@ -897,7 +901,7 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     REQUIRE(m->n_idle_states <= VEMU_MAX_IDLE_STATES, "%u idle states, at most %d", m->n_idle_states,
             VEMU_MAX_IDLE_STATES);
     REQUIRE(m->n_idle_states == 0 || m->idle_states, "idle_states array is NULL");
-    uint64_t polling_units = 0;
+    uint64_t idle_units = 0;
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
         const vemu_idle_state *d = &m->idle_states[i];
         REQUIRE(d->exit >= 0 && d->exit <= VEMU_MAX_GAP && d->residency >= 0 && d->residency <= VEMU_MAX_GAP,
@@ -912,8 +916,8 @@ static int validate(const vemu_model *m, char *err, size_t len) {
             REQUIRE(r->poll == 0, "resource %u: polls before sleeping but has no idle states", i);
             continue;
         }
-        polling_units += r->poll ? r->units : 0;
-        REQUIRE(polling_units <= VEMU_MAX_POOL, "more than %d units poll before sleeping", VEMU_MAX_POOL);
+        idle_units += r->units;
+        REQUIRE(idle_units <= VEMU_MAX_IDLE_UNITS, "more than %d units have idle states", VEMU_MAX_IDLE_UNITS);
         REQUIRE(r->n_idle <= VEMU_MAX_IDLE, "resource %u: %u idle states, at most %d", i, r->n_idle, VEMU_MAX_IDLE);
         REQUIRE(r->idle_first <= m->n_idle_states && r->n_idle <= m->n_idle_states - r->idle_first,
                 "resource %u: idle states %u..+%u out of range", i, r->idle_first, r->n_idle);
@@ -1038,11 +1042,13 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         r->units = r->free = g->units;
         r->capacity = g->capacity;
         if (g->n_idle == 0) continue;
-        /* every unit idle since time 0 with no history: the first wake-up is from the shallowest state */
+        /* every unit asleep since before time 0 (since = UINT64_MAX) with no history
+         * (prediction 0): its first wake-up is from the state a prediction of 0 picks */
         r->stack = malloc((size_t)g->units * sizeof *r->stack);
-        r->since = calloc(g->units, sizeof *r->since);
+        r->since = malloc((size_t)g->units * sizeof *r->since);
         r->pred = calloc(g->units, sizeof *r->pred);
         if (!r->stack || !r->since || !r->pred) goto nomem;
+        for (uint32_t u = 0; u < g->units; u++) r->since[u] = UINT64_MAX;
         r->n_idle = g->n_idle;
         r->idle_first = g->idle_first;
         r->wake_cat = g->wake_category;

@@ -26,8 +26,11 @@
  *             its prediction is the length of its previous idle period. A request that
  *             finds it idle starts after that state's exit latency (part of the request's
  *             wait; the unit's time is charged to the resource's wake category and counted
- *             as a wake-up), and arrivals meanwhile queue. A unit handed straight from one
- *             service to the next never sleeps. With `poll` > 0 a unit going idle first
+ *             as a wake-up), and arrivals meanwhile queue (a request waiting for its unit to
+ *             wake is in service as far as the resource's queue statistics go). A unit
+ *             handed straight from one service to the next never sleeps; a unit never used
+ *             yet has slept since before time 0. A throttle's gap counts from the start of
+ *             the service proper. With `poll` > 0 a unit going idle first
  *             polls for that long (charged to the poll category, as KVM's halt-polling
  *             burns host cycles): work arriving meanwhile starts at once; only then does it
  *             sleep.
@@ -102,6 +105,7 @@
 #define VEMU_MAX_GAP 1000000000000000000LL /* ps: 1e6 s; also bounds idle-state exits and residencies */
 #define VEMU_MAX_IDLE 64            /* idle states of one resource */
 #define VEMU_MAX_IDLE_STATES 1048576 /* idle states of all resources */
+#define VEMU_MAX_IDLE_UNITS 16777216 /* units of all resources with idle states */
 #define VEMU_MAX_POOL 67108864   /* requests in flight */
 #define VEMU_MAX_TRACE 16777216  /* trace records */
 #define VEMU_MAX_MEAN 1e18       /* any mean, in its unit (ps or bytes) */

@@ -384,3 +384,36 @@ def test_the_engine_refuses_polling_without_idle_states():
     for bad in ((1, -1, ((5, 1),), 0, 5, 9), (1, -1, ((5, 1),), 0, -5, 0)):  # poll category, negative poll
         with pytest.raises(NativeError):
             Engine(Spec([bad], [(0, 0, 1)], [stage], [(0, 1, 1.0)], [flow], 2, 8), seed=1)
+
+
+# Regressions found in review: a unit asleep since creation wakes even for a request at t = 0,
+# and a throttle's gap counts from the start of the service proper, after the wake-up.
+_F = ("fixed", 0.0, 0.0)
+
+
+def test_a_request_at_time_zero_wakes_the_core():
+    from emulator._core import Spec
+    s = Spec([(1, -1, ((5000, 0),), 1)], [(0, 0, 1)], [(0, 0, ("fixed", 1000.0, 0.0), 0.0, _F, False, _F)],
+             [(0, 1, 1.0)], [(True, _F, 1, _F, 0, 1)], 2, 4, trace_requests=2, trace_capacity=4)
+    with Engine(s, seed=1) as e:  # one client, no think time: the first request issues at 0
+        e.run(8000)
+        st_ = e.stats()
+        tr, _ = e.trace()
+    assert tr["enter"][0] == 0 and tr["start"][0] == 5000  # waited out the exit latency
+    assert int(st_["resource_wakeups"][0]) == 1  # the next one was handed straight on
+    assert st_["resource_busy_area"][0][1] == 5000
+
+
+def test_a_throttle_spaces_service_starts_even_after_wake_ups():
+    from emulator._core import Spec
+    gap = 3000
+    s = Spec([(2, -1, ((5000, 0),), 1, 20000, 2)], [(0, 0, 1, gap)],
+             [(0, 0, ("fixed", 1000.0, 0.0), 0.0, _F, False, _F)], [(0, 1, 1.0)],
+             [(False, ("exp", 4000.0, 0.0), 1, _F, 0, 1)], 3, 1000, trace_requests=10**5, trace_capacity=10**5)
+    with Engine(s, seed=3) as e:
+        e.run(10**8)
+        tr, _ = e.trace()
+        wakeups = int(e.stats()["resource_wakeups"][0])
+    starts = np.sort(tr["start"][tr["dropped"] == 0])
+    assert len(starts) > 1000 and wakeups > 0
+    assert np.diff(starts).min() >= gap

@@ -55,6 +55,11 @@ echo "sanitize: pytest ${TESTS[*]##*/} under ASan+UBSan"
 ASAN_OPTIONS="$BASE:detect_leaks=0" HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" VEMU_FUZZ_EXAMPLES="${VEMU_FUZZ_EXAMPLES:-100}" \
     asan "$PY" -m pytest -q -p no:cacheprovider -m "not slow" -x "${TESTS[@]}" ${VEMU_SANITIZE_ARGS:-}
 
+echo "sanitize: white-box invariants (native/invariants.c) under ASan+UBSan"
+gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+    -I"$ROOT/native" "$ROOT/native/invariants.c" -lm -o "$WORK/invariants"
+ASAN_OPTIONS="$BASE:detect_leaks=1" "$WORK/invariants" 1500
+
 # Leak reports whose stack passes through vemu code (CPython's own leaks at exit are not ours).
 vemu_leaks() { awk '/leak of/ {blk = $0; inblk = 1; next} inblk && /^ *#/ {blk = blk "\n" $0; if ($0 ~ /vemu/) hit = 1; next}
                     inblk {if (hit) {print blk; n++} inblk = 0; hit = 0} END {if (hit) {print blk; n++} exit n > 0 ? 1 : 0}' "$@"; }

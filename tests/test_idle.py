@@ -417,3 +417,19 @@ def test_a_throttle_spaces_service_starts_even_after_wake_ups():
     starts = np.sort(tr["start"][tr["dropped"] == 0])
     assert len(starts) > 1000 and wakeups > 0
     assert np.diff(starts).min() >= gap
+
+
+def test_white_box_invariants_hold_on_random_models(tmp_path):
+    # native/invariants.c checks the engine's own state after every event of random small
+    # models: units, the idle stack, busy counts per category, pending poll ends, the heap
+    import shutil
+    import subprocess
+    from conftest import REPO
+    if shutil.which("gcc") is None:
+        pytest.skip("no gcc")
+    exe = tmp_path / "invariants"
+    subprocess.run(["gcc", "-std=c11", "-O1", f"-I{REPO / 'native'}", str(REPO / "native" / "invariants.c"), "-lm",
+                    "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe), "400"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok 400"

@@ -1,0 +1,166 @@
+/* White-box invariants of the engine's units, idle states and halt-polling, checked after
+ * every event of thousands of random small models (it includes vemu.c to see the state).
+ *
+ *   gcc -std=c11 -O1 -Inative native/invariants.c -lm -o /tmp/invariants && /tmp/invariants 1000
+ *
+ * run by tests/test_idle.py and, under ASan and UBSan, by scripts/sanitize.sh. Exit 0 and
+ * "ok N" when every check held; otherwise 1 and the first broken invariant on stderr.
+ * After every event, for every resource:
+ *   - units in service = pending EV_SERVICE + EV_WAKE events of its stages = units - free;
+ *   - busy counts: stage categories = pending services, wake = pending wake-ups, poll =
+ *     polling units, none wrapped;
+ *   - (idle states) the idle stack holds exactly the free units, disjoint from the units in
+ *     service, ordered by when they went idle (last idle on top);
+ *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
+ *     due no later than the end of its poll; a polling unit is idle and within its poll;
+ *   - the event heap stays within the capacity fixed at creation.
+ */
+#include "vemu.c"
+
+static uint64_t X = 88172645463325252ULL;
+static uint64_t rnd(void) { X ^= X << 13; X ^= X >> 7; X ^= X << 17; return X; }
+static uint32_t ri(uint32_t n) { return (uint32_t)(rnd() % n); }
+#define CHK(c, ...)                                                                                                    \
+    do {                                                                                                               \
+        if (!(c)) {                                                                                                    \
+            fprintf(stderr, "seed %llu event %llu t=%llu: ", (unsigned long long)seed, (unsigned long long)s->events, \
+                    (unsigned long long)s->now);                                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+            free(held);                                                                                                \
+            return 1;                                                                                                  \
+        }                                                                                                              \
+    } while (0)
+static int check(vemu_sim *s, uint64_t seed) {
+    uint32_t NR = s->n_resources;
+    for (uint32_t r = 0; r < NR; r++) {
+        resource *rs = &s->res[r];
+        uint32_t U = rs->units;
+        uint32_t svc = 0, wake = 0;
+        uint8_t *held = calloc(U,1);
+        for (uint32_t i = 0; i < s->heap_len; i++) {
+            event *e = &s->heap[i];
+            if (e->kind == EV_SERVICE || e->kind == EV_WAKE) {
+                request *h = &s->req[e->ref];
+                if (s->st[h->stage].resource != r) continue;
+                if (e->kind == EV_SERVICE) svc++; else wake++;
+                if (rs->n_idle) { CHK(h->unit < U, "bad unit %u", h->unit); CHK(!held[h->unit], "unit %u held twice", h->unit); held[h->unit]=1; }
+            }
+        }
+        CHK(svc + wake == U - rs->free, "r%u: in service %u+%u but units-free=%u", r, svc, wake, U - rs->free);
+        uint32_t stagebusy = 0;
+        for (uint32_t c = 0; c < s->n_categories; c++) {
+            uint32_t b = s->busy[(size_t)r*s->n_categories + c];
+            CHK(b <= 1000000, "r%u cat %u busy wrapped %u", r, c, b);
+            if (rs->n_idle && c == rs->wake_cat) continue;
+            if (rs->poll && c == rs->poll_cat) continue;
+            stagebusy += b;
+        }
+        CHK(stagebusy == svc, "r%u stage busy %u != services %u", r, stagebusy, svc);
+        if (rs->n_idle) {
+            CHK(s->busy[(size_t)r*s->n_categories + rs->wake_cat] == wake, "r%u wake busy %u != wakes %u", r, s->busy[(size_t)r*s->n_categories + rs->wake_cat], wake);
+            CHK(rs->n_stack == rs->free, "r%u n_stack %u free %u", r, rs->n_stack, rs->free);
+            for (uint32_t k = 0; k < rs->n_stack; k++) { uint32_t u = rs->stack[k]; CHK(u < U && !held[u], "r%u stack unit %u bad/held", r, u); held[u] = 2; }
+            for (uint32_t u = 0; u < U; u++) CHK(held[u], "r%u unit %u lost", r, u);
+            for (uint32_t k = 0; k + 1 < rs->n_stack; k++) { uint64_t a = rs->since[rs->stack[k]], b = rs->since[rs->stack[k+1]]; if (a == UINT64_MAX) a = 0; if (b == UINT64_MAX) b = 0; CHK(a <= b, "r%u stack not LIFO by since", r); }
+            if (rs->poll) {
+                uint32_t polling = 0;
+                for (uint32_t u = 0; u < U; u++) {
+                    uint8_t st = rs->ustate[u];
+                    uint32_t pend = 0; uint64_t pt = 0;
+                    for (uint32_t i = 0; i < s->heap_len; i++) if (s->heap[i].kind == EV_POLL_END && s->heap[i].ref == rs->poll_base + u) { pend++; pt = s->heap[i].t; }
+                    CHK(pend <= 1, "r%u unit %u has %u poll ends", r, u, pend);
+                    CHK((pend == 1) == !!(st & U_PENDING), "r%u unit %u pending bit %d vs %u events", r, u, st, pend);
+                    if (st & U_POLLING) { polling++; CHK(held[u] == 2, "polling unit %u not idle", u); CHK(pend && pt <= rs->since[u] + rs->poll && pt >= s->now, "r%u u%u poll end at %llu, since %llu poll %llu", r, u, (unsigned long long)pt, (unsigned long long)rs->since[u], (unsigned long long)rs->poll); CHK(s->now <= rs->since[u] + rs->poll, "polling past its end");}
+                    else if (held[u] == 2 && s->now > 0) CHK(s->now >= rs->since[u] + rs->poll || rs->since[u]==UINT64_MAX, "r%u u%u idle, not polling, before poll end", r, u);
+                }
+                CHK(s->busy[(size_t)r*s->n_categories + rs->poll_cat] == polling, "r%u poll busy %u != polling %u", r, s->busy[(size_t)r*s->n_categories + rs->poll_cat], polling);
+            }
+        }
+        free(held);
+    }
+    uint8_t *held = NULL;
+    CHK(s->heap_len <= s->heap_cap, "heap");
+    return 0;
+}
+
+static vemu_dist dist(int allow0){
+    vemu_dist d; d.kind = ri(4); d.cv = (d.kind==3)? 0.3 : 0.5 + ri(3);
+    int z = allow0 && ri(5)==0;
+    d.mean = z ? 0 : (double)(1 + ri(4)) * (ri(2)? 1000 : 50);
+    return d;
+}
+
+int main(int argc, char **argv){
+    uint64_t n = argc > 1 ? strtoull(argv[1],0,10) : 1000;
+    for (uint64_t seed = 1; seed <= n; seed++) {
+        X = seed * 0x9E3779B97F4A7C15ULL + 1;
+        vemu_model m = {0};
+        uint32_t NR = 1 + ri(3);
+        vemu_resource_spec res[4]; vemu_idle_state ids[32]; uint32_t nid = 0;
+        uint32_t ncat = 3 + 2*NR;
+        for (uint32_t r = 0; r < NR; r++) {
+            memset(&res[r],0,sizeof res[r]);
+            res[r].units = 1 + ri(4); res[r].capacity = ri(3)==0 ? (int64_t)ri(5) : -1;
+            if (ri(4)) {
+                res[r].idle_first = nid; res[r].n_idle = 1 + ri(3);
+                int64_t resid = ri(2) ? 0 : ri(200);
+                for (uint32_t k = 0; k < res[r].n_idle; k++) {
+                    ids[nid].exit = ri(3)==0 ? 0 : ri(3000);
+                    resid += ri(2) ? 0 : ri(3000);
+                    ids[nid].residency = resid; nid++;
+                }
+                res[r].wake_category = 3 + 2*r;
+                if (ri(2)) { res[r].poll = ri(4)==0 ? 1 : ri(5000); res[r].poll_category = 4 + 2*r; }
+            }
+        }
+        uint32_t NQ = NR + ri(3);
+        vemu_qclass_spec qc[8];
+        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(2); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; }
+        uint32_t NS = 1 + ri(6);
+        vemu_stage_spec stg[8];
+        for (uint32_t i = 0; i < NS; i++) {
+            memset(&stg[i],0,sizeof stg[i]);
+            stg[i].qclass = ri(6)==0 ? -1 : (int32_t)ri(NQ);
+            stg[i].category = ri(3);
+            stg[i].work = dist(1);
+            stg[i].delay = ri(3)==0 ? dist(1) : (vemu_dist){0,0,0};
+            if (stg[i].qclass < 0 && stg[i].delay.mean == 0) stg[i].delay.mean = 0;
+        }
+        vemu_class_spec cls[3]; uint32_t NC = 1 + ri(2);
+        for (uint32_t c = 0; c < NC; c++) { cls[c].first_stage = ri(NS); cls[c].n_stages = 1 + ri(NS - cls[c].first_stage); cls[c].weight = 1; }
+        vemu_flow_spec fl[2]; uint32_t NF = 1 + ri(2); uint32_t clients = 0;
+        for (uint32_t f = 0; f < NF; f++) {
+            memset(&fl[f],0,sizeof fl[f]);
+            fl[f].arrival = ri(2); fl[f].first_class = 0; fl[f].n_classes = NC;
+            fl[f].interarrival = dist(0); fl[f].interarrival.mean *= 2;
+            fl[f].clients = 1 + ri(5); fl[f].think = dist(1);
+            if (fl[f].arrival == VEMU_ARRIVAL_CLOSED) clients += fl[f].clients;
+        }
+        m.n_resources = NR; m.n_qclasses = NQ; m.n_stages = NS; m.n_classes = NC; m.n_flows = NF; m.n_categories = ncat;
+        m.resources = res; m.qclasses = qc; m.stages = stg; m.classes = cls; m.flows = fl;
+        m.pool_size = clients + 200; m.n_idle_states = nid; m.idle_states = ids;
+        vemu_sim *s; char err[256];
+        int rc = vemu_sim_create(&m, seed, &s, err, sizeof err);
+        if (rc < 0) { /* valid by construction */
+            fprintf(stderr, "seed %llu create: %s\n", (unsigned long long)seed, err);
+            return 1;
+        }
+        for (int k = 0; k < 20000; k++) {
+            rc = vemu_sim_run(s, 2000000000LL, 1);
+            if (rc < 0) { /* only an open flow outrunning its pool may stop a run */
+                if (rc != VEMU_EFULL || strstr(s->err, "internal")) {
+                    fprintf(stderr, "seed %llu run: %s\n", (unsigned long long)seed, s->err);
+                    vemu_sim_destroy(s);
+                    return 1;
+                }
+                break;
+            }
+            if (check(s, seed)) { vemu_sim_destroy(s); return 1; }
+            if (rc == VEMU_OK) break;
+        }
+        vemu_sim_destroy(s);
+    }
+    printf("ok %llu\n", (unsigned long long)n);
+    return 0;
+}

@@ -166,13 +166,17 @@ def test_polling_and_off_host_cores_do_not_sleep():
 @given(rate=st.floats(1e3, 5e5), exits=st.lists(st.integers(0, 150_000_000).map(lambda ps: ps / 1e6),
                                                  min_size=1, max_size=4),  # us, on the engine's ps grid
        gaps=st.lists(st.floats(0, 300), min_size=4, max_size=4), cores=st.integers(1, 3),
-       arrival=st.sampled_from(["poisson", "periodic"]), seed=st.integers(1, 1000))
-def test_wake_time_is_wakeups_times_their_exit_latencies(rate, exits, gaps, cores, arrival, seed):
-    # whatever the table and load: every request is accounted for, host cycles sum to 1, and
-    # the wake time lies between the wake-ups times the shortest and the longest exit latency
+       arrival=st.sampled_from(["poisson", "periodic"]), seed=st.integers(1, 1000),
+       halt=st.sampled_from([0.0, 5.0, 50.0, 300.0]))
+def test_wake_time_is_wakeups_times_their_exit_latencies(rate, exits, gaps, cores, arrival, seed, halt):
+    # whatever the table, the halt-polling and the load: every request is accounted for, host
+    # cycles sum to 1, and the wake time lies between the wake-ups times the shortest and the
+    # longest exit latency
     res = np.cumsum(gaps[: len(exits)]).tolist()
     states = [(f"C{i}", e, r) for i, (e, r) in enumerate(zip(exits, res))]
-    d = run(spec(rate, arrival, states=states, cores=cores, duration=0.01, seed=seed))
+    d = run(spec(rate, arrival, states=states, cores=cores, duration=0.01, seed=seed, halt_poll_us=halt))
+    if not halt:
+        assert d["host_cycles"].get("poll", 0.0) == 0.0
     assert math.isclose(sum(d["host_cycles"].values()), 1.0, rel_tol=1e-9)
     f = d["flows"]["pkts"]
     assert f["dropped"] == 0

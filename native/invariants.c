@@ -20,24 +20,26 @@
 static uint64_t X = 88172645463325252ULL;
 static uint64_t rnd(void) { X ^= X << 13; X ^= X >> 7; X ^= X << 17; return X; }
 static uint32_t ri(uint32_t n) { return (uint32_t)(rnd() % n); }
-#define CHK(c, ...)                                                                                                    \
-    do {                                                                                                               \
-        if (!(c)) {                                                                                                    \
-            fprintf(stderr, "seed %llu event %llu t=%llu: ", (unsigned long long)seed, (unsigned long long)s->events, \
-                    (unsigned long long)s->now);                                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fprintf(stderr, "\n");                                                                                     \
-            free(held);                                                                                                \
-            return 1;                                                                                                  \
-        }                                                                                                              \
+#define CHK(c, ...)                                                                                     \
+    do {                                                                                                \
+        if (!(c)) {                                                                                     \
+            fprintf(stderr, "seed %llu event %llu t=%llu: ", (unsigned long long)seed,                  \
+                    (unsigned long long)s->events, (unsigned long long)s->now);                         \
+            fprintf(stderr, __VA_ARGS__);                                                               \
+            fprintf(stderr, "\n");                                                                      \
+            return 1;                                                                                   \
+        }                                                                                               \
     } while (0)
+
 static int check(vemu_sim *s, uint64_t seed) {
     uint32_t NR = s->n_resources;
     for (uint32_t r = 0; r < NR; r++) {
         resource *rs = &s->res[r];
         uint32_t U = rs->units;
         uint32_t svc = 0, wake = 0;
-        uint8_t *held = calloc(U,1);
+        static uint8_t held_units[8]; /* the models here have at most 4 units per resource */
+        uint8_t *held = held_units;
+        memset(held, 0, sizeof held_units);
         for (uint32_t i = 0; i < s->heap_len; i++) {
             event *e = &s->heap[i];
             if (e->kind == EV_SERVICE || e->kind == EV_WAKE) {
@@ -77,9 +79,7 @@ static int check(vemu_sim *s, uint64_t seed) {
                 CHK(s->busy[(size_t)r*s->n_categories + rs->poll_cat] == polling, "r%u poll busy %u != polling %u", r, s->busy[(size_t)r*s->n_categories + rs->poll_cat], polling);
             }
         }
-        free(held);
     }
-    uint8_t *held = NULL;
     CHK(s->heap_len <= s->heap_cap, "heap");
     return 0;
 }
@@ -101,7 +101,7 @@ int main(int argc, char **argv){
         uint32_t ncat = 3 + 2*NR;
         for (uint32_t r = 0; r < NR; r++) {
             memset(&res[r],0,sizeof res[r]);
-            res[r].units = 1 + ri(4); res[r].capacity = ri(3)==0 ? (int64_t)ri(5) : -1;
+            res[r].units = 1 + ri(4); /* at most 4: check() keeps 8 slots per resource */ res[r].capacity = ri(3)==0 ? (int64_t)ri(5) : -1;
             if (ri(4)) {
                 res[r].idle_first = nid; res[r].n_idle = 1 + ri(3);
                 int64_t resid = ri(2) ? 0 : ri(200);

@@ -46,7 +46,7 @@ STATUS_EFULL = int(lib.VEMU_EFULL)
 TRACE_DTYPE = np.dtype(
     [
         ("request", "<u8"), ("flow", "<u4"), ("stage", "<u4"), ("dropped", "<i4"), ("batch", "<u4"),
-        ("enter", "<u8"), ("start", "<u8"), ("end", "<u8"), ("leave", "<u8"),
+        ("enter", "<u8"), ("start", "<u8"), ("end", "<u8"), ("leave", "<u8"), ("wake", "<u8"),
     ]
 )
 assert TRACE_DTYPE.itemsize == ffi.sizeof("vemu_trace_record")

@@ -143,6 +143,8 @@ def format_trace(res: Any) -> str:
             g = info[int(rec["stage"])]
             enter, start, end, leave = (int(rec[k]) for k in ("enter", "start", "end", "leave"))
             note = "  DROPPED (queue full)" if rec["dropped"] else (f"  (batch of {rec['batch']})" if rec["batch"] > 1 else "")
+            if rec["wake"]:
+                note += f"  ({int(rec['wake']) / 1e6:.3f} of the wait: the core waking)"
             out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter) / 1e6:>8.3f} {(end - start) / 1e6:>9.3f} "
                        f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
                        f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")

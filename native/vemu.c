@@ -280,6 +280,7 @@ struct vemu_sim {
     uint64_t trace_lost;
 
     uint64_t *hist_block;
+    uint64_t *trace_wake; /* [pool_size] when tracing: a traced request's wake-up at its current stage */
 
     int64_t *idle_exit, *idle_res; /* [n_idle_states] */
     uint32_t *poll_owner;          /* [polling units]: the resource of each, for EV_POLL_END */
@@ -409,6 +410,9 @@ static void trace_record(vemu_sim *s, const request *q, int dropped) {
     t->start = dropped ? q->enter : q->start;
     t->end = dropped ? q->enter : q->svc_end;
     t->leave = s->now;
+    size_t slot = (size_t)(q - s->req);
+    t->wake = s->trace_wake[slot];
+    s->trace_wake[slot] = 0;
 }
 
 static inline void trace_stage(vemu_sim *s, const request *q, int dropped) {
@@ -652,6 +656,9 @@ static __attribute__((noinline, cold)) int start_slow(vemu_sim *s, uint32_t qi, 
     if (wake) {
         busy_change(s, g->resource, rs->wake_cat, +1);
         h->svc_end = to_ps(t);
+        if (s->trace_requests) /* for the trace: every member of the batch waits it out */
+            for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next)
+                if (s->req[ri].id < s->trace_requests) s->trace_wake[ri] = wake;
         rc = schedule(s, wake, EV_WAKE, head);
     } else {
         busy_change(s, g->resource, g->category, +1);
@@ -1023,12 +1030,14 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->trace_cap = m->trace_capacity;
     s->trace_requests = m->trace_requests;
     s->trace = malloc((size_t)(m->trace_capacity ? m->trace_capacity : 1) * sizeof *s->trace);
+    /* by pool slot; calloc'd pages a run never touches cost no memory */
+    s->trace_wake = calloc(m->trace_requests ? m->pool_size : 1, sizeof *s->trace_wake);
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
     if (!s->res || !s->qc || !s->res_q || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
-        !s->idle_res || !s->poll_owner)
+        !s->idle_res || !s->poll_owner || !s->trace_wake)
         goto nomem;
 
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
@@ -1175,6 +1184,7 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->req);
     free(s->hist_block);
     free(s->trace);
+    free(s->trace_wake);
     free(s);
 }
 

@@ -198,6 +198,7 @@ typedef struct {
     uint64_t start;  /* service began */
     uint64_t end;    /* service ended */
     uint64_t leave;  /* left the stage (after its delay) */
+    uint64_t wake;   /* of the wait start - enter, ps spent waking the unit from an idle state */
 } vemu_trace_record;
 
 /* Caller-owned arrays the statistics are copied into; any pointer may be NULL.

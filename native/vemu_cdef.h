@@ -63,7 +63,7 @@ typedef struct {
 } vemu_model;
 typedef struct {
     uint64_t request; uint32_t flow; uint32_t stage; int32_t dropped; uint32_t batch;
-    uint64_t enter; uint64_t start; uint64_t end; uint64_t leave;
+    uint64_t enter; uint64_t start; uint64_t end; uint64_t leave; uint64_t wake;
 } vemu_trace_record;
 typedef struct {
     uint64_t *flow_created; uint64_t *flow_completed; uint64_t *flow_dropped;

@@ -73,11 +73,12 @@ EVERYTHING = {
 }
 
 FINGERPRINTS = {
-    # + resource_wakeups (a new statistic, all zeros here; without it still b254d6404eb65e03)
-    "tandem": "8277dbcc6a4bcd41",
+    # + resource_wakeups (a new statistic) and the trace's wake field, all zeros here; without
+    # them still b254d6404eb65e03
+    "tandem": "877da43ecd39d755",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
-    "everything": "d49cd7f00b8e863a",  # a throttle's gap now counts from after a wake-up
+    "everything": "a3b35784944d1a14",  # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it)
 }
 
 

@@ -437,3 +437,14 @@ def test_white_box_invariants_hold_on_random_models(tmp_path):
     out = subprocess.run([str(exe), "400"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok 400"
+
+
+def test_the_trace_says_how_much_of_a_wait_was_the_core_waking():
+    # a packet every 1000 us: the first wakes the fresh core from C1 (no history), every later
+    # one from C6, and that is all of its wait; the CLI's trace says so
+    res = Simulation(load_experiment(spec(1000, "periodic", duration=0.01)), trace_requests=5).run(warmup_s=0.0)
+    recs = res.trace
+    assert list(recs["wake"]) == [2_000_000] + [133_000_000] * (len(recs) - 1)
+    assert all(r["start"] - r["enter"] == r["wake"] for r in recs)
+    from emulator.cli import format_trace
+    assert "133.000 of the wait: the core waking" in format_trace(res)

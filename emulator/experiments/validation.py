@@ -287,7 +287,9 @@ XDP_LAT_MISS = {
           "interrupt moderation (a few us) and NAPI (tens of ns per packet here) are far too small for it, so "
           "the C-state wake-up stays the modelled cause, but no source gives C6's mean exit latency on the "
           "E5-1650 v4, and the log's other direction averaged 61 us, not 82: the table was left as the kernel "
-          "has it rather than fitted"),
+          "has it rather than fitted. (The kernel's own tables put server parts' C6 exits at 82-88 us for Ivy "
+          "Bridge-EP, ivt_cstates, and 133 us for Haswell/Broadwell and Skylake-SP, intel-idle-bdw; the paper's "
+          "~80-90 us lies in that span, but the E5-1650 v4's entry is 133.)"),
     1_000_000: ("at 1 us between packets no state's target residency fits and the governor takes C1 (2 us, "
                 "intel_idle's worst case). Only the packets that find the core asleep (about a third) wait for "
                 "it; the rest queue behind a wake-up already under way or find the core busy, so the mean "

@@ -253,7 +253,7 @@ HALT_POLL_US = 200.0  # linux-haltpoll: KVM's halt-polling ceiling
 def _wake_spec(path: str, rate: float) -> dict[str, Any]:
     from .validation import xdp_experiment
 
-    spec = xdp_experiment("xdp_irq" if path == "xdp_haltpoll" else path, {"arrival": "poisson", "rate_per_s": rate})
+    spec = xdp_experiment("dpdk" if path == "dpdk_poll" else "xdp", {"arrival": "poisson", "rate_per_s": rate})
     if path == "xdp_haltpoll":
         spec["host"]["halt_poll_us"] = HALT_POLL_US
     return spec

@@ -262,12 +262,6 @@ def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
                                {"name": "XDP program in the driver (NAPI)", "on": "vcpu", "cycles": "xdp_cycles"}]},
             "dpdk": {"stages": [{"name": "wire", "on": "nic"},
                                 {"name": "DPDK poll-mode driver", "on": "pmd", "cycles": "dpdk_cycles"}]},
-            # interrupt path at low rate: a packet that finds the core asleep waits for it to wake
-            # (the host's idle states) before NAPI runs the XDP program
-            "xdp_irq": {"stages": [{"name": "wire", "on": "nic"},
-                                   {"name": "XDP program in the driver (NAPI)", "on": "vcpu", "cycles": "xdp_cycles"}]},
-            "dpdk_poll": {"stages": [{"name": "wire", "on": "nic"},
-                                     {"name": "DPDK poll-mode driver (no wake-up: it never sleeps)", "on": "pmd", "cycles": "dpdk_cycles"}]},
         },
     }
     work = {"name": f"xdp-{path}", "summary": "64 B packets", "flows": [dict(arrival, name="pkts", steps=[{"path": path, "bytes": 64}])]}  # hoiland2018: 64 B packets
@@ -330,8 +324,10 @@ def _jobs(quick: bool) -> list[VJob]:
     for p in ("linux_raw", "linux_conntrack", "xdp", "dpdk"):
         jobs.append(VJob(f"xdp/rate/{p}", None, None, None, (), d / 6, w / 6, inline=json.dumps(xdp_experiment(p, closed))))
     for pps, dur in ((100, 2.0 if quick else 10.0), (1_000_000, d / 3)):
-        for p in ("xdp_irq", "dpdk_poll"):
-            jobs.append(VJob(f"xdp/lat/{pps}/{p}", None, None, None, (), dur, dur / 10,
+        # the interrupt path: XDP on the kernel core, which sleeps in the host's idle states
+        # between packets; the polling path: DPDK's core, which never sleeps
+        for key, p in (("xdp_irq", "xdp"), ("dpdk_poll", "dpdk")):
+            jobs.append(VJob(f"xdp/lat/{pps}/{key}", None, None, None, (), dur, dur / 10,
                              inline=json.dumps(xdp_experiment(p, {"arrival": "poisson", "rate_per_s": pps}))))
     # gregg
     for wl in ("kv-cache", "cloud-mix"):

@@ -322,15 +322,17 @@ def xdp_experiment(path: str, arrival: dict[str, Any]) -> dict[str, Any]:
 
 def netback_iperf3_miss(gb: dict[str, float], bound: dict[str, str]) -> str:
     """Why the iperf3 rows miss (validation.md), with the figures the commit implies."""
-    ghz = 2.3  # martins2017tx: E5-2699 v3 at 2.3 GHz (as xeon-2017)
+    hz = read_toml(bundled_path("host", "xeon-2017"))["ghz"] * 1e9  # martins2017tx's E5-2699 v3 runs at the same 2.3 GHz
+    p = read_toml(bundled_path("architecture", "xen-pv"))["params"]
     per_thread = NETBACK_IPERF_PUBLISHED["copy"] / 2 * 1e9  # bit/s through each of the 2 netback kthreads
-    pkt_cycles = NETBACK_IPERF_BYTES * 8 / per_thread * ghz * 1e9
-    # the variant's other per-packet work on that kthread: netback_tx_cycles (1819) and dom0's TCP receive (5000)
-    per_byte = (pkt_cycles - 1819 - 5000) / NETBACK_IPERF_BYTES
-    rcv_max = 2.3e9 * 8 / 35.3e9  # cycles per byte at which one 2.3 GHz core still receives 35.3 Gbit/s
+    pkt_cycles = NETBACK_IPERF_BYTES * 8 / per_thread * hz
+    # what the grant work leaves of that: the variant's other per-packet work on the kthread
+    per_byte = (pkt_cycles - p["netback_tx_cycles"] - p["rx_stack_cycles"]) / NETBACK_IPERF_BYTES
+    rcv_max = hz * 8 / 35.3e9  # cycles per byte at which one core still receives martins2017tx's 35.3 Gbit/s
+    g, rx = p["grant_copy_per_byte"], p["rx_per_byte"]
     if set(bound.values()) == {"iperf3"}:
         why = (f"both variants run at {gb['copy']:.1f} and {gb['mapped']:.1f} Gbit/s, bound by the iperf3 receiver in "
-               f"dom0, whose copy to user space costs rx_per_byte = 0.6 cycles/B (cai2021's ~40 Gbit/s per receiving "
+               f"dom0, whose copy to user space costs rx_per_byte = {rx:g} cycles/B (cai2021's ~40 Gbit/s per receiving "
                f"core, an assumption scaled to cycles), so grants do not matter")
     else:
         why = (f"the variants run at {gb['copy']:.1f} (map/copy) and {gb['mapped']:.1f} (mapped) Gbit/s, their "
@@ -340,11 +342,11 @@ def netback_iperf3_miss(gb: dict[str, float], bound: dict[str, str]) -> str:
             f"on a 2.3 GHz core. And persistent mapping, which removes only grant work, nearly doubles the rate, so in "
             f"upstream netback grant handling is the bound. Upstream netback copies a packet's first 128 B "
             f"(XEN_NETBACK_TX_COPY_LEN, linux-netback) and grant-maps the rest page by page, unmapping it later in a "
-            f"dealloc thread (a TLB flush); xen-pv stands that in by a cache-cold copy at grant_copy_per_byte = 0.5 "
-            f"cycles/B (assumption), ~33k cycles per 64 KiB, about 35 Gbit/s per netback kthread. If the two "
+            f"dealloc thread (a TLB flush); xen-pv stands that in by a cache-cold copy at grant_copy_per_byte = {g:g} "
+            f"cycles/B (assumption), ~{g * NETBACK_IPERF_BYTES / 1000:.0f}k cycles per 64 KiB. If the two "
             f"kthreads were the bound at 14.5 Gbit/s, each spent ~{pkt_cycles / 1000:.0f}k cycles per 64 KiB "
             f"packet: ~{per_byte:.1f} cycles/B, or ~{per_byte * 4096 / 1000:.0f}k cycles per 4 KiB page mapped and "
-            f"unmapped, {per_byte / 0.5:.0f}x the assumption. Not adopted: the commit does not say which thread was "
+            f"unmapped, {per_byte / g:.0f}x the assumption. Not adopted: the commit does not say which thread was "
             f"the bound (netback's, its dealloc thread or the guest's), how the two flows hashed onto the two queues, "
             f"or the packet sizes, and a per-page map cost is a mechanism xen-pv does not have (it charges per byte). "
             f"What is at stake for the headline: results/sensitivity.md varies grant_copy_per_byte over 0.25-2.4, "

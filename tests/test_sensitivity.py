@@ -36,6 +36,9 @@ def _bundled_values(rng, raw):
                     node = node[int(part)] if part.lstrip("-").isdigit() else next(x for x in node if x.get("name") == part)
                 else:
                     node = node[part]
+            if isinstance(node, str):  # a stage naming a param: the param's value
+                owner = next(kind for kind in ("host", "architecture", "workload") if node in raw[kind].get("params", {}))
+                node = raw[owner]["params"][node]
             out.append(node)
     return out
 
@@ -84,9 +87,13 @@ def test_bad_tables_are_refused(tmp_path):
 
 
 def test_wildcard_keys_expand_only_to_matching_leaves():
-    rng = next(r for r in RANGES if r.match is not None)
+    rng = next(r for r in RANGES if r.match is not None and r.key.endswith(".batch"))
     keys = [s.split("=")[0] for s in S.set_strings(rng, RAWS["xen-pv"], rng.low)]
     assert keys and all(k.startswith("architecture.paths.") and k.endswith(".batch") for k in keys)
+    # a match on a param name takes only the stages that name it: xen-pv's transmit grant stage
+    grant = next(r for r in RANGES if r.match == "grant_copy_per_byte")
+    assert [s.split("=")[0] for s in S.set_strings(grant, RAWS["xen-pv"], grant.high)] == \
+        ["architecture.paths.net_tx.stages.4.per_byte"]
     assert not S.set_strings(rng, RAWS["nitro"], rng.low)  # nitro batches nothing
     # a key path the architecture lacks is not created: nitro has no reserve to vary
     res = next(r for r in RANGES if r.key == "architecture.reserve.cores")

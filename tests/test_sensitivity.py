@@ -21,14 +21,19 @@ from emulator.runner import Job, run_jobs
 RANGES = S.load_ranges()
 
 
+def _param(raw, name):
+    """A param's value, from whichever model (host, architecture, workload) defines it."""
+    owner = next(kind for kind in ("host", "architecture", "workload") if name in raw[kind].get("params", {}))
+    return raw[owner]["params"][name]
+
+
 def _bundled_values(rng, raw):
     """The bundled values of a range's keys in one experiment's raw models."""
     out = []
     for k in rng.keys:
         for concrete in S._expand(raw, k, rng.match):
             if "." not in concrete:
-                owner = next(kind for kind in ("host", "architecture", "workload") if concrete in raw[kind].get("params", {}))
-                out.append(raw[owner]["params"][concrete])
+                out.append(_param(raw, concrete))
                 continue
             node = raw
             for part in concrete.split("."):
@@ -36,10 +41,7 @@ def _bundled_values(rng, raw):
                     node = node[int(part)] if part.lstrip("-").isdigit() else next(x for x in node if x.get("name") == part)
                 else:
                     node = node[part]
-            if isinstance(node, str):  # a stage naming a param: the param's value
-                owner = next(kind for kind in ("host", "architecture", "workload") if node in raw[kind].get("params", {}))
-                node = raw[owner]["params"][node]
-            out.append(node)
+            out.append(_param(raw, node) if isinstance(node, str) else node)  # a stage may name a param
     return out
 
 

@@ -128,6 +128,11 @@ def _thr(r: dict[str, Any]) -> float:
     return float(r["throughput_per_s"])
 
 
+def _gbps(r: dict[str, Any], payload_bytes: float) -> float:
+    """Goodput in Gbit/s of a run whose every request carries `payload_bytes`."""
+    return _thr(r) * payload_bytes * 8 / 1e9
+
+
 # ----------------------------------------------------------------------------- the studies
 
 # eli: device assignment with interrupts through the hypervisor (sriov) vs exitless (sriov-posted).
@@ -344,8 +349,8 @@ def netback_iperf3_miss(gb: dict[str, float], bound: dict[str, str]) -> str:
     turbo = 3.6 / 2.3  # assumption: the E5-2699 v3's highest turbo clock, 3.6 GHz (Intel's specification)
     p = read_toml(bundled_path("architecture", "xen-pv"))["params"]
     h = host["params"]
-    exits = (h["exit_cycles"] + h["irq_exit_cycles"] + 2 * h["exit_indirect_cycles"]) / NETBACK_IPERF_BYTES
     B = NETBACK_IPERF_BYTES
+    exits = (h["exit_cycles"] + h["irq_exit_cycles"] + 2 * h["exit_indirect_cycles"]) / B
 
     def cpb(gbit: float, cores: float = 1) -> float:  # cycles per byte at which `cores` move `gbit` Gbit/s
         return cores * hz * 8 / (gbit * 1e9)
@@ -537,7 +542,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
                         "ratio of packet rates", lo, hi, ratio, "mapped / copy runs", expected_miss=miss))
 
     # bulk: martins2017tx's iperf3, DomU -> Dom0 over a 2-queue vif
-    gb = {m: _thr(res[f"netback/iperf3/{m}"]) * NETBACK_IPERF_BYTES * 8 / 1e9 for m in NETBACK_IPERF_PUBLISHED}
+    gb = {m: _gbps(res[f"netback/iperf3/{m}"], NETBACK_IPERF_BYTES) for m in NETBACK_IPERF_PUBLISHED}
     bound = {m: max(res[f"netback/iperf3/{m}"]["resources"].items(), key=lambda kv: kv[1]["utilization"])[0]
              for m in NETBACK_IPERF_PUBLISHED}
     iperf_rows = []
@@ -628,14 +633,14 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
 
     # --- sriov -------------------------------------------------------------------
     lo, hi = band(9.48)
-    gbps = _thr(res["sriov/line-rate"]) * TCP_PAYLOAD * 8 / 1e9
+    gbps = _gbps(res["sriov/line-rate"], TCP_PAYLOAD)
     rows.append(Row("sriov: line rate on 10 GbE, 1500 B frames", "dong2010", "TCP goodput, Gbit/s", lo, hi, gbps,
                     "sriov, bulk-rx, the NIC at 10 Gb/s each way"))
     # dong2010: the VF is "ahead of the Xen PV NIC on throughput and CPU"; a claim without a magnitude,
     # so a half-open range. CPU per unit of goodput, since both runs may be bound by the wire.
     vf, pv = res["sriov/line-rate"], res["sriov/line-rate-pv"]
     cpu_ratio = (_busy_cores(pv, XEON_2017_CORES) / _thr(pv)) / (_busy_cores(vf, XEON_2017_CORES) / _thr(vf))
-    pv_gbps = _thr(pv) * TCP_PAYLOAD * 8 / 1e9
+    pv_gbps = _gbps(pv, TCP_PAYLOAD)
     rows.append(Row("sriov: host CPU per unit of goodput, Xen PV NIC over the VF, 10 GbE", "dong2010",
                     "ratio of non-idle host cores per Gbit/s", 1.0, math.inf, cpu_ratio,
                     f"xen-pv and sriov on the same bulk-rx stream at 10 Gb/s; non-idle host cores (dom0's included, "

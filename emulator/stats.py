@@ -9,7 +9,10 @@ warm-up. The n values of a measure are independent and identically distributed, 
 95% CI of its expectation is x̄ ± t_{0.975, n-1} s/√n (Law, *Simulation Modeling and
 Analysis*, 5th ed., §9.4.1). The measures are the usable fraction and, per flow,
 throughput, mean latency, p99 and p99.9. Percentiles are per-run estimates, so their CI is
-that of the expected per-run percentile, which for long runs is the true percentile. Runs
+that of the expected per-run percentile, which for long runs is the true percentile; a run
+needs ~10 or more requests beyond a percentile for that (M/M/1 with 2,500 requests a run:
+the per-run p99.9 averages 7% low, and 10-replication intervals cover the true p99.9 only
+~67% of the time, against 95% for the mean and 91% for the p99). Runs
 go to a process pool; seeds are fixed per replication index, so results are identical
 whatever the number of workers.
 
@@ -20,7 +23,8 @@ The lag-1 autocorrelation of the batch means is reported: a value well above ~0.
 batches are too short for the CI to be trusted. :func:`long_run` runs the engine window by
 window (``Engine.run`` / ``stats`` / ``reset_stats``), so each window's sums are exact, and
 forms each batch's mean latency as its latency sum over its completions (a ratio estimator,
-weighted by completions, not a mean of window means).
+weighted by completions, not a mean of window means) and each batch's p99 and p99.9 from
+the merged histogram of its windows (a batch quantile, not a mean of window quantiles).
 
 **Warm-up: MSER-5** (:func:`mser5`, :func:`choose_warmup`). The engine starts empty and
 idle, which biases early output. MSER-5 (White 1997; White, Cobb & Spratt 2000; Hoad,
@@ -279,6 +283,10 @@ class WindowSeries:
     start_s: float  # the simulated time the first window starts
     values: dict[str, np.ndarray]
     weights: dict[str, np.ndarray]
+    # per flow: each window's latency histogram (n_windows × buckets) and maximum (ps), so
+    # that percentiles of several windows together come from their merged histogram
+    hists: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    maxes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def window_series(experiment: Experiment, *, window_s: float, n_windows: int, seed: int | None = None,
@@ -294,6 +302,8 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     seed = experiment.seed if seed is None else seed
     rows: list[dict[str, float]] = []
     wts: list[dict[str, float]] = []
+    hists: dict[str, list[np.ndarray]] = {name: [] for name in c.flows}
+    maxes: dict[str, list[float]] = {name: [] for name in c.flows}
     win_ps = round(window_s * PS_PER_S)
     t = round(start_s * PS_PER_S)
     with Engine(c.spec, seed=seed) as eng:
@@ -315,10 +325,37 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
                 p99 = hist_quantile(st["flow_hist"][i], 0.99, float(st["flow_latency_max"][i])) / 1e6
                 row[f"{name}.p99_us"] = p99
                 wt[f"{name}.p99_us"] = 1.0 if done else 0.0
+                hists[name].append(np.array(st["flow_hist"][i], dtype=np.uint64))
+                maxes[name].append(float(st["flow_latency_max"][i]))
             rows.append(row)
             wts.append(wt)
             eng.reset_stats()
-    return WindowSeries(window_s, start_s, _collect(rows), _collect(wts))
+    return WindowSeries(window_s, start_s, _collect(rows), _collect(wts),
+                        {k: np.array(v) for k, v in hists.items()}, {k: np.array(v) for k, v in maxes.items()})
+
+
+def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: float, *,
+                    level: float = 0.95) -> BatchMeans:
+    """Batch means of a latency percentile: the windows' histograms (in time order, one row
+    each) are cut into ``n_batches`` contiguous equal batches (the remainder dropped from the
+    start), each batch's q-quantile (µs) is read from the sum of its windows' histograms,
+    and the CI is that of the batch quantiles (the batch-quantile method of Seila,
+    *Management Science* 28(5), 1982). Averaging per-window quantiles instead would
+    estimate the expected quantile of a window's few requests, biased low for a tail: -18%
+    for an M/M/1 p99 from windows of ~125 requests. A batch needs many requests beyond the
+    quantile (~10 or more) for its quantile to be nearly unbiased."""
+    h = np.asarray(hists)
+    mx = np.asarray(maxes, dtype=np.float64)
+    if h.ndim != 2 or len(mx) != len(h):
+        raise ModelError("need one histogram row and one maximum per window")
+    if n_batches < 2 or len(h) < n_batches:
+        raise ModelError(f"need 2 <= n_batches <= {len(h)} windows, got {n_batches}")
+    size = len(h) // n_batches
+    skip = len(h) - size * n_batches
+    vals = np.array([hist_quantile(h[skip + b * size: skip + (b + 1) * size].sum(axis=0, dtype=np.uint64), q,
+                                   float(mx[skip + b * size: skip + (b + 1) * size].max())) / 1e6
+                     for b in range(n_batches)])
+    return BatchMeans(mean_ci(vals, level=level), vals, lag1_autocorrelation(vals[np.isfinite(vals)]), skip)
 
 
 def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: int = 10, seed: int | None = None,
@@ -326,12 +363,17 @@ def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: 
              level: float = 0.95) -> dict[str, BatchMeans]:
     """One long run (warm-up, then ``duration_s`` cut into n_batches × windows_per_batch
     windows) and the batch-means CI of every measure. A batch's mean latency is its
-    latency sum over its completions; its p99 is the mean of its windows' p99s."""
+    latency sum over its completions; its p99 and p99.9 are those of its merged latency
+    histogram (:func:`batch_quantiles`)."""
     dur = experiment.duration_s if duration_s is None else duration_s
     warm = experiment.warmup_s if warmup_s is None else warmup_s
     n_win = n_batches * windows_per_batch
     ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm)
-    return {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
+    out = {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
+    for name, h in ws.hists.items():
+        for key, q in (("p99_us", 0.99), ("p999_us", 0.999)):
+            out[f"{name}.{key}"] = batch_quantiles(h, ws.maxes[name], n_batches, q, level=level)
+    return out
 
 
 # ----------------------------------------------------------------------------- warm-up

@@ -122,11 +122,12 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         if len(row) > 2 and row[2]:
             res[i].idle_first = len(idle)
             res[i].n_idle = len(row[2])
-            res[i].wake_category = row[3]
             idle += row[2]
-            if len(row) > 4:
-                res[i].poll = row[4]
-                res[i].poll_category = row[5]
+        if len(row) > 3:
+            res[i].wake_category = row[3]
+        if len(row) > 4:  # passed on even without idle states: the engine refuses polling then
+            res[i].poll = row[4]
+            res[i].poll_category = row[5]
     ids = ffi.new("vemu_idle_state[]", max(1, len(idle)))
     for i, (exit_ps, residency_ps) in enumerate(idle):
         ids[i].exit = exit_ps

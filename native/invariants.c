@@ -13,7 +13,11 @@
  *     service, ordered by when they went idle (last idle on top);
  *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
  *     due no later than the end of its poll; a polling unit is idle and within its poll;
- *   - the event heap stays within the capacity fixed at creation.
+ *   - the event heap stays within the capacity fixed at creation;
+ *   - (queues) with a unit free, every qclass with requests waiting is a throttle whose gap
+ *     is closed or whose gate is due at this very instant ("with a unit free, every open
+ *     qclass is empty"), and a throttle with requests behind a closed gap has its gate
+ *     armed: at most one EV_GATE pending per qclass, exactly when its bit says so.
  */
 #include "vemu.c"
 
@@ -79,6 +83,23 @@ static int check(vemu_sim *s, uint64_t seed) {
                 CHK(s->busy[(size_t)r*s->n_categories + rs->poll_cat] == polling, "r%u poll busy %u != polling %u", r, s->busy[(size_t)r*s->n_categories + rs->poll_cat], polling);
             }
         }
+    }
+    for (uint32_t q = 0; q < s->n_qclasses; q++) {
+        qclass *qc = &s->qc[q];
+        resource *rs = &s->res[qc->resource];
+        uint32_t gates = 0, gate_now = 0;
+        for (uint32_t i = 0; i < s->heap_len; i++)
+            if (s->heap[i].kind == EV_GATE && s->heap[i].ref == q) {
+                gates++;
+                gate_now |= s->heap[i].t == s->now;
+            }
+        CHK(gates == (uint32_t)qc->gate_pending && gates <= 1, "q%u: %u gates pending, bit %d", q, gates, qc->gate_pending);
+        if (qc->len == 0) continue;
+        /* (a gate due at this instant that has yet to pop is about to serve them) */
+        CHK(rs->free == 0 || qc_closed(qc, s->now) || gate_now, "q%u: %llu waiting behind an open queue with %u units free",
+            q, (unsigned long long)qc->len, rs->free);
+        CHK(!qc_closed(qc, s->now) || qc->gate_pending, "q%u: %llu waiting behind a closed gap with no gate armed", q,
+            (unsigned long long)qc->len);
     }
     CHK(s->heap_len <= s->heap_cap, "heap");
     return 0;

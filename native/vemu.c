@@ -424,6 +424,7 @@ static inline void trace_stage(vemu_sim *s, const request *q, int dropped) {
 static int stage_enter(vemu_sim *s, uint32_t ri);
 static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
 static int gate_arm(vemu_sim *s, uint32_t qi);
+static int gate_flush(vemu_sim *s, uint32_t qi);
 
 static int issue(vemu_sim *s, uint32_t fi) {
     flow *f = &s->fl[fi];
@@ -546,6 +547,16 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     }
     resource *rs = &s->res[g->resource];
     qclass *qc = &s->qc[g->qclass];
+    if (__builtin_expect(g->throttled, 0) && qc->len > 0 && rs->free > 0 && !qc_closed(qc, s->now)) {
+        /* the gap passes at this very instant and its EV_GATE has yet to pop: the newcomer
+         * joins those waiting, behind them (room permitting), and the gate's service
+         * begins now, with the longest waiting first */
+        int room = rs->capacity < 0 || rs->waiting < (uint64_t)rs->capacity;
+        if (room) enqueue(s, qc, rs, ri);
+        int rc = gate_flush(s, (uint32_t)g->qclass);
+        if (rc < 0 || room) return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
+        /* no room before: the service just begun made some; go on as an arrival */
+    }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
@@ -737,6 +748,21 @@ static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource 
     return start_service(s, best, ri);
 }
 
+/* A throttled qclass with requests waiting: while its gap is open and a unit free, serve
+ * them (dispatch serves the resource's best, which is this qclass unless another throttle
+ * opened at the same instant ranks first). A no-op except at a tie: only a gap that passes
+ * at this very instant, before its EV_GATE pops, leaves an open throttle with requests
+ * waiting beside a free unit (every other way a unit comes free dispatches). */
+static __attribute__((noinline, cold)) int gate_flush(vemu_sim *s, uint32_t qi) {
+    qclass *qc = &s->qc[qi];
+    resource *rs = &s->res[qc->resource];
+    while (qc->len > 0 && rs->free > 0 && !qc_closed(qc, s->now)) { /* each pass starts a service */
+        int rc = dispatch(s, rs);
+        if (rc < 0) return rc;
+    }
+    return VEMU_OK;
+}
+
 /* The qclass every member of the batch at `head` goes on to, when they can go on
  * together: each member's stage has no delay and is followed by a stage of one batching
  * qclass. NIL otherwise. *n receives the batch size. */
@@ -762,7 +788,8 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
     qclass *qc = &s->qc[qi];
     resource *rs = &s->res[qc->resource];
     uint32_t ri = head;
-    while (ri != NIL && rs->free > 0 && !qc_closed(qc, s->now)) {
+    /* a throttle with requests waiting: the group queues behind them (see the end) */
+    while (ri != NIL && rs->free > 0 && !qc_closed(qc, s->now) && !(qc->gap && qc->len > 0)) {
         uint32_t h0 = ri, t0 = ri, k = 1;
         double bytes = s->req[ri].bytes;
         for (ri = s->req[ri].next; ri != NIL && k < qc->batch; ri = s->req[ri].next) {
@@ -776,6 +803,10 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
     }
     while (ri != NIL) {
         uint32_t nx = s->req[ri].next;
+        if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity && qc->gap) {
+            int rc = gate_flush(s, qi); /* a gap passing now serves some: room (see below) */
+            if (rc < 0) return rc;
+        }
         if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) {
             int rc = drop(s, ri, rs);
             if (rc < 0) return rc;
@@ -784,7 +815,11 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
         }
         ri = nx;
     }
-    return qc->gap ? gate_arm(s, qi) : VEMU_OK;
+    if (!qc->gap) return VEMU_OK;
+    /* a gap passing at this very instant, its EV_GATE yet to pop, with a unit free: the
+     * gate's service begins now, the longest waiting first and the group behind them */
+    int rc = gate_flush(s, qi);
+    return rc < 0 ? rc : gate_arm(s, qi);
 }
 
 /* The request q ends its service at stage g and arrives at its next stage without
@@ -1232,6 +1267,10 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             resource *rs = &s->res[qc->resource];
             qc->gate_pending = 0;
             rc = rs->free > 0 ? dispatch(s, rs) : VEMU_OK; /* else the next free unit takes them */
+            /* a service begun at this instant before this event (an arrival that found the
+             * gap just open) closed the gap again, and its gate_arm saw this event still
+             * pending: arm the gate anew, or those waiting would wait for the next arrival */
+            if (rc >= 0) rc = gate_arm(s, e.ref);
             break;
         }
         default: /* EV_DELAY, or EV_WAKE or EV_POLL_END (kept out of the switch's cases: a

@@ -18,7 +18,8 @@
  *             NIC's interrupt throttle (ITR) spaces interrupts: a request finding the last
  *             service begun `gap` or longer ago starts at once (given a free unit), else it
  *             waits until the gap has passed, and everything waiting then (up to `batch`)
- *             is served together. One throttle per qclass, whatever its units.
+ *             is served together; a request arriving at the very instant the gap passes
+ *             joins those waiting, behind them. One throttle per qclass, whatever its units.
  *   idle      a resource may give its units idle states (a CPU's C-states): each has an
  *             exit latency and a target residency, shallowest first. A unit that goes idle
  *             enters the deepest state whose target residency its prediction reaches (the

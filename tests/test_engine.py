@@ -269,6 +269,38 @@ def test_non_preemptive_priority_matches_cobham() -> None:
     assert flows["A"]["latency_us"]["mean"] < flows["B"]["latency_us"]["mean"]
 
 
+# -- throttles (engine level) ------------------------------------------------------
+
+_F0 = ("fixed", 0.0, 0.0)
+
+
+def _fx(ps: float) -> tuple[str, float, float]:
+    return ("fixed", float(ps), 0.0)
+
+
+def test_throttle_gap_passing_as_a_request_arrives_serves_the_waiting_first() -> None:
+    # One unit, a throttled qclass (gap 9 ns, batch 1, service 1 ns) followed by a 1 ms delay,
+    # three closed single-client flows whose first requests arrive at 1, 3 and 10 ns. The
+    # first starts at once (gap until 10 ns); the second waits; the third arrives exactly as
+    # the gap passes, before the gate's event at that instant. Regression: the newcomer took
+    # the unit ahead of the waiting request, and the gate, finding the gap closed again, was
+    # not re-armed: the waiting request sat behind an open gap until the next arrival (1 ms).
+    # Now the gap's end serves the one waiting; the newcomer waits for the next gap.
+    gap, svc = 9000, 1000
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 1, gap)],
+                stages=[(0, 0, _fx(svc), 0.0, _F0, False, _F0), (-1, 0, _F0, 0.0, _fx(10**9), False, _F0)],
+                classes=[(0, 2, 1.0)],
+                flows=[(True, _F0, 1, _fx(t), 0, 1) for t in (1000, 3000, 10000)],
+                n_categories=1, pool_size=3, trace_requests=3, trace_capacity=64)
+    with Engine(spec, seed=1) as eng:
+        eng.run(10**8)  # 100 us: long before the delays end
+        tr, _ = eng.trace()
+    first = tr[tr["stage"] == 0]
+    assert first["request"].tolist() == [0, 1, 2]
+    assert first["enter"].tolist() == [1000, 3000, 10000]
+    assert first["start"].tolist() == [1000, 1000 + gap, 1000 + 2 * gap]
+
+
 # -- drops and conservation --------------------------------------------------------
 
 def test_capacity_drops_counted_and_match_mm1k() -> None:

@@ -468,7 +468,9 @@ def test_engine_limits_are_refused_without_allocating() -> None:
                    {"resources": [(1, -1, ((LIMITS["gap_ps"] + 1, 2),), 0)]},
                    {"resources": [(1, -1, ((5, -1),), 0)]},
                    {"resources": [(1, -1, ((1, 1),) * (LIMITS["idle_states"] + 1), 0)]},
-                   {"resources": [(1, -1, ((5, 2),), 0, LIMITS["gap_ps"] + 1, 0)]}):
+                   {"resources": [(1, -1, ((5, 2),), 0, LIMITS["gap_ps"] + 1, 0)]},
+                   # polling with no idle states to sleep in: once dropped silently by _core
+                   {"resources": [(1, -1, (), 0, 5000, 0)]}):
         with pytest.raises(NativeError) as e:
             Engine(dataclasses.replace(ok, **change), seed=1)
         assert e.value.status < 0

@@ -42,11 +42,13 @@ ARRIVAL_OPEN = int(lib.VEMU_ARRIVAL_OPEN)
 ARRIVAL_CLOSED = int(lib.VEMU_ARRIVAL_CLOSED)
 STATUS_MORE = int(lib.VEMU_MORE)
 STATUS_EFULL = int(lib.VEMU_EFULL)
+NO_PARENT = int(lib.VEMU_NO_PARENT)
 
 TRACE_DTYPE = np.dtype(
     [
         ("request", "<u8"), ("flow", "<u4"), ("stage", "<u4"), ("dropped", "<i4"), ("batch", "<u4"),
         ("enter", "<u8"), ("start", "<u8"), ("end", "<u8"), ("leave", "<u8"), ("wake", "<u8"),
+        ("parent", "<u8"),
     ]
 )
 assert TRACE_DTYPE.itemsize == ffi.sizeof("vemu_trace_record")
@@ -95,8 +97,9 @@ class Spec:
     # ^ units, capacity (-1 unbounded)[, idle states ((exit ps, target residency ps), ...,
     #   shallowest first), wake category[, poll before sleeping (ps), poll category]]
     qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
-    stages: Sequence[tuple[int, int, Dist, float, Dist, bool, Dist]]
-    # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes
+    stages: Sequence[tuple[Any, ...]]
+    # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes[,
+    #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)]
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
     flows: Sequence[tuple[bool, Dist, int, Dist, int, int]]
     # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes
@@ -140,8 +143,10 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         qc[i].batch = batch
         qc[i].gap = row[3] if len(row) > 3 else 0
     st = ffi.new("vemu_stage_spec[]", max(1, len(spec.stages)))
-    for i, (q, cat, work, pb, delay, draw, nbytes) in enumerate(spec.stages):
+    for i, row in enumerate(spec.stages):
+        q, cat, work, pb, delay, draw, nbytes = row[:7]
         g = st[i]
+        g.fork = row[7] if len(row) > 7 else 0
         g.qclass = q
         g.category = cat
         _set_dist(g.work, work)

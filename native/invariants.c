@@ -150,6 +150,11 @@ int main(int argc, char **argv){
         }
         vemu_class_spec cls[3]; uint32_t NC = 1 + ri(2);
         for (uint32_t c = 0; c < NC; c++) { cls[c].first_stage = ri(NS); cls[c].n_stages = 1 + ri(NS - cls[c].first_stage); cls[c].weight = 1; }
+        if (ri(3) == 0) { /* forks: stages outside one class start detached requests on it */
+            uint32_t t = ri(NC);
+            for (uint32_t i = 0; i < NS; i++)
+                if ((i < cls[t].first_stage || i >= cls[t].first_stage + cls[t].n_stages) && ri(3) == 0) stg[i].fork = t + 1;
+        }
         vemu_flow_spec fl[2]; uint32_t NF = 1 + ri(2); uint32_t clients = 0;
         for (uint32_t f = 0; f < NF; f++) {
             memset(&fl[f],0,sizeof fl[f]);

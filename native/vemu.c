@@ -173,6 +173,7 @@ typedef struct {
 typedef struct {
     uint64_t born, enter, start, svc_end;
     uint64_t id;      /* creation sequence */
+    uint64_t parent;  /* id of the request whose fork started it; VEMU_NO_PARENT: its flow's own */
     uint64_t enq_seq; /* order of queueing, for FIFO across qclasses */
     uint32_t next;    /* queue, batch and free-list link */
     uint32_t stage, stage_end;
@@ -231,6 +232,7 @@ typedef struct {
                            stage + 1 is still in the request's class */
     uint8_t has_delay;
     int32_t draw_bytes;
+    uint32_t fork; /* 0, or 1 + the class a leaving request starts a detached request on */
     sampler work, delay, bytes;
     double per_byte_ps;
     uint64_t completed, served;
@@ -412,6 +414,7 @@ static void trace_record(vemu_sim *s, const request *q, int dropped) {
     t->leave = s->now;
     size_t slot = (size_t)(q - s->req);
     t->wake = s->trace_wake[slot];
+    t->parent = q->parent;
     s->trace_wake[slot] = 0;
 }
 
@@ -426,21 +429,30 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
 static int gate_arm(vemu_sim *s, uint32_t qi);
 static int gate_flush(vemu_sim *s, uint32_t qi);
 
-static int issue(vemu_sim *s, uint32_t fi) {
-    flow *f = &s->fl[fi];
+/* Takes a free request slot into *out, or fails the sim with VEMU_EFULL. */
+static int slot_take(vemu_sim *s, uint32_t fi, int detached, uint32_t *out) {
     if (s->free_head == NIL && s->fresh < s->pool_size) { /* first use of a slot */
         s->req[s->fresh].next = NIL;
         s->free_head = s->fresh++;
     }
     if (s->free_head == NIL)
         return fail(s, VEMU_EFULL,
-                    "request pool of %u exhausted at t=%.6f s: flow %u offers more than the "
-                    "system serves (raise the pool or lower the load)",
-                    s->pool_size, (double)s->now * 1e-12, fi);
-    uint32_t ri = s->free_head;
-    request *q = &s->req[ri];
-    s->free_head = q->next;
+                    "request pool of %u exhausted at t=%.6f s: flow %u %s (raise the pool or lower the load)",
+                    s->pool_size, (double)s->now * 1e-12, fi,
+                    detached ? "and the detached requests its forks start need more"
+                             : "offers more than the system serves");
+    *out = s->free_head;
+    s->free_head = s->req[*out].next;
     s->in_flight++;
+    return VEMU_OK;
+}
+
+static int issue(vemu_sim *s, uint32_t fi) {
+    flow *f = &s->fl[fi];
+    uint32_t ri;
+    int rc = slot_take(s, fi, 0, &ri);
+    if (rc < 0) return rc;
+    request *q = &s->req[ri];
     uint32_t c = f->first_class;
     if (f->n_classes > 1) { /* pick a class by weight */
         double u = rng_unit(&f->streams[S_CLASS]) * f->weight_total, acc = 0;
@@ -452,6 +464,7 @@ static int issue(vemu_sim *s, uint32_t fi) {
     }
     q->born = s->now;
     q->id = s->next_id++;
+    q->parent = VEMU_NO_PARENT;
     q->next = NIL;
     q->flow = fi;
     q->stage = s->cls[c].first_stage;
@@ -464,6 +477,27 @@ static int issue(vemu_sim *s, uint32_t fi) {
     return stage_enter(s, ri);
 }
 
+/* Request pi leaves a forking stage: a detached request of its flow, with its bytes,
+ * starts class c now. */
+static __attribute__((noinline)) int fork_off(vemu_sim *s, uint32_t pi, uint32_t c) {
+    uint32_t ri;
+    int rc = slot_take(s, s->req[pi].flow, 1, &ri);
+    if (rc < 0) return rc;
+    const request *p = &s->req[pi];
+    request *q = &s->req[ri];
+    q->born = s->now;
+    q->id = s->next_id++;
+    q->parent = p->id;
+    q->next = NIL;
+    q->flow = p->flow;
+    q->stage = s->cls[c].first_stage;
+    q->stage_end = q->stage + s->cls[c].n_stages;
+    q->bytes = p->bytes;
+    q->batch = 1;
+    q->cls = c;
+    return stage_enter(s, ri);
+}
+
 /* Returns the request to the pool; a closed flow's client thinks, then asks again. After
  * a drop the next request always goes through the event queue: issuing it inline could
  * recurse without bound into a queue that stays full. */
@@ -471,10 +505,12 @@ static int release(vemu_sim *s, uint32_t ri, int dropped) {
     request *q = &s->req[ri];
     flow *f = &s->fl[q->flow];
     uint32_t fi = q->flow;
-    in_flight_change(s, f, -1);
+    int detached = q->parent != VEMU_NO_PARENT;
     q->next = s->free_head;
     s->free_head = ri;
     s->in_flight--;
+    if (detached) return VEMU_OK; /* no request of its flow: nothing to count, no client */
+    in_flight_change(s, f, -1);
     if (f->arrival == VEMU_ARRIVAL_CLOSED) {
         uint64_t th = to_ps(sample(&f->think, &f->streams[S_ARRIVAL]));
         if (th == 0 && !dropped) return issue(s, fi);
@@ -486,18 +522,19 @@ static int release(vemu_sim *s, uint32_t ri, int dropped) {
 static int complete(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     flow *f = &s->fl[q->flow];
+    s->class_completed[q->cls]++;
+    if (q->parent != VEMU_NO_PARENT) return release(s, ri, 0);
     uint64_t lat = s->now - q->born;
     f->completed++;
     f->lat_sum += (double)lat;
     if (lat > f->lat_max) f->lat_max = lat;
     f->hist[vemu_hist_index(lat)]++;
-    s->class_completed[q->cls]++;
     return release(s, ri, 0);
 }
 
 static int drop(vemu_sim *s, uint32_t ri, resource *rs) {
     request *q = &s->req[ri];
-    s->fl[q->flow].dropped++;
+    if (q->parent == VEMU_NO_PARENT) s->fl[q->flow].dropped++;
     rs->dropped++;
     trace_stage(s, q, 1);
     return release(s, ri, 1);
@@ -507,7 +544,12 @@ static int drop(vemu_sim *s, uint32_t ri, resource *rs) {
 static int stage_leave(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     trace_stage(s, q, 0);
-    s->st[q->stage].completed++;
+    stage *g = &s->st[q->stage];
+    g->completed++;
+    if (__builtin_expect(g->fork != 0, 0)) {
+        int rc = fork_off(s, ri, g->fork - 1);
+        if (rc < 0) return rc;
+    }
     if (++q->stage == q->stage_end) return complete(s, ri);
     return stage_enter(s, ri);
 }
@@ -822,16 +864,23 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
     return rc < 0 ? rc : gate_arm(s, qi);
 }
 
-/* The request q ends its service at stage g and arrives at its next stage without
- * leaving the unit (the caller starts that service). */
-static inline void pass_on(vemu_sim *s, request *q, stage *g) {
+/* The request ri ends its service at stage g and arrives at its next stage without
+ * leaving the unit (the caller starts that service); a forking stage starts its detached
+ * request first, as stage_leave does. */
+static inline int pass_on(vemu_sim *s, uint32_t ri, stage *g) {
+    request *q = &s->req[ri];
     q->svc_end = s->now;
     g->completed++;
     g->wait_sum += (double)(q->start - q->enter);
     g->service_sum += (double)(s->now - q->start);
     trace_stage(s, q, 0);
+    if (__builtin_expect(g->fork != 0, 0)) {
+        int rc = fork_off(s, ri, g->fork - 1);
+        if (rc < 0) return rc;
+    }
     q->stage++;
     stage_arrive(s, q, &s->st[q->stage]);
+    return VEMU_OK;
 }
 
 static int on_service(vemu_sim *s, uint32_t head) {
@@ -849,7 +898,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
         uint32_t tail = head;
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
             request *q = &s->req[ri];
-            pass_on(s, q, &s->st[q->stage]);
+            int rc = pass_on(s, ri, &s->st[q->stage]);
+            if (rc < 0) return rc;
             bytes += q->bytes;
             tail = ri;
         }
@@ -866,8 +916,9 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * can only form from requests that wait for it, so the request queues there like any
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
-        pass_on(s, h, g);
-        int rc = unit_release(s, rs, h); /* start_service takes it again */
+        int rc = pass_on(s, head, g);
+        if (rc < 0) return rc;
+        rc = unit_release(s, rs, h); /* start_service takes it again */
         if (rc < 0) return rc;
         return start_service(s, (uint32_t)s->st[h->stage].qclass, head);
     }
@@ -994,6 +1045,8 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         if (g->draw_bytes && !check_dist(&g->bytes, "stage bytes", i, 0, err, len)) return 0;
         REQUIRE(!g->draw_bytes || g->bytes.mean <= VEMU_MAX_BYTES, "stage %u: bytes mean above %g", i,
                 VEMU_MAX_BYTES);
+        REQUIRE(g->fork <= m->n_classes, "stage %u: fork %u, need 0 (none) or 1 + a class below %u", i, g->fork,
+                m->n_classes);
     }
     for (uint32_t i = 0; i < m->n_classes; i++) {
         const vemu_class_spec *c = &m->classes[i];
@@ -1001,6 +1054,13 @@ static int validate(const vemu_model *m, char *err, size_t len) {
                 "class %u: stages %u..+%u out of range", i, c->first_stage, c->n_stages);
         REQUIRE(isfinite(c->weight) && c->weight > 0 && c->weight <= 1e12, "class %u: weight %g, need (0, 1e12]",
                 i, c->weight);
+    }
+    for (uint32_t i = 0; i < m->n_stages; i++) { /* a detached request cannot fork again */
+        if (!m->stages[i].fork) continue;
+        const vemu_class_spec *c = &m->classes[m->stages[i].fork - 1];
+        for (uint32_t k = c->first_stage; k < c->first_stage + c->n_stages; k++)
+            REQUIRE(!m->stages[k].fork, "stage %u forks to class %u, whose stage %u forks again", i,
+                    m->stages[i].fork - 1, k);
     }
     uint64_t clients = 0;
     for (uint32_t i = 0; i < m->n_flows; i++) {
@@ -1138,6 +1198,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         sampler_init(&t->bytes, &g->bytes);
         t->per_byte_ps = g->per_byte_ps;
         t->draw_bytes = g->draw_bytes;
+        t->fork = g->fork;
         t->has_delay = g->qclass < 0 || g->delay.mean > 0;
         t->throttled = g->qclass >= 0 && m->qclasses[g->qclass].gap > 0;
         t->slow = t->throttled || (g->qclass >= 0 && m->resources[m->qclasses[g->qclass].resource].n_idle > 0);

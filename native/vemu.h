@@ -48,6 +48,13 @@
  *             of one interrupt are paid once for the interrupt; elsewhere they arrive as
  *             a group, up to `batch` of them starting as one service on a free unit (the
  *             packets one notification covers are taken by one interrupt).
+ *   fork      a stage may fork: every request leaving it also starts a *detached*
+ *             request of the same flow, with its bytes, on another class (work the first
+ *             one sets off but does not wait for, as a transmit completion). A detached
+ *             request runs its class like any other but is no request of its flow: it is
+ *             not counted as created, completed, dropped or in flight and has no latency;
+ *             its completions count in its class's, its stages' statistics are kept, and
+ *             it holds a pool slot while it runs. A class forked to has no forking stage.
  *   class     a contiguous run of stages; a flow draws a class per request by weight.
  *   flow      a source of requests: open (interarrival times drawn from a distribution)
  *             or closed (`clients` requests always outstanding, each followed by a think
@@ -95,6 +102,7 @@
 #define VEMU_ARRIVAL_CLOSED 1
 
 #define VEMU_TIME_MAX INT64_MAX
+#define VEMU_NO_PARENT UINT64_MAX /* vemu_trace_record.parent of a request a flow issued */
 
 /* Limits the engine re-checks (the Python layer checks them first, with friendlier words). */
 #define VEMU_MAX_RESOURCES 65536
@@ -157,6 +165,8 @@ typedef struct {
     vemu_dist delay;    /* pure delay after the service, ps; holds no resource */
     int32_t draw_bytes; /* 1: draw the request's bytes from `bytes` on entering */
     vemu_dist bytes;    /* bytes, when draw_bytes */
+    uint32_t fork;      /* 0: none; c + 1: a request leaving this stage also starts a detached
+                           request on class c (see `fork` above) */
 } vemu_stage_spec;
 
 typedef struct {
@@ -200,6 +210,7 @@ typedef struct {
     uint64_t end;    /* service ended */
     uint64_t leave;  /* left the stage (after its delay) */
     uint64_t wake;   /* of the wait start - enter, ps spent waking the unit from an idle state */
+    uint64_t parent; /* the request whose fork started this one, VEMU_NO_PARENT if none */
 } vemu_trace_record;
 
 /* Caller-owned arrays the statistics are copied into; any pointer may be NULL.

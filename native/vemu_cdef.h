@@ -14,6 +14,7 @@
 #define VEMU_ARRIVAL_OPEN ...
 #define VEMU_ARRIVAL_CLOSED ...
 #define VEMU_TIME_MAX ...
+#define VEMU_NO_PARENT ...
 #define VEMU_MAX_RESOURCES ...
 #define VEMU_MAX_STAGES ...
 #define VEMU_MAX_FLOWS ...
@@ -41,7 +42,7 @@ typedef struct { int64_t exit; int64_t residency; } vemu_idle_state;
 typedef struct { uint32_t resource; int32_t priority; uint32_t batch; int64_t gap; } vemu_qclass_spec;
 typedef struct {
     int32_t qclass; uint32_t category; vemu_dist work; double per_byte_ps; vemu_dist delay;
-    int32_t draw_bytes; vemu_dist bytes;
+    int32_t draw_bytes; vemu_dist bytes; uint32_t fork;
 } vemu_stage_spec;
 typedef struct { uint32_t first_stage; uint32_t n_stages; double weight; } vemu_class_spec;
 typedef struct {
@@ -63,7 +64,7 @@ typedef struct {
 } vemu_model;
 typedef struct {
     uint64_t request; uint32_t flow; uint32_t stage; int32_t dropped; uint32_t batch;
-    uint64_t enter; uint64_t start; uint64_t end; uint64_t leave; uint64_t wake;
+    uint64_t enter; uint64_t start; uint64_t end; uint64_t leave; uint64_t wake; uint64_t parent;
 } vemu_trace_record;
 typedef struct {
     uint64_t *flow_created; uint64_t *flow_completed; uint64_t *flow_dropped;

@@ -477,7 +477,7 @@ WEIRD_INTS = [-1, 0, 1, 2, 7, 2**31 - 1, U32, LIMITS["units"] + 1, LIMITS["batch
 # C field ranges of the integer columns that are not uint32 (table, column) -> (lo, hi)
 INT_RANGES = {("resources", 1): (-(2**63), 2**63 - 1), ("qclasses", 1): (-(2**31), 2**31 - 1),
               ("qclasses", 3): (-(2**63), 2**63 - 1),
-              ("stages", 0): (-(2**31), 2**31 - 1)}
+              ("stages", 0): (-(2**31), 2**31 - 1), ("stages", 7): (0, 8)}
 
 
 def _dists(mean_hi: float) -> st.SearchStrategy[tuple[str, float, float]]:
@@ -504,6 +504,11 @@ def valid_specs(draw: st.DrawFn) -> Spec:
     for _ in range(draw(st.integers(1, 3))):
         first = draw(st.integers(0, ns - 1))
         classes.append((first, draw(st.integers(1, ns - first)), draw(st.floats(1e-3, 10))))
+    if draw(st.booleans()):  # forks: stages outside one class start detached requests on it
+        t = draw(st.integers(0, len(classes) - 1))
+        inside = range(classes[t][0], classes[t][0] + classes[t][1])
+        stages = [g + ((t + 1,) if k not in inside and draw(st.integers(0, 3)) == 0 else (0,))
+                  for k, g in enumerate(stages)]
     flows = []
     for _ in range(draw(st.integers(1, 3))):
         first = draw(st.integers(0, len(classes) - 1))
@@ -594,3 +599,83 @@ def test_engine_rejects_bad_specs_without_allocating() -> None:
         Engine(good, seed=-1)
     with pytest.raises(ModelError):
         Engine(good, seed=2**64)
+
+
+# -- forks: work a request sets off but does not wait for ----------------------------
+
+def _fork_spec(*, fork: int = 2, child_stages: int = 1, pool: int = 64, trace: int = 0) -> Spec:
+    # One 1 GHz core (resource 0) and a second one (resource 1). A closed flow of 4 clients
+    # (no think): class 0 = stage 0 (100 ns on core 0, forks to class 1), stage 1 (200 ns on
+    # core 0). Class 1, detached: stage 2 (50 ns on core 1, category 1), then a 10 us delay.
+    stages = [(0, 0, _fx(100e3), 0.0, _F0, False, _F0, fork),
+              (0, 0, _fx(200e3), 0.0, _F0, False, _F0, 0),
+              (1, 1, _fx(50e3), 0.0, _F0, False, _F0, 0),
+              (-1, 1, _F0, 0.0, _fx(10e6), False, _F0, 0)]
+    return Spec(resources=[(1, -1), (1, -1)], qclasses=[(0, 0, 1), (1, 0, 1)], stages=stages,
+                classes=[(0, 2, 1.0), (2, child_stages + 1 if child_stages else 1, 1.0)],
+                flows=[(True, _F0, 4, _F0, 0, 1)], n_categories=2, pool_size=pool,
+                trace_requests=trace, trace_capacity=64)
+
+
+def test_a_fork_costs_cycles_but_no_latency_and_no_flow_counts() -> None:
+    # The flow's requests take 300 ns of core 0 and nothing else: 4 clients keep it busy, so
+    # each completes every 300 ns and waits for the 3 ahead (latency 1.2 us exactly, fixed
+    # times). Every request leaving stage 0 starts one detached request (class 1), which
+    # takes 50 ns of core 1 and then 10 us of delay; those add nothing to the flow's
+    # latency or counts, and are counted as class 1's completions.
+    with Engine(_fork_spec(), seed=1) as eng:
+        eng.run(10**8)  # warm: 100 us
+        eng.reset_stats()
+        eng.run(10**9)  # a 900 us window
+        s = eng.stats()
+        in_flight = eng.in_flight
+    done = int(s["flow_completed"][0])
+    assert done == 3000  # 900 us / 300 ns, exactly: the fork holds nothing on core 0
+    assert s["flow_latency_sum"][0] / done == pytest.approx(1.2e6)  # ps
+    assert int(s["flow_created"][0]) == done and int(s["flow_in_flight"][0]) == 4
+    forks = int(s["stage_completed"][0])
+    assert forks == done  # one per request leaving stage 0
+    # each detached request completes 10.05 us after its fork: those still running are
+    # the ~10.05 us / 300 ns = 33 forked last, and they hold pool slots beside the 4 clients
+    assert 33 <= in_flight - 4 <= 34
+    assert abs(int(s["class_completed"][1]) - forks) <= 34
+    # their cycles are charged: 50 ns of core 1 per fork, to category 1
+    np.testing.assert_allclose(s["resource_busy_area"][1, 1], int(s["stage_completed"][2]) * 50e3, rtol=1e-12)
+    assert s["resource_busy_area"][0, 1] == 0
+
+
+def test_a_fork_traces_its_parent_and_is_deterministic() -> None:
+    runs = []
+    for _ in range(2):
+        with Engine(_fork_spec(pool=64, trace=12), seed=3) as eng:
+            eng.run(2 * 10**7)
+            runs.append((eng.trace()[0], eng.stats()))
+    tr, _ = runs[0]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    _same_stats(runs[0][1], runs[1][1])
+    from emulator._core import NO_PARENT
+    first = {int(r["request"]): int(r["parent"]) for r in tr}
+    flows_own = [r for r, p in first.items() if p == NO_PARENT]
+    children = {r: p for r, p in first.items() if p != NO_PARENT}
+    assert children and flows_own
+    for r, p in children.items():
+        assert p in flows_own and p < r
+        # the child enters stage 2 the instant its parent leaves stage 0
+        left = tr[(tr["request"] == p) & (tr["stage"] == 0)]["leave"]
+        entered = tr[(tr["request"] == r) & (tr["stage"] == 2)]["enter"]
+        assert left.tolist() == entered.tolist()
+
+
+def test_forks_the_engine_refuses() -> None:
+    with pytest.raises(NativeError, match="fork"):  # past the last class
+        Engine(_fork_spec(fork=3), seed=1)
+    bad = _fork_spec()
+    stages = list(bad.stages)
+    stages[2] = stages[2][:7] + (2,)  # the detached class forks again
+    with pytest.raises(NativeError, match="forks again"):
+        Engine(Spec(bad.resources, bad.qclasses, stages, bad.classes, bad.flows, 2, 64), seed=1)
+    # a pool with room for the clients but not their detached requests: a clean EFULL
+    with Engine(_fork_spec(pool=4), seed=1) as eng:
+        with pytest.raises(NativeError) as e:
+            eng.run(10**8)
+        assert e.value.status == STATUS_EFULL and "detached" in str(e.value)

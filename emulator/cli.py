@@ -33,13 +33,66 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _float_arg(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: '{text}'") from None
+
+
+def duration_arg(text: str) -> float:
+    """``--duration``: simulated seconds, at least one picosecond (the engine's time unit)."""
+    from .model import MAX_DURATION_S, MIN_DURATION_S
+
+    v = _float_arg(text)
+    if not MIN_DURATION_S <= v <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"{text}: simulated seconds in (0, {MAX_DURATION_S:g}], at least "
+                                         f"{MIN_DURATION_S:g} (a picosecond, the engine's time unit)")
+    return v
+
+
+def warmup_arg(text: str) -> float:
+    """``--warmup``: simulated seconds, 0 or more."""
+    from .model import MAX_DURATION_S
+
+    v = _float_arg(text)
+    if not 0 <= v <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"{text}: simulated seconds in [0, {MAX_DURATION_S:g}]")
+    return v
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: an integer in [0, 2**64)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if not 0 <= v < 2**64:
+        raise argparse.ArgumentTypeError(f"{text}: an integer in [0, 2**64)")
+    return v
+
+
+def positive_int_arg(hi: int) -> Any:
+    """An argparse type: an integer in [1, hi]."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+        if not 1 <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{text}: an integer in [1, {hi}]")
+        return v
+    return parse
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options every command that runs one experiment shares: overrides, window, seed."""
+    """The options every command that runs one experiment shares: overrides, window, seed.
+    The numbers are checked as they are parsed, so an error names the flag (not the file)."""
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4); repeatable")
-    p.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
-    p.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
-    p.add_argument("--seed", type=int, help="random seed (default: the file's, else 1)")
+    p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window in simulated seconds")
+    p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
+    p.add_argument("--seed", type=seed_arg, help="random seed (default: the file's, else 1)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,17 +116,17 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reproduce", help="regenerate the headline results and figures")
     rp.add_argument("--quick", action="store_true", help="shorter runs (same ordering, wider noise)")
-    rp.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help=f"output folder (default {DEFAULT_RESULTS})")
+    rp.add_argument("--out", type=path_arg, default=DEFAULT_RESULTS, help=f"output folder (default {DEFAULT_RESULTS})")
     rp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     rp.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
     rp.add_argument("--only", action="append", default=[], metavar="STUDY",
                     help="run only this study (headline, validation, sensitivity); repeatable")
     rp.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
-    rp.add_argument("--cache", type=Path, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
+    rp.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
     b = sub.add_parser("bench", help="engine speed: tandem-3 in vemu, hand-written C and SimPy")
     b.add_argument("--requests", type=int, default=10_000_000, help="tandem-3 requests per run (default 10M)")
     b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
-    b.add_argument("--out", type=Path, default=None, help="also write the table as CSV (e.g. results/bench.csv)")
+    b.add_argument("--out", type=path_arg, default=None, help="also write the table as CSV (e.g. results/bench.csv)")
     import importlib
 
     for mod in PLUGINS:
@@ -124,20 +177,31 @@ def cmd_run(a: argparse.Namespace) -> int:
 def format_trace(res: Any) -> str:
     """Each traced request's path: every stage with its resource, category, the time spent
     waiting, in service and in a pure delay (microseconds from the request's birth)."""
+    from ._core import NO_PARENT
+
     tr, info, flows = res.trace, res.compiled.stages, res.compiled.flows
     cpu = {r.name for r in res.compiled.resources if r.kind == "cpu"}
-    out = [f"\nthe first requests, stage by stage (times in µs; t0 = the request's first stage; "
+    out = [f"\nthe first requests, stage by stage (times in µs; t0 = the request's first stage, or for "
+           f"one forked, that of the request that forked it; "
            f"{res.trace_lost} records beyond capacity)"]
     if tr is None or len(tr) == 0:
         return out[0] + "\n  (no request finished a stage during the run)"
     by_req: dict[int, list[Any]] = {}
     for rec in tr:
         by_req.setdefault(int(rec["request"]), []).append(rec)
-    for rid in sorted(by_req):
+    def after_parent(rid: int) -> tuple[int, int]:  # a detached request right after the one that forked it
+        parent = int(by_req[rid][0]["parent"])
+        return (parent if parent != NO_PARENT else rid, rid)
+
+    t0s: dict[int, int] = {}
+    for rid in sorted(by_req, key=after_parent):
         recs = by_req[rid]
-        t0 = int(recs[0]["enter"])
+        parent = int(recs[0]["parent"])
+        t0 = t0s.get(parent, int(recs[0]["enter"]))  # a detached request: on its parent's clock
+        t0s[rid] = t0
         g0 = info[int(recs[0]["stage"])]
-        out.append(f"request {rid}  flow {flows[int(recs[0]['flow'])]}  class {g0.request_class}")
+        origin = f"  (forked by request {parent})" if parent != NO_PARENT else ""
+        out.append(f"request {rid}  flow {flows[int(recs[0]['flow'])]}  class {g0.request_class}{origin}")
         out.append(f"  {'t0+':>9} {'wait':>8} {'service':>9} {'delay':>8}  {'on':<10} {'account':<10} stage")
         for rec in recs:
             g = info[int(rec["stage"])]
@@ -148,21 +212,60 @@ def format_trace(res: Any) -> str:
             out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter) / 1e6:>8.3f} {(end - start) / 1e6:>9.3f} "
                        f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
                        f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")
-        last = recs[-1]
-        out.append(f"  {'':>9} total {(int(last['leave']) - t0) / 1e6:.3f} µs in {len(recs)} stages")
+        last, born = int(recs[-1]["leave"]), int(recs[0]["enter"])
+        if born != t0:
+            out.append(f"  {'':>9} done at {(last - t0) / 1e6:.3f}, {(last - born) / 1e6:.3f} µs after the fork, "
+                       f"in {len(recs)} stages")
+        else:
+            out.append(f"  {'':>9} total {(last - t0) / 1e6:.3f} µs in {len(recs)} stages")
     return "\n".join(out)
 
 
 def _check_run_args(a: argparse.Namespace) -> None:
     """The numbers given on the command line, checked with the flag's own name."""
-    from .model import MAX_DURATION_S
+    from .model import MAX_DURATION_S, MIN_DURATION_S
 
-    if a.duration is not None and not (0 < a.duration <= MAX_DURATION_S):
-        raise UsageError(f"vemu run: --duration {a.duration:g}: simulated seconds in (0, {MAX_DURATION_S:g}]")
+    if a.duration is not None and not (MIN_DURATION_S <= a.duration <= MAX_DURATION_S):
+        raise UsageError(f"vemu run: --duration {a.duration:g}: simulated seconds in (0, {MAX_DURATION_S:g}], at "
+                         f"least {MIN_DURATION_S:g}")
     if a.warmup is not None and not (0 <= a.warmup <= MAX_DURATION_S):
         raise UsageError(f"vemu run: --warmup {a.warmup:g}: simulated seconds in [0, {MAX_DURATION_S:g}]")
     if a.seed is not None and not (0 <= a.seed < 2**64):
         raise UsageError(f"vemu run: --seed {a.seed}: an integer in [0, 2**64)")
+
+
+def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool) -> None:
+    """Refuses, before any run, an output path that cannot be written: empty, the wrong
+    kind (a file where a folder goes or the reverse), or under something that is not a
+    writable folder. Missing folders are fine (they are made)."""
+    text = str(path)
+    if not text.strip() or (not directory and Path(text).name in ("", ".", "..")):
+        raise UsageError(f"{what}: {flag} '{text}': give a {'folder' if directory else 'file'} path")
+    p = Path(text)
+    if p.exists():
+        if directory and not p.is_dir():
+            raise UsageError(f"{what}: {flag} {text}: exists and is not a folder")
+        if not directory and p.is_dir():
+            raise UsageError(f"{what}: {flag} {text}: is a folder; give a file path")
+    parent = p if directory and p.exists() else p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what}: {flag} {text}: {parent} is not a folder")
+    import tempfile
+
+    try:  # the one sure test of writability (permissions, read-only or virtual file systems)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise UsageError(f"{what}: {flag} {text}: cannot write in {parent}: {e.strerror or e}") from None
+
+
+def path_arg(text: str) -> Path:
+    """An argparse type for an output path: not empty (Path('') would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
 
 
 def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> str:
@@ -241,6 +344,9 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu reproduce: --only {bad[0]}: not a study; one of {', '.join(STUDIES)}")
     if a.workers is not None and a.workers < 1:
         raise UsageError("vemu reproduce: --workers must be >= 1")
+    check_output_path(a.out, what="vemu reproduce", flag="--out", directory=True)
+    if a.cache is not None:
+        check_output_path(a.cache, what="vemu reproduce", flag="--cache", directory=True)
     cache = Cache(a.cache or DEFAULT_CACHE)
     if a.no_cache:
         cache = _WriteOnlyCache(cache)
@@ -280,6 +386,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     if a.requests < 1000 or a.repeats < 1:
         raise UsageError("vemu bench: --requests must be >= 1000 and --repeats >= 1")
+    if a.out is not None:
+        check_output_path(a.out, what="vemu bench", flag="--out", directory=False)
     try:
         bench(requests=a.requests, repeats=a.repeats, out=a.out)
     except (FileNotFoundError, RuntimeError) as e:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,10 +25,11 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
-from .stats import Interval, mean_ci, replication_seeds, run_many
+from .stats import Interval, mean_ci, replication_seeds
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
+MAX_REPLICATIONS = 100_000  # per side; more is a typo, and the seeds alone would take minutes
 
 
 @dataclass
@@ -99,13 +102,13 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     """Runs A and B n times each. With ``crn`` (the default) pair i uses one seed for both
     and the difference's CI is the paired-t interval; without, B gets its own seeds and the
     CI is the two-sample interval (to show what CRN buys)."""
-    if n < 2:
-        raise ModelError(f"need at least 2 replications, got {n}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_REPLICATIONS:
+        raise ModelError(f"need an integer number of replications in [2, {MAX_REPLICATIONS}], got {n}")
     seed0 = a.seed if seed0 is None else seed0
     seeds_a = replication_seeds(seed0, n)
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
-    rows = run_many(a, seeds_a, workers=workers, duration_s=duration_s, warmup_s=warmup_s)
-    rows += run_many(b, seeds_b, workers=workers, duration_s=duration_s, warmup_s=warmup_s)
+    rows = _run_all([(a, s, duration_s, warmup_s) for s in seeds_a] + [(b, s, duration_s, warmup_s) for s in seeds_b],
+                    workers)
     ra, rb = rows[:n], rows[n:]
     keys = [k for k in ra[0] if k in rb[0]]
     diffs = []
@@ -115,6 +118,39 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
         diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
+
+
+def _run_all(jobs: list[tuple[Experiment, int, float | None, float | None]], workers: int | None
+             ) -> list[dict[str, float]]:
+    """The measures of each job (``emulator.stats``' run of one seed), in job order, on a
+    process pool (workers=1: here). On Ctrl-C or SIGTERM the workers are killed at once and
+    KeyboardInterrupt propagates: a pool's own shutdown would first finish every run queued."""
+    from concurrent.futures import ProcessPoolExecutor
+    import signal
+
+    from .runner import _STOP_SIGNALS, _ignore_sigint
+    from .stats import _run_one
+
+    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) <= 1:
+        return [_run_one(j) for j in jobs]
+    # forked workers start with the stop signals blocked until they ignore them (as emulator.runner)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        try:
+            futures = [pool.submit(_run_one, j) for j in jobs]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
+        rows = [f.result() for f in futures]
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.kill()
+        raise
+    pool.shutdown()
+    return rows
 
 
 def _name(e: Experiment) -> str:
@@ -150,8 +186,12 @@ def format_comparison(c: Comparison) -> str:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    if a.replications < 2:
-        raise ModelError(f"--replications must be >= 2, got {a.replications}")
+    from .cli import UsageError
+
+    if not 2 <= a.replications <= MAX_REPLICATIONS:
+        raise UsageError(f"vemu compare: --replications must be in [2, {MAX_REPLICATIONS}], got {a.replications}")
+    if a.workers is not None and a.workers < 1:
+        raise UsageError(f"vemu compare: --workers must be >= 1, got {a.workers}")
     ea, eb = _load(a.a, a), _load(a.b, a)
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
     if a.json:
@@ -162,6 +202,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    from .cli import duration_arg, seed_arg, warmup_arg
+
     p = subparsers.add_parser("compare", help="B - A with paired replications under common random numbers")
     p.add_argument("a", metavar="A", help="bundled architecture name or experiment file")
     p.add_argument("b", metavar="B", help="bundled architecture name or experiment file")
@@ -170,9 +212,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param or any key, for both; repeatable")
     p.add_argument("--replications", "-n", type=int, default=10, help="paired replications (default 10)")
-    p.add_argument("--duration", type=float, metavar="S", help="measured window per replication")
-    p.add_argument("--warmup", type=float, metavar="S", help="warm-up per replication")
-    p.add_argument("--seed", type=int, help="seed0 from which the replication seeds derive (default 1)")
+    p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window per replication")
+    p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up per replication")
+    p.add_argument("--seed", type=seed_arg, help="seed0 from which the replication seeds derive (default 1)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)

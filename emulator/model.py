@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ DIST_NAMES = ("fixed", "exp", "lognormal", "uniform")
 PS_PER_US = 1_000_000
 PS_PER_S = 1_000_000_000_000
 MAX_DURATION_S = 1.0e6  # the engine's clock reaches ~9.2e6 s; keep a wide margin
+MIN_DURATION_S = 1.0e-12  # one picosecond, the engine's time unit: a shorter window rounds to nothing
 MAX_CLIENTS = 4_000_000
 MAX_PER_BYTE_PS = 1e9  # the engine's bound on a stage's time per byte
 DEFAULT_OPEN_POOL = 1 << 18  # requests the open flows may have in flight together before the run fails
@@ -74,6 +76,7 @@ class Stage:
     where: str = ""  # file and key path, for messages and batch identity
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
     throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
+    fork: str | None = None  # a path of the architecture each request leaving the stage sets off, detached
 
 
 @dataclass(frozen=True)
@@ -258,13 +261,14 @@ class _Table:
                 raise self.err(k, f"is required (an integer in [{lo}, {hi}])")
             return default
         v = self.data[k]
+        shown = f"{v:g}" if isinstance(v, float) else str(v)  # 1e300 as written, not its 301 digits
         if isinstance(v, bool) or not isinstance(v, int):
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             else:
                 raise self.err(k, f"must be an integer in [{lo}, {hi}], got {_show(v)}")
         if not lo <= v <= hi:
-            raise self.err(k, f"{v} is out of range: an integer in [{lo}, {hi}]")
+            raise self.err(k, f"{shown} is out of range: an integer in [{lo}, {hi}]")
         return v
 
     def bool(self, k: str, default: bool) -> bool:
@@ -360,7 +364,7 @@ def _params(t: _Table) -> dict[str, float]:
 
 
 _STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction",
-               "throttle_us")
+               "throttle_us", "fork")
 
 
 def _stage(data: Any, file: str, path: str) -> Stage:
@@ -385,6 +389,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
+        fork=t.str("fork") if t.has("fork") else None,
     )
 
 
@@ -580,6 +585,8 @@ MAX_FILE_BYTES = 16 << 20  # a model file is text of a few KB; refuse before rea
 
 def read_toml(path: Path | str) -> dict[str, Any]:
     """Reads a TOML file; syntax errors become a ModelError with line and column."""
+    if str(path) == "":  # Path("") is ".", the current directory
+        raise ModelError("an empty file name; give the path of a TOML file", file="''")
     p = Path(path)
     try:
         st = os.stat(p)
@@ -604,6 +611,7 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         raise ModelError(f"not UTF-8 text: {e.reason} (at line {line}, column {col}); save the file as UTF-8",
                          file=str(p)) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write: not TOML, but harmless
     try:
         return _parse_toml(text)
     except tomllib.TOMLDecodeError as e:
@@ -670,11 +678,16 @@ def parse_set(text: str) -> tuple[str, Any]:
         val = tomllib.loads(f"v = {v}")["v"]
     except tomllib.TOMLDecodeError:
         val = v
+    except RecursionError:
+        raise ModelError(f"the value of '{k}' has arrays or tables nested too deeply", key="--set") from None
     return k, val
 
 
 def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> None:
     parts = key.split(".")
+    if any(not p.strip() for p in parts):
+        raise ModelError("a key path has an empty part: give names or list indices separated by single dots "
+                         "(a param name, or e.g. architecture.reserve.cores)", file=file, key=f"set.{key}")
     if len(parts) == 1:  # a param name
         owners = [kind for kind in KINDS if kind in raw and key in raw[kind].get("params", {})]
         if not owners:
@@ -698,7 +711,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
             idx = None
-            if p.lstrip("-").isdigit():
+            if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: int() refuses '²', accepts '٣'
                 idx = int(p)
             else:
                 for j, item in enumerate(node):
@@ -818,12 +831,18 @@ def load_experiment(
     if "tenants" in raw:
         ts = []
         for i, (t, tf) in enumerate(zip(raw["tenants"], tenant_files)):
+            # checked again: overrides (--set tenants.NAME....) may have changed any of it
+            tt = _Table(t, file, f"experiment.tenants[{i}]")
+            tt.allow("name", "vcpus", "workload")
+            name = tt.str("name")
+            if not name or "/" in name or name in [x.name for x in ts]:
+                raise tt.err("name", f"'{name}' must be a unique name without '/'")
+            vcpus = tt.int("vcpus", lo=1, hi=LIMITS["units"])
+            if not isinstance(t.get("workload"), dict):
+                raise tt.err("workload", f"must be a table (a workload), got {_typename(t.get('workload'))}")
             w = parse_workload(t["workload"], tf, Path(tf).stem if tf != file else None,
                                f"experiment.tenants[{i}].workload" if tf == file else "")
-            if not isinstance(t.get("vcpus"), int) or isinstance(t.get("vcpus"), bool) or not 1 <= t["vcpus"] <= LIMITS["units"]:
-                raise ModelError(f"must be an integer in [1, {LIMITS['units']}]", file=file,
-                                 key=f"experiment.tenants[{i}].vcpus")
-            ts.append(Tenant(t["name"], t["vcpus"], w))
+            ts.append(Tenant(name, vcpus, w))
         tenants = tuple(ts)
         parsed["workload"] = Workload(name="+".join(t.workload.name for t in tenants),
                                       summary="tenants: " + ", ".join(f"{t.name} ({t.workload.name}, {t.vcpus} vCPUs)"
@@ -835,9 +854,10 @@ def load_experiment(
         prefix = kind if files[kind] == file else ""
         stem = Path(files[kind]).stem if files[kind] != file else None
         parsed[kind] = PARSERS[kind](raw[kind], files[kind], stem, prefix)  # type: ignore[operator]
-    dur = duration_s if duration_s is not None else ex.num("duration_s", 0.1, lo=0, hi=MAX_DURATION_S, lo_open=True)
-    if not (0 < dur <= MAX_DURATION_S) or math.isnan(dur):
-        raise ModelError(f"{dur:g} s is out of range: (0, {MAX_DURATION_S:g}] s", file=file, key="experiment.duration_s")
+    dur = duration_s if duration_s is not None else ex.num("duration_s", 0.1, lo=MIN_DURATION_S, hi=MAX_DURATION_S)
+    if not (MIN_DURATION_S <= dur <= MAX_DURATION_S) or math.isnan(dur):
+        raise ModelError(f"{dur:g} s is out of range: [{MIN_DURATION_S:g}, {MAX_DURATION_S:g}] s (at least one "
+                         "picosecond, the engine's time unit)", file=file, key="experiment.duration_s")
     warm = warmup_s if warmup_s is not None else ex.num("warmup_s", dur / 10, lo=0, hi=MAX_DURATION_S)
     if not (0 <= warm <= MAX_DURATION_S) or math.isnan(warm):
         raise ModelError(f"{warm:g} s is out of range: [0, {MAX_DURATION_S:g}] s", file=file, key="experiment.warmup_s")
@@ -963,6 +983,7 @@ class _Compiler:
         self.trace_requests = trace_requests
         self.pool_size = pool_size
         self.walked: set[str] = set()
+        self.fork_base, self.forks = 0, {}  # per flow: its first detached class; forked path -> class
 
     def _key(self, owner: str, key: str) -> str:
         """A key path as the user wrote it: prefixed by the table's name when the model is
@@ -1023,7 +1044,10 @@ class _Compiler:
         file, _, key = where.rpartition(":")
         return file, key
 
-    def stage(self, s: Stage, flow: str, cls: str, step: str, bytes_: Value | None) -> None:
+    def stage(self, s: Stage, flow: str, cls: str, step: str, bytes_: Value | None,
+              bytes_where: tuple[str, str] | None = None) -> None:
+        """``bytes_where``: the file and key path of the workload step that gave ``bytes_``
+        (the bytes are the step's, not the path stage's)."""
         file, key = self._split(s.where)
         q, cat = -1, self.cat_index.get("tenant", 0)
         work: Dist = NONE_DIST
@@ -1081,13 +1105,36 @@ class _Compiler:
             q = self.q_index[qkey]
         delay = self._dist(s.delay_us, PS_PER_US, file, key + ".delay_us")
         draw = bytes_ is not None
-        nbytes = self._dist(bytes_, 1.0, file, key + ".bytes") if bytes_ is not None else NONE_DIST
+        bfile, bkey = bytes_where if bytes_where is not None else (file, key)
+        nbytes = self._dist(bytes_, 1.0, bfile, bkey + ".bytes") if bytes_ is not None else NONE_DIST
         if draw and nbytes[1] > LIMITS["bytes"]:
-            raise ModelError(f"bytes mean {nbytes[1]:g} beyond {LIMITS['bytes']:g}", file=file, key=key)
+            raise ModelError(f"bytes mean {nbytes[1]:g} beyond {LIMITS['bytes']:g}", file=bfile, key=bkey + ".bytes")
         if len(self.stages) >= LIMITS["stages"]:
             raise ModelError(f"more than {LIMITS['stages']} stages after expanding paths and counts", file=file, key=key)
-        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes))
+        fork = 1 + self._fork_class(s.fork, file, key) if s.fork is not None else 0
+        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork))
         self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step, s.where))
+
+    def _fork_path(self, path: str, file: str, key: str) -> None:
+        """Checks that `fork = PATH` names a path of the architecture that does not fork."""
+        a = self.exp.architecture
+        if path not in a.paths:
+            close = difflib.get_close_matches(path, list(a.paths), n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ModelError(f"architecture '{a.name}' has no path '{path}' to fork; {hint}paths: {', '.join(a.paths)}",
+                             file=file, key=key + ".fork")
+        for s in a.paths[path]:
+            if s.fork is not None:
+                sfile, skey = self._split(s.where)
+                raise ModelError(f"path '{path}' is forked to, so it cannot fork again (to '{s.fork}')",
+                                 file=sfile, key=skey + ".fork")
+
+    def _fork_class(self, path: str, file: str, key: str) -> int:
+        """The class of the flow being compiled that runs the forked path `path` (its classes
+        come after the flow's own, one per forked path)."""
+        self._fork_path(path, file, key)
+        self.walked.add(path)
+        return self.forks.setdefault(path, self.fork_base + len(self.forks))
 
     def check_unused(self) -> None:
         """Checks the stages of paths no flow walks: their resources and params must exist too
@@ -1103,6 +1150,8 @@ class _Compiler:
                     self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
                 if isinstance(s.per_byte, str):
                     self._param(s.per_byte, file, key + ".per_byte")
+                if s.fork is not None:
+                    self._fork_path(s.fork, file, key)
 
     def _resource_index(self, on: str, file: str, key: str) -> int:
         if on == "vcpu":
@@ -1114,36 +1163,48 @@ class _Compiler:
             raise ModelError(f"unknown resource '{on}'; {hint}resources: {', '.join(known)}", file=file, key=key + ".on")
         return self.res_index[on]
 
-    def steps(self, steps: Sequence[Step], flow: str, cls: str) -> None:
+    def steps(self, steps: Sequence[Step], flow: str, cls: str, file: str | None = None) -> None:
         a = self.exp.architecture
+        file = file if file is not None else self.exp.workload.file
         for st in steps:
             if isinstance(st, PathStep):
                 if st.path not in a.paths:
                     close = difflib.get_close_matches(st.path, list(a.paths), n=1, cutoff=0.5)
                     hint = f"did you mean '{close[0]}'? " if close else ""
                     raise ModelError(f"architecture '{a.name}' has no path '{st.path}'; {hint}paths: {', '.join(a.paths)}",
-                                     file=self.exp.workload.file, key=st.where + ".path")
+                                     file=file, key=st.where + ".path")
                 self.walked.add(st.path)
                 for _ in range(st.count):
                     for i, s in enumerate(a.paths[st.path]):
-                        self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None)
+                        self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None, (file, st.where))
             else:
                 self.stage(st, flow, cls, "inline", 0.0)  # an inline stage has no bytes
 
     def flow(self, f: Flow, background: bool, file: str, key: str) -> None:
         first_class = len(self.classes)
         name = self.prefix + f.name
+        self.fork_base, self.forks = first_class + len(f.classes), {}
         for c in f.classes:
             first = len(self.stages)
-            self.steps(c.steps, name, c.name)
+            self.steps(c.steps, name, c.name, file)
             self.classes.append((first, len(self.stages) - first, c.weight))
             self.class_names.append((name, c.name))
+        for path in self.forks:  # the detached classes, after the flow's own (none of them forks)
+            first, cname = len(self.stages), f"{path} (detached)"
+            for s in self.exp.architecture.paths[path]:
+                self.stage(s, name, cname, path, None)
+            self.classes.append((first, len(self.stages) - first, 1.0))
+            self.class_names.append((name, cname))
         rate = f.rate_per_s * (self.res[self.vcpu].units if f.per_vcpu else 1)
         if f.arrival == "closed":
             think = self._dist(f.think_us, PS_PER_US, file, f"{key}.think_us")
             self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes)))
         else:
             mean = PS_PER_S / rate
+            if not mean <= LIMITS["mean"]:
+                raise ModelError(f"rate {rate:g}/s is below the engine's {PS_PER_S / LIMITS['mean']:g}/s (a mean "
+                                 f"interarrival time of at most {LIMITS['mean']:g} ps)", file=file,
+                                 key=f"{key}.rate_per_s")
             if mean < 1:
                 raise ModelError(f"rate {rate:g}/s is above the engine's 1e12/s (one arrival per picosecond)",
                                  file=file, key=f"{key}.rate_per_s")
@@ -1213,7 +1274,9 @@ class _Compiler:
         clients = sum(f[2] for f in self.flows if f[0])
         n_open = sum(1 for f in self.flows if not f[0])
         # the pool is shared: open flows together may have DEFAULT_OPEN_POOL requests in flight
-        pool = self.pool_size if self.pool_size is not None else clients + (DEFAULT_OPEN_POOL if n_open else 0)
+        forks = any(len(st) > 7 and st[7] for st in self.stages)
+        # detached requests (forks) take pool slots too, as many as the forked work holds at once
+        pool = self.pool_size if self.pool_size is not None else clients + (DEFAULT_OPEN_POOL if n_open or forks else 0)
         if clients > LIMITS["pool"] or pool > LIMITS["pool"]:
             how = (f"{clients} closed-loop clients" + (f" + {DEFAULT_OPEN_POOL} requests for the open flows"
                                                        if self.pool_size is None and n_open else "")
@@ -1223,7 +1286,10 @@ class _Compiler:
                              key=self._key("workload", "flows"))
         if pool < clients:
             raise ModelError(f"pool of {pool} is smaller than the {clients} closed-loop clients", key="pool_size")
-        cap = min(LIMITS["trace"], self.trace_requests * max(1, max(n for _, n, _ in self.classes)))
+        # a traced request's records, and those of the detached requests it forks (one per
+        # forking stage it passes: at most one class's length each)
+        cap = max(1, max(n for _, n, _ in self.classes))
+        cap = min(LIMITS["trace"], self.trace_requests * cap * (1 + (cap if forks else 0)))
         # the host's idle states apply to the cores whose cycles are host cycles, unless they poll
         idle_ps = tuple((round(st.exit_us * 1e6), round(st.residency_us * 1e6)) for st in self.exp.host.idle_states)
         if idle_ps:

@@ -72,6 +72,8 @@ LEVEL = 0.95
 FLOW_MEASURES = (("throughput_per_s", None), ("mean_us", "mean"), ("p50_us", "p50"), ("p99_us", "p99"),
                  ("p999_us", "p999"))
 FIXED_COLUMNS = ("point", "replication", "seed")
+MAX_POINTS = 1_000_000  # a range's point count, a sample's size
+MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
 
 try:  # the statistics module, when present, is the one source of t intervals and seeds
     from .stats import mean_ci as _stats_mean_ci
@@ -159,9 +161,18 @@ class Axis:
         """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item."""
         if not self.is_range:
             return self.values[min(len(self.values) - 1, int(u * len(self.values)))]
-        lo, hi = float(self.lo), float(self.hi)  # type: ignore[arg-type]
-        x = lo * (hi / lo) ** u if self.log else lo + (hi - lo) * u
+        x = _between(float(self.lo), float(self.hi), u, self.log)  # type: ignore[arg-type]
         return _number(round(x) if self.integer else x)
+
+
+def _between(lo: float, hi: float, t: float, log: bool) -> float:
+    """The point a fraction ``t`` of the way from lo to hi (geometrically when ``log``);
+    in log space when hi/lo or hi - lo overflows (1e-300:1e300, -1e308:1e308)."""
+    if log:
+        x = lo * (hi / lo) ** t if math.isfinite(hi / lo) else math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * t)
+    else:
+        x = lo + (hi - lo) * t if math.isfinite(hi - lo) else lo * (1 - t) + hi * t
+    return x
 
 
 def _number(x: int | float) -> tuple[Any, str]:
@@ -212,10 +223,15 @@ def _split_items(text: str) -> list[str]:
 def _range_number(key: str, text: str, what: str) -> int | float:
     try:
         v = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         v = None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _err(key, f"{what} of range must be a finite number, got '{text}' (a range is LO:HI:N or LO:HI:N:log; "
+    try:
+        finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+        raise _err(key, f"{what} of range must be a finite number, got '{shown}' (a range is LO:HI:N or LO:HI:N:log; "
                         "quote a string that contains ':')")
     return v
 
@@ -243,7 +259,10 @@ def parse_vary(text: str, *, sampled: bool = False) -> Axis:
     items = _split_items(rhs)
     if any(not s for s in items):
         raise _err(key, f"'{rhs}' has an empty item")
-    vals = tuple((_toml_value(s), s) for s in items)
+    try:
+        vals = tuple((_toml_value(s), s) for s in items)
+    except ModelError:  # a value nested too deeply for the TOML reader
+        raise _err(key, "a value has arrays or tables nested too deeply") from None
     _no_repeats(key, [json.dumps(v, sort_keys=True, default=str) for v, _ in vals])
     return Axis(key, vals)
 
@@ -272,8 +291,8 @@ def _parse_range(key: str, rhs: str, sampled: bool) -> Axis:
             n = int(parts[2])
         except ValueError:
             n = None
-        if n is None or n < 1 or n > 1_000_000:
-            raise _err(key, f"the point count of '{rhs}' must be an integer in [1, 1000000], got '{parts[2]}'")
+        if n is None or n < 1 or n > MAX_POINTS:
+            raise _err(key, f"the point count of '{rhs}' must be an integer in [1, {MAX_POINTS}], got '{parts[2]}'")
         if n == 1 and lo != hi:
             raise _err(key, f"'{rhs}' has one point but two different ends; give N >= 2")
     if log and not (lo > 0 and hi > 0):
@@ -288,7 +307,7 @@ def _parse_range(key: str, rhs: str, sampled: bool) -> Axis:
             x: float = lo if k == 0 else hi
         else:
             t = k / (n - 1)
-            x = lo * (hi / lo) ** t if log else lo + (hi - lo) * t
+            x = _between(lo, hi, t, log)
             x = float(f"{x:.15g}")
         pts.append(round(x) if integer else float(x))
     if len(set(pts)) < len(pts):
@@ -308,9 +327,9 @@ def parse_sample(text: str | None) -> tuple[str, int]:
             size = int(n)
         except ValueError:
             size = 0
-        if size >= 1:
+        if 1 <= size <= MAX_POINTS:
             return kind, size
-    raise ModelError(f"'{text}' is not a design: grid, random:N or lhs:N with N >= 1", key="--sample")
+    raise ModelError(f"'{text}' is not a design: grid, random:N or lhs:N with N in [1, {MAX_POINTS}]", key="--sample")
 
 
 def lhs_unit(n: int, d: int, rng: Any) -> Any:
@@ -417,10 +436,16 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     and compiled here, so a bad key or value fails before any run starts."""
     from .runner import Job
 
-    kind, _ = parse_sample(sample)
+    kind, n_sample = parse_sample(sample)
     axes = _axes(vary, kind != "grid")
-    if int(replications) != replications or replications < 1:
-        raise ModelError(f"must be an integer >= 1, got {replications}", key="--replications")
+    if isinstance(replications, bool) or int(replications) != replications or not 1 <= replications <= MAX_RUNS:
+        raise ModelError(f"must be an integer in [1, {MAX_RUNS}], got {replications}", key="--replications")
+    if isinstance(sample_seed, bool) or int(sample_seed) != sample_seed or sample_seed < 0:
+        raise ModelError(f"must be an integer >= 0, got {sample_seed}", key="--sample-seed")
+    n_points = math.prod(len(a.values) for a in axes) if kind == "grid" else n_sample
+    if n_points * int(replications) > MAX_RUNS:
+        raise ModelError(f"{n_points} points x {int(replications)} replications = {n_points * int(replications)} runs, "
+                         f"beyond {MAX_RUNS}: fewer values, points or replications", key="--vary")
     job_spec, data, spec_prov = _spec_info(spec)
     ex = data.get("experiment", {}) if isinstance(data.get("experiment"), dict) else {}
     if seed is None:
@@ -605,6 +630,8 @@ def summary(table: Any) -> Any:
 # ----------------------------------------------------------------------------- command line
 
 def register(subparsers: Any) -> None:
+    from .cli import duration_arg, path_arg, positive_int_arg, seed_arg, warmup_arg
+
     s = subparsers.add_parser(
         "sweep", help="run an experiment over a grid or sample of parameter values",
         description="Run an experiment over every combination (or a sample) of the --vary values, with "
@@ -623,26 +650,27 @@ def register(subparsers: Any) -> None:
     s.add_argument("--sample", default="grid", metavar="DESIGN",
                    help="grid (default: every combination), random:N or lhs:N (Latin hypercube)")
     s.add_argument("--sample-seed", type=int, default=0, metavar="S", help="seed of the random or LHS design (default 0)")
-    s.add_argument("--replications", "-r", type=int, default=1, metavar="R",
+    s.add_argument("--replications", "-r", type=positive_int_arg(MAX_RUNS), default=1, metavar="R",
                    help="runs per point; replication r of every point has the same seed (default 1)")
-    s.add_argument("--seed", type=int, default=None, help="the seed replications derive from (default: the file's, else 1)")
-    s.add_argument("--duration", type=float, metavar="S", help="measured window in simulated seconds")
-    s.add_argument("--warmup", type=float, metavar="S", help="warm-up discarded before the window")
-    s.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="FILE",
+    s.add_argument("--seed", type=seed_arg, default=None,
+                   help="the seed replications derive from (default: the file's, else 1)")
+    s.add_argument("--duration", type=duration_arg, metavar="S", help="measured window in simulated seconds")
+    s.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
+    s.add_argument("--out", type=path_arg, default=Path("sweep.csv"), metavar="FILE",
                    help="the tidy CSV (default sweep.csv); the summary goes to FILE-summary.csv")
     s.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local process pool (default) or a Dask distributed cluster")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address (tcp://host:8786); without it --executor dask starts a local cluster")
     s.add_argument("--workers", type=int, default=None, help="local worker processes (default: every core)")
-    s.add_argument("--cache", type=Path, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
+    s.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
     s.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .cli import UsageError, _WriteOnlyCache
+    from .cli import UsageError, _WriteOnlyCache, check_output_path
     from .runner import DEFAULT_CACHE, Cache
 
     varied = {t.split("=", 1)[0].strip() for t in a.vary}
@@ -656,6 +684,13 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         raise UsageError("vemu sweep: --workers must be >= 1")
     if a.scheduler and a.executor != "dask":
         raise UsageError("vemu sweep: --scheduler needs --executor dask")
+    if a.sample_seed < 0:
+        raise UsageError(f"vemu sweep: --sample-seed must be >= 0, got {a.sample_seed}")
+    # where the tables go is checked before any run, not after the last
+    for out in (a.out, summary_path(a.out)):
+        check_output_path(out, what="vemu sweep", flag="--out", directory=False)
+    if a.cache is not None:
+        check_output_path(a.cache, what="vemu sweep", flag="--cache", directory=True)
     if a.executor == "dask":
         try:
             import distributed  # noqa: F401

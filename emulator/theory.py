@@ -435,6 +435,10 @@ def _analyse(exp: Experiment) -> Prediction:
     for ri, row in enumerate(spec.resources):
         if row[1] >= 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
+    for si, row in enumerate(spec.stages):
+        if len(row) > 7 and row[7]:
+            raise _Uncovered(f"stage '{c.stages[si].name}' forks detached work (`fork`): its load is the "
+                             "flow's, but it is not a station of the request's path")
     visited = {spec.qclasses[st[0]][0] for st in spec.stages if st[0] >= 0}
     if any(len(spec.resources[ri]) > 2 for ri in visited):
         return _sleeping(c)
@@ -472,7 +476,7 @@ def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
     prev_res: int | None = None
     seen: set[int] = set()
     for si in range(first, first + n):
-        q, _cat, work, pb, delay, draw, b = spec.stages[si]
+        q, _cat, work, pb, delay, draw, b = spec.stages[si][:7]
         if draw:
             nbytes = b
         if q < 0:

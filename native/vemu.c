@@ -418,8 +418,13 @@ static void trace_record(vemu_sim *s, const request *q, int dropped) {
     s->trace_wake[slot] = 0;
 }
 
+/* Traced: the first trace_requests requests created, and the detached requests they fork. */
+static inline int traced(const vemu_sim *s, const request *q) {
+    return q->id < s->trace_requests || (q->parent != VEMU_NO_PARENT && q->parent < s->trace_requests);
+}
+
 static inline void trace_stage(vemu_sim *s, const request *q, int dropped) {
-    if (q->id < s->trace_requests) trace_record(s, q, dropped);
+    if (traced(s, q)) trace_record(s, q, dropped);
 }
 
 /* ---------------------------------------------------------------- request life */
@@ -711,7 +716,7 @@ static __attribute__((noinline, cold)) int start_slow(vemu_sim *s, uint32_t qi, 
         h->svc_end = to_ps(t);
         if (s->trace_requests) /* for the trace: every member of the batch waits it out */
             for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next)
-                if (s->req[ri].id < s->trace_requests) s->trace_wake[ri] = wake;
+                if (traced(s, &s->req[ri])) s->trace_wake[ri] = wake;
         rc = schedule(s, wake, EV_WAKE, head);
     } else {
         busy_change(s, g->resource, g->category, +1);

@@ -192,7 +192,8 @@ typedef struct {
     const vemu_class_spec *classes;
     const vemu_flow_spec *flows;
     uint32_t pool_size;      /* requests in flight at most; >= total closed clients */
-    uint32_t trace_requests; /* trace every stage of the first N requests created */
+    uint32_t trace_requests; /* trace every stage of the first N requests created and of the
+                                detached requests they fork */
     uint32_t trace_capacity; /* trace records kept at most (further ones are counted) */
     uint32_t n_idle_states;  /* 0 .. VEMU_MAX_IDLE_STATES */
     const vemu_idle_state *idle_states;

@@ -179,6 +179,14 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
     "zero duration": (_edit(("experiment.duration_s", 0)), "experiment.duration_s", "out of range"),
     "negative seed": (_edit(("experiment.seed", -1)), "experiment.seed", "out of range"),
     "bundled name and inline table": (_edit(("experiment.host", "xeon-2017")), "experiment.host", "inline"),
+    # the audit of the command line: each of these crashed, hung or blamed the wrong key
+    "huge float for an integer": (_edit(("host.cores", 1e300)), "host.cores", "1e+300 is out of range"),
+    "duration below a picosecond": (_edit(("experiment.duration_s", 1e-15)), "experiment.duration_s", "out of range"),
+    "unknown param as a path step's bytes": (_edit((f"{FLOW0}.steps[0].bytes", "nope")), f"{FLOW0}.steps[0].bytes",
+                                             "unknown param 'nope'"),
+    "path step's bytes param beyond the engine": (_edit(("host.params.huge", 1e12), (f"{FLOW0}.steps[0].bytes", "huge")),
+                                                  f"{FLOW0}.steps[0].bytes", "beyond"),
+    "rate too low for the engine": (_edit((f"{FLOW0}.rate_per_s", 1e-300)), f"{FLOW0}.rate_per_s", "below"),
 }
 
 
@@ -321,6 +329,11 @@ def test_name_must_equal_file_stem(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ("exit_cycles=-5", "host.params.exit_cycles", "out of range"),
     ("host.cores=0", "host.cores", "out of range"),
     ("architecture.paths.net_tx.stages.kick.cycles=nan", f"{STAGE0}.cycles", "finite"),
+    ("architecture.paths.net_tx.stages.\u00b2.cycles=1", "set.architecture.paths.net_tx.stages.\u00b2", "no list item"),
+    ("architecture.paths.net_tx.stages.\u0661.cycles=1", "set.architecture.paths.net_tx.stages.\u0661", "no list item"),
+    ("architecture..reserve=1", "set.architecture..reserve", "empty part"),
+    ("architecture.=1", "set.architecture.", "empty part"),
+    pytest.param("x=" + "[" * 5000 + "]" * 5000, "--set", "nested too deeply", id="value-nested-too-deeply"),
 ])
 def test_bad_set(setting: str, key: str, words: str) -> None:
     with pytest.raises(ModelError) as e:
@@ -339,3 +352,33 @@ def test_good_set_applies() -> None:
 def test_bad_seed_keyword() -> None:
     with pytest.raises(ModelError):
         run(copy.deepcopy(BASE), seed=-1)
+
+
+TENANTS: dict[str, Any] = {"experiment": {"host": "xeon-2017", "architecture": "nitro", "duration_s": 0.001, "tenants": [
+    {"name": "a", "vcpus": 2, "workload": "web"}, {"name": "b", "vcpus": 2, "workload": "kv-cache"}]}}
+
+
+@pytest.mark.parametrize("setting,key,words", [
+    ("tenants.a=1", "experiment.tenants[0]", "must be a table"),
+    ("tenants.a.name=x/y", "experiment.tenants[0].name", "without '/'"),
+    ("tenants.a.name=b", "experiment.tenants[1].name", "unique"),
+    ("tenants.0.extra=1", "experiment.tenants[0].extra", "unknown key"),
+    ("tenants.a.workload=5", "experiment.tenants[0].workload", "must be a table"),
+    ("tenants.b.vcpus=0", "experiment.tenants[1].vcpus", "out of range"),
+])
+def test_bad_set_of_a_tenant_is_checked_after_the_override(setting: str, key: str, words: str) -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(copy.deepcopy(TENANTS), sets=[setting])
+    _check(e.value, key, words)
+
+
+def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + to_toml(BASE).encode())
+    assert load_experiment(p).host.cores == BASE["host"]["cores"]
+
+
+def test_empty_file_name() -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment("")
+    _check(e.value, "", "empty file name")

@@ -92,13 +92,13 @@ def test_run_report_shows_wake_ups_on_a_host_with_idle_states(capsys: pytest.Cap
 def test_stage_table_shows_packets_per_interrupt(capsys: pytest.CaptureFixture[str]) -> None:
     # xen-pv on kv-cache saturates dom0: its notifications and the guest's event deliveries
     # take full batches of 64; the per-packet stages show 1; both transmit-side indirect-cost
-    # stages (after the kick, after the Tx-completion event) are listed
+    # stages (after the kick, and after the Tx-completion event, which the packet forks) are listed
     assert _main(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "kv-cache", "--stages",
                   "--duration", "0.02", "--warmup", "0.005"]) == 0
     out, _ = capsys.readouterr()
     header = next(line for line in out.splitlines() if line.startswith("flow/class"))
     assert header.split()[-1] == "batch"
-    rows = [line for line in out.splitlines() if line.startswith("gets/gets")]
+    rows = [line for line in out.splitlines() if line.startswith("gets/")]  # its class, and the detached one
     batch = {line[34:62].strip(): float(line.split()[-1]) for line in rows}
     assert batch["netback notify: event-channe"] > 32
     assert batch["event delivery to the guest"] > 32
@@ -216,3 +216,119 @@ def test_run_trace_shows_each_request_path(capsys) -> None:
     lines = [ln for ln in out.splitlines() if "wire (receive)" in ln or "Nitro card" in ln]
     assert lines[0].split()[4] == "nic.rx" and "card" in lines[1]
     assert main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--trace", "-1"]) == 2
+
+
+# -- the command-line audit: each case below crashed, hung, ran before failing, or blamed
+# -- the file for a flag's value; now each is exit 2 and one line, before any run
+
+def _exits_2_with(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert _main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    line = _one_error_line(err)
+    assert words in line, line
+    return line
+
+
+@pytest.mark.parametrize("flag,value", [("--duration", "1e-15"), ("--duration", "nan"), ("--duration", "-1"),
+                                        ("--warmup", "inf"), ("--warmup", "-1"), ("--seed", "-1"),
+                                        ("--seed", str(2**64))])
+@pytest.mark.parametrize("command", ["run", "theory", "compare", "sweep"])
+def test_bad_window_or_seed_names_the_flag_on_every_command(command: str, flag: str, value: str, tandem_file: Path,
+                                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = {"run": ["run", str(tandem_file)], "theory": ["theory", str(tandem_file)],
+            "compare": ["compare", str(tandem_file), str(tandem_file), "-n", "2", "--workers", "1"],
+            "sweep": ["sweep", str(tandem_file), "--vary", "architecture.resources.s1.cores=1,2", "--workers", "1",
+                      "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "cache")]}[command]
+    line = _exits_2_with([*argv, f"{flag}={value}"], flag, capsys)
+    assert str(tandem_file) not in line  # the value came from the command line, not the file
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("argv_tail,words", [
+    (["-n", "99999999999999999999"], "--replications"),
+    (["-n", "1"], "--replications"),
+    (["--workers", "0"], "--workers"),
+    (["--set", "architecture.paths.net_rx.stages.\u00b2=1"], "no list item"),
+])
+def test_bad_compare_options_exit_2(argv_tail: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _exits_2_with(["compare", "xen-pv", "nitro", "-n", "2", "--duration", "0.0005", *argv_tail], words, capsys)
+
+
+@pytest.mark.parametrize("argv_tail,words", [
+    (["--sample", "random:99999999999999999999"], "--sample"),
+    (["--sample", "lhs:2", "--sample-seed", "-1"], "--sample-seed"),
+    (["-r", "99999999999999999999"], "--replications"),
+    (["--vary", "exit_indirect_cycles=1:1000:1000", "--vary", "ipi_exit_cycles=1:1000:1000"], "runs, beyond"),
+    (["--vary", "x=" + "[" * 5000 + "]" * 5000], "nested too deeply"),
+    (["--vary", "architecture.paths.net_rx.stages.\u00b2=1,2"], "no list item"),
+    (["--out", ""], "--out"),
+])
+def test_bad_sweep_options_exit_2(argv_tail: list[str], words: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _exits_2_with(["sweep", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--vary", "exit_cycles=1000:2000:2",
+                   "--duration", "0.0005", "--workers", "1", "--out", str(tmp_path / "s.csv"),
+                   "--cache", str(tmp_path / "cache"), *argv_tail], words, capsys)
+
+
+_SWEEP = ["sweep", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--vary", "exit_cycles=1000:2000:2",
+          "--duration", "0.0005", "--workers", "1"]
+_REPRODUCE = ["reproduce", "--quick", "--only", "validation"]
+_BENCH = ["bench", "--requests", "1000", "--repeats", "1"]
+
+
+@pytest.mark.parametrize("argv,out", [
+    (_SWEEP, "{tmp}"),  # a folder where the CSV goes
+    (_SWEEP, "{file}/x.csv"),  # under a file
+    (_SWEEP, "/proc/vemu-audit/x.csv"),  # somewhere nothing can be written
+    (_REPRODUCE, "{file}"),  # a file where the output folder goes
+    (_REPRODUCE, "{file}/sub"),
+    (_REPRODUCE, "/proc/vemu-audit"),
+    (_BENCH, "{tmp}"),
+    (_BENCH, "/proc/vemu-audit/x.csv"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_run(argv: list[str], out: str, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    if out.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me\n")
+    cache = [] if argv is _BENCH else ["--cache", str(tmp_path / "cache")]
+    _exits_2_with([*argv, *cache, "--out", out.format(tmp=tmp_path, file=a_file)], "--out", capsys)
+    assert a_file.read_text() == "keep me\n"
+    assert not (tmp_path / "cache").exists()  # nothing ran
+
+
+def test_an_interrupted_compare_exits_130_without_finishing_the_queued_runs(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # 400 pairs of 2-second windows on a worker pool: minutes of queued work; Ctrl-C must not wait for it
+    p = subprocess.Popen([sys.executable, "-m", "emulator.cli", "compare", "xen-pv", "nitro", "-n", "400",
+                          "--duration", "2", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+    if children.exists():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:  # until the worker processes exist
+            if len(children.read_text().split()) >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers are running their first replications
+    else:
+        time.sleep(5)
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail("the interrupted compare waited for its queued runs")
+    if p.returncode == 0:
+        pytest.skip("the runs finished before they could be interrupted")
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "vemu: interrupted"

@@ -2,6 +2,7 @@
 
 Two reference runs (inline models that exercise every engine feature: every
 distribution, batches, throttles, batches moving on together, idle states and halt-polling, priorities, capacity drops,
+forks,
 closed loops with think time, pure delays, run-to-completion chains, request mixes) are hashed bit for bit. Any change to
 what the engine computes changes the hash. If a change is deliberate (a new sampler, a
 fixed bug), update FINGERPRINTS in the same commit and say why; if not, this caught it.
@@ -48,8 +49,11 @@ EVERYTHING = {
                 {"name": "stack", "on": "vcpu", "cycles": {"dist": "uniform", "mean": 4000, "cv": 0.3}, "per_byte": 0.5},
                 {"name": "kick", "on": "vcpu", "cycles": "exit", "account": "exit", "batch": 4, "throttle_us": 2},
                 {"name": "back", "on": "dom0", "cycles": {"dist": "exp", "mean": 3000}, "account": "backend", "batch": 8},
-                {"name": "copy", "on": "dom0", "per_byte": 1.0, "account": "copy"},
+                {"name": "copy", "on": "dom0", "per_byte": 1.0, "account": "copy", "fork": "done"},
                 {"name": "wire", "on": "nic", "delay_us": {"dist": "exp", "mean": 2}},
+            ]},
+            "done": {"stages": [
+                {"name": "completion irq", "on": "vcpu", "cycles": 700, "account": "exit", "batch": 4, "priority": 1},
             ]},
             "blk": {"stages": [
                 {"name": "submit", "on": "vcpu", "cycles": 5000},
@@ -75,10 +79,14 @@ EVERYTHING = {
 FINGERPRINTS = {
     # + resource_wakeups (a new statistic) and the trace's wake field, all zeros here; without
     # them still b254d6404eb65e03
-    "tandem": "877da43ecd39d755",
+    # + the trace's parent field (all VEMU_NO_PARENT here); without it still 877da43ecd39d755
+    "tandem": "de6d3fb11e748675",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
-    "everything": "a3b35784944d1a14",  # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it)
+    # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
+    # then the net path's copy forks a completion interrupt (without the fork, and without the
+    # trace's parent field, still a3b35784944d1a14)
+    "everything": "25fd75c36c41faf4",
 }
 
 

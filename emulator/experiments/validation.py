@@ -201,10 +201,13 @@ def netback_iperf3_experiment(mode: str) -> dict[str, Any]:
             continue
         if st.get("cycles") == "dom0_net_cycles":  # instead of the bridge and NIC driver: dom0's own receive
             replaced.append(st["name"])
+            # linux-netback: the guest's slots are released (Tx response, notification) once dom0
+            # frees the skb, here after the copy to user: the completion forks from there
+            done = {"fork": st["fork"]} if "fork" in st else {}
             stages += [{"name": "dom0 TCP/IP receive (in the queue's NAPI poll)", "on": "dom0",
                         "cycles": "rx_stack_cycles", "account": "backend"},
                        {"name": "iperf3 server in dom0: recvmsg copy to user", "on": "iperf3",
-                        "per_byte": "rx_per_byte", "account": "backend"}]
+                        "per_byte": "rx_per_byte", "account": "backend", **done}]
             continue
         stages.append(st)
         if st.get("per_byte") == "tx_per_byte":  # the guest's own transmit
@@ -215,7 +218,8 @@ def netback_iperf3_experiment(mode: str) -> dict[str, Any]:
     if len(replaced) != 2 or sends != 1:
         raise RuntimeError("xen-pv's net_tx no longer has the stages this variant is defined against "
                            f"(one wire, one dom0_net_cycles, one tx_per_byte stage): replaced {replaced}")
-    arch["paths"] = {"net_tx": {"stages": stages}}
+    arch["paths"] = {"net_tx": {"stages": stages},
+                     **{p: arch["paths"][p] for p in {st["fork"] for st in stages if "fork" in st}}}
     work = {"name": "iperf3-tx-to-dom0", "summary": "bulk TCP from the guest to dom0",
             "flows": [{"name": "tx", "arrival": "closed",
                        "clients": 64,  # assumption: TCP windows large enough that the slowest stage never starves

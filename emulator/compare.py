@@ -25,7 +25,7 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
-from .stats import Interval, mean_ci, replication_seeds
+from .stats import MIN_TAIL_REQUESTS, Interval, mean_ci, replication_seeds, thin_tails
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
@@ -41,6 +41,7 @@ class Difference:
     b: Interval
     diff: Interval  # paired (CRN) or, for independent runs, the unpaired (Welch) interval
     paired: bool
+    thin_tail: bool = False  # a percentile from fewer than MIN_TAIL_REQUESTS beyond it in some run
 
     @property
     def significant(self) -> bool:
@@ -48,7 +49,8 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, "a": self.a.to_dict(), "b": self.b.to_dict(),
-                "diff": self.diff.to_dict(), "paired": self.paired, "significant": self.significant}
+                "diff": self.diff.to_dict(), "paired": self.paired, "significant": self.significant,
+                "thin_tail": self.thin_tail}
 
 
 def unpaired_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Interval:
@@ -111,12 +113,16 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
                     workers)
     ra, rb = rows[:n], rows[n:]
     keys = [k for k in ra[0] if k in rb[0]]
+    sa = {k: np.array([r[k] for r in ra], np.float64) for k in keys}
+    sb = {k: np.array([r[k] for r in rb], np.float64) for k in keys}
+    thin = thin_tails(sa) | thin_tails(sb)
     diffs = []
     for k in keys:
-        xa = np.array([r[k] for r in ra], np.float64)
-        xb = np.array([r[k] for r in rb], np.float64)
+        if k.endswith(".completed"):  # only to judge the percentiles by
+            continue
+        xa, xb = sa[k], sb[k]
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
-        diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn))
+        diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn, k in thin))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
 
 
@@ -179,9 +185,12 @@ def format_comparison(c: Comparison) -> str:
     for d in c.differences:
         rel = d.diff.mean / d.a.mean if d.a.mean not in (0.0,) and math.isfinite(d.a.mean) else math.nan
         rel_s = f"{rel:>+8.2%}" if math.isfinite(rel) else f"{'-':>8}"
-        sig = "yes" if d.significant else "no"
+        sig = ("yes" if d.significant else "no") + (" *" if d.thin_tail else "")
         out.append(f"{d.measure[:28]:<28} {_g(d.a.mean):>12} {_g(d.b.mean):>12} {_g(d.diff.mean):>12} "
                    f"{_g(d.diff.half_width):>11} {rel_s}  {sig}")
+    if any(d.thin_tail for d in c.differences):
+        out += ["", f"* some run had fewer than {MIN_TAIL_REQUESTS} requests beyond this percentile: its estimate "
+                    "is biased low and the interval covers less than 95%; run longer (--duration)"]
     return "\n".join(out)
 
 

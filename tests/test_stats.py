@@ -195,7 +195,8 @@ def test_replicate_identical_for_any_workers() -> None:
     assert one.samples.keys() == two.samples.keys()
     for k in one.samples:
         assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
-    assert set(one.intervals) == {"usable_fraction", "f.throughput_per_s", "f.mean_us", "f.p99_us", "f.p999_us"}
+    assert set(one.intervals) == {"usable_fraction", "f.throughput_per_s", "f.mean_us", "f.p99_us", "f.p999_us",
+                                  "f.completed"}
 
 
 def test_twenty_replications_cover_mm1() -> None:
@@ -296,3 +297,29 @@ def test_cli_compare_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "xen-pv", "nitro", "--set", "no_such_param=3", "-n", "2"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 3
+
+
+def test_percentiles_from_thin_tails_are_flagged() -> None:
+    # A run's p99 needs >= 10 requests beyond it (>= 1,000 completions), its p99.9 >= 10,000:
+    # the least of the runs decides.
+    from emulator.stats import MIN_TAIL_REQUESTS, thin_tails
+
+    assert MIN_TAIL_REQUESTS == 10
+    base = {"f.p99_us": np.ones(3), "f.p999_us": np.ones(3), "f.mean_us": np.ones(3)}
+    assert thin_tails(base | {"f.completed": np.array([20_000.0, 10_000.0, 30_000.0])}) == set()
+    assert thin_tails(base | {"f.completed": np.array([20_000.0, 9_999.0, 30_000.0])}) == {"f.p999_us"}
+    assert thin_tails(base | {"f.completed": np.array([999.0, 5e6, 5e6])}) == {"f.p99_us", "f.p999_us"}
+
+
+def test_compare_marks_thin_tails_and_says_why() -> None:
+    # M/M/1 at rho 0.5 for 2 ms: ~1,000 requests a run, so the p99.9 (1 beyond it) is flagged,
+    # the mean is not; the flag travels in the JSON too.
+    from emulator.compare import compare, format_comparison
+
+    exp = load_experiment(_mm1(0.5, duration_s=0.002, warmup_s=0.0005))
+    c = compare(exp, exp, 3, workers=1)
+    assert c.difference("f.p999_us").thin_tail and not c.difference("f.mean_us").thin_tail
+    assert "f.completed" not in [d.measure for d in c.differences]
+    text = format_comparison(c)
+    assert "no *" in text and "fewer than 10 requests beyond this percentile" in text
+    assert c.to_dict()["measures"]["f.p999_us"]["thin_tail"] is True

@@ -910,6 +910,7 @@ class Compiled:
     ghz: float
     tenants: tuple[tuple[str, int, int], ...] = ()  # (name, vcpus, resource index) of a multi-tenant host
     flow_tenants: tuple[str, ...] = ()  # each flow's tenant ("" on a single-tenant host)
+    detached: frozenset[int] = frozenset()  # classes that run a forked path (no requests of their flow)
 
 
 class _Compiler:
@@ -984,6 +985,7 @@ class _Compiler:
         self.pool_size = pool_size
         self.walked: set[str] = set()
         self.fork_base, self.forks = 0, {}  # per flow: its first detached class; forked path -> class
+        self.detached: set[int] = set()
 
     def _key(self, owner: str, key: str) -> str:
         """A key path as the user wrote it: prefixed by the table's name when the model is
@@ -1190,9 +1192,10 @@ class _Compiler:
             self.classes.append((first, len(self.stages) - first, c.weight))
             self.class_names.append((name, c.name))
         for path in self.forks:  # the detached classes, after the flow's own (none of them forks)
-            first, cname = len(self.stages), f"{path} (detached)"
+            first, cname = len(self.stages), path
             for s in self.exp.architecture.paths[path]:
                 self.stage(s, name, cname, path, None)
+            self.detached.add(len(self.classes))
             self.classes.append((first, len(self.stages) - first, 1.0))
             self.class_names.append((name, cname))
         rate = f.rate_per_s * (self.res[self.vcpu].units if f.per_vcpu else 1)
@@ -1317,7 +1320,7 @@ class _Compiler:
         vcpus = sum(t[1] for t in tenants) if tenants else h.cores - a.reserve_cores
         return Compiled(spec, tuple(self.res), tuple(self.categories), tuple(self.flow_names), tuple(self.flow_bg),
                         tuple(self.class_names), tuple(self.stage_info), h.cores, vcpus,
-                        a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant))
+                        a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant), frozenset(self.detached))
 
 
 def rdef_file(exp: Experiment, name: str) -> str:

@@ -126,11 +126,11 @@ class Result:
             lat = {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}
             cdf = []
         window = self.duration_s
-        classes = {
-            cname: int(s["class_completed"][k])
-            for k, (fname, cname) in enumerate(self.compiled.classes)
-            if fname == self.compiled.flows[i]
-        }
+        classes: dict[str, int] = {}
+        detached: dict[str, int] = {}  # forked paths: completions of the work its requests set off
+        for k, (fname, cname) in enumerate(self.compiled.classes):
+            if fname == self.compiled.flows[i]:
+                (detached if k in self.compiled.detached else classes)[cname] = int(s["class_completed"][k])
         return {
             "completed": done,
             "dropped": int(s["flow_dropped"][i]),
@@ -141,6 +141,7 @@ class Result:
             "latency_us": lat,
             "latency_cdf_us": cdf,  # [quantile, microseconds] pairs
             "classes": classes,
+            **({"detached": detached} if detached else {}),
         }
 
     def throughput_per_s(self, *, include_background: bool = False) -> float:

@@ -43,10 +43,10 @@ def test_forked_work_is_charged_but_adds_no_latency() -> None:
     # the cycles are the same either way: 300 of every 100,000 ns go to `exit`
     for res in (forked, inline):
         assert res.host_cycles()["exit"] == pytest.approx(300 / 100_000, rel=1e-3)
-    # the detached requests are counted under their own class, not as the flow's
-    classes = [c for c in forked.compiled.classes]
-    k = classes.index(("f", "done (detached)"))
-    assert int(forked.stats["class_completed"][k]) == n
+    # the detached requests are counted apart from the flow's own classes
+    flow = forked.to_dict()["flows"]["f"]
+    assert sum(flow["classes"].values()) == n and flow["detached"] == {"done": n}
+    assert "detached" not in inline.to_dict()["flows"]["f"]
 
 
 def test_bad_forks_are_model_errors_naming_the_key() -> None:
@@ -80,7 +80,8 @@ def test_theory_says_a_fork_is_outside_it() -> None:
 def test_xen_pv_forks_one_completion_per_transmitted_packet() -> None:
     exp = load_experiment({"experiment": {"host": "xeon-2017", "architecture": "xen-pv", "workload": "kv-cache"}})
     c = compile_experiment(exp, trace_requests=4)
-    k = c.classes.index(("gets", "net_tx_completion (detached)"))
+    k = c.classes.index(("gets", "net_tx_completion"))
+    assert c.detached == {k}
     send = [i for i, g in enumerate(c.stages) if g.name == "dom0 bridge + NIC driver transmit"]
     assert len(send) == 1
     with Engine(c.spec, seed=1) as eng:

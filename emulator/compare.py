@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import numbers
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
-from .stats import MIN_TAIL_REQUESTS, Interval, mean_ci, replication_seeds, thin_tails
+from .stats import MIN_TAIL_REQUESTS, Interval, mean_ci, replication_seeds, run_measures, thin_tails
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
@@ -109,8 +108,8 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     seed0 = a.seed if seed0 is None else seed0
     seeds_a = replication_seeds(seed0, n)
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
-    rows = _run_all([(a, s, duration_s, warmup_s) for s in seeds_a] + [(b, s, duration_s, warmup_s) for s in seeds_b],
-                    workers)
+    rows = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a] + [(b, s, duration_s, warmup_s) for s in seeds_b],
+                        workers=workers)
     ra, rb = rows[:n], rows[n:]
     keys = [k for k in ra[0] if k in rb[0]]
     sa = {k: np.array([r[k] for r in ra], np.float64) for k in keys}
@@ -124,39 +123,6 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
         diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn, k in thin))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
-
-
-def _run_all(jobs: list[tuple[Experiment, int, float | None, float | None]], workers: int | None
-             ) -> list[dict[str, float]]:
-    """The measures of each job (``emulator.stats``' run of one seed), in job order, on a
-    process pool (workers=1: here). On Ctrl-C or SIGTERM the workers are killed at once and
-    KeyboardInterrupt propagates: a pool's own shutdown would first finish every run queued."""
-    from concurrent.futures import ProcessPoolExecutor
-    import signal
-
-    from .runner import _STOP_SIGNALS, _ignore_sigint
-    from .stats import _run_one
-
-    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) <= 1:
-        return [_run_one(j) for j in jobs]
-    # forked workers start with the stop signals blocked until they ignore them (as emulator.runner)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
-    try:
-        try:
-            futures = [pool.submit(_run_one, j) for j in jobs]
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
-        rows = [f.result() for f in futures]
-    except BaseException:
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.kill()
-        raise
-    pool.shutdown()
-    return rows
 
 
 def _name(e: Experiment) -> str:

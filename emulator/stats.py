@@ -212,15 +212,41 @@ def _run_one(args: tuple[Experiment, int, float | None, float | None]) -> dict[s
     return measures(Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup))
 
 
-def run_many(experiment: Experiment, seeds: Sequence[int], *, workers: int | None = None,
-             duration_s: float | None = None, warmup_s: float | None = None) -> list[dict[str, float]]:
-    """The measures of one run per seed, in seed order, on a process pool (workers=1: here)."""
-    jobs = [(experiment, s, duration_s, warmup_s) for s in seeds]
+def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | None]], *,
+                 workers: int | None = None) -> list[dict[str, float]]:
+    """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
+    process pool (workers=1: here). On Ctrl-C or SIGTERM the workers are killed at once and
+    KeyboardInterrupt propagates: a pool's own shutdown would first finish every run queued."""
+    import signal
+
+    from .runner import _STOP_SIGNALS, _ignore_sigint
+
     workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
     if workers <= 1 or len(jobs) <= 1:
         return [_run_one(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_run_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    # forked workers start with the stop signals blocked until they ignore them (as emulator.runner)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        try:
+            futures = [pool.submit(_run_one, j) for j in jobs]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
+        rows = [f.result() for f in futures]
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.kill()
+        raise
+    pool.shutdown()
+    return rows
+
+
+def run_many(experiment: Experiment, seeds: Sequence[int], *, workers: int | None = None,
+             duration_s: float | None = None, warmup_s: float | None = None) -> list[dict[str, float]]:
+    """The measures of one run per seed, in seed order (:func:`run_measures`)."""
+    return run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers)
 
 
 @dataclass

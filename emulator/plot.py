@@ -180,14 +180,35 @@ def _err(v: float) -> float:
     return 0.0 if v != v else v  # NaN (one replication) draws no bar
 
 
+THIN_NOTE = "hollow: too few requests beyond the percentile in some run; no CI bar"
+
+
+def _thin(p: dict[str, float], y: str) -> bool:
+    """Whether point p's percentile y rests on a thin tail (its `y_thin_tail` column)."""
+    return bool(p.get(f"{y}_thin_tail", 0.0))
+
+
 def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, *, x_scale: float = 1.0,
-              y_scale: float = 1.0) -> None:
-    """One line per architecture of y (with its `y_ci` half-width as error bars) against x."""
+              y_scale: float = 1.0) -> bool:
+    """One line per architecture of y (with its `y_ci` half-width as error bars) against x.
+    A percentile point whose tail is thin (`y_thin_tail`) gets no bar and a hollow marker.
+    Returns whether any point was thin."""
+    any_thin = False
     for a, pts in data.items():
         color, ls = ARCH_STYLE.get(a, (None, "-"))
+        thin = [_thin(p, y) for p in pts]
         ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
-                    yerr=[_err(p[f"{y}_ci"]) * y_scale for p in pts], color=color, linestyle=ls, marker="o",
-                    markersize=3, capsize=2, label=a)
+                    yerr=[0.0 if t else _err(p[f"{y}_ci"]) * y_scale for p, t in zip(pts, thin)], color=color,
+                    linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
+        if any(thin):
+            any_thin = True
+            ax.plot([p[x] * x_scale for p, t in zip(pts, thin) if t], [p[y] * y_scale for p, t in zip(pts, thin) if t],
+                    linestyle="none", marker="o", markersize=7, markeredgewidth=1.2, zorder=3, markerfacecolor="white", markeredgecolor=color)
+    return any_thin
+
+
+def _thin_note(ax: Any) -> None:
+    ax.text(0.99, 0.01, THIN_NOTE, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
 
 
 def hockey(csv_path: Path | str, png_path: Path | str) -> None:
@@ -196,7 +217,8 @@ def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     data = _by_arch(rows, "offered_per_s")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
     _ci_lines(ax1, data, "offered_per_s", "throughput_per_s", x_scale=1e-6, y_scale=1e-6)
-    _ci_lines(ax2, data, "offered_per_s", "p99_us", x_scale=1e-6)
+    if _ci_lines(ax2, data, "offered_per_s", "p99_us", x_scale=1e-6):
+        _thin_note(ax2)
     ax1.set_xlabel("offered load (million requests/s)")
     ax1.set_ylabel("throughput (million requests/s)")
     ax1.set_title("Throughput against offered load")
@@ -219,10 +241,19 @@ def latency_cdf(csv_path: Path | str, png_path: Path | str) -> None:
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "quantile")
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    any_thin = False
     for a, pts in data.items():
         color, ls = ARCH_STYLE.get(a, (None, "-"))
         ax.plot([p["latency_us"] for p in pts], [1 - p["quantile"] for p in pts], color=color, linestyle=ls,
                 marker=".", label=a)
+        thin = [p for p in pts if p.get("thin_tail", 0.0)]
+        if thin:  # quantiles with too few requests beyond them: drawn hollow
+            any_thin = True
+            ax.plot([p["latency_us"] for p in thin], [1 - p["quantile"] for p in thin], linestyle="none", marker="o",
+                    markersize=7, markeredgewidth=1.2, zorder=3, markerfacecolor="white", markeredgecolor=color)
+    if any_thin:
+        ax.text(0.01, 0.01, "hollow: fewer than 10 requests beyond that quantile", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize=7, color="#555555")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("request latency (µs)")
@@ -258,7 +289,8 @@ def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "neighbour_offered_packets_per_s")
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    _ci_lines(ax, data, "neighbour_packets_per_s", "victim_p99_us", x_scale=1e-6)
+    if _ci_lines(ax, data, "neighbour_packets_per_s", "victim_p99_us", x_scale=1e-6):
+        _thin_note(ax)
     ax.set_yscale("log")
     ax.set_xlabel("neighbour's achieved packet rate (million packets/s, 64 B echoes)")
     ax.set_ylabel("victim's p99 latency (µs, log scale)")
@@ -283,9 +315,16 @@ def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
                                   ("exit_cycles_per_request", "of which exits")), 1e-3),
                            (a2, (("mean_us", "mean"), ("p99_us", "p99")), 1.0)):
         for j, (k, label) in enumerate(keys):
-            ax.errorbar(xs, [float(r[k]) * unit for r in sweep], yerr=[_err(float(r[f"{k}_ci"])) * unit for r in sweep],
+            thin = [bool(float(r.get(f"{k}_thin_tail") or 0)) for r in sweep]
+            ax.errorbar(xs, [float(r[k]) * unit for r in sweep],
+                        yerr=[0.0 if t else _err(float(r[f"{k}_ci"])) * unit for r, t in zip(sweep, thin)],
                         color=ARCH_STYLE["sriov"][0], linestyle="-" if j == 0 else "--", marker="o", markersize=3,
                         capsize=2, label=f"sriov, throttled: {label}")
+            if any(thin):
+                ax.plot([v for v, t in zip(xs, thin) if t], [float(r[k]) * unit for r, t in zip(sweep, thin) if t],
+                        linestyle="none", marker="o", markersize=7, markeredgewidth=1.2, zorder=3, markerfacecolor="white",
+                        markeredgecolor=ARCH_STYLE["sriov"][0])
+                _thin_note(ax)
         for r in refs:
             color, ls = ref_style.get(r["architecture"], ("#d1495b", "-."))
             v = float(r[keys[0][0]]) * unit

@@ -91,9 +91,12 @@ def code_hash() -> str:
 
 
 def job_key(job: Job) -> str:
-    """The cache key: resolved model data, window, seed and versions (not the tag)."""
+    """The cache key: resolved model data, window, seed and versions (not the tag).
+
+    The seed is the one the run uses: ``job.seed``, or the experiment file's when the job
+    leaves it to the file (``seed=None``), exactly as the window is the resolved one."""
     exp = job.experiment()
-    blob = json.dumps({"spec": exp.digest(full=True), "seed": job.seed, "vemu": __version__,
+    blob = json.dumps({"spec": exp.digest(full=True), "seed": exp.seed, "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -170,6 +173,9 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
             keys[i] = job_key(j)
             hit = cache.get(keys[i])  # type: ignore[arg-type]
             if hit is not None:
+                # what the job itself adds to a result (run_job): an entry may have been
+                # computed by another job with the same key (the same overrides spelt otherwise)
+                hit["sets"] = list(j.sets)
                 hit["tag"] = j.tag
                 results[i] = hit
                 continue
@@ -283,6 +289,7 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
             r = f.result()
             for i in futures.pop(f):
                 mine = dict(r)
+                mine["sets"] = list(jobs[i].sets)
                 mine["tag"] = jobs[i].tag
                 done(i, mine)
     except BaseException:

@@ -188,6 +188,12 @@ def measures(result: Result) -> dict[str, float]:
     return out
 
 
+def thin_tail(completed: float, q: float) -> bool:
+    """Whether a run's q-quantile of latency rests on fewer than MIN_TAIL_REQUESTS requests
+    beyond it, on either side (a CDF's 0.001 counts as well as its 0.999)."""
+    return not completed * min(q, 1.0 - q) >= MIN_TAIL_REQUESTS
+
+
 def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
     """The percentile measures (NAME.p99_us, NAME.p999_us) of ``samples`` (measure -> one
     value per run, as :func:`measures` gives them) for which some run had fewer than
@@ -200,7 +206,7 @@ def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
         name = key[: -len(".completed")]
         least = float(np.min(done)) if len(done) else 0.0
         for suffix, q in PERCENTILES.items():
-            if f"{name}.{suffix}" in samples and least * (1 - q) < MIN_TAIL_REQUESTS:
+            if f"{name}.{suffix}" in samples and thin_tail(least, q):
                 out.add(f"{name}.{suffix}")
     return out
 

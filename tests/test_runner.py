@@ -69,6 +69,12 @@ def test_reproduce_outputs_are_byte_identical_from_cache(tmp_path):
     for n in names:
         a = (tmp_path / "a" / n).read_bytes()
         assert a == (tmp_path / "b" / n).read_bytes() == (tmp_path / "c" / n).read_bytes(), n
+    # the I/O sweep's provenance gives its own windows (one per intensity), not the headline's
+    from emulator.experiments.headline import SWEEP_WORK_QUICK, sweep_window
+    from emulator.provenance import read_csv
+    _, _, prov = read_csv(tmp_path / "a" / "usable-vs-io.csv")
+    opts = json.loads(prov["options"])
+    assert opts["duration_s"] == [[w, sweep_window(w, quick=True)[0]] for w in SWEEP_WORK_QUICK]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

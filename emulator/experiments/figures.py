@@ -33,7 +33,7 @@ from typing import Any
 from ..model import load, load_experiment
 from ..provenance import provenance, write_csv
 from ..runner import Cache, Job, run_jobs
-from ..stats import mean_ci, replication_seeds
+from ..stats import mean_ci, replication_seeds, thin_tail
 
 HOST = "xeon-2017"
 WORKLOAD = "cloud-mix"
@@ -71,7 +71,12 @@ def _window(quick: bool) -> tuple[float, float]:
     return (0.01, 0.004) if quick else (0.03, 0.01)
 
 
-def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any]) -> list[dict[str, Any]]:
+def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any],
+             tails: dict[str, tuple[Any, float]] | None = None) -> list[dict[str, Any]]:
+    """One row per point: each measure's mean and t-interval half-width over the point's
+    replications. ``tails`` names the percentile measures, each with the function giving a
+    run's completions of the flow it is read from and its quantile: ``NAME_thin_tail`` is 1
+    when some replication had too few requests beyond it (its bar is not to be trusted)."""
     groups: dict[Any, list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault(key_of(r), []).append(r)
@@ -82,6 +87,8 @@ def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any
             ci = mean_ci([f(r) for r in rs])
             row[name] = ci.mean
             row[f"{name}_ci"] = ci.half_width
+        for name, (completed, q) in (tails or {}).items():
+            row[f"{name}_thin_tail"] = int(any(thin_tail(completed(r), q) for r in rs))
         rows.append(row)
     return rows
 
@@ -100,7 +107,7 @@ def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = 
         "p99_us": lambda r: r["flows"]["mix"]["latency_us"]["p99"],
         "mean_us": lambda r: r["flows"]["mix"]["latency_us"]["mean"],
         "usable_fraction": lambda r: r["usable_fraction"],
-    })
+    }, tails={"p99_us": (lambda r: r["flows"]["mix"]["completed"], 0.99)})
     for row in rows:
         a, x = row.pop("key")
         row.update(architecture=a, load=x, offered_per_s=x * BARE_CAPACITY)
@@ -113,7 +120,8 @@ def cdfs(*, quick: bool = False, workers: int | None = None, progress: bool = Fa
     jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(CDF_LOAD)), dur * 2, warm, SEED,
                 tag=a) for a in HOCKEY_ARCHS]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency CDFs", cache=cache)
-    return [{"architecture": r["tag"], "quantile": q, "latency_us": v}
+    return [{"architecture": r["tag"], "quantile": q, "latency_us": v,
+             "thin_tail": int(thin_tail(r["flows"]["mix"]["completed"], q))}
             for r in res for q, v in r["flows"]["mix"]["latency_cdf_us"]]
 
 
@@ -184,7 +192,7 @@ def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress
         "victim_mean_us": lambda r: victim_flow(r)["latency_us"]["mean"],
         "victim_throughput_per_s": lambda r: victim_flow(r)["throughput_per_s"],
         "neighbour_packets_per_s": lambda r: 2 * neighbour_flow(r)["throughput_per_s"],
-    })
+    }, tails={"victim_p99_us": (lambda r: victim_flow(r)["completed"], 0.99)})
     for row in rows:
         a, rate = row.pop("key")
         row.update(architecture=a, neighbour_offered_packets_per_s=2 * rate)
@@ -233,7 +241,7 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
         "mean_us": lambda r: r["flows"]["gets"]["latency_us"]["mean"],
         "p99_us": lambda r: r["flows"]["gets"]["latency_us"]["p99"],
         "throughput_per_s": lambda r: r["throughput_per_s"],
-    })
+    }, tails={"p99_us": (lambda r: r["flows"]["gets"]["completed"], 0.99)})
     for row in rows:
         a, g = row.pop("key")
         row.update(architecture=a, throttle_us=g, interrupts_per_s_cap=(1e6 / g if g > 0 else 0.0))
@@ -314,7 +322,7 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
         "wake_share": lambda r: share(r, "wake"),
         "poll_share": lambda r: share(r, "poll"),
         "woken_fraction": lambda r: core(r).get("wakeups", 0) / max(1, core(r)["served"]),
-    })
+    }, tails={"p99_us": (lambda r: r["flows"]["pkts"]["completed"], 0.99)})
     for row in rows:
         path, rate = row.pop("key")
         row.update(path=path, packets_per_s=rate, theory_mean_us=wake_theory(path, rate))
@@ -322,7 +330,8 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
 
 
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
-    header = first + [k for k in rows[0] if k not in first]
+    rest = [k for k in rows[0] if k not in first]
+    header = first + [k for k in rest if not k.endswith("thin_tail")] + [k for k in rest if k.endswith("thin_tail")]
     path = out / f"{name}.csv"
     write_csv(path, header, [[r[k] for k in header] for r in rows], prov)
     return path

@@ -55,19 +55,25 @@ def headline(*, quick: bool = False, workers: int | None = None, progress: bool 
 # packet-echo: application cycles per request (two packets each), compute- to packet-bound
 SWEEP_WORK = (3_000_000, 1_000_000, 300_000, 100_000, 30_000, 10_000, 3_000, 1_000)
 SWEEP_WORK_QUICK = (1_000_000, 100_000, 10_000, 1_000)
+SWEEP_REQUESTS, SWEEP_REQUESTS_QUICK = 150_000, 30_000  # requests per run, whatever the intensity
+
+
+def sweep_window(work_cycles: float, *, quick: bool = False) -> tuple[float, float]:
+    """The I/O sweep's window and warm-up (s) at one intensity: a bare-metal estimate of the
+    request rate (72 threads at 2.3 GHz, ~25k cycles of network stack per echo) sizes it
+    for a fixed number of requests; slower architectures get more time per request."""
+    rate = 72 * 2.3e9 / (work_cycles + 25_000)
+    dur = max(0.002, (SWEEP_REQUESTS_QUICK if quick else SWEEP_REQUESTS) / rate)
+    return dur, dur / 5
 
 
 def io_sweep(*, quick: bool = False, workers: int | None = None, progress: bool = False,
              seed: int = SEED, cache: Cache | None = None) -> list[dict[str, Any]]:
     jobs = []
-    target = 30_000 if quick else 150_000  # requests per run, whatever the intensity
     for w in (SWEEP_WORK_QUICK if quick else SWEEP_WORK):
-        # a bare-metal estimate of the request rate sizes the window: 72 threads at 2.3 GHz
-        # and ~25k cycles of network stack per echo; slower architectures get more time
-        rate = 72 * 2.3e9 / (w + 25_000)
-        dur = max(0.002, target / rate)
+        dur, warm = sweep_window(w, quick=quick)
         for a in ARCHITECTURES:
-            jobs.append(Job(HOST, a, SWEEP_WORKLOAD, (f"work_cycles={w}",), dur, dur / 5, seed, tag=(a, w)))
+            jobs.append(Job(HOST, a, SWEEP_WORKLOAD, (f"work_cycles={w}",), dur, warm, seed, tag=(a, w)))
     return run_jobs(jobs, workers=workers, progress=progress, desc="I/O sweep", cache=cache)
 
 
@@ -114,7 +120,13 @@ def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, w
     h_header, h_rows = headline_table(head)
     write_csv(out / "headline.csv", h_header, h_rows, prov)
     s_header, s_rows = sweep_table(sweep)
-    write_csv(out / "usable-vs-io.csv", s_header, s_rows, provenance(opts | {"workload": SWEEP_WORKLOAD}, models))
+    # the sweep's window is not the headline's: each intensity has its own (sweep_window)
+    s_opts = {k: v for k, v in opts.items() if k not in ("duration_s", "warmup_s")} | {
+        "workload": SWEEP_WORKLOAD,
+        "requests_per_run": SWEEP_REQUESTS_QUICK if quick else SWEEP_REQUESTS,
+        "duration_s": [[w, sweep_window(w, quick=quick)[0]] for w in (SWEEP_WORK_QUICK if quick else SWEEP_WORK)],
+        "warmup_s": "a fifth of duration_s"}
+    write_csv(out / "usable-vs-io.csv", s_header, s_rows, provenance(s_opts, models))
     plot.headline(out / "headline.csv", out / "headline.png")
     plot.usable_vs_io(out / "usable-vs-io.csv", out / "usable-vs-io.png")
     summary = {

@@ -23,6 +23,7 @@ how much of a swing can be the window's randomness rather than the parameter.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import statistics
 import time
@@ -457,7 +458,9 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     prov = provenance({"quick": quick, "seed": study["seed"], "host": HOST, "workload": WORKLOAD,
                        "duration_s": study["duration_s"], "warmup_s": study["warmup_s"],
                        "ranges": str(ranges_path().relative_to(ranges_path().parent.parent))
-                       if ranges_path().parent.parent.exists() else RANGES_FILE}, models)
+                       if ranges_path().parent.parent.exists() else RANGES_FILE,
+                       # the range table decides every varied run: hash it as the models are
+                       "ranges_sha256": hashlib.sha256(ranges_path().read_bytes()).hexdigest()[:12]}, models)
     order = {a: i for i, a in enumerate(ARCHITECTURES)}
     rows = sorted(study["rows"], key=lambda r: (order.get(r["architecture"], 99), -r["swing"]))
     write_csv(out / "sensitivity.csv", CSV_HEADER, [[r[c] for c in CSV_HEADER] for r in rows], prov)

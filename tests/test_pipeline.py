@@ -1,0 +1,99 @@
+"""The results pipeline: cache keys that follow what a run uses, cached results equal to
+fresh ones, result files readable like any other, and percentile bars flagged when a
+run's tail behind them is thin."""
+
+import math
+import os
+
+from emulator.experiments import figures as F
+from emulator.provenance import atomic_write_text, read_csv
+from emulator.runner import Cache, Job, job_key, run_jobs
+from emulator.stats import MIN_TAIL_REQUESTS
+
+
+def _spec(seed):
+    return {"experiment": {"host": "xeon-2017", "architecture": "xen-pv", "workload": "cloud-mix", "seed": seed,
+                           "duration_s": 0.002, "warmup_s": 0.0005}}
+
+
+def test_the_key_follows_the_seed_an_experiment_file_gives():
+    # a job that leaves the seed to its experiment (seed=None) runs with the file's seed,
+    # so the key must change with it, as it does with the file's window
+    a = Job(None, None, None, (), None, None, None, spec=_spec(3))
+    b = Job(None, None, None, (), None, None, None, spec=_spec(4))
+    assert job_key(a) != job_key(b)
+    # and it is the key of the same run with the seed given explicitly
+    assert job_key(a) == job_key(Job(None, None, None, (), None, None, 3, spec=_spec(3)))
+
+
+def test_a_job_leaving_the_seed_to_its_file_gets_its_own_result_from_the_cache(tmp_path):
+    cache = Cache(tmp_path)
+    a = Job(None, None, None, (), None, None, None, spec=_spec(3))
+    b = Job(None, None, None, (), None, None, None, spec=_spec(4))
+    run_jobs([a], workers=1, cache=cache)
+    got = run_jobs([b], workers=1, cache=cache)[0]
+    assert got["seed"] == 4
+    assert got == run_jobs([b], workers=1)[0]
+
+
+def test_a_cache_hit_carries_the_jobs_own_overrides(tmp_path):
+    # the same override spelt two ways is one run (one key); the result of each job still
+    # says what that job asked for, from the cache as when computed
+    cache = Cache(tmp_path)
+    a = Job("xeon-2017", "xen-pv", "cloud-mix", ("exit_cycles=1600",), 0.002, 0.0005, 1, tag="a")
+    b = Job("xeon-2017", "xen-pv", "cloud-mix", ("host.params.exit_cycles=1600",), 0.002, 0.0005, 1, tag="b")
+    assert job_key(a) == job_key(b)
+    run_jobs([a], workers=1, cache=cache)
+    computed = []
+    hit = run_jobs([b], workers=1, cache=cache, on_result=lambda i, r: computed.append(i))[0]
+    assert computed == []  # from the cache
+    assert hit == run_jobs([b], workers=1)[0]
+    assert hit["sets"] == ["host.params.exit_cycles=1600"] and hit["tag"] == "b"
+
+
+def test_result_files_get_the_usual_mode(tmp_path):
+    # written through a temporary file (mkstemp: 0600), a result must still end up with the
+    # mode open() gives a new file: 0666 less the umask
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.csv", "x\n")
+        atomic_write_text(tmp_path / "a.csv", "y\n")  # over an existing file, too
+        os.umask(0o027)
+        atomic_write_text(tmp_path / "b.csv", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.csv").stat().st_mode & 0o777 == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _fake(arch, x, completed, p99):
+    return {"tag": (arch, x), "flows": {"mix": {"completed": completed, "latency_us": {"p99": p99}}}}
+
+
+def test_percentile_bars_are_flagged_when_a_run_has_a_thin_tail():
+    need = MIN_TAIL_REQUESTS * 100  # a p99 needs 1,000 completions per run
+    res = [_fake("a", 1, need, 10.0), _fake("a", 1, need + 5, 11.0),     # every run has 10 beyond
+           _fake("a", 2, need, 10.0), _fake("a", 2, need - 1, 12.0),     # one run has fewer
+           _fake("a", 3, 0, math.nan), _fake("a", 3, 5000, 12.0)]        # one run has none
+    rows = F._ci_rows(res, lambda r: r["tag"], {"p99_us": lambda r: r["flows"]["mix"]["latency_us"]["p99"]},
+                      tails={"p99_us": (lambda r: r["flows"]["mix"]["completed"], 0.99)})
+    flags = {r["key"][1]: r["p99_us_thin_tail"] for r in rows}
+    assert flags == {1: 0, 2: 1, 3: 1}
+    assert F.thin_tail(10_000, 0.999) is False and F.thin_tail(9_999, 0.999) is True
+    assert F.thin_tail(62_000, 0.9999) is True  # the full latency CDF's last quantile
+    assert F.thin_tail(62_000, 0.001) is False
+
+
+def test_thin_points_are_written_and_drawn(tmp_path):
+    from emulator import plot
+    from emulator.provenance import write_csv
+
+    header = ["architecture", "load", "offered_per_s", "replications", "throughput_per_s", "throughput_per_s_ci",
+              "p99_us", "p99_us_ci", "p99_us_thin_tail"]
+    rows = [["nitro", 0.1, 2e5, 2, 2e5, 1e3, 100.0, 5.0, 0], ["nitro", 0.5, 1e6, 2, 1e6, 1e4, 120.0, 50.0, 1]]
+    write_csv(tmp_path / "hockey.csv", header, rows, {"test": True})
+    plot.hockey(tmp_path / "hockey.csv", tmp_path / "hockey.png")
+    assert (tmp_path / "hockey.png").stat().st_size > 0
+    _, got, _ = read_csv(tmp_path / "hockey.csv")
+    assert [r["p99_us_thin_tail"] for r in got] == ["0", "1"]

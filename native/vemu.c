@@ -1060,13 +1060,23 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         REQUIRE(isfinite(c->weight) && c->weight > 0 && c->weight <= 1e12, "class %u: weight %g, need (0, 1e12]",
                 i, c->weight);
     }
-    for (uint32_t i = 0; i < m->n_stages; i++) { /* a detached request cannot fork again */
+    /* a detached request cannot fork again: forks[k] counts the forking stages before stage
+     * k, so each fork's class is checked in O(1) whatever the sizes */
+    uint32_t *forks = NULL;
+    for (uint32_t i = 0; i < m->n_stages; i++) {
         if (!m->stages[i].fork) continue;
+        if (!forks) {
+            forks = malloc(((size_t)m->n_stages + 1) * sizeof *forks);
+            REQUIRE(forks != NULL, "out of memory checking the forks of %u stages", m->n_stages);
+            forks[0] = 0;
+            for (uint32_t k = 0; k < m->n_stages; k++) forks[k + 1] = forks[k] + (m->stages[k].fork != 0);
+        }
         const vemu_class_spec *c = &m->classes[m->stages[i].fork - 1];
-        for (uint32_t k = c->first_stage; k < c->first_stage + c->n_stages; k++)
-            REQUIRE(!m->stages[k].fork, "stage %u forks to class %u, whose stage %u forks again", i,
-                    m->stages[i].fork - 1, k);
+        int again = forks[c->first_stage + c->n_stages] != forks[c->first_stage];
+        if (again) free(forks);
+        REQUIRE(!again, "stage %u forks to class %u, which has a forking stage of its own", i, m->stages[i].fork - 1);
     }
+    free(forks);
     uint64_t clients = 0;
     for (uint32_t i = 0; i < m->n_flows; i++) {
         const vemu_flow_spec *f = &m->flows[i];

@@ -672,10 +672,25 @@ def test_forks_the_engine_refuses() -> None:
     bad = _fork_spec()
     stages = list(bad.stages)
     stages[2] = stages[2][:7] + (2,)  # the detached class forks again
-    with pytest.raises(NativeError, match="forks again"):
+    with pytest.raises(NativeError, match="has a forking stage of its own"):
         Engine(Spec(bad.resources, bad.qclasses, stages, bad.classes, bad.flows, 2, 64), seed=1)
     # a pool with room for the clients but not their detached requests: a clean EFULL
     with Engine(_fork_spec(pool=4), seed=1) as eng:
         with pytest.raises(NativeError) as e:
             eng.run(10**8)
         assert e.value.status == STATUS_EFULL and "detached" in str(e.value)
+
+
+def test_many_forks_into_a_long_class_are_checked_in_linear_time() -> None:
+    # 100k stages each forking to a class of 100k other stages: checking "a forked class does
+    # not fork" stage by stage would take 1e10 steps (a hang); a prefix count takes 2e5.
+    n = 100_000
+    stages = [(0, 0, _fx(1000), 0.0, _F0, False, _F0, 2) for _ in range(n)]
+    stages += [(0, 0, _fx(1000), 0.0, _F0, False, _F0, 0) for _ in range(n)]
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 1)], stages=stages, classes=[(0, n, 1.0), (n, n, 1.0)],
+                flows=[(True, _F0, 1, _F0, 0, 1)], n_categories=1, pool_size=64)
+    Engine(spec, seed=1).close()  # accepted
+    bad = list(stages)
+    bad[-1] = bad[-1][:7] + (1,)  # the forked class now forks: refused
+    with pytest.raises(NativeError, match="forking stage of its own"):
+        Engine(Spec(spec.resources, spec.qclasses, bad, spec.classes, spec.flows, 1, 64), seed=1)

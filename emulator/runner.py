@@ -75,13 +75,17 @@ _CODE_HASH: str | None = None
 
 
 def code_hash() -> str:
-    """A hash of the code that computes results: the engine binary and the Python package.
-    Changing either changes every cache key, so a cache never serves stale physics."""
+    """A hash of the code that computes results: the engine binary, the C library it links
+    dynamically (its libm's exp, log and cos draw every random time) and the Python
+    package. Changing any changes every cache key, so a cache never serves stale physics."""
     global _CODE_HASH
     if _CODE_HASH is None:
+        import platform
+
         from . import _native
 
         h = hashlib.sha256(Path(_native.__file__).read_bytes())
+        h.update(" ".join(platform.libc_ver()).encode())
         pkg = Path(__file__).resolve().parent
         for p in sorted(pkg.rglob("*.py")):
             h.update(p.relative_to(pkg).as_posix().encode())

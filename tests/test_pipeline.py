@@ -97,3 +97,17 @@ def test_thin_points_are_written_and_drawn(tmp_path):
     assert (tmp_path / "hockey.png").stat().st_size > 0
     _, got, _ = read_csv(tmp_path / "hockey.csv")
     assert [r["p99_us_thin_tail"] for r in got] == ["0", "1"]
+
+
+def test_the_c_library_is_part_of_the_code_hash(monkeypatch) -> None:
+    # the engine links libm dynamically: a C library upgrade may change exp/log/cos in the
+    # last bit, so it must change every cache key
+    import platform
+
+    from emulator import runner
+
+    monkeypatch.setattr(runner, "_CODE_HASH", None)
+    before = runner.code_hash()
+    monkeypatch.setattr(runner, "_CODE_HASH", None)
+    monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("glibc", "9.99"))
+    assert runner.code_hash() != before

@@ -1277,7 +1277,7 @@ class _Compiler:
         clients = sum(f[2] for f in self.flows if f[0])
         n_open = sum(1 for f in self.flows if not f[0])
         # the pool is shared: open flows together may have DEFAULT_OPEN_POOL requests in flight
-        forks = any(len(st) > 7 and st[7] for st in self.stages)
+        forks = bool(self.detached)
         # detached requests (forks) take pool slots too, as many as the forked work holds at once
         pool = self.pool_size if self.pool_size is not None else clients + (DEFAULT_OPEN_POOL if n_open or forks else 0)
         if clients > LIMITS["pool"] or pool > LIMITS["pool"]:

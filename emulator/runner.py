@@ -152,6 +152,33 @@ def _ignore_sigint() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
+def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
+             done: Callable[[int, Any], None]) -> None:
+    """Runs ``fn`` on every item on a pool of ``workers`` processes, calling ``done(i, result)``
+    here as each finishes. On Ctrl-C or SIGTERM (or any error, ``done``'s included) the
+    workers are killed at once and the exception propagates: a pool's own shutdown would
+    first finish every run queued. Workers are forked while the items are submitted, with
+    the stop signals blocked, so each starts with them blocked until it ignores them."""
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        try:
+            pending: dict[Future[Any], int] = {pool.submit(fn, x): i for i, x in enumerate(items)}
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done(pending.pop(f), f.result())
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.kill()
+        raise
+    pool.shutdown()
+
+
 def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool = False, desc: str = "runs",
              cache: Cache | None = None, on_result: Callable[[int, dict[str, Any]], None] | None = None,
              executor: str = "local", scheduler: str | None = None, client: Any = None
@@ -207,26 +234,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
             for i in todo:
                 done(i, run_job(jobs[i]))
         elif todo:
-            # workers are forked while submitting: block the stop signals meanwhile, so that
-            # each starts with them blocked until its initializer ignores them
-            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
-            try:
-                try:
-                    pending: dict[Future[dict[str, Any]], int] = {pool.submit(run_job, jobs[i]): i for i in todo}
-                finally:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done(pending.pop(f), f.result())
-            except BaseException:
-                procs = list((getattr(pool, "_processes", None) or {}).values())
-                pool.shutdown(wait=False, cancel_futures=True)
-                for p in procs:
-                    p.kill()
-                raise
-            pool.shutdown()
+            pool_run(run_job, [jobs[i] for i in todo], workers, lambda k, r: done(todo[k], r))
     finally:
         if bar is not None:
             bar.close()

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -221,31 +220,14 @@ def _run_one(args: tuple[Experiment, int, float | None, float | None]) -> dict[s
 def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | None]], *,
                  workers: int | None = None) -> list[dict[str, float]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
-    process pool (workers=1: here). On Ctrl-C or SIGTERM the workers are killed at once and
-    KeyboardInterrupt propagates: a pool's own shutdown would first finish every run queued."""
-    import signal
-
-    from .runner import _STOP_SIGNALS, _ignore_sigint
+    process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
+    from .runner import pool_run
 
     workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
     if workers <= 1 or len(jobs) <= 1:
         return [_run_one(j) for j in jobs]
-    # forked workers start with the stop signals blocked until they ignore them (as emulator.runner)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
-    try:
-        try:
-            futures = [pool.submit(_run_one, j) for j in jobs]
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending stop is raised here
-        rows = [f.result() for f in futures]
-    except BaseException:
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.kill()
-        raise
-    pool.shutdown()
+    rows: list[dict[str, float]] = [{} for _ in jobs]
+    pool_run(_run_one, jobs, workers, rows.__setitem__)
     return rows
 
 

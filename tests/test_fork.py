@@ -6,11 +6,10 @@ queueing, so the checks below are exact, not statistical.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from conftest import experiment
+from conftest import experiment, to_toml
 
 from emulator._core import Engine, ModelError
 from emulator.cli import main
@@ -66,7 +65,7 @@ def test_bad_fork_exits_2_with_one_line(tmp_path, capsys: pytest.CaptureFixture[
     spec = _spec()
     spec["architecture"]["paths"]["tx"]["stages"][0]["fork"] = 3
     exp = tmp_path / "e.toml"
-    exp.write_text(_toml(spec))
+    exp.write_text(to_toml(spec))
     assert main(["run", str(exp), "-q"]) == 2
     err = capsys.readouterr()[1].strip().splitlines()
     assert len(err) == 1 and "fork" in err[0] and str(exp) in err[0]
@@ -97,27 +96,3 @@ def test_xen_pv_forks_one_completion_per_transmitted_packet() -> None:
     assert own[-1] == "wire (transmit)" and "Tx-completion event delivery (interrupt exit)" not in own
     # the trace shows each traced packet's completion beside it
     assert {int(p) for p in tr["parent"] if int(p) < 4} == {0, 1, 2, 3}
-
-
-def _toml(spec: dict[str, Any]) -> str:
-    """A minimal TOML writer for the inline experiment dicts above (tables, arrays of tables,
-    strings, numbers)."""
-    out: list[str] = []
-
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
-        raise TypeError(v)
-
-    for name, table in spec.items():
-        out.append(f"[{name}]")
-        out += [f"{k} = {val(v)}" for k, v in table.items()]
-    return "\n".join(out) + "\n"

@@ -67,6 +67,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
 from .result import _cat_order
+from .stats import mean_ci, replication_seeds
 
 LEVEL = 0.95
 FLOW_MEASURES = (("throughput_per_s", None), ("mean_us", "mean"), ("p50_us", "p50"), ("p99_us", "p99"),
@@ -75,61 +76,12 @@ FIXED_COLUMNS = ("point", "replication", "seed")
 MAX_POINTS = 1_000_000  # a range's point count, a sample's size
 MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
 
-try:  # the statistics module, when present, is the one source of t intervals and seeds
-    from .stats import mean_ci as _stats_mean_ci
-    from .stats import replication_seeds as _stats_replication_seeds
-except ImportError:  # pragma: no cover - exercised only without emulator.stats
-    _stats_mean_ci = None
-    _stats_replication_seeds = None
-
-
-# ----------------------------------------------------------------------------- statistics
-
-# t_{0.975, df} for df = 1..30 (any table, e.g. Law 5th ed. Table T.1); beyond 30 the
-# Cornish-Fisher expansion below is within 1e-5.
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
-         2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
-         2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-
-
-def t975(df: int) -> float:
-    """Student's t 0.975-quantile with ``df`` >= 1 degrees of freedom (within 1e-4)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z, v = 1.959963984540054, float(df)
-    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
 
 
 def mean_ci95(values: Iterable[float | None]) -> tuple[float, float, int]:
-    """(mean, 95% t half-width, n) over the finite values; NaN where undefined."""
-    xs = [float(x) for x in values if x is not None and math.isfinite(float(x))]
-    if _stats_mean_ci is not None:
-        iv = _stats_mean_ci(xs, level=LEVEL)
-        return iv.mean, iv.half_width, iv.n
-    n = len(xs)  # pragma: no cover - the fallback
-    if n == 0:
-        return math.nan, math.nan, 0
-    m = math.fsum(xs) / n
-    if n < 2:
-        return m, math.nan, n
-    s = math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (n - 1))
-    return m, t975(n - 1) * s / math.sqrt(n), n
-
-
-def replication_seeds(seed: int, n: int) -> list[int]:
-    """The seed of each replication, derived from ``seed`` (the same as emulator.stats')."""
-    if _stats_replication_seeds is not None:
-        return list(_stats_replication_seeds(seed, n))
-    import numpy as np  # pragma: no cover - the fallback, the same derivation
-
-    out = []
-    for i in range(n):
-        hi, lo = np.random.SeedSequence([int(seed), i]).generate_state(2, dtype=np.uint32)
-        out.append(((int(hi) << 32) | int(lo)) & (2**63 - 1))
-    return out
+    """(mean, 95% t half-width, n) over the finite values (emulator.stats.mean_ci)."""
+    iv = mean_ci([x for x in values if x is not None], level=LEVEL)
+    return iv.mean, iv.half_width, iv.n
 
 
 # ----------------------------------------------------------------------------- value syntax
@@ -714,4 +666,4 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 
 __all__ = ["Axis", "Plan", "parse_vary", "parse_sample", "design", "lhs_unit", "plan", "sweep", "summary",
-           "summarize", "summary_path", "replication_seeds", "mean_ci95", "t975", "register"]
+           "summarize", "summary_path", "replication_seeds", "mean_ci95", "register"]

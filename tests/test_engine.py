@@ -190,6 +190,48 @@ def test_hist_quantile_within_one_percent_of_numpy(values: list[int], q: float) 
     assert abs(got - want) <= 0.01 * want + 1e-9
 
 
+def _hist_of(x: np.ndarray) -> np.ndarray:
+    return np.bincount([hist_index(int(v)) for v in x], minlength=HIST_BUCKETS).astype(np.uint64)
+
+
+def test_hist_quantile_reads_within_the_bucket_by_rank() -> None:
+    """Inside its bucket the estimate moves with the rank: 10^5 exponential latencies (mean
+    10 us) put ~160 values in the p50's bucket and ~24 in the p99's. Taking the values as
+    spread evenly over a bucket of relative width w <= 0.78%, the k-th of c lies within
+    about w / (2 sqrt(c)) of its slice (one standard deviation of a uniform order
+    statistic): 0.03% at p50, 0.08% at p99. The bounds below are 3 such deviations; the
+    bucket's midpoint, which the estimate used to be, is off by up to w / 2 = 0.39%."""
+    rng = np.random.default_rng(7)
+    x = rng.exponential(1e7, 100_000).astype(np.uint64)
+    h = _hist_of(x)
+    for q, tol in ((0.5, 0.001), (0.99, 0.0025)):
+        exact = float(np.quantile(x, q, method="inverted_cdf"))
+        assert abs(hist_quantile(h, q, float(x.max())) / exact - 1) < tol
+    qs = np.linspace(0.001, 0.999, 400)
+    est = [hist_quantile(h, q, float(x.max())) for q in qs]
+    assert all(b >= a for a, b in zip(est, est[1:]))  # monotone in q
+    assert len(set(est)) == len(est)  # every rank here is its own value, not a bucket's
+
+
+def test_hist_quantile_spread_below_a_bucket_is_not_lost() -> None:
+    """Five 'replications' of 2,000 latencies uniform on [50, 51] us (the range spans four
+    buckets of 0.52%): the exact p99s differ by ~0.004% (one order statistic's deviation),
+    far less than a bucket. Read at the bucket's midpoint all five were one number, and a
+    t interval over them had half-width exactly 0; read by rank within the bucket they
+    follow the counts, so they differ, and each stays within a bucket width (0.78%) of the
+    exact value. (Spread inside one bucket that leaves every count the same cannot be seen
+    in a histogram at all.)"""
+    rng = np.random.default_rng(3)
+    ests = []
+    for _ in range(5):
+        x = (50e6 + 1e6 * rng.random(2000)).astype(np.uint64)
+        exact = float(np.quantile(x, 0.99, method="inverted_cdf"))
+        got = hist_quantile(_hist_of(x), 0.99, float(x.max()))
+        assert abs(got / exact - 1) < 0.0078
+        ests.append(got)
+    assert len(set(ests)) == 5
+
+
 def test_hist_quantile_of_empty_histogram_is_nan() -> None:
     assert math.isnan(hist_quantile(np.zeros(HIST_BUCKETS, np.uint64), 0.5, 0.0))
 

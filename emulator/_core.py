@@ -99,7 +99,8 @@ class Spec:
     qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
     stages: Sequence[tuple[Any, ...]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes[,
-    #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)]
+    #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)[,
+    #   (per_page_ps, page_bytes, unpaged_bytes)]]
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
     flows: Sequence[tuple[bool, Dist, int, Dist, int, int]]
     # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes
@@ -147,6 +148,8 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         q, cat, work, pb, delay, draw, nbytes = row[:7]
         g = st[i]
         g.fork = row[7] if len(row) > 7 else 0
+        if len(row) > 8 and row[8]:
+            g.per_page_ps, g.page_bytes, g.unpaged_bytes = row[8]
         g.qclass = q
         g.category = cat
         _set_dist(g.work, work)

@@ -77,6 +77,9 @@ class Stage:
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
     throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
     fork: str | None = None  # a path of the architecture each request leaving the stage sets off, detached
+    per_page: Union[float, str] = 0.0  # cycles per page of the request's bytes beyond unpaged_bytes (ceil)
+    page_bytes: float = 4096.0
+    unpaged_bytes: Union[float, str] = 0.0
 
 
 @dataclass(frozen=True)
@@ -364,7 +367,7 @@ def _params(t: _Table) -> dict[str, float]:
 
 
 _STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction",
-               "throttle_us", "fork")
+               "throttle_us", "fork", "per_page", "page_bytes", "unpaged_bytes")
 
 
 def _stage(data: Any, file: str, path: str) -> Stage:
@@ -374,7 +377,8 @@ def _stage(data: Any, file: str, path: str) -> Stage:
     if on is None and not t.has("delay_us"):
         raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
     if on is None:
-        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction", "throttle_us"):
+        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction", "throttle_us", "per_page",
+                  "page_bytes", "unpaged_bytes"):
             if t.has(k):
                 raise t.err(k, "only a stage with `on` can have it")
     account = t.str("account", "tenant")
@@ -390,6 +394,9 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
         fork=t.str("fork") if t.has("fork") else None,
+        per_page=t.value("per_page", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
+        page_bytes=t.num("page_bytes", 4096.0, lo=1, hi=LIMITS["bytes"]),
+        unpaged_bytes=t.value("unpaged_bytes", 0.0, allow_dist=False, hi=LIMITS["bytes"]),  # type: ignore[arg-type]
     )
 
 
@@ -1054,6 +1061,7 @@ class _Compiler:
         q, cat = -1, self.cat_index.get("tenant", 0)
         work: Dist = NONE_DIST
         per_byte = 0.0
+        paged: tuple[float, float, float] | None = None  # ps per page, page bytes, unpaged bytes
         rname = None
         if s.on is not None:
             ri = self._resource_index(s.on, file, key)
@@ -1074,7 +1082,21 @@ class _Compiler:
                     raise ModelError(f"{pb:g} cycles per byte at {info.ghz:g} GHz is {per_byte:.3g} ps per byte, beyond "
                                      f"the engine's limit of {MAX_PER_BYTE_PS:g}", file=file, key=key + ".per_byte")
                 cat = self._cat(s.account, file, key + ".account")
+                pp = self._param(s.per_page, file, key + ".per_page") if isinstance(s.per_page, str) else float(s.per_page)
+                if pp > 0:
+                    up = (self._param(s.unpaged_bytes, file, key + ".unpaged_bytes")
+                          if isinstance(s.unpaged_bytes, str) else float(s.unpaged_bytes))
+                    if not 0 <= up <= LIMITS["bytes"]:
+                        raise ModelError(f"unpaged_bytes {up:g} is not in [0, {LIMITS['bytes']:g}]", file=file,
+                                         key=key + ".unpaged_bytes")
+                    if not pp * ps_per_cycle <= 1e15:
+                        raise ModelError(f"{pp:g} cycles per page at {info.ghz:g} GHz is {pp * ps_per_cycle:.3g} ps, beyond "
+                                         "the engine's limit of 1e+15", file=file, key=key + ".per_page")
+                    paged = (pp * ps_per_cycle, float(s.page_bytes), up)
             else:
+                if s.per_page not in (0, 0.0):
+                    raise ModelError(f"resource '{s.on}' is a {info.kind}: only a cpu stage has work per page",
+                                     file=file, key=key + ".per_page")
                 if s.cycles not in (0, 0.0) or s.per_byte not in (0, 0.0):
                     raise ModelError(f"resource '{s.on}' is a {info.kind}: its time comes from the "
                                      f"{'bytes' if info.kind == 'link' else 'service_us'}, not from cycles",
@@ -1114,7 +1136,7 @@ class _Compiler:
         if len(self.stages) >= LIMITS["stages"]:
             raise ModelError(f"more than {LIMITS['stages']} stages after expanding paths and counts", file=file, key=key)
         fork = 1 + self._fork_class(s.fork, file, key) if s.fork is not None else 0
-        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork))
+        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork) + ((paged,) if paged else ()))
         self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step, s.where))
 
     def _fork_path(self, path: str, file: str, key: str) -> None:

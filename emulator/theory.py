@@ -439,6 +439,9 @@ def _analyse(exp: Experiment) -> Prediction:
         if len(row) > 7 and row[7]:
             raise _Uncovered(f"stage '{c.stages[si].name}' forks detached work (`fork`): its load is the "
                              "flow's, but it is not a station of the request's path")
+        if len(row) > 8 and row[8]:
+            raise _Uncovered(f"stage '{c.stages[si].name}' charges work per page (`per_page`): its service time "
+                             "is a step function of the bytes, which theory does not take moments of")
     visited = {spec.qclasses[st[0]][0] for st in spec.stages if st[0] >= 0}
     if any(len(spec.resources[ri]) > 2 for ri in visited):
         return _sleeping(c)

@@ -147,6 +147,11 @@ int main(int argc, char **argv){
             stg[i].work = dist(1);
             stg[i].delay = ri(3)==0 ? dist(1) : (vemu_dist){0,0,0};
             if (stg[i].qclass < 0 && stg[i].delay.mean == 0) stg[i].delay.mean = 0;
+            if (ri(4) == 0) { /* bytes drawn here, and work per page of them */
+                stg[i].draw_bytes = 1; stg[i].bytes = dist(1);
+                stg[i].per_page_ps = ri(2) ? 0 : 1 + ri(500);
+                stg[i].page_bytes = ri(2) ? 1 : 512; stg[i].unpaged_bytes = ri(2) ? 0 : 100;
+            }
         }
         vemu_class_spec cls[3]; uint32_t NC = 1 + ri(2);
         for (uint32_t c = 0; c < NC; c++) { cls[c].first_stage = ri(NS); cls[c].n_stages = 1 + ri(NS - cls[c].first_stage); cls[c].weight = 1; }

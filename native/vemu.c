@@ -235,6 +235,7 @@ typedef struct {
     uint32_t fork; /* 0, or 1 + the class a leaving request starts a detached request on */
     sampler work, delay, bytes;
     double per_byte_ps;
+    double per_page_ps, page_bytes, unpaged_bytes; /* per_page_ps 0: no work per page */
     uint64_t completed, served;
     double wait_sum, service_sum;
 } stage;
@@ -751,6 +752,11 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
         queue_change(s, rs, -(int)(n - n0));
     }
     double t = sample(&g->work, &s->fl[h->flow].streams[S_SERVICE]) + g->per_byte_ps * bytes;
+    if (g->per_page_ps > 0) /* pages are counted per request: each is its own buffer */
+        for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
+            double over = s->req[ri].bytes - g->unpaged_bytes;
+            if (over > 0) t += g->per_page_ps * ceil(over / g->page_bytes);
+        }
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
         s->req[ri].start = s->now;
         s->req[ri].batch = n;
@@ -1046,6 +1052,12 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         if (!check_dist(&g->delay, "stage delay", i, 0, err, len)) return 0;
         REQUIRE(isfinite(g->per_byte_ps) && g->per_byte_ps >= 0 && g->per_byte_ps <= 1e9,
                 "stage %u: per_byte_ps %g is not a finite number in [0, 1e9]", i, g->per_byte_ps);
+        REQUIRE(isfinite(g->per_page_ps) && g->per_page_ps >= 0 && g->per_page_ps <= 1e15,
+                "stage %u: per_page_ps %g is not a finite number in [0, 1e15]", i, g->per_page_ps);
+        REQUIRE(g->per_page_ps == 0 || (isfinite(g->page_bytes) && g->page_bytes >= 1 && g->page_bytes <= 1e15),
+                "stage %u: page_bytes %g is not a finite number in [1, 1e15]", i, g->page_bytes);
+        REQUIRE(g->per_page_ps == 0 || (isfinite(g->unpaged_bytes) && g->unpaged_bytes >= 0 && g->unpaged_bytes <= 1e15),
+                "stage %u: unpaged_bytes %g is not a finite number in [0, 1e15]", i, g->unpaged_bytes);
         REQUIRE(g->draw_bytes == 0 || g->draw_bytes == 1, "stage %u: draw_bytes must be 0 or 1", i);
         if (g->draw_bytes && !check_dist(&g->bytes, "stage bytes", i, 0, err, len)) return 0;
         REQUIRE(!g->draw_bytes || g->bytes.mean <= VEMU_MAX_BYTES, "stage %u: bytes mean above %g", i,
@@ -1212,6 +1224,9 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         sampler_init(&t->delay, &g->delay);
         sampler_init(&t->bytes, &g->bytes);
         t->per_byte_ps = g->per_byte_ps;
+        t->per_page_ps = g->per_page_ps;
+        t->page_bytes = g->page_bytes;
+        t->unpaged_bytes = g->unpaged_bytes;
         t->draw_bytes = g->draw_bytes;
         t->fork = g->fork;
         t->has_delay = g->qclass < 0 || g->delay.mean > 0;

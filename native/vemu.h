@@ -167,6 +167,13 @@ typedef struct {
     vemu_dist bytes;    /* bytes, when draw_bytes */
     uint32_t fork;      /* 0: none; c + 1: a request leaving this stage also starts a detached
                            request on class c (see `fork` above) */
+    /* Work per page a request spans: each request of the service adds per_page_ps times
+     * ceil((bytes - unpaged_bytes) / page_bytes) pages (none when bytes <= unpaged_bytes),
+     * e.g. a grant map and unmap per 4 KiB page beyond a header that is copied instead.
+     * per_page_ps 0: none (then page_bytes and unpaged_bytes are not looked at). */
+    double per_page_ps;   /* finite, 0 .. 1e15 */
+    double page_bytes;    /* > 0 and finite when per_page_ps > 0 */
+    double unpaged_bytes; /* finite, >= 0 */
 } vemu_stage_spec;
 
 typedef struct {

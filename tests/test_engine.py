@@ -286,6 +286,52 @@ def test_batched_server_pays_fixed_cost_once(units: int, batch: int) -> None:
     assert d["resources"]["s"]["served"] * batch == pytest.approx(d["flows"]["f"]["completed"], abs=2 * units * batch)
 
 
+# -- work per page ----------------------------------------------------------------
+
+PAGED = {0: 0, 100: 0, 128: 0, 129: 1, 4224: 1, 4225: 2, 65536: 16}  # bytes -> pages beyond 128 B, 4 KiB each
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_per_page_work_counts_each_members_pages(batch: int) -> None:
+    """`per_page` charges ceil((bytes - unpaged_bytes) / page_bytes) pages per request, none
+    at or below unpaged_bytes, counted for each member of a batch (each is its own buffer):
+    exact in ps, flow by flow, since every flow here carries one fixed size."""
+    fixed_ns, per_page = 1_000, 3_000
+    spec = experiment(
+        {"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}},
+        {"p": [{"on": "s", "cycles": fixed_ns, "per_page": per_page, "unpaged_bytes": 128, "batch": batch}]},
+        [{"name": f"b{b}", "arrival": "closed", "clients": 8, "think_us": {"dist": "exp", "mean": 50.0},
+          "steps": [{"path": "p", "bytes": b}]} for b in PAGED],
+        duration_s=0.02,
+    )
+    res = run(spec, trace_requests=5000)
+    tr = res.trace
+    assert tr is not None and len(tr) > 500
+    pages = np.array(list(PAGED.values()), dtype=np.int64)[tr["flow"].astype(np.int64)]
+    # one core: the members of a service share its start; each service's time is the fixed
+    # part once plus every member's own pages
+    starts, service = np.unique(tr["start"], return_index=True)
+    member_pages = np.zeros(len(starts), np.int64)
+    np.add.at(member_pages, np.searchsorted(starts, tr["start"]), pages)
+    want = (fixed_ns + per_page * member_pages) * 1000
+    np.testing.assert_array_equal((tr["end"] - tr["start"])[service], want)
+    assert tr["batch"].max() == batch
+    for b in PAGED:
+        assert res.to_dict()["flows"][f"b{b}"]["completed"] > 0
+
+
+def test_theory_says_work_per_page_is_outside_it() -> None:
+    from emulator.model import load_experiment
+    from emulator.theory import analyse
+
+    spec = experiment({"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}},
+                      {"p": [{"on": "s", "cycles": 100, "per_page": 10}]},
+                      [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5,
+                        "steps": [{"path": "p", "bytes": 5000}]}], duration_s=0.001)
+    pred, why = analyse(load_experiment(spec))
+    assert pred is None and "per_page" in why
+
+
 # -- priorities --------------------------------------------------------------------
 
 def test_non_preemptive_priority_matches_cobham() -> None:
@@ -551,6 +597,10 @@ def valid_specs(draw: st.DrawFn) -> Spec:
         inside = range(classes[t][0], classes[t][0] + classes[t][1])
         stages = [g + ((t + 1,) if k not in inside and draw(st.integers(0, 3)) == 0 else (0,))
                   for k, g in enumerate(stages)]
+    if draw(st.booleans()):  # work per page: (ps per page, page bytes, unpaged bytes) on some stages
+        stages = [(g if len(g) > 7 else g + (0,))
+                  + (((draw(st.floats(0, 1e6)), draw(st.sampled_from([1.0, 4096.0])), draw(st.sampled_from([0.0, 128.0]))),)
+                     if draw(st.booleans()) else ()) for g in stages]
     flows = []
     for _ in range(draw(st.integers(1, 3))):
         first = draw(st.integers(0, len(classes) - 1))
@@ -637,6 +687,12 @@ def test_engine_rejects_bad_specs_without_allocating() -> None:
     with pytest.raises(NativeError, match="mean"):
         Engine(Spec(good.resources, good.qclasses, [tuple(st0), *good.stages[1:]], good.classes, good.flows,
                     good.n_categories, good.pool_size), seed=1)
+    for paged, what in (((math.nan, 4096.0, 0.0), "per_page_ps"), ((1e3, 0.0, 0.0), "page_bytes"),
+                        ((1e3, 4096.0, -1.0), "unpaged_bytes"), ((1e16, 4096.0, 0.0), "per_page_ps")):
+        st0 = list(good.stages[0][:7]) + [0, paged]
+        with pytest.raises(NativeError, match=what):
+            Engine(Spec(good.resources, good.qclasses, [tuple(st0), *good.stages[1:]], good.classes, good.flows,
+                        good.n_categories, good.pool_size), seed=1)
     with pytest.raises(ModelError):
         Engine(good, seed=-1)
     with pytest.raises(ModelError):

@@ -129,6 +129,10 @@ def experiments(draw: Any) -> dict[str, Any]:
             s["cycles"] = draw(st.one_of(dist(0, 20000), st.sampled_from(["hp", "ap"])))
             if draw(st.booleans()):
                 s["per_byte"] = draw(st.floats(0, 2))
+            if draw(st.integers(0, 3)) == 0:
+                s["per_page"] = draw(st.floats(0, 5000))
+                s["page_bytes"] = draw(st.sampled_from([1, 512, 4096]))
+                s["unpaged_bytes"] = draw(st.sampled_from([0, 128, 5000]))
             s["account"] = draw(CATEGORY)
         if draw(st.booleans()):
             s["batch"] = draw(st.integers(1, 8))
@@ -147,7 +151,8 @@ def experiments(draw: Any) -> dict[str, Any]:
         for _ in range(draw(st.integers(1, 3))):
             if draw(st.integers(0, 3)) == 0:
                 s = stage()
-                s.pop("per_byte", None)
+                for k in ("per_byte", "per_page", "page_bytes", "unpaged_bytes"):
+                    s.pop(k, None)
                 out.append(s)
             else:
                 p: dict[str, Any] = {"path": draw(st.sampled_from(paths))}

@@ -92,10 +92,10 @@ def test_wildcard_keys_expand_only_to_matching_leaves():
     rng = next(r for r in RANGES if r.match is not None and r.key.endswith(".batch"))
     keys = [s.split("=")[0] for s in S.set_strings(rng, RAWS["xen-pv"], rng.low)]
     assert keys and all(k.startswith("architecture.paths.") and k.endswith(".batch") for k in keys)
-    # a match on a param name takes only the stages that name it: xen-pv's transmit grant stage
-    grant = next(r for r in RANGES if r.match == "grant_copy_per_byte")
+    # a match on a param name takes only the stages that name it: xen-pv's receive grant copy
+    grant = S.Range("g", "architecture.paths.*.stages.*.per_byte", 0.25, 1.0, "why", match="grant_copy_per_byte")
     assert [s.split("=")[0] for s in S.set_strings(grant, RAWS["xen-pv"], grant.high)] == \
-        ["architecture.paths.net_tx.stages.4.per_byte"]
+        ["architecture.paths.net_rx.stages.3.per_byte"]
     assert not S.set_strings(rng, RAWS["nitro"], rng.low)  # nitro batches nothing
     # a key path the architecture lacks is not created: nitro has no reserve to vary
     res = next(r for r in RANGES if r.key == "architecture.reserve.cores")

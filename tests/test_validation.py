@@ -42,6 +42,7 @@ DOCUMENTED_MISSES = {
     "netback: Tx DomU->Dom0 iperf3 over a 2-queue vif, persistently mapped grants",
     "netback: Tx iperf3 speed-up of persistently mapped over upstream grants",
     "bmhive: KVM guest overhead on CPU-bound work (SPEC CINT2006)",
+    "gregg: paravirtualisation overhead (xen-pv, kv-cache)",
 }
 
 

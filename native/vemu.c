@@ -233,11 +233,12 @@ typedef struct {
     uint8_t has_delay;
     int32_t draw_bytes;
     uint32_t fork; /* 0, or 1 + the class a leaving request starts a detached request on */
+    uint8_t paged;      /* per_page_ps > 0: work per page (the fields at the end) */
     sampler work, delay, bytes;
     double per_byte_ps;
-    double per_page_ps, page_bytes, unpaged_bytes; /* per_page_ps 0: no work per page */
     uint64_t completed, served;
     double wait_sum, service_sum;
+    double per_page_ps, page_bytes, unpaged_bytes; /* read only when `paged` */
 } stage;
 
 typedef struct {
@@ -752,7 +753,7 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
         queue_change(s, rs, -(int)(n - n0));
     }
     double t = sample(&g->work, &s->fl[h->flow].streams[S_SERVICE]) + g->per_byte_ps * bytes;
-    if (g->per_page_ps > 0) /* pages are counted per request: each is its own buffer */
+    if (g->paged) /* pages are counted per request: each is its own buffer */
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
             double over = s->req[ri].bytes - g->unpaged_bytes;
             if (over > 0) t += g->per_page_ps * ceil(over / g->page_bytes);
@@ -1224,6 +1225,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         sampler_init(&t->delay, &g->delay);
         sampler_init(&t->bytes, &g->bytes);
         t->per_byte_ps = g->per_byte_ps;
+        t->paged = g->per_page_ps > 0;
         t->per_page_ps = g->per_page_ps;
         t->page_bytes = g->page_bytes;
         t->unpaged_bytes = g->unpaged_bytes;

@@ -370,6 +370,14 @@ _STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch
                "throttle_us", "fork", "per_page", "page_bytes", "unpaged_bytes")
 
 
+def _per_page(t: "_Table") -> Union[float, str]:
+    """`per_page` (a number or param); `page_bytes` and `unpaged_bytes` only beside it."""
+    for k in ("page_bytes", "unpaged_bytes"):
+        if t.has(k) and not t.has("per_page"):
+            raise t.err(k, "only a stage with `per_page` counts pages")
+    return t.value("per_page", 0.0, allow_dist=False, hi=1e12)  # type: ignore[return-value]
+
+
 def _stage(data: Any, file: str, path: str) -> Stage:
     t = _Table(data, file, path)
     t.allow(*_STAGE_KEYS)
@@ -394,7 +402,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
         fork=t.str("fork") if t.has("fork") else None,
-        per_page=t.value("per_page", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
+        per_page=_per_page(t),
         page_bytes=t.num("page_bytes", 4096.0, lo=1, hi=LIMITS["bytes"]),
         unpaged_bytes=t.value("unpaged_bytes", 0.0, allow_dist=False, hi=LIMITS["bytes"]),  # type: ignore[arg-type]
     )
@@ -1083,16 +1091,22 @@ class _Compiler:
                                      f"the engine's limit of {MAX_PER_BYTE_PS:g}", file=file, key=key + ".per_byte")
                 cat = self._cat(s.account, file, key + ".account")
                 pp = self._param(s.per_page, file, key + ".per_page") if isinstance(s.per_page, str) else float(s.per_page)
+                up = (self._param(s.unpaged_bytes, file, key + ".unpaged_bytes")
+                      if isinstance(s.unpaged_bytes, str) else float(s.unpaged_bytes))
+                if not 0 <= up <= LIMITS["bytes"]:
+                    raise ModelError(f"unpaged_bytes {up:g} is not in [0, {LIMITS['bytes']:g}]", file=file,
+                                     key=key + ".unpaged_bytes")
                 if pp > 0:
-                    up = (self._param(s.unpaged_bytes, file, key + ".unpaged_bytes")
-                          if isinstance(s.unpaged_bytes, str) else float(s.unpaged_bytes))
-                    if not 0 <= up <= LIMITS["bytes"]:
-                        raise ModelError(f"unpaged_bytes {up:g} is not in [0, {LIMITS['bytes']:g}]", file=file,
-                                         key=key + ".unpaged_bytes")
-                    if not pp * ps_per_cycle <= 1e15:
-                        raise ModelError(f"{pp:g} cycles per page at {info.ghz:g} GHz is {pp * ps_per_cycle:.3g} ps, beyond "
-                                         "the engine's limit of 1e+15", file=file, key=key + ".per_page")
-                    paged = (pp * ps_per_cycle, float(s.page_bytes), up)
+                    pp_ps = pp * ps_per_cycle
+                    # the largest request the engine carries: its pages must not take longer than
+                    # its bytes could at the largest per_byte (so no service overruns the clock)
+                    most = pp_ps * math.ceil(max(LIMITS["bytes"] - up, 0.0) / float(s.page_bytes))
+                    if not most <= MAX_PER_BYTE_PS * LIMITS["bytes"]:
+                        raise ModelError(f"{pp:g} cycles per {float(s.page_bytes):g}-byte page at {info.ghz:g} GHz gives "
+                                         f"{most:.3g} ps for a request of the engine's {LIMITS['bytes']:.0f} bytes, beyond "
+                                         f"its limit of {MAX_PER_BYTE_PS * LIMITS['bytes']:.3g}", file=file,
+                                         key=key + ".per_page")
+                    paged = (pp_ps, float(s.page_bytes), up)
             else:
                 if s.per_page not in (0, 0.0):
                     raise ModelError(f"resource '{s.on}' is a {info.kind}: only a cpu stage has work per page",
@@ -1172,8 +1186,9 @@ class _Compiler:
                     self._resource_index(s.on, file, key)
                 for k in ("cycles", "delay_us"):
                     self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
-                if isinstance(s.per_byte, str):
-                    self._param(s.per_byte, file, key + ".per_byte")
+                for k in ("per_byte", "per_page", "unpaged_bytes"):
+                    if isinstance(getattr(s, k), str):
+                        self._param(getattr(s, k), file, f"{key}.{k}")
                 if s.fork is not None:
                     self._fork_path(s.fork, file, key)
 

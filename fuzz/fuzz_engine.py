@@ -106,8 +106,10 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
     qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4),
                  d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1, 2**63 - 1]) if d.edge()
                  else d.small(0, 1) * d.small(1, 10**8)) for _ in range(nq)]  # gap: none, up to 100 us, or past the limit
+    def paged() -> tuple:  # sometimes work per page: (ps per page, page bytes, unpaged bytes) after fork 0
+        return (0, (d.num(0, 1e7), d.num(1, 8192), d.num(0, 256))) if d.f.ConsumeBool() else ()
     stages = [(d.i32(-1, nq - 1), d.u32(0, max(0, ncat - 1)), d.dist(0, 1e7), d.num(0, 1e3), d.dist(0, 1e6),
-               d.f.ConsumeBool(), d.dist(0, 1e4)) for _ in range(ns)]
+               d.f.ConsumeBool(), d.dist(0, 1e4)) + paged() for _ in range(ns)]
     classes = [(d.u32(0, max(0, ns - 1)), d.u32(1, max(1, ns)), d.num(0.01, 10)) for _ in range(nc)]
     flows = [(d.f.ConsumeBool(), d.dist(1e5, 1e9), d.u32(1, 8), d.dist(0, 1e9), d.u32(0, max(0, nc - 1)),
               d.u32(1, max(1, nc))) for _ in range(nf)]
@@ -169,6 +171,10 @@ def _feedback(msg: str) -> None:
         if "bytes" in msg:
             return
         if "per_byte" in msg:
+            return
+        if "per_page" in msg:
+            return
+        if "page_bytes" in msg:
             return
         if "category" in msg:
             return

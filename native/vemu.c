@@ -1059,6 +1059,12 @@ static int validate(const vemu_model *m, char *err, size_t len) {
                 "stage %u: page_bytes %g is not a finite number in [1, 1e15]", i, g->page_bytes);
         REQUIRE(g->per_page_ps == 0 || (isfinite(g->unpaged_bytes) && g->unpaged_bytes >= 0 && g->unpaged_bytes <= 1e15),
                 "stage %u: unpaged_bytes %g is not a finite number in [0, 1e15]", i, g->unpaged_bytes);
+        /* the most pages a request can span must not take longer than its bytes could at the
+         * largest per_byte_ps (1e9), so that no single service overruns the clock */
+        REQUIRE(g->per_page_ps == 0 ||
+                    g->per_page_ps * ceil(fmax(VEMU_MAX_BYTES - g->unpaged_bytes, 0) / g->page_bytes) <= 1e9 * VEMU_MAX_BYTES,
+                "stage %u: per_page_ps %g at page_bytes %g exceeds 1e9 ps per byte of the largest request", i,
+                g->per_page_ps, g->page_bytes);
         REQUIRE(g->draw_bytes == 0 || g->draw_bytes == 1, "stage %u: draw_bytes must be 0 or 1", i);
         if (g->draw_bytes && !check_dist(&g->bytes, "stage bytes", i, 0, err, len)) return 0;
         REQUIRE(!g->draw_bytes || g->bytes.mean <= VEMU_MAX_BYTES, "stage %u: bytes mean above %g", i,

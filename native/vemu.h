@@ -171,9 +171,10 @@ typedef struct {
      * ceil((bytes - unpaged_bytes) / page_bytes) pages (none when bytes <= unpaged_bytes),
      * e.g. a grant map and unmap per 4 KiB page beyond a header that is copied instead.
      * per_page_ps 0: none (then page_bytes and unpaged_bytes are not looked at). */
-    double per_page_ps;   /* finite, 0 .. 1e15 */
-    double page_bytes;    /* > 0 and finite when per_page_ps > 0 */
-    double unpaged_bytes; /* finite, >= 0 */
+    double per_page_ps;   /* finite, 0 .. 1e15, and its pages for a request of VEMU_MAX_BYTES
+                             take at most 1e9 ps per byte of it */
+    double page_bytes;    /* 1 .. 1e15 when per_page_ps > 0 */
+    double unpaged_bytes; /* 0 .. 1e15 when per_page_ps > 0 */
 } vemu_stage_spec;
 
 typedef struct {

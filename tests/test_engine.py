@@ -688,7 +688,8 @@ def test_engine_rejects_bad_specs_without_allocating() -> None:
         Engine(Spec(good.resources, good.qclasses, [tuple(st0), *good.stages[1:]], good.classes, good.flows,
                     good.n_categories, good.pool_size), seed=1)
     for paged, what in (((math.nan, 4096.0, 0.0), "per_page_ps"), ((1e3, 0.0, 0.0), "page_bytes"),
-                        ((1e3, 4096.0, -1.0), "unpaged_bytes"), ((1e16, 4096.0, 0.0), "per_page_ps")):
+                        ((1e3, 4096.0, -1.0), "unpaged_bytes"), ((1e16, 4096.0, 0.0), "per_page_ps"),
+                        ((1e10, 1.0, 0.0), "largest request")):
         st0 = list(good.stages[0][:7]) + [0, paged]
         with pytest.raises(NativeError, match=what):
             Engine(Spec(good.resources, good.qclasses, [tuple(st0), *good.stages[1:]], good.classes, good.flows,

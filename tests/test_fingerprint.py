@@ -49,6 +49,8 @@ EVERYTHING = {
                 {"name": "stack", "on": "vcpu", "cycles": {"dist": "uniform", "mean": 4000, "cv": 0.3}, "per_byte": 0.5},
                 {"name": "kick", "on": "vcpu", "cycles": "exit", "account": "exit", "batch": 4, "throttle_us": 2},
                 {"name": "back", "on": "dom0", "cycles": {"dist": "exp", "mean": 3000}, "account": "backend", "batch": 8},
+                {"name": "map", "on": "dom0", "per_page": 900, "unpaged_bytes": 128, "page_bytes": 512,
+                 "account": "hypervisor"},
                 {"name": "copy", "on": "dom0", "per_byte": 1.0, "account": "copy", "fork": "done"},
                 {"name": "wire", "on": "nic", "delay_us": {"dist": "exp", "mean": 2}},
             ]},
@@ -85,8 +87,9 @@ FINGERPRINTS = {
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
     # then the net path's copy forks a completion interrupt (without the fork, and without the
-    # trace's parent field, still a3b35784944d1a14)
-    "everything": "25fd75c36c41faf4",
+    # trace's parent field, still a3b35784944d1a14); then dom0 grant-maps the net path's
+    # bytes per 512 B page beyond 128 (without that stage still 25fd75c36c41faf4)
+    "everything": "3f53319ac0d1ef1d",
 }
 
 

@@ -574,7 +574,8 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
     for mode, pub in NETBACK_IPERF_PUBLISHED.items():
         what = "grant map/copy (upstream)" if mode == "copy" else "persistently mapped grants"
         q = NETBACK_IPERF_QUEUES[mode]
-        iperf_rows.append((f"netback: Tx DomU->Dom0 iperf3 over a 2-queue vif, {what}",
+        over = "iperf (TCP, 4 flows) over a 1-queue vif" if q == 1 else f"iperf3 over a {q}-queue vif"
+        iperf_rows.append((f"netback: Tx DomU->Dom0 {over}, {what}",
                            "martins2015" if mode == "copy" else "martins2017tx", "Gbit/s", *band(pub), gb[mode],
                            f"xen-pv variant: 64 KiB packets into dom0's own stack, {q} netback queue{'s' * (q > 1)} "
                            + ("at martins2015's 3.5 GHz (its 14.5 was a 1-queue run), " if mode == "copy" else "")
@@ -812,7 +813,7 @@ xen-pv charges per packet (`grant_map_packet_cycles`, 870) and per 4 KiB page
 and 66.4 Kpps at 65535 B (16 pages), 6757 and 52711 cycles per packet, two equations for
 the two unknowns. The other three figures are martins2017's, on the E5-2699 v3 at the 2.3
 GHz of xeon-2017 (its base clock; the commits give none). The persistently mapped variant
-sets `netback_rx_cycles=1083` (0.49 us x 2.3 GHz minus 32 + 12), `netback_tx_cycles=632`
+sets `netback_rx_cycles=1083` (0.49 us x 2.3 GHz minus 32 and 12), `netback_tx_cycles=632`
 (0.28 us x 2.3 GHz minus 12) and no grant maps. The runs get at least a 20 ms window after
 5 ms of warm-up (also in quick mode): the notify batches reach 64 only once about 1 ms of
 backlog has built up in dom0, and a shorter window overstates the rate by up to ~15%.
@@ -878,8 +879,8 @@ bounding either side, so on kv-cache, where bare metal is bound by its 25 Gb/s t
 link, the rows compare host CPU cost per request (non-idle host cycles / completed
 requests) instead of throughput. Whenever both runs are CPU-bound on the same cores the two
 metrics coincide (on cloud-mix emulated is 1.58x slower by either). For the record, the
-throughput ratios on kv-cache are 1.72x (full emulation) and 0.579 (xen-pv), the values
-this file reported before. Paravirtualisation is also reported on `cloud-mix` (the
+throughput ratios on kv-cache were 1.72x (full emulation) and 0.579 (xen-pv) when the rows
+were switched to CPU cost (today 1.72x and 0.730). Paravirtualisation is also reported on `cloud-mix` (the
 headline), by throughput, as before.
 History of the xen-pv kv-cache row: it missed at 0.556 while
 the engine let the members of a batch part at the next stage, so a notification covering
@@ -890,9 +891,9 @@ the first (the interrupt exit and its indirect cost paid once per interrupt) the
 0.509, with both 0.450, within. No model number changed; the engine change was made for
 every model and is tested on its own (`tests/test_throttle.py`), but it was looked for
 because this row missed. It misses again since the transmit path's grant maps were sourced
-(martins2015, above): a get's 512 B value now costs dom0 a page map and unmap, ~3,900
-cycles more than the per-byte copy (~256 cycles) that stood in for them, and the row reads
-the value above.
+(martins2015, above): netback's transmit work for a get's 512 B reply is now ~6,750 cycles
+(2,811 + 870 + 3,064: the page grant-mapped and unmapped), where it was ~2,075 (1,819 read
+at 2.3 GHz + a 256-cycle copy), and the row reads the value above.
 Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
 metal, its transmit link at ~97%; on kv-cache and web bare metal is bound by the 25 Gb/s
 transmit link, so a throughput overhead would read 0). Since the NIC is modelled as two
@@ -964,8 +965,8 @@ most CPU-bound bundled tier, both bundled, on `xeon-2017`.
   overhead bands above, which are rows, and a chronology of stages, not a measured ranking
   of each stage against the next; Xen HVM 3.0 and 4.0.1 have no bundled model. The
   headline (`results/headline.csv`) runs the stages vemu has; its xen-pv to xen-aws-2013
-  step is about one point of the host and reverses at several range ends of
-  `results/sensitivity.md`.
+  step is about 24 points of the host since the transmit grant maps were sourced, and
+  reverses only at the compute share's high end in `results/sensitivity.md`.
 - **The ~70% Xen-era usable share** (hamilton2021, LITERATURE.md): the headline experiment,
   `results/headline.*`, with its own discussion in the README, not a validation row.
 """

@@ -21,28 +21,9 @@ from emulator.runner import Job, run_jobs
 RANGES = S.load_ranges()
 
 
-def _param(raw, name):
-    """A param's value, from whichever model (host, architecture, workload) defines it."""
-    owner = next(kind for kind in ("host", "architecture", "workload") if name in raw[kind].get("params", {}))
-    return raw[owner]["params"][name]
-
-
 def _bundled_values(rng, raw):
     """The bundled values of a range's keys in one experiment's raw models."""
-    out = []
-    for k in rng.keys:
-        for concrete in S._expand(raw, k, rng.match):
-            if "." not in concrete:
-                out.append(_param(raw, concrete))
-                continue
-            node = raw
-            for part in concrete.split("."):
-                if isinstance(node, list):
-                    node = node[int(part)] if part.lstrip("-").isdigit() else next(x for x in node if x.get("name") == part)
-                else:
-                    node = node[part]
-            out.append(_param(raw, node) if isinstance(node, str) else node)  # a stage may name a param
-    return out
+    return [S.bundled_value(raw, c) for k in rng.keys for c in S._expand(raw, k, rng.match)]
 
 
 RAWS = {a: load_experiment(host=HOST, architecture=a, workload=WORKLOAD).raw for a in ARCHITECTURES}
@@ -70,7 +51,7 @@ def test_every_range_applies_to_some_architecture(rng):
             load_experiment(host=HOST, architecture=a, workload=WORKLOAD, sets=S.set_strings(rng, RAWS[a], v))
         if S.applicable(rng, a)[0]:
             applied.append(a)
-        vals = _bundled_values(rng, RAWS[a])
+        vals = [1.0] if rng.scale else _bundled_values(rng, RAWS[a])  # a scale range's factors bracket 1 (load_ranges)
         assert vals and all(rng.low <= v <= rng.high for v in vals), f"{rng.label} @ {a}: bundled {vals} outside the range"
     assert applied, f"{rng.label}: changes no architecture"
 
@@ -86,6 +67,25 @@ def test_bad_tables_are_refused(tmp_path):
     p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 1\nhigh = 2\nwhy = "ok ok ok"\nlo = 3\n')
     with pytest.raises(ModelError, match="unknown"):
         S.load_ranges(p)
+    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 1.2\nhigh = 2\nwhy = "ok ok ok"\nscale = true\n')
+    with pytest.raises(ModelError, match="bracket 1"):
+        S.load_ranges(p)
+    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 0.5\nhigh = 2\nwhy = "ok ok ok"\nscale = 1\n')
+    with pytest.raises(ModelError, match="true or false"):
+        S.load_ranges(p)
+
+
+def test_a_scale_range_moves_its_keys_together_by_a_factor():
+    """martins2015's clock reading: the three transmit costs at 0.657x their bundled values at
+    once, and at 1x exactly the bundled ones (so the high end is the baseline)."""
+    rng = next(r for r in RANGES if r.scale)
+    raw = RAWS["xen-pv"]
+    low = dict(s.split("=") for s in S.set_strings(rng, raw, rng.low))
+    assert set(low) == set(rng.keys)
+    for k, v in low.items():
+        assert float(v) == pytest.approx(rng.low * S.bundled_value(raw, k))
+    high = dict(s.split("=") for s in S.set_strings(rng, raw, 1.0))
+    assert {k: float(v) for k, v in high.items()} == {k: float(S.bundled_value(raw, k)) for k in rng.keys}
 
 
 def test_wildcard_keys_expand_only_to_matching_leaves():

@@ -69,6 +69,7 @@ class Range:
     why: str
     also: tuple[str, ...] = ()
     match: Any = None
+    scale: bool = False  # low and high are factors on each key's bundled value (one source read two ways)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -96,7 +97,7 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
         where = f"range.{i}"
         if not isinstance(r, dict):
             raise ModelError("must be a table", file=str(path), key=where)
-        extra = set(r) - {"label", "key", "also", "low", "high", "why", "match"}
+        extra = set(r) - {"label", "key", "also", "low", "high", "why", "match", "scale"}
         if extra:
             raise ModelError(f"unknown key(s) {sorted(extra)}", file=str(path), key=where)
         for k in ("label", "key", "why"):
@@ -111,10 +112,16 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
         also = r.get("also", [])
         if not isinstance(also, list) or not all(isinstance(a, str) and a for a in also):
             raise ModelError("'also' must be a list of keys", file=str(path), key=f"{where}.also")
+        scale = r.get("scale", False)
+        if not isinstance(scale, bool):
+            raise ModelError("'scale' must be true or false", file=str(path), key=f"{where}.scale")
+        if scale and not r["low"] <= 1.0 <= r["high"]:
+            raise ModelError(f"a scale range's factors must bracket 1 (the bundled values), not {r['low']}-{r['high']}",
+                             file=str(path), key=where)
         if r["label"] in labels:
             raise ModelError(f"label '{r['label']}' is used twice", file=str(path), key=f"{where}.label")
         labels.add(r["label"])
-        out.append(Range(r["label"], r["key"], r["low"], r["high"], r["why"], tuple(also), r.get("match")))
+        out.append(Range(r["label"], r["key"], r["low"], r["high"], r["why"], tuple(also), r.get("match"), scale))
     return out
 
 
@@ -157,11 +164,34 @@ def _fmt_value(v: float) -> str:
     return str(v) if isinstance(v, int) else repr(float(v))  # a TOML int or float, as the table gives it
 
 
+def _param(raw: Mapping[str, Any], name: str) -> Any:
+    """A param's value, from whichever model (host, architecture, workload) defines it."""
+    owner = next(kind for kind in KINDS if name in raw[kind].get("params", {}))
+    return raw[owner]["params"][name]
+
+
+def bundled_value(raw: Mapping[str, Any], concrete: str) -> Any:
+    """The bundled value at a concrete key (as :func:`_expand` gives it): a param's value, or
+    the leaf at a dotted path (the param's value where a stage names one)."""
+    if "." not in concrete:
+        return _param(raw, concrete)
+    node: Any = raw
+    for part in concrete.split("."):
+        if isinstance(node, list):
+            node = node[int(part)] if part.lstrip("-").isdigit() else next(x for x in node if x.get("name") == part)
+        else:
+            node = node[part]
+    return _param(raw, node) if isinstance(node, str) else node
+
+
 def set_strings(rng: Range, raw: Mapping[str, Any], value: float) -> tuple[str, ...]:
-    """The ``KEY=VALUE`` overrides that move ``rng`` to ``value`` in this experiment ([] if n/a)."""
+    """The ``KEY=VALUE`` overrides that move ``rng`` to ``value`` in this experiment ([] if n/a);
+    for a scale range ``value`` is a factor on each key's bundled value."""
     keys: list[str] = []
     for k in rng.keys:
         keys += _expand(raw, k, rng.match)
+    if rng.scale:
+        return tuple(f"{k}={_fmt_value(float(bundled_value(raw, k)) * value)}" for k in keys)
     return tuple(f"{k}={_fmt_value(value)}" for k in keys)
 
 

@@ -158,8 +158,8 @@ NETBACK_PKTGEN = ("architecture.resources.dom0.cores=1", "dom0_net_cycles=0")
 # 2.3 GHz of xeon-2017 (assumption: its base clock; the commits give none).
 NETBACK_TX_COPY_HOST = ("host.ghz=3.5",)
 # As in xen-pv.toml, each measured total is split into netback_*_cycles (+ on Rx 64 B x
-# grant_copy_per_byte, 0.5 x 64 = 32) + the notify hypercall amortised over its batch of 64 (760 / 64 = 12).
-NETBACK_MAPPED = ("netback_rx_cycles=1083",   # martins2017: 0.49 us x 2.3 GHz = 1127 in all (persistently mapped, Rx), minus 32 + 12
+# grant_copy_per_byte, 0.53 x 64 = 34) + the notify hypercall amortised over its batch of 64 (760 / 64 = 12).
+NETBACK_MAPPED = ("netback_rx_cycles=1081",   # martins2017: 0.49 us x 2.3 GHz = 1127 in all (persistently mapped, Rx), minus 34 + 12
                   "netback_tx_cycles=632",    # martins2017: 0.28 us x 2.3 GHz = 644 in all (persistently mapped, Tx), minus 12
                   "grant_map_packet_cycles=0", "grant_map_page_cycles=0")  # persistently mapped: nothing is mapped per packet
 
@@ -799,7 +799,7 @@ the per-packet costs (1/pps) and the target, so these rows test the decompositio
 work into stages, not an independent prediction. Each figure is a whole per-packet cost of
 netback under pktgen, the amortised notifications included, so xen-pv splits it into stages
 that sum to it at 64 B: `netback_*_cycles` (the figure minus the rest), on receive the
-per-byte grant copy (64 B x 0.5 = 32 cycles), and the notify hypercall (760 cycles)
+per-byte grant copy (64 B x 0.53 = 34 cycles; 0.53 per byte from martins2015's receive rates at 64 B and 1496 B), and the notify hypercall (760 cycles)
 amortised over a batch of 64 (linux-netback: at most one notification per copy flush of 64
 packets; linux-netfront: a Tx-completion event only after half the outstanding requests).
 The upstream transmit figure, 1.24 Mpps, is martins2015's, measured on an E5-1650 v2 at
@@ -813,7 +813,7 @@ xen-pv charges per packet (`grant_map_packet_cycles`, 870) and per 4 KiB page
 and 66.4 Kpps at 65535 B (16 pages), 6757 and 52711 cycles per packet, two equations for
 the two unknowns. The other three figures are martins2017's, on the E5-2699 v3 at the 2.3
 GHz of xeon-2017 (its base clock; the commits give none). The persistently mapped variant
-sets `netback_rx_cycles=1083` (0.49 us x 2.3 GHz minus 32 and 12), `netback_tx_cycles=632`
+sets `netback_rx_cycles=1081` (0.49 us x 2.3 GHz minus 34 and 12), `netback_tx_cycles=632`
 (0.28 us x 2.3 GHz minus 12) and no grant maps. The runs get at least a 20 ms window after
 5 ms of warm-up (also in quick mode): the notify batches reach 64 only once about 1 ms of
 backlog has built up in dom0, and a shorter window overstates the rate by up to ~15%.

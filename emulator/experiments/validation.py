@@ -708,7 +708,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
     ovh = 1 - res["bmhive/kvm-virtio"]["usable_fraction"] / res["bmhive/bare-metal"]["usable_fraction"]
     hc = res["bmhive/kvm-virtio"]["host_cycles"]
     parts = ", ".join(f"{k} {hc[k]:.2%}" for k in ("exit", "backend", "copy") if hc.get(k))
-    rows.append(Row("bmhive: KVM guest overhead on CPU-bound work (SPEC CINT2006)", "zheng2020",
+    rows.append(Row("bmhive: KVM guest overhead on CPU-bound work (SPEC CINT2006)", "zhang2020",
                     "1 - usable fraction relative to bare metal", lo, hi, ovh,
                     "kvm-virtio vs bare-metal on compute, the most CPU-bound bundled tier (~870 us of work per small "
                     "request), xeon-2017",
@@ -718,7 +718,7 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
                         f"requests' exits, vhost's work for them and their copies), so the overhead reads {ovh:.2%}. "
                         f"What else a KVM guest loses on SPEC CINT2006 is outside every bundled model, possibly memory "
                         f"virtualisation (two-dimensional page walks on TLB misses under EPT), for which no source here "
-                        f"gives a cost; the figure itself is second-hand (zheng2020 via notes)")))
+                        f"gives a cost; the figure itself is second-hand (zhang2020 via notes)")))
     return rows
 
 
@@ -943,20 +943,20 @@ notification 12), ~462k frames/s at 2.3 GHz, 59% of the model's line rate; if th
 elsewhere, 2,981 cycles, 99%. Which held on Dong's host, and at its 2010 costs, is not
 known here.
 
-**bmhive** (zheng2020, second-hand). BM-Hive reports a KVM guest 4% slower than the
+**bmhive** (zhang2020, second-hand). BM-Hive reports a KVM guest 4% slower than the
 physical machine on SPEC CINT2006. `kvm-virtio` against `bare-metal` on `compute`, the
 most CPU-bound bundled tier, both bundled, on `xeon-2017`.
 
 ## Published results not emulated, and why
 
 - **BM-Hive's bare-metal guest +4% over the physical machine, 16 guests per server**
-  (zheng2020). A guest faster than the machine it replaces is not a cost: it comes from a
+  (zhang2020). A guest faster than the machine it replaces is not a cost: it comes from a
   different hardware and firmware configuration that no source here describes. The guest
   count is a configuration, not a measured outcome.
 - **AccelNet: < 15 us VM-to-VM TCP latency, 32 Gbit/s** (firestone2018). Azure's FPGA
   SmartNIC is not among the bundled architectures and vemu emulates one host, not two
   hosts and a switch. The closest model, `nitro`, crosses its card twice per echo at
-  ~2.6 us each (zheng2020's 1.6 us IO-Bond round trip plus ~1 us of assumed card work) on
+  ~2.6 us each (zhang2020's 1.6 us IO-Bond round trip plus ~1 us of assumed card work) on
   top of two guest stack passes, so a round trip through two such hosts would exceed
   15 us before any switch (`vemu run --host xeon-2017 -a nitro -w packet-echo --set
   workload.flows.0.clients=1 --set work_cycles=0` gives one host's half): a statement

@@ -56,22 +56,20 @@ def test_every_range_applies_to_some_architecture(rng):
     assert applied, f"{rng.label}: changes no architecture"
 
 
-def test_bad_tables_are_refused(tmp_path):
+BASE_RANGE = '[[range]]\nlabel = "x"\nkey = "exit_cycles"\n'
+
+
+@pytest.mark.parametrize("body,message", [
+    ('low = 2\nhigh = 1\nwhy = "because it is so"\n', "below"),
+    ('low = 1\nhigh = 2\nwhy = ""\n', "why"),
+    ('low = 1\nhigh = 2\nwhy = "ok ok ok"\nlo = 3\n', "unknown"),
+    ('low = 1.2\nhigh = 2\nwhy = "ok ok ok"\nscale = true\n', "bracket 1"),
+    ('low = 0.5\nhigh = 2\nwhy = "ok ok ok"\nscale = 1\n', "true or false"),
+])
+def test_bad_tables_are_refused(tmp_path, body, message):
     p = tmp_path / "s.toml"
-    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 2\nhigh = 1\nwhy = "because it is so"\n')
-    with pytest.raises(ModelError, match="below"):
-        S.load_ranges(p)
-    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 1\nhigh = 2\nwhy = ""\n')
-    with pytest.raises(ModelError, match="why"):
-        S.load_ranges(p)
-    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 1\nhigh = 2\nwhy = "ok ok ok"\nlo = 3\n')
-    with pytest.raises(ModelError, match="unknown"):
-        S.load_ranges(p)
-    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 1.2\nhigh = 2\nwhy = "ok ok ok"\nscale = true\n')
-    with pytest.raises(ModelError, match="bracket 1"):
-        S.load_ranges(p)
-    p.write_text('[[range]]\nlabel = "x"\nkey = "exit_cycles"\nlow = 0.5\nhigh = 2\nwhy = "ok ok ok"\nscale = 1\n')
-    with pytest.raises(ModelError, match="true or false"):
+    p.write_text(BASE_RANGE + body)
+    with pytest.raises(ModelError, match=message):
         S.load_ranges(p)
 
 

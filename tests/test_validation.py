@@ -168,3 +168,13 @@ def test_grant_map_example_gives_back_the_rates_it_is_derived_from(nbytes, pps):
     res = Simulation(exp).run().to_dict()
     assert res["flows"]["tx"]["throughput_per_s"] == pytest.approx(pps, rel=0.01)
     assert res["resources"]["dom0"]["utilization"] > 0.99
+
+
+def test_grant_map_example_keeps_xen_pv_s_transmit_costs():
+    """The example is xen-pv's derivation, not a copy that may drift: the per-page costs are
+    xen-pv's, and its per-packet cost is xen-pv's plus the notify xen-pv charges apart (12)."""
+    ex = load_experiment(REPO / "examples" / "grant-maps.toml").architecture.params
+    pv = load_experiment(host="xeon-2017", architecture="xen-pv", workload="cloud-mix").architecture.params
+    assert ex["grant_map_packet_cycles"] == pv["grant_map_packet_cycles"]
+    assert ex["grant_map_page_cycles"] == pv["grant_map_page_cycles"]
+    assert ex["netback_tx_cycles"] == pv["netback_tx_cycles"] + round(pv["hypercall_cycles"] / 64)

@@ -8,6 +8,11 @@ d̄ ± t_{0.975, n-1} s_d/√n (a paired-t interval; Law, *Simulation Modeling a
 5th ed., §10.2.1). Under CRN the two runs of a pair are positively correlated, so
 Var(d) = Var(A) + Var(B) - 2 Cov(A, B) is smaller than for independent runs, and the
 interval narrower. A difference is *significant* when its interval excludes 0.
+
+Besides throughput and latency it compares where the host's cycles go: each category's
+share of all host cycles (``host_cycles.CAT``, 0 on a side that charges none). ``--set-a``
+and ``--set-b`` give one side its own overrides, so an architecture can be compared with
+itself under one changed cost: what that one cost does, paired, category by category.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
-from .stats import MIN_TAIL_REQUESTS, Interval, mean_ci, replication_seeds, run_measures, thin_tails
+from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, replication_seeds, run_measures,
+                    thin_tails)
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
@@ -85,9 +91,12 @@ class Comparison:
     seeds_b: list[int]
     differences: list[Difference]
     crn: bool
+    a_sets: tuple[str, ...] = ()  # this side's own overrides (vemu compare --set-a), for the record
+    b_sets: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a_name, "b": self.b_name, "replications": len(self.seeds_a), "crn": self.crn,
+        return {"a": self.a_name, "b": self.b_name, "a_sets": list(self.a_sets), "b_sets": list(self.b_sets),
+                "replications": len(self.seeds_a), "crn": self.crn,
                 "seeds": self.seeds_a, "measures": {d.measure: d.to_dict() for d in self.differences}}
 
     def difference(self, measure: str) -> Difference:
@@ -111,9 +120,12 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     rows = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a] + [(b, s, duration_s, warmup_s) for s in seeds_b],
                         workers=workers)
     ra, rb = rows[:n], rows[n:]
-    keys = [k for k in ra[0] if k in rb[0]]
-    sa = {k: np.array([r[k] for r in ra], np.float64) for k in keys}
-    sb = {k: np.array([r[k] for r in rb], np.float64) for k in keys}
+    # every measure both sides report, then the host-cycle categories either side charged
+    # (0 where a side charged none: tenant first, as every run reports it)
+    keys = [k for k in ra[0] if k in rb[0] and not k.startswith(CYCLES)]
+    keys += list(dict.fromkeys(k for r in ra + rb for k in r if k.startswith(CYCLES)))
+    sa = {k: np.array([r.get(k, missing(k)) for r in ra], np.float64) for k in keys}
+    sb = {k: np.array([r.get(k, missing(k)) for r in rb], np.float64) for k in keys}
     thin = thin_tails(sa) | thin_tails(sb)
     diffs = []
     for k in keys:
@@ -129,8 +141,14 @@ def _name(e: Experiment) -> str:
     return e.architecture.name if e.file == "<experiment>" else f"{e.file}"
 
 
-def _load(which: str, a: argparse.Namespace) -> Experiment:
-    kw: dict[str, Any] = {"sets": a.sets, "duration_s": a.duration, "warmup_s": a.warmup, "seed": a.seed}
+def _label(which: str, sets: Sequence[str]) -> str:
+    """A side's name as the table shows it: the architecture or file, and its own --set-a/-b."""
+    return which + (f" with {', '.join(sets)}" if sets else "")
+
+
+def _load(which: str, a: argparse.Namespace, own_sets: Sequence[str] = ()) -> Experiment:
+    kw: dict[str, Any] = {"sets": [*a.sets, *own_sets], "duration_s": a.duration, "warmup_s": a.warmup,
+                          "seed": a.seed}
     if which in bundled("architecture"):
         return load_experiment(host=a.host or DEFAULT_HOST, architecture=which,
                                workload=a.workload or DEFAULT_WORKLOAD, **kw)
@@ -145,10 +163,14 @@ def _g(x: float) -> str:
 
 
 def format_comparison(c: Comparison) -> str:
-    out = [f"B - A with B = {c.b_name}, A = {c.a_name}: {len(c.seeds_a)} paired replications "
-           f"(common random numbers), 95% t intervals", ""]
+    out = [f"B - A with B = {_label(c.b_name, c.b_sets)}, A = {_label(c.a_name, c.a_sets)}: "
+           f"{len(c.seeds_a)} paired replications (common random numbers), 95% t intervals", ""]
     out.append(f"{'measure':<28} {'A':>12} {'B':>12} {'B - A':>12} {'± 95%':>11} {'rel':>8}  significant")
+    prev = ""
     for d in c.differences:
+        if d.measure.startswith(CYCLES) and not prev.startswith(CYCLES):
+            out += ["", "where the host's cycles go: each category's fraction of all host cycles (they sum to 1)"]
+        prev = d.measure
         rel = d.diff.mean / d.a.mean if d.a.mean not in (0.0,) and math.isfinite(d.a.mean) else math.nan
         rel_s = f"{rel:>+8.2%}" if math.isfinite(rel) else f"{'-':>8}"
         sig = ("yes" if d.significant else "no") + (" *" if d.thin_tail else "")
@@ -167,8 +189,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu compare: --replications must be in [2, {MAX_REPLICATIONS}], got {a.replications}")
     if a.workers is not None and a.workers < 1:
         raise UsageError(f"vemu compare: --workers must be >= 1, got {a.workers}")
-    ea, eb = _load(a.a, a), _load(a.b, a)
+    if a.a == a.b and a.sets_a == a.sets_b:
+        raise UsageError(f"vemu compare: A and B are the same experiment ({_label(a.a, a.sets_a)}); to see what "
+                         "one change does, give it to one side: --set-b KEY=VALUE (or --set-a)")
+    ea, eb = _load(a.a, a, a.sets_a), _load(a.b, a, a.sets_b)
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
+    c.a_sets, c.b_sets = tuple(a.sets_a), tuple(a.sets_b)
     if a.json:
         print(json.dumps(c.to_dict(), allow_nan=True))
     else:
@@ -186,6 +212,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workload", "-w", help=f"bundled workload (default {DEFAULT_WORKLOAD} for architecture names)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param or any key, for both; repeatable")
+    p.add_argument("--set-a", dest="sets_a", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for A only (after --set); repeatable")
+    p.add_argument("--set-b", dest="sets_b", action="append", default=[], metavar="KEY=VALUE",
+                   help="override for B only (after --set); repeatable: `vemu compare xen-pv xen-pv --set-b "
+                        "exit_cycles=3000` is what one cost does, paired")
     p.add_argument("--replications", "-n", type=int, default=10, help="paired replications (default 10)")
     p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window per replication")
     p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up per replication")

@@ -171,10 +171,17 @@ MIN_TAIL_REQUESTS = 10
 PERCENTILES = {"p99_us": 0.99, "p999_us": 0.999}
 
 
+# Measures named CYCLES + CATEGORY are a category's fraction of all host cycles. A run
+# charges a category only when it spent cycles in it, so where one is missing it is 0.
+CYCLES = "host_cycles."
+
+
 def measures(result: Result) -> dict[str, float]:
-    """The measures a replication reports: usable_fraction and, per flow NAME,
+    """The measures a replication reports: usable_fraction; per flow NAME,
     NAME.throughput_per_s, NAME.mean_us, NAME.p99_us, NAME.p999_us, and NAME.completed
-    (requests completed in the window: what :func:`thin_tails` judges the percentiles by)."""
+    (requests completed in the window: what :func:`thin_tails` judges the percentiles by);
+    and per host-cycle category CAT, host_cycles.CAT (its fraction of all host cycles, as in
+    ``to_dict()["host_cycles"]``: they sum to 1, and host_cycles.tenant is usable_fraction)."""
     d = result.to_dict()
     out = {"usable_fraction": float(d["usable_fraction"])}
     for name, f in d["flows"].items():
@@ -184,7 +191,15 @@ def measures(result: Result) -> dict[str, float]:
         out[f"{name}.p99_us"] = float(lat["p99"])
         out[f"{name}.p999_us"] = float(lat["p999"])
         out[f"{name}.completed"] = float(f["completed"])
+    for cat, frac in d["host_cycles"].items():
+        out[CYCLES + cat] = float(frac)
     return out
+
+
+def missing(key: str) -> float:
+    """What a run that does not report measure ``key`` had of it: 0 for a host-cycle
+    category (no cycles were charged to it), NaN (unknown) for anything else."""
+    return 0.0 if key.startswith(CYCLES) else math.nan
 
 
 def thin_tail(completed: float, q: float) -> bool:
@@ -260,7 +275,7 @@ def _collect(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    return {k: np.array([r.get(k, math.nan) for r in rows], dtype=np.float64) for k in keys}
+    return {k: np.array([r.get(k, missing(k)) for r in rows], dtype=np.float64) for k in keys}
 
 
 def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,

@@ -196,7 +196,11 @@ def test_replicate_identical_for_any_workers() -> None:
     for k in one.samples:
         assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
     assert set(one.intervals) == {"usable_fraction", "f.throughput_per_s", "f.mean_us", "f.p99_us", "f.p999_us",
-                                  "f.completed"}
+                                  "f.completed", "host_cycles.tenant", "host_cycles.idle", "host_cycles.reserved_idle"}
+    # each run's categories are all its host cycles, and tenant's share is the usable fraction
+    cats = sum(v for k, v in one.samples.items() if k.startswith("host_cycles."))
+    assert np.allclose(cats, 1.0, rtol=0, atol=1e-12)
+    assert np.array_equal(one.samples["host_cycles.tenant"], one.samples["usable_fraction"])
 
 
 def test_twenty_replications_cover_mm1() -> None:
@@ -289,6 +293,50 @@ def test_cli_compare_bundled_architectures(capsys: pytest.CaptureFixture[str]) -
     # the headline gap (~0.8 vs ~1.0) dwarfs run-to-run noise even in 4 ms runs
     assert uf["significant"] and uf["diff"]["mean"] > 0.1
     assert d["a"] == "xen-pv" and d["b"] == "nitro"
+
+
+def test_cli_compare_one_changed_cost_shows_where_the_cycles_go(capsys: pytest.CaptureFixture[str]) -> None:
+    # The teaching use: one architecture against itself with one cost doubled (--set-b),
+    # paired. Each side's categories are all its host cycles, so the differences of the
+    # category means sum to 0 (to rounding), and tenant's is the usable fraction's. A dearer
+    # exit can only move cycles into `exit`: its share rises and tenant's falls, each
+    # significantly (at 4 ms the paired half-widths are ~0.0005 against effects of ~0.018).
+    argv = ["compare", "kvm-virtio", "kvm-virtio", "--set-b", "exit_cycles=3100", "-n", "3", "--duration", "0.004",
+            "--warmup", "0.001", "--workers", "1"]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["a"], d["b"], d["a_sets"], d["b_sets"]) == ("kvm-virtio", "kvm-virtio", [], ["exit_cycles=3100"])
+    m = d["measures"]
+    cats = [k for k in m if k.startswith("host_cycles.")]
+    assert {"host_cycles.tenant", "host_cycles.exit", "host_cycles.backend"} <= set(cats)
+    assert sum(m[k]["diff"]["mean"] for k in cats) == pytest.approx(0.0, abs=1e-12)
+    assert m["host_cycles.tenant"]["diff"]["mean"] == pytest.approx(m["usable_fraction"]["diff"]["mean"], abs=1e-15)
+    assert m["host_cycles.exit"]["significant"] and m["host_cycles.exit"]["diff"]["mean"] > 0
+    assert m["host_cycles.tenant"]["significant"] and m["host_cycles.tenant"]["diff"]["mean"] < 0
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "B = kvm-virtio with exit_cycles=3100, A = kvm-virtio" in out
+    assert "where the host's cycles go" in out and "host_cycles.exit" in out
+
+
+def test_compare_a_category_one_side_never_charges_is_zero_there() -> None:
+    # Nitro's back ends run on the card, whose cycles are not host cycles: the host charges
+    # no `backend` at all, so nitro's share is 0 (not unknown) and B - A is all of kvm-virtio's.
+    a = load_experiment(host="xeon-2017", architecture="kvm-virtio", workload="cloud-mix",
+                        duration_s=0.003, warmup_s=0.001)
+    b = load_experiment(host="xeon-2017", architecture="nitro", workload="cloud-mix",
+                        duration_s=0.003, warmup_s=0.001)
+    d = compare(a, b, 2, workers=1).difference("host_cycles.backend")
+    assert d.a.mean > 0.05 and d.b.mean == 0.0 and d.diff.mean == -d.a.mean
+
+
+def test_cli_compare_refuses_an_experiment_against_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "xen-pv", "xen-pv", "--set", "exit_cycles=3000", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "same experiment" in err and "--set-b" in err
+    assert main(["compare", "xen-pv", "xen-pv", "--set-b", "no_such_param=3", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no_such_param" in err and "Traceback" not in err
 
 
 def test_cli_compare_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

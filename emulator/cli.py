@@ -283,6 +283,7 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
         wake = "" if not sleeps else f" {r['wakeups'] / d['duration_s']:>11.5g}" if "wakeups" in r else f" {'-':>11}"
         out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
                    f"{r['dropped']:>8}{wake}{host}")
+    out.append(_bound(d["resources"]))
     if stages:
         out.append("")
         out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} {'svc us':>9} "
@@ -300,6 +301,25 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
     out.append("")
     out.append(f"{d['events']:,} events in {d['wall_s']:.2f} s wall")
     return "\n".join(out)
+
+
+SATURATED = 0.98  # a resource this busy sets the throughput: more offered load only queues at it
+
+
+def _bound(resources: dict[str, dict[str, Any]]) -> str:
+    """One line saying what sets the throughput: the saturated resources, busiest first, or
+    that none is (the offered load does), with the busiest resource for reference."""
+    ranked = sorted(resources.items(), key=lambda kv: -kv[1]["utilization"])
+    if not ranked:
+        return "no resources"
+    full = [(n, r) for n, r in ranked if r["utilization"] >= SATURATED]
+    if not full:
+        n, r = ranked[0]
+        return f"no resource saturated (busiest: {n} at {r['utilization']:.1%}): the offered load sets the throughput"
+    rest = [(n, r) for n, r in ranked if r["utilization"] < SATURATED]
+    what = ", ".join(f"{n} ({r['utilization']:.1%} busy, {r['mean_queue']:.3g} waiting on average)" for n, r in full)
+    nxt = f"; next busiest: {rest[0][0]} at {rest[0][1]['utilization']:.1%}" if rest else ""
+    return f"bound by {what}{nxt}"
 
 
 def _n(x: float, w: int = 10) -> str:

@@ -397,3 +397,65 @@ def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
                  fontsize=10)
     fig.tight_layout()
     _save(fig, png_path)
+
+
+def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -> None:
+    """The usable fraction against the cores reserved for dom0, with the bound of
+    operational analysis beside each curve and the architectures without a dom0 as
+    reference lines; on the right, which of dom0 and the vCPUs is saturated."""
+    header, rows, prov = read_csv(csv_path)
+    num = ("dom0_cores", "usable_fraction", "usable_fraction_ci", "bound_usable_fraction", "dom0_utilization",
+           "dom0_utilization_ci", "vcpu_utilization", "vcpu_utilization_ci", "balanced_cores")
+    curves: dict[str, list[dict[str, float]]] = {}
+    refs = {}
+    for r in rows:
+        if r["dom0_cores"] == "":
+            refs[r["architecture"]] = float(r["usable_fraction"])
+        else:
+            curves.setdefault(r["architecture"], []).append({k: float(r[k]) for k in num})
+    for pts in curves.values():
+        pts.sort(key=lambda p: p["dom0_cores"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.5, 1]})
+    for a, pts in curves.items():
+        color, ls = ARCH_STYLE.get(a, (None, "-"))
+        x = [p["dom0_cores"] for p in pts]
+        a1.errorbar(x, [p["usable_fraction"] for p in pts], yerr=[_err(p["usable_fraction_ci"]) for p in pts],
+                    color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=f"{a} (emulated)")
+        a1.plot(x, [p["bound_usable_fraction"] for p in pts], color=color, linestyle=(0, (1, 1)), linewidth=1.2,
+                label=f"{a}: bound from its demands at {bundled} cores")
+    for a, v in refs.items():
+        color, _ = ARCH_STYLE.get(a, ("#000000", "-"))
+        a1.axhline(v, color=color, linewidth=0.9, linestyle="--", label=f"{a} (no dom0): {v:.3f}")
+    a1.axvline(bundled, color="#999999", linewidth=0.8, linestyle=":")
+    a1.text(bundled, 0.02, f" i3: {bundled} threads reserved", rotation=90, fontsize=7, va="bottom", color="#555555")
+    if "xen-pv" in curves:
+        cstar = curves["xen-pv"][0]["balanced_cores"]
+        a1.axvline(cstar, color=ARCH_STYLE["xen-pv"][0], linewidth=0.8, linestyle=":")
+        a1.text(cstar, 0.02, f" xen-pv balanced: {cstar:.1f}", rotation=90, fontsize=7, va="bottom",
+                color=ARCH_STYLE["xen-pv"][0])
+    a1.set_ylim(0, 1.05)
+    a1.set_xlabel("host threads reserved for dom0 (the rest are sold as vCPUs)")
+    a1.set_ylabel("usable fraction of host cycles")
+    a1.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    a1.set_title("How big should dom0 be? (xeon-2017, 72 threads, cloud-mix, saturated; 95% CI bars)", fontsize=9)
+    a1.grid(True, alpha=0.3)
+    handles, labels = a1.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: (0 if "(emulated)" in labels[i] else 1 if "bound" in labels[i] else 2))
+    a1.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="lower right")
+    if "xen-pv" in curves:
+        pts = curves["xen-pv"]
+        x = [p["dom0_cores"] for p in pts]
+        for key, label, color in (("dom0_utilization", "dom0 cores", "#00798c"),
+                                  ("vcpu_utilization", "tenant vCPUs", "#4c9a5b")):
+            a2.errorbar(x, [p[key] for p in pts], yerr=[_err(p[f"{key}_ci"]) for p in pts], color=color,
+                        marker="o", markersize=3, capsize=2, label=label)
+        a2.axvline(pts[0]["balanced_cores"], color=ARCH_STYLE["xen-pv"][0], linewidth=0.8, linestyle=":")
+        a2.set_ylim(0, 1.05)
+        a2.set_xlabel("host threads reserved for dom0")
+        a2.set_ylabel("busy share of their cycles")
+        a2.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        a2.set_title("xen-pv: below the balanced split dom0 is saturated\n"
+                     "and the vCPUs wait; above it the vCPUs are, and dom0 idles", fontsize=9)
+        a2.grid(True, alpha=0.3)
+        a2.legend(fontsize=8, loc="lower right")
+    _save(fig, png_path)

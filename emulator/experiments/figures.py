@@ -15,6 +15,14 @@
   (ITR) buys back in CPU per request under exiting interrupts (``sriov``), and what it
   costs in latency, beside exitless interrupts (``sriov-posted``, ELI's answer) and bare
   metal, on one guest core at a fixed offered load.
+- **dom0's size**: the usable fraction as the reserve that dom0 runs on grows from 1 to 32
+  of xeon-2017's 72 threads (the vCPUs sold shrink with it), under xen-pv (netback and
+  blkback in dom0) and xen-aws-2017 (networking by SR-IOV, only EBS through dom0), with
+  nitro and bare metal for reference. Beside each curve, the bound of operational analysis
+  (Lazowska et al., *Quantitative System Performance*, 1984, ch. 5): throughput is at most
+  min(units_k / D_k) over the resources k, D_k being the busy time a request costs on k,
+  measured in the bundled run (8 cores); the balanced split, where dom0 and the vCPUs bind
+  together, is c* = T D_dom0 / (D_dom0 + D_vcpu) of the T threads.
 - **Polling or interrupts**: the XDP paper's testbed (validation's inline E5-1650 v4 with
   intel_idle's C-states) across packet rates: an interrupt-driven XDP core that sleeps
   between packets, the same core polling 200 us before it sleeps (KVM's halt-polling
@@ -329,6 +337,73 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
     return sorted(rows, key=lambda r: (r["path"], r["packets_per_s"]))
 
 
+# dom0's size: the reserve (and dom0, which gets all of it) from 1 to 32 of xeon-2017's threads
+DOM0_ARCHS = ("xen-pv", "xen-aws-2017")
+DOM0_REFERENCES = ("nitro", "bare-metal")
+DOM0_CORES = (1, 2, 4, 6, 8, 10, 11, 12, 13, 14, 16, 20, 24, 32)
+DOM0_CORES_QUICK = (2, 8, 12, 24)
+DOM0_BUNDLED = 8  # aws-instances: the reserve both architectures bundle (i3: 64 of 72 threads sold)
+
+
+def _dom0_sets(cores: int) -> tuple[str, ...]:
+    return (f"architecture.reserve.cores={cores}", f"architecture.resources.dom0.cores={cores}")
+
+
+def _demands(r: dict[str, Any]) -> dict[str, float]:
+    """Busy time per completed request on each resource (its demand D_k, in unit-seconds:
+    utilization x units / throughput), from one run's result dict."""
+    x = r["throughput_per_s"]
+    return {k: v["utilization"] * v["units"] / x for k, v in r["resources"].items()}
+
+
+def dom0_bound(demands: dict[str, float], units: dict[str, int]) -> tuple[float, str]:
+    """The asymptotic bound on throughput of a closed system, min_k units_k / D_k, and the
+    resource that sets it: no resource can be busier than all its units."""
+    caps = {k: units[k] / d for k, d in demands.items() if d > 0}
+    k = min(caps, key=caps.__getitem__)
+    return caps[k], k
+
+
+def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+              cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    grid = DOM0_CORES_QUICK if quick else DOM0_CORES
+    threads = load("host", HOST).cores
+    jobs = [Job(HOST, a, WORKLOAD, _dom0_sets(c), dur, warm, s, tag=(a, c, i))
+            for a in DOM0_ARCHS for c in sorted({*grid, DOM0_BUNDLED}) for i, s in enumerate(seeds)]
+    jobs += [Job(HOST, a, WORKLOAD, (), dur, warm, s, tag=(a, 0, i))
+             for a in DOM0_REFERENCES for i, s in enumerate(seeds)]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="dom0 size", cache=cache)
+    # each architecture's demands, measured where it is bundled (mean over the replications)
+    bundled_runs = {a: [_demands(r) for r in res if r["tag"][:2] == (a, DOM0_BUNDLED)] for a in DOM0_ARCHS}
+    demand = {a: {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]} for a, ds in bundled_runs.items()}
+    units = {a: {k: v["units"] for k, v in next(r for r in res if r["tag"][:2] == (a, DOM0_BUNDLED))["resources"].items()}
+             for a in DOM0_ARCHS}
+    tenant = {a: sum(r["host_cycles"]["tenant"] / r["throughput_per_s"] for r in res if r["tag"][:2] == (a, DOM0_BUNDLED))
+              / reps for a in DOM0_ARCHS}  # host share of tenant work per request/s
+    rows = _ci_rows([r for r in res if r["tag"][1] in grid or r["tag"][0] in DOM0_REFERENCES],
+                    lambda r: (r["tag"][0], r["tag"][1]), {
+        "usable_fraction": lambda r: r["usable_fraction"],
+        "throughput_per_s": lambda r: r["throughput_per_s"],
+        "dom0_utilization": lambda r: r["resources"]["dom0"]["utilization"] if "dom0" in r["resources"] else 0.0,
+        "vcpu_utilization": lambda r: r["resources"]["vcpu"]["utilization"],
+        "reserved_idle": lambda r: r["host_cycles"].get("reserved_idle", 0.0),
+    })
+    for row in rows:
+        a, c = row.pop("key")
+        row.update(architecture=a, dom0_cores=c if a in DOM0_ARCHS else "", sold_threads=threads - c)
+        if a in DOM0_ARCHS:
+            u = units[a] | {"dom0": c, "vcpu": threads - c}
+            x, k = dom0_bound(demand[a], u)
+            row.update(bound_throughput_per_s=x, bound_usable_fraction=x * tenant[a], bound_by=k,
+                       balanced_cores=threads * demand[a]["dom0"] / (demand[a]["dom0"] + demand[a]["vcpu"]))
+        else:
+            row.update(bound_throughput_per_s="", bound_usable_fraction="", bound_by="", balanced_cores="")
+    return rows
+
+
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
     rest = [k for k in rows[0] if k not in first]
     header = first + [k for k in rest if not k.endswith("thin_tail")] + [k for k in rest if k.endswith("thin_tail")]
@@ -371,6 +446,13 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
     plot.interrupt_moderation(p, out / "interrupt-moderation.png")
+    d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],
+               provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
+                                  "bound": f"operational analysis from each architecture's demands at {DOM0_BUNDLED} cores"},
+                          [("host", HOST), ("workload", WORKLOAD)]
+                          + [("architecture", a) for a in DOM0_ARCHS + DOM0_REFERENCES]))
+    plot.dom0_size(p, out / "dom0-size.png", bundled=DOM0_BUNDLED)
     w = wakeups(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "polling-vs-interrupts", w, ["path", "packets_per_s"],
                provenance({"quick": quick, "seed": SEED, "testbed": "validation.xdp_experiment (e5-1650v4, intel-idle-bdw "
@@ -378,4 +460,4 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                            "warmup": "a tenth of the window"}, []))
     plot.polling_vs_interrupts(p, out / "polling-vs-interrupts.png")
     return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
-            "wakeup_points": len(w)}
+            "wakeup_points": len(w), "dom0_points": len(d)}

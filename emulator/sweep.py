@@ -13,6 +13,10 @@ dotted key path such as ``architecture.reserve.cores``) and the bundled ``host``
 ``architecture=xen-pv,nitro``          bundled names (likewise ``host``, ``workload``)
 =====================================  ============================================================
 
+Keys joined by ``+`` are one axis whose value each of them takes: ``--vary
+architecture.reserve.cores+architecture.resources.dom0.cores=4:24:11`` grows dom0 with
+the reserve it must fit in (the column is named by the joined keys).
+
 Range points are rounded to 15 significant digits (so ``1e3:1e6:4:log`` gives exactly
 1000, 10000, ...). When both ends of a range are written as integers the points are
 integers (rounded to the nearest); write ``1000.0`` for real-valued points. Points that
@@ -109,6 +113,11 @@ class Axis:
     def is_name(self) -> bool:
         return self.key in KINDS
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys this axis sets: one, or several joined by ``+`` that take the same value."""
+        return tuple(self.key.split("+"))
+
     def at(self, u: float) -> tuple[Any, str]:
         """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item."""
         if not self.is_range:
@@ -198,6 +207,14 @@ def parse_vary(text: str, *, sampled: bool = False) -> Axis:
         raise _err(key, f"'{text}' has no key (or a key with spaces)")
     if not rhs:
         raise _err(key, "no values")
+    if "+" in key:
+        parts = key.split("+")
+        if any(not p for p in parts):
+            raise _err(key, "an empty key between '+' signs; join keys as KEY1+KEY2=VALUES")
+        if any(p in KINDS for p in parts):
+            raise _err(key, f"{', '.join(KINDS)} cannot be joined with other keys; vary them on their own")
+        if len(set(parts)) < len(parts):
+            raise _err(key, "a key is joined to itself")
     if key in KINDS:
         names = [s.strip() for s in rhs.split(",")]
         if any(not s for s in names):
@@ -342,7 +359,7 @@ def _axes(vary: Mapping[str, Any] | Sequence[str], sampled: bool) -> list[Axis]:
         axes = [parse_vary(t, sampled=sampled) for t in vary]
     if not axes:
         raise _err("", "nothing to vary: give at least one KEY=VALUES")
-    keys = [a.key for a in axes]
+    keys = [k for a in axes for k in a.keys]
     for k in keys:
         if keys.count(k) > 1:
             raise _err(k, "is varied twice")
@@ -415,7 +432,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             if a.is_name:
                 names[a.key] = v
             else:
-                psets.append(f"{a.key}={text}")
+                psets += [f"{k}={text}" for k in a.keys]
         for k in KINDS:
             name = names[k] if names[k] is not None else ex.get(k) if k not in data else None
             if isinstance(name, str):

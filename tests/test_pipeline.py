@@ -111,3 +111,14 @@ def test_the_c_library_is_part_of_the_code_hash(monkeypatch) -> None:
     monkeypatch.setattr(runner, "_CODE_HASH", None)
     monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("glibc", "9.99"))
     assert runner.code_hash() != before
+
+
+def test_a_figure_point_refuses_a_replication_without_a_value():
+    # mean_ci skips non-finite values; a figure row must not then claim all its replications
+    rows = [{"k": 1, "v": 1.0}, {"k": 1, "v": float("nan")}, {"k": 2, "v": 2.0}, {"k": 2, "v": 3.0}]
+    import pytest
+
+    with pytest.raises(RuntimeError, match=r"figure point 1: v is not a finite number in 1 of its 2"):
+        F._ci_rows(rows, lambda r: r["k"], {"v": lambda r: r["v"]})
+    ok = F._ci_rows(rows[2:], lambda r: r["k"], {"v": lambda r: r["v"]})
+    assert ok[0]["replications"] == 2 and ok[0]["v"] == 2.5

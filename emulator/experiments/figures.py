@@ -82,7 +82,7 @@ def _window(quick: bool) -> tuple[float, float]:
 def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any],
              tails: dict[str, tuple[Any, float]] | None = None) -> list[dict[str, Any]]:
     """One row per point: each measure's mean and t-interval half-width over the point's
-    replications. ``tails`` names the percentile measures, each with the function giving a
+    replications, every one of which must give it a finite value (bar a percentile flagged thin). ``tails`` names the percentile measures, each with the function giving a
     run's completions of the flow it is read from and its quantile: ``NAME_thin_tail`` is 1
     when some replication had too few requests beyond it (its bar is not to be trusted)."""
     groups: dict[Any, list[dict[str, Any]]] = {}
@@ -91,12 +91,18 @@ def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any
     rows = []
     for key, rs in groups.items():
         row: dict[str, Any] = {"key": key, "replications": len(rs)}
-        for name, f in measures.items():
-            ci = mean_ci([f(r) for r in rs])
-            row[name] = ci.mean
-            row[f"{name}_ci"] = ci.half_width
         for name, (completed, q) in (tails or {}).items():
             row[f"{name}_thin_tail"] = int(any(thin_tail(completed(r), q) for r in rs))
+        for name, f in measures.items():
+            ci = mean_ci([f(r) for r in rs])
+            # mean_ci skips non-finite values: only a percentile already flagged as resting on
+            # too few requests (a run with none gives NaN) may have them; anything else would
+            # claim replications the point does not have
+            if ci.n != len(rs) and not row.get(f"{name}_thin_tail"):
+                raise RuntimeError(f"figure point {key}: {name} is not a finite number in {len(rs) - ci.n} of its "
+                                   f"{len(rs)} replications (a window too short for it?)")
+            row[name] = ci.mean
+            row[f"{name}_ci"] = ci.half_width
         rows.append(row)
     return rows
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
 from ._core import EmulatorError, ModelError
+from .result import MIN_TAIL_REQUESTS
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -269,11 +270,19 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
         bar = "#" * int(round(frac * 50))
         out.append(f"  {cat:<14} {frac:7.2%}  {bar}")
     out.append("")
-    out.append(f"{'flow':<16} {'done/s':>12} {'dropped':>8} {'mean us':>10} {'p50':>10} {'p99':>10} {'p99.9':>10}")
+    out.append(f"{'flow':<16} {'done/s':>12} {'dropped':>8} {'mean us':>10} {'p50':>9}  {'p99':>9}  {'p99.9':>9} ")
+    thin = False
     for name, f in d["flows"].items():
         lat = f["latency_us"]
-        out.append(f"{name:<16} {f['throughput_per_s']:>12.5g} {f['dropped']:>8} {_n(lat['mean'])} {_n(lat['p50'])} "
-                   f"{_n(lat['p99'])} {_n(lat['p999'])}")
+
+        def pct(k: str) -> str:  # a percentile resting on too few requests beyond it is marked
+            return _n(lat[k], 9) + ("*" if k in f.get("thin_tail", ()) and lat[k] == lat[k] else " ")
+        thin |= any(k in f.get("thin_tail", ()) for k in ("p50", "p99", "p999")) and f["completed"] > 0
+        out.append(f"{name:<16} {f['throughput_per_s']:>12.5g} {f['dropped']:>8} {_n(lat['mean'])} {pct('p50')} "
+                   f"{pct('p99')} {pct('p999')}")
+    if thin:
+        out.append(f"* fewer than {MIN_TAIL_REQUESTS} requests beyond this percentile in the window: biased low; "
+                   "run longer (--duration)")
     out.append("")
     sleeps = any("wakeups" in r for r in d["resources"].values())  # the host has idle states
     out.append(f"{'resource':<14} {'kind':<7} {'units':>6} {'util':>7} {'mean queue':>11} {'dropped':>8}"
@@ -309,13 +318,15 @@ SATURATED = 0.98  # a resource this busy sets the throughput: more offered load 
 def _bound(resources: dict[str, dict[str, Any]]) -> str:
     """One line saying what sets the throughput: the saturated resources, busiest first, or
     that none is (the offered load does), with the busiest resource for reference."""
-    ranked = sorted(resources.items(), key=lambda kv: -kv[1]["utilization"])
+    ranked = sorted(((n, r) for n, r in resources.items() if math.isfinite(r["utilization"])),
+                    key=lambda kv: -kv[1]["utilization"])
     if not ranked:
         return "no resources"
     full = [(n, r) for n, r in ranked if r["utilization"] >= SATURATED]
-    if not full:
+    if not full:  # shown rounded down, so that 97.99% does not read as the threshold itself
         n, r = ranked[0]
-        return f"no resource saturated (busiest: {n} at {r['utilization']:.1%}): the offered load sets the throughput"
+        return (f"no resource saturated (busiest: {n} at {math.floor(r['utilization'] * 1000) / 10:.1f}%): "
+                "the offered load sets the throughput")
     rest = [(n, r) for n, r in ranked if r["utilization"] < SATURATED]
     what = ", ".join(f"{n} ({r['utilization']:.1%} busy, {r['mean_queue']:.3g} waiting on average)" for n, r in full)
     nxt = f"; next busiest: {rest[0][0]} at {rest[0][1]['utilization']:.1%}" if rest else ""

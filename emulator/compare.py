@@ -29,6 +29,7 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
+from .result import categories
 from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, replication_seeds, run_measures,
                     thin_tails)
 
@@ -123,13 +124,13 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     # every measure both sides report, then the host-cycle categories either side charged
     # (0 where a side charged none: tenant first, as every run reports it)
     keys = [k for k in ra[0] if k in rb[0] and not k.startswith(CYCLES)]
-    keys += list(dict.fromkeys(k for r in ra + rb for k in r if k.startswith(CYCLES)))
+    keys += [CYCLES + cat for cat in categories([k[len(CYCLES):] for k in r if k.startswith(CYCLES)] for r in ra + rb)]
     sa = {k: np.array([r.get(k, missing(k)) for r in ra], np.float64) for k in keys}
     sb = {k: np.array([r.get(k, missing(k)) for r in rb], np.float64) for k in keys}
     thin = thin_tails(sa) | thin_tails(sb)
     diffs = []
     for k in keys:
-        if k.endswith(".completed"):  # only to judge the percentiles by
+        if k.endswith(".completed") and not k.startswith(CYCLES):  # only to judge the percentiles by
             continue
         xa, xb = sa[k], sb[k]
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
@@ -144,6 +145,24 @@ def _name(e: Experiment) -> str:
 def _label(which: str, sets: Sequence[str]) -> str:
     """A side's name as the table shows it: the architecture or file, and its own --set-a/-b."""
     return which + (f" with {', '.join(sets)}" if sets else "")
+
+
+def _same(x: str, y: str) -> bool:
+    """Whether two A/B arguments name one experiment: one bundled name, or one file."""
+    if x == y:
+        return True
+    px, py = Path(x), Path(y)
+    return px.is_file() and py.is_file() and px.resolve() == py.resolve()
+
+
+def _side(side: str, which: str, a: argparse.Namespace, own_sets: Sequence[str]) -> Experiment:
+    """One side's experiment; an error in it says which side, when it has its own overrides."""
+    try:
+        return _load(which, a, own_sets)
+    except ModelError as e:
+        if not own_sets:
+            raise
+        raise ModelError(f"{side} ({_label(which, own_sets)}): {e}") from None
 
 
 def _load(which: str, a: argparse.Namespace, own_sets: Sequence[str] = ()) -> Experiment:
@@ -189,10 +208,10 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu compare: --replications must be in [2, {MAX_REPLICATIONS}], got {a.replications}")
     if a.workers is not None and a.workers < 1:
         raise UsageError(f"vemu compare: --workers must be >= 1, got {a.workers}")
-    if a.a == a.b and a.sets_a == a.sets_b:
+    if _same(a.a, a.b) and sorted(a.sets_a) == sorted(a.sets_b):
         raise UsageError(f"vemu compare: A and B are the same experiment ({_label(a.a, a.sets_a)}); to see what "
                          "one change does, give it to one side: --set-b KEY=VALUE (or --set-a)")
-    ea, eb = _load(a.a, a, a.sets_a), _load(a.b, a, a.sets_b)
+    ea, eb = (_side(side, which, a, sets) for side, which, sets in (("A", a.a, a.sets_a), ("B", a.b, a.sets_b)))
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
     c.a_sets, c.b_sets = tuple(a.sets_a), tuple(a.sets_b)
     if a.json:

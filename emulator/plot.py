@@ -412,7 +412,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
         if r["dom0_cores"] == "":
             refs[r["architecture"]] = float(r["usable_fraction"])
         else:
-            curves.setdefault(r["architecture"], []).append({k: float(r[k]) for k in num})
+            curves.setdefault(r["architecture"], []).append({k: float(r[k] or "nan") for k in num})
     for pts in curves.values():
         pts.sort(key=lambda p: p["dom0_cores"])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.5, 1]})
@@ -421,17 +421,18 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
         x = [p["dom0_cores"] for p in pts]
         a1.errorbar(x, [p["usable_fraction"] for p in pts], yerr=[_err(p["usable_fraction_ci"]) for p in pts],
                     color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=f"{a} (emulated)")
-        a1.plot(x, [p["bound_usable_fraction"] for p in pts], color=color, linestyle=(0, (1, 1)), linewidth=1.2,
+        a1.plot(x, [p["bound_usable_fraction"] for p in pts], color=color, linestyle="-", linewidth=3.5, alpha=0.25,
                 label=f"{a}: bound from its demands at {bundled} cores")
-    for a, v in refs.items():
-        color, _ = ARCH_STYLE.get(a, ("#000000", "-"))
-        a1.axhline(v, color=color, linewidth=0.9, linestyle="--", label=f"{a} (no dom0): {v:.3f}")
+    if refs:  # one line: the architectures without a dom0 differ by less than a line's width
+        a1.axhline(max(refs.values()), color="#000000", linewidth=0.9, linestyle="--",
+                   label="no dom0: " + ", ".join(f"{a} {v:.3f}" for a, v in refs.items()))
     a1.axvline(bundled, color="#999999", linewidth=0.8, linestyle=":")
-    a1.text(bundled, 0.02, f" i3: {bundled} threads reserved", rotation=90, fontsize=7, va="bottom", color="#555555")
-    if "xen-pv" in curves:
+    a1.text(bundled, 0.02, f" i3: {bundled} threads reserved", rotation=90, fontsize=7, va="bottom", ha="right",
+            color="#555555")
+    if "xen-pv" in curves and curves["xen-pv"][0]["balanced_cores"] == curves["xen-pv"][0]["balanced_cores"]:
         cstar = curves["xen-pv"][0]["balanced_cores"]
         a1.axvline(cstar, color=ARCH_STYLE["xen-pv"][0], linewidth=0.8, linestyle=":")
-        a1.text(cstar, 0.02, f" xen-pv balanced: {cstar:.1f}", rotation=90, fontsize=7, va="bottom",
+        a1.text(cstar, 0.02, f" xen-pv balanced: {cstar:.1f}", rotation=90, fontsize=7, va="bottom", ha="left",
                 color=ARCH_STYLE["xen-pv"][0])
     a1.set_ylim(0, 1.05)
     a1.set_xlabel("host threads reserved for dom0 (the rest are sold as vCPUs)")
@@ -441,7 +442,8 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
     a1.grid(True, alpha=0.3)
     handles, labels = a1.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: (0 if "(emulated)" in labels[i] else 1 if "bound" in labels[i] else 2))
-    a1.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="lower right")
+    a1.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper center",
+               bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     if "xen-pv" in curves:
         pts = curves["xen-pv"]
         x = [p["dom0_cores"] for p in pts]
@@ -449,7 +451,8 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
                                   ("vcpu_utilization", "tenant vCPUs", "#4c9a5b")):
             a2.errorbar(x, [p[key] for p in pts], yerr=[_err(p[f"{key}_ci"]) for p in pts], color=color,
                         marker="o", markersize=3, capsize=2, label=label)
-        a2.axvline(pts[0]["balanced_cores"], color=ARCH_STYLE["xen-pv"][0], linewidth=0.8, linestyle=":")
+        if pts[0]["balanced_cores"] == pts[0]["balanced_cores"]:
+            a2.axvline(pts[0]["balanced_cores"], color=ARCH_STYLE["xen-pv"][0], linewidth=0.8, linestyle=":")
         a2.set_ylim(0, 1.05)
         a2.set_xlabel("host threads reserved for dom0")
         a2.set_ylabel("busy share of their cycles")

@@ -51,7 +51,7 @@ import numpy as np
 
 from ._core import Engine, ModelError
 from .model import PS_PER_S, Experiment
-from .result import Result, hist_quantile
+from .result import MIN_TAIL_REQUESTS, Result, hist_quantile, thin_tail
 
 # ----------------------------------------------------------------------------- Student's t
 
@@ -163,11 +163,6 @@ def replication_seeds(seed0: int, n: int) -> list[int]:
     return out
 
 
-# A per-run percentile needs this many requests beyond it to be nearly unbiased; fewer, and
-# its estimate is low and a t interval over runs covers less than its level (M/M/1 with
-# 2,500 requests a run, 2.5 beyond the p99.9: the estimate 7% low, 10-replication
-# intervals covering 67%; with 25 beyond the p99: 91%).
-MIN_TAIL_REQUESTS = 10
 PERCENTILES = {"p99_us": 0.99, "p999_us": 0.999}
 
 
@@ -183,6 +178,9 @@ def measures(result: Result) -> dict[str, float]:
     and per host-cycle category CAT, host_cycles.CAT (its fraction of all host cycles, as in
     ``to_dict()["host_cycles"]``: they sum to 1, and host_cycles.tenant is usable_fraction)."""
     d = result.to_dict()
+    if CYCLES[:-1] in d["flows"]:
+        raise ModelError(f"a flow named '{CYCLES[:-1]}' would be read as host-cycle categories; rename it",
+                         key=f"workload.flows.{CYCLES[:-1]}")
     out = {"usable_fraction": float(d["usable_fraction"])}
     for name, f in d["flows"].items():
         lat = f["latency_us"]
@@ -202,12 +200,6 @@ def missing(key: str) -> float:
     return 0.0 if key.startswith(CYCLES) else math.nan
 
 
-def thin_tail(completed: float, q: float) -> bool:
-    """Whether a run's q-quantile of latency rests on fewer than MIN_TAIL_REQUESTS requests
-    beyond it, on either side (a CDF's 0.001 counts as well as its 0.999)."""
-    return not completed * min(q, 1.0 - q) >= MIN_TAIL_REQUESTS
-
-
 def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
     """The percentile measures (NAME.p99_us, NAME.p999_us) of ``samples`` (measure -> one
     value per run, as :func:`measures` gives them) for which some run had fewer than
@@ -215,7 +207,7 @@ def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
     not to be trusted; run longer."""
     out = set()
     for key, done in samples.items():
-        if not key.endswith(".completed"):
+        if not key.endswith(".completed") or key.startswith(CYCLES):
             continue
         name = key[: -len(".completed")]
         least = float(np.min(done)) if len(done) else 0.0

@@ -70,7 +70,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
-from .result import _cat_order
+from .result import categories
 from .stats import mean_ci, replication_seeds
 
 LEVEL = 0.95
@@ -89,6 +89,19 @@ def mean_ci95(values: Iterable[float | None]) -> tuple[float, float, int]:
 
 
 # ----------------------------------------------------------------------------- value syntax
+
+JOIN_ROOTS = ("host.", "architecture.", "workload.", "tenants.")
+
+
+def joined_keys(key: str) -> tuple[str, ...]:
+    """``key`` split at its ``+`` signs when it joins keys: when every part is a param name
+    (no dot) or a dotted path from a model's root. Otherwise the ``+`` belongs to a name
+    inside one path (a resource ``"dom0+x"``), and the key is one key."""
+    parts = key.split("+")
+    if len(parts) > 1 and all(p and ("." not in p or p.startswith(JOIN_ROOTS)) for p in parts):
+        return tuple(parts)
+    return (key,)
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -116,7 +129,7 @@ class Axis:
     @property
     def keys(self) -> tuple[str, ...]:
         """The keys this axis sets: one, or several joined by ``+`` that take the same value."""
-        return tuple(self.key.split("+"))
+        return joined_keys(self.key)
 
     def at(self, u: float) -> tuple[Any, str]:
         """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item."""
@@ -207,10 +220,10 @@ def parse_vary(text: str, *, sampled: bool = False) -> Axis:
         raise _err(key, f"'{text}' has no key (or a key with spaces)")
     if not rhs:
         raise _err(key, "no values")
-    if "+" in key:
-        parts = key.split("+")
-        if any(not p for p in parts):
-            raise _err(key, "an empty key between '+' signs; join keys as KEY1+KEY2=VALUES")
+    if "+" in key and any(not p for p in key.split("+")):
+        raise _err(key, "an empty key between '+' signs; join keys as KEY1+KEY2=VALUES")
+    parts = joined_keys(key)
+    if len(parts) > 1:
         if any(p in KINDS for p in parts):
             raise _err(key, f"{', '.join(KINDS)} cannot be joined with other keys; vary them on their own")
         if len(set(parts)) < len(parts):
@@ -468,11 +481,10 @@ def _cell(v: Any, text: str) -> Any:
 def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """The per-run table: its columns and one dict per point × replication."""
     flows: list[str] = []
-    cats: set[str] = set()
     for r in results:
         flows += [f for f in r["flows"] if f not in flows]
-        cats |= set(r["host_cycles"])
-    cat_cols = [f"host_cycles.{c}" for c in sorted(cats, key=_cat_order)]
+    cats = categories(r["host_cycles"] for r in results)
+    cat_cols = [f"host_cycles.{c}" for c in cats]
     columns = [*FIXED_COLUMNS, *(a.key for a in pl.axes), "usable_fraction", "throughput_per_s",
                *(f"{f}.{m}" for f in flows for m, _ in FLOW_MEASURES), *cat_cols]
     rows = []
@@ -487,7 +499,7 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
             fl = r["flows"].get(f)
             for m, lat in FLOW_MEASURES:
                 row[f"{f}.{m}"] = None if fl is None else fl[m] if lat is None else fl["latency_us"][lat]
-        for c in sorted(cats, key=_cat_order):
+        for c in cats:
             row[f"host_cycles.{c}"] = r["host_cycles"].get(c, 0.0)
         rows.append(row)
     return columns, rows
@@ -607,13 +619,15 @@ def register(subparsers: Any) -> None:
                     "replications, and write a tidy CSV and a summary CSV with 95% confidence intervals.",
         epilog="VALUES: a,b,c (list) | LO:HI:N (linear, ends included) | LO:HI:N:log | bundled names for "
                "host/architecture/workload. Example: vemu sweep --host xeon-2017 -w cloud-mix "
-               "--vary architecture=xen-pv,nitro --vary exit_cycles=1e3:1e4:4:log --replications 3")
+               "--vary architecture=xen-pv,nitro --vary exit_cycles=1e3:1e4:4:log --replications 3. Joined keys: "
+               "--vary architecture.reserve.cores+architecture.resources.dom0.cores=4:24:11")
     s.add_argument("spec", nargs="?", help="experiment file (TOML); optional when the bundled models are named")
     s.add_argument("--host", help="bundled host (replaces the file's)")
     s.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
     s.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
     s.add_argument("--vary", action="append", required=True, metavar="KEY=VALUES",
-                   help="a key (param name, dotted key path, or host/architecture/workload) and its values; repeatable")
+                   help="a key (param name, dotted key path, or host/architecture/workload) and its values; "
+                        "keys joined by + take each value together; repeatable")
     s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed override at every point, as in vemu run; repeatable")
     s.add_argument("--sample", default="grid", metavar="DESIGN",
@@ -682,5 +696,5 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Axis", "Plan", "parse_vary", "parse_sample", "design", "lhs_unit", "plan", "sweep", "summary",
-           "summarize", "summary_path", "replication_seeds", "mean_ci95", "register"]
+__all__ = ["Axis", "Plan", "parse_vary", "joined_keys", "parse_sample", "design", "lhs_unit", "plan", "sweep",
+           "summary", "summarize", "summary_path", "replication_seeds", "mean_ci95", "register"]

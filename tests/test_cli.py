@@ -95,6 +95,24 @@ def test_run_report_says_what_sets_the_throughput(tandem_file: Path, capsys: pyt
            "c": {"utilization": SATURATED, "mean_queue": 2.0}}
     assert _bound(res) == "bound by b (100.0% busy, 9 waiting on average), c (98.0% busy, 2 waiting on average); " \
                           "next busiest: a at 50.0%"
+    # below the threshold the busiest is shown rounded down, never as the threshold itself
+    assert _bound({"a": {"utilization": 0.97999, "mean_queue": 1.0}}).startswith(
+        "no resource saturated (busiest: a at 97.9%)")
+
+
+def test_run_marks_percentiles_resting_on_a_thin_tail(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The tandem at its file's 0.1 s window completes ~73 jobs: ~7 beyond the p90, ~0.7 beyond
+    # the p99 (thin: fewer than 10), ~36 beyond the p50 (not). JSON lists them; the text
+    # marks the two tail columns it shows and says why.
+    assert _main(["run", str(tandem_file), "--json"]) == 0
+    f = json.loads(capsys.readouterr().out)["flows"]["jobs"]
+    assert 20 < f["completed"] < 1000 and f["thin_tail"] == ["p90", "p99", "p999"]
+    assert _main(["run", str(tandem_file)]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.startswith("jobs "))
+    assert row.count("*") == 2 and "fewer than 10 requests beyond this percentile" in out
+    assert _main(["run", str(tandem_file), "--duration", "20", "--json"]) == 0  # ~14.6k jobs: none thin
+    assert json.loads(capsys.readouterr().out)["flows"]["jobs"]["thin_tail"] == []
 
 
 def test_run_report_shows_wake_ups_on_a_host_with_idle_states(capsys: pytest.CaptureFixture[str]) -> None:

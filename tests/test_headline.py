@@ -131,3 +131,8 @@ def test_dom0_size_figure_claims_hold():
     assert all(aws[a]["usable_fraction"] > aws[b]["usable_fraction"] for a, b in zip(sorted(aws), sorted(aws)[1:]))
     assert all(r["usable_fraction"] == pytest.approx(r["bound_usable_fraction"], rel=0.005) for r in aws.values())
     assert all(nitro["usable_fraction"] > r["usable_fraction"] for r in [*pv.values(), *aws.values()])
+    # a dom0 with no work balances nowhere; requests that cost nothing have no bound
+    assert all(r["balanced_cores"] == "" for r in aws.values())
+    from emulator.experiments.figures import dom0_bound
+
+    assert dom0_bound({"x": 0.0}, {"x": 1}) == (math.inf, "")

@@ -92,3 +92,17 @@ def test_the_tracing_check_can_fail(tmp_path):
     assert not CITATION.findall(_code_and_comment(line)[1])
     code, comment = _code_and_comment('name = "a # b"  # assumption: why')
     assert not NUMBER_VALUE.search(code) and "assumption" in CITATION.findall(comment)
+
+
+def test_the_experiment_files_models_readme_shows_are_valid(tmp_path):
+    # A reader copies these; each must load as printed (one once set a reserve its dom0
+    # did not fit in). Loading validates and compiles without running.
+    from emulator.model import load_experiment
+
+    text = (MODELS_DIR / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if b.lstrip().startswith("[experiment]")]
+    assert len(blocks) >= 2
+    for i, b in enumerate(blocks):
+        f = tmp_path / f"example-{i}.toml"
+        f.write_text(b)
+        load_experiment(f)

@@ -344,6 +344,10 @@ def test_joined_keys_take_one_value_together(tmp_path):
         sw.plan(host="xeon-2017", architecture="xen-pv", workload="cloud-mix",
                 vary=["architecture.resources.dom0.cores=4,11"])
 
+    # a '+' inside a name on one path (a resource "dom0+x") is part of that name, not a join
+    assert sw.joined_keys("architecture.resources.dom0+x.cores") == ("architecture.resources.dom0+x.cores",)
+    assert sw.joined_keys("exit_cycles+architecture.reserve.cores") == ("exit_cycles", "architecture.reserve.cores")
+
 
 @pytest.mark.parametrize("vary, key", [("exit_cyclez=1,2", "exit_cyclez"), ("exit_cycles=1:2:x", "exit_cycles"),
                                        ("architecture=xen-pvv", "architecture"),

@@ -21,8 +21,9 @@
   nitro and bare metal for reference. Beside each curve, the bound of operational analysis
   (Lazowska et al., *Quantitative System Performance*, 1984, ch. 5): throughput is at most
   min(units_k / D_k) over the resources k, D_k being the busy time a request costs on k,
-  measured in the bundled run (8 cores); the balanced split, where dom0 and the vCPUs bind
-  together, is c* = T D_dom0 / (D_dom0 + D_vcpu) of the T threads.
+  measured in the bundled run (8 cores), so away from 8 it is an estimate (the demands shift
+  with load: a dom0 with slack batches less); the balanced split, where dom0 and the vCPUs
+  bind together, is c* = T D_dom0 / (D_dom0 + D_vcpu) of the T threads.
 - **Polling or interrupts**: the XDP paper's testbed (validation's inline E5-1650 v4 with
   intel_idle's C-states) across packet rates: an interrupt-driven XDP core that sleeps
   between packets, the same core polling 200 us before it sleeps (KVM's halt-polling
@@ -35,6 +36,7 @@ across points, i.e. common random numbers) and carries a t-based 95% confidence 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -359,6 +361,8 @@ def _demands(r: dict[str, Any]) -> dict[str, float]:
     """Busy time per completed request on each resource (its demand D_k, in unit-seconds:
     utilization x units / throughput), from one run's result dict."""
     x = r["throughput_per_s"]
+    if not x > 0:
+        raise RuntimeError(f"run {r.get('tag')}: no request completed, so no demand per request can be measured")
     return {k: v["utilization"] * v["units"] / x for k, v in r["resources"].items()}
 
 
@@ -366,6 +370,8 @@ def dom0_bound(demands: dict[str, float], units: dict[str, int]) -> tuple[float,
     """The asymptotic bound on throughput of a closed system, min_k units_k / D_k, and the
     resource that sets it: no resource can be busier than all its units."""
     caps = {k: units[k] / d for k, d in demands.items() if d > 0}
+    if not caps:  # requests that cost no resource anything: nothing bounds them
+        return math.inf, ""
     k = min(caps, key=caps.__getitem__)
     return caps[k], k
 
@@ -403,8 +409,10 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
         if a in DOM0_ARCHS:
             u = units[a] | {"dom0": c, "vcpu": threads - c}
             x, k = dom0_bound(demand[a], u)
+            dd, dv = demand[a]["dom0"], demand[a]["vcpu"]
             row.update(bound_throughput_per_s=x, bound_usable_fraction=x * tenant[a], bound_by=k,
-                       balanced_cores=threads * demand[a]["dom0"] / (demand[a]["dom0"] + demand[a]["vcpu"]))
+                       # no split balances a dom0 that does no work: it never binds
+                       balanced_cores=threads * dd / (dd + dv) if dd > 0 else "")
         else:
             row.update(bound_throughput_per_s="", bound_usable_fraction="", bound_by="", balanced_cores="")
     return rows

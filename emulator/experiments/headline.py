@@ -36,13 +36,9 @@ SEED = 1
 
 
 def _categories(results: Iterable[dict[str, Any]]) -> list[str]:
-    order: list[str] = []
-    for r in results:
-        for c in r["host_cycles"]:
-            if c not in order:
-                order.append(c)
-    from ..result import _cat_order
-    return sorted(order, key=_cat_order)
+    from ..result import categories
+
+    return categories(r["host_cycles"] for r in results)
 
 
 def headline(*, quick: bool = False, workers: int | None = None, progress: bool = False,

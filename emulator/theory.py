@@ -71,6 +71,7 @@ from typing import Any, Sequence
 
 from ._core import Dist, ModelError
 from .model import PS_PER_US, Experiment, compile_experiment
+from .result import MIN_TAIL_REQUESTS
 
 # ----------------------------------------------------------------------------- formulas
 
@@ -886,8 +887,12 @@ def compare_result(pred: Prediction, result: Any) -> dict[str, Any]:
             "throughput_per_s": {"theory": f.throughput_per_s, "sim": sim["throughput_per_s"],
                                  "rel_diff": _rel(f.throughput_per_s, sim["throughput_per_s"])},
             "mean_us": {"theory": f.mean_us, "sim": lat["mean"], "rel_diff": _rel(f.mean_us, lat["mean"])},
-            "p99_us": {"theory": f.p99_us, "sim": lat["p99"], "rel_diff": _rel(f.p99_us, lat["p99"])},
-            "p999_us": {"theory": f.p999_us, "sim": lat["p999"], "rel_diff": _rel(f.p999_us, lat["p999"])},
+            # a simulated percentile on fewer than MIN_TAIL_REQUESTS requests beyond it is biased
+            # low: "thin_tail" says so, and the text marks it
+            "p99_us": {"theory": f.p99_us, "sim": lat["p99"], "rel_diff": _rel(f.p99_us, lat["p99"]),
+                       "thin_tail": "p99" in sim["thin_tail"]},
+            "p999_us": {"theory": f.p999_us, "sim": lat["p999"], "rel_diff": _rel(f.p999_us, lat["p999"]),
+                        "thin_tail": "p999" in sim["thin_tail"]},
         })
     stations = []
     for s in pred.stations:
@@ -918,13 +923,20 @@ def _pct(x: float | None, w: int = 8) -> str:
 def format_comparison(cmp: dict[str, Any]) -> str:
     out = [f"theory: {cmp['model']}", ""]
     out.append(f"{'flow':<14} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+    thin = False
     for f in cmp["flows"]:
         for key, label in (("throughput_per_s", "done/s"), ("mean_us", "mean us"), ("p99_us", "p99 us"),
                            ("p999_us", "p99.9 us")):
             v = f[key]
             if v["theory"] is None:
                 continue
-            out.append(f"{f['flow'][:14]:<14} {label:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} {_pct(v['rel_diff'])}")
+            mark = " *" if v.get("thin_tail") else ""
+            thin |= bool(mark)
+            out.append(f"{f['flow'][:14]:<14} {label:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
+                       f"{_pct(v['rel_diff'])}{mark}")
+    if thin:
+        out.append(f"* fewer than {MIN_TAIL_REQUESTS} simulated requests beyond this percentile: biased low; "
+                   "run longer (--duration)")
     if cmp["stations"]:
         out.append("")
         out.append(f"{'station':<14} {'model':<20} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")

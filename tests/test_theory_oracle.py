@@ -464,6 +464,16 @@ def test_cli_theory_covered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     row = d["comparison"]["flows"][0]
     assert abs(row["mean_us"]["rel_diff"]) < 0.05  # 2·10⁴ requests at ρ .5
     assert d["result"]["flows"]["f"]["completed"] > 0
+    # 2·10⁴ requests: 200 beyond the p99, 20 beyond the p99.9, neither thin
+    assert row["p99_us"]["thin_tail"] is False and row["p999_us"]["thin_tail"] is False
+    # a window of ~2,000 requests leaves 2 beyond the p99.9: marked, in JSON and in the text
+    assert main(["theory", str(f), "--json", "--duration", "0.002"]) == 0
+    row = json.loads(capsys.readouterr().out)["comparison"]["flows"][0]
+    assert row["p99_us"]["thin_tail"] is False and row["p999_us"]["thin_tail"] is True
+    assert main(["theory", str(f), "--duration", "0.002"]) == 0
+    out = capsys.readouterr().out
+    assert next(ln for ln in out.splitlines() if "p99.9 us" in ln).endswith(" *")
+    assert "fewer than 10 simulated requests beyond this percentile" in out
 
 
 def test_cli_theory_uncovered_still_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

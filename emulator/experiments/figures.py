@@ -388,13 +388,15 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
     jobs += [Job(HOST, a, WORKLOAD, (), dur, warm, s, tag=(a, 0, i))
              for a in DOM0_REFERENCES for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="dom0 size", cache=cache)
-    # each architecture's demands, measured where it is bundled (mean over the replications)
-    bundled_runs = {a: [_demands(r) for r in res if r["tag"][:2] == (a, DOM0_BUNDLED)] for a in DOM0_ARCHS}
-    demand = {a: {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]} for a, ds in bundled_runs.items()}
-    units = {a: {k: v["units"] for k, v in next(r for r in res if r["tag"][:2] == (a, DOM0_BUNDLED))["resources"].items()}
-             for a in DOM0_ARCHS}
-    tenant = {a: sum(r["host_cycles"]["tenant"] / r["throughput_per_s"] for r in res if r["tag"][:2] == (a, DOM0_BUNDLED))
-              / reps for a in DOM0_ARCHS}  # host share of tenant work per request/s
+    # each architecture's demands, measured where it is bundled (means over the replications)
+    demand, units, tenant = {}, {}, {}
+    for a in DOM0_ARCHS:
+        runs = [r for r in res if r["tag"][:2] == (a, DOM0_BUNDLED)]
+        ds = [_demands(r) for r in runs]
+        demand[a] = {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]}
+        units[a] = {k: v["units"] for k, v in runs[0]["resources"].items()}
+        # the host share of tenant work per request/s: usable fraction = throughput x this
+        tenant[a] = sum(r["host_cycles"]["tenant"] / r["throughput_per_s"] for r in runs) / len(runs)
     rows = _ci_rows([r for r in res if r["tag"][1] in grid or r["tag"][0] in DOM0_REFERENCES],
                     lambda r: (r["tag"][0], r["tag"][1]), {
         "usable_fraction": lambda r: r["usable_fraction"],

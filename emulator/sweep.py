@@ -39,13 +39,15 @@ the difference between two points has much less noise than either alone.
 
 **Outputs.** One tidy CSV, one row per point × replication: ``point``, ``replication``,
 ``seed``, one column per varied key, then ``usable_fraction``, ``throughput_per_s``, per
-flow NAME ``NAME.throughput_per_s``, ``NAME.mean_us``, ``NAME.p50_us``, ``NAME.p99_us``,
-``NAME.p999_us`` (latency in microseconds), and ``host_cycles.CATEGORY`` for every host-cycle
-category (a category a point does not have is 0; a flow it does not have is empty). A
-summary CSV (the same name with ``-summary`` before the extension) has one row per point:
-the varied keys, ``replications``, and for each measure its mean and the half-width of its
-95% confidence interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one
-replication). Both start with ``#`` provenance lines; neither depends on the executor,
+flow NAME ``NAME.throughput_per_s``, ``NAME.completed`` (requests completed in the window),
+``NAME.mean_us``, ``NAME.p50_us``, ``NAME.p99_us``, ``NAME.p999_us`` (latency in
+microseconds), and ``host_cycles.CATEGORY`` for every host-cycle category (a category a
+point does not have is 0; a flow it does not have is empty). A summary CSV (the same name
+with ``-summary`` before the extension) has one row per point: the varied keys,
+``replications``, and for each measure its mean and the half-width of its 95% confidence
+interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one replication); each
+percentile also gets ``MEASURE_thin_tail``, 1 when some replication had fewer than 10
+requests beyond it (its estimate is biased low: run longer). Both start with ``#`` provenance lines; neither depends on the executor,
 the number of workers or the cache, so a sweep resumed from the cache or run on a cluster
 writes the same bytes as one run straight through on one core.
 
@@ -71,11 +73,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
 from .result import categories
-from .stats import mean_ci, replication_seeds
+from .stats import mean_ci, replication_seeds, thin_tail
 
 LEVEL = 0.95
-FLOW_MEASURES = (("throughput_per_s", None), ("mean_us", "mean"), ("p50_us", "p50"), ("p99_us", "p99"),
-                 ("p999_us", "p999"))
+FLOW_MEASURES = (("throughput_per_s", None), ("completed", None), ("mean_us", "mean"), ("p50_us", "p50"),
+                 ("p99_us", "p99"), ("p999_us", "p999"))
+QUANTILE_OF = {"p50_us": 0.50, "p99_us": 0.99, "p999_us": 0.999}  # the percentile columns a summary judges
 FIXED_COLUMNS = ("point", "replication", "seed")
 MAX_POINTS = 1_000_000  # a range's point count, a sample's size
 MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
@@ -513,7 +516,13 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tupl
     by_point: dict[int, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_point.setdefault(int(r["point"]), []).append(r)
-    out_cols = ["point", *varied, "replications", *(c for m in measures for c in (m, f"{m}_ci95"))]
+    def judged(m: str) -> tuple[str, float] | None:  # (its flow's completions column, quantile) of a percentile
+        flow, _, what = m.rpartition(".")
+        return (f"{flow}.completed", QUANTILE_OF[what]) if what in QUANTILE_OF and f"{flow}.completed" in measures \
+            else None
+
+    out_cols = ["point", *varied, "replications",
+                *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail",) if judged(m) else ())))]
     out = []
     for p in sorted(by_point):
         group = by_point[p]
@@ -521,6 +530,9 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tupl
         for m in measures:
             mean, half, _ = mean_ci95(r[m] for r in group)
             row[m], row[f"{m}_ci95"] = mean, half
+            if j := judged(m):  # 1: some replication had too few requests beyond it (biased low)
+                done = [r[j[0]] for r in group if r[j[0]] is not None]
+                row[f"{m}_thin_tail"] = int(bool(done) and any(thin_tail(c, j[1]) for c in done))
         out.append(row)
     return out_cols, out
 

@@ -18,6 +18,7 @@ from emulator.provenance import read_csv
 
 REPO = Path(__file__).resolve().parent.parent
 SHEET = (REPO / "docs" / "teaching.md").read_text()
+IDLE = str(REPO / "examples" / "idle-states.toml")
 
 
 def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -123,14 +124,14 @@ def test_4_dom0_sized_by_its_demands(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_5_a_sleeping_core_and_what_polling_buys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = _text(capsys, "theory", "examples/idle-states.toml")
+    out = _text(capsys, "theory", IDLE)
     mean = re.search(r"pkts\s+mean us\s+([0-9.]+)\s+([0-9.]+)", out)
     assert float(mean.group(1)) == pytest.approx(14.58, abs=0.01)
     assert float(mean.group(2)) == pytest.approx(14.58, rel=0.01)  # 10^5 packets: the mean to well under 1%
-    d = _run_json(capsys, "examples/idle-states.toml", "--set", "workload.flows.0.rate_per_s=1000")
+    d = _run_json(capsys, IDLE, "--set", "workload.flows.0.rate_per_s=1000")
     assert d["flows"]["pkts"]["latency_us"]["mean"] == pytest.approx(98, abs=3)
     assert d["resources"]["vcpu"]["wakeups"] / d["duration_s"] == pytest.approx(926, abs=15)
-    assert main(["sweep", "examples/idle-states.toml", "--vary", "host.halt_poll_us=0,20,100,400",
+    assert main(["sweep", IDLE, "--vary", "host.halt_poll_us=0,20,100,400",
                  "--out", str(tmp_path / "poll.csv"), "--cache", str(tmp_path / "c"), "-q", "--workers", "2"]) == 0
     capsys.readouterr()
     _, rows, _ = read_csv(tmp_path / "poll-summary.csv")

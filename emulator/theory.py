@@ -939,13 +939,14 @@ def format_comparison(cmp: dict[str, Any]) -> str:
                    "run longer (--duration)")
     if cmp["stations"]:
         out.append("")
-        out.append(f"{'station':<14} {'model':<20} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+        width = max(20, *(len(s["model"]) for s in cmp["stations"]))
+        out.append(f"{'station':<14} {'model':<{width}} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
         for s in cmp["stations"]:
             label = s["station"] + (f"/{s['flow']}" if s["flow"] else "")
             for key, name in (("utilization", "utilization"), ("mean_wait_us", "wait us"),
                               ("mean_sojourn_us", "sojourn us")):
                 v = s[key]
-                out.append(f"{label[:14]:<14} {s['model'][:20]:<20} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
+                out.append(f"{label[:14]:<14} {s['model']:<{width}} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
                            f"{_pct(v['rel_diff'])}")
     return "\n".join(out)
 

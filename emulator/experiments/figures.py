@@ -420,6 +420,29 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
     return rows
 
 
+def _draw(figure: tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]) -> None:
+    from .. import plot
+
+    name, csv, png, args, kwargs = figure
+    getattr(plot, name)(csv, png, *args, **kwargs)
+
+
+def draw(figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]], *, workers: int | None = None) -> None:
+    """Draws each figure (a plot function's name in emulator.plot, its CSV, its PNG, more
+    arguments) from its CSV, on a pool of processes as the runs are: drawing (PNG and SVG)
+    is most of what the figure set costs after its runs, and each figure is independent."""
+    import os
+
+    from ..runner import pool_run
+
+    workers = min(len(figures), workers if workers is not None else os.cpu_count() or 1)
+    if workers <= 1:
+        for fig in figures:
+            _draw(fig)
+    else:
+        pool_run(_draw, figures, workers, lambda i, _: None)
+
+
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
     rest = [k for k in rows[0] if k not in first]
     header = first + [k for k in rest if not k.endswith("thin_tail")] + [k for k in rest if k.endswith("thin_tail")]
@@ -430,50 +453,50 @@ def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], p
 
 def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False,
               cache: Cache | None = None) -> dict[str, Any]:
-    from .. import plot
-
     out = Path(out)
+    figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]] = []  # drawn once all are computed
     dur, warm = _window(quick)
     models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in set(HOCKEY_ARCHS + EXIT_ARCHS)]
     base = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD, "duration_s": dur, "warmup_s": warm}
     h = hockey(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "hockey", h, ["architecture", "load", "offered_per_s"],
                provenance(base | {"clients": CLIENTS, "think": "exponential, mean clients/offered"}, models))
-    plot.hockey(p, out / "hockey.png")
+    figures.append(("hockey", p, out / "hockey.png", (), {}))
     c = cdfs(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "latency-cdf", c, ["architecture", "quantile", "latency_us"],
                provenance(base | {"load": CDF_LOAD, "duration_s": dur * 2}, models))
-    plot.latency_cdf(p, out / "latency-cdf.png")
+    figures.append(("latency_cdf", p, out / "latency-cdf.png", (), {}))
     e = exit_costs(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "exit-cost", e, ["architecture", "exit_cycles"],
                provenance(base | {"scaled_params": EXIT_PARAMS,
                                   "generations": {g: [c, src] for g, c, src in GENERATIONS}}, models))
-    plot.exit_cost(p, out / "exit-cost.png", GENERATIONS)
+    figures.append(("exit_cost", p, out / "exit-cost.png", (GENERATIONS,), {}))
     n = noisy_neighbour(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "noisy-neighbour", n, ["architecture", "neighbour_offered_packets_per_s"],
                provenance(base | {"victim": "kv-cache on 8 vCPUs, 32 clients, think exp 200 us",
                                   "neighbour": f"packet-echo on 32 vCPUs, {NEIGHBOUR_CLIENTS} clients, work 5000 cycles"},
                           models + [("workload", "kv-cache"), ("workload", "packet-echo")]))
-    plot.noisy_neighbour(p, out / "noisy-neighbour.png")
+    figures.append(("noisy_neighbour", p, out / "noisy-neighbour.png", (), {}))
     m = moderation(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "interrupt-moderation", m, ["architecture", "throttle_us", "interrupts_per_s_cap"],
                provenance(base | {"workload": "kv-cache", "cores": 1, "clients": MOD_CLIENTS, "offered_per_s": MOD_RATE,
                                   "throttle": "sriov net_rx stage 1 throttle_us, stages 1-3 batch 64 (NAPI budget)"},
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
-    plot.interrupt_moderation(p, out / "interrupt-moderation.png")
+    figures.append(("interrupt_moderation", p, out / "interrupt-moderation.png", (), {}))
     d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],
                provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
                                   "bound": f"operational analysis from each architecture's demands at {DOM0_BUNDLED} cores"},
                           [("host", HOST), ("workload", WORKLOAD)]
                           + [("architecture", a) for a in DOM0_ARCHS + DOM0_REFERENCES]))
-    plot.dom0_size(p, out / "dom0-size.png", bundled=DOM0_BUNDLED)
+    figures.append(("dom0_size", p, out / "dom0-size.png", (), {"bundled": DOM0_BUNDLED}))
     w = wakeups(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "polling-vs-interrupts", w, ["path", "packets_per_s"],
                provenance({"quick": quick, "seed": SEED, "testbed": "validation.xdp_experiment (e5-1650v4, intel-idle-bdw "
                            "C-states to C6)", "arrivals": "poisson", "packets_per_point": WAKE_PACKETS // (10 if quick else 1),
                            "warmup": "a tenth of the window"}, []))
-    plot.polling_vs_interrupts(p, out / "polling-vs-interrupts.png")
+    figures.append(("polling_vs_interrupts", p, out / "polling-vs-interrupts.png", (), {}))
+    draw(figures, workers=workers)
     return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
             "wakeup_points": len(w), "dom0_points": len(d)}

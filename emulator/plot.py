@@ -28,6 +28,7 @@ CATEGORY_COLORS = {
     "poll": "#f28f3b",
     "idle": "#d9d9d9",
     "reserved_idle": "#9e9e9e",
+    "card": "#2b83ba",  # an offload card's cycles (off the host)
 }
 EXTRA_COLORS = ["#30638e", "#a05195", "#665191", "#ffa600", "#2f4b7c"]
 ARCH_STYLE = {
@@ -461,4 +462,42 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
                      "and the vCPUs wait; above it the vCPUs are, and dom0 idles", fontsize=9)
         a2.grid(True, alpha=0.3)
         a2.legend(fontsize=8, loc="lower right")
+    _save(fig, png_path)
+
+
+BREAKDOWN_LABELS = {"wait_vcpu": "waiting for a vCPU", "wait_backend": "waiting for a back end (dom0, card, ...)",
+                    "wire_device": "wire and devices", "delay": "pure delay (card pipeline)"}
+
+
+def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
+    """Each architecture's mean request latency as stacked parts: service by category,
+    waiting for a vCPU or a back end, wire and devices, delays (the CSV's columns)."""
+    header, rows, prov = read_csv(csv_path)
+    parts = [k for k in header if k.startswith(("wait_", "svc_")) and not k.endswith("_ci")] + ["wire_device", "delay"]
+    rows = rows[::-1]  # the first architecture on top
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.8))
+    y = list(range(len(rows)))
+    left = [0.0] * len(rows)
+    for i, k in enumerate(parts):
+        vals = [float(r[k]) for r in rows]
+        if not any(v > 0 for v in vals):
+            continue
+        if k.startswith("svc_"):
+            color, hatch, label = _color(k[4:], i), None, f"service: {k[4:]}"
+        else:
+            color = {"wait_vcpu": "#f4a582", "wait_backend": "#b2182b", "wire_device": "#bdbdbd",
+                     "delay": "#e0e0e0"}[k]
+            hatch, label = ("//" if k.startswith("wait_") else None), BREAKDOWN_LABELS[k]
+        ax.barh(y, vals, left=left, color=color, hatch=hatch, edgecolor="white", linewidth=0.5, label=label)
+        left = [a + v for a, v in zip(left, vals)]
+    for yi, r in zip(y, rows):
+        ax.text(float(r["mean_us"]) + 0.5, yi, f"{float(r['mean_us']):.1f} µs (± {_err(float(r['mean_us_ci'])):.1f})",
+                va="center", fontsize=8)
+    ax.set_yticks(y, [r["architecture"] for r in rows])
+    ax.set_xlim(0, max(float(r["mean_us"]) for r in rows) * 1.25)
+    ax.set_xlabel("mean request latency (µs), split by where the request spends it")
+    ax.set_title("Where a request's time goes (xeon-2017, cloud-mix at half of bare metal's capacity;\n"
+                 "the parts are summed from the per-stage table; the label is the measured mean, 95% CI)", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     _save(fig, png_path)

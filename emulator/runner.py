@@ -55,6 +55,7 @@ class Job:
     seed: int
     tag: Any = None
     spec: str | Mapping[str, Any] | None = None
+    stages: bool = False  # also return the per-stage table (Result.stages()) as "stages"
 
     def experiment(self) -> Any:
         return load_experiment(self.spec, host=self.host, architecture=self.architecture, workload=self.workload,
@@ -63,8 +64,11 @@ class Job:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Runs one job; the result dict has no wall-clock fields (it must be reproducible)."""
-    d = Simulation(job.experiment()).run().to_dict()
+    res = Simulation(job.experiment()).run()
+    d = res.to_dict()
     d.pop("wall_s", None)
+    if job.stages:
+        d["stages"] = res.stages()
     d["sets"] = list(job.sets)
     d = json.loads(json.dumps(d))  # plain JSON types, exactly as the cache returns them
     d["tag"] = job.tag
@@ -101,7 +105,8 @@ def job_key(job: Job) -> str:
     leaves it to the file (``seed=None``), exactly as the window is the resolved one."""
     exp = job.experiment()
     blob = json.dumps({"spec": exp.digest(full=True), "seed": exp.seed, "vemu": __version__,
-                       "engine": ENGINE_VERSION, "code": code_hash()}, sort_keys=True)
+                       "engine": ENGINE_VERSION, "code": code_hash()} | ({"stages": True} if job.stages else {}),
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

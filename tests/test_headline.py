@@ -136,3 +136,26 @@ def test_dom0_size_figure_claims_hold():
     from emulator.experiments.figures import dom0_bound
 
     assert dom0_bound({"x": 0.0}, {"x": 1}) == (math.inf, "")
+
+
+def test_latency_breakdown_adds_up_and_says_where_the_time_goes():
+    # results/latency-breakdown.png on its quick design (one replication): the parts, summed
+    # from the per-stage table, give back the measured mean (the stage and flow sums are
+    # over the same window; what differs is requests in flight at its edges: < 0.5%); bare
+    # metal spends only the tenant's work and the wire; every architecture does the same
+    # tenant work per request (2%: the mix's draws differ only by timing); only xen-pv waits
+    # for a back end at this load (dom0 at ~87%), and emulation pays the most in exits.
+    from emulator.experiments.figures import latency_breakdown
+
+    rows = {r["architecture"]: r for r in latency_breakdown(quick=True, workers=1, replications=1)}
+    parts = [k for k in rows["bare-metal"] if k.startswith(("wait_", "svc_")) and not k.endswith("_ci")]
+    parts += ["wire_device", "delay"]
+    for a, r in rows.items():
+        assert abs(r["unaccounted_us"]) < 0.005 * r["mean_us"], a
+        assert sum(r[k] for k in parts) == pytest.approx(r["mean_us"], rel=0.005), a
+        assert r["svc_tenant"] == pytest.approx(rows["bare-metal"]["svc_tenant"], rel=0.02), a
+    bare = rows["bare-metal"]
+    assert all(bare[k] == 0 for k in parts if k not in ("svc_tenant", "wire_device"))
+    assert [a for a, r in rows.items() if r["wait_backend"] > 1.0] == ["xen-pv"]
+    assert max(rows, key=lambda a: rows[a]["svc_exit"]) == "emulated"
+    assert rows["nitro"]["svc_card"] > 0 and rows["nitro"]["delay"] > 0 and rows["nitro"]["svc_exit"] == 0

@@ -122,3 +122,19 @@ def test_a_figure_point_refuses_a_replication_without_a_value():
         F._ci_rows(rows, lambda r: r["k"], {"v": lambda r: r["v"]})
     ok = F._ci_rows(rows[2:], lambda r: r["k"], {"v": lambda r: r["v"]})
     assert ok[0]["replications"] == 2 and ok[0]["v"] == 2.5
+
+
+def test_a_job_asking_for_stages_gets_them_under_its_own_cache_key(tmp_path):
+    # the per-stage table is extra output: a cached result without it must never be served
+    # to a job that asks for it (and the reverse), so the flag is part of the key
+    from emulator.runner import run_job
+
+    plain = Job("xeon-2017", "nitro", "kv-cache", (), 0.001, 0.0002, 3)
+    staged = Job("xeon-2017", "nitro", "kv-cache", (), 0.001, 0.0002, 3, stages=True)
+    assert job_key(plain) != job_key(staged)
+    cache = Cache(tmp_path)
+    a, b = run_jobs([plain, staged], workers=1, cache=cache)
+    assert "stages" not in a and {s["stage"] for s in b["stages"]} >= {"wire (receive)"}
+    assert all({"mean_wait_us", "mean_service_us", "delay_us"} <= set(s) for s in b["stages"])
+    a2, b2 = run_jobs([plain, staged], workers=1, cache=cache)  # both from the cache, each its own
+    assert "stages" not in a2 and b2["stages"] == b["stages"]

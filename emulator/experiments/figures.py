@@ -15,6 +15,11 @@
   (ITR) buys back in CPU per request under exiting interrupts (``sriov``), and what it
   costs in latency, beside exitless interrupts (``sriov-posted``, ELI's answer) and bare
   metal, on one guest core at a fixed offered load.
+- **Where a request's time goes**: at the latency CDFs' load, each architecture's mean
+  request latency split by stage: service by the category its cycles are charged to,
+  waiting for a vCPU, waiting for a back end (dom0, the card, an I/O thread), the wire and
+  devices, and pure delays; the parts are summed from the per-stage table and checked
+  against the measured mean (``unaccounted_us``).
 - **dom0's size**: the usable fraction as the reserve that dom0 runs on grows from 1 to 32
   of xeon-2017's 72 threads (the vCPUs sold shrink with it), under xen-pv (netback and
   blkback in dom0) and xen-aws-2017 (networking by SR-IOV, only EBS through dom0), with
@@ -42,6 +47,7 @@ from typing import Any
 
 from ..model import load, load_experiment
 from ..provenance import provenance, write_csv
+from ..result import categories
 from ..runner import Cache, Job, run_jobs
 from ..stats import mean_ci, replication_seeds, thin_tail
 
@@ -345,6 +351,56 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
     return sorted(rows, key=lambda r: (r["path"], r["packets_per_s"]))
 
 
+# Where a request's time goes: the latency CDFs' load, the hockey sticks' architectures
+BREAKDOWN_WAITS = ("wait_vcpu", "wait_backend")
+
+
+def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
+    """A run's mean latency of ``flow`` in parts (µs), from its per-stage table: per stage,
+    wait + service + delay, weighted by the stage's share of the flow's completions. On a
+    cpu resource the service goes to the stage's account (``svc_CATEGORY``) and the wait to
+    ``wait_vcpu`` or ``wait_backend``; on a link or device both go to ``wire_device``; delays
+    to ``delay``. Work a request sets off without waiting for it (a forked path) is not on
+    its path and is left out; ``unaccounted_us`` is the measured mean less the parts."""
+    done = r["flows"][flow]["completed"]
+    detached = set(r["flows"][flow].get("detached", {}))
+    kinds = {k: v["kind"] for k, v in r["resources"].items()}
+    parts: dict[str, float] = {"wait_vcpu": 0.0, "wait_backend": 0.0, "wire_device": 0.0, "delay": 0.0}
+    for s in r["stages"]:
+        if s["flow"] != flow or s["class"] in detached or not s["completed"]:
+            continue
+        w = s["completed"] / done
+        parts["delay"] += s["delay_us"] * w
+        if s["resource"] is None:
+            continue
+        if kinds[s["resource"]] == "cpu":
+            parts["wait_vcpu" if s["resource"] == "vcpu" else "wait_backend"] += s["mean_wait_us"] * w
+            key = f"svc_{s['account']}"
+            parts[key] = parts.get(key, 0.0) + s["mean_service_us"] * w
+        else:
+            parts["wire_device"] += (s["mean_wait_us"] + s["mean_service_us"]) * w
+    parts["unaccounted_us"] = r["flows"][flow]["latency_us"]["mean"] - sum(parts.values())
+    return parts
+
+
+def latency_breakdown(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                      cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+    dur, warm = _window(quick)
+    reps = replications or (2 if quick else 3)
+    seeds = replication_seeds(SEED, reps)
+    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(CDF_LOAD)), dur, warm, s,
+                tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="latency breakdown", cache=cache)
+    runs = [{"tag": r["tag"], "mean_us": r["flows"]["mix"]["latency_us"]["mean"], **breakdown(r)} for r in res]
+    waits = [k for k in BREAKDOWN_WAITS if any(p[k] > 0 for p in runs)]
+    services = [f"svc_{c}" for c in categories([k[4:] for k in p if k.startswith("svc_")] for p in runs)]
+    keys = ["mean_us", *waits, *services, "wire_device", "delay", "unaccounted_us"]
+    rows = _ci_rows(runs, lambda p: p["tag"][0], {k: (lambda p, k=k: p.get(k, 0.0)) for k in keys})
+    for row in rows:
+        row["architecture"] = row.pop("key")
+    return rows
+
+
 # dom0's size: the reserve (and dom0, which gets all of it) from 1 to 32 of xeon-2017's threads
 DOM0_ARCHS = ("xen-pv", "xen-aws-2017")
 DOM0_REFERENCES = ("nitro", "bare-metal")
@@ -484,6 +540,10 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
     figures.append(("interrupt_moderation", p, out / "interrupt-moderation.png", (), {}))
+    b = latency_breakdown(quick=quick, workers=workers, progress=progress, cache=cache)
+    p = _write(out, "latency-breakdown", b, ["architecture"],
+               provenance(base | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
+    figures.append(("latency_breakdown", p, out / "latency-breakdown.png", (), {}))
     d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],
                provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
@@ -499,4 +559,4 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     figures.append(("polling_vs_interrupts", p, out / "polling-vs-interrupts.png", (), {}))
     draw(figures, workers=workers)
     return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
-            "wakeup_points": len(w), "dom0_points": len(d)}
+            "wakeup_points": len(w), "dom0_points": len(d), "breakdown_points": len(b)}

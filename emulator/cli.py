@@ -295,7 +295,7 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
     if stages:
         out.append("")
         out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} {'svc us':>9} "
-                   f"{'batch':>6}")
+                   f"{'delay us':>9} {'batch':>6}")
         seen = set()
         for s in stages:
             key = (s["flow"], s["class"], s["step"], s["stage"], s["where"])  # a stage repeated by `count` shows once
@@ -304,7 +304,7 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
             seen.add(key)
             out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:28]:<28} "
                        f"{str(s['resource'] or '-')[:8]:<8} {s['account'][:10]:<10} {_n(s['mean_wait_us'], 9)} "
-                       f"{_n(s['mean_service_us'], 9)} "
+                       f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
                        f"{_n(s['completed'] / s['services'] if s['services'] else math.nan, 6)}")
     out.append("")
     out.append(f"{d['events']:,} events in {d['wall_s']:.2f} s wall")

@@ -466,7 +466,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
 
 
 BREAKDOWN_LABELS = {"wait_vcpu": "waiting for a vCPU", "wait_backend": "waiting for a back end (dom0, card, ...)",
-                    "wire_device": "wire and devices", "delay": "pure delay (card pipeline)"}
+                    "wire_device": "wire and devices", "delay": "pure delay (no resource held: e.g. a card's pipeline)"}
 
 
 def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
@@ -480,7 +480,7 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
     left = [0.0] * len(rows)
     for i, k in enumerate(parts):
         vals = [float(r[k]) for r in rows]
-        if not any(v > 0 for v in vals):
+        if not any(v > 0.01 for v in vals):  # nothing a bar could show (and no legend entry for it)
             continue
         if k.startswith("svc_"):
             color, hatch, label = _color(k[4:], i), None, f"service: {k[4:]}"

@@ -102,7 +102,8 @@ def job_key(job: Job) -> str:
     """The cache key: resolved model data, window, seed and versions (not the tag).
 
     The seed is the one the run uses: ``job.seed``, or the experiment file's when the job
-    leaves it to the file (``seed=None``), exactly as the window is the resolved one."""
+    leaves it to the file (``seed=None``), exactly as the window is the resolved one. A job
+    asking for the stage table (``stages``) has a key of its own: its result has more in it."""
     exp = job.experiment()
     blob = json.dumps({"spec": exp.digest(full=True), "seed": exp.seed, "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash()} | ({"stages": True} if job.stages else {}),

@@ -37,6 +37,9 @@ def test_the_sheets_commands_are_the_ones_checked_here() -> None:
                 "vemu compare xen-pv     xen-pv     --set-b exit_cycles=3100",
                 "--vary architecture.reserve.cores+architecture.resources.dom0.cores=4:24:11",
                 "vemu theory examples/idle-states.toml",
+                "vemu run --host xeon-2017 -a xen-pv -w kv-cache --set workload.flows.0.clients=1 --trace 1",
+                "vemu run --host xeon-2017 -a nitro  -w kv-cache --set workload.flows.0.clients=1 --trace 1",
+                "vemu run examples/idle-states.toml --set workload.flows.0.rate_per_s=1000",
                 "--vary host.halt_poll_us=0,20,100,400"):
         assert cmd in SHEET, cmd
 
@@ -62,7 +65,7 @@ def test_1_dom0_bounds_xen_and_the_vcpus_bound_nitro(capsys: pytest.CaptureFixtu
 def _trace(capsys: pytest.CaptureFixture[str], arch: str) -> list[list[str]]:
     """The trace's requests, each as its lines (request 0 first)."""
     out = _text(capsys, "run", "--host", "xeon-2017", "-a", arch, "-w", "kv-cache", "--set",
-                "workload.flows.0.clients=1", "--trace", "2", "-q")
+                "workload.flows.0.clients=1", "--trace", "1", "-q")
     blocks = re.split(r"\n(?=request \d)", out[out.index("request 0"):])
     return [b.splitlines() for b in blocks]
 

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..model import bundled_path, load_experiment, read_toml
+from ..model import bundled_path, read_toml
 from ..provenance import atomic_write_text, provenance, write_csv
-from ..simulation import Simulation
+from ..runner import Cache, Job, run_job, run_jobs
 
 SEED = 1
 XEON_2017_CORES = 72  # aws-instances: i3.metal 72 threads (as models/hosts/xeon-2017.toml)
@@ -58,43 +56,23 @@ class VJob:
     seed: int = SEED
     inline: str | None = None  # json of an experiment dict with inline [host]/[architecture]/[workload]
 
+    def job(self) -> Job:
+        """The run as the shared runner takes it, keeping its per-stage table."""
+        return Job(self.host, self.architecture, self.workload, self.sets, self.duration_s, self.warmup_s, self.seed,
+                   tag=self.key, spec=None if self.inline is None else json.loads(self.inline), stages=True)
+
 
 def run_vjob(job: VJob) -> dict[str, Any]:
-    spec = json.loads(job.inline) if job.inline else None
-    exp = load_experiment(spec, host=job.host, architecture=job.architecture, workload=job.workload,
-                          sets=job.sets, duration_s=job.duration_s, warmup_s=job.warmup_s, seed=job.seed)
-    res = Simulation(exp).run()
-    d = res.to_dict()
-    d["stages"] = res.stages()
-    d["vcpus"] = res.compiled.vcpus
-    d["key"] = job.key
-    return d
+    """One run here: its result dict with the per-stage table, and its key."""
+    return run_job(job.job()) | {"key": job.key}
 
 
-def run_vjobs(jobs: Sequence[VJob], *, workers: int | None = None, progress: bool = False) -> dict[str, dict[str, Any]]:
-    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), desc="validation", leave=False, delay=2.0)
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        if workers <= 1:
-            results = map(run_vjob, jobs)
-            for r in results:
-                out[r["key"]] = r
-                if bar is not None:
-                    bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for r in pool.map(run_vjob, jobs, chunksize=1):
-                    out[r["key"]] = r
-                    if bar is not None:
-                        bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-    return out
+def run_vjobs(jobs: Sequence[VJob], *, workers: int | None = None, progress: bool = False,
+              cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Every run by key, on the runner's pool (stopped at once by Ctrl-C), cached when a
+    cache is given."""
+    res = run_jobs([j.job() for j in jobs], workers=workers, progress=progress, desc="validation", cache=cache)
+    return {j.key: r | {"key": j.key} for j, r in zip(jobs, res)}
 
 
 # ----------------------------------------------------------------------------- rows
@@ -510,12 +488,13 @@ C5_BLOCK_ON_EBS = ("architecture.paths.blk_read.stages.2.on=ebs", "architecture.
 
 def _irq_rate(r: dict[str, Any]) -> float:
     done = sum(s["services"] for s in r["stages"] if s["stage"] == ELI_IRQ_STAGE)  # interrupts, not packets
-    return done / r["duration_s"] / r["vcpus"]
+    return done / r["duration_s"] / r["resources"]["vcpu"]["units"]
 
 
-def validate(*, quick: bool = False, workers: int | None = None, progress: bool = False) -> list[Row]:
+def validate(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+             cache: Cache | None = None) -> list[Row]:
     """Runs every target's emulation and returns one row per published figure."""
-    res = run_vjobs(_jobs(quick), workers=workers, progress=progress)
+    res = run_vjobs(_jobs(quick), workers=workers, progress=progress, cache=cache)
     rows: list[Row] = []
 
     # --- eli ---------------------------------------------------------------------
@@ -972,11 +951,12 @@ most CPU-bound bundled tier, both bundled, on `xeon-2017`.
 """
 
 
-def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False,
+              cache: Cache | None = None) -> dict[str, Any]:
     """Runs the validation and writes ``validation.csv`` and ``validation.md`` into ``out``."""
     out = Path(out)
     t0 = time.perf_counter()
-    rows = validate(quick=quick, workers=workers, progress=progress)
+    rows = validate(quick=quick, workers=workers, progress=progress, cache=cache)
     wall = time.perf_counter() - t0
     models = ([("host", "xeon-2017")] + [("workload", w) for w in
               ("packet-echo", "kv-cache", "cloud-mix", "compute", "pktgen-rx", "pktgen-tx", "bulk-rx")]

@@ -5,7 +5,6 @@ progress=, cache=)`` in turn; each writes its CSVs (with provenance) and figures
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,5 @@ def reproduce_all(out: Path, *, quick: bool = False, workers: int | None = None,
         if only and name not in only:
             continue
         mod = importlib.import_module(f"{__name__}.{name}")
-        kw: dict[str, Any] = {"quick": quick, "workers": workers, "progress": progress}
-        if "cache" in inspect.signature(mod.reproduce).parameters:
-            kw["cache"] = cache
-        summaries[name] = mod.reproduce(out, **kw)
+        summaries[name] = mod.reproduce(out, quick=quick, workers=workers, progress=progress, cache=cache)
     return summaries

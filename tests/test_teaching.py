@@ -147,3 +147,7 @@ def test_5_a_sleeping_core_and_what_polling_buys(tmp_path: Path, capsys: pytest.
     polls = [float(r["host_cycles.poll"]) for r in rows]
     assert means == pytest.approx([14.5, 11.2, 4.9, 3.0], abs=0.1)
     assert polls == pytest.approx([0.0, 0.28, 0.82, 0.98], abs=0.01)
+    wakes = [float(r["host_cycles.wake"]) for r in rows]
+    p99s = [float(r["pkts.p99_us"]) for r in rows]
+    assert wakes[0] == pytest.approx(0.18, abs=0.01) and wakes[-1] < 0.001
+    assert p99s[:3] == pytest.approx([43, 43, 43], abs=1.0) and p99s[3] == pytest.approx(3.5, abs=0.3)

@@ -163,7 +163,8 @@ def replication_seeds(seed0: int, n: int) -> list[int]:
     return out
 
 
-PERCENTILES = {"p99_us": 0.99, "p999_us": 0.999}
+# the percentile measures (as measures() and sweep tables name them) and their quantiles
+PERCENTILES = {"p50_us": 0.50, "p99_us": 0.99, "p999_us": 0.999}
 
 
 # Measures named CYCLES + CATEGORY are a category's fraction of all host cycles. A run

@@ -73,12 +73,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
 from .result import categories
-from .stats import mean_ci, replication_seeds, thin_tail
+from .stats import PERCENTILES, mean_ci, replication_seeds, thin_tail
 
 LEVEL = 0.95
 FLOW_MEASURES = (("throughput_per_s", None), ("completed", None), ("mean_us", "mean"), ("p50_us", "p50"),
                  ("p99_us", "p99"), ("p999_us", "p999"))
-QUANTILE_OF = {"p50_us": 0.50, "p99_us": 0.99, "p999_us": 0.999}  # the percentile columns a summary judges
 FIXED_COLUMNS = ("point", "replication", "seed")
 MAX_POINTS = 1_000_000  # a range's point count, a sample's size
 MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
@@ -516,13 +515,13 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tupl
     by_point: dict[int, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_point.setdefault(int(r["point"]), []).append(r)
-    def judged(m: str) -> tuple[str, float] | None:  # (its flow's completions column, quantile) of a percentile
+    judged = {}  # percentile column -> (its flow's completions column, its quantile)
+    for m in measures:
         flow, _, what = m.rpartition(".")
-        return (f"{flow}.completed", QUANTILE_OF[what]) if what in QUANTILE_OF and f"{flow}.completed" in measures \
-            else None
-
+        if what in PERCENTILES and f"{flow}.completed" in measures:
+            judged[m] = (f"{flow}.completed", PERCENTILES[what])
     out_cols = ["point", *varied, "replications",
-                *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail",) if judged(m) else ())))]
+                *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail",) if m in judged else ())))]
     out = []
     for p in sorted(by_point):
         group = by_point[p]
@@ -530,9 +529,10 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tupl
         for m in measures:
             mean, half, _ = mean_ci95(r[m] for r in group)
             row[m], row[f"{m}_ci95"] = mean, half
-            if j := judged(m):  # 1: some replication had too few requests beyond it (biased low)
-                done = [r[j[0]] for r in group if r[j[0]] is not None]
-                row[f"{m}_thin_tail"] = int(bool(done) and any(thin_tail(c, j[1]) for c in done))
+            if m in judged:  # 1: some replication had too few requests beyond it (biased low)
+                col, q = judged[m]
+                done = [r[col] for r in group if r[col] is not None]
+                row[f"{m}_thin_tail"] = int(bool(done) and any(thin_tail(c, q) for c in done))
         out.append(row)
     return out_cols, out
 

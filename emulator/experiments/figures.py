@@ -83,6 +83,12 @@ def _think(load: float) -> str:
     return f'workload.flows.0.think_us={{ dist = "exp", mean = {mean_us:.6g} }}'
 
 
+def _offered(load: float) -> tuple[str, str]:
+    """The overrides that offer ``load`` x bare metal's capacity: CLIENTS clients, each
+    thinking an exponential time between requests."""
+    return f"workload.flows.0.clients={CLIENTS}", _think(load)
+
+
 def _window(quick: bool) -> tuple[float, float]:
     return (0.01, 0.004) if quick else (0.03, 0.01)
 
@@ -90,9 +96,10 @@ def _window(quick: bool) -> tuple[float, float]:
 def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any],
              tails: dict[str, tuple[Any, float]] | None = None) -> list[dict[str, Any]]:
     """One row per point: each measure's mean and t-interval half-width over the point's
-    replications, every one of which must give it a finite value (bar a percentile flagged thin). ``tails`` names the percentile measures, each with the function giving a
-    run's completions of the flow it is read from and its quantile: ``NAME_thin_tail`` is 1
-    when some replication had too few requests beyond it (its bar is not to be trusted)."""
+    replications, every one of which must give it a finite value (bar a percentile flagged
+    thin). ``tails`` names the percentile measures, each with the function giving a run's
+    completions of the flow it is read from and its quantile: ``NAME_thin_tail`` is 1 when
+    some replication had too few requests beyond it (its bar is not to be trusted)."""
     groups: dict[Any, list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault(key_of(r), []).append(r)
@@ -123,7 +130,7 @@ def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = 
     loads = LOADS_QUICK if quick else LOADS
     # at the CDFs' load the runs also keep their stage tables: the latency breakdown's runs,
     # which then come from the cache
-    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(x)), dur, warm, s, tag=(a, x, i),
+    jobs = [Job(HOST, a, WORKLOAD, _offered(x), dur, warm, s, tag=(a, x, i),
                 stages=x == CDF_LOAD) for a in HOCKEY_ARCHS for x in loads for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="hockey sticks", cache=cache)
     rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
@@ -141,7 +148,7 @@ def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = 
 def cdfs(*, quick: bool = False, workers: int | None = None, progress: bool = False,
          cache: Cache | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(CDF_LOAD)), dur * 2, warm, SEED,
+    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD), dur * 2, warm, SEED,
                 tag=a) for a in HOCKEY_ARCHS]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency CDFs", cache=cache)
     return [{"architecture": r["tag"], "quantile": q, "latency_us": v,
@@ -400,7 +407,7 @@ def latency_breakdown(*, quick: bool = False, workers: int | None = None, progre
     dur, warm = _window(quick)
     reps = replications or (2 if quick else 3)
     seeds = replication_seeds(SEED, reps)
-    jobs = [Job(HOST, a, WORKLOAD, (f"workload.flows.0.clients={CLIENTS}", _think(CDF_LOAD)), dur, warm, s,
+    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD), dur, warm, s,
                 tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency breakdown", cache=cache)
     runs = [{"tag": r["tag"], "mean_us": r["flows"]["mix"]["latency_us"]["mean"], **breakdown(r)} for r in res]

@@ -363,9 +363,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     check_output_path(a.out, what="vemu reproduce", flag="--out", directory=True)
     if a.cache is not None:
         check_output_path(a.cache, what="vemu reproduce", flag="--cache", directory=True)
-    cache = Cache(a.cache or DEFAULT_CACHE)
-    if a.no_cache:
-        cache = _WriteOnlyCache(cache)
+    cache = Cache(a.cache or DEFAULT_CACHE, read=not a.no_cache)
     summaries = reproduce_all(a.out, quick=a.quick, workers=a.workers, progress=not a.quiet and sys.stderr.isatty(),
                               cache=cache, only=tuple(a.only))
     head = summaries.get("headline", {}).get("headline") if isinstance(summaries.get("headline"), dict) else None
@@ -384,17 +382,6 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
                   + (f"; not: {'; '.join(failed)}" if failed else ""))
     print(f"wrote {a.out}")
     return 0
-
-
-class _WriteOnlyCache:
-    def __init__(self, inner: Any):
-        self.inner = inner
-
-    def get(self, key: str) -> None:
-        return None
-
-    def put(self, key: str, payload: Any) -> None:
-        self.inner.put(key, payload)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -64,7 +65,11 @@ class Job:
 
 def run_job(job: Job) -> dict[str, Any]:
     """Runs one job; the result dict has no wall-clock fields (it must be reproducible)."""
-    res = Simulation(job.experiment()).run()
+    return _run(job, job.experiment())
+
+
+def _run(job: Job, exp: Any) -> dict[str, Any]:
+    res = Simulation(exp).run()
     d = res.to_dict()
     d.pop("wall_s", None)
     if job.stages:
@@ -104,7 +109,10 @@ def job_key(job: Job) -> str:
     The seed is the one the run uses: ``job.seed``, or the experiment file's when the job
     leaves it to the file (``seed=None``), exactly as the window is the resolved one. A job
     asking for the stage table (``stages``) has a key of its own: its result has more in it."""
-    exp = job.experiment()
+    return _key(job, job.experiment())
+
+
+def _key(job: Job, exp: Any) -> str:
     blob = json.dumps({"spec": exp.digest(full=True), "seed": exp.seed, "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash()} | ({"stages": True} if job.stages else {}),
                       sort_keys=True)
@@ -112,15 +120,21 @@ def job_key(job: Job) -> str:
 
 
 class Cache:
-    """Finished results on disk, one JSON file per key, written atomically."""
+    """Finished results on disk, one JSON file per key, written atomically.
 
-    def __init__(self, root: Path | str = DEFAULT_CACHE):
+    ``read=False`` makes a cache that is written but never read (``--no-cache``: every run
+    is recomputed, and the new results still refresh the cache)."""
+
+    def __init__(self, root: Path | str = DEFAULT_CACHE, *, read: bool = True):
         self.root = Path(root)
+        self.read = read
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        if not self.read:
+            return None
         p = self._path(key)
         try:
             entry = json.loads(p.read_text(encoding="utf-8"))
@@ -203,48 +217,74 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     results: list[dict[str, Any] | None] = [None] * len(jobs)
-    keys: list[str | None] = [None] * len(jobs)
-    todo = []
-    for i, j in enumerate(jobs):
-        if cache is not None:
-            keys[i] = job_key(j)
-            hit = cache.get(keys[i])  # type: ignore[arg-type]
-            if hit is not None:
-                # what the job itself adds to a result (run_job): an entry may have been
-                # computed by another job with the same key (the same overrides spelt otherwise)
-                hit["sets"] = list(j.sets)
-                hit["tag"] = j.tag
-                results[i] = hit
-                continue
-        todo.append(i)
     bar = None
-    if progress and todo:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc=desc, leave=False, delay=2.0)
 
-    def done(i: int, r: dict[str, Any]) -> None:
+    def done(i: int, key: str | None, r: dict[str, Any], hit: bool) -> None:
         results[i] = r
-        if cache is not None:
-            cache.put(keys[i], r)  # type: ignore[arg-type]
-        if on_result is not None:
-            on_result(i, r)
+        if not hit:
+            if cache is not None:
+                cache.put(key, r)  # type: ignore[arg-type]
+            if on_result is not None:
+                on_result(i, r)
         if bar is not None:
             bar.update()
 
-    workers = min(len(todo), workers if workers is not None else (os.cpu_count() or 1))
     try:
         if executor == "dask":
+            # the cluster is sent only what the cache lacks, each task keyed by its cache key
+            keys: list[str | None] = [None] * len(jobs)
+            todo = []
+            for i, j in enumerate(jobs):
+                keys[i] = job_key(j) if cache is not None else None
+                hit = cache.get(keys[i]) if cache is not None else None  # type: ignore[arg-type]
+                if hit is not None:
+                    results[i] = _own(hit, j)
+                else:
+                    todo.append(i)
+            bar = _bar(progress, len(todo), desc)
             if todo:
-                _run_dask(jobs, todo, keys, done, scheduler=scheduler, client=client)
-        elif workers <= 1:
-            for i in todo:
-                done(i, run_job(jobs[i]))
-        elif todo:
-            pool_run(run_job, [jobs[i] for i in todo], workers, lambda k, r: done(todo[k], r))
+                _run_dask(jobs, todo, keys, lambda i, r: done(i, keys[i], r, False), scheduler=scheduler, client=client)
+        else:
+            # each worker loads its job once, for both the cache key and the run, and looks
+            # the key up itself: the parent does no per-job work but store what comes back
+            bar = _bar(progress, len(jobs), desc)
+            workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+            if workers <= 1:
+                for i, j in enumerate(jobs):
+                    done(i, *_fetch_or_run(j, cache))
+            elif jobs:
+                pool_run(partial(_fetch_or_run, cache=cache), jobs, workers, lambda i, kr: done(i, *kr))
     finally:
         if bar is not None:
             bar.close()
     return results  # type: ignore[return-value]
+
+
+def _fetch_or_run(job: Job, cache: Cache | None) -> tuple[str | None, dict[str, Any], bool]:
+    """One job on a local worker: its cache key (None without a cache), its result, and
+    whether that came from the cache."""
+    exp = job.experiment()
+    key = _key(job, exp) if cache is not None else None
+    hit = cache.get(key) if key is not None else None  # type: ignore[union-attr]
+    if hit is not None:
+        return key, _own(hit, job), True
+    return key, _run(job, exp), False
+
+
+def _own(hit: dict[str, Any], job: Job) -> dict[str, Any]:
+    """A cached result as ``job`` would have computed it: the entry may come from another
+    job with the same key (the same overrides spelt otherwise), so what the job itself adds
+    to a result (see :func:`run_job`) is its own."""
+    hit["sets"] = list(job.sets)
+    hit["tag"] = job.tag
+    return hit
+
+
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    if not (progress and total):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, delay=2.0)
 
 
 EXECUTORS = ("local", "dask")
@@ -306,10 +346,7 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
         for f in distributed.as_completed(list(futures)):
             r = f.result()
             for i in futures.pop(f):
-                mine = dict(r)
-                mine["sets"] = list(jobs[i].sets)
-                mine["tag"] = jobs[i].tag
-                done(i, mine)
+                done(i, _own(dict(r), jobs[i]))
     except BaseException:
         if futures:
             try:

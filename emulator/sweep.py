@@ -665,7 +665,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .cli import UsageError, _WriteOnlyCache, check_output_path
+    from .cli import UsageError, check_output_path
     from .runner import DEFAULT_CACHE, Cache
 
     varied = {t.split("=", 1)[0].strip() for t in a.vary}
@@ -692,9 +692,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         except ImportError:
             raise UsageError("vemu sweep: --executor dask needs dask.distributed, which is not installed: "
                              "pip install 'vemu[dask]'") from None
-    cache: Any = Cache(a.cache or DEFAULT_CACHE)
-    if a.no_cache:
-        cache = _WriteOnlyCache(cache)
+    cache = Cache(a.cache or DEFAULT_CACHE, read=not a.no_cache)
     computed = []
     table = sweep(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, vary=a.vary, sets=a.sets,
                   sample=a.sample, sample_seed=a.sample_seed, replications=a.replications, seed=a.seed,

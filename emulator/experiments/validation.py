@@ -397,7 +397,11 @@ XDP_LAT_MISS = {
           "E5-1650 v4, and the log's other direction averaged 61 us, not 82: the table was left as the kernel "
           "has it rather than fitted. (The kernel's own tables put server parts' C6 exits at 82-88 us for Ivy "
           "Bridge-EP, ivt_cstates, and 133 us for Haswell/Broadwell and Skylake-SP, intel-idle-bdw; the paper's "
-          "~80-90 us lies in that span, but the E5-1650 v4's entry is 133.)"),
+          "~80-90 us lies in that span, but the E5-1650 v4's entry is 133. That entry, like the others, is the "
+          "worst case of a wake-up from package C6, every core of the socket asleep, as the unloaded DUT's may "
+          "well have been; a core waking from core C6 alone is quicker: on Ice Lake-SP the firmware lists 41 us "
+          "for that and Intel measured 128 us from package C6, intel-idle-icx. No such pair is published for "
+          "Broadwell, so the row keeps 133.)"),
     1_000_000: ("at 1 us between packets no state's target residency fits and the governor takes C1 (2 us, "
                 "intel_idle's worst case). Only the packets that find the core asleep (about a third) wait for "
                 "it; the rest queue behind a wake-up already under way or find the core busy, so the mean "
@@ -408,8 +412,14 @@ XDP_LAT_MISS = {
                 "to the means (bin midpoints), so the ~4 us difference is a shift of the body: nearly every XDP "
                 "packet takes ~4 us longer (body means ~6-7 vs ~2-3 us within the log's integer rounding). A "
                 "per-packet delay in the interrupt path of that size is what interrupt moderation would add (a "
-                "mean wait of about half its interval), but the test's mlx5 moderation setting is not stated and "
-                "the driver's default is adaptive (net_dim), so no interval can be sourced and nothing was added"),
+                "mean wait of about half its interval), but the test's mlx5 moderation setting is not stated. "
+                "The driver's defaults span the answer: with adaptive moderation on (mlx5e turns it on wherever "
+                "the device supports it) net_dim starts at 8 us and moves among profiles of 2-64 us "
+                "(CQE-based) or 1-256 us (EQE-based) as it measures the traffic, and without it the period is "
+                "3 us (CQE-based) or 16 us (EQE-based) (linux-mlx5e-moderation, linux-net-dim). A mean wait of "
+                "half the period is then anywhere from ~1 to ~32 us at 1 Mpps; the measured ~4 us is what the "
+                "8 us starting profile would give, but which profile net_dim held during the test is not "
+                "recorded, so no interval can be sourced and nothing was added"),
 }
 
 

@@ -22,7 +22,7 @@ DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 # Modules that add a subcommand: each has register(subparsers), which adds its parser and
 # sets `func` (a callable taking the parsed args and returning an exit status) as default.
-PLUGINS = ("emulator.theory", "emulator.compare", "emulator.sweep")
+PLUGINS = ("emulator.theory", "emulator.compare", "emulator.sweep", "emulator.show")
 
 
 class UsageError(Exception):

@@ -7,17 +7,14 @@ a colon, or `assumption:`.
 """
 
 import re
-import tomllib
 
 import pytest
 
+from emulator.citations import CITATION, code_and_comment, gives_number, numbers, sources
 from emulator.model import MODELS_DIR, REQUIRED_PATHS, bundled, load
 
-SOURCES = tomllib.loads((MODELS_DIR / "sources.toml").read_text())
 MODEL_FILES = sorted(p for d in ("hosts", "architectures", "workloads") for p in (MODELS_DIR / d).glob("*.toml"))
-NUMBER_VALUE = re.compile(r"=\s*\[?\s*[-+]?(\d|inf\b|nan\b)")
-STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
-CITATION = re.compile(r"([A-Za-z][\w.+-]*):")
+SOURCES = sources()
 
 
 def test_the_lineup_is_bundled():
@@ -53,45 +50,21 @@ def test_source_lists_name_known_sources(kind):
             assert key in SOURCES, f"{kind} {name}: unknown source '{key}'"
 
 
-def _code_and_comment(line):
-    """Splits a TOML line into code and comment, ignoring '#' inside strings."""
-    code = STRING.sub(lambda m: '""' if m.group(0).startswith('"') else "''", line)
-    if "#" not in code:
-        return code, ""
-    i = code.index("#")
-    # find the same '#' in the original line: strings were replaced by equal-or-shorter text
-    # so search from the right for the comment start that leaves balanced quotes
-    j = len(line) - (len(code) - i)
-    while j >= 0 and line[j] != "#":
-        j -= 1
-    return code[:i], line[j + 1:]
-
-
 @pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_number_is_traced(path):
-    bad = []
-    in_multiline = False
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.count('"""') % 2 == 1:
-            in_multiline = not in_multiline
-            continue
-        if in_multiline:
-            continue
-        code, comment = _code_and_comment(line)
-        if not NUMBER_VALUE.search(code):
-            continue
-        keys = CITATION.findall(comment)
-        if not any(k == "assumption" or k in SOURCES for k in keys):
-            bad.append(f"{path.name}:{n}: {line.strip()[:90]}")
+    bad = [f"{path.name}:{n.line}: {n.code[:90]}" for n in numbers(path) if not n.traced]
     assert not bad, "numbers without a source or `assumption:` comment:\n" + "\n".join(bad)
 
 
 def test_the_tracing_check_can_fail(tmp_path):
     line = "cores = 8"
-    assert NUMBER_VALUE.search(_code_and_comment(line)[0])
-    assert not CITATION.findall(_code_and_comment(line)[1])
-    code, comment = _code_and_comment('name = "a # b"  # assumption: why')
-    assert not NUMBER_VALUE.search(code) and "assumption" in CITATION.findall(comment)
+    assert gives_number(code_and_comment(line)[0])
+    assert not CITATION.findall(code_and_comment(line)[1])
+    code, comment = code_and_comment('name = "a # b = 5"  # assumption: why')
+    assert not gives_number(code) and "assumption" in CITATION.findall(comment)
+    f = tmp_path / "m.toml"
+    f.write_text("cores = 8\nghz = 2.3  # li2020: traced\n")
+    assert [n.traced for n in numbers(f)] == [False, True]
 
 
 def test_the_experiment_files_models_readme_shows_are_valid(tmp_path):

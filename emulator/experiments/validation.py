@@ -867,7 +867,7 @@ and not re-chosen; (2) the metric must not be confounded by a device other than 
 bounding either side, so on kv-cache, where bare metal is bound by its 25 Gb/s transmit
 link, the rows compare host CPU cost per request (non-idle host cycles / completed
 requests) instead of throughput. Whenever both runs are CPU-bound on the same cores the two
-metrics coincide (on cloud-mix emulated is 1.58x slower by either). For the record, the
+metrics coincide (on cloud-mix emulated is 1.59x slower by either). For the record, the
 throughput ratios on kv-cache were 1.72x (full emulation) and 0.579 (xen-pv) when the rows
 were switched to CPU cost (today 1.72x and 0.730). Paravirtualisation is also reported on `cloud-mix` (the
 headline), by throughput, as before.
@@ -884,7 +884,7 @@ because this row missed. It misses again since the transmit path's grant maps we
 (2,811 + 870 + 3,064: the page grant-mapped and unmapped), where it was ~2,075 (1,819 read
 at 2.3 GHz + a 256-cycle copy), and the row reads the value above.
 Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
-metal, its transmit link at ~97%; on kv-cache and web bare metal is bound by the 25 Gb/s
+metal, its transmit link at ~91%; on kv-cache and web bare metal is bound by the 25 Gb/s
 transmit link, so a throughput overhead would read 0). Since the NIC is modelled as two
 one-way 25 Gb/s links (earlier: one link with two lanes, which let a one-way stream use
 50 Gb/s), kv-cache's bare-metal baseline is NIC-bound, which lowers the full-emulation

@@ -40,8 +40,19 @@ def test_the_sheets_commands_are_the_ones_checked_here() -> None:
                 "vemu run --host xeon-2017 -a xen-pv -w kv-cache --set workload.flows.0.clients=1 --trace 1",
                 "vemu run --host xeon-2017 -a nitro  -w kv-cache --set workload.flows.0.clients=1 --trace 1",
                 "vemu run examples/idle-states.toml --set workload.flows.0.rate_per_s=1000",
-                "--vary host.halt_poll_us=0,20,100,400"):
+                "--vary host.halt_poll_us=0,20,100,400",
+                "vemu show xen-pv --host xeon-2017", "vemu show xen-pv --assumptions"):
         assert cmd in SHEET, cmd
+
+
+def test_2d_where_the_costs_come_from(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "xen-pv", "--json"]) == 0
+    nums = json.loads(capsys.readouterr().out)["numbers"]
+    (rx,) = [n for n in nums if n["key"] == "params.netback_rx_cycles"]
+    assert rx["value"] == "2208" and rx["sources"] == ["martins2017"]
+    alone = {n["key"] for n in nums if n["key"].startswith("params.") and n["assumption"] and not n["sources"]}
+    assert alone == {"params.tx_stack_cycles", "params.blkback_cycles", "params.blk_copy_per_byte"}
+    assert "netback_rx_cycles = 2208, 0.96 us" in _text(capsys, "show", "xen-pv", "--host", "xeon-2017")
 
 
 def test_1_dom0_bounds_xen_and_the_vcpus_bound_nitro(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,155 +1,218 @@
-"""``vemu show MODEL``: one model's numbers and where each comes from, and its paths.
+"""``vemu show MODEL``: one model's paths and numbers, and where each number comes from.
 
-For a teacher, the request paths of an architecture stage by stage, with what each stage
-costs and which ``--set`` name changes it. For a researcher, the audit DESIGN.md promises:
-every number of the model file beside the source it cites (resolved from
+For a teacher, an architecture's request paths stage by stage, with what each stage costs
+and which ``--set`` name changes it. For a researcher, the audit DESIGN.md promises: every
+number of the model file beside the sources its comment cites (resolved from
 models/sources.toml) or the assumption it rests on, and ``--assumptions`` to list only the
-numbers no source backs.
+numbers no source backs. An experiment file shows its host, architecture and workload.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from ._core import ModelError
-from .citations import Number, numbers, sources
-from .model import KIND_DIRS, PARSERS, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled, bundled_path, load, read_toml
+from .citations import Number, key_str, numbers, sources
+from .model import (KIND_DIRS, PARSERS, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled,
+                    bundled_path, load, load_experiment, read_toml)
 
 KINDS = tuple(KIND_DIRS)
 PAGE_BYTES_MAX = 4294967295  # the engine's byte limit: a stage whose page is this long counts one page
-_PAIR = re.compile(r"([A-Za-z_]\w*)\s*=\s*([-+]?(?:\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?|inf|nan))")
+Model = Host | Architecture | Workload
 
 
-def resolve(name: str, kind: str | None) -> tuple[str, Host | Architecture | Workload, Path]:
-    """The model NAME names: a bundled model (of ``kind``, or of whichever kind has it) or a
-    model file (its kind from ``kind`` or its keys)."""
-    p = Path(name)
+class Shown:
+    """One model to show: its kind, the parsed model, the file its numbers are in, and the
+    table of that file it sits under ("" for a model file, e.g. "architecture" for an
+    experiment file's inline architecture)."""
+
+    def __init__(self, kind: str, model: Model, file: Path, prefix: str = ""):
+        self.kind, self.model, self.file, self.prefix = kind, model, file, prefix
+
+
+def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Shown]:
+    """What NAME names: a bundled model (of ``kind``, or of whichever kind has that name), a
+    model file (its kind from ``kind`` or its keys), or an experiment file (its models)."""
     if name.endswith(".toml") or "/" in name or "\\" in name:
+        p = Path(name)
+        if p.is_dir():
+            raise ModelError("is a folder; give a model file or a bundled name", file=name)
         if not p.is_file():
             raise ModelError("no such model file", file=name)
         data = read_toml(p)
+        if kind is None and (set(data) & {"experiment", "set"} or
+                             any(isinstance(data.get(k), dict) for k in KINDS)):
+            return _experiment(p, data)
         if kind is None:
             kind = ("architecture" if "paths" in data else "workload" if "flows" in data
                     else "host" if "ghz" in data else None)
             if kind is None:
-                raise ModelError("cannot tell the model's kind (no `paths`, `flows` or `ghz`); give --kind "
-                                 f"({', '.join(KINDS)})", file=name)
-        return kind, PARSERS[kind](data, str(p)), p  # type: ignore[operator]
+                raise ModelError("cannot tell the model's kind (no `paths`, `flows` or `ghz`, and not an "
+                                 f"experiment); give --kind ({', '.join(KINDS)})", file=name)
+        return [Shown(kind, PARSERS[kind](data, str(p)), p)]  # type: ignore[operator]
     kinds = [kind] if kind else [k for k in KINDS if name in bundled(k)]
     if not kinds:
         known = "; ".join(f"{k}s: {', '.join(bundled(k))}" for k in KINDS)
-        raise ModelError(f"no bundled model '{name}' (a name from `vemu list`, or a model file path); {known}")
+        raise ModelError(f"no bundled model '{name}' (a name from `vemu list`, or a model file path); {known}",
+                         key=flag)
     if len(kinds) > 1:
-        raise ModelError(f"'{name}' is a bundled {' and a '.join(kinds)}; say which with --kind")
-    path = bundled_path(kinds[0], name, key="vemu show")
-    return kinds[0], load(kinds[0], name), path
+        raise ModelError(f"'{name}' is a bundled {' and a '.join(kinds)}; say which with --kind", key=flag)
+    path = bundled_path(kinds[0], name, key=flag)
+    return [Shown(kinds[0], load(kinds[0], name), path)]
 
 
-def _value(n: Number) -> str:
-    """What the line sets: the value of a key line, the number pairs of an inline table."""
-    code = n.code.rstrip(",").strip()
-    if code.startswith("{"):
-        return ", ".join(f"{k} = {v}" for k, v in _PAIR.findall(code))
-    return code.split("=", 1)[1].strip() if "=" in code else code
-
-
-def _from(n: Number) -> str:
-    parts = list(n.cites) + (["assumption"] if n.assumption else [])
-    return ", ".join(parts) if parts else "NOT TRACED"
-
-
-def _cost(v: Any, params: dict[str, float], ghz: float | None, unit: str = "cycles") -> str:
-    """A stage's cost as written, with the number a param name stands for (and microseconds
-    at the host's clock when there is a host)."""
-    if isinstance(v, Dist_):
-        mean = _cost(v.mean, params, ghz, unit)
-        return f"{v.dist}(mean {mean}{f', cv {v.cv:g}' if v.cv else ''})"
-    if isinstance(v, str):
-        if v in params:
-            num = params[v]
-            us = f", {num / (ghz * 1e3):.3g} us" if ghz and unit == "cycles" else ""
-            return f"{v} = {num:g}{us}"
-        return f"{v} (a host param)" if ghz is None else f"{v} (not defined)"
-    us = f" ({v / (ghz * 1e3):.3g} us)" if ghz and unit == "cycles" and v else ""
-    return f"{v:g} {unit}{us}" if unit else f"{v:g}"
-
-
-def _stage_line(s: Stage, params: dict[str, float], ghz: float | None) -> str:
-    bits = [f"on {s.on}" if s.on else "no resource"]
-    if s.cycles not in (0, 0.0):
-        bits.append(_cost(s.cycles, params, ghz))
-    if s.per_byte not in (0, 0.0):
-        bits.append(f"+ {_cost(s.per_byte, params, None, '')} per byte")
-    if s.per_page not in (0, 0.0):
-        beyond = _cost(s.unpaged_bytes, params, None, "B")
-        if s.page_bytes >= PAGE_BYTES_MAX:  # one "page" however long: once per request with such a rest
-            bits.append(f"+ {_cost(s.per_page, params, ghz)} once if the request has more than {beyond}")
-        else:
-            bits.append(f"+ {_cost(s.per_page, params, ghz)} per {s.page_bytes:g} B page"
-                        + (f" beyond the first {beyond}" if s.unpaged_bytes else ""))
-    if s.delay_us not in (0, 0.0):
-        bits.append(f"delay {_cost(s.delay_us, params, None, 'us')}")
-    if s.cycles or s.per_byte or s.per_page:
-        bits.append(f"-> {s.account}")
-    for flag, val, show in (("batch", s.batch, s.batch > 1), ("priority", s.priority, s.priority),
-                            ("throttle", f"{s.throttle_us} us", s.throttle_us), ("fork", s.fork, s.fork),
-                            ("direction", s.direction, s.direction)):
-        if show:
-            bits.append(f"{flag} {val}")
-    return f"{s.name}: " + "; ".join(bits)
-
-
-def _flows(flows: Any, params: dict[str, float], ghz: float | None) -> dict[str, Any]:
-    out = {}
-    for f in flows:
-        arrival = (f"closed, {f.clients} clients" if f.arrival == "closed"
-                   else f"{f.arrival}, {f.rate_per_s:g}/s{' per vCPU' if f.per_vcpu else ''}")
-        out[f.name] = {"arrival": arrival, "classes": {
-            c.name: {"weight": c.weight, "steps": [
-                (f"path {st.path}, {_cost(st.bytes, params, None, 'B')}" + (f" x {st.count}" if st.count > 1 else ""))
-                if isinstance(st, PathStep) else _stage_line(st, params, ghz) for st in c.steps]}
-            for c in f.classes}}
+def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
+    exp = load_experiment(p)  # validates the whole experiment, as `vemu run` would
+    out = []
+    for kind in KINDS:
+        model = getattr(exp, kind)
+        inline = isinstance(data.get(kind), dict)
+        out.append(Shown(kind, model, p if inline else Path(model.file), kind if inline else ""))
     return out
 
 
-def describe(kind: str, model: Host | Architecture | Workload, path: Path, host: Host | None = None) -> dict[str, Any]:
-    """Everything ``vemu show`` prints, as plain data."""
-    nums = numbers(path)
+def _num(v: float) -> str:
+    return f"{v:g}"
+
+
+class _Pricer:
+    """Writes a stage's costs: the param a name stands for, its value, and microseconds at
+    the clock of the resource it runs on (the host's, or an offload card's own)."""
+
+    def __init__(self, params: dict[str, float], host: Host | None, arch: Architecture | None):
+        self.params = params
+        self.host = host
+        self.clock = {r.name: r.ghz for r in (arch.resources if arch else ()) if r.ghz}
+
+    def ghz(self, on: str | None) -> float | None:
+        return self.clock.get(on or "") or (self.host.ghz if self.host else None)
+
+    def value(self, v: Any, unit: str, ghz: float | None = None) -> str:
+        """``v`` (a number, a param name or a distribution) in ``unit``; cycles also in us."""
+        if isinstance(v, Dist_):
+            return f"{v.dist}(mean {self.value(v.mean, unit, ghz)}{f', cv {v.cv:g}' if v.cv else ''})"
+        name = ""
+        if isinstance(v, str):
+            if v not in self.params:
+                return f"{v} (a host param; --host gives its value)" if self.host is None else f"{v} (not defined)"
+            name, v = f"{v} = ", self.params[v]
+        us = f", {v / (ghz * 1e3):.3g} us" if unit == "cycles" and ghz and v else ""
+        return f"{name}{_num(v)} {unit}{us}"
+
+    def stage(self, s: Stage) -> str:
+        ghz = self.ghz(s.on)
+        bits = [f"on {s.on}" if s.on else "no resource"]
+        if s.cycles not in (0, 0.0):
+            bits.append(self.value(s.cycles, "cycles", ghz))
+        if s.per_byte not in (0, 0.0):
+            bits.append(f"+ {self.value(s.per_byte, 'cycles')} per byte")
+        if s.per_page not in (0, 0.0):
+            beyond = self.value(s.unpaged_bytes, "B")
+            if s.page_bytes >= PAGE_BYTES_MAX:  # one "page" however long: once per request with such a rest
+                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz)} once if the request has more than {beyond}")
+            else:
+                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz)} per {_num(s.page_bytes)} B page"
+                            + (f" beyond the first {beyond}" if s.unpaged_bytes else ""))
+        if s.delay_us not in (0, 0.0):
+            bits.append(f"delay {self.value(s.delay_us, 'us')}")
+        if s.cycles or s.per_byte or s.per_page:
+            bits.append(f"-> {s.account}")
+        if s.batch > 1:
+            bits.append(f"batch {s.batch}")
+        if s.priority:
+            bits.append(f"priority {s.priority}")
+        if s.throttle_us not in (0, 0.0):
+            bits.append(f"throttle {self.value(s.throttle_us, 'us')}")
+        if s.fork:
+            bits.append(f"fork {s.fork}")
+        if s.direction:
+            bits.append(f"direction {s.direction}")
+        return f"{s.name}: " + "; ".join(bits)
+
+    def flows(self, flows: Any) -> dict[str, Any]:
+        out = {}
+        for f in flows:
+            arrival = (f"closed, {f.clients} clients" if f.arrival == "closed"
+                       else f"{f.arrival}, {f.rate_per_s:g}/s{' per vCPU' if f.per_vcpu else ''}")
+            out[f.name] = {"arrival": arrival, "classes": {
+                c.name: {"weight": c.weight, "steps": [
+                    f"path {st.path}, {self.value(st.bytes, 'B')}" + (f" x {st.count}" if st.count > 1 else "")
+                    if isinstance(st, PathStep) else self.stage(st) for st in c.steps]}
+                for c in f.classes}}
+        return out
+
+
+def _label(data: Any, key: tuple[Any, ...]) -> str:
+    """The name (or path) of the list item the numbers sit in, e.g. a stage's name."""
+    node, label = data, ""
+    for k in key:
+        try:
+            node = node[k]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(k, int) and isinstance(node, dict):
+            v = node.get("name", node.get("path"))
+            label = v if isinstance(v, str) else ""  # an unnamed item: not its parent's name
+    return label
+
+
+def _row(n: Number, data: Any) -> dict[str, Any]:
+    rest = [(leaf.key[len(n.path):], leaf.text) for leaf in n.leaves]
+    value = ", ".join(f"{key_str(k)} = {t}" if k else t for k, t in rest)
+    return {"line": n.line, "key": n.key, "label": _label(data, n.path), "value": value,
+            "numbers": {key_str(leaf.key): leaf.text for leaf in n.leaves}, "sources": list(n.cites),
+            "assumption": n.assumption, "comment": n.comment}
+
+
+def describe(shown: Shown, host: Host | None = None) -> dict[str, Any]:
+    """Everything ``vemu show`` prints for one model, as plain data."""
+    kind, model = shown.kind, shown.model
+    data = tomllib.loads(shown.file.read_text(encoding="utf-8"))
+    nums = [n for n in numbers(shown.file) if not shown.prefix or n.leaves[0].key[0] == shown.prefix]
     src = sources()
-    cited = list(dict.fromkeys(k for n in nums for k in n.cites) | dict.fromkeys(
-        k for k in getattr(model, "sources", ()) if k in src))
+    cited = dict.fromkeys([k for n in nums for k in n.cites] + [k for k in model.sources if k in src])
     out: dict[str, Any] = {
-        "kind": kind, "name": model.name, "summary": model.summary, "file": str(path),
-        "numbers": [{"line": n.line, "key": n.key, "label": n.label, "value": _value(n), "sources": list(n.cites),
-                     "assumption": n.assumption, "comment": n.comment} for n in nums],
+        "kind": kind, "name": model.name, "summary": model.summary, "file": str(shown.file),
+        "numbers": [_row(n, data) for n in nums],
         "counts": {"numbers": len(nums), "sourced": sum(bool(n.cites) for n in nums),
                    "assumption_only": sum(n.assumption and not n.cites for n in nums),
                    "untraced": sum(not n.traced for n in nums)},
         "sources": {k: {f: src[k][f] for f in ("title", "authors", "year", "tag", "where") if f in src[k]}
                     for k in cited},
     }
+    if shown.prefix:
+        out["table"] = shown.prefix
     if isinstance(model, Architecture):
-        params = dict(host.params) if host else {}
-        params.update(model.params)
-        ghz = host.ghz if host else None
+        pricer = _Pricer(_params(host, model), host, model)
         out["host"] = host.name if host else None
-        out["paths"] = {p: [_stage_line(s, params, ghz) for s in stages] for p, stages in model.paths.items()}
+        out["paths"] = {p: [pricer.stage(s) for s in stages] for p, stages in model.paths.items()}
         out["reserve"] = {"cores": model.reserve_cores, "memory_gib": model.reserve_memory_gib}
         out["resources"] = {r.name: {"kind": r.kind, "units": r.units, "on_host": r.on_host,
                                      **({"ghz": r.ghz} if r.ghz else {})} for r in model.resources}
-        out["flows"] = _flows(model.background, params, ghz)
+        out["flows"] = pricer.flows(model.background)
     elif isinstance(model, Workload):
-        out["flows"] = _flows(model.flows, dict(model.params), None)
+        out["host"] = host.name if host else None
+        out["flows"] = _Pricer(_params(host, model), host, None).flows(model.flows)
     else:
-        out["devices"] = {d.name: {"kind": d.kind, "units": d.units} for d in model.devices}  # type: ignore[union-attr]
+        out["devices"] = {d.name: {"kind": d.kind, "units": d.units} for d in model.devices}
         out["params"] = dict(model.params)
     return out
+
+
+def _params(host: Host | None, model: Architecture | Workload) -> dict[str, float]:
+    """The params a stage may name, as the engine merges them (and refuses a clash, as it does)."""
+    params = dict(host.params) if host else {}
+    for k in model.params:
+        if k in params:
+            raise ModelError(f"param '{k}' is defined by both the host and the {'architecture' if isinstance(model, Architecture) else 'workload'}; "
+                             "the engine refuses this pair (rename one)", file=str(model.file), key=f"params.{k}")
+    return params | dict(model.params)
 
 
 def _wrap(text: str, indent: int, width: int = 100) -> str:
@@ -158,74 +221,84 @@ def _wrap(text: str, indent: int, width: int = 100) -> str:
 
 def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
     c = d["counts"]
-    lines = [f"{d['kind']} {d['name']}: {d['summary']}", f"  file: {d['file']}",
-             f"  {c['numbers']} numbers: {c['sourced']} cite a source, {c['assumption_only']} rest on an "
-             f"assumption alone" + (f", {c['untraced']} NOT TRACED" if c["untraced"] else ""), ""]
-    if d["kind"] == "architecture" and not assumptions_only:
-        r = d["reserve"]
-        lines.append(f"reserve: {r['cores']} cores, {r['memory_gib']:g} GiB withheld from tenants")
-        for name, res in d["resources"].items():
-            where = "on the host" if res["on_host"] else "off the host (its cycles are not host cycles)"
-            lines.append(f"resource {name}: {res['kind']} x {res['units']}"
-                         + (f" at {res['ghz']:g} GHz" if res.get("ghz") else "") + f", {where}")
-        lines += ["", "paths (stage by stage; a name is a param: change it with --set NAME=VALUE)"
-                  + (f", costs at {d['host']}'s clock" if d.get("host") else "; --host resolves host params") + ":"]
-        for p, stages in d["paths"].items():
-            lines.append(f"  {p}")
-            lines += [f"    {i}. {s}" for i, s in enumerate(stages, 1)]
-        lines.append("")
-    if d.get("flows") and not assumptions_only:
-        lines.append("flows:" if d["kind"] == "workload" else "background flows (the architecture's own work):")
-        for f, fl in d["flows"].items():
-            lines.append(f"  {f} ({fl['arrival']})")
-            for cname, cl in fl["classes"].items():
-                lines.append(f"    {cname} (weight {cl['weight']:g})")
-                lines += [f"      {i}. {s}" for i, s in enumerate(cl["steps"], 1)]
-        lines.append("")
+    where = f"{d['file']}" + (f", table [{d['table']}]" if d.get("table") else "")
+    lines = [f"{d['kind']} {d['name']}: {d['summary']}", f"  file: {where}",
+             f"  {c['numbers']} line{'' if c['numbers'] == 1 else 's'} give{'s' if c['numbers'] == 1 else ''} numbers: "
+             f"{c['sourced']} cite a source, {c['assumption_only']} rest on "
+             f"an assumption alone" + (f", {c['untraced']} NOT TRACED" if c["untraced"] else ""), ""]
+    if not assumptions_only:
+        if d["kind"] == "architecture":
+            r = d["reserve"]
+            lines.append(f"reserve: {r['cores']} cores, {r['memory_gib']:g} GiB withheld from tenants")
+            for name, res in d["resources"].items():
+                at = "on the host" if res["on_host"] else "off the host (its cycles are not host cycles)"
+                lines.append(f"resource {name}: {res['kind']} x {res['units']}"
+                             + (f" at {res['ghz']:g} GHz" if res.get("ghz") else "") + f", {at}")
+            lines += ["", "paths (stage by stage; a name is a param: change it with --set NAME=VALUE)"
+                      + (f", microseconds at {d['host']}'s clock or the resource's own" if d.get("host")
+                         else "; --host gives the host's params and clock") + ":"]
+            for p, stages in d["paths"].items():
+                lines.append(f"  {p}")
+                lines += [f"    {i}. {s}" for i, s in enumerate(stages, 1)]
+            lines.append("")
+        if d.get("flows"):
+            lines.append("flows:" if d["kind"] == "workload" else "background flows (the architecture's own work):")
+            for f, fl in d["flows"].items():
+                lines.append(f"  {f} ({fl['arrival']})")
+                for cname, cl in fl["classes"].items():
+                    lines.append(f"    {cname} (weight {cl['weight']:g})")
+                    lines += [f"      {i}. {s}" for i, s in enumerate(cl["steps"], 1)]
+            lines.append("")
     rows = [n for n in d["numbers"] if not assumptions_only or (n["assumption"] and not n["sources"])]
-    lines.append("numbers resting on an assumption alone:" if assumptions_only else "every number and where it comes from:")
+    lines.append("numbers resting on an assumption alone:" if assumptions_only
+                 else "every number and where it comes from:")
     if not rows:
         lines.append("  none")
     for n in rows:
-        what = n["key"] + (f' "{n["label"]}"' if n["label"] else "")
-        lines.append(f"  {n['line']:>4}  {what}{': ' if n['key'].endswith(']') else ' = '}{n['value']}   [{', '.join(n['sources'] + (['assumption'] if n['assumption'] else [])) or 'NOT TRACED'}]")
+        what = n["key"] + (f' ("{n["label"]}")' if n["label"] else "")
+        trace = ", ".join(n["sources"] + (["assumption"] if n["assumption"] else [])) or "NOT TRACED"
+        lines.append(f"  {n['line']:>4}  {what}{' = ' if len(n['numbers']) == 1 else ': '}{n['value']}   [{trace}]")
         if n["comment"]:
             lines.append(_wrap(n["comment"], 8))
-    shown = dict.fromkeys(k for n in rows for k in n["sources"]) if assumptions_only else d["sources"]
-    if shown:
+    if d["sources"] and not assumptions_only:
         lines += ["", "sources (models/sources.toml):"]
-        for k in shown:
-            s = d["sources"][k]
+        for k, s in d["sources"].items():
             lines.append(_wrap(f"{k}: {s.get('authors', '?')}, \"{s['title']}\", {s['year']}"
                                + (f" [{s['tag']}]" if s.get("tag") else ""), 2))
     return "\n".join(lines)
 
 
 def cmd_show(a: argparse.Namespace) -> int:
-    kind, model, path = resolve(a.model, a.kind)
+    shown = resolve(a.model, a.kind)
     host = None
     if a.host is not None:
-        if kind != "architecture":
+        if any(s.kind == "host" for s in shown):
             from .cli import UsageError
-            raise UsageError("vemu show: --host resolves an architecture's costs; it does not apply to a "
-                             f"{kind}")
-        host = resolve(a.host, "host")[1]  # type: ignore[assignment]
-    d = describe(kind, model, path, host)  # type: ignore[arg-type]
-    if a.json:
-        if a.assumptions:
+            raise UsageError("vemu show: --host prices an architecture's or a workload's stages; it does not "
+                             "apply to a host" + (" (an experiment file names its own)" if len(shown) > 1 else ""))
+        host = resolve(a.host, "host", flag="--host")[0].model
+    elif len(shown) > 1:
+        host = next(s.model for s in shown if s.kind == "host")
+    ds = [describe(s, host) for s in shown]  # type: ignore[arg-type]
+    if a.assumptions:
+        for d in ds:
             d["numbers"] = [n for n in d["numbers"] if n["assumption"] and not n["sources"]]
-        json.dump(d, sys.stdout, indent=1)
+            d["sources"] = {}
+    if a.json:
+        json.dump(ds[0] if len(ds) == 1 else {"experiment": a.model, "models": ds}, sys.stdout, indent=1)
         print()
     else:
-        print(render(d, assumptions_only=a.assumptions))
+        print("\n\n".join(render(d, assumptions_only=a.assumptions) for d in ds))
     return 0
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("show", help="a model's paths and numbers, each with its source or assumption")
-    p.add_argument("model", help="a bundled host, architecture or workload (see `vemu list`), or a model file")
+    p.add_argument("model", help="a bundled host, architecture or workload (see `vemu list`), a model file, "
+                                 "or an experiment file")
     p.add_argument("--kind", choices=KINDS, help="the model's kind, when a name or file leaves it open")
-    p.add_argument("--host", help="an architecture's costs at this host's params and clock (bundled name or file)")
-    p.add_argument("--assumptions", action="store_true", help="list only the numbers no source backs")
+    p.add_argument("--host", help="price stages at this host's params and clock (bundled name or file)")
+    p.add_argument("--assumptions", action="store_true",
+                   help="list only the numbers no source backs (counts stay the whole file's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)

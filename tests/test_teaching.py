@@ -52,7 +52,7 @@ def test_2d_where_the_costs_come_from(capsys: pytest.CaptureFixture[str]) -> Non
     assert rx["value"] == "2208" and rx["sources"] == ["martins2017"]
     alone = {n["key"] for n in nums if n["key"].startswith("params.") and n["assumption"] and not n["sources"]}
     assert alone == {"params.tx_stack_cycles", "params.blkback_cycles", "params.blk_copy_per_byte"}
-    assert "netback_rx_cycles = 2208, 0.96 us" in _text(capsys, "show", "xen-pv", "--host", "xeon-2017")
+    assert "netback_rx_cycles = 2208 cycles, 0.96 us" in _text(capsys, "show", "xen-pv", "--host", "xeon-2017")
 
 
 def test_1_dom0_bounds_xen_and_the_vcpus_bound_nitro(capsys: pytest.CaptureFixture[str]) -> None:

@@ -193,3 +193,74 @@ def test_a_file_of_no_known_kind_asks_for_kind(tmp_path, capsys):
     f.write_text('name = "x"\n')
     assert main(["show", str(f)]) == 2
     assert "give --kind" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- any document, any layout
+# A random document, written out with random but valid TOML layout choices: the scanner
+# must find exactly tomllib's numbers in it, each on its own line.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_KEYS = st.sampled_from(["a", "b-1", "c_2", "3", "x y", "p.q", "it's", 'say "hi"', "#k", "[k]"])
+_NUMS = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True, width=32))
+_STRS = st.text(alphabet=st.sampled_from(list("ab #=[]{},'\"\\\n.") + ["\u2028"]), max_size=8)
+_SCALARS = st.one_of(_NUMS, _STRS, st.booleans())
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=8)
+
+
+def _key(draw, k):
+    if k.replace("-", "").replace("_", "").isalnum() and " " not in k:
+        return k
+    if "'" not in k and draw(st.booleans()):
+        return f"'{k}'"
+    return '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _num(draw, v):
+    if isinstance(v, float) and v != v:
+        return draw(st.sampled_from(["nan", "+nan", "-nan"]))
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return ("-" if v < 0 else draw(st.sampled_from(["", "+"]))) + "inf"
+    if isinstance(v, int) and v >= 0 and draw(st.booleans()):
+        return draw(st.sampled_from([f"{v:_}", hex(v), oct(v).replace("0o", "0o"), bin(v)]))
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def _str(draw, v):
+    if "\n" in v or "\u2028" in v or draw(st.booleans()):
+        esc = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\u2028", "\\u2028")
+        return f'"{esc}"'
+    if "'" not in v:
+        return f"'{v}'"
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _value(draw, v):
+    nl = "\n" if draw(st.booleans()) else " "
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return _num(draw, v)
+    if isinstance(v, str):
+        return _str(draw, v)
+    if isinstance(v, list):
+        items = [_value(draw, x) for x in v]
+        comment = "  # a 'comment' [with = 1] \"quotes\"\n" if draw(st.booleans()) else nl
+        return "[" + comment + ("," + nl).join(items) + ("," if items and draw(st.booleans()) else "") + nl + "]"
+    return "{ " + ", ".join(f"{_key(draw, k)} = {_value(draw, x)}" for k, x in v.items()) + " }"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.dictionaries(_KEYS, _VALUES, max_size=4), st.dictionaries(_KEYS, _VALUES, max_size=3),
+       st.lists(st.dictionaries(_KEYS, _VALUES, max_size=3), max_size=2))
+def test_the_scanner_agrees_with_tomllib_on_any_document(data, top, table, aot):
+    draw = data.draw
+    lines = [f"{_key(draw, k)} = {_value(draw, v)}  # {k}: note" for k, v in top.items()]
+    lines.append("[ t . \"sub table\" ]  # a header comment")
+    lines += [f"{_key(draw, k)}={_value(draw, v)}" for k, v in table.items()]
+    for item in aot:
+        lines.append("[[t.arr]]")
+        lines += [f"{_key(draw, k)} = {_value(draw, v)}" for k, v in item.items()]
+    _check_against_tomllib("\n".join(lines) + "\n")

@@ -23,6 +23,7 @@ from .model import (KIND_DIRS, PARSERS, Architecture, Dist_, Host, PathStep, Sta
                     bundled_path, load, load_experiment, read_toml)
 
 KINDS = tuple(KIND_DIRS)
+DEFAULT_SENSITIVITY = Path(__file__).resolve().parent.parent / "results" / "sensitivity.csv"
 PAGE_BYTES_MAX = 4294967295  # the engine's byte limit: a stage whose page is this long counts one page
 Model = Host | Architecture | Workload
 
@@ -75,6 +76,39 @@ def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
         inline = isinstance(data.get(kind), dict)
         out.append(Shown(kind, model, p if inline else Path(model.file), kind if inline else ""))
     return out
+
+
+def sensitivity_marks(csv_path: Path) -> tuple[dict[tuple[str, str], dict[tuple[Any, ...], list[dict[str, Any]]]], str]:
+    """What the sensitivity study (its CSV, as `vemu reproduce` writes it) did with each
+    number of the bundled models: (kind, model name) -> path in that model -> the ranges
+    that moved it, per architecture. Also a line saying where the figures come from."""
+    from .experiments.sensitivity import HOST, WORKLOAD, expand_key, load_ranges, locate
+    from .provenance import read_csv
+
+    if not csv_path.is_file():
+        raise ModelError("no sensitivity results here; `vemu reproduce --only sensitivity` writes them",
+                         file=str(csv_path))
+    _, rows, prov = read_csv(csv_path)
+    ranges = {r.label: r for r in load_ranges()}
+    raws: dict[str, Any] = {}
+    marks: dict[tuple[str, str], dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
+    for row in rows:
+        a, rng = row.get("architecture", ""), ranges.get(row.get("parameter", ""))
+        if rng is None or a not in bundled("architecture"):
+            continue  # a range renamed or an architecture removed since the CSV was written
+        if a not in raws:
+            raws[a] = load_experiment(host=HOST, architecture=a, workload=WORKLOAD).raw
+        entry = {"architecture": a, "range": rng.label, "low": float(row["low_value"]),
+                 "high": float(row["high_value"]), "usable_at_low": float(row["usable_at_low"]),
+                 "usable_at_high": float(row["usable_at_high"]), "baseline": float(row["baseline"]),
+                 "swing": float(row["swing"]), "scale": rng.scale}
+        for k in rng.keys:
+            for concrete in expand_key(raws[a], k, rng.match):
+                kind, path = locate(raws[a], concrete)
+                name = {"host": HOST, "architecture": a, "workload": WORKLOAD}[kind]
+                marks.setdefault((kind, name), {}).setdefault(path, []).append(entry)
+    rev = prov.get("git_revision", "?")
+    return marks, f"{csv_path}, git {str(rev)[:12]}, {HOST} and {WORKLOAD} at saturation"
 
 
 def _num(v: float) -> str:
@@ -170,8 +204,9 @@ def _row(n: Number, data: Any) -> dict[str, Any]:
             "assumption": n.assumption, "comment": n.comment}
 
 
-def describe(shown: Shown, host: Host | None = None) -> dict[str, Any]:
-    """Everything ``vemu show`` prints for one model, as plain data."""
+def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """Everything ``vemu show`` prints for one model, as plain data; with ``marks`` (from
+    :func:`sensitivity_marks`) each number also says what the sensitivity study did with it."""
     kind, model = shown.kind, shown.model
     data = tomllib.loads(shown.file.read_text(encoding="utf-8"))
     nums = [n for n in numbers(shown.file) if not shown.prefix or n.leaves[0].key[0] == shown.prefix]
@@ -179,7 +214,7 @@ def describe(shown: Shown, host: Host | None = None) -> dict[str, Any]:
     cited = dict.fromkeys([k for n in nums for k in n.cites] + [k for k in model.sources if k in src])
     out: dict[str, Any] = {
         "kind": kind, "name": model.name, "summary": model.summary, "file": str(shown.file),
-        "numbers": [_row(n, data) for n in nums],
+        "numbers": [_row(n, data) for n in nums],  # sensitivity entries added below
         "counts": {"numbers": len(nums), "sourced": sum(bool(n.cites) for n in nums),
                    "assumption_only": sum(n.assumption and not n.cites for n in nums),
                    "untraced": sum(not n.traced for n in nums)},
@@ -188,6 +223,17 @@ def describe(shown: Shown, host: Host | None = None) -> dict[str, Any]:
     }
     if shown.prefix:
         out["table"] = shown.prefix
+    if marks is not None:
+        # only the bundled file itself: a copy with the same name may say anything
+        mine = marks.get((kind, model.name), {}) if not shown.prefix and _is_bundled(kind, model.name, shown.file) else {}
+        for n, row in zip(nums, out["numbers"]):
+            row["sensitivity"] = [e for leaf in n.leaves for e in mine.get(leaf.key, [])]
+        rows = out["numbers"]
+        alone = [n for n in rows if n["assumption"] and not n["sources"]]
+        out["sensitivity_coverage"] = {
+            "lines_varied": sum(bool(n["sensitivity"]) for n in rows),
+            "assumption_only_varied": sum(bool(n["sensitivity"]) for n in alone),
+            "assumption_only_not_varied": [n["key"] for n in alone if not n["sensitivity"]]}
     if isinstance(model, Architecture):
         pricer = _Pricer(_params(host, model), host, model)
         out["host"] = host.name if host else None
@@ -205,6 +251,10 @@ def describe(shown: Shown, host: Host | None = None) -> dict[str, Any]:
     return out
 
 
+def _is_bundled(kind: str, name: str, file: Path) -> bool:
+    return name in bundled(kind) and bundled_path(kind, name).resolve() == file.resolve()
+
+
 def _params(host: Host | None, model: Architecture | Workload) -> dict[str, float]:
     """The params a stage may name, as the engine merges them (and refuses a clash, as it does)."""
     params = dict(host.params) if host else {}
@@ -219,13 +269,47 @@ def _wrap(text: str, indent: int, width: int = 100) -> str:
     return textwrap.fill(text, width=width, initial_indent=" " * indent, subsequent_indent=" " * indent)
 
 
+def _swing_text(d: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """What the sensitivity study did with one line's numbers."""
+    out = []
+    for label in dict.fromkeys(e["range"] for e in entries):
+        es = [e for e in entries if e["range"] == label]
+        e = max(es, key=lambda e: e["swing"])
+        rng = f"x{e['low']:g} to x{e['high']:g}" if e["scale"] else f"{e['low']:g} to {e['high']:g}"
+        if d["kind"] == "architecture":
+            out.append(f"sensitivity: '{label}' from {rng} puts the usable fraction at {e['usable_at_low']:.3f} "
+                       f"and {e['usable_at_high']:.3f} (baseline {e['baseline']:.3f})")
+        else:
+            out.append(f"sensitivity: '{label}' from {rng} moves the usable fraction by up to {e['swing']:.3f} "
+                       f"({e['architecture']}, baseline {e['baseline']:.3f}; {len(es)} architecture"
+                       f"{'' if len(es) == 1 else 's'} varied)")
+    return "; ".join(out)
+
+
+def _coverage(d: dict[str, Any]) -> list[str]:
+    """Which of the model's numbers the sensitivity study varies, and which it leaves alone."""
+    cov, c = d.get("sensitivity_coverage"), d["counts"]
+    if not cov or not cov["lines_varied"]:
+        return [_wrap(f"sensitivity study ({d['sensitivity_source']}): varies nothing in this file", 2)]
+    out = [_wrap(f"sensitivity study ({d['sensitivity_source']}): varies {cov['lines_varied']} of the "
+                 f"{c['numbers']} lines, {cov['assumption_only_varied']} of the {c['assumption_only']} resting "
+                 f"on an assumption alone", 2)]
+    if cov["assumption_only_not_varied"]:
+        out.append(_wrap("assumption-only lines it does not vary (its ranges are the numbers the headline could "
+                         "turn on: models/sensitivity.toml): " + ", ".join(cov["assumption_only_not_varied"]), 4))
+    return out
+
+
 def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
     c = d["counts"]
     where = f"{d['file']}" + (f", table [{d['table']}]" if d.get("table") else "")
     lines = [f"{d['kind']} {d['name']}: {d['summary']}", f"  file: {where}",
              f"  {c['numbers']} line{'' if c['numbers'] == 1 else 's'} give{'s' if c['numbers'] == 1 else ''} numbers: "
              f"{c['sourced']} cite a source, {c['assumption_only']} rest on "
-             f"an assumption alone" + (f", {c['untraced']} NOT TRACED" if c["untraced"] else ""), ""]
+             f"an assumption alone" + (f", {c['untraced']} NOT TRACED" if c["untraced"] else "")]
+    if "sensitivity_source" in d:
+        lines += _coverage(d)
+    lines.append("")
     if not assumptions_only:
         if d["kind"] == "architecture":
             r = d["reserve"]
@@ -260,6 +344,8 @@ def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
         lines.append(f"  {n['line']:>4}  {what}{' = ' if len(n['numbers']) == 1 else ': '}{n['value']}   [{trace}]")
         if n["comment"]:
             lines.append(_wrap(n["comment"], 8))
+        if n.get("sensitivity"):
+            lines.append(_wrap(_swing_text(d, n["sensitivity"]), 8))
     if d["sources"] and not assumptions_only:
         lines += ["", "sources (models/sources.toml):"]
         for k, s in d["sources"].items():
@@ -279,7 +365,11 @@ def cmd_show(a: argparse.Namespace) -> int:
         host = resolve(a.host, "host", flag="--host")[0].model
     elif len(shown) > 1:
         host = next(s.model for s in shown if s.kind == "host")
-    ds = [describe(s, host) for s in shown]  # type: ignore[arg-type]
+    marks, source = sensitivity_marks(Path(a.sensitivity)) if a.sensitivity is not None else (None, "")
+    ds = [describe(s, host, marks) for s in shown]  # type: ignore[arg-type]
+    if marks is not None:
+        for d in ds:
+            d["sensitivity_source"] = source
     if a.assumptions:
         for d in ds:
             d["numbers"] = [n for n in d["numbers"] if n["assumption"] and not n["sources"]]
@@ -300,5 +390,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", help="price stages at this host's params and clock (bundled name or file)")
     p.add_argument("--assumptions", action="store_true",
                    help="list only the numbers no source backs (counts stay the whole file's)")
+    p.add_argument("--sensitivity", nargs="?", const=str(DEFAULT_SENSITIVITY), metavar="CSV",
+                   help="also say what the sensitivity study did with each number: its range and how far it "
+                        "moved the headline (default: results/sensitivity.csv)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)

@@ -23,7 +23,7 @@ RANGES = S.load_ranges()
 
 def _bundled_values(rng, raw):
     """The bundled values of a range's keys in one experiment's raw models."""
-    return [S.bundled_value(raw, c) for k in rng.keys for c in S._expand(raw, k, rng.match)]
+    return [S.bundled_value(raw, c) for k in rng.keys for c in S.expand_key(raw, k, rng.match)]
 
 
 RAWS = {a: load_experiment(host=HOST, architecture=a, workload=WORKLOAD).raw for a in ARCHITECTURES}

@@ -264,3 +264,43 @@ def test_the_scanner_agrees_with_tomllib_on_any_document(data, top, table, aot):
         lines.append("[[t.arr]]")
         lines += [f"{_key(draw, k)} = {_value(draw, v)}" for k, v in item.items()]
     _check_against_tomllib("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- --sensitivity
+
+def test_every_sensitivity_row_lands_on_a_line_of_the_models_it_varied():
+    # every (architecture, range) row of the committed study is shown on some line of the
+    # study's host, that architecture or the study's workload: the mapping from `--set`
+    # keys (names or indices) to lines loses nothing
+    from emulator.experiments.sensitivity import HOST, WORKLOAD
+    from emulator.provenance import read_csv
+    from emulator.show import DEFAULT_SENSITIVITY, describe, resolve, sensitivity_marks
+
+    marks, _ = sensitivity_marks(DEFAULT_SENSITIVITY)
+    _, rows, _ = read_csv(DEFAULT_SENSITIVITY)
+    shown = {name: describe(resolve(name, None)[0], None, marks) for name in (HOST, WORKLOAD)}
+    for a in bundled("architecture"):
+        want = {r["parameter"] for r in rows if r["architecture"] == a}
+        ds = [describe(resolve(a, None)[0], None, marks), *shown.values()]
+        got = {e["range"] for d in ds for n in d["numbers"] for e in n["sensitivity"] if e["architecture"] == a}
+        assert got == want, a
+
+
+def test_a_sensitivity_row_is_shown_on_its_lines(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    csv.write_text("# git_revision: abc\narchitecture,parameter,low_value,high_value,usable_at_low,usable_at_high,"
+                   "baseline,swing,key,noise\nxen-pv,netback Rx per packet,1081,3091,0.6,0.4,0.5,0.2,netback_rx_cycles,0\n"
+                   "xen-pv,reserved cores for dom0,4,12,0.3,0.7,0.5,0.4,architecture.reserve.cores,0\n")
+    assert main(["show", "xen-pv", "--sensitivity", str(csv), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    marked = {n["key"]: [e["range"] for e in n["sensitivity"]] for n in d["numbers"] if n["sensitivity"]}
+    # reserve.cores and dom0's cores are one quantity (`also` in sensitivity.toml)
+    assert marked == {"params.netback_rx_cycles": ["netback Rx per packet"], "reserve.cores": ["reserved cores for dom0"],
+                      "resources.dom0.cores": ["reserved cores for dom0"]}
+    assert d["sensitivity_coverage"]["lines_varied"] == 3
+    assert main(["show", "xen-pv", "--sensitivity", str(csv)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the text is wrapped
+    assert "'netback Rx per packet' from 1081 to 3091 puts the usable fraction at 0.600 and 0.400 (baseline 0.500)" in out
+    assert main(["show", "xen-pv", "--sensitivity", str(tmp_path / "none.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "none.csv: no sensitivity results here" in err and err.count("\n") == 1

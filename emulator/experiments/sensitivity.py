@@ -127,7 +127,7 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
 
 # ----------------------------------------------------------------------------- expanding keys
 
-def _expand(raw: Mapping[str, Any], key: str, match: Any) -> list[str]:
+def expand_key(raw: Mapping[str, Any], key: str, match: Any) -> list[str]:
     """Concrete ``--set`` keys for ``key`` in this experiment's raw models; [] if absent."""
     parts = key.split(".")
     if len(parts) == 1:  # a param name: present if the host, architecture or workload defines it
@@ -160,6 +160,27 @@ def _expand(raw: Mapping[str, Any], key: str, match: Any) -> list[str]:
     return found
 
 
+def locate(raw: Mapping[str, Any], concrete: str) -> tuple[str, tuple[Any, ...]]:
+    """Where a concrete key (as :func:`expand_key` gives it) sits: the model kind that holds
+    it and the path in that model's data, list items by index (a param name: its
+    ``params`` entry)."""
+    if "." not in concrete:
+        return next(kind for kind in KINDS if concrete in raw[kind].get("params", {})), ("params", concrete)
+    kind, *parts = concrete.split(".")
+    node: Any = raw[kind]
+    path: list[Any] = []
+    for part in parts:
+        if isinstance(node, list):
+            i = int(part) if part.lstrip("-").isdigit() else next(
+                j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == part)
+            i %= len(node)
+            node, part = node[i], i
+        else:
+            node = node[part]
+        path.append(part)
+    return kind, tuple(path)
+
+
 def _fmt_value(v: float) -> str:
     return str(v) if isinstance(v, int) else repr(float(v))  # a TOML int or float, as the table gives it
 
@@ -171,7 +192,7 @@ def _param(raw: Mapping[str, Any], name: str) -> Any:
 
 
 def bundled_value(raw: Mapping[str, Any], concrete: str) -> Any:
-    """The bundled value at a concrete key (as :func:`_expand` gives it): a param's value, or
+    """The bundled value at a concrete key (as :func:`expand_key` gives it): a param's value, or
     the leaf at a dotted path (the param's value where a stage names one)."""
     if "." not in concrete:
         return _param(raw, concrete)
@@ -189,7 +210,7 @@ def set_strings(rng: Range, raw: Mapping[str, Any], value: float) -> tuple[str, 
     for a scale range ``value`` is a factor on each key's bundled value."""
     keys: list[str] = []
     for k in rng.keys:
-        keys += _expand(raw, k, rng.match)
+        keys += expand_key(raw, k, rng.match)
     if rng.scale:
         return tuple(f"{k}={_fmt_value(float(bundled_value(raw, k)) * value)}" for k in keys)
     return tuple(f"{k}={_fmt_value(value)}" for k in keys)

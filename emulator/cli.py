@@ -90,7 +90,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options every command that runs one experiment shares: overrides, window, seed.
     The numbers are checked as they are parsed, so an error names the flag (not the file)."""
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4); repeatable")
+                   help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4; a '*' stands "
+                        "for every key or list item: 'architecture.paths.*.stages.*.batch=1'); repeatable")
     p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window in simulated seconds")
     p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
     p.add_argument("--seed", type=seed_arg, help="random seed (default: the file's, else 1)")

@@ -720,6 +720,14 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
     if parts[0] == "workload" and "workload" not in raw:
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
                          file=file, key=f"set.{key}")
+    if "*" in parts[1:]:
+        targets = _glob(raw[parts[0]], parts[1:])
+        if not targets:
+            raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
+                             "and only keys the model already has are set", file=file, key=f"set.{key}")
+        for container, k in targets:
+            container[k] = value
+        return
     node: Any = raw[parts[0]]
     for i, p in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
@@ -749,6 +757,27 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                 node = node[p]
         else:
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
+
+
+def _glob(node: Any, parts: list[str]) -> list[tuple[Any, Any]]:
+    """Where a key path with ``*`` parts lands: (container, key) of every existing leaf it
+    matches. A ``*`` matches every key of a table or item of a list; other parts are keys,
+    list indices or list items' names, as in a plain path."""
+    p, rest = parts[0], parts[1:]
+    if isinstance(node, dict):
+        keys: list[Any] = list(node) if p == "*" else ([p] if p in node else [])
+    elif isinstance(node, list):
+        if p == "*":
+            keys = list(range(len(node)))
+        elif re.fullmatch(r"-?[0-9]+", p):
+            keys = [int(p)] if -len(node) <= int(p) < len(node) else []
+        else:
+            keys = [j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == p][:1]
+    else:
+        return []
+    if not rest:
+        return [(node, k) for k in keys]
+    return [t for k in keys for t in _glob(node[k], rest)]
 
 
 # ----------------------------------------------------------------------------- experiments

@@ -334,6 +334,9 @@ def test_name_must_equal_file_stem(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ("architecture..reserve=1", "set.architecture..reserve", "empty part"),
     ("architecture.=1", "set.architecture.", "empty part"),
     pytest.param("x=" + "[" * 5000 + "]" * 5000, "--set", "nested too deeply", id="value-nested-too-deeply"),
+    ("architecture.paths.*.stages.*.nosuch=1", "set.architecture.paths.*.stages.*.nosuch", "matches nothing"),
+    ("architecture.paths.*.stages.9.cycles=1", "set.architecture.paths.*.stages.9.cycles", "matches nothing"),
+    ("architecture.paths.*.stages.*.cycles=-1", f"{STAGE0}.cycles", "out of range"),
 ])
 def test_bad_set(setting: str, key: str, words: str) -> None:
     with pytest.raises(ModelError) as e:

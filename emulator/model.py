@@ -721,12 +721,12 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
                          file=file, key=f"set.{key}")
     if "*" in parts[1:]:
-        targets = _glob(raw[parts[0]], parts[1:])
-        if not targets:
+        concrete = expand_wildcards(raw, key)
+        if not concrete:
             raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
                              "and only keys the model already has are set", file=file, key=f"set.{key}")
-        for container, k in targets:
-            container[k] = value
+        for c in concrete:
+            _apply_set(raw, c, value, file)
         return
     node: Any = raw[parts[0]]
     for i, p in enumerate(parts[1:], 1):
@@ -759,25 +759,34 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
 
 
-def _glob(node: Any, parts: list[str]) -> list[tuple[Any, Any]]:
-    """Where a key path with ``*`` parts lands: (container, key) of every existing leaf it
-    matches. A ``*`` matches every key of a table or item of a list; other parts are keys,
-    list indices or list items' names, as in a plain path."""
-    p, rest = parts[0], parts[1:]
-    if isinstance(node, dict):
-        keys: list[Any] = list(node) if p == "*" else ([p] if p in node else [])
-    elif isinstance(node, list):
-        if p == "*":
-            keys = list(range(len(node)))
-        elif re.fullmatch(r"-?[0-9]+", p):
-            keys = [int(p)] if -len(node) <= int(p) < len(node) else []
-        else:
-            keys = [j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == p][:1]
-    else:
-        return []
-    if not rest:
-        return [(node, k) for k in keys]
-    return [t for k in keys for t in _glob(node[k], rest)]
+def expand_wildcards(raw: Mapping[str, Any], key: str, match: Any = None) -> list[str]:
+    """The plain keys a dotted key with ``*`` parts stands for in these raw models: a ``*``
+    matches every key of a table or item of a list (by index), other parts are kept as
+    written (keys, list indices or items' names), and only leaves the models have count;
+    with ``match``, only leaves whose value equals it."""
+    parts = key.split(".")
+    found: list[str] = []
+
+    def walk(node: Any, i: int, path: list[str]) -> None:
+        if i == len(parts):
+            if match is None or (not isinstance(node, (dict, list)) and node == match):
+                found.append(".".join(path))
+            return
+        p = parts[i]
+        if isinstance(node, dict):
+            for k in (list(node) if p == "*" else [p] if p in node else []):
+                walk(node[k], i + 1, path + [str(k)])
+        elif isinstance(node, list):
+            for j, v in enumerate(node):
+                if p == "*":
+                    walk(v, i + 1, path + [str(j)])
+                elif (p.lstrip("-").isdigit() and int(p) == j) or (isinstance(v, dict) and v.get("name") == p):
+                    walk(v, i + 1, path + [p])
+                    break
+
+    if parts[0] in raw:
+        walk(raw[parts[0]], 1, [parts[0]])
+    return found
 
 
 # ----------------------------------------------------------------------------- experiments

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .._core import ModelError
-from ..model import KINDS, MODELS_DIR, compile_experiment, load_experiment
+from ..model import KINDS, MODELS_DIR, compile_experiment, expand_wildcards, load_experiment
 from ..provenance import atomic_write_text, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 from .headline import ARCHITECTURES, HOST, SEED, WORKLOAD, checks
@@ -129,35 +129,11 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
 
 def expand_key(raw: Mapping[str, Any], key: str, match: Any) -> list[str]:
     """Concrete ``--set`` keys for ``key`` in this experiment's raw models; [] if absent."""
-    parts = key.split(".")
-    if len(parts) == 1:  # a param name: present if the host, architecture or workload defines it
+    if "." not in key:  # a param name: present if the host, architecture or workload defines it
         return [key] if any(key in raw[k].get("params", {}) for k in KINDS) else []
-    if parts[0] not in KINDS:
+    if key.split(".")[0] not in KINDS:
         return []
-    found: list[str] = []
-
-    def walk(node: Any, i: int, path: list[str]) -> None:
-        if i == len(parts):
-            if match is None or (not isinstance(node, (dict, list)) and node == match):
-                found.append(".".join(path))
-            return
-        p = parts[i]
-        if isinstance(node, dict):
-            items = list(node.items()) if p == "*" else ([(p, node[p])] if p in node else [])
-            for k, v in items:
-                walk(v, i + 1, path + [str(k)])
-        elif isinstance(node, list):
-            if p == "*":
-                for j, v in enumerate(node):
-                    walk(v, i + 1, path + [str(j)])
-            else:
-                for j, v in enumerate(node):
-                    if (p.lstrip("-").isdigit() and int(p) == j) or (isinstance(v, dict) and v.get("name") == p):
-                        walk(v, i + 1, path + [p])
-                        break
-
-    walk(raw[parts[0]], 1, [parts[0]])
-    return found
+    return expand_wildcards(raw, key, match)
 
 
 def locate(raw: Mapping[str, Any], concrete: str) -> tuple[str, tuple[Any, ...]]:

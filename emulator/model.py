@@ -721,12 +721,13 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
                          file=file, key=f"set.{key}")
     if "*" in parts[1:]:
-        concrete = expand_wildcards(raw, key)
-        if not concrete:
+        found = _wildcard_leaves(raw, parts)
+        if not found:
             raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
-                             "and only keys the model already has are set", file=file, key=f"set.{key}")
-        for c in concrete:
-            _apply_set(raw, c, value, file)
+                             "and only values the model already has (not tables or lists) are set",
+                             file=file, key=f"set.{key}")
+        for _, container, k in found:
+            container[k] = copy.deepcopy(value)  # each place its own value: a later --set may change one
         return
     node: Any = raw[parts[0]]
     for i, p in enumerate(parts[1:], 1):
@@ -759,34 +760,45 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
 
 
-def expand_wildcards(raw: Mapping[str, Any], key: str, match: Any = None) -> list[str]:
-    """The plain keys a dotted key with ``*`` parts stands for in these raw models: a ``*``
-    matches every key of a table or item of a list (by index), other parts are kept as
-    written (keys, list indices or items' names), and only leaves the models have count;
-    with ``match``, only leaves whose value equals it."""
-    parts = key.split(".")
-    found: list[str] = []
+def _list_index(node: list[Any], p: str) -> int | None:
+    """A list item as a key path names it: an index (negative from the end) or an item's name."""
+    if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: int() refuses '²', accepts '٣'
+        i = int(p)
+        return i % len(node) if -len(node) <= i < len(node) else None
+    return next((j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == p), None)
+
+
+def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None) -> list[tuple[list[str], Any, Any]]:
+    """Every value (not a table or list) a key path with ``*`` parts reaches in the raw
+    models: (the parts as written with each ``*`` replaced, the container, its key). A ``*``
+    matches every key of a table or item of a list (by index); other parts are keys, list
+    indices or items' names, as in a plain path; with ``match``, only values equal to it."""
+    found: list[tuple[list[str], Any, Any]] = []
 
     def walk(node: Any, i: int, path: list[str]) -> None:
-        if i == len(parts):
-            if match is None or (not isinstance(node, (dict, list)) and node == match):
-                found.append(".".join(path))
-            return
         p = parts[i]
         if isinstance(node, dict):
-            for k in (list(node) if p == "*" else [p] if p in node else []):
-                walk(node[k], i + 1, path + [str(k)])
+            steps = [(k, str(k)) for k in node] if p == "*" else ([(p, p)] if p in node else [])
         elif isinstance(node, list):
-            for j, v in enumerate(node):
-                if p == "*":
-                    walk(v, i + 1, path + [str(j)])
-                elif (p.lstrip("-").isdigit() and int(p) == j) or (isinstance(v, dict) and v.get("name") == p):
-                    walk(v, i + 1, path + [p])
-                    break
+            j = None if p == "*" else _list_index(node, p)
+            steps = [(k, str(k)) for k in range(len(node))] if p == "*" else ([] if j is None else [(j, p)])
+        else:
+            return
+        for k, written in steps:
+            if i + 1 < len(parts):
+                walk(node[k], i + 1, path + [written])
+            elif not isinstance(node[k], (dict, list)) and (match is None or node[k] == match):
+                found.append((path + [written], node, k))
 
-    if parts[0] in raw:
+    if parts[0] in raw and len(parts) > 1:
         walk(raw[parts[0]], 1, [parts[0]])
     return found
+
+
+def expand_wildcards(raw: Mapping[str, Any], key: str, match: Any = None) -> list[str]:
+    """The plain keys a dotted key with ``*`` parts stands for in these raw models (see
+    :func:`_wildcard_leaves`); each sets one value when given to ``--set``."""
+    return [".".join(path) for path, _, _ in _wildcard_leaves(raw, key.split("."), match)]
 
 
 # ----------------------------------------------------------------------------- experiments

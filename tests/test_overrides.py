@@ -37,3 +37,43 @@ def test_emulated_interrupts_in_arrival_order_batch_and_keep_timers_waiting() ->
     assert late["host_cycles"]["exit"] == pytest.approx(0.086, abs=0.01)
     assert late["usable_fraction"] - base["usable_fraction"] == pytest.approx(0.106, abs=0.01)
     assert base["flows"]["timer"]["latency_us"]["mean"] < 3 < 80 < late["flows"]["timer"]["latency_us"]["mean"]
+
+
+def _exp(**params):
+    stage = {"name": "s", "on": "vcpu", "cycles": 100}
+    return {"experiment": {"duration_s": 0.001},
+            "host": {"name": "h", "cores": 2, "ghz": 1.0, "memory_gib": 1},
+            "architecture": {"name": "a", "params": params, "paths": {
+                p: {"stages": [dict(stage, name=f"{p}-0"), dict(stage, name=f"{p}-last", cycles=200)]}
+                for p in ("net_rx", "net_tx", "blk_read", "blk_write")}},
+            "workload": {"name": "w", "flows": [{"name": "f", "arrival": "closed", "clients": 1,
+                                                 "steps": [{"path": "net_rx"}]}]}}
+
+
+def test_a_wildcard_takes_indices_from_the_end_and_names_as_plain_keys_do():
+    raw = load_experiment(_exp(), sets=["architecture.paths.*.stages.-1.cycles=5"]).raw["architecture"]["paths"]
+    assert all(p["stages"][-1]["cycles"] == 5 and p["stages"][0]["cycles"] == 100 for p in raw.values())
+    raw = load_experiment(_exp(), sets=["architecture.paths.*.stages.net_rx-0.cycles=7"]).raw["architecture"]["paths"]
+    assert raw["net_rx"]["stages"][0]["cycles"] == 7 and raw["net_tx"]["stages"][0]["cycles"] == 100
+
+
+@pytest.mark.parametrize("key", ["architecture.paths.*.stages.--1.cycles", "architecture.paths.*.stages.\u00b2.cycles",
+                                 "architecture.paths.*", "host.devices.*", "architecture.paths.*.stages.*"])
+def test_a_wildcard_that_reaches_no_value_is_a_clear_error(key):
+    # odd indices match nothing (no crash), and a '*' never replaces a whole table or list
+    from emulator._core import ModelError
+
+    with pytest.raises(ModelError, match="matches nothing"):
+        load_experiment(_exp(), sets=[f"{key}=1"])
+
+
+def test_each_place_a_wildcard_sets_gets_its_own_value():
+    exp = load_experiment(_exp(), sets=['architecture.paths.*.stages.*.cycles={ dist = "exp", mean = 50 }',
+                                        "architecture.paths.net_rx.stages.0.cycles.mean=9"])
+    stages = [st for p in exp.raw["architecture"]["paths"].values() for st in p["stages"]]
+    assert [st["cycles"]["mean"] for st in stages] == [9] + [50] * 7
+
+
+def test_keys_named_star_or_with_dots_are_set_where_they_are():
+    exp = load_experiment(_exp(**{"*": 1, "a.b": 2, "c": 3}), sets=["architecture.params.*=4"])
+    assert exp.raw["architecture"]["params"] == {"*": 4, "a.b": 4, "c": 4}

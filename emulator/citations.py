@@ -40,6 +40,7 @@ class Leaf:
     key: Key
     text: str
     line: int
+    offset: int  # where the text starts in the document
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class _Scanner:
                     j += 1
             text = self.s[self.i:j]
             if _NUMBER.fullmatch(text):
-                self.leaves.append(Leaf(key, text, self.line))
+                self.leaves.append(Leaf(key, text, self.line, self.i))
             self._advance(j - self.i)
 
     def _table(self, parts: list[str], array: bool) -> Key:
@@ -250,7 +251,7 @@ def numbers(path: Path | str, known: Mapping[str, Any] | None = None) -> list[Nu
     ``known`` is the set of source keys a comment may cite (default: models/sources.toml);
     a ``word:`` in a comment that is not a known key is prose, not a citation."""
     known = sources() if known is None else known
-    text = Path(path).read_text(encoding="utf-8")
+    text = Path(path).read_text(encoding="utf-8-sig")  # as the model loader reads it: a byte-order mark is not data
     found, comments = leaves(text)
     starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]  # offset of each line
     by_line: dict[int, list[Leaf]] = {}

@@ -108,7 +108,7 @@ def read_csv(path: Path | str) -> tuple[list[str], list[dict[str, str]], dict[st
     """Reads a vemu CSV: (header, rows as dicts, provenance)."""
     prov: dict[str, str] = {}
     lines = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (a spreadsheet's save) is not data
         for line in f:
             if line.startswith("#"):
                 k, _, v = line[1:].strip().partition(": ")

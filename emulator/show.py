@@ -10,15 +10,17 @@ numbers no source backs. An experiment file shows its host, architecture and wor
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
+import math
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from ._core import ModelError
-from .citations import Number, key_str, numbers, sources
+from .citations import Number, common, key_str, numbers, sources
 from .model import (KIND_DIRS, PARSERS, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled,
                     bundled_path, load, load_experiment, read_toml)
 
@@ -30,11 +32,15 @@ Model = Host | Architecture | Workload
 
 class Shown:
     """One model to show: its kind, the parsed model, the file its numbers are in, and the
-    table of that file it sits under ("" for a model file, e.g. "architecture" for an
-    experiment file's inline architecture)."""
+    table of that file it sits under (() for a model file; ("architecture",) for an
+    experiment file's inline architecture, ("experiment", "tenants", 0, "workload") for a
+    tenant's inline workload); ``tenant`` names the tenant a workload belongs to."""
 
-    def __init__(self, kind: str, model: Model, file: Path, prefix: str = ""):
-        self.kind, self.model, self.file, self.prefix = kind, model, file, prefix
+    def __init__(self, kind: str, model: Model, file: Path, prefix: tuple[Any, ...] = (), tenant: str = "",
+                 exp: Any = None, overrides: dict[str, Any] | None = None):
+        self.kind, self.model, self.file, self.prefix, self.tenant = kind, model, file, prefix, tenant
+        self.exp = exp  # the experiment this model came from: its host and architecture price the stages
+        self.overrides = overrides or {}  # the experiment file's [set] table
 
 
 def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Shown]:
@@ -47,9 +53,9 @@ def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Sho
         if not p.is_file():
             raise ModelError("no such model file", file=name)
         data = read_toml(p)
-        if kind is None and (set(data) & {"experiment", "set"} or
-                             any(isinstance(data.get(k), dict) for k in KINDS)):
-            return _experiment(p, data)
+        if set(data) & {"experiment", "set"} or any(isinstance(data.get(k), dict) for k in KINDS):
+            shown = _experiment(p, data)  # an experiment file: its models (of one kind, if asked)
+            return [x for x in shown if kind is None or x.kind == kind]
         if kind is None:
             kind = ("architecture" if "paths" in data else "workload" if "flows" in data
                     else "host" if "ghz" in data else None)
@@ -69,12 +75,19 @@ def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Sho
 
 
 def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
-    exp = load_experiment(p)  # validates the whole experiment, as `vemu run` would
-    out = []
-    for kind in KINDS:
-        model = getattr(exp, kind)
-        inline = isinstance(data.get(kind), dict)
-        out.append(Shown(kind, model, p if inline else Path(model.file), kind if inline else ""))
+    exp = load_experiment(p)  # validates the whole experiment, [set] included, as `vemu run` would
+    sets = data.get("set") if isinstance(data.get("set"), dict) else {}
+
+    def shown(kind: str, model: Model, inline: bool, prefix: tuple[Any, ...], tenant: str = "") -> Shown:
+        return Shown(kind, model, p if inline else Path(model.file), prefix if inline else (), tenant, exp, sets)
+
+    out = [shown(k, getattr(exp, k), isinstance(data.get(k), dict), (k,)) for k in ("host", "architecture")]
+    if exp.tenants:
+        items = data["experiment"]["tenants"]
+        out += [shown("workload", t.workload, isinstance(items[i].get("workload"), dict),
+                      ("experiment", "tenants", i, "workload"), t.name) for i, t in enumerate(exp.tenants)]
+    else:
+        out.append(shown("workload", exp.workload, isinstance(data.get("workload"), dict), ("workload",)))
     return out
 
 
@@ -85,23 +98,43 @@ def sensitivity_marks(csv_path: Path) -> tuple[dict[tuple[str, str], dict[tuple[
     from .experiments.sensitivity import HOST, WORKLOAD, expand_key, load_ranges, locate
     from .provenance import read_csv
 
+    where = str(csv_path)
     if not csv_path.is_file():
-        raise ModelError("no sensitivity results here; `vemu reproduce --only sensitivity` writes them",
-                         file=str(csv_path))
-    _, rows, prov = read_csv(csv_path)
+        raise ModelError("no sensitivity results here; `vemu reproduce --only sensitivity` writes them", file=where)
+    try:
+        header, rows, prov = read_csv(csv_path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ModelError(f"not a CSV that `vemu reproduce` wrote ({e})", file=where) from None
+    numeric = {"low_value": "low", "high_value": "high", "usable_at_low": "usable_at_low",
+               "usable_at_high": "usable_at_high", "baseline": "baseline", "swing": "swing"}
+    missing = sorted({"architecture", "parameter", *numeric} - set(header))
+    if missing:
+        raise ModelError(f"no column {', '.join(missing)}: not a sensitivity.csv that `vemu reproduce` wrote",
+                         file=where)
+    if not rows:
+        raise ModelError("has no rows; `vemu reproduce --only sensitivity` writes them", file=where)
     ranges = {r.label: r for r in load_ranges()}
+    archs = set(bundled("architecture"))
+    stale = [(r["architecture"], r["parameter"]) for r in rows
+             if r["architecture"] not in archs or r["parameter"] not in ranges]
+    if stale:
+        raise ModelError(f"{len(stale)} of its {len(rows)} rows name an architecture or range the models no longer "
+                         f"have ({stale[0][0]!r}, {stale[0][1]!r}): it is older than models/sensitivity.toml; "
+                         "`vemu reproduce --only sensitivity` rewrites it", file=where)
     raws: dict[str, Any] = {}
     marks: dict[tuple[str, str], dict[tuple[Any, ...], list[dict[str, Any]]]] = {}
-    for row in rows:
-        a, rng = row.get("architecture", ""), ranges.get(row.get("parameter", ""))
-        if rng is None or a not in bundled("architecture"):
-            continue  # a range renamed or an architecture removed since the CSV was written
+    for i, row in enumerate(rows, 1):
+        a, rng = row["architecture"], ranges[row["parameter"]]
         if a not in raws:
             raws[a] = load_experiment(host=HOST, architecture=a, workload=WORKLOAD).raw
-        entry = {"architecture": a, "range": rng.label, "low": float(row["low_value"]),
-                 "high": float(row["high_value"]), "usable_at_low": float(row["usable_at_low"]),
-                 "usable_at_high": float(row["usable_at_high"]), "baseline": float(row["baseline"]),
-                 "swing": float(row["swing"]), "scale": rng.scale}
+        entry: dict[str, Any] = {"architecture": a, "range": rng.label, "scale": rng.scale}
+        for col, name in numeric.items():
+            try:
+                entry[name] = float(row[col])
+            except (TypeError, ValueError):
+                entry[name] = math.nan
+            if not math.isfinite(entry[name]):
+                raise ModelError(f"row {i}: {col} is {row[col]!r}, not a finite number", file=where)
         for k in rng.keys:
             for concrete in expand_key(raws[a], k, rng.match):
                 kind, path = locate(raws[a], concrete)
@@ -117,15 +150,24 @@ def _num(v: float) -> str:
 
 class _Pricer:
     """Writes a stage's costs: the param a name stands for, its value, and microseconds at
-    the clock of the resource it runs on (the host's, or an offload card's own)."""
+    the clock of the resource it runs on, as the engine prices it: the host's for the
+    vCPUs and on-host resources, an off-host resource's own (an offload card, a host
+    device of kind cpu). A resource whose clock is not known here gets no microseconds."""
 
     def __init__(self, params: dict[str, float], host: Host | None, arch: Architecture | None):
         self.params = params
         self.host = host
-        self.clock = {r.name: r.ghz for r in (arch.resources if arch else ()) if r.ghz}
+        self.clock: dict[str, float] = {}
+        if host is not None:
+            self.clock["vcpu"] = host.ghz
+            self.clock.update({d.name: d.ghz for d in host.devices if d.kind == "cpu" and d.ghz})
+        for r in (arch.resources if arch is not None else ()):
+            ghz = (host.ghz if host is not None else None) if r.on_host else r.ghz
+            if r.kind == "cpu" and ghz:
+                self.clock[r.name] = ghz
 
     def ghz(self, on: str | None) -> float | None:
-        return self.clock.get(on or "") or (self.host.ghz if self.host else None)
+        return self.clock.get(on or "")
 
     def value(self, v: Any, unit: str, ghz: float | None = None) -> str:
         """``v`` (a number, a param name or a distribution) in ``unit``; cycles also in us."""
@@ -206,10 +248,13 @@ def _row(n: Number, data: Any) -> dict[str, Any]:
 
 def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | None = None) -> dict[str, Any]:
     """Everything ``vemu show`` prints for one model, as plain data; with ``marks`` (from
-    :func:`sensitivity_marks`) each number also says what the sensitivity study did with it."""
-    kind, model = shown.kind, shown.model
-    data = tomllib.loads(shown.file.read_text(encoding="utf-8"))
-    nums = [n for n in numbers(shown.file) if not shown.prefix or n.leaves[0].key[0] == shown.prefix]
+    :func:`sensitivity_marks`) each number also says what the sensitivity study did with it.
+    ``host`` prices the stages (default: the experiment's, for a model of an experiment)."""
+    kind, model, exp = shown.kind, shown.model, shown.exp
+    host = host if host is not None else (exp.host if exp is not None else None)
+    arch = model if isinstance(model, Architecture) else (exp.architecture if exp is not None else None)
+    data = read_toml(shown.file)
+    nums = _under(numbers(shown.file), shown.prefix)
     src = sources()
     cited = dict.fromkeys([k for n in nums for k in n.cites] + [k for k in model.sources if k in src])
     out: dict[str, Any] = {
@@ -222,7 +267,11 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
                     for k in cited},
     }
     if shown.prefix:
-        out["table"] = shown.prefix
+        out["table"] = key_str(shown.prefix)
+    if shown.tenant:
+        out["tenant"] = shown.tenant
+    if shown.overrides:
+        out["set"] = shown.overrides
     if marks is not None:
         # only the bundled file itself: a copy with the same name may say anything
         mine = marks.get((kind, model.name), {}) if not shown.prefix and _is_bundled(kind, model.name, shown.file) else {}
@@ -234,20 +283,35 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
             "lines_varied": sum(bool(n["sensitivity"]) for n in rows),
             "assumption_only_varied": sum(bool(n["sensitivity"]) for n in alone),
             "assumption_only_not_varied": [n["key"] for n in alone if not n["sensitivity"]]}
+    if isinstance(model, Host):
+        out["devices"] = {d.name: {"kind": d.kind, "units": d.units} for d in model.devices}
+        out["params"] = dict(model.params)
+        return out
+    workload = model if isinstance(model, Workload) else None
+    pricer = _Pricer(_params(("host", host), ("architecture", arch), ("workload", workload)), host, arch)
+    out["host"] = host.name if host else None
     if isinstance(model, Architecture):
-        pricer = _Pricer(_params(host, model), host, model)
-        out["host"] = host.name if host else None
         out["paths"] = {p: [pricer.stage(s) for s in stages] for p, stages in model.paths.items()}
         out["reserve"] = {"cores": model.reserve_cores, "memory_gib": model.reserve_memory_gib}
         out["resources"] = {r.name: {"kind": r.kind, "units": r.units, "on_host": r.on_host,
                                      **({"ghz": r.ghz} if r.ghz else {})} for r in model.resources}
         out["flows"] = pricer.flows(model.background)
-    elif isinstance(model, Workload):
-        out["host"] = host.name if host else None
-        out["flows"] = _Pricer(_params(host, model), host, None).flows(model.flows)
     else:
-        out["devices"] = {d.name: {"kind": d.kind, "units": d.units} for d in model.devices}
-        out["params"] = dict(model.params)
+        out["flows"] = pricer.flows(model.flows)  # type: ignore[union-attr]
+    return out
+
+
+def _under(nums: list[Number], prefix: tuple[Any, ...]) -> list[Number]:
+    """The lines' numbers that sit under ``prefix`` (a line may also hold others: a tenant's
+    vcpus beside its inline workload)."""
+    out = []
+    for n in nums:
+        ls = [leaf for leaf in n.leaves if leaf.key[:len(prefix)] == prefix]
+        if len(ls) == len(n.leaves):
+            out.append(n)
+        elif ls:
+            at = common(ls)
+            out.append(dataclasses.replace(n, leaves=tuple(ls), path=at, key=key_str(at)))
     return out
 
 
@@ -255,14 +319,18 @@ def _is_bundled(kind: str, name: str, file: Path) -> bool:
     return name in bundled(kind) and bundled_path(kind, name).resolve() == file.resolve()
 
 
-def _params(host: Host | None, model: Architecture | Workload) -> dict[str, float]:
-    """The params a stage may name, as the engine merges them (and refuses a clash, as it does)."""
-    params = dict(host.params) if host else {}
-    for k in model.params:
-        if k in params:
-            raise ModelError(f"param '{k}' is defined by both the host and the {'architecture' if isinstance(model, Architecture) else 'workload'}; "
-                             "the engine refuses this pair (rename one)", file=str(model.file), key=f"params.{k}")
-    return params | dict(model.params)
+def _params(*owners: tuple[str, Model | None]) -> dict[str, float]:
+    """The params a stage may name, merged as the engine merges the host's, the
+    architecture's and the workload's (and refusing a name two of them define, as it does)."""
+    merged: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    for kind, m in owners:
+        for k, v in (m.params.items() if m is not None else ()):
+            if k in merged:
+                raise ModelError(f"param '{k}' is defined by both the {owner[k]} and the {kind}; the engine "
+                                 "refuses this pair (rename one)", file=str(m.file), key=f"params.{k}")
+            merged[k], owner[k] = v, kind
+    return merged
 
 
 def _wrap(text: str, indent: int, width: int = 100) -> str:
@@ -303,10 +371,14 @@ def _coverage(d: dict[str, Any]) -> list[str]:
 def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
     c = d["counts"]
     where = f"{d['file']}" + (f", table [{d['table']}]" if d.get("table") else "")
-    lines = [f"{d['kind']} {d['name']}: {d['summary']}", f"  file: {where}",
+    who = f" (tenant {d['tenant']})" if d.get("tenant") else ""
+    lines = [f"{d['kind']} {d['name']}{who}: {d['summary']}", f"  file: {where}",
              f"  {c['numbers']} line{'' if c['numbers'] == 1 else 's'} give{'s' if c['numbers'] == 1 else ''} numbers: "
              f"{c['sourced']} cite a source, {c['assumption_only']} rest on "
              f"an assumption alone" + (f", {c['untraced']} NOT TRACED" if c["untraced"] else "")]
+    if d.get("set"):
+        lines.append(_wrap("the experiment's [set] overrides " + ", ".join(f"{k} = {v}" for k, v in d["set"].items())
+                           + ": the costs of the paths include them, the numbers listed are the files' own", 2))
     if "sensitivity_source" in d:
         lines += _coverage(d)
     lines.append("")
@@ -362,9 +434,10 @@ def cmd_show(a: argparse.Namespace) -> int:
             from .cli import UsageError
             raise UsageError("vemu show: --host prices an architecture's or a workload's stages; it does not "
                              "apply to a host" + (" (an experiment file names its own)" if len(shown) > 1 else ""))
-        host = resolve(a.host, "host", flag="--host")[0].model
-    elif len(shown) > 1:
-        host = next(s.model for s in shown if s.kind == "host")
+        hosts = resolve(a.host, "host", flag="--host")
+        if not hosts:
+            raise ModelError("an experiment file without a host", file=a.host)
+        host = hosts[0].model
     marks, source = sensitivity_marks(Path(a.sensitivity)) if a.sensitivity is not None else (None, "")
     ds = [describe(s, host, marks) for s in shown]  # type: ignore[arg-type]
     if marks is not None:

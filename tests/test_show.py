@@ -61,9 +61,9 @@ def _check_against_tomllib(text):
     got = {leaf.key: tomllib.loads(f"v = {leaf.text}")["v"] for leaf in found}
     assert set(got) == set(want)
     assert all(_same(got[k], want[k]) for k in want)
-    lines = text.split("\n")
-    for leaf in found:
-        assert leaf.text in lines[leaf.line - 1], (leaf, lines[leaf.line - 1])
+    for leaf in found:  # exactly where it says: its text at its offset, on its line
+        assert text[leaf.offset:leaf.offset + len(leaf.text)] == leaf.text, leaf
+        assert leaf.line == text.count("\n", 0, leaf.offset) + 1, leaf
 
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -304,3 +304,78 @@ def test_a_sensitivity_row_is_shown_on_its_lines(tmp_path, capsys):
     assert main(["show", "xen-pv", "--sensitivity", str(tmp_path / "none.csv")]) == 2
     err = capsys.readouterr().err
     assert "none.csv: no sensitivity results here" in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- experiments, odd input
+
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe\x00garbage", "not a CSV that `vemu reproduce` wrote"),
+    (b"architecture,parameter\nxen-pv,netback Rx per packet\n", "no column baseline"),
+    (b"architecture,parameter,low_value,high_value,usable_at_low,usable_at_high,baseline,swing\n"
+     b"xen-pv,netback Rx per packet,abc,1,0.5,0.5,0.5,0\n", "row 1: low_value is 'abc', not a finite number"),
+    (b"architecture,parameter,low_value,high_value,usable_at_low,usable_at_high,baseline,swing\n"
+     b"xen-pv,netback Rx per packet,nan,1,0.5,0.5,0.5,0\n", "row 1: low_value is 'nan'"),
+    (b"architecture,parameter,low_value,high_value,usable_at_low,usable_at_high,baseline,swing\n"
+     b"xen-pv,netback Rx per packet,1\n", "row 1: high_value is None"),
+    (b"architecture,parameter,low_value,high_value,usable_at_low,usable_at_high,baseline,swing\n"
+     b"xen-pv,a renamed range,1,2,0.5,0.5,0.5,0\n", "older than models/sensitivity.toml"),
+    (b"architecture,parameter,low_value,high_value,usable_at_low,usable_at_high,baseline,swing\n", "has no rows"),
+])
+def test_a_bad_sensitivity_csv_is_one_line_and_status_2(tmp_path, capsys, content, words):
+    f = tmp_path / "s.csv"
+    f.write_bytes(content)
+    assert main(["show", "xen-pv", "--sensitivity", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_a_byte_order_mark_changes_nothing(tmp_path, capsys):
+    src = (MODELS_DIR / "hosts" / "xeon-2017.toml").read_text()
+    for name, text in (("plain", src), ("bom", "\ufeff" + src)):
+        (tmp_path / f"{name}.toml").write_text(text, encoding="utf-8")
+    outs = []
+    for name in ("plain", "bom"):
+        assert main(["show", str(tmp_path / f"{name}.toml"), "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        outs.append((d["counts"], [(n["line"], n["key"], n["value"]) for n in d["numbers"]]))
+    assert outs[0] == outs[1]
+
+
+def test_an_experiment_shows_its_overrides_its_tenants_and_prices_at_its_own_clocks(tmp_path, capsys):
+    f = tmp_path / "e.toml"
+    f.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "nitro"\n'
+                 'tenants = [ { name = "a", vcpus = 2, workload = "kv-cache" },\n'
+                 '  { name = "b", vcpus = 2, workload = { name = "w", summary = "s", flows = [ { name = "f", '
+                 'arrival = "closed", clients = 1, steps = [ { on = "card", cycles = 4000 } ] } ] } } ]\n'
+                 "[set]\nexit_cycles = 3000\n")
+    assert main(["show", str(f), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    host, arch, a, b = d["models"]
+    assert [m["kind"] for m in d["models"]] == ["host", "architecture", "workload", "workload"]
+    assert (a["tenant"], a["name"], a["file"]) == ("a", "kv-cache", str(MODELS_DIR / "workloads" / "kv-cache.toml"))
+    assert b["tenant"] == "b" and b["table"] == "experiment.tenants[1].workload"
+    # tenant b's line also holds its vcpus, which are not the workload's
+    assert {k for n in b["numbers"] for k in n["numbers"]} == {"experiment.tenants[1].workload.flows[0].clients",
+                                                              "experiment.tenants[1].workload.flows[0].steps[0].cycles"}
+    # the card's 4000 cycles at its own 2 GHz: 2 us, not 1.74 at the host's 2.3; [set] priced in
+    assert b["flows"]["f"]["classes"]["f"]["steps"] == ["card: on card; 4000 cycles, 2 us; -> tenant"]
+    assert any("exit_cycles = 3000 cycles, 1.3 us" in st for st in arch["flows"]["timer"]["classes"]["timer"]["steps"])
+    assert arch["set"] == {"exit_cycles": 3000}
+    assert main(["show", str(f), "--kind", "architecture"]) == 0
+    assert capsys.readouterr().out.startswith("architecture nitro:")
+
+
+def test_a_host_cpu_device_is_priced_at_its_own_clock(tmp_path, capsys):
+    f = tmp_path / "h.toml"
+    f.write_text('[experiment]\narchitecture = "bare-metal"\nworkload = "kv-cache"\n'
+                 '[host]\nname = "h"\nsummary = "x"\ncores = 8\nghz = 2.0\nmemory_gib = 8\n'
+                 '[host.params]\nexit_cycles = 1000\nexit_indirect_cycles = 1000\nirq_exit_cycles = 1000\n'
+                 'userspace_exit_cycles = 1000\nipi_exit_cycles = 1000\n'
+                 '[host.devices.nic]\nkind = "link"\nduplex = true\ngbps = 10\n[host.devices.nvme]\nkind = "server"\nservers = 1\n'
+                 'service_us = 10\n[host.devices.ebs]\nkind = "server"\nservers = 1\nservice_us = 10\n'
+                 '[host.devices.fpga]\nkind = "cpu"\ncores = 2\nghz = 0.5\n'
+                 '[set]\n"workload.flows.0.steps.1.on" = "fpga"\n')
+    assert main(["run", str(f), "--duration", "0.001", "-q"]) == 0  # the engine takes it
+    capsys.readouterr()
+    assert main(["show", str(f), "--kind", "workload"]) == 0
+    assert "2. fpga: on fpga; 4000 cycles, 8 us; -> tenant" in capsys.readouterr().out

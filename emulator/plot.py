@@ -501,3 +501,50 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     _save(fig, png_path)
+
+
+def request_path(csv_path: Path | str, png_path: Path | str) -> None:
+    """One key-value get on an idle host under each architecture, as a timeline: each
+    stage's service coloured by the category it is charged to, the wire and devices grey,
+    pure delays (an offload card's pipeline) hatched; the work the get forks (a transmit
+    completion) on a thin lane below. The label: the get's time and its VM exits."""
+    header, rows, prov = read_csv(csv_path)
+    archs = list(dict.fromkeys(r["architecture"] for r in rows))
+    fig, ax = plt.subplots(figsize=(10, 0.62 * len(archs) + 1.9))
+    seen: dict[str, Any] = {}
+    end_of: dict[str, float] = {}
+    for yi, a in enumerate(archs):
+        y = len(archs) - 1 - yi  # the first architecture on top
+        rs = [r for r in rows if r["architecture"] == a]
+        for r in rs:
+            forked = r["request"] != "get"
+            yy, h = (y - 0.34, 0.16) if forked else (y, 0.5)
+            t, svc, delay = float(r["enter_us"]) + float(r["wait_us"]), float(r["service_us"]), float(r["delay_us"])
+            cat = r["account"]
+            label = f"service: {cat}" if cat else "wire and devices"
+            color = _color(cat, len(seen)) if cat else "#bdbdbd"
+            if svc > 0:
+                bar = ax.barh(yy, svc, left=t, height=h, color=color, edgecolor="white", linewidth=0.4,
+                              label=None if label in seen else label)
+                seen.setdefault(label, bar)
+            if delay > 0:
+                bar = ax.barh(yy, delay, left=t + svc, height=h, color="white", edgecolor="#9e9e9e", hatch="///",
+                              linewidth=0.4, label=None if "delay" in seen else "delay (no resource held)")
+                seen.setdefault("delay", bar)
+        get = [r for r in rs if r["request"] == "get"]
+        end = max(float(r["enter_us"]) + float(r["wait_us"]) + float(r["service_us"]) + float(r["delay_us"])
+                  for r in get)
+        exits = [sum(1 for r in rs if r["account"] == "exit" and "indirect" not in r["stage"]
+                     and (r["request"] == "get") == on_path) for on_path in (True, False)]
+        end_of[a] = end
+        ax.text(end + 0.4, y, f"{end:.1f} µs, {exits[0]} exit{'' if exits[0] == 1 else 's'}"
+                + (f" (+{exits[1]} in the work it forks)" if exits[1] else ""), va="center", fontsize=8)
+    ax.set_yticks(range(len(archs)), archs[::-1])
+    ax.set_xlim(0, max(end_of.values()) * 1.3)
+    ax.set_xlabel("time since the get reached the host's NIC (µs); one client, so nothing waits")
+    ax.set_title("One key-value get, stage by stage (xeon-2017, kv-cache, idle host): what each architecture puts on "
+                 "its path\n(exits counted without their indirect-cost stages; `vemu run ... --trace 1` prints the "
+                 "same)", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
+    _save(fig, png_path)

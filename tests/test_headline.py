@@ -180,3 +180,27 @@ def test_breakdown_weights_by_completions_and_knows_tenant_vcpus():
     assert p["wait_backend"] == 0.0 and p["wait_vcpu"] > 0
     r = run_job(Job("xeon-2017", "xen-pv", "cloud-mix", (), 5e-6, 0.0, 1, stages=True))
     assert r["flows"]["mix"]["completed"] == 0 and all(math.isnan(v) for v in breakdown(r).values())
+
+
+def test_request_path_figure_is_the_trace_and_nothing_waits():
+    # results/request-path.*: one get on an idle host per architecture, from the engine's
+    # trace. One client: no stage waits, each stage starts where the one before it ended,
+    # and the figures are those README and docs/teaching.md quote (xen-pv 15.16 us, nitro
+    # 11.65, 17 and 7 stages on the get's path; xen-pv forks 3 stages after the wire)
+    from emulator.experiments.figures import PATH_ARCHS, request_paths
+
+    rows = request_paths()
+    assert list(dict.fromkeys(r["architecture"] for r in rows)) == list(PATH_ARCHS)
+    for a in PATH_ARCHS:
+        get = [r for r in rows if r["architecture"] == a and r["request"] == "get"]
+        assert all(r["wait_us"] == 0 for r in get)
+        for prev, cur in zip(get, get[1:]):
+            assert cur["enter_us"] == pytest.approx(prev["enter_us"] + prev["service_us"] + prev["delay_us"], abs=1e-6)
+    total = {a: max(r["enter_us"] + r["service_us"] + r["delay_us"] for r in rows
+                    if r["architecture"] == a and r["request"] == "get") for a in PATH_ARCHS}
+    assert total["xen-pv"] == pytest.approx(15.160, abs=0.001) and total["nitro"] == pytest.approx(11.65, abs=0.01)
+    assert sum(r["architecture"] == "xen-pv" and r["request"] == "get" for r in rows) == 17
+    assert sum(r["architecture"] == "nitro" for r in rows) == 7
+    assert [r["stage"] for r in rows if r["architecture"] == "xen-pv" and r["request"] == "forked"][0] == \
+        "netback Tx response notify (hypercall)"
+    assert not [r for r in rows if r["account"] == "exit" and r["architecture"] in ("bare-metal", "nitro", "sriov-posted")]

@@ -495,6 +495,35 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
     return rows
 
 
+PATH_ARCHS = ("bare-metal", "nitro", "sriov-posted", "sriov", "kvm-virtio", "xen-aws-2017", "xen-pv", "emulated")
+PATH_WORKLOAD = "kv-cache"
+
+
+def request_paths() -> list[dict[str, Any]]:
+    """One key-value get on an idle host (one client) under each architecture, stage by
+    stage, with the work it forks: what `vemu run --trace 1` prints, as rows. Times are
+    microseconds from the get's first stage. Deterministic: no request waits for another."""
+    from ..model import load_experiment
+    from ..simulation import Simulation
+    from .._core import NO_PARENT
+
+    rows: list[dict[str, Any]] = []
+    for a in PATH_ARCHS:
+        exp = load_experiment(host=HOST, architecture=a, workload=PATH_WORKLOAD,
+                              sets=("workload.flows.0.clients=1",), duration_s=0.0002, warmup_s=0.0, seed=SEED)
+        res = Simulation(exp, trace_requests=8).run()
+        info, cpu = res.compiled.stages, {r.name for r in res.compiled.resources if r.kind == "cpu"}
+        recs = [r for r in res.trace if int(r["request"]) == 0 or int(r["parent"]) == 0]
+        t0 = int(next(r["enter"] for r in recs if int(r["request"]) == 0))
+        for r in recs:
+            g = info[int(r["stage"])]
+            enter, start, end, leave = ((int(r[k]) - t0) / 1e6 for k in ("enter", "start", "end", "leave"))
+            rows.append({"architecture": a, "request": "forked" if int(r["parent"]) != NO_PARENT else "get",
+                         "stage": g.name, "resource": g.resource or "", "account": g.category if g.resource in cpu else "",
+                         "enter_us": enter, "wait_us": start - enter, "service_us": end - start, "delay_us": leave - end})
+    return rows
+
+
 def _draw(figure: tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]) -> None:
     from .. import plot
 
@@ -576,6 +605,12 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                            "C-states to C6)", "arrivals": "poisson", "packets_per_point": WAKE_PACKETS // (10 if quick else 1),
                            "warmup": "a tenth of the window"}, []))
     figures.append(("polling_vs_interrupts", p, out / "polling-vs-interrupts.png", (), {}))
+    r = request_paths()
+    p = _write(out, "request-path", r, ["architecture", "request", "stage"],
+               provenance({"seed": SEED, "host": HOST, "workload": PATH_WORKLOAD, "clients": 1,
+                           "traced": "the first get and the work it forks (vemu run --trace)"},
+                          [("host", HOST), ("workload", PATH_WORKLOAD)] + [("architecture", a) for a in PATH_ARCHS]))
+    figures.append(("request_path", p, out / "request-path.png", (), {}))
     draw(figures, workers=workers)
-    return {"hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
+    return {"path_stages": len(r), "hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
             "wakeup_points": len(w), "dom0_points": len(d), "breakdown_points": len(b)}

@@ -214,8 +214,8 @@ class _Pricer:
     def flows(self, flows: Any) -> dict[str, Any]:
         out = {}
         for f in flows:
-            arrival = (f"closed, {f.clients} clients" if f.arrival == "closed"
-                       else f"{f.arrival}, {f.rate_per_s:g}/s{' per vCPU' if f.per_vcpu else ''}")
+            arrival = (f"closed, {f.clients} clients" + (f", think {self.value(f.think_us, 'us')}" if f.think_us else "")
+                       if f.arrival == "closed" else f"{f.arrival}, {f.rate_per_s:g}/s{' per vCPU' if f.per_vcpu else ''}")
             out[f.name] = {"arrival": arrival, "classes": {
                 c.name: {"weight": c.weight, "steps": [
                     f"path {st.path}, {self.value(st.bytes, 'B')}" + (f" x {st.count}" if st.count > 1 else "")
@@ -284,8 +284,12 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
             "assumption_only_varied": sum(bool(n["sensitivity"]) for n in alone),
             "assumption_only_not_varied": [n["key"] for n in alone if not n["sensitivity"]]}
     if isinstance(model, Host):
-        out["devices"] = {d.name: {"kind": d.kind, "units": d.units} for d in model.devices}
+        out["hardware"] = {"cores": model.cores, "ghz": model.ghz, "memory_gib": model.memory_gib}
+        out["devices"] = {d.name: _device(d, _Pricer({}, model, None)) for d in model.devices}
         out["params"] = dict(model.params)
+        if model.idle_states:
+            out["idle_states"] = [f"{st.name}: exit {st.exit_us:g} us, chosen for predicted idle >= "
+                                  f"{st.residency_us:g} us" for st in model.idle_states]
         return out
     workload = model if isinstance(model, Workload) else None
     pricer = _Pricer(_params(("host", host), ("architecture", arch), ("workload", workload)), host, arch)
@@ -313,6 +317,16 @@ def _under(nums: list[Number], prefix: tuple[Any, ...]) -> list[Number]:
             at = common(ls)
             out.append(dataclasses.replace(n, leaves=tuple(ls), path=at, key=key_str(at)))
     return out
+
+
+def _device(d: Any, pricer: "_Pricer") -> str:
+    """A host device in words: a link's speed, a server's units and service time."""
+    if d.kind == "link":
+        return (f"link, {d.gbps:g} Gb/s" + (" each way" if d.duplex else "") + (f" x {d.units}" if d.units > 1 else "")
+                + (f", {d.overhead_bytes:g} B of framing per packet" if d.overhead_bytes else ""))
+    if d.kind == "server":
+        return f"{d.units} parallel units, {pricer.value(d.service_us, 'us')} per request"
+    return f"cpu x {d.units}" + (f" at {d.ghz:g} GHz, off the host" if d.ghz else "")
 
 
 def _is_bundled(kind: str, name: str, file: Path) -> bool:
@@ -383,6 +397,16 @@ def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
         lines += _coverage(d)
     lines.append("")
     if not assumptions_only:
+        if d["kind"] == "host":
+            hw = d["hardware"]
+            lines.append(f"{hw['cores']} hardware thread{'' if hw['cores'] == 1 else 's'} at {hw['ghz']:g} GHz, "
+                         f"{hw['memory_gib']:g} GiB")
+            lines += [f"device {name}: {text}" for name, text in d["devices"].items()]
+            lines += [f"idle state {x}" for x in d.get("idle_states", [])]
+            if d["params"]:
+                lines.append(_wrap("params (stages name them: change one with --set NAME=VALUE): "
+                                   + ", ".join(f"{k} = {v:g}" for k, v in d["params"].items()), 0))
+            lines.append("")
         if d["kind"] == "architecture":
             r = d["reserve"]
             lines.append(f"reserve: {r['cores']} cores, {r['memory_gib']:g} GiB withheld from tenants")

@@ -406,8 +406,10 @@ XDP_LAT_MISS = {
           "~80-90 us lies in that span, but the E5-1650 v4's entry is 133. That entry, like the others, is the "
           "worst case of a wake-up from package C6, every core of the socket asleep, as the unloaded DUT's may "
           "well have been; a core waking from core C6 alone is quicker: on Ice Lake-SP the firmware lists 41 us "
-          "for that and Intel measured 128 us from package C6, intel-idle-icx. No such pair is published for "
-          "Broadwell, so the row keeps 133.)"),
+          "for that and Intel measured 128 us from package C6, intel-idle-icx; on Skylake-SP Intel measured the "
+          "core-C6 exit through a NIC wake-up, as here, at 92 us at the 99.99th percentile, against the table's "
+          "133 for package C6, intel-idle-skx-cc6. Whether the DUT's package reached C6 is not recorded, and no "
+          "such figure is published for Broadwell, so the row keeps 133.)"),
     1_000_000: ("at 1 us between packets no state's target residency fits and the governor takes C1 (2 us, "
                 "intel_idle's worst case). Only the packets that find the core asleep (about a third) wait for "
                 "it; the rest queue behind a wake-up already under way or find the core busy, so the mean "

@@ -379,3 +379,27 @@ def test_a_host_cpu_device_is_priced_at_its_own_clock(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(f), "--kind", "workload"]) == 0
     assert "2. fpga: on fpga; 4000 cycles, 8 us; -> tenant" in capsys.readouterr().out
+
+
+# Numbers of the headline's models that rest on an assumption alone and that the
+# sensitivity study leaves fixed, each with the reason (models/sensitivity.toml says the same)
+FIXED_ON_PURPOSE = {
+    ("host", "xeon-2017"): {"devices.ebs.servers": "cloud-mix does no EBS I/O"},
+    ("workload", "cloud-mix"): {"flows[0].clients": "saturation is the headline's definition, not a cost",
+                                "flows[0].think_us": "saturation is the headline's definition, not a cost"},
+    ("architecture", "xen-aws-2017"): {"params.blkback_cycles": "its dom0 serves only EBS, unused on cloud-mix",
+                                       "params.blk_copy_per_byte": "its dom0 serves only EBS, unused on cloud-mix"},
+}
+
+
+def test_the_sensitivity_study_varies_every_assumption_the_headline_rests_on():
+    # an assumption-only number added to a headline model needs a range in
+    # models/sensitivity.toml (and results/ regenerated), or a reason here
+    from emulator.experiments.sensitivity import HOST, WORKLOAD
+    from emulator.show import DEFAULT_SENSITIVITY, describe, resolve, sensitivity_marks
+
+    marks, _ = sensitivity_marks(DEFAULT_SENSITIVITY)
+    for kind, name in [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in bundled("architecture")]:
+        d = describe(resolve(name, kind)[0], None, marks)
+        fixed = set(d["sensitivity_coverage"]["assumption_only_not_varied"])
+        assert fixed == set(FIXED_ON_PURPOSE.get((kind, name), {})), (kind, name)

@@ -412,9 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread
         pass
     try:
-        a = _parser().parse_args(argv)
+        parser = _parser()
+        a = parser.parse_args(argv)
         if a.command is None:
-            raise UsageError("vemu: a command is required (run, list, reproduce, bench); see vemu --help")
+            sub = next(x for x in parser._actions if isinstance(x, argparse._SubParsersAction))
+            raise UsageError(f"vemu: a command is required ({', '.join(sub.choices)}); see vemu --help")
         builtin = {"run": cmd_run, "list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench}
         func = builtin.get(a.command) or getattr(a, "func")
         return int(func(a))

@@ -37,6 +37,14 @@ def test_emulated_interrupts_in_arrival_order_batch_and_keep_timers_waiting() ->
     assert late["host_cycles"]["exit"] == pytest.approx(0.086, abs=0.01)
     assert late["usable_fraction"] - base["usable_fraction"] == pytest.approx(0.106, abs=0.01)
     assert base["flows"]["timer"]["latency_us"]["mean"] < 3 < 80 < late["flows"]["timer"]["latency_us"]["mean"]
+    # why: an interrupt taken first finds one packet; one that waits finds a full batch of 4
+    def per_interrupt(sets):
+        rows = run(**args, sets=sets).stages()
+        irq = [r for r in rows if r["stage"].startswith("interrupt injection") and r["services"]]
+        return sum(r["completed"] for r in irq) / sum(r["services"] for r in irq)
+    assert per_interrupt([]) == pytest.approx(1.0, abs=0.01)
+    assert per_interrupt(["architecture.paths.*.stages.*.priority=0",
+                          "architecture.background.*.steps.*.priority=0"]) == pytest.approx(4.0, abs=0.05)
 
 
 def _exp(**params):

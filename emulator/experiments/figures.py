@@ -514,6 +514,8 @@ def request_paths() -> list[dict[str, Any]]:
         res = Simulation(exp, trace_requests=8).run()
         info, cpu = res.compiled.stages, {r.name for r in res.compiled.resources if r.kind == "cpu"}
         recs = [r for r in res.trace if int(r["request"]) == 0 or int(r["parent"]) == 0]
+        if res.compiled.flows[int(recs[0]["flow"])] != "gets":  # request 0 is the get (flow 0 issues first)
+            raise RuntimeError(f"{a}: the first traced request is not a get")
         t0 = int(next(r["enter"] for r in recs if int(r["request"]) == 0))
         for r in recs:
             g = info[int(r["stage"])]

@@ -425,7 +425,7 @@ XDP_LAT_MISS = {
                 "the device supports it) net_dim starts at 8 us and moves among profiles of 2-64 us "
                 "(CQE-based) or 1-256 us (EQE-based) as it measures the traffic, and without it the period is "
                 "3 us (CQE-based) or 16 us (EQE-based) (linux-mlx5e-moderation, linux-net-dim). A mean wait of "
-                "half the period is then anywhere from ~1 to ~32 us at 1 Mpps; the measured ~4 us is what the "
+                "half the period is then anywhere from ~0.5 to ~128 us at 1 Mpps (~1 to ~32 us CQE-based); the measured ~4 us is what the "
                 "8 us starting profile would give, but which profile net_dim held during the test is not "
                 "recorded, so no interval can be sourced and nothing was added"),
 }

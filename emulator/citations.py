@@ -175,12 +175,7 @@ class _Scanner:
                 self._space(True)
                 if self._peek() == "}":
                     break
-                k = self._key()
-                if self._peek() != "=":
-                    raise ValueError(f"line {self.line}: expected '='")
-                self._advance()
-                self._space(False)
-                self._value(key + tuple(k))
+                self._pair(key)
                 self._space(True)
                 if self._peek() == ",":
                     self._advance()
@@ -197,6 +192,15 @@ class _Scanner:
             if _NUMBER.fullmatch(text):
                 self.leaves.append(Leaf(key, text, self.line, self.i))
             self._advance(j - self.i)
+
+    def _pair(self, table: Key) -> None:
+        """``key = value`` under ``table`` (a document's line, or an item of an inline table)."""
+        k = self._key()
+        if self._peek() != "=":
+            raise ValueError(f"line {self.line}: expected '='")
+        self._advance()
+        self._space(False)
+        self._value(table + tuple(k))
 
     def _table(self, parts: list[str], array: bool) -> Key:
         key: Key = ()
@@ -221,12 +225,7 @@ class _Scanner:
                 self._advance(2 if array else 1)
                 table = self._table(parts, array)
             else:
-                k = self._key()
-                if self._peek() != "=":
-                    raise ValueError(f"line {self.line}: expected '='")
-                self._advance()
-                self._space(False)
-                self._value(table + tuple(k))
+                self._pair(table)
 
 
 def _escaped(s: str, i: int) -> bool:

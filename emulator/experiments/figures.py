@@ -93,6 +93,11 @@ def _window(quick: bool) -> tuple[float, float]:
     return (0.01, 0.004) if quick else (0.03, 0.01)
 
 
+def _seeds(quick: bool, replications: int | None) -> list[int]:
+    """Each point's replication seeds: ``replications`` of them, by default 3 (2 when quick)."""
+    return replication_seeds(SEED, replications or (2 if quick else 3))
+
+
 def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any],
              tails: dict[str, tuple[Any, float]] | None = None) -> list[dict[str, Any]]:
     """One row per point: each measure's mean and t-interval half-width over the point's
@@ -125,8 +130,7 @@ def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any
 def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = False,
            cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     loads = LOADS_QUICK if quick else LOADS
     # at the CDFs' load the runs also keep their stage tables: the latency breakdown's runs,
     # which then come from the cache
@@ -159,8 +163,7 @@ def cdfs(*, quick: bool = False, workers: int | None = None, progress: bool = Fa
 def exit_costs(*, quick: bool = False, workers: int | None = None, progress: bool = False,
                cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     jobs = []
     for e in (EXIT_SWEEP_QUICK if quick else EXIT_SWEEP):
         scale = e / EXIT_PARAMS["exit_cycles"]
@@ -197,8 +200,7 @@ def noisy_spec(architecture: str) -> dict[str, Any]:
 def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress: bool = False,
                     cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     victim = ("tenants.victim.workload.flows.0.clients=32",
               'tenants.victim.workload.flows.0.think_us={ dist = "exp", mean = 200 }')
     jobs = []
@@ -246,8 +248,7 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
     from .validation import sriov_itr_sets
 
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     base = ("host.cores=1", f"workload.flows.0.clients={MOD_CLIENTS}",
             f'workload.flows.0.think_us={{ dist = "exp", mean = {MOD_CLIENTS / MOD_RATE * 1e6:.6g} }}')
     jobs = []
@@ -321,8 +322,7 @@ def wake_theory(path: str, rate: float) -> float:
 
 def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool = False,
             cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     packets = WAKE_PACKETS // (10 if quick else 1)
     jobs = []
     for i, sd in enumerate(seeds):
@@ -405,8 +405,7 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
 def latency_breakdown(*, quick: bool = False, workers: int | None = None, progress: bool = False,
                       cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD), dur, warm, s,
                 tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency breakdown", cache=cache)
@@ -454,8 +453,7 @@ def dom0_bound(demands: dict[str, float], units: dict[str, int]) -> tuple[float,
 def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool = False,
               cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
     dur, warm = _window(quick)
-    reps = replications or (2 if quick else 3)
-    seeds = replication_seeds(SEED, reps)
+    seeds = _seeds(quick, replications)
     grid = DOM0_CORES_QUICK if quick else DOM0_CORES
     threads = load("host", HOST).cores
     jobs = [Job(HOST, a, WORKLOAD, _dom0_sets(c), dur, warm, s, tag=(a, c, i))

@@ -760,7 +760,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
 
 
-def _list_index(node: list[Any], p: str) -> int | None:
+def list_index(node: list[Any], p: str) -> int | None:
     """A list item as a key path names it: an index (negative from the end) or an item's name."""
     if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: int() refuses '²', accepts '٣'
         i = int(p)
@@ -780,7 +780,7 @@ def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None
         if isinstance(node, dict):
             steps = [(k, str(k)) for k in node] if p == "*" else ([(p, p)] if p in node else [])
         elif isinstance(node, list):
-            j = None if p == "*" else _list_index(node, p)
+            j = None if p == "*" else list_index(node, p)
             steps = [(k, str(k)) for k in range(len(node))] if p == "*" else ([] if j is None else [(j, p)])
         else:
             return

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .._core import ModelError
-from ..model import KINDS, MODELS_DIR, compile_experiment, expand_wildcards, load_experiment
+from ..model import KINDS, MODELS_DIR, compile_experiment, expand_wildcards, list_index, load_experiment
 from ..provenance import atomic_write_text, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 from .headline import ARCHITECTURES, HOST, SEED, WORKLOAD, checks
@@ -147,9 +147,9 @@ def locate(raw: Mapping[str, Any], concrete: str) -> tuple[str, tuple[Any, ...]]
     path: list[Any] = []
     for part in parts:
         if isinstance(node, list):
-            i = int(part) if part.lstrip("-").isdigit() else next(
-                j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == part)
-            i %= len(node)
+            i = list_index(node, part)
+            if i is None:
+                raise KeyError(f"no list item '{part}' at {concrete}")
             node, part = node[i], i
         else:
             node = node[part]

@@ -734,15 +734,8 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            idx = None
-            if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: int() refuses '²', accepts '٣'
-                idx = int(p)
-            else:
-                for j, item in enumerate(node):
-                    if isinstance(item, dict) and item.get("name") == p:
-                        idx = j
-                        break
-            if idx is None or not -len(node) <= idx < len(node):
+            idx = list_index(node, p)
+            if idx is None:
                 raise ModelError(f"no list item '{p}' (give an index below {len(node)} or an item's name)",
                                  file=file, key=f"set.{where}")
             if last:

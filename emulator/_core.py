@@ -48,7 +48,7 @@ TRACE_DTYPE = np.dtype(
     [
         ("request", "<u8"), ("flow", "<u4"), ("stage", "<u4"), ("dropped", "<i4"), ("batch", "<u4"),
         ("enter", "<u8"), ("start", "<u8"), ("end", "<u8"), ("leave", "<u8"), ("wake", "<u8"),
-        ("parent", "<u8"),
+        ("parent", "<u8"), ("preempted", "<u8"),
     ]
 )
 assert TRACE_DTYPE.itemsize == ffi.sizeof("vemu_trace_record")
@@ -96,7 +96,9 @@ class Spec:
     resources: Sequence[tuple[Any, ...]]
     # ^ units, capacity (-1 unbounded)[, idle states ((exit ps, target residency ps), ...,
     #   shallowest first), wake category[, poll before sleeping (ps), poll category]]
-    qclasses: Sequence[tuple[int, ...]]  # resource, priority, batch[, gap (ps, 0: no throttle)]
+    qclasses: Sequence[tuple[int, ...]]
+    # ^ resource, priority, batch[, gap (ps, 0: no throttle)[, preempt (1: its arrivals
+    #   preempt lower-priority services)]]
     stages: Sequence[tuple[Any, ...]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes[,
     #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)[,
@@ -143,6 +145,7 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         qc[i].priority = prio
         qc[i].batch = batch
         qc[i].gap = row[3] if len(row) > 3 else 0
+        qc[i].preempt = row[4] if len(row) > 4 else 0
     st = ffi.new("vemu_stage_spec[]", max(1, len(spec.stages)))
     for i, row in enumerate(spec.stages):
         q, cat, work, pb, delay, draw, nbytes = row[:7]
@@ -270,6 +273,7 @@ class Engine:
             "resource_dropped": np.zeros(max(nr, 1), np.uint64),
             "resource_max_queue": np.zeros(max(nr, 1), np.uint64),
             "resource_wakeups": np.zeros(max(nr, 1), np.uint64),
+            "resource_preemptions": np.zeros(max(nr, 1), np.uint64),
             "stage_completed": np.zeros(ns, np.uint64),
             "stage_wait_sum": np.zeros(ns, np.float64),
             "stage_service_sum": np.zeros(ns, np.float64),

@@ -207,10 +207,13 @@ def format_trace(res: Any) -> str:
         for rec in recs:
             g = info[int(rec["stage"])]
             enter, start, end, leave = (int(rec[k]) for k in ("enter", "start", "end", "leave"))
+            held = int(rec["preempted"])  # suspended within start..end: wait, not service
             note = "  DROPPED (queue full)" if rec["dropped"] else (f"  (batch of {rec['batch']})" if rec["batch"] > 1 else "")
             if rec["wake"]:
                 note += f"  ({int(rec['wake']) / 1e6:.3f} of the wait: the core waking)"
-            out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter) / 1e6:>8.3f} {(end - start) / 1e6:>9.3f} "
+            if held:
+                note += f"  ({held / 1e6:.3f} of the wait: preempted)"
+            out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter + held) / 1e6:>8.3f} {(end - start - held) / 1e6:>9.3f} "
                        f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
                        f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")
         last, born = int(recs[-1]["leave"]), int(recs[0]["enter"])
@@ -285,13 +288,17 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                    "run longer (--duration)")
     out.append("")
     sleeps = any("wakeups" in r for r in d["resources"].values())  # the host has idle states
+    preempts = any("preemptions" in r for r in d["resources"].values())  # a stage preempts
+
+    def per_s(r: dict[str, Any], key: str, shown: bool) -> str:
+        return "" if not shown else f" {r[key] / d['duration_s']:>11.5g}" if key in r else f" {'-':>11}"
+
     out.append(f"{'resource':<14} {'kind':<7} {'units':>6} {'util':>7} {'mean queue':>11} {'dropped':>8}"
-               + (f" {'wake-ups/s':>11}" if sleeps else ""))
+               + (f" {'wake-ups/s':>11}" if sleeps else "") + (f" {'preempts/s':>11}" if preempts else ""))
     for name, r in d["resources"].items():
         host = "" if r["on_host"] or r["kind"] != "cpu" else " (off-host)"
-        wake = "" if not sleeps else f" {r['wakeups'] / d['duration_s']:>11.5g}" if "wakeups" in r else f" {'-':>11}"
         out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
-                   f"{r['dropped']:>8}{wake}{host}")
+                   f"{r['dropped']:>8}{per_s(r, 'wakeups', sleeps)}{per_s(r, 'preemptions', preempts)}{host}")
     out.append(_bound(d["resources"]))
     if stages:
         out.append("")

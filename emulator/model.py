@@ -73,6 +73,7 @@ class Stage:
     account: str = "tenant"
     batch: int = 1
     priority: int = 0
+    preempt: bool = False  # its arrivals preempt services of lower priority (preemptive resume)
     where: str = ""  # file and key path, for messages and batch identity
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
     throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
@@ -366,8 +367,8 @@ def _params(t: _Table) -> dict[str, float]:
     return out
 
 
-_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "direction",
-               "throttle_us", "fork", "per_page", "page_bytes", "unpaged_bytes")
+_STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "preempt",
+               "direction", "throttle_us", "fork", "per_page", "page_bytes", "unpaged_bytes")
 
 
 def _per_page(t: "_Table") -> Union[float, str]:
@@ -385,8 +386,8 @@ def _stage(data: Any, file: str, path: str) -> Stage:
     if on is None and not t.has("delay_us"):
         raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
     if on is None:
-        for k in ("cycles", "per_byte", "account", "batch", "priority", "direction", "throttle_us", "per_page",
-                  "page_bytes", "unpaged_bytes"):
+        for k in ("cycles", "per_byte", "account", "batch", "priority", "preempt", "direction", "throttle_us",
+                  "per_page", "page_bytes", "unpaged_bytes"):
             if t.has(k):
                 raise t.err(k, "only a stage with `on` can have it")
     account = t.str("account", "tenant")
@@ -399,6 +400,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         name=t.str("name", on or "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
+        preempt=t.bool("preempt", False),
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
         fork=t.str("fork") if t.has("fork") else None,
@@ -1179,10 +1181,14 @@ class _Compiler:
             # a batching or throttled stage has a queue of its own: its batches form, and its
             # throttle counts, only among its own requests (one throttle per resource: per
             # tenant on vcpu, as a VF's interrupt vector)
-            qkey = (ri, s.priority) if s.batch == 1 and gap == 0 else (ri, s.priority, s.where, s.batch, gap)
+            if s.preempt and gap:
+                raise ModelError("a throttled stage cannot preempt: its services wait for the throttle's gap "
+                                 "(set preempt = false or throttle_us = 0)", file=file, key=key + ".preempt")
+            qkey = ((ri, s.priority, s.preempt) if s.batch == 1 and gap == 0
+                    else (ri, s.priority, s.where, s.batch, gap, s.preempt))
             if qkey not in self.q_index:
                 self.q_index[qkey] = len(self.qclasses)
-                self.qclasses.append((ri, s.priority, s.batch, gap))
+                self.qclasses.append((ri, s.priority, s.batch, gap, int(s.preempt)))
             q = self.q_index[qkey]
         delay = self._dist(s.delay_us, PS_PER_US, file, key + ".delay_us")
         draw = bytes_ is not None

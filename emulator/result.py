@@ -181,6 +181,8 @@ class Result:
     def resources(self) -> dict[str, dict[str, Any]]:
         s, window = self.stats, self.duration_s * 1e12
         out = {}
+        # resources a stage can preempt on (a qclass of theirs has `preempt`)
+        preemptive = {q[0] for q in self.compiled.spec.qclasses if len(q) > 4 and q[4]}
         for i, r in enumerate(self.compiled.resources):
             busy = float(s["resource_busy_area"][i].sum())
             out[r.name] = {
@@ -195,6 +197,8 @@ class Result:
             }
             if r.sleeps:  # services that began by waking an idle unit (the host's idle states)
                 out[r.name]["wakeups"] = int(s["resource_wakeups"][i])
+            if i in preemptive:  # services suspended by a preempting arrival
+                out[r.name]["preemptions"] = int(s["resource_preemptions"][i])
         return out
 
     def stages(self) -> list[dict[str, Any]]:

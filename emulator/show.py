@@ -203,6 +203,8 @@ class _Pricer:
             bits.append(f"batch {s.batch}")
         if s.priority:
             bits.append(f"priority {s.priority}")
+        if s.preempt:
+            bits.append("preempts")
         if s.throttle_us not in (0, 0.0):
             bits.append(f"throttle {self.value(s.throttle_us, 'us')}")
         if s.fork:

@@ -38,6 +38,12 @@ Networks:
   Kleinrock vol. 2, 1976, eq. 3.30): classes k = 1 (highest) .. K, W0 = Σ λ_i E[S_i²]/2,
   σ_k = Σ_{i≤k} ρ_i, E[Wq_k] = W0 / ((1 - σ_{k-1})(1 - σ_k)). Classes of equal priority
   share a FIFO queue and form one level.
+- **Preemptive-resume priorities at one M/G/1 server** (stages with `preempt = true`;
+  Kleinrock vol. 2, 1976, eq. 3.65; Harchol-Balter 2013, §32.3): a class sees only the
+  load of its own and higher levels, and its service stretches by the higher levels'
+  arrivals during it: E[T_k] = E[S_k]/(1 - σ_{k-1}) + R_k/((1 - σ_{k-1})(1 - σ_k)) with
+  R_k = Σ_{i≤k} λ_i E[S_i²]/2. It holds when every level but the lowest preempts (a
+  level's `preempt` only acts on the levels below it).
 
 Interrupt throttling (a stage with ``throttle_us``, as a NIC's ITR):
 
@@ -346,6 +352,23 @@ def cobham_waits(rates: Sequence[float], means: Sequence[float], second_moments:
         sigma += lam * m
         _check_stable(sigma, "the priority queue")
         out.append(w0 / ((1 - prev) * (1 - sigma)))
+    return out
+
+
+def preemptive_sojourns(rates: Sequence[float], means: Sequence[float],
+                        second_moments: Sequence[float]) -> list[float]:
+    """Mean sojourn time of each class at one preemptive-resume priority M/G/1 server,
+    classes given highest priority first: E[S_k]/(1 - σ_{k-1}) + R_k/((1 - σ_{k-1})(1 - σ_k))
+    with R_k = Σ_{i≤k} λ_i E[S_i²]/2 (Kleinrock vol. 2, eq. 3.65)."""
+    if not (len(rates) == len(means) == len(second_moments)) or not rates:
+        raise ModelError("need one rate, mean and second moment per class")
+    out, sigma, r = [], 0.0, 0.0
+    for lam, m, s2 in zip(rates, means, second_moments):
+        prev = sigma
+        sigma += lam * m
+        r += lam * s2 / 2
+        _check_stable(sigma, "the priority queue")
+        out.append(m / (1 - prev) + r / ((1 - prev) * (1 - sigma)))
     return out
 
 
@@ -816,9 +839,10 @@ def _priority(c: Any) -> Prediction:
             raise _Uncovered("several open flows on different resources (a multi-class network)")
         resource = ri
         assert svc is not None
-        prio = spec.qclasses[spec.stages[si][0]][1]
+        qrow = spec.qclasses[spec.stages[si][0]]
+        prio, preempt = qrow[1], bool(qrow[4]) if len(qrow) > 4 else False
         delay = sum(w[3][1] for w in walk)
-        rows.append((fi, si, 1 / spec.flows[fi][1][1], svc, prio, delay))
+        rows.append((fi, si, 1 / spec.flows[fi][1][1], svc, prio, delay, preempt))
     assert resource is not None
     units = spec.resources[resource][0]
     name = c.resources[resource].name
@@ -831,15 +855,37 @@ def _priority(c: Any) -> Prediction:
     rho = sum(lam * m for lam, m in zip(lam_l, mean_l))
     if rho >= 1:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
-    waits = cobham_waits(lam_l, mean_l, m2_l)
+    # a level preempts the levels below it when its stages preempt (the lowest has none below)
+    preempts = [{r[6] for r in rows if r[4] == p} for p in levels[:-1]]
+    if any(len(p) > 1 for p in preempts):
+        raise _Uncovered(f"'{name}': flows of one priority differ in `preempt`")
+    preemptive = [p == {True} for p in preempts]
+    if any(preemptive) and not all(preemptive):
+        raise _Uncovered(f"'{name}': some priority levels preempt and others do not (a mixed discipline)")
+    preempting = any(preemptive)
+    if preempting:
+        sojourns = preemptive_sojourns(lam_l, mean_l, m2_l)
+    else:
+        waits = cobham_waits(lam_l, mean_l, m2_l)
     flows, stations = [], []
-    for fi, si, lam, svc, prio, delay in rows:
-        w = waits[levels.index(prio)]
+    for fi, si, lam, svc, prio, delay, _ in rows:
+        k = levels.index(prio)
+        if preempting:
+            # a flow of level k: its own service stretched by the levels above, E[S]/(1 - σ_{k-1}),
+            # plus the level's wait term (the same for every flow of the level, FIFO within it)
+            stretch = 1 - math.fsum(lam_l[i] * mean_l[i] for i in range(k))
+            w = svc.mean / stretch + (sojourns[k] - mean_l[k] / stretch) - svc.mean
+        else:
+            w = waits[k]
         flows.append(FlowPrediction(c.flows[fi], lam * 1e12, (w + svc.mean + delay) / PS_PER_US))
-        stations.append(StationPrediction(name, f"M/G/1 priority {prio}", rho, w / PS_PER_US,
-                                          (w + svc.mean) / PS_PER_US, flow=c.flows[fi], stage=si))
-    label = ("M/G/1 FIFO, several flows (P-K)" if len(levels) == 1
-             else f"M/G/1 with {len(levels)} priority levels (Cobham)")
+        stations.append(StationPrediction(name, f"M/G/1 {'preemptive ' if preempting else ''}priority {prio}",
+                                          rho, w / PS_PER_US, (w + svc.mean) / PS_PER_US, flow=c.flows[fi], stage=si))
+    if len(levels) == 1:
+        label = "M/G/1 FIFO, several flows (P-K)"
+    elif preempting:
+        label = f"M/G/1 with {len(levels)} preemptive-resume priority levels"
+    else:
+        label = f"M/G/1 with {len(levels)} priority levels (Cobham)"
     return Prediction(label, flows, stations)
 
 

@@ -14,6 +14,12 @@
  *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
  *     due no later than the end of its poll; a polling unit is idle and within its poll;
  *   - the event heap stays within the capacity fixed at creation;
+ *   - (preemption) the stale ends of preempted services in the heap number s->stale, and a
+ *     preemptive resource's services in progress are exactly its pending (live) EV_SERVICE
+ *     events; its suspended services are none of them, hold no unit, are listed highest
+ *     priority first, and outrank none of its services in progress; no unit is free while a
+ *     service is suspended; and no request waits to preempt while a service of lower
+ *     priority is in progress (other than one ending at this very instant);
  *   - (queues) with a unit free, every qclass with requests waiting is a throttle whose gap
  *     is closed or whose gate is due at this very instant ("with a unit free, every open
  *     qclass is empty"), and a throttle with requests behind a closed gap has its gate
@@ -46,6 +52,7 @@ static int check(vemu_sim *s, uint64_t seed) {
         memset(held, 0, sizeof held_units);
         for (uint32_t i = 0; i < s->heap_len; i++) {
             event *e = &s->heap[i];
+            if (ev_stale(s, e)) continue;
             if (e->kind == EV_SERVICE || e->kind == EV_WAKE) {
                 request *h = &s->req[e->ref];
                 if (s->st[h->stage].resource != r) continue;
@@ -54,6 +61,34 @@ static int check(vemu_sim *s, uint64_t seed) {
             }
         }
         CHK(svc + wake == U - rs->free, "r%u: in service %u+%u but units-free=%u", r, svc, wake, U - rs->free);
+        if (rs->preemptive) {
+            CHK(rs->n_act == svc, "r%u: %u services in progress listed, %u pending", r, rs->n_act, svc);
+            int32_t lo_act = INT32_MAX;
+            for (uint32_t k = 0; k < rs->n_act; k++) {
+                uint32_t h = rs->act[k];
+                CHK(s->req[h].act == k && s->req[h].svc_seq != UINT64_MAX, "r%u: act slot %u broken", r, k);
+                int32_t p = head_priority(s, h);
+                if (p < lo_act) lo_act = p;
+                for (uint32_t q = 0; q < s->n_qclasses; q++)
+                    if (s->qc[q].resource == r && s->qc[q].preempt && s->qc[q].len > 0)
+                        CHK(p >= s->qc[q].priority || s->req[h].due <= s->now,
+                            "r%u: q%u (priority %d) waits to preempt while a priority %d service runs", r, q,
+                            s->qc[q].priority, p);
+            }
+            CHK(rs->susp == NIL || rs->free == 0, "r%u: a unit free while a service is suspended", r);
+            int32_t prev = INT32_MAX;
+            uint32_t n = 0;
+            for (uint32_t h = rs->susp; h != NIL; h = s->req[h].snext) {
+                CHK(++n <= s->pool_size, "r%u: suspended list loops", r);
+                int32_t p = head_priority(s, h);
+                CHK(p <= prev, "r%u: suspended list out of priority order", r);
+                CHK(p <= lo_act, "r%u: a suspended priority %d service outranks one in progress (%d)", r, p, lo_act);
+                CHK(s->req[h].svc_seq == UINT64_MAX && s->st[s->req[h].stage].resource == r, "r%u: suspended head %u live", r, h);
+                prev = p;
+            }
+        } else {
+            CHK(rs->susp == NIL, "r%u: suspended services on a resource that does not preempt", r);
+        }
         uint32_t stagebusy = 0;
         for (uint32_t c = 0; c < s->n_categories; c++) {
             uint32_t b = s->busy[(size_t)r*s->n_categories + c];
@@ -102,6 +137,10 @@ static int check(vemu_sim *s, uint64_t seed) {
             (unsigned long long)qc->len);
     }
     CHK(s->heap_len <= s->heap_cap, "heap");
+    uint64_t stale = 0;
+    for (uint32_t i = 0; i < s->heap_len; i++) stale += ev_stale(s, &s->heap[i]);
+    CHK(stale == s->stale, "%llu stale events in the heap, counted %llu", (unsigned long long)stale,
+        (unsigned long long)s->stale);
     return 0;
 }
 
@@ -114,7 +153,9 @@ static vemu_dist dist(int allow0){
 
 int main(int argc, char **argv){
     uint64_t n = argc > 1 ? strtoull(argv[1],0,10) : 1000;
-    for (uint64_t seed = 1; seed <= n; seed++) {
+    uint64_t first = argc > 2 ? strtoull(argv[2],0,10) : 1; /* to rerun one failing seed */
+    uint64_t preemptions = 0, sweeps = 0;
+    for (uint64_t seed = first; seed <= n; seed++) {
         X = seed * 0x9E3779B97F4A7C15ULL + 1;
         vemu_model m = {0};
         uint32_t NR = 1 + ri(3);
@@ -137,7 +178,7 @@ int main(int argc, char **argv){
         }
         uint32_t NQ = NR + ri(3);
         vemu_qclass_spec qc[8];
-        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(2); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; }
+        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(3); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; qc[q].preempt = qc[q].gap == 0 && ri(3) == 0; }
         uint32_t NS = 1 + ri(6);
         vemu_stage_spec stg[8];
         for (uint32_t i = 0; i < NS; i++) {
@@ -170,7 +211,7 @@ int main(int argc, char **argv){
         }
         m.n_resources = NR; m.n_qclasses = NQ; m.n_stages = NS; m.n_classes = NC; m.n_flows = NF; m.n_categories = ncat;
         m.resources = res; m.qclasses = qc; m.stages = stg; m.classes = cls; m.flows = fl;
-        m.pool_size = clients + 200; m.n_idle_states = nid; m.idle_states = ids;
+        m.pool_size = clients + (ri(3) ? 200 : 3); /* a small pool: a small heap, swept of stale ends */ m.n_idle_states = nid; m.idle_states = ids;
         vemu_sim *s; char err[256];
         int rc = vemu_sim_create(&m, seed, &s, err, sizeof err);
         if (rc < 0) { /* valid by construction */
@@ -190,8 +231,11 @@ int main(int argc, char **argv){
             if (check(s, seed)) { vemu_sim_destroy(s); return 1; }
             if (rc == VEMU_OK) break;
         }
+        for (uint32_t r = 0; r < s->n_resources; r++) preemptions += s->res[r].preemptions;
+        sweeps += s->sweeps;
         vemu_sim_destroy(s);
     }
-    printf("ok %llu\n", (unsigned long long)n);
+    printf("ok %llu (%llu preemptions, %llu heap sweeps)\n", (unsigned long long)n, (unsigned long long)preemptions,
+           (unsigned long long)sweeps);
     return 0;
 }

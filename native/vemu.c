@@ -180,6 +180,13 @@ typedef struct {
     uint32_t bytes;
     uint32_t flow, batch, cls;
     uint32_t unit; /* the unit its service holds, on a resource with idle states */
+    /* preemption: the seq of its service's pending EV_SERVICE (a popped EV_SERVICE with
+     * another seq is the stale end of a service since preempted) and when that ends */
+    uint64_t svc_seq, due;
+    uint64_t held;    /* ps suspended since its service began (counts as wait) */
+    uint64_t susp_at; /* a suspended service's head: when it was suspended */
+    uint32_t snext;   /* a suspended service's head: the next in its resource's list */
+    uint32_t act;     /* a service's head on a preemptive resource: its slot in `act` */
 } request;
 
 typedef struct {
@@ -191,6 +198,7 @@ typedef struct {
     int32_t gate_pending; /* an EV_GATE is scheduled for next_ok */
     uint64_t gap;         /* ps between service starts; 0: no throttle */
     uint64_t next_ok;     /* the earliest start of its next service */
+    int32_t preempt;      /* its arrivals preempt lower-priority services */
 } qclass;
 
 /* A throttled qclass whose gap since its last service start has not yet passed. */
@@ -217,6 +225,11 @@ typedef struct {
     uint64_t poll;
     uint32_t poll_cat, poll_base;
     uint8_t *ustate;
+    /* preemption (a qclass of it preempts): the heads of its services in progress, and
+     * its suspended services, highest priority first (first suspended first among equals) */
+    uint32_t preemptive, n_act, susp;
+    uint32_t *act;
+    uint64_t preemptions;
 } resource;
 
 typedef struct {
@@ -231,6 +244,8 @@ typedef struct {
                            delay here, and stage + 1 neither batches nor is throttled), if
                            stage + 1 is still in the request's class */
     uint8_t has_delay;
+    uint8_t preempts;    /* its qclass preempts */
+    uint8_t preemptive;  /* its resource has a qclass that preempts */
     int32_t draw_bytes;
     uint32_t fork; /* 0, or 1 + the class a leaving request starts a detached request on */
     uint8_t paged;      /* per_page_ps > 0: work per page (the fields at the end) */
@@ -275,6 +290,8 @@ struct vemu_sim {
 
     event *heap;
     uint32_t heap_len, heap_cap;
+    uint64_t stale;  /* ends of preempted services still in the heap */
+    uint64_t sweeps; /* times the heap was swept of them (for the tests) */
 
     request *req;
     uint32_t pool_size, free_head, fresh, in_flight;
@@ -318,11 +335,14 @@ static inline int ev_less(const event *a, const event *b) {
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
+static int heap_sweep(vemu_sim *s);
+
 static inline int schedule(vemu_sim *s, uint64_t delay, uint32_t kind, uint32_t ref) {
     if (delay > (uint64_t)VEMU_TIME_MAX - s->now)
         return fail(s, VEMU_ERANGE, "simulated time would pass the engine's limit of %.3g s",
                     (double)VEMU_TIME_MAX * 1e-12);
-    if (s->heap_len >= s->heap_cap) return fail(s, VEMU_EFULL, "event queue full (internal sizing error)");
+    if (s->heap_len >= s->heap_cap && (!s->stale || heap_sweep(s) < 0 || s->heap_len >= s->heap_cap))
+        return fail(s, VEMU_EFULL, "event queue full (internal sizing error)");
     event e = {s->now + delay, s->seq++, kind, ref};
     event *h = s->heap;
     uint32_t i = s->heap_len++;
@@ -377,6 +397,30 @@ static void heap_pop(vemu_sim *s) {
     h[i] = last;
 }
 
+/* The stale end of a preempted service: an EV_SERVICE its request no longer waits for. */
+static inline int ev_stale(const vemu_sim *s, const event *e) {
+    return e->kind == EV_SERVICE && s->req[e->ref].svc_seq != e->seq;
+}
+
+static int ev_cmp(const void *a, const void *b) {
+    return ev_less(a, b) ? -1 : ev_less(b, a) ? 1 : 0;
+}
+
+/* The heap is full: drop the stale ends of preempted services from it. A model with
+ * preemption has pool_size slots more than it can have live events, so a full heap holds
+ * at least that many stale ones and sweeps are rare. A sorted array is a heap, and events
+ * pop in (t, seq) order whatever its shape: runs stay the same bits. */
+static __attribute__((noinline, cold)) int heap_sweep(vemu_sim *s) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->heap_len; i++)
+        if (!ev_stale(s, &s->heap[i])) s->heap[n++] = s->heap[i];
+    s->stale -= s->heap_len - n;
+    s->heap_len = n;
+    s->sweeps++;
+    qsort(s->heap, n, sizeof *s->heap, ev_cmp);
+    return VEMU_OK;
+}
+
 /* ---------------------------------------------------------------- accounting */
 
 static inline void busy_change(vemu_sim *s, uint32_t r, uint32_t cat, int delta) {
@@ -417,6 +461,7 @@ static void trace_record(vemu_sim *s, const request *q, int dropped) {
     size_t slot = (size_t)(q - s->req);
     t->wake = s->trace_wake[slot];
     t->parent = q->parent;
+    t->preempted = dropped ? 0 : q->held;
     s->trace_wake[slot] = 0;
 }
 
@@ -435,6 +480,7 @@ static int stage_enter(vemu_sim *s, uint32_t ri);
 static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
 static int gate_arm(vemu_sim *s, uint32_t qi);
 static int gate_flush(vemu_sim *s, uint32_t qi);
+static int make_room(vemu_sim *s, resource *rs, int32_t prio);
 
 /* Takes a free request slot into *out, or fails the sim with VEMU_EFULL. */
 static int slot_take(vemu_sim *s, uint32_t fi, int detached, uint32_t *out) {
@@ -566,6 +612,7 @@ static int stage_leave(vemu_sim *s, uint32_t ri) {
 static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
     q->enter = s->now;
     q->batch = 1;
+    q->held = 0;
     if (g->draw_bytes) {
         double b = sample(&g->bytes, &s->fl[q->flow].streams[S_BYTES]);
         q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
@@ -605,6 +652,10 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
         int rc = gate_flush(s, (uint32_t)g->qclass);
         if (rc < 0 || room) return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
         /* no room before: the service just begun made some; go on as an arrival */
+    }
+    if (__builtin_expect(g->preempts, 0) && rs->free == 0) { /* (a preempting qclass has no throttle) */
+        int rc = make_room(s, rs, qc->priority);
+        if (rc < 0) return rc;
     }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
@@ -702,6 +753,101 @@ static __attribute__((noinline, cold)) int on_poll_end(vemu_sim *s, uint32_t gu)
     return VEMU_OK;
 }
 
+/* ---------------------------------------------------------------- preemption */
+
+static inline int32_t head_priority(const vemu_sim *s, uint32_t head) {
+    return s->qc[s->st[s->req[head].stage].qclass].priority;
+}
+
+/* Schedules the end of the service proper of `head` at stage g, `len` ps from now. */
+static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint64_t len) {
+    int rc = schedule(s, len, EV_SERVICE, head);
+    if (rc < 0) return rc;
+    request *h = &s->req[head];
+    h->svc_seq = s->seq - 1;
+    h->due = s->now + len;
+    if (__builtin_expect(g->preemptive, 0)) { /* a service in progress: one that may be preempted */
+        resource *rs = &s->res[g->resource];
+        h->act = rs->n_act;
+        rs->act[rs->n_act++] = head;
+    }
+    return VEMU_OK;
+}
+
+static inline void act_remove(vemu_sim *s, resource *rs, uint32_t head) {
+    uint32_t k = s->req[head].act, last = rs->act[--rs->n_act];
+    rs->act[k] = last;
+    s->req[last].act = k;
+}
+
+/* A request of priority `prio` that preempts finds no unit free: suspend the service in
+ * progress of lowest priority below `prio` (among equals the one begun or resumed last;
+ * never one ending at this very instant) and free its unit. No such service: no-op. */
+static __attribute__((noinline)) int make_room(vemu_sim *s, resource *rs, int32_t prio) {
+    uint32_t v = NIL;
+    int32_t vp = 0;
+    uint64_t vseq = 0;
+    for (uint32_t k = 0; k < rs->n_act; k++) {
+        uint32_t hi = rs->act[k];
+        const request *h = &s->req[hi];
+        if (h->due <= s->now) continue;
+        int32_t p = head_priority(s, hi);
+        if (p >= prio) continue;
+        if (v == NIL || p < vp || (p == vp && h->svc_seq > vseq)) {
+            v = hi;
+            vp = p;
+            vseq = h->svc_seq;
+        }
+    }
+    if (v == NIL) return VEMU_OK;
+    request *h = &s->req[v];
+    const stage *g = &s->st[h->stage];
+    act_remove(s, rs, v);
+    h->svc_seq = UINT64_MAX; /* its pending EV_SERVICE is stale now */
+    s->stale++;
+    h->svc_end = h->due - s->now; /* the time it has left, until it resumes */
+    h->susp_at = s->now;
+    busy_change(s, g->resource, g->category, -1);
+    uint32_t *link = &rs->susp; /* behind those of its priority or higher */
+    while (*link != NIL && head_priority(s, *link) >= vp) link = &s->req[*link].snext;
+    h->snext = *link;
+    *link = v;
+    rs->preemptions++;
+    return unit_release(s, rs, h);
+}
+
+/* A unit is free and the suspended service of highest priority goes first: it resumes,
+ * after waking the unit if it sleeps, for the time it had left. */
+static __attribute__((noinline)) int resume(vemu_sim *s, resource *rs) {
+    uint32_t head = rs->susp;
+    request *h = &s->req[head];
+    const stage *g = &s->st[h->stage];
+    rs->susp = h->snext;
+    rs->free--;
+    uint64_t wake = rs->n_idle ? unit_take(s, rs, h) : 0;
+    uint64_t held = s->now + wake - h->susp_at;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) s->req[ri].held += held;
+    if (wake) { /* on_wake sees held > 0: the service's start stays */
+        busy_change(s, g->resource, rs->wake_cat, +1);
+        return schedule(s, wake, EV_WAKE, head);
+    }
+    busy_change(s, g->resource, g->category, +1);
+    return svc_schedule(s, g, head, h->svc_end);
+}
+
+/* Whether a service on preemptive `rs` that would carry on to a stage of priority `prio`
+ * on the unit it holds must give the unit up instead: a suspended service or a request
+ * waiting to preempt outranks that stage. */
+static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource *rs, int32_t prio) {
+    if (rs->susp != NIL && head_priority(s, rs->susp) > prio) return 1;
+    if (rs->waiting == 0) return 0;
+    for (uint32_t k = 0; k < rs->q_count; k++) {
+        const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
+        if (qc->preempt && qc->len > 0 && qc->priority > prio) return 1;
+    }
+    return 0;
+}
+
 /* The end of start_chain for a stage that is throttled or whose units sleep, kept apart
  * from the hot path. A unit that must first wake is charged to the resource's wake
  * category until EV_WAKE, when the service proper (t ps, kept in svc_end meanwhile)
@@ -722,7 +868,7 @@ static __attribute__((noinline, cold)) int start_slow(vemu_sim *s, uint32_t qi, 
         rc = schedule(s, wake, EV_WAKE, head);
     } else {
         busy_change(s, g->resource, g->category, +1);
-        rc = schedule(s, to_ps(t), EV_SERVICE, head);
+        rc = svc_schedule(s, g, head, to_ps(t));
     }
     if (rc < 0 || !g->throttled) return rc;
     qclass *qc = &s->qc[qi];
@@ -767,7 +913,7 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
     g->served++;
     if (__builtin_expect(g->slow, 0)) return start_slow(s, qi, head, t);
     busy_change(s, g->resource, g->category, +1);
-    return schedule(s, to_ps(t), EV_SERVICE, head);
+    return svc_schedule(s, g, head, to_ps(t));
 }
 
 /* Begins a service of `head` (already dequeued, or arriving at a free unit) on qclass qi,
@@ -781,7 +927,7 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
  * non-empty qclass whose throttle is open. Resources have few qclasses, so a scan beats
  * any index. */
 static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource *rs) {
-    if (rs->waiting == 0) return VEMU_OK;
+    if (rs->waiting == 0) return __builtin_expect(rs->susp == NIL, 1) ? VEMU_OK : resume(s, rs);
     uint32_t best = NIL;
     for (uint32_t k = 0; k < rs->q_count; k++) {
         uint32_t qi = s->res_q[rs->q_first + k];
@@ -796,6 +942,9 @@ static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource 
             (qc->priority == b->priority && s->req[qc->head].enq_seq < s->req[b->head].enq_seq))
             best = qi;
     }
+    /* a suspended service goes before queued requests of its priority or lower */
+    if (__builtin_expect(rs->susp != NIL, 0) && (best == NIL || head_priority(s, rs->susp) >= s->qc[best].priority))
+        return resume(s, rs);
     if (__builtin_expect(best == NIL, 0)) return VEMU_OK; /* only closed throttles wait: their gates will call */
     queue_change(s, rs, -1);
     uint32_t ri = qclass_pop(s, &s->qc[best]);
@@ -843,7 +992,13 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
     resource *rs = &s->res[qc->resource];
     uint32_t ri = head;
     /* a throttle with requests waiting: the group queues behind them (see the end) */
-    while (ri != NIL && rs->free > 0 && !qc_closed(qc, s->now) && !(qc->gap && qc->len > 0)) {
+    while (ri != NIL && !qc_closed(qc, s->now) && !(qc->gap && qc->len > 0)) {
+        if (rs->free == 0) {
+            if (!qc->preempt) break;
+            int rc = make_room(s, rs, qc->priority);
+            if (rc < 0) return rc;
+            if (rs->free == 0) break;
+        }
         uint32_t h0 = ri, t0 = ri, k = 1;
         double bytes = s->req[ri].bytes;
         for (ri = s->req[ri].next; ri != NIL && k < qc->batch; ri = s->req[ri].next) {
@@ -883,8 +1038,8 @@ static inline int pass_on(vemu_sim *s, uint32_t ri, stage *g) {
     request *q = &s->req[ri];
     q->svc_end = s->now;
     g->completed++;
-    g->wait_sum += (double)(q->start - q->enter);
-    g->service_sum += (double)(s->now - q->start);
+    g->wait_sum += (double)(q->start - q->enter + q->held);
+    g->service_sum += (double)(s->now - q->start - q->held);
     trace_stage(s, q, 0);
     if (__builtin_expect(g->fork != 0, 0)) {
         int rc = fork_off(s, ri, g->fork - 1);
@@ -901,6 +1056,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
     uint32_t r = g->resource;
     resource *rs = &s->res[r];
     busy_change(s, r, g->category, -1);
+    if (__builtin_expect(g->preemptive, 0)) act_remove(s, rs, head);
     /* a batching service goes on as one to the next stage if that stage batches too: on
      * this resource it keeps the unit (the later steps of one interrupt are paid once per
      * interrupt); elsewhere its members arrive together (one notification, one interrupt) */
@@ -918,7 +1074,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
         const qclass *qn = &s->qc[q2];
         int rc = unit_release(s, rs, h);
         if (rc < 0) return rc;
-        if (qn->resource == r && qn->batch >= n && !qn->gap) return start_chain(s, q2, head, tail, n, bytes);
+        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, qn->priority)))
+            return start_chain(s, q2, head, tail, n, bytes);
         rc = dispatch(s, rs);
         if (rc < 0) return rc;
         return group_enter(s, q2, head);
@@ -927,7 +1084,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * its unit and goes straight on, unless that stage batches or is throttled: a batch
      * can only form from requests that wait for it, so the request queues there like any
      * other */
-    if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
+    if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end &&
+        !(g->preemptive && outranked(s, rs, s->qc[s->st[h->stage + 1].qclass].priority))) {
         int rc = pass_on(s, head, g);
         if (rc < 0) return rc;
         rc = unit_release(s, rs, h); /* start_service takes it again */
@@ -942,8 +1100,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
         request *q = &s->req[ri];
         uint32_t nx = q->next;
         q->svc_end = s->now;
-        g->wait_sum += (double)(q->start - q->enter);
-        g->service_sum += (double)(s->now - q->start);
+        g->wait_sum += (double)(q->start - q->enter + q->held);
+        g->service_sum += (double)(s->now - q->start - q->held);
         if (g->has_delay) {
             rc = schedule(s, to_ps(sample(&g->delay, &s->fl[q->flow].streams[S_SERVICE])), EV_DELAY, ri);
         } else {
@@ -1043,6 +1201,8 @@ static int validate(const vemu_model *m, char *err, size_t len) {
                 VEMU_MAX_BATCH);
         REQUIRE(q->gap >= 0 && q->gap <= VEMU_MAX_GAP, "qclass %u: gap %lld ps, need 0..%lld", i, (long long)q->gap,
                 (long long)VEMU_MAX_GAP);
+        REQUIRE(q->preempt <= 1, "qclass %u: preempt %u, need 0 or 1", i, q->preempt);
+        REQUIRE(!q->preempt || q->gap == 0, "qclass %u: a throttled qclass (gap > 0) cannot preempt", i);
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
         const vemu_stage_spec *g = &m->stages[i];
@@ -1142,6 +1302,9 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     uint64_t polling_units = 0; /* + one pending poll end per unit that polls before sleeping */
     for (uint32_t i = 0; i < m->n_resources; i++) polling_units += m->resources[i].poll ? m->resources[i].units : 0;
     uint64_t cap = (uint64_t)m->pool_size + m->n_flows + closed_flows + m->n_qclasses + polling_units + 1;
+    int preemption = 0; /* + room for pool_size stale ends of preempted services (heap_sweep) */
+    for (uint32_t i = 0; i < m->n_qclasses; i++) preemption |= m->qclasses[i].preempt != 0;
+    if (preemption) cap += m->pool_size;
     s->heap_cap = (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap);
     s->res = calloc(m->n_resources ? m->n_resources : 1, sizeof *s->res);
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
@@ -1179,6 +1342,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         resource *r = &s->res[i];
         r->units = r->free = g->units;
         r->capacity = g->capacity;
+        r->susp = NIL;
         if (g->n_idle == 0) continue;
         /* every unit asleep since before time 0 (since = UINT64_MAX) with no history
          * (prediction 0): its first wake-up is from the state a prediction of 0 picks */
@@ -1217,8 +1381,14 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         q->priority = m->qclasses[i].priority;
         q->batch = m->qclasses[i].batch;
         q->gap = (uint64_t)m->qclasses[i].gap;
+        q->preempt = m->qclasses[i].preempt != 0;
         resource *r = &s->res[q->resource];
         if (q->gap) r->gated = 1;
+        if (q->preempt && !r->preemptive) {
+            r->preemptive = 1;
+            r->act = malloc((size_t)r->units * sizeof *r->act);
+            if (!r->act) goto nomem;
+        }
         s->res_q[r->q_first + r->q_count++] = i;
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
@@ -1241,6 +1411,8 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         t->throttled = g->qclass >= 0 && m->qclasses[g->qclass].gap > 0;
         t->slow = t->throttled || (g->qclass >= 0 && m->resources[m->qclasses[g->qclass].resource].n_idle > 0);
         t->batching = g->qclass >= 0 && m->qclasses[g->qclass].batch > 1;
+        t->preempts = g->qclass >= 0 && s->qc[g->qclass].preempt;
+        t->preemptive = g->qclass >= 0 && s->res[t->resource].preemptive;
     }
     for (uint32_t i = 0; i + 1 < m->n_stages; i++) {
         const vemu_stage_spec *g = &m->stages[i], *g2 = &m->stages[i + 1];
@@ -1300,6 +1472,7 @@ void vemu_sim_destroy(vemu_sim *s) {
         free(s->res[i].since);
         free(s->res[i].pred);
         free(s->res[i].ustate);
+        free(s->res[i].act);
     }
     free(s->poll_owner);
     free(s->idle_exit);
@@ -1324,15 +1497,41 @@ void vemu_sim_destroy(vemu_sim *s) {
 
 /* ---------------------------------------------------------------- running */
 
+/* A service on preemptive `rs` has just begun its service proper after its unit woke
+ * (a waking unit cannot be preempted): requests that came meanwhile to preempt it do so
+ * now, highest priority first. */
+static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource *rs) {
+    while (rs->waiting) {
+        int32_t top = INT32_MIN;
+        int any = 0;
+        for (uint32_t k = 0; k < rs->q_count; k++) {
+            const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
+            if (qc->preempt && qc->len > 0 && (!any || qc->priority > top)) {
+                top = qc->priority;
+                any = 1;
+            }
+        }
+        if (!any) return VEMU_OK;
+        int rc = make_room(s, rs, top);
+        if (rc < 0 || rs->free == 0) return rc;
+        rc = dispatch(s, rs);
+        if (rc < 0) return rc;
+    }
+    return VEMU_OK;
+}
+
 /* EV_WAKE: a unit is awake and the service proper begins (its length waited in svc_end);
  * the wake-up counts as its requests' wait. */
 static __attribute__((noinline, cold)) int on_wake(vemu_sim *s, uint32_t head) {
     request *h = &s->req[head];
     const stage *g = &s->st[h->stage];
-    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) s->req[ri].start = s->now;
+    if (h->held == 0) /* not a suspended service resuming */
+        for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) s->req[ri].start = s->now;
     busy_change(s, g->resource, s->res[g->resource].wake_cat, -1);
     busy_change(s, g->resource, g->category, +1);
-    return schedule(s, h->svc_end, EV_SERVICE, head);
+    int rc = svc_schedule(s, g, head, h->svc_end);
+    if (rc < 0 || !g->preemptive) return rc;
+    return preempt_waiting(s, &s->res[g->resource]);
 }
 
 int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
@@ -1359,13 +1558,21 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             rc = issue(s, e.ref);
             break;
         case EV_SERVICE:
+            if (__builtin_expect(s->req[e.ref].svc_seq != e.seq, 0)) { /* a preempted service's old end */
+                s->stale--;
+                rc = VEMU_OK;
+                break;
+            }
             rc = on_service(s, e.ref);
             break;
         case EV_GATE: { /* a throttle's gap has passed with requests waiting */
             qclass *qc = &s->qc[e.ref];
             resource *rs = &s->res[qc->resource];
             qc->gate_pending = 0;
-            rc = rs->free > 0 ? dispatch(s, rs) : VEMU_OK; /* else the next free unit takes them */
+            /* while a unit is free, serve: the resource's best first, which is another qclass
+             * when one of higher priority is open too (its own gate due at this instant), and
+             * then this one; with no unit free the next free unit takes them */
+            rc = rs->free > 0 ? gate_flush(s, e.ref) : VEMU_OK;
             /* a service begun at this instant before this event (an arrival that found the
              * gap just open) closed the gap again, and its gate_arm saw this event still
              * pending: arm the gate anew, or those waiting would wait for the next arrival */
@@ -1403,7 +1610,7 @@ int vemu_sim_reset_stats(vemu_sim *s) {
         resource *r = &s->res[i];
         r->queue_area = 0;
         r->queue_last = s->now;
-        r->served = r->dropped = r->wakeups = 0;
+        r->served = r->dropped = r->wakeups = r->preemptions = 0;
         r->max_queue = r->waiting;
     }
     size_t rc = (size_t)s->n_resources * s->n_categories;
@@ -1443,6 +1650,7 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         if (o->resource_dropped) o->resource_dropped[i] = r->dropped;
         if (o->resource_max_queue) o->resource_max_queue[i] = r->max_queue;
         if (o->resource_wakeups) o->resource_wakeups[i] = r->wakeups;
+        if (o->resource_preemptions) o->resource_preemptions[i] = r->preemptions;
     }
     if (o->resource_busy_area) {
         size_t rc = (size_t)s->n_resources * s->n_categories;

@@ -11,7 +11,8 @@
  *             dropped and counted).
  *   qclass    a queue at one resource. Requests of stages sharing a qclass wait in one
  *             FIFO. A free unit serves the non-empty qclass of highest `priority`, ties
- *             going to the request that has waited longest (non-preemptive priority).
+ *             going to the request that has waited longest (non-preemptive priority, unless
+ *             the qclass has `preempt`).
  *             A qclass with `batch` > 1 serves up to `batch` queued requests at once: the
  *             fixed work is drawn once, the per-byte work is paid for every member.
  *             A qclass with `gap` > 0 begins its services at least `gap` ps apart, as a
@@ -20,6 +21,21 @@
  *             waits until the gap has passed, and everything waiting then (up to `batch`)
  *             is served together; a request arriving at the very instant the gap passes
  *             joins those waiting, behind them. One throttle per qclass, whatever its units.
+ *   preempt   a qclass with `preempt` takes a unit at once when a request arrives and no
+ *             unit is free, if one is serving a qclass of lower priority (the lowest such,
+ *             the one begun or resumed last among equals): that service is suspended and
+ *             its unit changes hands with no cost (preemptive resume, as an interrupt
+ *             preempts the code a core is running). A suspended service keeps its
+ *             requests and its remaining time; a unit coming free resumes the suspended
+ *             service of highest priority before starting queued requests of the same or
+ *             lower priority (among suspended services of one priority, the first
+ *             suspended first), and it may then have to wake. Suspended services are not
+ *             waiting requests: they hold no queue slot and are not in the queue
+ *             statistics; their time suspended counts as wait, not service. A service
+ *             whose own next stage would run on its unit (run to completion, below) gives
+ *             the unit up instead when that stage's priority is below a suspended
+ *             service's or a waiting preempting request's. Only a service in progress is
+ *             preempted, never a unit waking from an idle state.
  *   idle      a resource may give its units idle states (a CPU's C-states): each has an
  *             exit latency and a target residency, shallowest first. A unit that goes idle
  *             enters the deepest state whose target residency its prediction reaches (the
@@ -70,7 +86,10 @@
  * architectures run with one seed see the same arrivals (common random numbers).
  *
  * Memory: everything is allocated in vemu_sim_create and nothing grows while running. A
- * request arriving when the pool is exhausted stops the run with VEMU_EFULL.
+ * request arriving when the pool is exhausted stops the run with VEMU_EFULL. (A preempted
+ * service's pending end stays in the event queue until its time or until the queue,
+ * which a model with preemption sizes with one slack slot per pool slot, fills up and is
+ * swept of them.)
  *
  * The engine never prints, exits or aborts. Functions return VEMU_OK (0), a positive
  * progress code, or a negative VEMU_E* status; vemu_sim_error() gives the message.
@@ -155,6 +174,8 @@ typedef struct {
     int32_t priority;  /* higher first */
     uint32_t batch;    /* 1 .. VEMU_MAX_BATCH */
     int64_t gap;       /* ps between the starts of its services, 0 .. VEMU_MAX_GAP; 0: none */
+    uint32_t preempt;  /* 1: its arrivals preempt lower-priority services (see `preempt`
+                          above); needs gap 0. 0: they wait for a unit to come free */
 } vemu_qclass_spec;
 
 typedef struct {
@@ -220,6 +241,7 @@ typedef struct {
     uint64_t leave;  /* left the stage (after its delay) */
     uint64_t wake;   /* of the wait start - enter, ps spent waking the unit from an idle state */
     uint64_t parent; /* the request whose fork started this one, VEMU_NO_PARENT if none */
+    uint64_t preempted; /* of end - start, ps its service spent suspended by preemption */
 } vemu_trace_record;
 
 /* Caller-owned arrays the statistics are copied into; any pointer may be NULL.
@@ -245,11 +267,12 @@ typedef struct {
     uint64_t *resource_max_queue;
     /* [n_stages] */
     uint64_t *stage_completed;
-    double *stage_wait_sum;    /* ps from entering to service start */
-    double *stage_service_sum; /* ps from service start to service end */
+    double *stage_wait_sum;    /* ps from entering to service start, and suspended after it */
+    double *stage_service_sum; /* ps in service (from its start to its end, less suspensions) */
     uint64_t *stage_served;    /* services begun (a batch counts once, at its first member's stage) */
     /* [n_resources] */
     uint64_t *resource_wakeups; /* services that began by waking an idle unit */
+    uint64_t *resource_preemptions; /* services suspended by a higher-priority arrival */
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

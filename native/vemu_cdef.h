@@ -39,7 +39,7 @@ typedef struct {
     int64_t poll; uint32_t poll_category;
 } vemu_resource_spec;
 typedef struct { int64_t exit; int64_t residency; } vemu_idle_state;
-typedef struct { uint32_t resource; int32_t priority; uint32_t batch; int64_t gap; } vemu_qclass_spec;
+typedef struct { uint32_t resource; int32_t priority; uint32_t batch; int64_t gap; uint32_t preempt; } vemu_qclass_spec;
 typedef struct {
     int32_t qclass; uint32_t category; vemu_dist work; double per_byte_ps; vemu_dist delay;
     int32_t draw_bytes; vemu_dist bytes; uint32_t fork;
@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     uint64_t request; uint32_t flow; uint32_t stage; int32_t dropped; uint32_t batch;
     uint64_t enter; uint64_t start; uint64_t end; uint64_t leave; uint64_t wake; uint64_t parent;
+    uint64_t preempted;
 } vemu_trace_record;
 typedef struct {
     uint64_t *flow_created; uint64_t *flow_completed; uint64_t *flow_dropped;
@@ -76,6 +77,7 @@ typedef struct {
     uint64_t *stage_completed; double *stage_wait_sum; double *stage_service_sum;
     uint64_t *stage_served;
     uint64_t *resource_wakeups;
+    uint64_t *resource_preemptions;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

@@ -1,7 +1,8 @@
 """A fingerprint of the engine's behaviour.
 
 Two reference runs (inline models that exercise every engine feature: every
-distribution, batches, throttles, batches moving on together, idle states and halt-polling, priorities, capacity drops,
+distribution, batches, throttles, batches moving on together, idle states and halt-polling, priorities (with and
+without preemption), capacity drops,
 forks,
 closed loops with think time, pure delays, run-to-completion chains, request mixes) are hashed bit for bit. Any change to
 what the engine computes changes the hash. If a change is deliberate (a new sampler, a
@@ -55,17 +56,18 @@ EVERYTHING = {
                 {"name": "wire", "on": "nic", "delay_us": {"dist": "exp", "mean": 2}},
             ]},
             "done": {"stages": [
-                {"name": "completion irq", "on": "vcpu", "cycles": 700, "account": "exit", "batch": 4, "priority": 1},
+                {"name": "completion irq", "on": "vcpu", "cycles": 700, "account": "exit", "batch": 4, "priority": 1,
+                 "preempt": True},
             ]},
             "blk": {"stages": [
                 {"name": "submit", "on": "vcpu", "cycles": 5000},
-                {"name": "card", "on": "card", "cycles": 2000, "priority": 1},
+                {"name": "card", "on": "card", "cycles": 2000, "priority": 1, "preempt": True},
                 {"name": "ssd", "on": "ssd"},
                 {"name": "lag", "delay_us": 3},
             ]},
         },
         "background": [{"name": "timer", "arrival": "periodic", "rate_per_s": 1000, "per_vcpu": True,
-                        "steps": [{"on": "vcpu", "cycles": "exit", "account": "exit", "priority": 2}]}],
+                        "steps": [{"on": "vcpu", "cycles": "exit", "account": "exit", "priority": 2, "preempt": True}]}],
     },
     "workload": {"name": "w", "flows": [
         {"name": "mix", "arrival": "closed", "clients": 64, "think_us": {"dist": "exp", "mean": 50},
@@ -82,14 +84,19 @@ FINGERPRINTS = {
     # + resource_wakeups (a new statistic) and the trace's wake field, all zeros here; without
     # them still b254d6404eb65e03
     # + the trace's parent field (all VEMU_NO_PARENT here); without it still 877da43ecd39d755
-    "tandem": "de6d3fb11e748675",
+    # + resource_preemptions (a new statistic) and the trace's preempted field, all zeros here;
+    # without them still de6d3fb11e748675
+    "tandem": "3925fe3dfd7edccc",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
     # then the net path's copy forks a completion interrupt (without the fork, and without the
     # trace's parent field, still a3b35784944d1a14); then dom0 grant-maps the net path's
     # bytes per 512 B page beyond 128 (without that stage still 25fd75c36c41faf4)
-    "everything": "3f53319ac0d1ef1d",
+    # then the completion interrupt, the timer and the card's stage preempt (18,305 services
+    # suspended on vcpu, 24 on the card); without that, resource_preemptions and the trace's
+    # preempted field still 3f53319ac0d1ef1d
+    "everything": "4b10325c3c4574fd",
 }
 
 

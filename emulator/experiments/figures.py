@@ -518,9 +518,11 @@ def request_paths() -> list[dict[str, Any]]:
         for r in recs:
             g = info[int(r["stage"])]
             enter, start, end, leave = ((int(r[k]) - t0) / 1e6 for k in ("enter", "start", "end", "leave"))
+            held = int(r["preempted"]) / 1e6  # suspended by preemption: wait, not service
             rows.append({"architecture": a, "request": "forked" if int(r["parent"]) != NO_PARENT else "get",
                          "stage": g.name, "resource": g.resource or "", "account": g.category if g.resource in cpu else "",
-                         "enter_us": enter, "wait_us": start - enter, "service_us": end - start, "delay_us": leave - end})
+                         "enter_us": enter, "wait_us": start - enter + held, "service_us": end - start - held,
+                         "delay_us": leave - end})
     return rows
 
 

@@ -172,6 +172,8 @@ typedef struct {
 
 typedef struct {
     uint64_t born, enter, start, svc_end;
+    uint64_t svc_seq; /* the seq of its service's pending EV_SERVICE: a popped EV_SERVICE with
+                         another is the stale end of a service since preempted */
     uint64_t id;      /* creation sequence */
     uint64_t parent;  /* id of the request whose fork started it; VEMU_NO_PARENT: its flow's own */
     uint64_t enq_seq; /* order of queueing, for FIFO across qclasses */
@@ -180,9 +182,8 @@ typedef struct {
     uint32_t bytes;
     uint32_t flow, batch, cls;
     uint32_t unit; /* the unit its service holds, on a resource with idle states */
-    /* preemption: the seq of its service's pending EV_SERVICE (a popped EV_SERVICE with
-     * another seq is the stale end of a service since preempted) and when that ends */
-    uint64_t svc_seq, due;
+    /* preemption (read only at stages on a preemptive resource): */
+    uint64_t due;     /* when its service in progress ends */
     uint64_t held;    /* ps suspended since its service began (counts as wait) */
     uint64_t susp_at; /* a suspended service's head: when it was suspended */
     uint32_t snext;   /* a suspended service's head: the next in its resource's list */
@@ -208,6 +209,8 @@ typedef struct {
     uint32_t units, free;
     int64_t capacity;
     uint64_t waiting;
+    uint32_t susp; /* (preemption) its suspended services, highest priority first (first
+                      suspended first among equals): NIL when none */
     uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q */
     uint32_t gated;            /* one of its qclasses is throttled */
     uint32_t n_idle;           /* idle states of its units (0: none); beside the hot fields */
@@ -225,9 +228,8 @@ typedef struct {
     uint64_t poll;
     uint32_t poll_cat, poll_base;
     uint8_t *ustate;
-    /* preemption (a qclass of it preempts): the heads of its services in progress, and
-     * its suspended services, highest priority first (first suspended first among equals) */
-    uint32_t preemptive, n_act, susp;
+    /* preemption (a qclass of it preempts): the heads of its services in progress */
+    uint32_t preemptive, n_act;
     uint32_t *act;
     uint64_t preemptions;
 } resource;
@@ -443,6 +445,10 @@ static inline void in_flight_change(vemu_sim *s, flow *f, int delta) {
     f->in_flight += delta;
 }
 
+/* The time a request's service at stage g has spent suspended so far (none but on a
+ * preemptive resource, where stage_arrive resets it). */
+static inline uint64_t held_of(const stage *g, const request *q) { return g->preemptive ? q->held : 0; }
+
 static void trace_record(vemu_sim *s, const request *q, int dropped) {
     if (s->trace_len >= s->trace_cap) {
         s->trace_lost++;
@@ -461,7 +467,7 @@ static void trace_record(vemu_sim *s, const request *q, int dropped) {
     size_t slot = (size_t)(q - s->req);
     t->wake = s->trace_wake[slot];
     t->parent = q->parent;
-    t->preempted = dropped ? 0 : q->held;
+    t->preempted = dropped ? 0 : held_of(&s->st[q->stage], q);
     s->trace_wake[slot] = 0;
 }
 
@@ -612,7 +618,7 @@ static int stage_leave(vemu_sim *s, uint32_t ri) {
 static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
     q->enter = s->now;
     q->batch = 1;
-    q->held = 0;
+    if (g->preemptive) q->held = 0;
     if (g->draw_bytes) {
         double b = sample(&g->bytes, &s->fl[q->flow].streams[S_BYTES]);
         q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
@@ -653,12 +659,12 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
         if (rc < 0 || room) return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
         /* no room before: the service just begun made some; go on as an arrival */
     }
-    if (__builtin_expect(g->preempts, 0) && rs->free == 0) { /* (a preempting qclass has no throttle) */
-        int rc = make_room(s, rs, qc->priority);
-        if (rc < 0) return rc;
-    }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
+    if (__builtin_expect(g->preempts, 0)) { /* none free: take one from a lower priority (no throttle here) */
+        int rc = make_room(s, rs, qc->priority);
+        if (rc < 0 || rs->free > 0) return rc < 0 ? rc : start_service(s, (uint32_t)g->qclass, ri);
+    }
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     enqueue(s, qc, rs, ri);
     return g->throttled ? gate_arm(s, (uint32_t)g->qclass) : VEMU_OK;
@@ -765,9 +771,9 @@ static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint6
     if (rc < 0) return rc;
     request *h = &s->req[head];
     h->svc_seq = s->seq - 1;
-    h->due = s->now + len;
     if (__builtin_expect(g->preemptive, 0)) { /* a service in progress: one that may be preempted */
         resource *rs = &s->res[g->resource];
+        h->due = s->now + len;
         h->act = rs->n_act;
         rs->act[rs->n_act++] = head;
     }
@@ -1038,8 +1044,9 @@ static inline int pass_on(vemu_sim *s, uint32_t ri, stage *g) {
     request *q = &s->req[ri];
     q->svc_end = s->now;
     g->completed++;
-    g->wait_sum += (double)(q->start - q->enter + q->held);
-    g->service_sum += (double)(s->now - q->start - q->held);
+    uint64_t held = held_of(g, q);
+    g->wait_sum += (double)(q->start - q->enter + held);
+    g->service_sum += (double)(s->now - q->start - held);
     trace_stage(s, q, 0);
     if (__builtin_expect(g->fork != 0, 0)) {
         int rc = fork_off(s, ri, g->fork - 1);
@@ -1100,8 +1107,9 @@ static int on_service(vemu_sim *s, uint32_t head) {
         request *q = &s->req[ri];
         uint32_t nx = q->next;
         q->svc_end = s->now;
-        g->wait_sum += (double)(q->start - q->enter + q->held);
-        g->service_sum += (double)(s->now - q->start - q->held);
+        uint64_t held = held_of(g, q);
+        g->wait_sum += (double)(q->start - q->enter + held);
+        g->service_sum += (double)(s->now - q->start - held);
         if (g->has_delay) {
             rc = schedule(s, to_ps(sample(&g->delay, &s->fl[q->flow].streams[S_SERVICE])), EV_DELAY, ri);
         } else {
@@ -1525,7 +1533,7 @@ static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource
 static __attribute__((noinline, cold)) int on_wake(vemu_sim *s, uint32_t head) {
     request *h = &s->req[head];
     const stage *g = &s->st[h->stage];
-    if (h->held == 0) /* not a suspended service resuming */
+    if (held_of(g, h) == 0) /* not a suspended service resuming */
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) s->req[ri].start = s->now;
     busy_change(s, g->resource, s->res[g->resource].wake_cat, -1);
     busy_change(s, g->resource, g->category, +1);
@@ -1558,7 +1566,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             rc = issue(s, e.ref);
             break;
         case EV_SERVICE:
-            if (__builtin_expect(s->req[e.ref].svc_seq != e.seq, 0)) { /* a preempted service's old end */
+            if (__builtin_expect(s->stale != 0, 0) && s->req[e.ref].svc_seq != e.seq) { /* a preempted service's old end */
                 s->stale--;
                 rc = VEMU_OK;
                 break;

@@ -787,7 +787,9 @@ static inline void act_remove(vemu_sim *s, resource *rs, uint32_t head) {
 }
 
 /* A request of priority `prio` that preempts finds no unit free: suspend the service in
- * progress of lowest priority below `prio` (among equals the one begun or resumed last;
+ * progress of lowest priority below `prio` (among equals the one that has run longest since
+ * it began or resumed, so that preemptions rotate over the units as interrupts spread over
+ * cores, instead of striking the one just resumed again and again;
  * never one ending at this very instant) and free its unit. No such service: no-op. */
 static __attribute__((noinline)) int make_room(vemu_sim *s, resource *rs, int32_t prio) {
     uint32_t v = NIL;
@@ -799,7 +801,7 @@ static __attribute__((noinline)) int make_room(vemu_sim *s, resource *rs, int32_
         if (h->due <= s->now) continue;
         int32_t p = head_priority(s, hi);
         if (p >= prio) continue;
-        if (v == NIL || p < vp || (p == vp && h->svc_seq > vseq)) {
+        if (v == NIL || p < vp || (p == vp && h->svc_seq < vseq)) {
             v = hi;
             vp = p;
             vseq = h->svc_seq;
@@ -841,15 +843,23 @@ static __attribute__((noinline)) int resume(vemu_sim *s, resource *rs) {
     return svc_schedule(s, g, head, h->svc_end);
 }
 
-/* Whether a service on preemptive `rs` that would carry on to a stage of priority `prio`
- * on the unit it holds must give the unit up instead: a suspended service or a request
- * waiting to preempt outranks that stage. */
-static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource *rs, int32_t prio) {
-    if (rs->susp != NIL && head_priority(s, rs->susp) > prio) return 1;
+/* Whether a service of priority `from` on preemptive `rs` that would carry on to a stage of
+ * priority `prio` on the unit it holds must give the unit up and queue for that stage
+ * instead. When the priority drops, the interrupt's own stages are done and the work it
+ * brought joins the queue: a suspended service of the new priority or higher resumes
+ * first (the interrupted code goes on), and requests already waiting at that priority or
+ * higher go first, in their order. At one priority the request keeps its unit, as code
+ * goes on running. And a request waiting to preempt goes first whenever it outranks the
+ * stage. */
+static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
+    int drop = prio < from;
+    if (drop && rs->susp != NIL && head_priority(s, rs->susp) >= prio) return 1;
     if (rs->waiting == 0) return 0;
     for (uint32_t k = 0; k < rs->q_count; k++) {
         const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
-        if (qc->preempt && qc->len > 0 && qc->priority > prio) return 1;
+        if (qc->len == 0) continue;
+        if (qc->preempt && qc->priority > prio) return 1;
+        if (drop && qc->priority >= prio && !qc_closed(qc, s->now)) return 1;
     }
     return 0;
 }
@@ -1081,7 +1091,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         const qclass *qn = &s->qc[q2];
         int rc = unit_release(s, rs, h);
         if (rc < 0) return rc;
-        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, qn->priority)))
+        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, s->qc[g->qclass].priority, qn->priority)))
             return start_chain(s, q2, head, tail, n, bytes);
         rc = dispatch(s, rs);
         if (rc < 0) return rc;
@@ -1092,7 +1102,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * can only form from requests that wait for it, so the request queues there like any
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end &&
-        !(g->preemptive && outranked(s, rs, s->qc[s->st[h->stage + 1].qclass].priority))) {
+        !(g->preemptive &&
+          outranked(s, rs, s->qc[g->qclass].priority, s->qc[s->st[h->stage + 1].qclass].priority))) {
         int rc = pass_on(s, head, g);
         if (rc < 0) return rc;
         rc = unit_release(s, rs, h); /* start_service takes it again */

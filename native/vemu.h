@@ -23,7 +23,8 @@
  *             joins those waiting, behind them. One throttle per qclass, whatever its units.
  *   preempt   a qclass with `preempt` takes a unit at once when a request arrives and no
  *             unit is free, if one is serving a qclass of lower priority (the lowest such,
- *             the one begun or resumed last among equals): that service is suspended and
+ *             the one begun or resumed earliest among equals, so that preemptions
+ *             rotate over the units): that service is suspended and
  *             its unit changes hands with no cost (preemptive resume, as an interrupt
  *             preempts the code a core is running). A suspended service keeps its
  *             requests and its remaining time; a unit coming free resumes the suspended
@@ -33,9 +34,13 @@
  *             waiting requests: they hold no queue slot and are not in the queue
  *             statistics; their time suspended counts as wait, not service. A service
  *             whose own next stage would run on its unit (run to completion, below) gives
- *             the unit up instead when that stage's priority is below a suspended
- *             service's or a waiting preempting request's. Only a service in progress is
- *             preempted, never a unit waking from an idle state.
+ *             the unit up instead, and queues for that stage, when that stage's priority
+ *             is lower than its own and a suspended service, or a request already waiting
+ *             (behind an open throttle, if any), has that stage's priority or higher: the
+ *             interrupt's own stages are done, the interrupted code goes on, and the work
+ *             the interrupt brought joins the queue in its turn. It does so too when a
+ *             waiting preempting request outranks that stage. Only a service in progress
+ *             is preempted, never a unit waking from an idle state.
  *   idle      a resource may give its units idle states (a CPU's C-states): each has an
  *             exit latency and a target residency, shallowest first. A unit that goes idle
  *             enters the deepest state whose target residency its prediction reaches (the

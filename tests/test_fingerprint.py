@@ -93,10 +93,10 @@ FINGERPRINTS = {
     # then the net path's copy forks a completion interrupt (without the fork, and without the
     # trace's parent field, still a3b35784944d1a14); then dom0 grant-maps the net path's
     # bytes per 512 B page beyond 128 (without that stage still 25fd75c36c41faf4)
-    # then the completion interrupt, the timer and the card's stage preempt (18,305 services
+    # then the completion interrupt, the timer and the card's stage preempt (18,287 services
     # suspended on vcpu, 24 on the card); without that, resource_preemptions and the trace's
     # preempted field still 3f53319ac0d1ef1d
-    "everything": "4b10325c3c4574fd",
+    "everything": "8b9fa2cf11e07628",
 }
 
 

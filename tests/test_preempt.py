@@ -13,6 +13,8 @@ exactly, run by run, whatever the parameters:
   request draws the same service time under either discipline);
 - a preempted request's service is its own work: end - start - preempted is its service
   time, and the time suspended counts as wait;
+- an interrupt's own stages run at once, but the work it brings at a lower priority queues
+  in its turn: the interrupted code resumes first;
 - sweeping the stale ends of preempted services out of a full event queue changes nothing;
 - a preempting stage that is also throttled is refused with a one-line error.
 """
@@ -115,6 +117,28 @@ def test_a_preempted_service_is_its_own_work_and_its_suspension_is_wait():
         assert g["mean_service_us"] == pytest.approx(0.3 if g["flow"] == "irq" else 5.0, rel=1e-12)
     job = next(g for g in res.stages() if g["flow"] == "job")
     assert job["mean_wait_us"] > 1.0  # the interrupts it waits out, queued or suspended
+
+
+def test_the_work_an_interrupt_brings_waits_its_turn():
+    # one unit: jobs (5 us) from a closed loop of 3, and interrupts (0.3 us, priority 1,
+    # preempting) each bringing 1 us of receive work at the jobs' priority. The interrupt's
+    # own stage runs at once; its receive work queues behind the jobs already waiting, so a
+    # job is suspended for whole interrupts only (a multiple of 0.3 us), never for the
+    # receive work, and the receive work waits about as long as a job does
+    paths = {"irq": [{"on": "s", "cycles": 300, "priority": 1, "preempt": True, "account": "exit"},
+                     {"on": "s", "cycles": 1000}],
+             "job": [{"on": "s", "cycles": 5000}]}
+    flows = [{"name": "irq", "arrival": "poisson", "rate_per_s": 50e3, "steps": [{"path": "irq"}]},
+             {"name": "job", "arrival": "closed", "clients": 3, "steps": [{"path": "job"}]}]
+    res = Simulation(load_experiment(_doc(flows, paths, duration_s=0.02)), trace_requests=5000).run(warmup_s=0.0)
+    tr = res.trace
+    jobs = tr[(tr["flow"] == 1) & (tr["preempted"] > 0)]
+    assert len(jobs) > 100 and (jobs["preempted"] % 300_000 == 0).all()
+    irq_wait = [g["mean_wait_us"] for g in res.stages() if g["flow"] == "irq"]
+    job_wait = next(g["mean_wait_us"] for g in res.stages() if g["flow"] == "job")
+    # the interrupt waits only behind another interrupt (~0.3 us, at 1.5% load); its
+    # receive work queues with the jobs
+    assert irq_wait[0] < 0.01 and irq_wait[1] > 0.5 * job_wait
 
 
 def test_sweeping_stale_ends_from_a_full_event_queue_changes_nothing():

@@ -1181,9 +1181,6 @@ class _Compiler:
             # a batching or throttled stage has a queue of its own: its batches form, and its
             # throttle counts, only among its own requests (one throttle per resource: per
             # tenant on vcpu, as a VF's interrupt vector)
-            if s.preempt and gap:
-                raise ModelError("a throttled stage cannot preempt: its services wait for the throttle's gap "
-                                 "(set preempt = false or throttle_us = 0)", file=file, key=key + ".preempt")
             qkey = ((ri, s.priority, s.preempt) if s.batch == 1 and gap == 0
                     else (ri, s.priority, s.where, s.batch, gap, s.preempt))
             if qkey not in self.q_index:

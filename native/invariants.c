@@ -18,8 +18,9 @@
  *     preemptive resource's services in progress are exactly its pending (live) EV_SERVICE
  *     events; its suspended services are none of them, hold no unit, are listed highest
  *     priority first, and outrank none of its services in progress; no unit is free while a
- *     service is suspended; and no request waits to preempt while a service of lower
- *     priority is in progress (other than one ending at this very instant);
+ *     service is suspended; and no request waits to preempt (behind an open throttle, if
+ *     any, whose gate is not due at this very instant) while a service of lower priority
+ *     is in progress (other than one ending at this very instant);
  *   - (queues) with a unit free, every qclass with requests waiting is a throttle whose gap
  *     is closed or whose gate is due at this very instant ("with a unit free, every open
  *     qclass is empty"), and a throttle with requests behind a closed gap has its gate
@@ -40,6 +41,13 @@ static uint32_t ri(uint32_t n) { return (uint32_t)(rnd() % n); }
             return 1;                                                                                   \
         }                                                                                               \
     } while (0)
+
+/* A throttle's gate that pops at this very instant (its gap just passed): it will serve. */
+static int gate_due_now(const vemu_sim *s, uint32_t q) {
+    for (uint32_t i = 0; i < s->heap_len; i++)
+        if (s->heap[i].kind == EV_GATE && s->heap[i].ref == q && s->heap[i].t == s->now) return 1;
+    return 0;
+}
 
 static int check(vemu_sim *s, uint64_t seed) {
     uint32_t NR = s->n_resources;
@@ -70,7 +78,8 @@ static int check(vemu_sim *s, uint64_t seed) {
                 int32_t p = head_priority(s, h);
                 if (p < lo_act) lo_act = p;
                 for (uint32_t q = 0; q < s->n_qclasses; q++)
-                    if (s->qc[q].resource == r && s->qc[q].preempt && s->qc[q].len > 0)
+                    if (s->qc[q].resource == r && s->qc[q].preempt && s->qc[q].len > 0 && !qc_closed(&s->qc[q], s->now) &&
+                        !gate_due_now(s, q))
                         CHK(p >= s->qc[q].priority || s->req[h].due <= s->now,
                             "r%u: q%u (priority %d) waits to preempt while a priority %d service runs", r, q,
                             s->qc[q].priority, p);
@@ -178,7 +187,7 @@ int main(int argc, char **argv){
         }
         uint32_t NQ = NR + ri(3);
         vemu_qclass_spec qc[8];
-        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(3); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; qc[q].preempt = qc[q].gap == 0 && ri(3) == 0; }
+        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(3); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; qc[q].preempt = ri(3) == 0; }
         uint32_t NS = 1 + ri(6);
         vemu_stage_spec stg[8];
         for (uint32_t i = 0; i < NS; i++) {

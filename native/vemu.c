@@ -661,9 +661,18 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
-    if (__builtin_expect(g->preempts, 0)) { /* none free: take one from a lower priority (no throttle here) */
+    if (__builtin_expect(g->preempts, 0) && !qc_closed(qc, s->now)) { /* none free: take one from a lower priority */
         int rc = make_room(s, rs, qc->priority);
-        if (rc < 0 || rs->free > 0) return rc < 0 ? rc : start_service(s, (uint32_t)g->qclass, ri);
+        if (rc < 0) return rc;
+        if (rs->free > 0) {
+            if (qc->len == 0) return start_service(s, (uint32_t)g->qclass, ri);
+            /* requests of its own wait, behind a gap that passes at this very instant: they
+             * go first, and the newcomer joins them (room permitting) */
+            rc = rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity ? drop(s, ri, rs)
+                                                                                : (enqueue(s, qc, rs, ri), VEMU_OK);
+            if (rc >= 0) rc = gate_flush(s, (uint32_t)g->qclass);
+            return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
+        }
     }
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     enqueue(s, qc, rs, ri);
@@ -858,7 +867,7 @@ static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource
     for (uint32_t k = 0; k < rs->q_count; k++) {
         const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
         if (qc->len == 0) continue;
-        if (qc->preempt && qc->priority > prio) return 1;
+        if (qc->preempt && qc->priority > prio && !qc_closed(qc, s->now)) return 1;
         if (drop && qc->priority >= prio && !qc_closed(qc, s->now)) return 1;
     }
     return 0;
@@ -1221,7 +1230,6 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         REQUIRE(q->gap >= 0 && q->gap <= VEMU_MAX_GAP, "qclass %u: gap %lld ps, need 0..%lld", i, (long long)q->gap,
                 (long long)VEMU_MAX_GAP);
         REQUIRE(q->preempt <= 1, "qclass %u: preempt %u, need 0 or 1", i, q->preempt);
-        REQUIRE(!q->preempt || q->gap == 0, "qclass %u: a throttled qclass (gap > 0) cannot preempt", i);
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
         const vemu_stage_spec *g = &m->stages[i];
@@ -1525,7 +1533,7 @@ static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource
         int any = 0;
         for (uint32_t k = 0; k < rs->q_count; k++) {
             const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
-            if (qc->preempt && qc->len > 0 && (!any || qc->priority > top)) {
+            if (qc->preempt && qc->len > 0 && !qc_closed(qc, s->now) && (!any || qc->priority > top)) {
                 top = qc->priority;
                 any = 1;
             }
@@ -1590,8 +1598,11 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             qc->gate_pending = 0;
             /* while a unit is free, serve: the resource's best first, which is another qclass
              * when one of higher priority is open too (its own gate due at this instant), and
-             * then this one; with no unit free the next free unit takes them */
-            rc = rs->free > 0 ? gate_flush(s, e.ref) : VEMU_OK;
+             * then this one; with no unit free a preempting qclass takes one from a lower
+             * priority, else the next free unit takes them */
+            rc = rs->free == 0 && qc->preempt && qc->len > 0 && !qc_closed(qc, s->now) ? make_room(s, rs, qc->priority)
+                                                                                         : VEMU_OK;
+            if (rc >= 0) rc = rs->free > 0 ? gate_flush(s, e.ref) : VEMU_OK;
             /* a service begun at this instant before this event (an arrival that found the
              * gap just open) closed the gap again, and its gate_arm saw this event still
              * pending: arm the gate anew, or those waiting would wait for the next arrival */

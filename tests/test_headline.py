@@ -102,9 +102,11 @@ def test_dom0_size_figure_claims_hold():
     # - below the balanced split dom0 binds: throughput is the bound to 1% (the demands per
     #   request are those of the measurement, dom0 being saturated at both) and grows in
     #   proportion to dom0's cores;
-    # - above it the vCPUs bind, and the emulation sits up to 5% under the bound (never over
-    #   it by more than 1%): with dom0 no longer saturated its notifications batch fewer
-    #   packets, so each request raises more interrupt exits on the vCPUs than at 8 cores;
+    # - above it the vCPUs bind, and the emulation sits up to 10% under the bound (never
+    #   over it by more than 1%): with dom0 no longer saturated its notifications batch
+    #   fewer packets, and the event deliveries, taken at once (they preempt), take no more
+    #   than one notification covers, so each request raises more interrupt exits on the
+    #   vCPUs than at 8 cores (3% under at 12 cores, 7% at 24);
     # - the best grid point is the one nearest the balanced split, and nothing beats nitro.
     from emulator.experiments.figures import DOM0_BUNDLED, dom0_size
 
@@ -123,7 +125,7 @@ def test_dom0_size_figure_claims_hold():
             assert x / c == pytest.approx(pv[DOM0_BUNDLED]["throughput_per_s"] / DOM0_BUNDLED, rel=0.01), c
         else:
             assert r["bound_by"] == "vcpu" and r["vcpu_utilization"] >= 0.98 and r["dom0_utilization"] < 0.98
-            assert x >= 0.95 * bound, c
+            assert x >= 0.90 * bound, c
     best = max(pv, key=lambda c: pv[c]["usable_fraction"])
     assert best == min(pv, key=lambda c: abs(c - cstar))
     # xen-aws-2017's dom0 serves only EBS, which cloud-mix does not use: its reserve only idles,

@@ -60,7 +60,8 @@ What :func:`predict` covers: one open Poisson flow through stations in series, e
 single FIFO stage on its own resource (c units with exponential service, or one unit with
 any service distribution for a single station), plus pure delays; one closed flow on one
 station with think time; several open Poisson flows each a single stage on one shared
-single-unit resource, by priority; one open Poisson flow through one throttled stage (and
+single-unit resource, by priority (non-preemptive, or preemptive resume when every level
+above the lowest preempts); one open Poisson flow through one throttled stage (and
 the stages its batch carries on through, on the same resource) between pure delays. Everything else (batches, queue capacities, chains of
 stages on one resource, mixes of request classes, several stations in a closed loop,
 M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as

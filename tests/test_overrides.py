@@ -27,7 +27,7 @@ def test_a_wildcard_set_is_every_plain_set_it_stands_for() -> None:
 def test_emulated_interrupts_in_arrival_order_batch_and_keep_timers_waiting() -> None:
     # README, Sensitivity: served behind queued tenant work, emulated's interrupts fill their
     # batches of 4 (exits 21.8% -> 8.6% of the host) and its timer ticks wait behind
-    # compute requests (1.7 -> 112 us). 10 ms windows: these shares move by < 0.005 between
+    # compute requests (1.4 us, taken at once, -> 112 us). 10 ms windows: these shares move by < 0.005 between
     # seeds (results/sensitivity.md's noise column), the timer means by a few us.
     args = dict(host="xeon-2017", architecture="emulated", workload="cloud-mix", duration_s=0.01, warmup_s=0.003)
     base = run(**args).to_dict()

@@ -771,7 +771,7 @@ bound by the 25 Gb/s NIC, not the CPU). The bundled `sriov` takes one Rx interru
 indirect cost, EOI exit) per packet: ELI measured >150k interrupts/s per core *with*
 coalescing, and one 2.3 GHz core handles only ~120-230k packets/s on these workloads, so
 ELI's rate means about one packet per interrupt (earlier versions assumed ~4 and needed an
-override here). Interrupt exits have priority over queued tenant work (non-preemptive).
+override here). Interrupt exits preempt the tenant work running (priority 1, preempt = true).
 Workloads: `packet-echo` with `work_cycles=0` (netperf-like request/response: all cost is
 the network path) and `kv-cache` (memcached-like gets), both bundled. Exit costs are the
 host's (li2020, li2019timer, landau2011 at 1x); no cost was changed.

@@ -189,3 +189,30 @@ def test_bad_preempt_is_one_clear_line(tmp_path, capsys, stage, msg):
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and msg in err and "preempt" in err
+
+
+@pytest.mark.parametrize("sets,model,irq_us,job_us", [
+    ((), "preemptive-resume", 2.5, 68.333),
+    (("architecture.paths.irq.stages.0.preempt=false",), "Cobham", 15.0, 63.333),
+    (("architecture.paths.irq.stages.0.priority=0",), "P-K", 36.667, 54.667),
+])
+def test_the_example_gives_each_discipline_its_closed_form(capsys, sets, model, irq_us, job_us):
+    # examples/interrupt-priority.toml (README): interrupts at 20% of a core, jobs at 50%.
+    # The closed forms are Kleinrock's, Cobham's and P-K's; the 2 s runs' batch-means 95%
+    # half-widths (seeds 1 and 2, the larger) are 0.7% / 3.8% (preemptive: interrupts / jobs),
+    # 2.1% / 4.1% (non-preemptive) and 4.8% / 3.8% (FIFO): tolerance 10%, about four
+    # standard errors, while the disciplines differ by far more than that
+    import json
+
+    args = ["theory", "examples/interrupt-priority.toml", "--json"]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert model in out["theory"]["model"]
+    flows = {f["name"]: f for f in out["theory"]["flows"]}
+    assert flows["irqs"]["mean_us"] == pytest.approx(irq_us, rel=1e-3)
+    assert flows["jobs"]["mean_us"] == pytest.approx(job_us, rel=1e-3)
+    sim = out["result"]["flows"]
+    assert sim["irqs"]["latency_us"]["mean"] == pytest.approx(irq_us, rel=0.10)
+    assert sim["jobs"]["latency_us"]["mean"] == pytest.approx(job_us, rel=0.10)

@@ -105,7 +105,8 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
                  for _ in range(nr)]
     qclasses = [(d.u32(0, max(0, nr - 1)), d.i32(-2, 2), d.u32(1, 4),
                  d.f.PickValueInList([-1, _core.LIMITS["gap_ps"] + 1, 2**63 - 1]) if d.edge()
-                 else d.small(0, 1) * d.small(1, 10**8)) for _ in range(nq)]  # gap: none, up to 100 us, or past the limit
+                 else d.small(0, 1) * d.small(1, 10**8),  # gap: none, up to 100 us, or past the limit
+                 d.u32(0, 2)) for _ in range(nq)]  # preempt: 0, 1 or (invalid) 2
     def paged() -> tuple:  # sometimes work per page: (ps per page, page bytes, unpaged bytes) after fork 0
         return (0, (d.num(0, 1e7), d.num(1, 8192), d.num(0, 256))) if d.f.ConsumeBool() else ()
     stages = [(d.i32(-1, nq - 1), d.u32(0, max(0, ncat - 1)), d.dist(0, 1e7), d.num(0, 1e3), d.dist(0, 1e6),
@@ -162,6 +163,8 @@ def _feedback(msg: str) -> None:
         if "batch" in msg:
             return
         if "gap" in msg:
+            return
+        if "preempt" in msg:
             return
     elif "stage" in msg:
         if "work" in msg:

@@ -138,6 +138,8 @@ def experiments(draw: Any) -> dict[str, Any]:
             s["batch"] = draw(st.integers(1, 8))
         if draw(st.booleans()):
             s["priority"] = draw(st.integers(-3, 3))
+            if draw(st.booleans()):
+                s["preempt"] = draw(st.booleans())
         if draw(st.booleans()):
             s["delay_us"] = draw(dist(0, 5))
         return s
@@ -387,7 +389,8 @@ def raw_specs(draw: Any) -> Spec:
     qclasses = [(draw(_idx(nr)), draw(st.one_of(st.integers(-2, 2), st.sampled_from([-(2**31), I32]))),
                  draw(st.one_of(st.integers(1, 4), st.sampled_from([0, LIMITS["batch"], LIMITS["batch"] + 1, U32]))),
                  draw(st.one_of(st.just(0), st.integers(1, 10**9),
-                                st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1, 2**63 - 1]))))
+                                st.sampled_from([-1, -(2**63), LIMITS["gap_ps"], LIMITS["gap_ps"] + 1, 2**63 - 1]))),
+                 draw(st.one_of(st.integers(0, 1), st.sampled_from([2, U32]))))  # preempt: 0, 1, or invalid
                 for _ in range(nq)]
     ns = draw(st.integers(0, 5))
     stages = []

@@ -70,11 +70,17 @@ static int check(vemu_sim *s, uint64_t seed) {
         }
         CHK(svc + wake == U - rs->free, "r%u: in service %u+%u but units-free=%u", r, svc, wake, U - rs->free);
         if (rs->preemptive) {
-            CHK(rs->n_act == svc, "r%u: %u services in progress listed, %u pending", r, rs->n_act, svc);
+            CHK(rs->n_act == svc, "r%u: %u services in progress counted, %u pending", r, rs->n_act, svc);
             int32_t lo_act = INT32_MAX;
-            for (uint32_t k = 0; k < rs->n_act; k++) {
-                uint32_t h = rs->act[k];
-                CHK(s->req[h].act == k && s->req[h].svc_seq != UINT64_MAX, "r%u: act slot %u broken", r, k);
+            uint32_t listed = 0;
+            for (uint32_t q0 = 0; q0 < s->n_qclasses; q0++) {
+              if (s->qc[q0].resource != r) continue;
+              uint32_t prevh = NIL;
+              for (uint32_t h = s->qc[q0].ahead; h != NIL; prevh = h, h = s->req[h].anext) {
+                CHK(++listed <= svc, "r%u: more services listed than pending", r);
+                CHK(s->req[h].aprev == prevh && (uint32_t)s->st[s->req[h].stage].qclass == q0, "r%u q%u: list links", r, q0);
+                CHK(s->req[h].svc_seq != UINT64_MAX, "r%u: a suspended service listed in progress", r);
+                CHK(prevh == NIL || s->req[prevh].svc_seq < s->req[h].svc_seq, "r%u q%u: list out of order", r, q0);
                 int32_t p = head_priority(s, h);
                 if (p < lo_act) lo_act = p;
                 for (uint32_t q = 0; q < s->n_qclasses; q++)
@@ -83,7 +89,10 @@ static int check(vemu_sim *s, uint64_t seed) {
                         CHK(p >= s->qc[q].priority || s->req[h].due <= s->now,
                             "r%u: q%u (priority %d) waits to preempt while a priority %d service runs", r, q,
                             s->qc[q].priority, p);
+              }
+              CHK(s->qc[q0].atail == prevh, "r%u q%u: list tail", r, q0);
             }
+            CHK(listed == svc, "r%u: %u services listed, %u pending", r, listed, svc);
             CHK(rs->susp == NIL || rs->free == 0, "r%u: a unit free while a service is suspended", r);
             int32_t prev = INT32_MAX;
             uint32_t n = 0;

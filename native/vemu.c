@@ -187,7 +187,8 @@ typedef struct {
     uint64_t held;    /* ps suspended since its service began (counts as wait) */
     uint64_t susp_at; /* a suspended service's head: when it was suspended */
     uint32_t snext;   /* a suspended service's head: the next in its resource's list */
-    uint32_t act;     /* a service's head on a preemptive resource: its slot in `act` */
+    uint32_t aprev, anext; /* a service's head on a preemptive resource: its neighbours in its
+                              qclass's list of services in progress */
 } request;
 
 typedef struct {
@@ -200,6 +201,8 @@ typedef struct {
     uint64_t gap;         /* ps between service starts; 0: no throttle */
     uint64_t next_ok;     /* the earliest start of its next service */
     int32_t preempt;      /* its arrivals preempt lower-priority services */
+    uint32_t ahead, atail; /* (preemptive resource) its services in progress, in the order they
+                              began or resumed: the head has run longest */
 } qclass;
 
 /* A throttled qclass whose gap since its last service start has not yet passed. */
@@ -228,9 +231,10 @@ typedef struct {
     uint64_t poll;
     uint32_t poll_cat, poll_base;
     uint8_t *ustate;
-    /* preemption (a qclass of it preempts): the heads of its services in progress */
+    /* preemption (a qclass of it preempts): how many services are in progress (each in its
+     * qclass's list), and the highest priority among its preempting qclasses */
     uint32_t preemptive, n_act;
-    uint32_t *act;
+    int32_t top_preempt;
     uint64_t preemptions;
 } resource;
 
@@ -781,18 +785,32 @@ static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint6
     request *h = &s->req[head];
     h->svc_seq = s->seq - 1;
     if (__builtin_expect(g->preemptive, 0)) { /* a service in progress: one that may be preempted */
-        resource *rs = &s->res[g->resource];
+        qclass *qc = &s->qc[g->qclass];
         h->due = s->now + len;
-        h->act = rs->n_act;
-        rs->act[rs->n_act++] = head;
+        h->anext = NIL;
+        h->aprev = qc->atail;
+        if (qc->atail == NIL)
+            qc->ahead = head;
+        else
+            s->req[qc->atail].anext = head;
+        qc->atail = head;
+        s->res[g->resource].n_act++;
     }
     return VEMU_OK;
 }
 
 static inline void act_remove(vemu_sim *s, resource *rs, uint32_t head) {
-    uint32_t k = s->req[head].act, last = rs->act[--rs->n_act];
-    rs->act[k] = last;
-    s->req[last].act = k;
+    const request *h = &s->req[head];
+    qclass *qc = &s->qc[s->st[h->stage].qclass];
+    if (h->aprev == NIL)
+        qc->ahead = h->anext;
+    else
+        s->req[h->aprev].anext = h->anext;
+    if (h->anext == NIL)
+        qc->atail = h->aprev;
+    else
+        s->req[h->anext].aprev = h->aprev;
+    rs->n_act--;
 }
 
 /* A request of priority `prio` that preempts finds no unit free: suspend the service in
@@ -804,16 +822,17 @@ static __attribute__((noinline)) int make_room(vemu_sim *s, resource *rs, int32_
     uint32_t v = NIL;
     int32_t vp = 0;
     uint64_t vseq = 0;
-    for (uint32_t k = 0; k < rs->n_act; k++) {
-        uint32_t hi = rs->act[k];
-        const request *h = &s->req[hi];
-        if (h->due <= s->now) continue;
-        int32_t p = head_priority(s, hi);
-        if (p >= prio) continue;
-        if (v == NIL || p < vp || (p == vp && h->svc_seq < vseq)) {
+    for (uint32_t k = 0; k < rs->q_count; k++) { /* each qclass's longest-running service */
+        const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
+        int32_t p = qc->priority;
+        if (p >= prio || (v != NIL && p > vp)) continue;
+        uint32_t hi = qc->ahead;
+        while (hi != NIL && s->req[hi].due <= s->now) hi = s->req[hi].anext;
+        if (hi == NIL) continue;
+        if (v == NIL || p < vp || s->req[hi].svc_seq < vseq) {
             v = hi;
             vp = p;
-            vseq = h->svc_seq;
+            vseq = s->req[hi].svc_seq;
         }
     }
     if (v == NIL) return VEMU_OK;
@@ -860,7 +879,8 @@ static __attribute__((noinline)) int resume(vemu_sim *s, resource *rs) {
  * higher go first, in their order. At one priority the request keeps its unit, as code
  * goes on running. And a request waiting to preempt goes first whenever it outranks the
  * stage. */
-static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
+static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio);
+static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
     int drop = prio < from;
     if (drop && rs->susp != NIL && head_priority(s, rs->susp) >= prio) return 1;
     if (rs->waiting == 0) return 0;
@@ -871,6 +891,13 @@ static __attribute__((noinline)) int outranked(const vemu_sim *s, const resource
         if (drop && qc->priority >= prio && !qc_closed(qc, s->now)) return 1;
     }
     return 0;
+}
+
+static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
+    /* the common case, a request going on at its priority with no preempting qclass above
+     * it, decided without a scan */
+    if (prio >= from && (prio >= rs->top_preempt || rs->waiting == 0)) return 0;
+    return outranked_scan(s, rs, from, prio);
 }
 
 /* The end of start_chain for a stage that is throttled or whose units sleep, kept apart
@@ -1409,13 +1436,11 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         q->batch = m->qclasses[i].batch;
         q->gap = (uint64_t)m->qclasses[i].gap;
         q->preempt = m->qclasses[i].preempt != 0;
+        q->ahead = q->atail = NIL;
         resource *r = &s->res[q->resource];
         if (q->gap) r->gated = 1;
-        if (q->preempt && !r->preemptive) {
-            r->preemptive = 1;
-            r->act = malloc((size_t)r->units * sizeof *r->act);
-            if (!r->act) goto nomem;
-        }
+        if (q->preempt && (!r->preemptive || q->priority > r->top_preempt)) r->top_preempt = q->priority;
+        if (q->preempt) r->preemptive = 1;
         s->res_q[r->q_first + r->q_count++] = i;
     }
     for (uint32_t i = 0; i < m->n_stages; i++) {
@@ -1499,7 +1524,6 @@ void vemu_sim_destroy(vemu_sim *s) {
         free(s->res[i].since);
         free(s->res[i].pred);
         free(s->res[i].ustate);
-        free(s->res[i].act);
     }
     free(s->poll_owner);
     free(s->idle_exit);

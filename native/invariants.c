@@ -14,6 +14,8 @@
  *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
  *     due no later than the end of its poll; a polling unit is idle and within its poll;
  *   - the event heap stays within the capacity fixed at creation;
+ *   - (no batches) each resource's busy time is its stages' service time: finished,
+ *     in progress and suspended;
  *   - (preemption) the stale ends of preempted services in the heap number s->stale, and a
  *     preemptive resource's services in progress are exactly its pending (live) EV_SERVICE
  *     events; its suspended services are none of them, hold no unit, are listed highest
@@ -27,6 +29,25 @@
  *     armed: at most one EV_GATE pending per qclass, exactly when its bit says so.
  */
 #include "vemu.c"
+
+/* The random models' shape; a second configuration (tests/test_idle.py, scripts/sanitize.sh)
+ * widens it: -DUMAX=8 -DQX=5 -DPR=5 -DGP=2 -DPP=2 (more units, qclasses, priority levels,
+ * throttles and preempting qclasses) */
+#ifndef UMAX
+#define UMAX 4 /* units per resource, at most 32 (check() keeps 64 slots) */
+#endif
+#ifndef QX
+#define QX 3 /* qclasses beyond one per resource, fewer than 13 */
+#endif
+#ifndef PR
+#define PR 3 /* priority levels */
+#endif
+#ifndef GP
+#define GP 4 /* 1 in GP qclasses is throttled */
+#endif
+#ifndef PP
+#define PP 3 /* 1 in PP qclasses preempts */
+#endif
 
 static uint64_t X = 88172645463325252ULL;
 static uint64_t rnd(void) { X ^= X << 13; X ^= X >> 7; X ^= X << 17; return X; }
@@ -55,7 +76,7 @@ static int check(vemu_sim *s, uint64_t seed) {
         resource *rs = &s->res[r];
         uint32_t U = rs->units;
         uint32_t svc = 0, wake = 0;
-        static uint8_t held_units[8]; /* the models here have at most 4 units per resource */
+        static uint8_t held_units[64]; /* the models here have at most UMAX <= 32 units per resource */
         uint8_t *held = held_units;
         memset(held, 0, sizeof held_units);
         for (uint32_t i = 0; i < s->heap_len; i++) {
@@ -71,7 +92,7 @@ static int check(vemu_sim *s, uint64_t seed) {
         CHK(svc + wake == U - rs->free, "r%u: in service %u+%u but units-free=%u", r, svc, wake, U - rs->free);
         if (rs->preemptive) {
             CHK(rs->n_act == svc, "r%u: %u services in progress counted, %u pending", r, rs->n_act, svc);
-            int32_t lo_act = INT32_MAX;
+            int32_t lo_act = INT32_MAX; /* the lowest priority in progress, bar services ending now */
             uint32_t listed = 0;
             for (uint32_t q0 = 0; q0 < s->n_qclasses; q0++) {
               if (s->qc[q0].resource != r) continue;
@@ -82,7 +103,7 @@ static int check(vemu_sim *s, uint64_t seed) {
                 CHK(s->req[h].svc_seq != UINT64_MAX, "r%u: a suspended service listed in progress", r);
                 CHK(prevh == NIL || s->req[prevh].svc_seq < s->req[h].svc_seq, "r%u q%u: list out of order", r, q0);
                 int32_t p = head_priority(s, h);
-                if (p < lo_act) lo_act = p;
+                if (p < lo_act && s->req[h].due > s->now) lo_act = p;
                 for (uint32_t q = 0; q < s->n_qclasses; q++)
                     if (s->qc[q].resource == r && s->qc[q].preempt && s->qc[q].len > 0 && !qc_closed(&s->qc[q], s->now) &&
                         !gate_due_now(s, q))
@@ -154,6 +175,34 @@ static int check(vemu_sim *s, uint64_t seed) {
         CHK(!qc_closed(qc, s->now) || qc->gate_pending, "q%u: %llu waiting behind a closed gap with no gate armed", q,
             (unsigned long long)qc->len);
     }
+    /* without batches, each resource's busy time (bar waking and polling) is the service
+     * time of its stages: finished services' (service_sum), those in progress so far, and
+     * suspended ones' until they were suspended */
+    int batching = 0;
+    for (uint32_t q = 0; q < s->n_qclasses; q++) batching |= s->qc[q].batch > 1;
+    for (uint32_t r = 0; r < NR && !batching && s->window_start == 0; r++) {
+        const resource *rs = &s->res[r];
+        double area = 0, svc = 0;
+        for (uint32_t c = 0; c < s->n_categories; c++) {
+            if ((rs->n_idle && c == rs->wake_cat) || (rs->poll && c == rs->poll_cat)) continue;
+            size_t k = (size_t)r * s->n_categories + c;
+            area += s->busy_area[k] + (double)s->busy[k] * (double)(s->now - s->busy_last[k]);
+        }
+        for (uint32_t g = 0; g < s->n_stages; g++)
+            if (s->st[g].qclass >= 0 && s->st[g].resource == r) svc += s->st[g].service_sum;
+        for (uint32_t i = 0; i < s->heap_len; i++) {
+            const event *e = &s->heap[i];
+            if (ev_stale(s, e) || (e->kind != EV_SERVICE && e->kind != EV_WAKE)) continue;
+            const request *h = &s->req[e->ref];
+            if (s->st[h->stage].resource != r) continue;
+            uint64_t held = held_of(&s->st[h->stage], h);
+            if (e->kind == EV_SERVICE) svc += (double)(s->now - h->start - held);
+            else if (held) svc += (double)e->t - (double)h->start - (double)held; /* resuming after a wake */
+        }
+        for (uint32_t h = rs->susp; h != NIL; h = s->req[h].snext)
+            svc += (double)(s->req[h].susp_at - s->req[h].start - s->req[h].held);
+        CHK(fabs(area - svc) <= 1e-9 * area + 0.5, "r%u: busy time %.0f ps but service time %.0f ps", r, area, svc);
+    }
     CHK(s->heap_len <= s->heap_cap, "heap");
     uint64_t stale = 0;
     for (uint32_t i = 0; i < s->heap_len; i++) stale += ev_stale(s, &s->heap[i]);
@@ -181,7 +230,7 @@ int main(int argc, char **argv){
         uint32_t ncat = 3 + 2*NR;
         for (uint32_t r = 0; r < NR; r++) {
             memset(&res[r],0,sizeof res[r]);
-            res[r].units = 1 + ri(4); /* at most 4: check() keeps 8 slots per resource */ res[r].capacity = ri(3)==0 ? (int64_t)ri(5) : -1;
+            res[r].units = 1 + ri(UMAX); res[r].capacity = ri(3)==0 ? (int64_t)ri(5) : -1;
             if (ri(4)) {
                 res[r].idle_first = nid; res[r].n_idle = 1 + ri(3);
                 int64_t resid = ri(2) ? 0 : ri(200);
@@ -194,9 +243,9 @@ int main(int argc, char **argv){
                 if (ri(2)) { res[r].poll = ri(4)==0 ? 1 : ri(5000); res[r].poll_category = 4 + 2*r; }
             }
         }
-        uint32_t NQ = NR + ri(3);
-        vemu_qclass_spec qc[8];
-        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(3); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(4)==0 ? ri(3000) : 0; qc[q].preempt = ri(3) == 0; }
+        uint32_t NQ = NR + ri(QX);
+        vemu_qclass_spec qc[16];
+        for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(PR); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(GP)==0 ? ri(3000) : 0; qc[q].preempt = ri(PP) == 0; }
         uint32_t NS = 1 + ri(6);
         vemu_stage_spec stg[8];
         for (uint32_t i = 0; i < NS; i++) {

@@ -491,6 +491,7 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
 static int gate_arm(vemu_sim *s, uint32_t qi);
 static int gate_flush(vemu_sim *s, uint32_t qi);
 static int make_room(vemu_sim *s, resource *rs, int32_t prio);
+static int preempt_waiting(vemu_sim *s, resource *rs);
 
 /* Takes a free request slot into *out, or fails the sim with VEMU_EFULL. */
 static int slot_take(vemu_sim *s, uint32_t fi, int detached, uint32_t *out) {
@@ -882,7 +883,11 @@ static __attribute__((noinline)) int resume(vemu_sim *s, resource *rs) {
 static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio);
 static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
     int drop = prio < from;
-    if (drop && rs->susp != NIL && head_priority(s, rs->susp) >= prio) return 1;
+    if (rs->susp != NIL) { /* (a suspended service above a request going on at its priority:
+                              one suspended at the instant a lower service ended, below) */
+        int32_t hp = head_priority(s, rs->susp);
+        if (drop ? hp >= prio : hp > prio) return 1;
+    }
     if (rs->waiting == 0) return 0;
     for (uint32_t k = 0; k < rs->q_count; k++) {
         const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
@@ -896,7 +901,9 @@ static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const res
 static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
     /* the common case, a request going on at its priority with no preempting qclass above
      * it, decided without a scan */
-    if (prio >= from && (prio >= rs->top_preempt || rs->waiting == 0)) return 0;
+    if (prio >= from && (prio >= rs->top_preempt || rs->waiting == 0) &&
+        (rs->susp == NIL || head_priority(s, rs->susp) <= prio))
+        return 0;
     return outranked_scan(s, rs, from, prio);
 }
 
@@ -1117,8 +1124,10 @@ static int on_service(vemu_sim *s, uint32_t head) {
     if (g->batching && (q2 = batch_next_qclass(s, head, &n)) != NIL) {
         double bytes = 0;
         uint32_t tail = head;
+        int forked = 0;
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
             request *q = &s->req[ri];
+            forked |= s->st[q->stage].fork != 0;
             int rc = pass_on(s, ri, &s->st[q->stage]);
             if (rc < 0) return rc;
             bytes += q->bytes;
@@ -1127,8 +1136,12 @@ static int on_service(vemu_sim *s, uint32_t head) {
         const qclass *qn = &s->qc[q2];
         int rc = unit_release(s, rs, h);
         if (rc < 0) return rc;
-        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, s->qc[g->qclass].priority, qn->priority)))
-            return start_chain(s, q2, head, tail, n, bytes);
+        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, s->qc[g->qclass].priority, qn->priority))) {
+            rc = start_chain(s, q2, head, tail, n, bytes);
+            /* a request forked meanwhile found this service out of the running: it may
+             * preempt now */
+            return rc < 0 || !(g->preemptive && forked) ? rc : preempt_waiting(s, rs);
+        }
         rc = dispatch(s, rs);
         if (rc < 0) return rc;
         return group_enter(s, q2, head);
@@ -1144,7 +1157,9 @@ static int on_service(vemu_sim *s, uint32_t head) {
         if (rc < 0) return rc;
         rc = unit_release(s, rs, h); /* start_service takes it again */
         if (rc < 0) return rc;
-        return start_service(s, (uint32_t)s->st[h->stage].qclass, head);
+        rc = start_service(s, (uint32_t)s->st[h->stage].qclass, head);
+        /* a request forked meanwhile found this service out of the running: it may preempt now */
+        return rc < 0 || !(g->preemptive && g->fork) ? rc : preempt_waiting(s, rs);
     }
     int rc = unit_release(s, rs, h);
     if (rc < 0) return rc;
@@ -1548,19 +1563,28 @@ void vemu_sim_destroy(vemu_sim *s) {
 
 /* ---------------------------------------------------------------- running */
 
-/* A service on preemptive `rs` has just begun its service proper after its unit woke
- * (a waking unit cannot be preempted): requests that came meanwhile to preempt it do so
- * now, highest priority first. */
+/* A service on preemptive `rs` has just begun while it could not be preempted (its unit
+ * was waking from an idle state, or it was out of the running while a request it forked
+ * arrived): requests that came meanwhile to preempt it do so now, and a suspended service
+ * of higher priority takes its unit back, highest priority first. */
 static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource *rs) {
-    while (rs->waiting) {
+    while (rs->waiting || rs->susp != NIL) {
         int32_t top = INT32_MIN;
         int any = 0;
-        for (uint32_t k = 0; k < rs->q_count; k++) {
+        for (uint32_t k = 0; rs->waiting && k < rs->q_count; k++) {
             const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
             if (qc->preempt && qc->len > 0 && !qc_closed(qc, s->now) && (!any || qc->priority > top)) {
                 top = qc->priority;
                 any = 1;
             }
+        }
+        if (rs->susp != NIL && (!any || head_priority(s, rs->susp) >= top)) {
+            /* a suspended service above the service just begun: it resumes on that unit */
+            int rc = make_room(s, rs, head_priority(s, rs->susp));
+            if (rc < 0 || rs->free == 0) return rc;
+            rc = resume(s, rs);
+            if (rc < 0) return rc;
+            continue;
         }
         if (!any) return VEMU_OK;
         int rc = make_room(s, rs, top);
@@ -1624,9 +1648,16 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
              * when one of higher priority is open too (its own gate due at this instant), and
              * then this one; with no unit free a preempting qclass takes one from a lower
              * priority, else the next free unit takes them */
-            rc = rs->free == 0 && qc->preempt && qc->len > 0 && !qc_closed(qc, s->now) ? make_room(s, rs, qc->priority)
-                                                                                         : VEMU_OK;
-            if (rc >= 0) rc = rs->free > 0 ? gate_flush(s, e.ref) : VEMU_OK;
+            rc = VEMU_OK;
+            while (rc >= 0 && qc->len > 0 && !qc_closed(qc, s->now)) {
+                if (rs->free == 0) {
+                    if (!qc->preempt) break;
+                    rc = make_room(s, rs, qc->priority);
+                    if (rc < 0 || rs->free == 0) break;
+                }
+                /* (the unit may go to an open qclass above this one: then round again) */
+                rc = gate_flush(s, e.ref);
+            }
             /* a service begun at this instant before this event (an arrival that found the
              * gap just open) closed the gap again, and its gate_arm saw this event still
              * pending: arm the gate anew, or those waiting would wait for the next arrival */

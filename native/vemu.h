@@ -180,7 +180,8 @@ typedef struct {
     uint32_t batch;    /* 1 .. VEMU_MAX_BATCH */
     int64_t gap;       /* ps between the starts of its services, 0 .. VEMU_MAX_GAP; 0: none */
     uint32_t preempt;  /* 1: its arrivals preempt lower-priority services (see `preempt`
-                          above); needs gap 0. 0: they wait for a unit to come free */
+                          above; with a gap, when the gap allows a service to begin).
+                          0: they wait for a unit to come free */
 } vemu_qclass_spec;
 
 typedef struct {

@@ -59,6 +59,9 @@ echo "sanitize: white-box invariants (native/invariants.c) under ASan+UBSan"
 gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
     -I"$ROOT/native" "$ROOT/native/invariants.c" -lm -o "$WORK/invariants"
 ASAN_OPTIONS="$BASE:detect_leaks=1" "$WORK/invariants" 1500
+gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+    -DUMAX=8 -DQX=5 -DPR=5 -DGP=2 -DPP=2 -I"$ROOT/native" "$ROOT/native/invariants.c" -lm -o "$WORK/invariants-wide"
+ASAN_OPTIONS="$BASE:detect_leaks=1" "$WORK/invariants-wide" 1000
 
 # Leak reports whose stack passes through vemu code (CPython's own leaks at exit are not ours).
 vemu_leaks() { awk '/leak of/ {blk = $0; inblk = 1; next} inblk && /^ *#/ {blk = blk "\n" $0; if ($0 ~ /vemu/) hit = 1; next}

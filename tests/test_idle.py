@@ -433,13 +433,16 @@ def test_white_box_invariants_hold_on_random_models(tmp_path):
     from conftest import REPO
     if shutil.which("gcc") is None:
         pytest.skip("no gcc")
-    exe = tmp_path / "invariants"
-    subprocess.run(["gcc", "-std=c11", "-O1", f"-I{REPO / 'native'}", str(REPO / "native" / "invariants.c"), "-lm",
-                    "-o", str(exe)], check=True)
-    out = subprocess.run([str(exe), "400"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    m = re.fullmatch(r"ok 400 \((\d+) preemptions, (\d+) heap sweeps\)", out.stdout.strip())
-    assert m and int(m[1]) > 0, out.stdout  # the random models preempt (and the checks cover it)
+    # in two shapes: the default, and a wider one (more units, qclasses, priority levels,
+    # throttles and preempting qclasses) where preemption's corner cases are common
+    for shape in ([], ["-DUMAX=8", "-DQX=5", "-DPR=5", "-DGP=2", "-DPP=2"]):
+        exe = tmp_path / "invariants"
+        subprocess.run(["gcc", "-std=c11", "-O1", *shape, f"-I{REPO / 'native'}", str(REPO / "native" / "invariants.c"),
+                        "-lm", "-o", str(exe)], check=True)
+        out = subprocess.run([str(exe), "400"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (shape, out.stderr)
+        m = re.fullmatch(r"ok 400 \((\d+) preemptions, (\d+) heap sweeps\)", out.stdout.strip())
+        assert m and int(m[1]) > 0, out.stdout  # the random models preempt (and the checks cover it)
 
 
 def test_the_trace_says_how_much_of_a_wait_was_the_core_waking():

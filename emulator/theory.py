@@ -61,7 +61,8 @@ single FIFO stage on its own resource (c units with exponential service, or one 
 any service distribution for a single station), plus pure delays; one closed flow on one
 station with think time; several open Poisson flows each a single stage on one shared
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
-above the lowest preempts); one open Poisson flow through one throttled stage (and
+above the lowest preempts), and on c units the top level alone when it preempts and its
+service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
 the stages its batch carries on through, on the same resource) between pure delays. Everything else (batches, queue capacities, chains of
 stages on one resource, mixes of request classes, several stations in a closed loop,
 M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as
@@ -848,7 +849,7 @@ def _priority(c: Any) -> Prediction:
     units = spec.resources[resource][0]
     name = c.resources[resource].name
     if units != 1:
-        raise _Uncovered(f"several flows share '{name}' with {units} units: priority M/G/c has no closed form")
+        return _priority_top(c, rows, units, name)
     levels = sorted({r[4] for r in rows}, reverse=True)
     lam_l = [sum(r[2] for r in rows if r[4] == p) for p in levels]
     mean_l = [sum(r[2] * r[3].mean for r in rows if r[4] == p) / lam_l[k] for k, p in enumerate(levels)]
@@ -887,6 +888,41 @@ def _priority(c: Any) -> Prediction:
         label = f"M/G/1 with {len(levels)} preemptive-resume priority levels"
     else:
         label = f"M/G/1 with {len(levels)} priority levels (Cobham)"
+    return Prediction(label, flows, stations)
+
+
+def _priority_top(c: Any, rows: list[Any], units: int, name: str) -> Prediction:
+    """Several open flows on one resource of c > 1 units. Priority M/G/c has no closed form,
+    but a top level that preempts every level below never sees them: its requests take a
+    unit exactly when they would find one free without the others. With exponential
+    service of one mean it is M/M/c at its own load; the levels below are not predicted."""
+    levels = sorted({r[4] for r in rows}, reverse=True)
+    top = [r for r in rows if r[4] == levels[0]]
+    if len(levels) > 1 and not all(r[6] for r in top):
+        raise _Uncovered(f"several flows share '{name}' with {units} units: priority M/G/c has no closed form "
+                         "(only a top level that preempts is exact: M/M/c)")
+    means = {r[3].mean for r in top}
+    if not all(r[3].exp for r in top) or len(means) != 1:
+        raise _Uncovered(f"several flows share '{name}' with {units} units: the top level's service is not "
+                         "exponential of one mean (M/G/c has no closed form)")
+    rho = sum(r[2] * r[3].mean for r in rows) / units
+    if rho >= 1:
+        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} per unit >= 1")
+    lam, mean = sum(r[2] for r in top), means.pop()
+    t = mmc_sojourn(lam, mean, units)
+    flows, stations = [], []
+    for fi, si, lam_f, svc, prio, delay, _ in top:
+        flows.append(FlowPrediction(c.flows[fi], lam_f * 1e12, (t + delay) / PS_PER_US,
+                                    p99_us=(mmc_sojourn_quantile(lam, mean, units, 0.99) + delay) / PS_PER_US
+                                    if delay == 0 else None))
+        stations.append(StationPrediction(name, f"M/M/{units}" + (f" preemptive priority {prio}" if len(levels) > 1
+                                                                   else ""),
+                                          rho, (t - mean) / PS_PER_US, t / PS_PER_US,
+                                          flow=c.flows[fi], stage=si))
+    below = [c.flows[r[0]] for r in rows if r[4] != levels[0]]
+    label = (f"M/M/{units} for the top priority level, which preempts"
+             + (f" (not predicted: {', '.join(below)})" if below else "") if len(levels) > 1
+             else f"M/M/{units}, several flows of one exponential service")
     return Prediction(label, flows, stations)
 
 

@@ -414,6 +414,31 @@ def test_preemptive_formula_agrees_with_known_values() -> None:
         preemptive_sojourns([0.6, 0.5], [1.0, 1.0], [2.0, 2.0])  # overloaded
 
 
+@pytest.mark.parametrize("c", [2, 4])
+def test_a_preempting_top_level_on_c_units_is_mmc(c: int) -> None:
+    # the top level (exponential, ρ 0.5 of its own) preempts two lower flows (lognormal and
+    # fixed, 0.3 more): it never sees them, so it is M/M/c exactly, as in test_mmc_erlang_c
+    # with the same run length and tolerances; the levels below are not predicted
+    paths = {"hi": [{"on": "s", "cycles": EXP, "priority": 2, "preempt": True}],
+             "mid": [{"on": "s", "cycles": {"dist": "lognormal", "mean": 2000, "cv": 1.0}, "priority": 1,
+                      "preempt": True}],
+             "lo": [{"on": "s", "cycles": {"dist": "fixed", "mean": 500}}]}
+    flows = [{"name": n, "arrival": "poisson", "rate_per_s": r * c, "steps": [{"path": n}]}
+             for n, r in (("hi", 0.5e6), ("mid", 0.1e6), ("lo", 0.2e6))]
+    pred, res = _run(_doc({"s": _cpu(c)}, paths, flows, duration_s=1.0 / math.sqrt(c)))
+    assert pred.model.startswith(f"M/M/{c} for the top priority level") and "mid, lo" in pred.model
+    assert [f.name for f in pred.flows] == ["hi"]
+    assert pred.flows[0].mean_us == pytest.approx(mmc_sojourn(0.5 * c, 1.0, c))
+    lat = res["flows"]["hi"]["latency_us"]
+    tol_mean, tol_p99 = MMC_TOL[0.5]
+    assert _rel(lat["mean"], pred.flows[0].mean_us) < tol_mean
+    assert pred.flows[0].p99_us is not None and _rel(lat["p99"], pred.flows[0].p99_us) < tol_p99
+    assert res["resources"]["s"]["utilization"] == pytest.approx(0.8, rel=0.02)
+    # a top level that does not preempt, or whose service is not exponential: no closed form
+    paths["hi"][0]["preempt"] = False
+    assert "priority M/G/c" in (why_not(load_experiment(_doc({"s": _cpu(c)}, paths, flows, duration_s=0.01))) or "")
+
+
 def test_mixed_preemption_is_reported_uncovered() -> None:
     classes = _three_classes(0.5)
     doc = _priority(classes, duration_s=0.01)

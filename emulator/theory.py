@@ -39,7 +39,7 @@ Networks:
   σ_k = Σ_{i≤k} ρ_i, E[Wq_k] = W0 / ((1 - σ_{k-1})(1 - σ_k)). Classes of equal priority
   share a FIFO queue and form one level.
 - **Preemptive-resume priorities at one M/G/1 server** (stages with `preempt = true`;
-  Kleinrock vol. 2, 1976, eq. 3.65; Harchol-Balter 2013, §32.3): a class sees only the
+  Kleinrock vol. 2, 1976, ch. 3; Harchol-Balter 2013, ch. 32): a class sees only the
   load of its own and higher levels, and its service stretches by the higher levels'
   arrivals during it: E[T_k] = E[S_k]/(1 - σ_{k-1}) + R_k/((1 - σ_{k-1})(1 - σ_k)) with
   R_k = Σ_{i≤k} λ_i E[S_i²]/2. It holds when every level but the lowest preempts (a

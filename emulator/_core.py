@@ -274,6 +274,7 @@ class Engine:
             "resource_max_queue": np.zeros(max(nr, 1), np.uint64),
             "resource_wakeups": np.zeros(max(nr, 1), np.uint64),
             "resource_preemptions": np.zeros(max(nr, 1), np.uint64),
+            "stage_preempted_sum": np.zeros(ns, np.float64),
             "stage_completed": np.zeros(ns, np.uint64),
             "stage_wait_sum": np.zeros(ns, np.float64),
             "stage_service_sum": np.zeros(ns, np.float64),

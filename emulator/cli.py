@@ -301,9 +301,11 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                    f"{r['dropped']:>8}{per_s(r, 'wakeups', sleeps)}{per_s(r, 'preemptions', preempts)}{host}")
     out.append(_bound(d["resources"]))
     if stages:
+        # a column for the part of the wait spent suspended, where a stage was preempted
+        held = any(s.get("mean_preempted_us", 0) > 0 for s in stages if s["completed"])
         out.append("")
-        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} {'svc us':>9} "
-                   f"{'delay us':>9} {'batch':>6}")
+        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<28} {'on':<8} {'account':<10} {'wait us':>9} "
+                   + (f"{'suspended':>9} " if held else "") + f"{'svc us':>9} {'delay us':>9} {'batch':>6}")
         seen = set()
         for s in stages:
             key = (s["flow"], s["class"], s["step"], s["stage"], s["where"])  # a stage repeated by `count` shows once
@@ -312,7 +314,8 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
             seen.add(key)
             out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:28]:<28} "
                        f"{str(s['resource'] or '-')[:8]:<8} {s['account'][:10]:<10} {_n(s['mean_wait_us'], 9)} "
-                       f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
+                       + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")
+                       + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
                        f"{_n(s['completed'] / s['services'] if s['services'] else math.nan, 6)}")
     out.append("")
     out.append(f"{d['events']:,} events in {d['wall_s']:.2f} s wall")

@@ -466,6 +466,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
 
 
 BREAKDOWN_LABELS = {"wait_vcpu": "waiting for a vCPU", "wait_backend": "waiting for a back end (dom0, card, ...)",
+                    "wait_preempted": "suspended by an interrupt (preempted)",
                     "wire_device": "wire and devices", "delay": "pure delay (no resource held: e.g. a card's pipeline)"}
 
 
@@ -485,8 +486,8 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
         if k.startswith("svc_"):
             color, hatch, label = _color(k[4:], i), None, f"service: {k[4:]}"
         else:
-            color = {"wait_vcpu": "#f4a582", "wait_backend": "#b2182b", "wire_device": "#bdbdbd",
-                     "delay": "#e0e0e0"}[k]
+            color = {"wait_vcpu": "#f4a582", "wait_backend": "#b2182b", "wait_preempted": "#fddbc7",
+                     "wire_device": "#bdbdbd", "delay": "#e0e0e0"}[k]
             hatch, label = ("//" if k.startswith("wait_") else None), BREAKDOWN_LABELS[k]
         ax.barh(y, vals, left=left, color=color, hatch=hatch, edgecolor="white", linewidth=0.5, label=label)
         left = [a + v for a, v in zip(left, vals)]

@@ -204,7 +204,8 @@ class Result:
     def stages(self) -> list[dict[str, Any]]:
         """Per stage: how many passed, how many services began there (a batch counts once, so
         completed / services is the mean batch: packets per interrupt on an interrupt
-        stage), mean wait and mean service, and the mean of its pure delay as the model
+        stage), mean wait and mean service, the part of the wait spent suspended by
+        preemption (after the service began), and the mean of its pure delay as the model
         gives it (microseconds)."""
         s = self.stats
         out = []
@@ -217,6 +218,7 @@ class Result:
                 "where": g.where.rpartition("/")[2],  # file name and key of its definition
                 "mean_wait_us": float(s["stage_wait_sum"][i]) / n / 1e6 if n else math.nan,
                 "mean_service_us": float(s["stage_service_sum"][i]) / n / 1e6 if n else math.nan,
+                "mean_preempted_us": float(s["stage_preempted_sum"][i]) / n / 1e6 if n else math.nan,
                 "delay_us": float(self.compiled.spec.stages[i][4][1]) / 1e6,  # its pure latency (mean)
             })
         return out

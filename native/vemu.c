@@ -258,7 +258,7 @@ typedef struct {
     sampler work, delay, bytes;
     double per_byte_ps;
     uint64_t completed, served;
-    double wait_sum, service_sum;
+    double wait_sum, service_sum, held_sum;
     double per_page_ps, page_bytes, unpaged_bytes; /* read only when `paged` */
 } stage;
 
@@ -1100,6 +1100,7 @@ static inline int pass_on(vemu_sim *s, uint32_t ri, stage *g) {
     uint64_t held = held_of(g, q);
     g->wait_sum += (double)(q->start - q->enter + held);
     g->service_sum += (double)(s->now - q->start - held);
+    g->held_sum += (double)held;
     trace_stage(s, q, 0);
     if (__builtin_expect(g->fork != 0, 0)) {
         int rc = fork_off(s, ri, g->fork - 1);
@@ -1172,6 +1173,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         uint64_t held = held_of(g, q);
         g->wait_sum += (double)(q->start - q->enter + held);
         g->service_sum += (double)(s->now - q->start - held);
+        g->held_sum += (double)held;
         if (g->has_delay) {
             rc = schedule(s, to_ps(sample(&g->delay, &s->fl[q->flow].streams[S_SERVICE])), EV_DELAY, ri);
         } else {
@@ -1705,7 +1707,7 @@ int vemu_sim_reset_stats(vemu_sim *s) {
     }
     for (uint32_t i = 0; i < s->n_stages; i++) {
         s->st[i].completed = s->st[i].served = 0;
-        s->st[i].wait_sum = s->st[i].service_sum = 0;
+        s->st[i].wait_sum = s->st[i].service_sum = s->st[i].held_sum = 0;
     }
     return VEMU_OK;
 }
@@ -1747,6 +1749,7 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         if (o->stage_wait_sum) o->stage_wait_sum[i] = s->st[i].wait_sum;
         if (o->stage_service_sum) o->stage_service_sum[i] = s->st[i].service_sum;
         if (o->stage_served) o->stage_served[i] = s->st[i].served;
+        if (o->stage_preempted_sum) o->stage_preempted_sum[i] = s->st[i].held_sum;
     }
     return VEMU_OK;
 }

@@ -279,6 +279,8 @@ typedef struct {
     /* [n_resources] */
     uint64_t *resource_wakeups; /* services that began by waking an idle unit */
     uint64_t *resource_preemptions; /* services suspended by a higher-priority arrival */
+    /* [n_stages] */
+    double *stage_preempted_sum; /* ps of stage_wait_sum spent suspended by preemption */
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

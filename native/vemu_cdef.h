@@ -78,6 +78,7 @@ typedef struct {
     uint64_t *stage_served;
     uint64_t *resource_wakeups;
     uint64_t *resource_preemptions;
+    double *stage_preempted_sum;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

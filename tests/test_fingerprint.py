@@ -86,7 +86,8 @@ FINGERPRINTS = {
     # + the trace's parent field (all VEMU_NO_PARENT here); without it still 877da43ecd39d755
     # + resource_preemptions (a new statistic) and the trace's preempted field, all zeros here;
     # without them still de6d3fb11e748675
-    "tandem": "3925fe3dfd7edccc",
+    # + stage_preempted_sum (a new statistic, zeros here); without it still 3925fe3dfd7edccc
+    "tandem": "bbcd8a944c0b8615",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
@@ -96,7 +97,8 @@ FINGERPRINTS = {
     # then the completion interrupt, the timer and the card's stage preempt (18,287 services
     # suspended on vcpu, 24 on the card); without that, resource_preemptions and the trace's
     # preempted field still 3f53319ac0d1ef1d
-    "everything": "8b9fa2cf11e07628",
+    # + stage_preempted_sum (a new statistic); without it still 8b9fa2cf11e07628
+    "everything": "934b989e71d1d4c7",
 }
 
 

@@ -106,7 +106,7 @@ def test_a_preempted_service_is_its_own_work_and_its_suspension_is_wait():
              "job": [{"on": "s", "cycles": 5000}]}
     flows = [{"name": "irq", "arrival": "poisson", "rate_per_s": 400e3, "steps": [{"path": "irq"}]},
              {"name": "job", "arrival": "closed", "clients": 2, "steps": [{"path": "job"}]}]
-    res = Simulation(load_experiment(_doc(flows, paths, duration_s=0.01)), trace_requests=2000).run(warmup_s=0.0)
+    res = Simulation(load_experiment(_doc(flows, paths, duration_s=0.01)), trace_requests=20_000).run(warmup_s=0.0)
     tr = res.trace
     work = np.where(tr["flow"] == 0, 300_000, 5_000_000)
     assert np.array_equal(tr["end"] - tr["start"] - tr["preempted"], work)
@@ -117,6 +117,15 @@ def test_a_preempted_service_is_its_own_work_and_its_suspension_is_wait():
         assert g["mean_service_us"] == pytest.approx(0.3 if g["flow"] == "irq" else 5.0, rel=1e-12)
     job = next(g for g in res.stages() if g["flow"] == "job")
     assert job["mean_wait_us"] > 1.0  # the interrupts it waits out, queued or suspended
+    # the stage statistics' suspended time is the trace's, request by request (every request
+    # of this window is traced: the two sums cover the same services)
+    assert res.trace_lost == 0
+    for fi, name in ((0, "irq"), (1, "job")):
+        g = next(g for g in res.stages() if g["flow"] == name)
+        recs = tr[(tr["flow"] == fi) & (tr["dropped"] == 0)]
+        assert len(recs) == g["completed"]
+        assert g["mean_preempted_us"] == pytest.approx(recs["preempted"].mean() / 1e6, rel=1e-12, abs=1e-12)
+    assert 0 < job["mean_preempted_us"] < job["mean_wait_us"]
 
 
 def test_the_work_an_interrupt_brings_waits_its_turn():

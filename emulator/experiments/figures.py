@@ -361,7 +361,7 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
 
 
 # Where a request's time goes: the latency CDFs' load, the hockey sticks' architectures
-BREAKDOWN_WAITS = ("wait_vcpu", "wait_backend")
+BREAKDOWN_WAITS = ("wait_vcpu", "wait_backend", "wait_preempted")
 
 
 def _is_vcpu(resource: str) -> bool:
@@ -374,14 +374,16 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
     wait + service + delay, weighted by its request class's share of the flow's
     completions (each request of a class passes each of its stages once; a request
     dropped on the way, or a forked path's detached work, is not in any). On a cpu
-    resource the service goes to the stage's account (``svc_CATEGORY``) and the wait to
+    resource the service goes to the stage's account (``svc_CATEGORY``), the time its
+    service spent suspended by preemption to ``wait_preempted`` and the rest of the wait to
     ``wait_vcpu`` (a wake-up from an idle state included) or ``wait_backend``; on a link
     or device both go to ``wire_device``; delays to ``delay``. ``unaccounted_us`` is the
     measured mean less the parts: what requests in flight at the window's edges make of
     the difference (the tests hold it under 0.5%). A flow with no completions has none."""
     f = r["flows"][flow]
     done, classes = f["completed"], f["classes"]
-    parts: dict[str, float] = {"wait_vcpu": 0.0, "wait_backend": 0.0, "wire_device": 0.0, "delay": 0.0}
+    parts: dict[str, float] = {"wait_vcpu": 0.0, "wait_backend": 0.0, "wait_preempted": 0.0, "wire_device": 0.0,
+                               "delay": 0.0}
     if not done:
         return {k: math.nan for k in parts} | {"unaccounted_us": math.nan}
     kinds = {k: v["kind"] for k, v in r["resources"].items()}
@@ -393,7 +395,9 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
         if s["resource"] is None:
             continue
         if kinds[s["resource"]] == "cpu":
-            parts["wait_vcpu" if _is_vcpu(s["resource"]) else "wait_backend"] += s["mean_wait_us"] * w
+            held = s.get("mean_preempted_us", 0.0)
+            parts["wait_preempted"] += held * w
+            parts["wait_vcpu" if _is_vcpu(s["resource"]) else "wait_backend"] += (s["mean_wait_us"] - held) * w
             key = f"svc_{s['account']}"
             parts[key] = parts.get(key, 0.0) + s["mean_service_us"] * w
         else:

@@ -213,7 +213,9 @@ def test_the_example_gives_each_discipline_its_closed_form(capsys, sets, model, 
     # standard errors, while the disciplines differ by far more than that
     import json
 
-    args = ["theory", "examples/interrupt-priority.toml", "--json"]
+    from conftest import REPO
+
+    args = ["theory", str(REPO / "examples" / "interrupt-priority.toml"), "--json"]
     for s in sets:
         args += ["--set", s]
     assert main(args) == 0

@@ -654,6 +654,12 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     }
     resource *rs = &s->res[g->resource];
     qclass *qc = &s->qc[g->qclass];
+    if (__builtin_expect(g->preempts && rs->free == 0, 0) && !qc_closed(qc, s->now)) {
+        /* none free: take one from a lower priority, then go on as if it had been free
+         * (requests of its own waiting behind a gap that passes at this instant go first) */
+        int rc = make_room(s, rs, qc->priority);
+        if (rc < 0) return rc;
+    }
     if (__builtin_expect(g->throttled, 0) && qc->len > 0 && rs->free > 0 && !qc_closed(qc, s->now)) {
         /* the gap passes at this very instant and its EV_GATE has yet to pop: the newcomer
          * joins those waiting, behind them (room permitting), and the gate's service
@@ -666,19 +672,6 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
     }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
     if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
-    if (__builtin_expect(g->preempts, 0) && !qc_closed(qc, s->now)) { /* none free: take one from a lower priority */
-        int rc = make_room(s, rs, qc->priority);
-        if (rc < 0) return rc;
-        if (rs->free > 0) {
-            if (qc->len == 0) return start_service(s, (uint32_t)g->qclass, ri);
-            /* requests of its own wait, behind a gap that passes at this very instant: they
-             * go first, and the newcomer joins them (room permitting) */
-            rc = rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity ? drop(s, ri, rs)
-                                                                                : (enqueue(s, qc, rs, ri), VEMU_OK);
-            if (rc >= 0) rc = gate_flush(s, (uint32_t)g->qclass);
-            return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
-        }
-    }
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     enqueue(s, qc, rs, ri);
     return g->throttled ? gate_arm(s, (uint32_t)g->qclass) : VEMU_OK;

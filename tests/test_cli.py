@@ -369,4 +369,4 @@ def test_an_interrupted_compare_exits_130_without_finishing_the_queued_runs(tmp_
     if p.returncode == 0:
         pytest.skip("the runs finished before they could be interrupted")
     assert p.returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "vemu: interrupted"
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "vemu: interrupted", err

@@ -26,14 +26,17 @@ Networks:
   stations are independent (Reich 1957), so the end-to-end sojourn is a sum of
   independent exponentials (a hypoexponential) and its quantiles are exact. Pure delays
   (infinite servers) keep a Poisson stream Poisson and add their mean.
-- **Closed single-station loop** by exact mean value analysis (Reiser & Lavenberg 1980;
-  Lazowska et al., *Quantitative System Performance*, 1984, ch. 6): N clients, a queueing
-  station of demand D (exponential service, FIFO) and a delay station Z (think time and
-  pure delays; any distribution, a delay station is insensitive):
-  R(n) = D (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n). With c servers the
-  station is load dependent (rate min(j, c)/D with j present); its exact solution is the
-  product form p(j) ∝ Z^{N-j}/(N-j)! · D^j/Π_{i≤j} min(i, c), computed in log space
-  (MVA's recursion for p(j | n) loses precision once the station is busy).
+- **Closed networks** (Gordon & Newell 1967; BCMP 1975): N clients cycle through
+  queueing stations in series (FIFO, exponential service, c_k servers, mean demand D_k)
+  and a delay station Z (think time and pure delays; any distribution, a delay station is
+  insensitive). The state probabilities have product form, ∝ Z^{j_0}/j_0! · Π_k
+  D_k^{j_k}/Π_{i≤j_k} min(i, c_k); their normalising constants come from convolving the
+  stations (Buzen 1973), in log space, and give the throughput X = G(N-1)/G(N) and each
+  station's mean queue, response and utilisation: the numbers exact mean value analysis
+  computes (Reiser & Lavenberg 1980; Lazowska et al., *Quantitative System Performance*,
+  1984, ch. 6 and §8.3). For one single-server station it is MVA's recursion
+  R(n) = D (1 + Q(n-1)), X(n) = n / (R(n) + Z), Q(n) = X(n) R(n). A station with a server
+  for every client never queues, so it too may have any service distribution.
 - **Non-preemptive priorities at one M/G/1 server** by Cobham's formula (Cobham 1954;
   Kleinrock vol. 2, 1976, eq. 3.30): classes k = 1 (highest) .. K, W0 = Σ λ_i E[S_i²]/2,
   σ_k = Σ_{i≤k} ρ_i, E[Wq_k] = W0 / ((1 - σ_{k-1})(1 - σ_k)). Classes of equal priority
@@ -58,13 +61,13 @@ Interrupt throttling (a stage with ``throttle_us``, as a NIC's ITR):
 
 What :func:`predict` covers: one open Poisson flow through stations in series, each a
 single FIFO stage on its own resource (c units with exponential service, or one unit with
-any service distribution for a single station), plus pure delays; one closed flow on one
-station with think time; several open Poisson flows each a single stage on one shared
+any service distribution for a single station), plus pure delays; one closed flow through
+stations in series (exponential service, or a unit per client) with think time and pure delays; several open Poisson flows each a single stage on one shared
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
 above the lowest preempts), and on c units the top level alone when it preempts and its
 service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
 the stages its batch carries on through, on the same resource) between pure delays. Everything else (batches, queue capacities, chains of
-stages on one resource, mixes of request classes, several stations in a closed loop,
+stages on one resource, mixes of request classes, non-exponential queueing in a closed loop,
 M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as
 uncovered with the reason.
 """
@@ -76,6 +79,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
+
+import numpy as np
 
 from ._core import Dist, ModelError
 from .model import PS_PER_US, Experiment, compile_experiment
@@ -304,19 +309,107 @@ class MVAResult:
     utilization: float  # busy fraction of each server
 
 
+@dataclass(frozen=True)
+class StationMean:
+    """One queueing station of a closed network, in its exact product-form solution."""
+
+    response: float  # mean time per visit (wait + service)
+    queue: float  # mean number present
+    utilization: float  # busy fraction of each server
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """Exact solution of a closed network of N clients: each cycle visits every station
+    once, then the delay station (think time and pure delays)."""
+
+    clients: int
+    throughput: float  # cycles per unit of time
+    response: float  # mean time per cycle at the queueing stations (the delay excluded)
+    stations: tuple[StationMean, ...]
+
+
+def _log_factors(clients: int, demand: float, servers: float) -> Any:
+    """log f(j), j = 0..N, of a station whose rate is min(j, c)/D with j present:
+    f(j) = D^j / Π_{i<=j} min(i, c); c = inf is a delay station, f(j) = D^j / j!."""
+    j = np.arange(clients + 1, dtype=float)
+    if demand == 0:
+        out = np.full(clients + 1, -np.inf)
+        out[0] = 0.0
+        return out
+    return j * math.log(demand) - np.cumsum(np.log(np.maximum(np.minimum(j, servers), 1.0)))
+
+
+def _log_convolve(a: Any, b: Any) -> Any:
+    """log of the convolution of exp(a) and exp(b), terms 0..len(a)-1, without leaving
+    log space (the terms span hundreds of orders of magnitude). Rows of terms are summed
+    in blocks, so memory stays O(block x N)."""
+    n = len(a)
+    padded = np.append(b, -np.inf)
+    j = np.arange(n)
+    out = np.empty(n)
+    for lo in range(0, n, 256):
+        rows = np.arange(lo, min(lo + 256, n))[:, None]
+        idx = rows - j
+        v = a[None, :] + padded[np.where(idx >= 0, idx, n)]
+        top = v.max(axis=1)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(divide="ignore"):  # a row with no term: log 0 = -inf, as it should be
+            out[lo:lo + len(rows)] = safe + np.log(np.exp(v - safe[:, None]).sum(axis=1))
+    return out
+
+
+def closed_network(clients: int, stations: Sequence[tuple[float, int]], think: float = 0.0) -> NetworkResult:
+    """Exact solution of N clients cycling through FIFO stations with exponential service,
+    given as (mean demand D_k, servers c_k), and a delay station of mean ``think`` (any
+    distribution: a delay station is insensitive).
+
+    The network has product form (Gordon & Newell 1967; BCMP 1975): the probability of j_k
+    clients at station k and j_0 at the delay is ∝ Z^{j_0}/j_0! · Π_k D_k^{j_k}/Π_{i<=j_k}
+    min(i, c_k). Its normalising constants G(n), n <= N, come from convolving the stations'
+    factors (Buzen 1973), here in log space; then X = G(N-1)/G(N), and station k's
+    marginal is p_k(j) = f_k(j) G_{-k}(N-j)/G(N), with G_{-k} the network without k. This
+    is what exact mean value analysis computes (Reiser & Lavenberg 1980); for
+    load-dependent stations MVA's recursion loses its precision once a station is busy,
+    the convolution does not. Cost O(K² N²) for K stations."""
+    ok = clients >= 1 and think >= 0 and not math.isinf(think) and len(stations) >= 1
+    ok = ok and all(d > 0 and not math.isinf(d) and c >= 1 for d, c in stations)
+    if not ok:
+        raise ModelError(f"need clients >= 1, think >= 0 and stations of demand > 0 and servers >= 1; got "
+                         f"{clients}, {think!r}, {list(stations)!r}")
+    logs = [_log_factors(clients, d, c) for d, c in stations] + [_log_factors(clients, think, math.inf)]
+    k = len(logs)
+    # prefix[i]: stations 0..i-1 convolved; suffix[i]: stations i..k-1 (G_{-i} = prefix[i] * suffix[i+1])
+    unit = _log_factors(clients, 0.0, 1)
+    prefix = [unit]
+    for f in logs:
+        prefix.append(_log_convolve(prefix[-1], f))
+    suffix = [unit]
+    for f in reversed(logs):
+        suffix.append(_log_convolve(suffix[-1], f))
+    suffix.reverse()
+    log_g = prefix[-1]
+    x = math.exp(log_g[clients - 1] - log_g[clients])
+    means = []
+    for i, (d, c) in enumerate(stations):
+        rest = _log_convolve(prefix[i], suffix[i + 1])
+        p = np.exp(logs[i] + rest[::-1] - log_g[clients])
+        q = math.fsum(np.arange(clients + 1) * p)
+        # with a server for every client nothing waits: the response is the demand, exactly
+        means.append(StationMean(d if c >= clients else q / x, q, x * d / c))
+    return NetworkResult(clients, x, math.fsum(m.response for m in means), tuple(means))
+
+
 def mva_closed(clients: int, demand: float, think: float = 0.0, *, servers: int = 1) -> MVAResult:
     """Exact mean value analysis of N clients cycling through one FIFO exponential station
     (mean service ``demand``, ``servers`` units) and a delay of mean ``think``.
 
     One server: R(n) = D(1 + Q(n-1)), X(n) = n/(R(n) + Z), Q(n) = X(n) R(n) (Reiser &
-    Lavenberg 1980). c servers: the station's rate is min(j, c)/D with j present. Exact MVA
-    for such a load-dependent station (Lazowska et al. 1984, §8.3) carries p(j | n) and
-    takes p(0 | n) = 1 - Σ_{j≥1} p(j | n), which cancels catastrophically once the station
-    is busy (N = 512, c = 8, Z = 60 D: throughput 2.6% and response 38% off). The same
-    exact answer comes from the product form it is derived from (the loop is a birth-death
-    chain in j; BCMP: the delay station is insensitive to its distribution):
-    p(j) ∝ Z^{N-j}/(N-j)! · D^j/Π_{i≤j} min(i, c), summed here in log space, X = Σ p(j)
-    min(j, c)/D, R = Σ j p(j)/X (Little)."""
+    Lavenberg 1980). c servers: the station's rate is min(j, c)/D with j present, and the
+    loop is :func:`closed_network` with one station (exact MVA's recursion for a
+    load-dependent station, Lazowska et al. 1984, §8.3, takes p(0 | n) = 1 - Σ_{j>=1}
+    p(j | n), which cancels catastrophically once the station is busy: N = 512, c = 8,
+    Z = 60 D gave throughput 2.6% and response 38% off)."""
     if clients < 1 or not demand > 0 or not think >= 0 or servers < 1 or math.isinf(demand) or math.isinf(think):
         raise ModelError(f"need clients >= 1, demand > 0, think >= 0, servers >= 1; got "
                          f"{clients}, {demand!r}, {think!r}, {servers}")
@@ -330,15 +423,9 @@ def mva_closed(clients: int, demand: float, think: float = 0.0, *, servers: int 
     if think == 0:  # every client is always at the station
         x = min(clients, servers) / demand
         return MVAResult(clients, clients / x, x, float(clients), x * demand / servers)
-    logw = [0.0]
-    for j in range(1, clients + 1):
-        logw.append(logw[-1] + math.log((clients - j + 1) * demand / (think * min(j, servers))))
-    top = max(logw)
-    w = [math.exp(v - top) for v in logw]
-    total = math.fsum(w)
-    x = math.fsum(wj * min(j, servers) for j, wj in enumerate(w)) / (total * demand)
-    q = math.fsum(j * wj for j, wj in enumerate(w)) / total
-    return MVAResult(clients, q / x, x, q, x * demand / servers)
+    net = closed_network(clients, [(demand, servers)], think)
+    st = net.stations[0]
+    return MVAResult(clients, st.response, net.throughput, st.queue, st.utilization)
 
 
 def cobham_waits(rates: Sequence[float], means: Sequence[float], second_moments: Sequence[float]) -> list[float]:
@@ -804,26 +891,33 @@ def _closed(c: Any, fi: int) -> Prediction:
     flow = spec.flows[fi]
     clients, think = flow[2], flow[3][1]
     walk = _walk(c, fi)
-    queues = [w for w in walk if w[1] is not None]
-    if len(queues) != 1:
-        raise _Uncovered(f"the closed loop has {len(queues)} queueing stations; exact MVA here covers one")
     delays = sum(w[3][1] for w in walk)
-    si, ri, svc, _ = queues[0]
-    assert svc is not None and ri is not None
-    units = spec.resources[ri][0]
-    name = c.resources[ri].name
-    if svc.mean == 0:
-        raise _Uncovered(f"station '{name}' has zero service time")
-    if not svc.exp and clients > 1:
-        raise _Uncovered(f"station '{name}' has non-exponential service: MVA is exact for exponential FIFO stations")
-    if think + delays == 0 and units >= clients:
+    queues = [w for w in walk if w[1] is not None and w[2] is not None and w[2].mean > 0]
+    if not queues:
+        raise _Uncovered("the closed loop has no queueing station")
+    for si, ri, svc, _ in queues:
+        assert svc is not None and ri is not None
+        units, name = spec.resources[ri][0], c.resources[ri].name
+        # a station with a unit for every client never queues: like a delay, it is insensitive
+        if not svc.exp and units < clients:
+            raise _Uncovered(f"station '{name}' has non-exponential service: exact MVA covers exponential FIFO "
+                             "stations (and stations with a unit for every client)")
+        if svc.random_bytes and len(queues) > 1:
+            raise _Uncovered(f"station '{name}' takes its time from random bytes that other stations see too "
+                             "(correlated service times)")
+    if len(queues) == 1 and think + delays == 0 and spec.resources[queues[0][1]][0] >= clients:
         raise _Uncovered("every client always holds a server: nothing queues")
-    r = mva_closed(clients, svc.mean, think + delays, servers=units)
-    wait = r.response - svc.mean
-    st = StationPrediction(name, f"closed MVA, {units} server{'s' if units > 1 else ''}", r.utilization,
-                           wait / PS_PER_US, r.response / PS_PER_US, stage=si)
-    return Prediction(f"closed loop of {clients} clients (exact MVA)",
-                      [FlowPrediction(c.flows[fi], r.throughput * 1e12, (r.response + delays) / PS_PER_US)], [st])
+    net = closed_network(clients, [(w[2].mean, spec.resources[w[1]][0]) for w in queues], think + delays)
+    stations = []
+    for (si, ri, svc, _), st in zip(queues, net.stations):
+        units = spec.resources[ri][0]
+        stations.append(StationPrediction(c.resources[ri].name, f"closed MVA, {units} server{'s' if units > 1 else ''}",
+                                          st.utilization, (st.response - svc.mean) / PS_PER_US,
+                                          st.response / PS_PER_US, stage=si))
+    label = (f"closed loop of {clients} clients (exact MVA)" if len(queues) == 1 else
+             f"closed network of {len(queues)} stations and {clients} clients (exact MVA, product form)")
+    return Prediction(label, [FlowPrediction(c.flows[fi], net.throughput * 1e12, (net.response + delays) / PS_PER_US)],
+                      stations)
 
 
 def _priority(c: Any) -> Prediction:

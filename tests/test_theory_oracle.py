@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator.cli import main
 from emulator.model import load_experiment
@@ -55,6 +57,7 @@ from emulator.theory import (
     mm1_sojourn_quantile,
     mmc_sojourn,
     mmc_sojourn_quantile,
+    closed_network,
     mva_closed,
     predict,
     preemptive_sojourns,
@@ -337,6 +340,112 @@ def test_closed_loop_many_clients_multiserver_is_exact() -> None:
     assert _rel(f["throughput_per_s"], float(x) * 1e6) < 0.005
 
 
+def _brute_force_network(n: int, stations: list[tuple[int, int]], z: int) -> tuple[Fraction, list[Fraction]]:
+    """(throughput, mean number at each station) of n clients in a closed network, by
+    summing the product form over every state (j_0 at the delay, j_k at station k), in
+    exact rational arithmetic: an independent check of the convolution."""
+    def factor(j: int, d: int, c: int) -> Fraction:
+        out = Fraction(1)
+        for i in range(1, j + 1):
+            out *= Fraction(d, min(i, c))
+        return out
+
+    def states(k: int, left: int) -> Any:
+        if k == 0:
+            yield (left,)
+            return
+        for j in range(left + 1):
+            for rest in states(k - 1, left - j):
+                yield (j, *rest)
+
+    total = x = Fraction(0)
+    q = [Fraction(0)] * len(stations)
+    for st in states(len(stations), n):
+        *js, j0 = st
+        w = (Fraction(z) ** j0 / math.factorial(j0)) if j0 else Fraction(1)
+        if j0 and z == 0:
+            continue
+        for j, (d, c) in zip(js, stations):
+            w *= factor(j, d, c)
+        total += w
+        x += w * Fraction(min(js[0], stations[0][1]), stations[0][0])
+        for i, j in enumerate(js):
+            q[i] += w * j
+    return x / total, [qi / total for qi in q]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 8), z=st.integers(0, 5),
+       stations=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 3)), min_size=1, max_size=3))
+def test_closed_network_is_the_product_form(n: int, z: int, stations: list[tuple[int, int]]) -> None:
+    # exact: the same numbers as the sum over every state, to rounding
+    x, q = _brute_force_network(n, stations, z)
+    net = closed_network(n, [(float(d), c) for d, c in stations], float(z))
+    assert net.throughput == pytest.approx(float(x), rel=1e-9)
+    for got, want in zip(net.stations, q):
+        assert got.queue == pytest.approx(float(want), rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), z=st.floats(0, 50),
+       stations=st.lists(st.tuples(st.floats(0.01, 10), st.integers(1, 16)), min_size=1, max_size=4))
+def test_closed_network_conserves_clients_and_respects_the_bounds(n: int, z: float,
+                                                                    stations: list[tuple[float, int]]) -> None:
+    net = closed_network(n, stations, z)
+    x = net.throughput
+    # Little: every client is at a station or in the delay
+    assert math.fsum(s.queue for s in net.stations) + x * z == pytest.approx(n, rel=1e-9)
+    # operational bounds (Lazowska et al. §5.2): no station beyond its capacity, and no
+    # faster than a client alone would cycle
+    assert x <= min(c / d for d, c in stations) * (1 + 1e-9)
+    assert x <= n / (sum(d for d, _ in stations) + z) * (1 + 1e-9)
+    assert all(0 <= s.utilization <= 1 + 1e-9 for s in net.stations)
+    assert all(s.response >= d * (1 - 1e-9) for s, (d, _) in zip(net.stations, stations))
+    # one more client never lowers the throughput
+    assert closed_network(n + 1, stations, z).throughput >= x * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("clients", [8, 40])
+def test_closed_network_of_three_stations(clients: int) -> None:
+    # a (2 units, exp 1 µs) -> b (1 unit, exp 0.8 µs) -> c (4 units, exp 3 µs), then an
+    # exponential think of 2 µs: at 8 clients b is 75% busy, at 40 it is the bottleneck
+    # (99%) with c at 93%. 0.3 s runs; pilot batch-means half-widths (seeds 1, 2) at most
+    # 0.35% (mean latency) and 0.30% (throughput); tolerance 1%, about twice that. The
+    # utilisations are busy time over the window: the same 1%.
+    e = lambda us: {"dist": "exp", "mean": us * 1000}  # noqa: E731
+    pred, res = _run(_doc({"a": _cpu(2), "b": _cpu(1), "c": _cpu(4)},
+                          {"p": [{"on": "a", "cycles": e(1)}, {"on": "b", "cycles": e(0.8)},
+                                 {"on": "c", "cycles": e(3)}]},
+                          [{"name": "f", "arrival": "closed", "clients": clients,
+                            "think_us": {"dist": "exp", "mean": 2}, "steps": [{"path": "p"}]}],
+                          duration_s=0.3, warmup_s=0.001))
+    assert "closed network of 3 stations" in pred.model
+    f = res["flows"]["f"]
+    assert _rel(f["latency_us"]["mean"], pred.flows[0].mean_us) < 0.01
+    assert _rel(f["throughput_per_s"], pred.flows[0].throughput_per_s) < 0.01
+    for s in pred.stations:
+        assert _rel(res["resources"][s.name]["utilization"], s.utilization) < 0.01, s.name
+
+
+def test_the_closed_dom0_example_sits_under_its_operational_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    # examples/closed-dom0.toml: 48 clients, D_vcpu = 36.7 µs on 64 vCPUs, D_dom0 = 6.65 µs
+    # on 8 threads. Theory: 1.058M/s against the bound min(48/43.35, 8/6.65) µs⁻¹ = 1.107M/s,
+    # dom0 88% busy. 0.5 s runs: pilot batch-means half-widths (seeds 1, 2) at most 0.22%;
+    # tolerance 1%
+    from conftest import REPO
+
+    assert main(["theory", str(REPO / "examples" / "closed-dom0.toml"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    th, sim = out["theory"]["flows"][0], out["result"]["flows"]["requests"]
+    bound = min(48 / (36.7 + 6.65), 8 / 6.65) * 1e6
+    assert th["throughput_per_s"] == pytest.approx(1.058e6, rel=1e-3) and th["throughput_per_s"] < 0.96 * bound
+    assert th["mean_us"] == pytest.approx(48 / th["throughput_per_s"] * 1e6)  # Little, no think time
+    dom0 = next(s for s in out["theory"]["stations"] if s["name"] == "dom0")
+    assert dom0["utilization"] == pytest.approx(0.879, abs=1e-3)
+    assert _rel(sim["throughput_per_s"], th["throughput_per_s"]) < 0.01
+    assert _rel(sim["latency_us"]["mean"], th["mean_us"]) < 0.01
+
+
 # ----------------------------------------------------------------------------- Cobham priorities
 
 
@@ -492,10 +601,15 @@ UNCOVERED = {
                  [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5,
                    "mix": [{"name": "a", "weight": 1, "steps": [{"path": "p"}]},
                            {"name": "b", "weight": 1, "steps": [{"path": "p"}]}]}], duration_s=0.01), "mixes"),
-    "closed two stations": (_doc({"s": _cpu(), "t": _cpu()},
-                                 {"p": [{"on": "s", "cycles": EXP}, {"on": "t", "cycles": EXP}]},
-                                 [{"name": "f", "arrival": "closed", "clients": 3, "steps": [{"path": "p"}]}],
-                                 duration_s=0.01), "queueing stations"),
+    "closed, fixed service": (_doc({"s": _cpu(), "t": _cpu()},
+                                   {"p": [{"on": "s", "cycles": 1000}, {"on": "t", "cycles": EXP}]},
+                                   [{"name": "f", "arrival": "closed", "clients": 3, "steps": [{"path": "p"}]}],
+                                   duration_s=0.01), "non-exponential"),
+    "closed, shared random bytes": (_doc({"s": _cpu(), "t": _cpu()},
+                                         {"p": [{"on": "s", "per_byte": 1}, {"on": "t", "per_byte": 1}]},
+                                         [{"name": "f", "arrival": "closed", "clients": 3,
+                                           "steps": [{"path": "p", "bytes": {"dist": "exp", "mean": 1000}}]}],
+                                         duration_s=0.01), "correlated"),
     "M/G/c": (_station(_poisson(0.5, 2), 1000, cores=2, duration_s=0.01), "M/G/2"),
     "M/G/1 tandem": (_doc({"s": _cpu(), "t": _cpu()}, {"p": [{"on": "s", "cycles": 1000}, {"on": "t", "cycles": EXP}]},
                           [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],

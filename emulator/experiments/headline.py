@@ -53,10 +53,10 @@ SWEEP_WORK = (3_000_000, 1_000_000, 300_000, 100_000, 30_000, 10_000, 3_000, 1_0
 SWEEP_WORK_QUICK = (1_000_000, 100_000, 10_000, 1_000)
 SWEEP_REQUESTS, SWEEP_REQUESTS_QUICK = 150_000, 30_000  # requests per run, whatever the intensity
 # Outstanding echoes, for every architecture: enough to saturate each. packet-echo's own 1024
-# leave emulated's vCPUs idle up to 39% of the time on packet-bound work: its received
-# packets wait for the e1000's interrupt window (189 us) and arrive in bursts, and 1024
-# echoes of ~15 us of work do not fill 72 vCPUs between two bursts. At 4096 none idles;
-# every other architecture's usable fraction moves by < 0.003.
+# leave emulated's vCPUs idle up to 33% of the time on packet-bound work: its received
+# packets wait for the e1000's interrupt window (128 us) and arrive in bursts, and 1024
+# echoes of a few us of work each do not fill 72 vCPUs between two bursts. At 4096 none
+# idles; every other architecture's usable fraction moves by < 0.003.
 SWEEP_CLIENTS = 4096
 
 

@@ -875,9 +875,9 @@ and not re-chosen; (2) the metric must not be confounded by a device other than 
 bounding either side, so on kv-cache, where bare metal is bound by its 25 Gb/s transmit
 link, the rows compare host CPU cost per request (non-idle host cycles / completed
 requests) instead of throughput. Whenever both runs are CPU-bound on the same cores the two
-metrics coincide (on cloud-mix emulated is 1.31x slower by either). For the record, the
+metrics coincide (on cloud-mix emulated is 1.32x slower by either). For the record, the
 throughput ratios on kv-cache were 1.72x (full emulation) and 0.579 (xen-pv) when the rows
-were switched to CPU cost (today 1.38x and 0.730; 1.72x for emulated until its e1000's interrupt window was modelled). Paravirtualisation is also reported on `cloud-mix` (the
+were switched to CPU cost (today 1.31x and 0.730; 1.72x for emulated until its e1000's interrupt window was modelled). Paravirtualisation is also reported on `cloud-mix` (the
 headline), by throughput, as before.
 History of the xen-pv kv-cache row: it missed at 0.556 while
 the engine let the members of a batch part at the next stage, so a notification covering

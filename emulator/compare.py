@@ -133,6 +133,9 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
         if k.endswith(".completed") and not k.startswith(CYCLES):  # only to judge the percentiles by
             continue
         xa, xb = sa[k], sb[k]
+        if crn:  # A, B and B - A over the same pairs (both finite), so that diff = B - A exactly
+            both = np.isfinite(xa) & np.isfinite(xb)
+            xa, xb = xa[both], xb[both]
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
         diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn, k in thin))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)

@@ -487,4 +487,6 @@ def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_w
     series = ws.values[measure]
     d = mser5(series)
     limit = 5 * ((len(series) // 5) // 2)
-    return WarmupChoice(d * ws.window_s, d, measure, ws.window_s, d < limit or d == 0, series)
+    # converged: MSER-5 chose below its m/2 limit (with fewer than 2 groups of 5 windows it
+    # cannot judge, limit 0, and the choice is not converged)
+    return WarmupChoice(d * ws.window_s, d, measure, ws.window_s, d < limit, series)

@@ -509,7 +509,8 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
 
 def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """Per point: the varied keys, the number of replications, and for each measure its
-    mean and 95% t half-width (``MEASURE_ci95``). ``columns`` are the tidy table's."""
+    mean and 95% t half-width (``MEASURE_ci95``) over every replication (empty when some
+    replication did not give it a finite value). ``columns`` are the tidy table's."""
     first = list(columns).index("usable_fraction")
     varied, measures = list(columns[len(FIXED_COLUMNS):first]), list(columns[first:])
     by_point: dict[int, list[Mapping[str, Any]]] = {}
@@ -527,8 +528,10 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tupl
         group = by_point[p]
         row: dict[str, Any] = {"point": p, **{k: group[0][k] for k in varied}, "replications": len(group)}
         for m in measures:
-            mean, half, _ = mean_ci95(r[m] for r in group)
-            row[m], row[f"{m}_ci95"] = mean, half
+            mean, half, n = mean_ci95(r[m] for r in group)
+            # a measure some replication lacks (a flow with no completion in its window) has no
+            # mean over the point: one over the others would be conditioned on their luck
+            row[m], row[f"{m}_ci95"] = (mean, half) if n == len(group) else (math.nan, math.nan)
             if m in judged:  # 1: some replication had too few requests beyond it (biased low)
                 col, q = judged[m]
                 done = [r[col] for r in group if r[col] is not None]

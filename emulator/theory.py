@@ -97,7 +97,7 @@ def _check_rates(lam: float, mean_service: float) -> float:
 
 def _check_stable(rho: float, what: str) -> None:
     if not rho < 1:
-        raise ModelError(f"{what} is unstable: load {rho:.4g} >= 1")
+        raise ModelError(f"{what} is unstable: load {rho!r} >= 1")
 
 
 def mm1_sojourn(lam: float, mean_service: float) -> float:
@@ -156,8 +156,8 @@ def erlang_c(c: int, offered: float) -> float:
 
     Computed through the Erlang B recursion B(k) = a B(k-1) / (k + a B(k-1)), which never
     overflows, and C = B / (1 - ρ(1 - B)) with ρ = a/c."""
-    if c < 1 or offered <= 0:
-        raise ModelError(f"need c >= 1 and a > 0, got c={c}, a={offered!r}")
+    if not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 1 or not offered > 0:
+        raise ModelError(f"need a whole number of servers c >= 1 and a load a > 0, got c={c!r}, a={offered!r}")
     rho = offered / c
     _check_stable(rho, f"M/M/{c}")
     b = 1.0
@@ -858,6 +858,13 @@ def _open_series(c: Any, fi: int) -> Prediction:
     mean = delay_mean + sum(s.mean_sojourn_us for s in stations) * PS_PER_US
     models = [s.model for s in stations if s.model != "zero service"]
     quantiles: tuple[float, float] | None = None
+    # A random delay between two queues lets requests overtake one another, so the sojourns
+    # at the queues on either side of it are no longer independent (Reich's theorem needs
+    # FIFO order throughout); before the first queue or after the last it is independent of
+    # them (the M/M/inf output is Poisson and, by reversibility, independent of the delay).
+    at = [k for k, w in enumerate(walk) if any(w is q for q in queues)]
+    overtaking = bool(at) and any(_delay_parts(walk[k][3])[1] is not None for k in range(at[0], at[-1]))
+    delays_known &= not overtaking  # the mean still holds (Jackson); the percentiles are not known
     if delays_known and all(m == "M/M/1" for m in models) and (models or delay_rates):
         # a sum of independent exponentials (Reich 1957), shifted by the fixed delays
         rates = [1 / q[2].mean - lam for q in queues if q[2] is not None] + delay_rates
@@ -876,6 +883,8 @@ def _open_series(c: Any, fi: int) -> Prediction:
         label = f"Jackson tandem of {len(models)} stations"
     else:
         label = "pure delays"
+    if overtaking:
+        label += "; no exact percentiles: requests overtake one another in a random delay between queues"
     p99, p999 = (None, None) if quantiles is None else (quantiles[0] / PS_PER_US, quantiles[1] / PS_PER_US)
     return Prediction(label, [FlowPrediction(c.flows[fi], lam * 1e12, mean / PS_PER_US, p99, p999)], stations)
 

@@ -131,8 +131,10 @@ def test_choose_warmup_from_an_empty_start() -> None:
     exp = load_experiment(_mm1(0.95, duration_s=0.1, warmup_s=0.0))
     w = choose_warmup(exp, n_windows=200)
     assert w.measure == "f.mean_us"
-    assert w.converged and 0 <= w.warmup_s < 0.05
+    assert w.converged and 0 < w.warmup_s < 0.05
     assert w.warmup_s == pytest.approx(w.index * w.window_s)
+    # too few windows to judge (fewer than 2 groups of 5): not converged, whatever it cut
+    assert not choose_warmup(exp, n_windows=9).converged
 
 
 def test_long_run_batch_means_covers_mm1() -> None:
@@ -245,6 +247,10 @@ def test_crn_pairs_narrow_the_interval() -> None:
     ind = compare(a, b, 10, seed0=5, workers=1, crn=False)
     d_crn, d_ind = crn.difference("f.mean_us"), ind.difference("f.mean_us")
     assert d_crn.paired and not d_ind.paired
+    # the paired interval by hand: t with n - 1 = 9 degrees of freedom on the 10 differences,
+    # and A, B and B - A over the same pairs
+    assert d_crn.diff.n == 10 and d_crn.diff.mean == pytest.approx(d_crn.b.mean - d_crn.a.mean, rel=1e-12)
+    assert d_crn.diff.half_width == pytest.approx(2.262157163 * d_crn.diff.std / math.sqrt(10), rel=1e-8)
     assert d_crn.diff.half_width * 3 < d_ind.diff.half_width
     # theory: 1/(1-.55)·1.1 - 1/(1-.5) = 0.444 µs; the paired interval finds it significant
     assert d_crn.significant and d_crn.diff.covers(1.1 / 0.45 - 2.0)

@@ -243,6 +243,13 @@ def test_summary_is_mean_and_t_half_width():
     assert out[0]["usable_fraction"] == pytest.approx(x.mean())
     assert out[0]["usable_fraction_ci95"] == pytest.approx(student_t.ppf(0.975, 3) * x.std(ddof=1) / 2)
     assert math.isnan(out[0]["m"]) and out[0]["replications"] == 4
+    # a measure missing from one replication has no mean over the point, not one over 3 of 4
+    rows = [dict(r, m=v) for r, v in zip(rows, [1.0, None, 3.0, float("nan")])]
+    _, out = sw.summarize(["point", "replication", "seed", "k", "usable_fraction", "m"], rows)
+    assert math.isnan(out[0]["m"]) and math.isnan(out[0]["m_ci95"])
+    rows = [dict(r, m=v) for r, v in zip(rows, [1.0, 2.0, 3.0, 2.0])]
+    _, out = sw.summarize(["point", "replication", "seed", "k", "usable_fraction", "m"], rows)
+    assert out[0]["m"] == 2.0 and out[0]["m_ci95"] == pytest.approx(student_t.ppf(0.975, 3) * np.std([1, 2, 3, 2], ddof=1) / 2)
 
 
 def test_mm1_confidence_intervals_cover_the_mean_sojourn():

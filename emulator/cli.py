@@ -7,6 +7,7 @@ traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
 from ._core import EmulatorError, ModelError
-from .result import MIN_TAIL_REQUESTS
+from .result import MIN_TAIL_REQUESTS, _json_default
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -86,14 +87,24 @@ def positive_int_arg(hi: int) -> Any:
     return parse
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
+def warmup_or_auto_arg(text: str) -> float | str:
+    """``vemu run --warmup``: simulated seconds, or ``auto`` (MSER-5 on a pilot run)."""
+    return "auto" if text == "auto" else warmup_arg(text)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, auto_warmup: bool = False) -> None:
     """The options every command that runs one experiment shares: overrides, window, seed.
     The numbers are checked as they are parsed, so an error names the flag (not the file)."""
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param (NAME=VALUE) or any key (architecture.reserve.cores=4; a '*' stands "
                         "for every key or list item: 'architecture.paths.*.stages.*.batch=1'); repeatable")
     p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window in simulated seconds")
-    p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
+    if auto_warmup:
+        p.add_argument("--warmup", type=warmup_or_auto_arg, metavar="S|auto",
+                       help="warm-up discarded before the window; 'auto': chosen by MSER-5 on a pilot run from "
+                            "empty as long as the default warm-up and the window together")
+    else:
+        p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
     p.add_argument("--seed", type=seed_arg, help="random seed (default: the file's, else 1)")
 
 
@@ -107,7 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--host", help="bundled host (replaces the file's)")
     r.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
     r.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
-    add_run_options(r)
+    add_run_options(r, auto_warmup=True)
+    r.add_argument("--replications", "-n", type=positive_int_arg(MAX_RUN_REPLICATIONS), default=None, metavar="N",
+                   help="N independent replications (seeds derived from --seed): each measure's mean and 95%% t "
+                        "interval")
+    r.add_argument("--batches", type=positive_int_arg(MAX_BATCHES), default=None, metavar="B",
+                   help="one long run cut into B batches: each measure's batch-means 95%% interval, and whether "
+                        "the batches are too short (their means correlated)")
+    r.add_argument("--workers", type=positive_int_arg(1024), default=None,
+                   help="worker processes for --replications (default: every core)")
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",
@@ -156,10 +175,30 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if a.spec is None and not (a.host and a.architecture and a.workload):
         raise UsageError("vemu run: give an experiment file, or all of --host, --architecture and --workload")
-    exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
-                          duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
     if not 0 <= a.trace <= 10_000:
         raise UsageError("vemu run: --trace must be between 0 and 10000 requests")
+    if a.replications is not None and a.batches is not None:
+        raise UsageError("vemu run: --replications and --batches are two ways to an interval; give one")
+    many = a.replications is not None or a.batches is not None
+    if many and (a.trace or a.stages):
+        raise UsageError("vemu run: --trace and --stages show one run; drop them with --replications or --batches")
+    if a.replications == 1 or a.batches == 1:
+        raise UsageError("vemu run: an interval needs at least 2 replications or batches")
+    auto = a.warmup == "auto"
+    exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
+                          duration_s=a.duration, warmup_s=None if auto else a.warmup, seed=a.seed)
+    choice = None
+    if auto:
+        from dataclasses import replace
+
+        from .stats import choose_warmup
+
+        choice = choose_warmup(exp)
+        if not choice.converged:
+            print(f"vemu run: warning: {_warmup_note(choice)}", file=sys.stderr)
+        exp = replace(exp, warmup_s=choice.warmup_s)
+    if many:
+        return _run_intervals(a, exp, choice)
     prog = _progress(a.quiet or a.json)
     try:
         res = Simulation(exp, trace_requests=a.trace).run(progress=prog)
@@ -167,12 +206,89 @@ def cmd_run(a: argparse.Namespace) -> int:
         if prog is not None:
             prog.close()
     if a.json:
-        print(res.to_json())
+        d = res.to_dict()
+        if choice is not None:
+            d["warmup_choice"] = _warmup_dict(choice)
+        print(json.dumps(d, default=_json_default, allow_nan=True))
     else:
+        if choice is not None:
+            print(_warmup_note(choice))
         print(format_result(res.to_dict(), res.stages() if a.stages else None))
         if a.trace:
             print(format_trace(res))
     return 0
+
+
+MAX_RUN_REPLICATIONS = 100_000
+MAX_BATCHES = 1_000
+WINDOWS_PER_BATCH = 10
+
+
+def _warmup_dict(w: Any) -> dict[str, Any]:
+    return {"rule": "MSER-5", "warmup_s": w.warmup_s, "measure": w.measure, "window_s": w.window_s,
+            "windows": len(w.series), "converged": w.converged}
+
+
+def _warmup_note(w: Any) -> str:
+    pilot = len(w.series) * w.window_s
+    note = (f"warm-up {w.warmup_s:.6g} s, chosen by MSER-5 on {w.measure} over a {pilot:.6g} s pilot run from empty "
+            f"({len(w.series)} windows)")
+    if not w.converged:
+        note += ("; it reached its limit (half the pilot), so the run may still be in its transient: "
+                 "give a longer --duration or a fixed --warmup")
+    return note
+
+
+def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
+    """``vemu run --replications N`` or ``--batches B``: every measure's 95% interval."""
+    from . import stats
+
+    head = {"architecture": exp.architecture.name, "host": exp.host.name, "workload": exp.workload.name,
+            "duration_s": exp.duration_s, "warmup_s": exp.warmup_s}
+    if choice is not None:
+        head["warmup_choice"] = _warmup_dict(choice)
+    if a.replications is not None:
+        reps = stats.replicate(exp, a.replications, workers=a.workers)
+        thin = reps.thin_tails
+        rows = [(k, iv, None, k in thin) for k, iv in reps.intervals.items() if not k.endswith(".completed")]
+        d = head | {"method": "replications", "seed0": exp.seed} | reps.to_dict()
+        title = (f"{a.replications} independent replications (seeds derived from {exp.seed}), each "
+                 f"{exp.duration_s:g} s measured after {exp.warmup_s:g} s warm-up")
+    else:
+        bms = stats.long_run(exp, n_batches=a.batches, windows_per_batch=WINDOWS_PER_BATCH)
+        rows = [(k, bm.interval, bm, bm.thin_tail) for k, bm in bms.items()]
+        d = head | {"method": "batch means", "seed": exp.seed, "batches": a.batches,
+                    "measures": {k: bm.to_dict() for k, bm in bms.items()}}
+        title = (f"one run of {exp.duration_s:g} s after {exp.warmup_s:g} s warm-up (seed {exp.seed}), "
+                 f"{a.batches} batches")
+    if a.json:
+        print(json.dumps(d, default=_json_default, allow_nan=True))
+        return 0
+    out = [f"{head['architecture']} on {head['host']} running {head['workload']}: {title}; 95% t intervals"]
+    if choice is not None:
+        out.append(_warmup_note(choice))
+    batch = a.batches is not None
+    out += ["", f"{'measure':<34} {'mean':>12} {'± 95%':>11} {'n':>6}" + (f" {'lag-1':>6}" if batch else "")]
+    for k, iv, bm, thin in rows:
+        flags = (" *" if thin else "") + (" correlated" if bm is not None and bm.correlated else "")
+        lag = f" {bm.lag1:>6.2f}" if bm is not None else ""
+        out.append(f"{k[:34]:<34} {_g(iv.mean):>12} {_g(iv.half_width):>11} {iv.n:>6}{lag}{flags}")
+    if any(r[3] for r in rows):
+        out += ["", f"* some {'batch' if batch else 'run'} had fewer than {MIN_TAIL_REQUESTS} requests beyond this "
+                    "percentile: its estimate is biased low and the interval covers less than 95%; run longer "
+                    "(--duration)"]
+    if any(r[2] is not None and r[2].correlated for r in rows):
+        out += ["", "correlated: the batch means' lag-1 autocorrelation fails a 5% test of independence, so the "
+                    "interval is too narrow; use fewer batches or a longer --duration"]
+    if any(r[1].n < (a.batches or a.replications) for r in rows):
+        out += ["", "n below the count asked for: some batches or runs had no value for that measure "
+                    "(no request completed); the interval rests on the others"]
+    print("\n".join(out))
+    return 0
+
+
+def _g(x: float) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.6g}"
 
 
 def format_trace(res: Any) -> str:

@@ -293,10 +293,22 @@ class BatchMeans:
     batch_means: np.ndarray
     lag1: float  # lag-1 autocorrelation of the batch means (NaN with fewer than 3)
     discarded: int  # leading samples dropped so the batches are equal
+    thin_tail: bool = False  # a batch percentile from fewer than MIN_TAIL_REQUESTS beyond it
+
+    @property
+    def correlated(self) -> bool:
+        """The batch means fail a one-sided 5% test of independence: for b independent
+        means the lag-1 sample autocorrelation is approximately normal with mean -1/b and
+        variance 1/b (Bartlett), so more than -1/b + 1.645/√b (0.32 for 20 batches) says
+        the batches are too short and the interval too narrow (Law, *Simulation Modeling
+        and Analysis*, 5th ed., §9.5.3): use fewer, longer batches or a longer run."""
+        b = int(np.isfinite(self.batch_means).sum())
+        return b >= 3 and math.isfinite(self.lag1) and self.lag1 > -1 / b + 1.645 / math.sqrt(b)
 
     def to_dict(self) -> dict[str, Any]:
         return self.interval.to_dict() | {"lag1": self.lag1, "batches": len(self.batch_means),
-                                          "discarded": self.discarded}
+                                          "discarded": self.discarded, "correlated": self.correlated,
+                                          "thin_tail": self.thin_tail}
 
 
 def lag1_autocorrelation(x: Sequence[float] | np.ndarray) -> float:
@@ -408,10 +420,11 @@ def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: flo
         raise ModelError(f"need 2 <= n_batches <= {len(h)} windows, got {n_batches}")
     size = len(h) // n_batches
     skip = len(h) - size * n_batches
-    vals = np.array([hist_quantile(h[skip + b * size: skip + (b + 1) * size].sum(axis=0, dtype=np.uint64), q,
-                                   float(mx[skip + b * size: skip + (b + 1) * size].max())) / 1e6
-                     for b in range(n_batches)])
-    return BatchMeans(mean_ci(vals, level=level), vals, lag1_autocorrelation(vals[np.isfinite(vals)]), skip)
+    merged = [h[skip + b * size: skip + (b + 1) * size].sum(axis=0, dtype=np.uint64) for b in range(n_batches)]
+    vals = np.array([hist_quantile(m, q, float(mx[skip + b * size: skip + (b + 1) * size].max())) / 1e6
+                     for b, m in enumerate(merged)])
+    thin = any(thin_tail(float(m.sum()), q) for m in merged)
+    return BatchMeans(mean_ci(vals, level=level), vals, lag1_autocorrelation(vals[np.isfinite(vals)]), skip, thin)
 
 
 def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: int = 10, seed: int | None = None,
@@ -429,7 +442,10 @@ def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: 
     for name, h in ws.hists.items():
         for key, q in (("p99_us", 0.99), ("p999_us", 0.999)):
             out[f"{name}.{key}"] = batch_quantiles(h, ws.maxes[name], n_batches, q, level=level)
-    return out
+    # in the order of :func:`measures`: usable fraction, then each flow's measures together
+    order = ["usable_fraction"] + [f"{name}.{k}" for name in ws.hists
+                                   for k in ("throughput_per_s", "mean_us", "p99_us", "p999_us")]
+    return {k: out[k] for k in order + [k for k in out if k not in order]}
 
 
 # ----------------------------------------------------------------------------- warm-up

@@ -404,3 +404,96 @@ def test_compare_marks_thin_tails_and_says_why() -> None:
     text = format_comparison(c)
     assert "no *" in text and "fewer than 10 requests beyond this percentile" in text
     assert c.to_dict()["measures"]["f.p999_us"]["thin_tail"] is True
+
+
+# ----------------------------------------------------------------------------- vemu run: intervals
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    from emulator.cli import main
+
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_batch_means_flag_correlated_batches() -> None:
+    # AR(1) with φ = 0.995 has a correlation time of ~200 samples: 20 batches of 50 are far
+    # too short and are flagged (in 98.5% of 200 seeds; the seed is fixed). For iid noise
+    # the test's false-alarm rate is nominally 5%: 3.6% over 2000 seeds (the sample lag-1 of
+    # 20 values is biased low); over these 400 it must stay under 8% (the binomial sd at
+    # 5% is 1.1 points), and the φ = 0.9 series of the AR(1) test above (batches of 10⁴) is
+    # not flagged.
+    rng = np.random.default_rng(11)
+    e = rng.standard_normal(1000)
+    x = np.empty_like(e)
+    acc = 0.0
+    for i, v in enumerate(e):
+        acc = 0.995 * acc + v
+        x[i] = acc
+    assert batch_means(x, 20).correlated
+    alarms = sum(batch_means(np.random.default_rng(s).standard_normal(1000), 20).correlated for s in range(400))
+    assert alarms < 0.08 * 400
+    assert not batch_means([1.0, 2.0], 2).correlated  # too few batches to judge: not flagged
+
+
+def test_cli_run_replications_are_replicate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `vemu run -n 4` is stats.replicate: the same intervals, bit for bit, on 1 worker or 2
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(_mm1(0.5, duration_s=0.01)))
+    want = replicate(load_experiment(spec), 4, workers=1)
+    for workers in ("1", "2"):
+        d = _cli_json(capsys, ["run", str(spec), "-n", "4", "--workers", workers, "--json"])
+        assert d["method"] == "replications" and d["seeds"] == want.seeds
+        for k, iv in want.intervals.items():
+            got = d["measures"][k]
+            assert got["n"] == iv.n == 4
+            assert got["mean"] == iv.mean and (got["half_width"] == iv.half_width)
+
+
+def test_cli_run_batches_is_long_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(_mm1(0.5, duration_s=0.2)))
+    want = long_run(load_experiment(spec), n_batches=10, windows_per_batch=10)
+    d = _cli_json(capsys, ["run", str(spec), "--batches", "10", "--json"])
+    assert d["method"] == "batch means" and list(d["measures"]) == list(want)
+    for k, bm in want.items():
+        got = d["measures"][k]
+        assert got["mean"] == bm.interval.mean and got["half_width"] == pytest.approx(bm.interval.half_width, nan_ok=True)
+        assert got["lag1"] == pytest.approx(bm.lag1, nan_ok=True) and got["correlated"] == bm.correlated
+    # ~10⁴ requests a batch: ~100 beyond its p99 (trusted), ~10 beyond p99.9 (at the bar)
+    assert not d["measures"]["f.p99_us"]["thin_tail"]
+    from emulator.cli import main
+
+    assert main(["run", str(spec), "--batches", "10"]) == 0
+    text = capsys.readouterr().out
+    assert "10 batches" in text and "lag-1" in text and "f.p99_us" in text
+
+
+def test_cli_run_auto_warmup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # M/M/1 at ρ 0.95 from empty (relaxation ~1.6 ms): MSER-5 on a pilot of warm-up +
+    # window cuts something, converges, and the run measures after exactly that warm-up
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(_mm1(0.95, duration_s=0.1, warmup_s=0.0)))
+    d = _cli_json(capsys, ["run", str(spec), "--warmup", "auto", "--json"])
+    w = d["warmup_choice"]
+    assert w["rule"] == "MSER-5" and w["converged"] and w["measure"] == "f.mean_us"
+    assert 0 < w["warmup_s"] < 0.05 and d["warmup_s"] == w["warmup_s"]
+    assert w["warmup_s"] == choose_warmup(load_experiment(spec)).warmup_s
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["-n", "1"], "at least 2"),
+    (["-n", "3", "--batches", "4"], "give one"),
+    (["-n", "3", "--trace", "2"], "--trace"),
+    (["--batches", "0"], "--batches"),
+    (["--warmup", "automatic"], "--warmup"),
+])
+def test_cli_run_interval_options_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            argv: list[str], says: str) -> None:
+    from emulator.cli import main
+
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(_mm1(0.5, duration_s=0.01)))
+    assert main(["run", str(spec), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err

@@ -337,27 +337,38 @@ def _log_factors(clients: int, demand: float, servers: float) -> Any:
         out = np.full(clients + 1, -np.inf)
         out[0] = 0.0
         return out
-    return j * math.log(demand) - np.cumsum(np.log(np.maximum(np.minimum(j, servers), 1.0)))
+    # log Π_{i<=j} min(i, c) = ln Γ(min(j, c) + 1) + (j - c)⁺ ln c, in closed form: a running
+    # sum of the logs would gather ~N·ε·(its size) of rounding, 10⁻⁶ at N = 10⁵
+    low = np.minimum(j, servers)
+    lgam = np.frompyfunc(math.lgamma, 1, 1)(low + 1).astype(float)
+    over = np.maximum(j - servers, 0.0) * (math.log(servers) if math.isfinite(servers) else 0.0)
+    return j * math.log(demand) - lgam - over
 
 
-def _log_convolve(a: Any, b: Any) -> Any:
-    """log of the convolution of exp(a) and exp(b), terms 0..len(a)-1, without leaving
-    log space (the terms span hundreds of orders of magnitude). Rows of terms are summed
-    in blocks, so memory stays O(block x N)."""
-    n = len(a)
-    assert len(b) == n, "both factors run over the same populations 0..N"
-    padded = np.append(b, -np.inf)
-    j = np.arange(n)
-    out = np.empty(n)
-    for lo in range(0, n, 256):
-        rows = np.arange(lo, min(lo + 256, n))[:, None]
-        idx = rows - j
-        v = a[None, :] + padded[np.where(idx >= 0, idx, n)]
-        top = v.max(axis=1)
-        safe = np.where(np.isfinite(top), top, 0.0)
-        with np.errstate(divide="ignore"):  # a row with no term: log 0 = -inf, as it should be
-            out[lo:lo + len(rows)] = safe + np.log(np.exp(v - safe[:, None]).sum(axis=1))
-    return out
+def _log_convolve_station(g: Any, demand: float, servers: int) -> Any:
+    """log of g convolved with a station's factors f(j) = D^j / Π_{i<=j} min(i, c), terms
+    0..N, without leaving log space (the terms span hundreds of orders of magnitude).
+
+    Beyond j = c the factors are geometric, f(j) = f(c) (D/c)^{j-c}, so the tail
+    T(n) = Σ_{j>c} f(j) g(n-j) obeys T(n) = (D/c) T(n-1) + f(c+1) g(n-c-1): a cumulative
+    log-sum-exp in blocks (which keeps the exponents it carries small), and the whole
+    convolution costs O(N c) rather than O(N²)."""
+    n = len(g)
+    c = min(servers, n - 1)
+    f = _log_factors(n - 1, demand, c)
+    h = np.full(n, -np.inf)
+    for j in range(c + 1):
+        h[j:] = np.logaddexp(h[j:], f[j] + g[: n - j])
+    if c + 1 < n:
+        lr, carry = math.log(demand / c), -np.inf
+        for lo in range(c + 1, n, 4096):
+            m = np.arange(lo, min(lo + 4096, n))
+            k = (m - lo) * lr
+            tail = np.logaddexp.accumulate(f[c + 1] + g[m - c - 1] - k) + k  # the terms from this block
+            tail = np.logaddexp(tail, carry + k + lr)  # and T(lo - 1) carried on, times (D/c)^{n-lo+1}
+            h[lo:m[-1] + 1] = np.logaddexp(h[lo:m[-1] + 1], tail)
+            carry = tail[-1]
+    return h
 
 
 def closed_network(clients: int, stations: Sequence[tuple[float, int]], think: float = 0.0) -> NetworkResult:
@@ -372,32 +383,34 @@ def closed_network(clients: int, stations: Sequence[tuple[float, int]], think: f
     marginal is p_k(j) = f_k(j) G_{-k}(N-j)/G(N), with G_{-k} the network without k. This
     is what exact mean value analysis computes (Reiser & Lavenberg 1980); for
     load-dependent stations MVA's recursion loses its precision once a station is busy,
-    the convolution does not. Cost O(K N²) for K stations (3K + 2 convolutions)."""
+    the convolution does not. A station with a server for every client (c_k >= N) is a
+    delay: its factors join the delay's, D^j/j! convolved with Z^j/j! being (D + Z)^j/j!.
+    Cost O(K² N c) for K queueing stations of up to c servers."""
     ok = clients >= 1 and think >= 0 and not math.isinf(think) and len(stations) >= 1
     ok = ok and all(d > 0 and not math.isinf(d) and c >= 1 for d, c in stations)
     if not ok:
         raise ModelError(f"need clients >= 1, think >= 0 and stations of demand > 0 and servers >= 1; got "
                          f"{clients}, {think!r}, {list(stations)!r}")
-    logs = [_log_factors(clients, d, c) for d, c in stations] + [_log_factors(clients, think, math.inf)]
-    k = len(logs)
-    # prefix[i]: stations 0..i-1 convolved; suffix[i]: stations i..k-1 (G_{-i} = prefix[i] * suffix[i+1])
-    unit = _log_factors(clients, 0.0, 1)
-    prefix = [unit]
-    for f in logs:
-        prefix.append(_log_convolve(prefix[-1], f))
-    suffix = [unit]
-    for f in reversed(logs):
-        suffix.append(_log_convolve(suffix[-1], f))
-    suffix.reverse()
-    log_g = prefix[-1]
+    queueing = [i for i, (_, c) in enumerate(stations) if c < clients]
+    delay = _log_factors(clients, think + math.fsum(d for d, c in stations if c >= clients), math.inf)
+
+    def without(skip: int | None) -> Any:
+        g = delay
+        for i in queueing:
+            if i != skip:
+                g = _log_convolve_station(g, stations[i][0], int(stations[i][1]))
+        return g
+
+    log_g = without(None)
     x = math.exp(log_g[clients - 1] - log_g[clients])
     means = []
     for i, (d, c) in enumerate(stations):
-        rest = _log_convolve(prefix[i], suffix[i + 1])
-        p = np.exp(logs[i] + rest[::-1] - log_g[clients])
+        if c >= clients:  # with a server for every client nothing waits: the response is the demand
+            means.append(StationMean(d, x * d, x * d / c))
+            continue
+        p = np.exp(_log_factors(clients, d, c) + without(i)[::-1] - log_g[clients])
         q = math.fsum(np.arange(clients + 1) * p)
-        # with a server for every client nothing waits: the response is the demand, exactly
-        means.append(StationMean(d if c >= clients else q / x, q, x * d / c))
+        means.append(StationMean(q / x, q, x * d / c))
     return NetworkResult(clients, x, math.fsum(m.response for m in means), tuple(means))
 
 

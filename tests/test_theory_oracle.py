@@ -436,6 +436,20 @@ def test_closed_network_conserves_clients_and_respects_the_bounds(n: int, z: flo
     assert closed_network(n + 1, stations, z).throughput >= x * (1 - 1e-9)
 
 
+def test_closed_network_at_many_clients_is_exact() -> None:
+    # Closed forms at populations where the convolution's tail recursion carries over
+    # hundreds of blocks: two single-server stations of equal demand D and no think time
+    # have G(n) = (n + 1) D^n, so X = n/((n + 1) D) and each holds n/2; one station of c
+    # servers alone is saturated, X = c/D. The brute force above covers n <= 8.
+    for n in (5_000, 200_000):
+        net = closed_network(n, [(2.0, 1), (2.0, 1)])
+        assert net.throughput == pytest.approx(n / ((n + 1) * 2.0), rel=1e-9)
+        assert [s.queue for s in net.stations] == pytest.approx([n / 2, n / 2], rel=1e-9)
+    net = closed_network(100_000, [(3.0, 8)], 50.0)
+    assert net.throughput == pytest.approx(8 / 3.0, rel=1e-9)
+    assert net.stations[0].queue + net.throughput * 50.0 == pytest.approx(100_000, rel=1e-9)
+
+
 @pytest.mark.parametrize("clients", [8, 40])
 def test_closed_network_of_three_stations(clients: int) -> None:
     # a (2 units, exp 1 µs) -> b (1 unit, exp 0.8 µs) -> c (4 units, exp 3 µs), then an

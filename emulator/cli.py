@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     rp.add_argument("--workers", type=int, default=None, help="worker processes (default: every core)")
     rp.add_argument("--only", action="append", default=[], metavar="STUDY",
-                    help="run only this study (headline, validation, sensitivity); repeatable")
+                    help="run only this study (headline, validation, sensitivity, figures); repeatable")
     rp.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     rp.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
     b = sub.add_parser("bench", help="engine speed: tandem-3 in vemu, hand-written C and SimPy")
@@ -433,6 +433,10 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                        + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")
                        + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
                        f"{_n(s['completed'] / s['services'] if s['services'] else math.nan, 6)}")
+        out.append("batch: requests per service begun at the stage. A batch that gathers several classes from "
+                   "one queue counts as a service of the class whose request led it, so one class's ratio can "
+                   "pass the stage's cap while the queue's does not; services that straddle the window's edges "
+                   "move a ratio off whole numbers.")
     out.append("")
     out.append(f"{d['events']:,} events in {d['wall_s']:.2f} s wall")
     return "\n".join(out)

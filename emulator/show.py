@@ -364,9 +364,10 @@ def _swing_text(d: dict[str, Any], entries: list[dict[str, Any]]) -> str:
             out.append(f"sensitivity: '{label}' from {rng} puts the usable fraction at {e['usable_at_low']:.3f} "
                        f"and {e['usable_at_high']:.3f} (baseline {e['baseline']:.3f})")
         else:
+            n = len({x["architecture"] for x in es})  # a range may set several keys of one line
             out.append(f"sensitivity: '{label}' from {rng} moves the usable fraction by up to {e['swing']:.3f} "
-                       f"({e['architecture']}, baseline {e['baseline']:.3f}; {len(es)} architecture"
-                       f"{'' if len(es) == 1 else 's'} varied)")
+                       f"({e['architecture']}, baseline {e['baseline']:.3f}; {n} architecture"
+                       f"{'' if n == 1 else 's'} varied)")
     return "; ".join(out)
 
 

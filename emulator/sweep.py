@@ -655,7 +655,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--duration", type=duration_arg, metavar="S", help="measured window in simulated seconds")
     s.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up discarded before the window")
     s.add_argument("--out", type=path_arg, default=Path("sweep.csv"), metavar="FILE",
-                   help="the tidy CSV (default sweep.csv); the summary goes to FILE-summary.csv")
+                   help="the tidy CSV (default sweep.csv); the summary goes beside it, -summary before the extension (dom0.csv: dom0-summary.csv)")
     s.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local process pool (default) or a Dask distributed cluster")
     s.add_argument("--scheduler", metavar="ADDRESS",

@@ -38,7 +38,7 @@ def test_the_expected_shape(quick):
     # The orderings and bounds the literature leads one to expect, on the honest models.
     # Two are reported by checks() but not asserted: "xen-pv in [0.60, 0.80]" and
     # "emulated < xen-pv". The bundled costs give xen-pv ~0.58 on cloud-mix, its 8-core
-    # dom0 saturated by upstream netback's grant maps (martins2015), below emulated's ~0.63,
+    # dom0 saturated by upstream netback's grant maps (martins2015), below emulated's ~0.76,
     # whose device model runs on the tenant's own cores (the README explains why, and where
     # on the I/O curve and across the clock reading of martins2015 0.70 lies); asserting
     # either would invite tuning the models to the folklore.

@@ -306,6 +306,18 @@ def test_a_sensitivity_row_is_shown_on_its_lines(tmp_path, capsys):
     assert "none.csv: no sensitivity results here" in err and err.count("\n") == 1
 
 
+def test_a_range_setting_two_keys_of_one_line_counts_each_architecture_once(capsys):
+    # 'streaming: chunk bytes' sets both of the streaming class's 16 KiB sizes, on one line
+    # of cloud-mix: the line is varied for each of the 9 architectures, not 18
+    import re
+
+    assert main(["show", "cloud-mix", "--sensitivity"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    counts = [int(n) for n in re.findall(r"(\d+) architectures? varied", out)]
+    assert counts and max(counts) <= len(bundled("architecture")), counts
+    assert "'streaming: chunk bytes'" in out
+
+
 # ---------------------------------------------------------------- experiments, odd input
 
 @pytest.mark.parametrize("content, words", [

@@ -158,6 +158,7 @@ def checks(head: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "xen-pv in [0.60, 0.80]": 0.60 <= get("xen-pv") <= 0.80,
         "nitro >= 0.97": get("nitro") >= 0.97,
+        "nitro within 0.005 of bare-metal": abs(get("nitro") - get("bare-metal")) <= 0.005,
         "bare-metal within 0.005 of 1": abs(get("bare-metal") - 1.0) <= 0.005,
         "emulated < xen-pv": get("emulated") < get("xen-pv"),
         "xen-pv < nitro": get("xen-pv") < get("nitro"),

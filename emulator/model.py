@@ -23,6 +23,7 @@ import difflib
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import stat
@@ -44,6 +45,19 @@ PS_PER_US = 1_000_000
 PS_PER_S = 1_000_000_000_000
 MAX_DURATION_S = 1.0e6  # the engine's clock reaches ~9.2e6 s; keep a wide margin
 MIN_DURATION_S = 1.0e-12  # one picosecond, the engine's time unit: a shorter window rounds to nothing
+
+
+def check_window(duration_s: Any, warmup_s: Any, *, file: str | None = None) -> None:
+    """A ModelError unless the measured window is a number of seconds in [1 ps, MAX] and
+    the warm-up one in [0, MAX] (wherever they come from: a file, a flag or the API)."""
+    for key, v, lo, what in (("duration_s", duration_s, MIN_DURATION_S, " (at least one picosecond, the engine's "
+                                                                         "time unit)"),
+                             ("warmup_s", warmup_s, 0.0, "")):
+        real = isinstance(v, numbers.Real) and not isinstance(v, bool)
+        if not (real and lo <= v <= MAX_DURATION_S):
+            shown = f"{v:g} s" if real else repr(v)
+            raise ModelError(f"{shown} is out of range: [{lo:g}, {MAX_DURATION_S:g}] s{what}", file=file,
+                             key=f"experiment.{key}")
 MAX_CLIENTS = 4_000_000
 MAX_PER_BYTE_PS = 1e9  # the engine's bound on a stage's time per byte
 DEFAULT_OPEN_POOL = 1 << 18  # requests the open flows may have in flight together before the run fails
@@ -915,12 +929,9 @@ def load_experiment(
         stem = Path(files[kind]).stem if files[kind] != file else None
         parsed[kind] = PARSERS[kind](raw[kind], files[kind], stem, prefix)  # type: ignore[operator]
     dur = duration_s if duration_s is not None else ex.num("duration_s", 0.1, lo=MIN_DURATION_S, hi=MAX_DURATION_S)
-    if not (MIN_DURATION_S <= dur <= MAX_DURATION_S) or math.isnan(dur):
-        raise ModelError(f"{dur:g} s is out of range: [{MIN_DURATION_S:g}, {MAX_DURATION_S:g}] s (at least one "
-                         "picosecond, the engine's time unit)", file=file, key="experiment.duration_s")
+    check_window(dur, 0.0, file=file)
     warm = warmup_s if warmup_s is not None else ex.num("warmup_s", dur / 10, lo=0, hi=MAX_DURATION_S)
-    if not (0 <= warm <= MAX_DURATION_S) or math.isnan(warm):
-        raise ModelError(f"{warm:g} s is out of range: [0, {MAX_DURATION_S:g}] s", file=file, key="experiment.warmup_s")
+    check_window(dur, warm, file=file)
     sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**63 - 1)
     if not 0 <= sd < 2**64:
         raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")

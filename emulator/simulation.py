@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ._core import STATUS_EFULL, Engine, EmulatorError, NativeError
-from .model import PS_PER_S, Compiled, Experiment, compile_experiment, load_experiment
+from .model import PS_PER_S, Compiled, Experiment, check_window, compile_experiment, load_experiment
 from .result import Result
 
 DEFAULT_CHUNK_EVENTS = 1 << 22
@@ -42,6 +42,7 @@ class Simulation:
         seed = e.seed if seed is None else seed
         duration = e.duration_s if duration_s is None else duration_s
         warmup = e.warmup_s if warmup_s is None else warmup_s
+        check_window(duration, warmup)
         if chunk_events < 1:
             raise ValueError("chunk_events must be >= 1")
         t0 = time.perf_counter()

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 
 #define NIL UINT32_MAX
 #define N_STREAMS 4
@@ -60,7 +61,7 @@ static inline double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1
  * are built once, deterministically, from libm. */
 static uint64_t zig_k[256];
 static double zig_w[256], zig_f[256];
-static int zig_ready;
+static atomic_int zig_state; /* 0: not built, 1: being built, 2: ready */
 
 static void zig_init(void) {
     const double m = 9007199254740992.0; /* 2^53 */
@@ -79,7 +80,21 @@ static void zig_init(void) {
         zig_f[i] = exp(-de);
         zig_w[i] = de / m;
     }
-    zig_ready = 1;
+}
+
+/* Builds the tables once, whichever thread asks first (Python releases the GIL in C
+ * calls, so two threads' first simulations can meet here); the others wait the few
+ * microseconds it takes. The release store publishes the tables to every acquire load. */
+static void zig_ensure(void) {
+    if (atomic_load_explicit(&zig_state, memory_order_acquire) == 2) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&zig_state, &expected, 1)) {
+        zig_init();
+        atomic_store_explicit(&zig_state, 2, memory_order_release);
+    } else {
+        while (atomic_load_explicit(&zig_state, memory_order_acquire) != 2) {
+        }
+    }
 }
 
 static inline double rng_exp1(rng *r) { /* mean 1 */
@@ -1349,7 +1364,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         return VEMU_EINVAL;
     }
     if (!validate(m, err, err_len)) return VEMU_EINVAL;
-    if (!zig_ready) zig_init(); /* idempotent: a racing second call writes the same values */
+    zig_ensure();
     vemu_sim *s = calloc(1, sizeof *s);
     if (!s) goto nomem;
     s->n_resources = m->n_resources;
@@ -1607,7 +1622,10 @@ static __attribute__((noinline, cold)) int on_wake(vemu_sim *s, uint32_t head) {
 int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
     if (!s) return VEMU_EINVAL;
     if (s->failed) return VEMU_ESTATE;
-    if (until < 0 || (uint64_t)until < s->now) return fail(s, VEMU_EINVAL, "run until %lld ps is before now", (long long)until);
+    if (until < 0 || (uint64_t)until < s->now) { /* a bad argument: the sim itself is intact */
+        snprintf(s->err, sizeof s->err, "run until %lld ps is before now", (long long)until);
+        return VEMU_EINVAL;
+    }
     uint64_t limit = (uint64_t)until, done = 0;
     while (s->heap_len > 0 && s->heap[0].t <= limit) {
         if (done >= max_events) return VEMU_MORE;
@@ -1762,7 +1780,7 @@ uint32_t vemu_sim_trace(const vemu_sim *s, vemu_trace_record *out, uint32_t max,
 int vemu_dist_sample(const vemu_dist *d, uint64_t seed, double *out, uint64_t n) {
     if (!d || (!out && n)) return VEMU_EINVAL;
     if (!check_dist(d, "dist", 0, 0, NULL, 0)) return VEMU_EINVAL;
-    if (!zig_ready) zig_init();
+    zig_ensure();
     sampler sp;
     rng r;
     sampler_init(&sp, d);

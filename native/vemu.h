@@ -297,7 +297,8 @@ void vemu_sim_destroy(vemu_sim *s);
 /* Processes events up to and including time `until` (ps), or `max_events` of them,
  * whichever comes first. Returns VEMU_OK when the clock has reached `until` (the clock
  * is then exactly `until`), VEMU_MORE when max_events stopped it first, or a negative
- * status; after an error every further run returns VEMU_ESTATE. */
+ * status; after an error every further run returns VEMU_ESTATE, except VEMU_EINVAL for
+ * an `until` before the clock, which leaves the sim as it was. */
 int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events);
 
 /* Starts a new measurement window at the current time: counters, histograms and time

@@ -13,7 +13,9 @@
 #   2. scripts/leak_loop.py (create/run/destroy through every exit path) with
 #      detect_leaks=1: a leak report counts only if its stack passes through vemu code,
 #      and the heap must not grow across the loop;
-#   3. a self-check that a deliberate leak IS reported (so step 2 cannot pass vacuously).
+#   3. a self-check that a deliberate leak IS reported (so step 2 cannot pass vacuously);
+# and, compiled on their own, native/invariants.c under ASan+UBSan and native/threads.c
+# (first use from several threads at once) under ThreadSanitizer.
 # Any ASan or UBSan report aborts the process (halt_on_error, -fno-sanitize-recover).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,6 +65,10 @@ ASAN_OPTIONS="$BASE:detect_leaks=1" "$WORK/invariants" 1500
 gcc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
     -DUMAX=8 -DQX=5 -DPR=5 -DGP=2 -DPP=2 -I"$ROOT/native" "$ROOT/native/invariants.c" -lm -o "$WORK/invariants-wide"
 ASAN_OPTIONS="$BASE:detect_leaks=1" "$WORK/invariants-wide" 1000
+
+echo "sanitize: first use from several threads (native/threads.c) under ThreadSanitizer"
+gcc -std=c11 -O1 -g -fsanitize=thread -I"$ROOT/native" "$ROOT/native/threads.c" -lm -o "$WORK/threads"
+TSAN_OPTIONS="halt_on_error=1:exitcode=66" "$WORK/threads"
 
 # Leak reports whose stack passes through vemu code (CPython's own leaks at exit are not ours).
 vemu_leaks() { awk '/leak of/ {blk = $0; inblk = 1; next} inblk && /^ *#/ {blk = blk "\n" $0; if ($0 ~ /vemu/) hit = 1; next}

@@ -476,8 +476,16 @@ def test_run_backwards_is_an_error() -> None:
     with Engine(Simulation(load_experiment(TANDEM)).compiled.spec, seed=1) as eng:
         assert eng.run(10**9) is True
         assert eng.now_ps == 10**9
-        with pytest.raises(NativeError):
+        with pytest.raises(NativeError, match="before now"):
             eng.run(10**8)
+        # a bad argument, not a broken sim: it runs on from where it was, to the same bits
+        # as a run that never asked to go back
+        assert eng.now_ps == 10**9 and eng.run(2 * 10**9) is True
+        got = eng.stats()
+    with Engine(Simulation(load_experiment(TANDEM)).compiled.spec, seed=1) as ref:
+        ref.run(2 * 10**9)
+        want = ref.stats()
+    assert all(np.array_equal(np.asarray(got[k]), np.asarray(want[k])) for k in want)
 
 
 def test_closed_engine_refuses_use() -> None:

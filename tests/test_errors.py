@@ -323,3 +323,21 @@ def test_bundled_experiment_values(cli: Any) -> None:
 def test_usage_mistake(cli: Any, argv: list[str], fragment: str) -> None:
     rc, err = cli(argv)
     _one_clear_line(rc, err, [fragment])
+
+
+@pytest.mark.parametrize("kw, key", [
+    ({"duration_s": 2e7}, "experiment.duration_s"),   # past the engine's clock: was an OverflowError
+    ({"duration_s": float("nan")}, "experiment.duration_s"),
+    ({"warmup_s": -1.0}, "experiment.warmup_s"),       # was the engine's "before now"
+    ({"warmup_s": "1"}, "experiment.warmup_s"),
+])
+def test_run_overrides_are_checked_like_the_file(kw: dict, key: str) -> None:
+    # Simulation.run's window overrides (which replicate, compare and the sweeps pass on)
+    # get the same ModelError, naming the key, as the same numbers in an experiment file
+    from emulator._core import ModelError
+    from emulator.model import load_experiment
+    from emulator.simulation import Simulation
+
+    with pytest.raises(ModelError) as e:
+        Simulation(load_experiment(TANDEM)).run(**kw)
+    assert e.value.key == key

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -162,14 +163,36 @@ def _digest(payload: Any) -> str:
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _ignore_sigint() -> None:
+def _ignore_sigint(parent: int | None = None) -> None:
     """Workers leave Ctrl-C and SIGTERM (sent to the whole process group by a terminal or
     a job controller) to the parent, which stops them itself. They are started with both
     blocked (see run_jobs), so one arriving before this runs stays pending and is dropped
-    here instead of reaching the parent's handler in a half-started worker."""
+    here instead of reaching the parent's handler in a half-started worker. On Linux a
+    worker also asks to be killed when its parent dies, however it dies (kill -9, the OOM
+    killer), since nothing else would stop a worker that ignores the stop signals."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if parent is not None and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the parent's stop is all there is
+            pass
+        if os.getppid() != parent:  # it died before the request took effect
+            os._exit(1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+def usable_workers(asked: int | None, jobs: int) -> int:
+    """How many local worker processes to start: as many as asked (default: every core
+    this process may run on), but never more than the jobs or the cores, since more only
+    costs memory (each is a whole interpreter) and the results are the same bits anyway."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(jobs, cores, asked if asked is not None else cores))
 
 
 def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
@@ -180,7 +203,8 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
     first finish every run queued. Workers are forked while the items are submitted, with
     the stop signals blocked, so each starts with them blocked until it ignores them."""
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    pool = ProcessPoolExecutor(max_workers=usable_workers(workers, len(items)), initializer=_ignore_sigint,
+                               initargs=(os.getpid(),))
     try:
         try:
             pending: dict[Future[Any], int] = {pool.submit(fn, x): i for i, x in enumerate(items)}
@@ -248,7 +272,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
             # each worker loads its job once, for both the cache key and the run, and looks
             # the key up itself: the parent does no per-job work but store what comes back
             bar = _bar(progress, len(jobs), desc)
-            workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+            workers = usable_workers(workers, len(jobs))
             if workers <= 1:
                 for i, j in enumerate(jobs):
                     done(i, *_fetch_or_run(j, cache))

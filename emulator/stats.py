@@ -43,7 +43,6 @@ closed form of the t distribution for integer degrees of freedom (Abramowitz & S
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -231,8 +230,10 @@ def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | Non
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
     from .runner import pool_run
 
-    workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) <= 1:
+    from .runner import usable_workers
+
+    workers = usable_workers(workers, len(jobs))
+    if workers <= 1:
         return [_run_one(j) for j in jobs]
     rows: list[dict[str, float]] = [{} for _ in jobs]
     pool_run(_run_one, jobs, workers, rows.__setitem__)

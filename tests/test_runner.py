@@ -100,3 +100,55 @@ def test_an_interrupted_reproduce_exits_130_and_leaves_no_partial_file(tmp_path,
     assert not leftovers
     for f in out.glob("*.csv") if out.exists() else []:
         assert f.read_text().count("\n") > 3  # whole files only
+
+
+def test_workers_are_capped_at_the_jobs_and_the_cores():
+    from emulator.runner import usable_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert usable_workers(100_000, 4) == min(4, cores)  # `--workers 100000` once forked 100,000
+    assert usable_workers(None, 10_000) == cores
+    assert usable_workers(1, 10) == 1 and usable_workers(3, 0) == 1
+
+
+_ORPHAN = """
+import sys, time
+from emulator.runner import pool_run
+def slow(x):
+    time.sleep(60)
+pool_run(slow, [1, 2], 2, lambda i, r: None)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="PR_SET_PDEATHSIG is Linux's; two workers need two cores")
+def test_workers_die_with_a_parent_killed_hard():
+    # workers ignore SIGINT and SIGTERM (the parent stops them); a parent killed with
+    # SIGKILL (or by the OOM killer) cannot, so each worker asks the kernel to kill it then
+    p = subprocess.Popen([sys.executable, "-c", _ORPHAN], start_new_session=True)
+    deadline = time.monotonic() + 30
+    kids: list[int] = []
+    while time.monotonic() < deadline and len(kids) < 2:
+        time.sleep(0.1)
+        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    assert len(kids) >= 2, kids
+    time.sleep(0.5)  # past the workers' initializer
+    p.kill()
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}") and "Z" not in _state(k)]
+    for k in alive:  # leave no orphan behind, pass or fail
+        os.kill(k, signal.SIGKILL)
+    assert not alive, alive
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

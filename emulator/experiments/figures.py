@@ -550,12 +550,9 @@ def draw(figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]],
     """Draws each figure (a plot function's name in emulator.plot, its CSV, its PNG, more
     arguments) from its CSV, on a pool of processes as the runs are: drawing (PNG and SVG)
     is most of what the figure set costs after its runs, and each figure is independent."""
-    import os
+    from ..runner import pool_run, usable_workers
 
-    from ..runner import pool_run
-
-    workers = min(len(figures), workers if workers is not None else os.cpu_count() or 1)
-    if workers <= 1:
+    if usable_workers(workers, len(figures)) <= 1:
         for fig in figures:
             _draw(fig)
     else:

@@ -647,6 +647,8 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         return _parse_toml(text)
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"TOML syntax error: {e}", file=str(p)) from None
+    except ValueError as e:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ModelError(f"TOML value out of range: {str(e).split(';')[0]}", file=str(p)) from None
     except RecursionError:
         raise ModelError("TOML syntax error: arrays or tables nested too deeply", file=str(p)) from None
 
@@ -707,14 +709,16 @@ def parse_set(text: str) -> tuple[str, Any]:
         raise ModelError(f"'{text}' has an empty key", key="--set")
     try:
         val = tomllib.loads(f"v = {v}")["v"]
-    except tomllib.TOMLDecodeError:
-        val = v
+    except ValueError:  # not a TOML value (TOMLDecodeError), or an integer of too many digits
+        val = v if len(v) <= 80 else f"{v[:40]}...({len(v)} characters)"
     except RecursionError:
         raise ModelError(f"the value of '{k}' has arrays or tables nested too deeply", key="--set") from None
     return k, val
 
 
-def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> None:
+def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> tuple[str, str] | None:
+    """Applies one override; returns (model kind, key path within it) of what it wrote,
+    when that is one place (so an error there can name the override), else None."""
     parts = key.split(".")
     if any(not p.strip() for p in parts):
         raise ModelError("a key path has an empty part: give names or list indices separated by single dots "
@@ -729,7 +733,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                              f"params: {', '.join(known) or 'none'}; or give a dotted key path",
                              file=file, key=f"set.{key}")
         raw[owners[0]]["params"][key] = value
-        return
+        return owners[0], f"params.{key}"
     if parts[0] not in KINDS and not (parts[0] == "tenants" and "tenants" in raw):
         roots = KINDS + (("tenants",) if "tenants" in raw else ())
         raise ModelError(f"a dotted key starts with one of {', '.join(roots)}", file=file, key=f"set.{key}")
@@ -744,7 +748,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                              file=file, key=f"set.{key}")
         for _, container, k in found:
             container[k] = copy.deepcopy(value)  # each place its own value: a later --set may change one
-        return
+        return None
     node: Any = raw[parts[0]]
     for i, p in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
@@ -767,6 +771,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                 node = node[p]
         else:
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
+    return parts[0], ".".join(parts[1:])
 
 
 def list_index(node: list[Any], p: str) -> int | None:
@@ -863,7 +868,7 @@ def load_experiment(
             vcpus = t.int("vcpus", lo=1, hi=LIMITS["units"])
             w = t.data.get("workload")
             if isinstance(w, str):
-                p = bundled_path("workload", w, file=file)
+                p = bundled_path("workload", w, file=file, key=f"experiment.tenants[{i}].workload")
                 raw["tenants"].append({"name": name, "vcpus": vcpus, "workload": read_toml(p)})
                 tenant_files.append(str(p))
             elif isinstance(w, dict):
@@ -893,13 +898,31 @@ def load_experiment(
         else:
             raise ModelError(f"no {kind}: name a bundled one (experiment.{kind} or --{kind}) or give an inline [{kind}] table",
                              file=file, key=f"experiment.{kind}")
-    overrides: list[tuple[str, Any]] = []
+    overrides: list[tuple[str, Any, str]] = []  # key, value, where it was given
     st = top.table("set")
-    overrides += list(st.data.items())
+    overrides += [(k, v, f"{file}: [set] {k}") for k, v in st.data.items()]
     for s in sets:
-        overrides.append(parse_set(s) if isinstance(s, str) else s)
-    for k, v in overrides:
-        _apply_set(raw, k, v, file)
+        k, v = parse_set(s) if isinstance(s, str) else s
+        overrides.append((k, v, f"--set {k}"))
+    written: list[tuple[str, str, str]] = []  # kind, key path in it, where the override was given
+    for k, v, origin in overrides:
+        place = _apply_set(raw, k, v, file)
+        if place is not None:
+            written.append((*place, origin))
+    try:
+        return _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
+    except ModelError as e:
+        # a value an override wrote is blamed on the override, not on the file it replaced
+        for kind, path, origin in reversed(written):
+            local = (e.key or "").removeprefix(f"{kind}.") if files.get(kind) == file else e.key or ""
+            if e.file == files.get(kind, file) and (local == path or local.startswith(path + ".")):
+                of = f" of {Path(e.file).name}" if e.file and e.file != file else ""
+                raise ModelError(e.detail, file=origin, key=f"{kind}.{local}{of}") from None
+        raise
+
+
+def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[str, str], tenant_files: list[str],
+                      duration_s: float | None, warmup_s: float | None, seed: int | None) -> Experiment:
     parsed: dict[str, Any] = {}
     tenants: tuple[Tenant, ...] = ()
     if "tenants" in raw:
@@ -932,7 +955,7 @@ def load_experiment(
     check_window(dur, 0.0, file=file)
     warm = warmup_s if warmup_s is not None else ex.num("warmup_s", dur / 10, lo=0, hi=MAX_DURATION_S)
     check_window(dur, warm, file=file)
-    sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**63 - 1)
+    sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**64 - 1)
     if not 0 <= sd < 2**64:
         raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")
     exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw, tenants)

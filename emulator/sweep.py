@@ -199,7 +199,7 @@ def _split_items(text: str) -> list[str]:
 def _range_number(key: str, text: str, what: str) -> int | float:
     try:
         v = tomllib.loads(f"v = {text.strip()}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not a TOML value, or an integer of too many digits
         v = None
     try:
         finite = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))

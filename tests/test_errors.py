@@ -307,9 +307,10 @@ def test_bundled_experiment_values(cli: Any) -> None:
     rc, err = cli(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "web", "--set", "xen.reserve=1"])
     _one_clear_line(rc, err, ["set.xen.reserve", "host, architecture, workload"])
     rc, err = cli(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "web", "--set", "architecture.reserve.cores=72"])
-    _one_clear_line(rc, err, ["xen-pv.toml", "reserve.cores", "at most 71"])
+    # a bad value an override wrote is blamed on the override, naming the model it replaced
+    _one_clear_line(rc, err, ["--set architecture.reserve.cores", "reserve.cores of xen-pv.toml", "at most 71"])
     rc, err = cli(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "web", "--set", "exit_cycles=-5"])
-    _one_clear_line(rc, err, ["params.exit_cycles", "[0, 1e+15]"])
+    _one_clear_line(rc, err, ["--set exit_cycles", "host.params.exit_cycles of xeon-2017.toml", "[0, 1e+15]"])
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -341,3 +342,24 @@ def test_run_overrides_are_checked_like_the_file(kw: dict, key: str) -> None:
     with pytest.raises(ModelError) as e:
         Simulation(load_experiment(TANDEM)).run(**kw)
     assert e.value.key == key
+
+
+HUGE = "9" * 5000  # beyond the 4300 digits Python converts from text
+
+
+def test_an_integer_of_too_many_digits_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
+    p = tmp_path / "big.toml"
+    p.write_text(f"[experiment]\nseed = {HUGE}\n")
+    rc, err = cli(["run", str(p), "--host", "xeon-2017", "-a", "nitro", "-w", "web"])
+    _one_clear_line(rc, err, [str(p), "4300 digits"])
+    rc, err = cli(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--set", f"host.cores={HUGE}"])
+    _one_clear_line(rc, err, ["--set host.cores", "must be an integer", "(5000 characters)"])
+
+
+def test_a_files_own_set_table_is_blamed_for_its_values(cli: Any, tmp_path: Path) -> None:
+    p = tmp_path / "s.toml"
+    p.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "nitro"\nworkload = "web"\n'
+                 '[set]\nexit_cycles = "abc"\n')
+    rc, err = cli(["run", str(p)])
+    _one_clear_line(rc, err, [f"{p}: [set] exit_cycles", "host.params.exit_cycles of xeon-2017.toml",
+                              "must be a number, got 'abc'"])

@@ -41,7 +41,7 @@ print(f"vemu requests={f['completed']} events={d['events']} mean_sojourn={f['lat
 """
 
 
-def _peak_rss(cmd: list[str]) -> tuple[float, int, str]:
+def _peak_rss(cmd: list[str], name: str = "") -> tuple[float, int, str]:
     """Runs cmd; returns (wall seconds, peak RSS in KiB of exactly this process, stdout)."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -51,7 +51,7 @@ def _peak_rss(cmd: list[str]) -> tuple[float, int, str]:
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+        raise RuntimeError(f"{name or cmd[0]} failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
     return wall, int(ru.ru_maxrss), out
 
 
@@ -80,15 +80,18 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
     spec = SHARED_BENCH / "tandem.toml"
     if not spec.is_file():
         raise FileNotFoundError(f"{spec}: the tandem-3 reference model is missing (set VEMU_SHARED_BENCH)")
+    from .model import load_experiment
 
-    def say(msg: str) -> None:
+    load_experiment(spec)  # a bad model is a ModelError here, one line, not a child's failure
+
+    def say(msg: str) -> None:  # the table is the command's output
         if not quiet:
-            print(msg, file=sys.stderr, flush=True)
+            print(msg, flush=True)
 
     def measure(name: str, cmd: list[str], n: int) -> None:
         walls, rss, outs = [], [], []
         for _ in range(repeats):
-            w, m, o = _peak_rss(cmd)
+            w, m, o = _peak_rss(cmd, name)
             walls.append(w)
             rss.append(m)
             outs.append(o)
@@ -111,7 +114,11 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
     if cc:
         with tempfile.TemporaryDirectory() as tmp:
             exe = Path(tmp) / "tandem_c"
-            subprocess.run([cc, "-O2", "-o", str(exe), str(SHARED_BENCH / "tandem_c.c"), "-lm"], check=True)
+            src = SHARED_BENCH / "tandem_c.c"
+            cp = subprocess.run([cc, "-O2", "-o", str(exe), str(src), "-lm"], capture_output=True, text=True)
+            if cp.returncode != 0:
+                last = (cp.stderr.strip().splitlines() or [f"status {cp.returncode}"])[-1]
+                raise RuntimeError(f"{cc} could not compile {src}: {last}")
             measure("hand-C", [str(exe), str(requests)], requests)
     else:
         say("hand-C   skipped: no C compiler")

@@ -534,6 +534,12 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _say(message: str) -> None:
+    """An error, as one line on stderr: a newline inside a key, a value or a file name
+    (all of which come from the user) is shown escaped, as \\n."""
+    print(message.replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
@@ -551,13 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         func = builtin.get(a.command) or getattr(a, "func")
         return int(func(a))
     except UsageError as e:
-        print(str(e), file=sys.stderr)
+        _say(str(e))
         return 2
     except ModelError as e:
-        print(f"vemu: {e}", file=sys.stderr)
+        _say(f"vemu: {e}")
         return 2
     except EmulatorError as e:
-        print(f"vemu: run failed: {e}", file=sys.stderr)
+        _say(f"vemu: run failed: {e}")
         return 1
     except KeyboardInterrupt:
         print("vemu: interrupted", file=sys.stderr)
@@ -569,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return 0
     except OSError as e:  # writing results or reading a file outside the model loader
-        print(f"vemu: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        _say(f"vemu: {str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}")
         return 1
     except Exception as e:  # a bug: still one line, unless asked for the traceback
         if os.environ.get("VEMU_TRACEBACK"):

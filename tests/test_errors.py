@@ -363,3 +363,21 @@ def test_a_files_own_set_table_is_blamed_for_its_values(cli: Any, tmp_path: Path
     rc, err = cli(["run", str(p)])
     _one_clear_line(rc, err, [f"{p}: [set] exit_cycles", "host.params.exit_cycles of xeon-2017.toml",
                               "must be a number, got 'abc'"])
+
+
+def test_a_bad_bench_model_is_one_line_and_status_2(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the reference model is loaded here before any child runs it: its error is a model
+    # error (was exit 1 with the child's whole source in the message)
+    import shutil
+
+    import emulator.bench as bench
+
+    if not (bench.SHARED_BENCH / "tandem.toml").is_file():
+        pytest.skip("../shared/bench is not beside this checkout")
+    bad = tmp_path / "bench"
+    shutil.copytree(bench.SHARED_BENCH, bad)
+    text = (bad / "tandem.toml").read_text()
+    (bad / "tandem.toml").write_text(text.replace("rate_per_s = ", 'rate_per_s = "x" #', 1))
+    monkeypatch.setattr(bench, "SHARED_BENCH", bad)
+    rc, err = cli(["bench", "--requests", "1000", "--repeats", "1"])
+    _one_clear_line(rc, err, [str(bad / "tandem.toml"), "rate_per_s"])

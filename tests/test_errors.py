@@ -381,3 +381,10 @@ def test_a_bad_bench_model_is_one_line_and_status_2(cli: Any, tmp_path: Path, mo
     monkeypatch.setattr(bench, "SHARED_BENCH", bad)
     rc, err = cli(["bench", "--requests", "1000", "--repeats", "1"])
     _one_clear_line(rc, err, [str(bad / "tandem.toml"), "rate_per_s"])
+
+
+def test_a_newline_in_a_name_or_key_stays_on_one_line(cli: Any) -> None:
+    rc, err = cli(["run", "--host", "a\nb", "-a", "nitro", "-w", "web"])
+    _one_clear_line(rc, err, ["'a\\nb'"])
+    rc, err = cli(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--set", "exit\ncycles=1"])
+    _one_clear_line(rc, err, ["exit\\ncycles", "did you mean 'exit_cycles'"])

@@ -62,24 +62,42 @@ def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = (
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    atomic_write_many({path: data})
+
+
+def atomic_write_many(files: Mapping[Path | str, bytes]) -> None:
+    """Writes each file whole or not at all, and the set together: every file is written
+    to a temporary beside it and synced before any is renamed into place, so a full disk
+    or an interruption leaves the old set (not a new file beside an old one). An error
+    names the file it happened on."""
+    tmps: list[tuple[str, Path]] = []
     try:
-        # mkstemp makes the file 0600; a result file gets the mode a new file's open() gives
-        # (0666 less the umask), so results and cache entries are readable as usual
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        for path, data in files.items():
+            p = Path(path)
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+                tmps.append((tmp, p))
+                # mkstemp makes the file 0600; a result file gets the mode a new file's open()
+                # gives (0666 less the umask), so results and cache entries read as usual
+                os.fchmod(fd, _file_mode())
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                if e.filename is None:
+                    raise OSError(e.errno, e.strerror, str(p)) from e
+                raise
+        for tmp, p in tmps:
+            os.replace(tmp, p)
+        tmps = []
+    finally:
+        for tmp, _ in tmps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _file_mode() -> int:
@@ -94,6 +112,11 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[Any]], prov: Mapping[str, Any]) -> None:
     """A CSV with ``# key: value`` provenance lines, then the header and rows."""
+    atomic_write_text(path, csv_text(header, rows, prov))
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], prov: Mapping[str, Any]) -> str:
+    """What :func:`write_csv` writes."""
     buf = io.StringIO()
     for k, v in prov.items():
         buf.write(f"# {k}: {json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}\n")
@@ -101,7 +124,7 @@ def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[A
     w.writerow(header)
     for r in rows:
         w.writerow([_fmt(x) for x in r])
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def read_csv(path: Path | str) -> tuple[list[str], list[dict[str, str]], dict[str, str]]:

@@ -547,16 +547,18 @@ def summary_path(out: Path | str) -> Path:
 
 
 def write(out: Path | str, pl: Plan, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Writes the tidy CSV and its summary (each atomically); returns the summary's path."""
-    from .provenance import provenance, write_csv
+    """Writes the tidy CSV and its summary (whole, and as a pair: a failure leaves the old
+    pair); returns the summary's path."""
+    from .provenance import atomic_write_many, csv_text, provenance
 
     prov = provenance(pl.options, pl.models)
     s_cols, s_rows = summarize(columns, rows)
     s_path = summary_path(out)
     exact = {a.key for a in pl.axes}  # the varied values are written exactly as they were set
-    write_csv(out, list(columns), ([_csv(r.get(c), c in exact) for c in columns] for r in rows), prov)
-    write_csv(s_path, s_cols, ([_csv(r.get(c), c in exact) for c in s_cols] for r in s_rows),
-              prov | {"table": "summary"})
+    tidy = csv_text(list(columns), ([_csv(r.get(c), c in exact) for c in columns] for r in rows), prov)
+    summary = csv_text(s_cols, ([_csv(r.get(c), c in exact) for c in s_cols] for r in s_rows),
+                       prov | {"table": "summary"})
+    atomic_write_many({out: tidy.encode("utf-8"), s_path: summary.encode("utf-8")})
     return s_path
 
 

@@ -138,3 +138,22 @@ def test_a_job_asking_for_stages_gets_them_under_its_own_cache_key(tmp_path):
     assert all({"mean_wait_us", "mean_service_us", "delay_us"} <= set(s) for s in b["stages"])
     a2, b2 = run_jobs([plain, staged], workers=1, cache=cache)  # both from the cache, each its own
     assert "stages" not in a2 and b2["stages"] == b["stages"]
+
+
+def test_a_pair_of_result_files_is_replaced_together_or_not_at_all(tmp_path):
+    # a sweep's CSV and its summary: when the second cannot be written (here its folder is
+    # a file; on a full disk the write fails), neither is replaced, no temporary is left,
+    # and the error names the file
+    import pytest
+
+    from emulator.provenance import atomic_write_many
+
+    (tmp_path / "s.csv").write_text("old\n")
+    (tmp_path / "blocker").write_text("a file where a folder should be\n")
+    with pytest.raises(OSError) as e:
+        atomic_write_many({tmp_path / "s.csv": b"new\n", tmp_path / "blocker" / "s-summary.csv": b"new\n"})
+    assert "blocker" in str(e.value.filename)
+    assert (tmp_path / "s.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.csv"]
+    atomic_write_many({tmp_path / "s.csv": b"new\n", tmp_path / "t.csv": b"new\n"})
+    assert (tmp_path / "s.csv").read_text() == (tmp_path / "t.csv").read_text() == "new\n"

@@ -1058,6 +1058,9 @@ class _Compiler:
                 r = Resource(r.name, r.kind, r.units, h.ghz, True, capacity=r.capacity, poll=r.poll)
                 on_host += r.units
             self._add_res(r, r.kind == "cpu" and r.on_host, a.file, self._key("architecture", f"resources.{r.name}"))
+        for rdef in (*h.devices, *a.resources):  # a device no stage uses is checked all the same
+            if rdef.kind == "server":
+                self._dist(rdef.service_us, PS_PER_US, rdef_file(exp, rdef.name), self._device_key(rdef.name, "service_us"))
         if on_host > a.reserve_cores:
             raise ModelError(f"on-host cpu resources take {on_host} cores but the reserve is {a.reserve_cores}: "
                              "raise reserve.cores or set on_host = false", file=a.file,

@@ -388,3 +388,12 @@ def test_a_newline_in_a_name_or_key_stays_on_one_line(cli: Any) -> None:
     _one_clear_line(rc, err, ["'a\\nb'"])
     rc, err = cli(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--set", "exit\ncycles=1"])
     _one_clear_line(rc, err, ["exit\\ncycles", "did you mean 'exit_cycles'"])
+
+
+def test_a_device_no_stage_uses_is_checked_all_the_same(cli: Any) -> None:
+    # web never reads the disk: its NVMe's unknown param was let through (exit 0) where
+    # storage, which reads it, refused it; a model is checked whole before anything runs
+    for workload in ("web", "storage"):
+        rc, err = cli(["run", "--host", "xeon-2017", "-a", "kvm-virtio", "-w", workload, "--duration", "0.001",
+                       "--set", "host.devices.nvme.service_us.mean=typo"])
+        _one_clear_line(rc, err, ["host.devices.nvme.service_us.mean", "unknown param 'typo'"])

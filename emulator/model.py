@@ -259,6 +259,8 @@ class _Table:
         v = self.data[k]
         if not isinstance(v, str):
             raise self.err(k, f"must be a string, got {_typename(v)}")
+        if k == "name" and not v.strip():
+            raise self.err(k, "must be a name, not empty or blank (results and --set name things by it)")
         if choices is not None and v not in choices:
             close = difflib.get_close_matches(v, choices, n=1, cutoff=0.5)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -577,6 +579,8 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
     ps = t.table("paths", required=True)
     paths = {}
     for k in ps.data:
+        if not k.strip():
+            raise ps.err(k, "a path needs a name, not an empty or blank key (steps name it: path = \"NAME\")")
         pt = ps.table(k)
         pt.allow("stages")
         stages = pt.list("stages")

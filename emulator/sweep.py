@@ -434,8 +434,8 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     ex = data.get("experiment", {}) if isinstance(data.get("experiment"), dict) else {}
     if seed is None:
         seed = ex.get("seed", 1) if isinstance(ex.get("seed", 1), int) else 1
-    if not 0 <= int(seed) < 2**63:
-        raise ModelError(f"{seed} is out of range: an integer in [0, 2**63)", key="--seed")
+    if not 0 <= int(seed) < 2**64:
+        raise ModelError(f"{seed} is out of range: an integer in [0, 2**64)", key="--seed")
     points = design(axes, sample, sample_seed=sample_seed)
     seeds = replication_seeds(int(seed), int(replications))
     fixed = {"host": host, "architecture": architecture, "workload": workload}

@@ -397,3 +397,18 @@ def test_a_device_no_stage_uses_is_checked_all_the_same(cli: Any) -> None:
         rc, err = cli(["run", "--host", "xeon-2017", "-a", "kvm-virtio", "-w", workload, "--duration", "0.001",
                        "--set", "host.devices.nvme.service_us.mean=typo"])
         _one_clear_line(rc, err, ["host.devices.nvme.service_us.mean", "unknown param 'typo'"])
+
+
+@pytest.mark.parametrize("key, value", [("host.name", '""'), ("workload.flows.0.name", '" "'),
+                                        ("architecture.name", '""')])
+def test_an_empty_name_is_refused(cli: Any, key: str, value: str) -> None:
+    rc, err = cli(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--set", f"{key}={value}"])
+    _one_clear_line(rc, err, ["name", "not empty or blank"])
+
+
+def test_an_empty_path_key_is_refused(cli: Any, tmp_path: Path) -> None:
+    p = tmp_path / "e.toml"
+    p.write_text('[experiment]\nhost = "xeon-2017"\nworkload = "web"\n[architecture]\nname = "a"\n'
+                 '[architecture.paths.""]\nstages = [{ on = "vcpu", cycles = 1 }]\n')
+    rc, err = cli(["run", str(p)])
+    _one_clear_line(rc, err, [str(p), "a path needs a name"])

@@ -85,19 +85,25 @@ def test_mean_ci_by_hand() -> None:
 # ----------------------------------------------------------------------------- batch means and MSER-5
 
 
+def _ar1(phi: float, n: int, *, seed: int) -> np.ndarray:
+    """x_i = φ x_{i-1} + e_i with standard normal e, from x_0 = e_0."""
+    e = np.random.default_rng(seed).standard_normal(n)
+    x = np.empty_like(e)
+    acc = 0.0
+    for i, v in enumerate(e):
+        acc = phi * acc + v
+        x[i] = acc
+    return x
+
+
 def test_batch_means_of_an_ar1_series() -> None:
     # AR(1) with φ = 0.9, 2·10⁵ samples, 20 batches of 10⁴: the autocorrelation decays within
     # ~50 samples, so the batch means are nearly independent (lag-1 well under 0.3; its
     # standard error with 20 batches is ~0.22, the bound is ~1.4 of them above 0), and the
     # interval covers the true mean 0 (a 95% interval: the seed is fixed).
-    rng = np.random.default_rng(7)
-    e = rng.standard_normal(200_000)
-    x = np.empty_like(e)
-    acc = 0.0
-    for i, v in enumerate(e):
-        acc = 0.9 * acc + v
-        x[i] = acc
+    x = _ar1(0.9, 200_000, seed=7)
     bm = batch_means(x, 20)
+    assert not bm.correlated  # and the 5% test of independence agrees
     assert bm.interval.covers(0.0)
     assert abs(bm.lag1) < 0.3
     # the raw series is strongly correlated: the naive iid interval is ~4x too narrow
@@ -421,16 +427,9 @@ def test_batch_means_flag_correlated_batches() -> None:
     # too short and are flagged (in 98.5% of 200 seeds; the seed is fixed). For iid noise
     # the test's false-alarm rate is nominally 5%: 3.6% over 2000 seeds (the sample lag-1 of
     # 20 values is biased low); over these 400 it must stay under 8% (the binomial sd at
-    # 5% is 1.1 points), and the φ = 0.9 series of the AR(1) test above (batches of 10⁴) is
-    # not flagged.
-    rng = np.random.default_rng(11)
-    e = rng.standard_normal(1000)
-    x = np.empty_like(e)
-    acc = 0.0
-    for i, v in enumerate(e):
-        acc = 0.995 * acc + v
-        x[i] = acc
-    assert batch_means(x, 20).correlated
+    # 5% is 1.1 points); the φ = 0.9 series of the AR(1) test above (batches of 10⁴) is not
+    # flagged.
+    assert batch_means(_ar1(0.995, 1000, seed=11), 20).correlated
     alarms = sum(batch_means(np.random.default_rng(s).standard_normal(1000), 20).correlated for s in range(400))
     assert alarms < 0.08 * 400
     assert not batch_means([1.0, 2.0], 2).correlated  # too few batches to judge: not flagged

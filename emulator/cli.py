@@ -270,7 +270,8 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     batch = a.batches is not None
     out += ["", f"{'measure':<34} {'mean':>12} {'± 95%':>11} {'n':>6}" + (f" {'lag-1':>6}" if batch else "")]
     for k, iv, bm, thin in rows:
-        flags = (" *" if thin else "") + (" correlated" if bm is not None and bm.correlated else "")
+        flags = ((" *" if thin else "") + (" correlated" if bm is not None and bm.correlated else "")
+                 + (" biased" if bm is not None and bm.biased else ""))
         lag = f" {bm.lag1:>6.2f}" if bm is not None else ""
         out.append(f"{k[:34]:<34} {_g(iv.mean):>12} {_g(iv.half_width):>11} {iv.n:>6}{lag}{flags}")
     if any(r[3] for r in rows):
@@ -280,6 +281,11 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     if any(r[2] is not None and r[2].correlated for r in rows):
         out += ["", "correlated: the batch means' lag-1 autocorrelation fails a 5% test of independence, so the "
                     "interval is too narrow; use fewer batches or a longer --duration"]
+    if any(r[2] is not None and r[2].biased for r in rows):
+        out += ["", "biased: the batches' own percentiles sit further from the whole run's than the interval is "
+                    "wide, so each batch is too short for this percentile (a batch's tail quantile is biased "
+                    "low); the estimate shown is the whole run's (sectioning), but use fewer, longer batches or "
+                    "a longer --duration"]
     if any(r[1].n < (a.batches or a.replications) for r in rows):
         out += ["", "n below the count asked for: some batches or runs had no value for that measure "
                     "(no request completed); the interval rests on the others"]

@@ -166,16 +166,20 @@ def test_batch_quantiles_merge_the_windows_histograms() -> None:
     bq = batch_quantiles(h, mx, 2, 0.99)
     want = [hist_quantile(h[:3].sum(axis=0), 0.99, 1e15) / 1e6, hist_quantile(h[3:].sum(axis=0), 0.99, 1e15) / 1e6]
     assert list(bq.batch_means) == pytest.approx(want)
-    assert bq.interval.mean == pytest.approx(np.mean(want)) and bq.discarded == 0
+    # sectioning: the whole run's quantile, the batch quantiles' spread (t with 1 df)
+    assert bq.interval.mean == pytest.approx(hist_quantile(h.sum(axis=0), 0.99, 1e15) / 1e6)
+    assert bq.interval.half_width == pytest.approx(12.706205 * np.std(want, ddof=1) / math.sqrt(2), rel=1e-6)
+    assert bq.discarded == 0
     with pytest.raises(ModelError):
         batch_quantiles(h, mx, 7, 0.99)
 
 
-def test_long_run_percentiles_are_batch_quantiles() -> None:
+def test_long_run_percentiles_are_sectioned_batch_quantiles() -> None:
     # M/M/1 at ρ 0.5 for 0.4 s in 800 windows of ~250 requests, 20 batches of ~10⁴. The mean
     # of the windows' p99s (what a batch used to report) is biased low by the few requests
     # in a window: -7.7% .. -10.3% over 12 seeds. Batch quantiles of the merged histograms
-    # spread 1.5% (sd) around the true p99 = ln(100)/(μ - λ) over those seeds: tolerance 5%.
+    # spread 1.5% (sd) around the true p99 = ln(100)/(μ - λ) over those seeds, and the whole
+    # run's quantile (the sectioning estimate) less: tolerance 5%.
     exp = load_experiment(_mm1(0.5, duration_s=0.4, warmup_s=0.005))
     bm = long_run(exp, n_batches=20, windows_per_batch=40, seed=1)
     truth = mm1_sojourn_quantile(0.5, 1.0, 0.99)
@@ -183,6 +187,21 @@ def test_long_run_percentiles_are_batch_quantiles() -> None:
     assert p99.n == 20 and abs(p99.mean / truth - 1) < 0.05
     assert p99.covers(truth)  # a 95% interval, fixed seed
     assert "f.p999_us" in bm and bm["f.p999_us"].interval.n == 20
+
+
+def test_batches_too_short_for_a_tail_are_flagged_biased() -> None:
+    # examples/heavy-load.toml: M/M/1 at ρ 0.95 (true p99 92.1 µs, p99.9 138.2 µs), 0.2 s in
+    # 20 batches of 10 ms. A batch's own p99 sits well below the whole run's (64-71 against
+    # 77-85 µs over seeds 1-3), further than the half-width (8-9 µs): flagged, and the
+    # estimate is the whole run's. At ρ 0.5 (the test above) batches of ~10⁴ are long enough.
+    exp = load_experiment(str(Path(__file__).resolve().parent.parent / "examples" / "heavy-load.toml"))
+    bm = long_run(exp, n_batches=20, windows_per_batch=10, seed=1, warmup_s=0.01)
+    for k in ("requests.p99_us", "requests.p999_us"):
+        b = bm[k]
+        assert b.biased and np.mean(b.batch_means) < b.interval.mean - b.interval.half_width
+    assert not bm["requests.mean_us"].biased  # a mean has no such bias
+    assert not long_run(load_experiment(_mm1(0.5, duration_s=0.4, warmup_s=0.005)), n_batches=20,
+                        windows_per_batch=40, seed=1)["f.p99_us"].biased
 
 
 # ----------------------------------------------------------------------------- replications

@@ -51,7 +51,8 @@ def test_the_sheets_commands_are_the_ones_checked_here() -> None:
                 "--set-b 'architecture.background.*.steps.*.preempt=false'",
                 "vemu theory examples/closed-dom0.toml",
                 "vemu theory examples/closed-dom0.toml --set workload.flows.0.clients=16",
-                "vemu theory examples/closed-dom0.toml --set workload.flows.0.clients=64"):
+                "vemu theory examples/closed-dom0.toml --set workload.flows.0.clients=64",
+                *HEAVY):
         assert cmd in SHEET, cmd
 
 
@@ -258,3 +259,47 @@ def test_8_a_closed_loop_under_its_bounds(capsys: pytest.CaptureFixture[str]) ->
             assert (at_vcpu, at_dom0) == pytest.approx((43.9, 20.1), abs=0.05)
             assert at_vcpu + at_dom0 == pytest.approx(64, rel=1e-6)
 
+
+
+HEAVY = ("vemu theory examples/heavy-load.toml",
+         "vemu run examples/heavy-load.toml --duration 0.002 --batches 20",
+         "vemu run examples/heavy-load.toml --warmup auto --batches 20",
+         "vemu run examples/heavy-load.toml --warmup auto --duration 2 --batches 20",
+         "vemu run examples/heavy-load.toml --warmup 0.01 --duration 0.02 -n 10")
+
+
+def test_9_how_long_is_long_enough(capsys: pytest.CaptureFixture[str]) -> None:
+    # every run has a fixed seed: the sheet's figures are these runs' own, to their rounding
+    def js(cmd: str) -> dict:
+        argv = cmd.split()[1:] + ["--json"]
+        return json.loads(_text(capsys, *[str(REPO / a) if a.startswith("examples/") else a for a in argv]))
+
+    th = js(HEAVY[0])
+    f = th["theory"]["flows"][0]
+    assert (f["mean_us"], round(f["p99_us"], 1), round(f["p999_us"], 1)) == (pytest.approx(20.0), 92.1, 138.2)
+    sim = th["result"]["flows"]["requests"]["latency_us"]
+    assert (round(sim["mean"], 1), round(sim["p99"], 1), round(sim["p999"], 1)) == (19.4, 82.8, 119.3)
+    m = js(HEAVY[1])["measures"]  # (b) 2 ms from empty
+    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (35.2, 9.8)
+    assert m["requests.mean_us"]["correlated"] and round(m["requests.mean_us"]["lag1"], 2) == 0.77
+    assert m["requests.p99_us"]["biased"] and m["requests.p99_us"]["thin_tail"]
+    d = js(HEAVY[2])  # (c) MSER-5 over a 0.2 s pilot
+    assert d["warmup_choice"]["warmup_s"] == 0 and d["warmup_choice"]["converged"]
+    m = d["measures"]
+    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (19.37, 2.57)
+    assert m["requests.mean_us"]["lo"] <= 20 <= m["requests.mean_us"]["hi"]
+    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (82.8, 8.9)
+    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (119.3, 8.4)
+    assert m["requests.p99_us"]["biased"] and m["requests.p999_us"]["biased"] and m["requests.p999_us"]["thin_tail"]
+    m = js(HEAVY[3])["measures"]  # (d) 2 s
+    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (19.29, 1.27)
+    p99, p999 = m["requests.p99_us"], m["requests.p999_us"]
+    assert (round(p99["mean"], 1), round(p99["half_width"], 1)) == (84.1, 8.8) and not p99["biased"]
+    assert p99["lo"] <= 92.1 <= p99["hi"]
+    assert (round(p999["mean"], 1), round(p999["half_width"], 1)) == (125.0, 12.6) and p999["biased"]
+    assert not p999["lo"] <= 138.2 <= p999["hi"]
+    m = js(HEAVY[4])["measures"]  # (e) 10 replications of 20 ms
+    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (20.4, 3.5)
+    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (79.8, 15.0)
+    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (90.0, 15.4)
+    assert m["requests.p999_us"]["hi"] < 138.2 and not m["requests.p999_us"].get("thin_tail")

@@ -250,13 +250,14 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     if a.replications is not None:
         reps = stats.replicate(exp, a.replications, workers=a.workers)
         thin = reps.thin_tails
-        rows = [(k, iv, None, k in thin) for k, iv in reps.intervals.items() if not k.endswith(".completed")]
+        rows = [(k, iv, None, k in thin, False, k in reps.biased) for k, iv in reps.intervals.items()
+                if not k.endswith(".completed")]
         d = head | {"method": "replications", "seed0": exp.seed} | reps.to_dict()
         title = (f"{a.replications} independent replications (seeds derived from {exp.seed}), each "
                  f"{exp.duration_s:g} s measured after {exp.warmup_s:g} s warm-up")
     else:
         bms = stats.long_run(exp, n_batches=a.batches, windows_per_batch=WINDOWS_PER_BATCH)
-        rows = [(k, bm.interval, bm, bm.thin_tail) for k, bm in bms.items()]
+        rows = [(k, bm.interval, bm.lag1, bm.thin_tail, bm.correlated, bm.biased) for k, bm in bms.items()]
         d = head | {"method": "batch means", "seed": exp.seed, "batches": a.batches,
                     "measures": {k: bm.to_dict() for k, bm in bms.items()}}
         title = (f"one run of {exp.duration_s:g} s after {exp.warmup_s:g} s warm-up (seed {exp.seed}), "
@@ -269,23 +270,23 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
         out.append(_warmup_note(choice))
     batch = a.batches is not None
     out += ["", f"{'measure':<34} {'mean':>12} {'± 95%':>11} {'n':>6}" + (f" {'lag-1':>6}" if batch else "")]
-    for k, iv, bm, thin in rows:
-        flags = ((" *" if thin else "") + (" correlated" if bm is not None and bm.correlated else "")
-                 + (" biased" if bm is not None and bm.biased else ""))
-        lag = f" {bm.lag1:>6.2f}" if bm is not None else ""
+    for k, iv, lag1, thin, correlated, biased in rows:
+        flags = (" *" if thin else "") + (" correlated" if correlated else "") + (" biased" if biased else "")
+        lag = f" {lag1:>6.2f}" if batch else ""
         out.append(f"{k[:34]:<34} {_g(iv.mean):>12} {_g(iv.half_width):>11} {iv.n:>6}{lag}{flags}")
+    unit = "batch" if batch else "run"
     if any(r[3] for r in rows):
-        out += ["", f"* some {'batch' if batch else 'run'} had fewer than {MIN_TAIL_REQUESTS} requests beyond this "
+        out += ["", f"* some {unit} had fewer than {MIN_TAIL_REQUESTS} requests beyond this "
                     "percentile: its estimate is biased low and the interval covers less than 95%; run longer "
                     "(--duration)"]
-    if any(r[2] is not None and r[2].correlated for r in rows):
+    if any(r[4] for r in rows):
         out += ["", "correlated: the batch means' lag-1 autocorrelation fails a 5% test of independence, so the "
                     "interval is too narrow; use fewer batches or a longer --duration"]
-    if any(r[2] is not None and r[2].biased for r in rows):
-        out += ["", "biased: the batches' own percentiles sit further from the whole run's than the interval is "
-                    "wide, so each batch is too short for this percentile (a batch's tail quantile is biased "
-                    "low); the estimate shown is the whole run's (sectioning), but use fewer, longer batches or "
-                    "a longer --duration"]
+    if any(r[5] for r in rows):
+        whole = "the whole run's" if batch else "all the runs' latencies together"
+        out += ["", f"biased: each {unit}'s own percentile sits further from {whole} than the interval is wide, "
+                    f"so a {unit} is too short for this percentile (a short stretch's tail quantile is biased "
+                    f"low); the estimate shown is {whole} (sectioning), but give a longer --duration"]
     if any(r[1].n < (a.batches or a.replications) for r in rows):
         out += ["", "n below the count asked for: some batches or runs had no value for that measure "
                     "(no request completed); the interval rests on the others"]

@@ -228,9 +228,7 @@ def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | Non
                  workers: int | None = None) -> list[dict[str, float]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
-    from .runner import pool_run
-
-    from .runner import usable_workers
+    from .runner import pool_run, usable_workers
 
     workers = usable_workers(workers, len(jobs))
     if workers <= 1:
@@ -246,13 +244,31 @@ def run_many(experiment: Experiment, seeds: Sequence[int], *, workers: int | Non
     return run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers)
 
 
+def _run_one_tails(args: tuple[Experiment, int, float | None, float | None]
+                   ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, float]]]:
+    """:func:`_run_one`, and each flow's latency histogram and maximum (ps)."""
+    from .simulation import Simulation
+
+    exp, seed, duration, warmup = args
+    res = Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup)
+    st = res.stats
+    tails = {name: (np.array(st["flow_hist"][i], dtype=np.uint64), float(st["flow_latency_max"][i]))
+             for i, name in enumerate(res.compiled.flows)}
+    return measures(res), tails
+
+
 @dataclass
 class Replications:
-    """n independent runs: the seeds, every run's measures, and each measure's CI."""
+    """n independent runs: the seeds, every run's measures, and each measure's CI. A
+    percentile's point estimate is that of all the runs' latencies together (their
+    histograms summed), its width from the runs' own percentiles (sectioning, as for
+    batches: :func:`batch_quantiles`); ``biased`` names those whose runs' mean sits further
+    from it than the half-width (each run too short for that tail)."""
 
     seeds: list[int]
     samples: dict[str, np.ndarray]
     intervals: dict[str, Interval]
+    biased: set[str] = field(default_factory=set)
 
     @property
     def thin_tails(self) -> set[str]:
@@ -261,8 +277,9 @@ class Replications:
 
     def to_dict(self) -> dict[str, Any]:
         thin = self.thin_tails
-        return {"seeds": self.seeds, "measures": {k: v.to_dict() | ({"thin_tail": True} if k in thin else {})
-                                                  for k, v in self.intervals.items()}}
+        return {"seeds": self.seeds,
+                "measures": {k: v.to_dict() | ({"thin_tail": True} if k in thin else {})
+                             | ({"biased": True} if k in self.biased else {}) for k, v in self.intervals.items()}}
 
 
 def _collect(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
@@ -279,9 +296,38 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
     default the experiment's seed) and returns each measure's mean and t-based CI."""
     if n < 2:
         raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
+    from .runner import pool_run, usable_workers
+
     seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
-    samples = _collect(run_many(experiment, seeds, workers=workers, duration_s=duration_s, warmup_s=warmup_s))
-    return Replications(seeds, samples, {k: mean_ci(v, level=level) for k, v in samples.items()})
+    jobs = [(experiment, s, duration_s, warmup_s) for s in seeds]
+    rows: list[dict[str, float]] = [{} for _ in jobs]
+    hist: dict[str, np.ndarray] = {}
+    top: dict[str, float] = {}
+
+    def done(i: int, out: tuple[dict[str, float], dict[str, tuple[np.ndarray, float]]]) -> None:
+        rows[i] = out[0]
+        for name, (h, mx) in out[1].items():  # integer sums and a maximum: the same in any order
+            hist[name] = hist[name] + h if name in hist else h
+            top[name] = max(top.get(name, 0.0), mx)
+
+    if usable_workers(workers, n) <= 1:
+        for i, j in enumerate(jobs):
+            done(i, _run_one_tails(j))
+    else:
+        pool_run(_run_one_tails, jobs, usable_workers(workers, n), done)
+    samples = _collect(rows)
+    intervals = {k: mean_ci(v, level=level) for k, v in samples.items()}
+    biased = set()
+    for name, h in hist.items():
+        for suffix, q in PERCENTILES.items():
+            k = f"{name}.{suffix}"
+            if k not in intervals or not h.sum():
+                continue
+            ci, pooled = intervals[k], hist_quantile(h, q, top[name]) / 1e6
+            if abs(ci.mean - pooled) > ci.half_width:
+                biased.add(k)
+            intervals[k] = Interval(pooled, ci.half_width, ci.n, ci.std, level)
+    return Replications(seeds, samples, intervals, biased)
 
 
 # ----------------------------------------------------------------------------- batch means

@@ -224,6 +224,19 @@ def test_replicate_identical_for_any_workers() -> None:
         assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
     assert set(one.intervals) == {"usable_fraction", "f.throughput_per_s", "f.mean_us", "f.p99_us", "f.p999_us",
                                   "f.completed", "host_cycles.tenant", "host_cycles.idle", "host_cycles.reserved_idle"}
+    # the percentiles' pooled histograms too: integer sums, the same bits in any order
+    assert one.intervals == two.intervals and one.biased == two.biased
+    # sectioning: a percentile is that of every run's requests together (each run redone
+    # here), its width the runs' own percentiles' t interval
+    from emulator.simulation import Simulation
+
+    hist, top = None, 0.0
+    for seed in one.seeds:
+        st = Simulation(exp).run(seed=seed).stats
+        h = np.array(st["flow_hist"][0], dtype=np.uint64)
+        hist, top = (h if hist is None else hist + h), max(top, float(st["flow_latency_max"][0]))
+    assert one.intervals["f.p99_us"].mean == hist_quantile(hist, 0.99, top) / 1e6
+    assert one.intervals["f.p99_us"].half_width == mean_ci(one.samples["f.p99_us"]).half_width
     # each run's categories are all its host cycles, and tenant's share is the usable fraction
     cats = sum(v for k, v in one.samples.items() if k.startswith("host_cycles."))
     assert np.allclose(cats, 1.0, rtol=0, atol=1e-12)

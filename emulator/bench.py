@@ -205,7 +205,9 @@ def pool_speedup(say: Any) -> dict[str, float]:
     pooled = run_jobs(jobs)
     t_pool = time.perf_counter() - t
     same = serial == pooled
-    res = {"workers": os.cpu_count() or 1, "serial_s": round(t_serial, 3), "pool_s": round(t_pool, 3),
+    from .runner import usable_workers
+
+    res = {"workers": usable_workers(None, len(jobs)), "serial_s": round(t_serial, 3), "pool_s": round(t_pool, 3),
            "speedup": round(t_serial / t_pool, 3), "identical": same}
     say(f"pool     8 headline runs: serial {t_serial:.2f} s, {res['workers']} workers {t_pool:.2f} s, "
         f"speed-up {res['speedup']:.2f}x, identical results: {same}")

@@ -7,7 +7,6 @@ traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -17,7 +16,7 @@ from typing import Any, Sequence
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
 from ._core import EmulatorError, ModelError
-from .result import MIN_TAIL_REQUESTS, _json_default
+from .result import MIN_TAIL_REQUESTS, dumps
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -209,7 +208,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         d = res.to_dict()
         if choice is not None:
             d["warmup_choice"] = _warmup_dict(choice)
-        print(json.dumps(d, default=_json_default, allow_nan=True))
+        print(dumps(d))
     else:
         if choice is not None:
             print(_warmup_note(choice))
@@ -234,8 +233,12 @@ def _warmup_note(w: Any) -> str:
     note = (f"warm-up {w.warmup_s:.6g} s, chosen by MSER-5 on {w.measure} over a {pilot:.6g} s pilot run from empty "
             f"({len(w.series)} windows)")
     if not w.converged:
-        note += ("; it reached its limit (half the pilot), so the run may still be in its transient: "
-                 "give a longer --duration or a fixed --warmup")
+        import numpy as np
+
+        judged = int(np.isfinite(w.series).sum())
+        why = (f"only {judged} of its windows had a request complete, too few to judge" if judged < 10 else
+               "it reached its limit (half the pilot), so the run may still be in its transient")
+        note += f"; {why}: give a longer --duration or a fixed --warmup"
     return note
 
 
@@ -263,7 +266,7 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
         title = (f"one run of {exp.duration_s:g} s after {exp.warmup_s:g} s warm-up (seed {exp.seed}), "
                  f"{a.batches} batches")
     if a.json:
-        print(json.dumps(d, default=_json_default, allow_nan=True))
+        print(dumps(d))
         return 0
     out = [f"{head['architecture']} on {head['host']} running {head['workload']}: {title}; 95% t intervals"]
     if choice is not None:
@@ -543,8 +546,12 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 def _say(message: str) -> None:
     """An error, as one line on stderr: a newline inside a key, a value or a file name
-    (all of which come from the user) is shown escaped, as \\n."""
-    print(message.replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+    (all of which come from the user) is shown escaped, as \\n, and a line of thousands of
+    characters (a huge value quoted) keeps its two ends."""
+    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    if len(line) > 1000:  # a value of thousands of characters quoted in it: keep both ends
+        line = f"{line[:600]} ...({len(line) - 900} characters)... {line[-300:]}"
+    print(line, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -427,6 +427,8 @@ def _stage(data: Any, file: str, path: str) -> Stage:
 
 
 def _resource(name: str, t: _Table, on_host_default: bool) -> Resource:
+    if not name.strip():
+        raise t.err(None, "a resource needs a name, not an empty or blank key (stages name it: on = \"NAME\")")
     kind = t.str("kind", choices=("cpu", "link", "server"))
     cap = t.int("capacity", -1, lo=-1, hi=LIMITS["pool"])
     if kind == "cpu":
@@ -714,7 +716,7 @@ def parse_set(text: str) -> tuple[str, Any]:
     try:
         val = tomllib.loads(f"v = {v}")["v"]
     except ValueError:  # not a TOML value (TOMLDecodeError), or an integer of too many digits
-        val = v if len(v) <= 80 else f"{v[:40]}...({len(v)} characters)"
+        val = v
     except RecursionError:
         raise ModelError(f"the value of '{k}' has arrays or tables nested too deeply", key="--set") from None
     return k, val
@@ -754,6 +756,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             container[k] = copy.deepcopy(value)  # each place its own value: a later --set may change one
         return None
     node: Any = raw[parts[0]]
+    at = [parts[0]]  # the path written, list items by index (as error keys name them)
     for i, p in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
@@ -762,11 +765,13 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             if idx is None:
                 raise ModelError(f"no list item '{p}' (give an index below {len(node)} or an item's name)",
                                  file=file, key=f"set.{where}")
+            at.append(str(idx))
             if last:
                 node[idx] = value
             else:
                 node = node[idx]
         elif isinstance(node, dict):
+            at.append(p)
             if last:
                 node[p] = value
             else:
@@ -775,7 +780,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                 node = node[p]
         else:
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
-    return parts[0], ".".join(parts[1:])
+    return parts[0], ".".join(at[1:])
 
 
 def list_index(node: list[Any], p: str) -> int | None:
@@ -919,7 +924,8 @@ def load_experiment(
         # a value an override wrote is blamed on the override, not on the file it replaced
         for kind, path, origin in reversed(written):
             local = (e.key or "").removeprefix(f"{kind}.") if files.get(kind) == file else e.key or ""
-            if e.file == files.get(kind, file) and (local == path or local.startswith(path + ".")):
+            dotted = re.sub(r"\[(\d+)\]", r".\1", local)  # flows[0].clients -> flows.0.clients
+            if e.file == files.get(kind, file) and (dotted == path or dotted.startswith(path + ".")):
                 of = f" of {Path(e.file).name}" if e.file and e.file != file else ""
                 raise ModelError(e.detail, file=origin, key=f"{kind}.{local}{of}") from None
         raise

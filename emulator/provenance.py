@@ -66,10 +66,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 
 def atomic_write_many(files: Mapping[Path | str, bytes]) -> None:
-    """Writes each file whole or not at all, and the set together: every file is written
-    to a temporary beside it and synced before any is renamed into place, so a full disk
-    or an interruption leaves the old set (not a new file beside an old one). An error
-    names the file it happened on."""
+    """Writes each file whole or not at all, and the set together as far as a file system
+    allows: every file is written to a temporary beside it and synced before any is
+    renamed into place, so a full disk or an interruption while writing leaves the old set
+    (not a new file beside an old one); only a stop between two renames, microseconds
+    apart, could mix them. An error names the file it happened on."""
     tmps: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():

@@ -253,7 +253,13 @@ class Result:
         return self._dict
 
     def to_json(self, **kw: Any) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, allow_nan=True, **kw)
+        return dumps(self.to_dict(), **kw)
+
+
+def dumps(obj: Any, **kw: Any) -> str:
+    """JSON of a result or of anything built from one (numpy numbers as plain numbers;
+    NaN as NaN, which Python's json reads back)."""
+    return json.dumps(obj, default=_json_default, allow_nan=True, **kw)
 
 
 def _json_default(o: Any) -> Any:

@@ -203,8 +203,12 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
     first finish every run queued. Workers are forked while the items are submitted, with
     the stop signals blocked, so each starts with them blocked until it ignores them."""
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    import multiprocessing
+
+    # the parent check needs workers forked from this process (not from a forkserver's)
+    forked = multiprocessing.get_start_method() == "fork"
     pool = ProcessPoolExecutor(max_workers=usable_workers(workers, len(items)), initializer=_ignore_sigint,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid() if forked else None,))
     try:
         try:
             pending: dict[Future[Any], int] = {pool.submit(fn, x): i for i, x in enumerate(items)}

@@ -8,23 +8,26 @@ derived deterministically from ``seed0`` (:func:`replication_seeds`), each run w
 warm-up. The n values of a measure are independent and identically distributed, so the
 95% CI of its expectation is x̄ ± t_{0.975, n-1} s/√n (Law, *Simulation Modeling and
 Analysis*, 5th ed., §9.4.1). The measures are the usable fraction and, per flow,
-throughput, mean latency, p99 and p99.9. Percentiles are per-run estimates, so their CI is
-that of the expected per-run percentile, which for long runs is the true percentile; a run
-needs ~10 or more requests beyond a percentile for that (M/M/1 with 2,500 requests a run:
-the per-run p99.9 averages 7% low, and 10-replication intervals cover the true p99.9 only
-~67% of the time, against 95% for the mean and 91% for the p99). Runs
-go to a process pool; seeds are fixed per replication index, so results are identical
+throughput, mean latency, p99 and p99.9. A percentile is estimated by sectioning: the
+point is the quantile of every run's requests together (their latency histograms summed),
+the half-width that of the runs' own percentiles, whose mean is biased low by as much as a
+short run's tail is (M/M/1 with 2,500 requests a run: the per-run p99.9 averages 7% low);
+``biased`` names a percentile whose runs sit further from the pooled value than the
+half-width. A run also needs ~10 or more requests beyond a percentile (``thin_tail``).
+Runs go to a process pool; seeds are fixed per replication index, so results are identical
 whatever the number of workers.
 
 **Batch means** (:func:`batch_means`, :func:`long_run`). One long run is cut into b
 contiguous batches; for a long enough batch the batch means are nearly independent and
 nearly normal, and the CI is computed as above with b - 1 degrees of freedom (Law §9.5.3).
-The lag-1 autocorrelation of the batch means is reported: a value well above ~0.2 says the
-batches are too short for the CI to be trusted. :func:`long_run` runs the engine window by
-window (``Engine.run`` / ``stats`` / ``reset_stats``), so each window's sums are exact, and
-forms each batch's mean latency as its latency sum over its completions (a ratio estimator,
-weighted by completions, not a mean of window means) and each batch's p99 and p99.9 from
-the merged histogram of its windows (a batch quantile, not a mean of window quantiles).
+The lag-1 autocorrelation of the batch means is reported, and ``correlated`` flags one
+that fails a one-sided 5% test of independence (above -1/b + 1.645/√b, 0.32 for 20
+batches): the batches are too short for the CI to be trusted. :func:`long_run` runs the
+engine window by window (``Engine.run`` / ``stats`` / ``reset_stats``), so each window's
+sums are exact, and forms each batch's mean latency as its latency sum over its
+completions (a ratio estimator, weighted by completions, not a mean of window means) and
+each batch's p99 and p99.9 from the merged histogram of its windows; a percentile's point
+estimate is the whole run's, by sectioning, as for replications (:func:`batch_quantiles`).
 
 **Warm-up: MSER-5** (:func:`mser5`, :func:`choose_warmup`). The engine starts empty and
 idle, which biases early output. MSER-5 (White 1997; White, Cobb & Spratt 2000; Hoad,
@@ -228,20 +231,21 @@ def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | Non
                  workers: int | None = None) -> list[dict[str, float]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
-    from .runner import pool_run, usable_workers
-
-    workers = usable_workers(workers, len(jobs))
-    if workers <= 1:
-        return [_run_one(j) for j in jobs]
     rows: list[dict[str, float]] = [{} for _ in jobs]
-    pool_run(_run_one, jobs, workers, rows.__setitem__)
+    _pool_each(_run_one, jobs, workers, rows.__setitem__)
     return rows
 
 
-def run_many(experiment: Experiment, seeds: Sequence[int], *, workers: int | None = None,
-             duration_s: float | None = None, warmup_s: float | None = None) -> list[dict[str, float]]:
-    """The measures of one run per seed, in seed order (:func:`run_measures`)."""
-    return run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers)
+def _pool_each(fn: Any, jobs: Sequence[Any], workers: int | None, done: Any) -> None:
+    """``done(i, fn(jobs[i]))`` for each job: here with one worker, else on a process pool
+    that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
+    from .runner import pool_run, usable_workers
+
+    if usable_workers(workers, len(jobs)) <= 1:
+        for i, j in enumerate(jobs):
+            done(i, fn(j))
+    else:
+        pool_run(fn, jobs, workers, done)
 
 
 def _run_one_tails(args: tuple[Experiment, int, float | None, float | None]
@@ -293,11 +297,10 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
               duration_s: float | None = None, warmup_s: float | None = None,
               level: float = 0.95) -> Replications:
     """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
-    default the experiment's seed) and returns each measure's mean and t-based CI."""
+    default the experiment's seed) and returns each measure's mean and t-based CI, a
+    percentile's by sectioning (:class:`Replications`)."""
     if n < 2:
         raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
-    from .runner import pool_run, usable_workers
-
     seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
     jobs = [(experiment, s, duration_s, warmup_s) for s in seeds]
     rows: list[dict[str, float]] = [{} for _ in jobs]
@@ -310,11 +313,7 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
             hist[name] = hist[name] + h if name in hist else h
             top[name] = max(top.get(name, 0.0), mx)
 
-    if usable_workers(workers, n) <= 1:
-        for i, j in enumerate(jobs):
-            done(i, _run_one_tails(j))
-    else:
-        pool_run(_run_one_tails, jobs, usable_workers(workers, n), done)
+    _pool_each(_run_one_tails, jobs, workers, done)
     samples = _collect(rows)
     intervals = {k: mean_ci(v, level=level) for k, v in samples.items()}
     biased = set()
@@ -421,6 +420,9 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     hists: dict[str, list[np.ndarray]] = {name: [] for name in c.flows}
     maxes: dict[str, list[float]] = {name: [] for name in c.flows}
     win_ps = round(window_s * PS_PER_S)
+    if win_ps < 1:
+        raise ModelError(f"windows of {window_s:g} s are under a picosecond, the engine's time unit: a longer "
+                         "--duration, or fewer batches or windows", key="experiment.duration_s")
     t = round(start_s * PS_PER_S)
     with Engine(c.spec, seed=seed) as eng:
         sim.advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
@@ -562,7 +564,8 @@ def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_w
         raise ModelError(f"unknown measure '{measure}'; measures: {', '.join(ws.values)}")
     series = ws.values[measure]
     d = mser5(series)
-    limit = 5 * ((len(series) // 5) // 2)
+    # windows with data, not windows: a pilot in which nothing completed cannot judge
+    limit = 5 * ((int(np.isfinite(series).sum()) // 5) // 2)
     # converged: MSER-5 chose below its m/2 limit (with fewer than 2 groups of 5 windows it
     # cannot judge, limit 0, and the choice is not converged)
     return WarmupChoice(d * ws.window_s, d, measure, ws.window_s, d < limit, series)

@@ -75,7 +75,6 @@ uncovered with the reason.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
@@ -84,7 +83,7 @@ import numpy as np
 
 from ._core import Dist, ModelError
 from .model import PS_PER_US, Experiment, compile_experiment
-from .result import MIN_TAIL_REQUESTS
+from .result import MIN_TAIL_REQUESTS, dumps
 
 # ----------------------------------------------------------------------------- formulas
 
@@ -97,7 +96,7 @@ def _check_rates(lam: float, mean_service: float) -> float:
 
 def _check_stable(rho: float, what: str) -> None:
     if not rho < 1:
-        raise ModelError(f"{what} is unstable: load {rho!r} >= 1")
+        raise ModelError(f"{what} is unstable: load {float(rho)!r} >= 1")
 
 
 def mm1_sojourn(lam: float, mean_service: float) -> float:
@@ -387,9 +386,9 @@ def closed_network(clients: int, stations: Sequence[tuple[float, int]], think: f
     delay: its factors join the delay's, D^j/j! convolved with Z^j/j! being (D + Z)^j/j!.
     Cost O(K² N c) for K queueing stations of up to c servers."""
     ok = clients >= 1 and think >= 0 and not math.isinf(think) and len(stations) >= 1
-    ok = ok and all(d > 0 and not math.isinf(d) and c >= 1 for d, c in stations)
+    ok = ok and all(d > 0 and not math.isinf(d) and c >= 1 and float(c).is_integer() for d, c in stations)
     if not ok:
-        raise ModelError(f"need clients >= 1, think >= 0 and stations of demand > 0 and servers >= 1; got "
+        raise ModelError(f"need clients >= 1, think >= 0 and stations of demand > 0 and a whole number of servers >= 1; got "
                          f"{clients}, {think!r}, {list(stations)!r}")
     queueing = [i for i, (_, c) in enumerate(stations) if c < clients]
     delay = _log_factors(clients, think + math.fsum(d for d, c in stations if c >= clients), math.inf)
@@ -1165,7 +1164,7 @@ def cmd_theory(a: argparse.Namespace) -> int:
             body["theory"] = pred.to_dict()
             body["comparison"] = compare_result(pred, res)
         body["result"] = res.to_dict()
-        print(json.dumps(body, default=_json_default, allow_nan=True))
+        print(dumps(body))
         return 0
     if pred is None:
         print(f"outside what theory covers: {reason}")
@@ -1175,14 +1174,6 @@ def cmd_theory(a: argparse.Namespace) -> int:
     print(f"{exp.file}   (seed {res.seed}, {res.duration_s:g} s measured after {res.warmup_s:g} s warm-up)")
     print(format_comparison(compare_result(pred, res)))
     return 0
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    raise TypeError(type(o).__name__)
 
 
 def register(subparsers: Any) -> None:

@@ -353,7 +353,8 @@ def test_an_integer_of_too_many_digits_is_a_clear_error(cli: Any, tmp_path: Path
     rc, err = cli(["run", str(p), "--host", "xeon-2017", "-a", "nitro", "-w", "web"])
     _one_clear_line(rc, err, [str(p), "4300 digits"])
     rc, err = cli(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--set", f"host.cores={HUGE}"])
-    _one_clear_line(rc, err, ["--set host.cores", "must be an integer", "(5000 characters)"])
+    _one_clear_line(rc, err, ["--set host.cores", "must be an integer", "characters)..."])
+    assert len(err) < 1100
 
 
 def test_a_files_own_set_table_is_blamed_for_its_values(cli: Any, tmp_path: Path) -> None:
@@ -412,3 +413,31 @@ def test_an_empty_path_key_is_refused(cli: Any, tmp_path: Path) -> None:
                  '[architecture.paths.""]\nstages = [{ on = "vcpu", cycles = 1 }]\n')
     rc, err = cli(["run", str(p)])
     _one_clear_line(rc, err, [str(p), "a path needs a name"])
+
+
+def test_an_override_into_a_list_item_is_blamed_on_the_override(cli: Any) -> None:
+    # error keys name list items by index (flows[0]); the override may name it by index or name
+    for key in ("workload.flows.0.clients", "workload.flows.mix.clients"):
+        rc, err = cli(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--set", f"{key}=-1"])
+        _one_clear_line(rc, err, [f"--set {key}", "workload.flows[0].clients of cloud-mix.toml", "[1, 4000000]"])
+
+
+def test_a_long_unquoted_set_value_is_kept_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    name = "a" * 90  # a bare string: shortened only where an error quotes it
+    assert main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "web", "--duration", "0.0005", "--json",
+                 "--set", f"workload.flows.0.name={name}"]) == 0
+    import json
+
+    assert name in json.loads(capsys.readouterr().out)["flows"]
+
+
+def test_windows_under_a_picosecond_and_blank_resources_are_refused(cli: Any, tmp_path: Path) -> None:
+    heavy = str(Path(__file__).resolve().parent.parent / "examples" / "heavy-load.toml")
+    rc, err = cli(["run", heavy, "--batches", "1000", "--duration", "1e-12"])
+    _one_clear_line(rc, err, ["under a picosecond"])
+    p = tmp_path / "blank.toml"
+    p.write_text('[experiment]\nhost = "xeon-2017"\nworkload = "web"\n[architecture]\nname = "a"\n'
+                 '[architecture.resources." "]\nkind = "cpu"\ncores = 1\n'
+                 '[architecture.paths.x]\nstages = [{ on = "vcpu", cycles = 1 }]\n')
+    rc, err = cli(["run", str(p)])
+    _one_clear_line(rc, err, [str(p), "a resource needs a name"])

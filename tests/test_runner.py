@@ -152,3 +152,15 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_pool_started_by_a_forkserver_runs():
+    # Python 3.14 starts Linux pools from a forkserver: a worker's parent is then not the
+    # process that made the pool, and the parent check must not turn every worker away
+    code = ("import multiprocessing as mp; mp.set_start_method('forkserver')\n"
+            "from emulator.runner import pool_run\n"
+            "out = {}\n"
+            "pool_run(abs, [-1, -2, -3], 2, out.__setitem__)\n"
+            "assert out == {0: 1, 1: 2, 2: 3}, out\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr

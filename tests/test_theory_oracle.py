@@ -43,6 +43,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emulator._core import ModelError
 from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
@@ -434,6 +435,11 @@ def test_closed_network_conserves_clients_and_respects_the_bounds(n: int, z: flo
     assert all(s.response >= d * (1 - 1e-9) for s, (d, _) in zip(net.stations, stations))
     # one more client never lowers the throughput
     assert closed_network(n + 1, stations, z).throughput >= x * (1 - 1e-9)
+
+
+def test_closed_network_wants_whole_servers() -> None:
+    with pytest.raises(ModelError, match="whole number of servers"):
+        closed_network(10, [(1.0, 2.5)])
 
 
 def test_closed_network_at_many_clients_is_exact() -> None:

@@ -233,10 +233,7 @@ def _warmup_note(w: Any) -> str:
     note = (f"warm-up {w.warmup_s:.6g} s, chosen by MSER-5 on {w.measure} over a {pilot:.6g} s pilot run from empty "
             f"({len(w.series)} windows)")
     if not w.converged:
-        import numpy as np
-
-        judged = int(np.isfinite(w.series).sum())
-        why = (f"only {judged} of its windows had a request complete, too few to judge" if judged < 10 else
+        why = (f"only {w.judged} of its windows had a request complete, too few to judge" if w.judged < 10 else
                "it reached its limit (half the pilot), so the run may still be in its transient")
         note += f"; {why}: give a longer --duration or a fixed --warmup"
     return note
@@ -245,6 +242,7 @@ def _warmup_note(w: Any) -> str:
 def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     """``vemu run --replications N`` or ``--batches B``: every measure's 95% interval."""
     from . import stats
+    from .compare import _g
 
     head = {"architecture": exp.architecture.name, "host": exp.host.name, "workload": exp.workload.name,
             "duration_s": exp.duration_s, "warmup_s": exp.warmup_s}
@@ -295,10 +293,6 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
                     "(no request completed); the interval rests on the others"]
     print("\n".join(out))
     return 0
-
-
-def _g(x: float) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.6g}"
 
 
 def format_trace(res: Any) -> str:

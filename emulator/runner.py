@@ -195,19 +195,25 @@ def usable_workers(asked: int | None, jobs: int) -> int:
     return max(1, min(jobs, cores, asked if asked is not None else cores))
 
 
-def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
+def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None,
              done: Callable[[int, Any], None]) -> None:
-    """Runs ``fn`` on every item on a pool of ``workers`` processes, calling ``done(i, result)``
-    here as each finishes. On Ctrl-C or SIGTERM (or any error, ``done``'s included) the
-    workers are killed at once and the exception propagates: a pool's own shutdown would
-    first finish every run queued. Workers are forked while the items are submitted, with
-    the stop signals blocked, so each starts with them blocked until it ignores them."""
+    """Runs ``fn`` on every item, calling ``done(i, result)`` here as each finishes: in this
+    process when :func:`usable_workers` allows only one worker, else on a pool of them. On
+    Ctrl-C or SIGTERM (or any error, ``done``'s included) the workers are killed at once and
+    the exception propagates: a pool's own shutdown would first finish every run queued.
+    Workers are forked while the items are submitted, with the stop signals blocked, so
+    each starts with them blocked until it ignores them."""
+    n = usable_workers(workers, len(items))
+    if n <= 1:
+        for i, x in enumerate(items):
+            done(i, fn(x))
+        return
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     import multiprocessing
 
     # the parent check needs workers forked from this process (not from a forkserver's)
     forked = multiprocessing.get_start_method() == "fork"
-    pool = ProcessPoolExecutor(max_workers=usable_workers(workers, len(items)), initializer=_ignore_sigint,
+    pool = ProcessPoolExecutor(max_workers=n, initializer=_ignore_sigint,
                                initargs=(os.getpid() if forked else None,))
     try:
         try:
@@ -276,12 +282,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
             # each worker loads its job once, for both the cache key and the run, and looks
             # the key up itself: the parent does no per-job work but store what comes back
             bar = _bar(progress, len(jobs), desc)
-            workers = usable_workers(workers, len(jobs))
-            if workers <= 1:
-                for i, j in enumerate(jobs):
-                    done(i, *_fetch_or_run(j, cache))
-            elif jobs:
-                pool_run(partial(_fetch_or_run, cache=cache), jobs, workers, lambda i, kr: done(i, *kr))
+            pool_run(partial(_fetch_or_run, cache=cache), jobs, workers, lambda i, kr: done(i, *kr))
     finally:
         if bar is not None:
             bar.close()

@@ -231,21 +231,11 @@ def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | Non
                  workers: int | None = None) -> list[dict[str, float]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
+    from .runner import pool_run
+
     rows: list[dict[str, float]] = [{} for _ in jobs]
-    _pool_each(_run_one, jobs, workers, rows.__setitem__)
+    pool_run(_run_one, jobs, workers, rows.__setitem__)
     return rows
-
-
-def _pool_each(fn: Any, jobs: Sequence[Any], workers: int | None, done: Any) -> None:
-    """``done(i, fn(jobs[i]))`` for each job: here with one worker, else on a process pool
-    that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
-    from .runner import pool_run, usable_workers
-
-    if usable_workers(workers, len(jobs)) <= 1:
-        for i, j in enumerate(jobs):
-            done(i, fn(j))
-    else:
-        pool_run(fn, jobs, workers, done)
 
 
 def _run_one_tails(args: tuple[Experiment, int, float | None, float | None]
@@ -313,7 +303,9 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
             hist[name] = hist[name] + h if name in hist else h
             top[name] = max(top.get(name, 0.0), mx)
 
-    _pool_each(_run_one_tails, jobs, workers, done)
+    from .runner import pool_run
+
+    pool_run(_run_one_tails, jobs, workers, done)
     samples = _collect(rows)
     intervals = {k: mean_ci(v, level=level) for k, v in samples.items()}
     biased = set()
@@ -547,8 +539,13 @@ class WarmupChoice:
     index: int  # windows truncated
     measure: str
     window_s: float
-    converged: bool  # False: MSER-5 hit its m/2 limit; run a longer pilot
+    converged: bool  # False: MSER-5 hit its m/2 limit, or had too few windows to judge
     series: np.ndarray = field(repr=False)
+
+    @property
+    def judged(self) -> int:
+        """The windows MSER-5 could judge: those in which some request completed."""
+        return int(np.isfinite(self.series).sum())
 
 
 def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_windows: int = 200,
@@ -564,8 +561,7 @@ def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_w
         raise ModelError(f"unknown measure '{measure}'; measures: {', '.join(ws.values)}")
     series = ws.values[measure]
     d = mser5(series)
-    # windows with data, not windows: a pilot in which nothing completed cannot judge
+    # converged: MSER-5 chose below its m/2 limit, counted in windows with data (with fewer
+    # than 2 groups of 5 such windows it cannot judge: limit 0, never converged)
     limit = 5 * ((int(np.isfinite(series).sum()) // 5) // 2)
-    # converged: MSER-5 chose below its m/2 limit (with fewer than 2 groups of 5 windows it
-    # cannot judge, limit 0, and the choice is not converged)
     return WarmupChoice(d * ws.window_s, d, measure, ws.window_s, d < limit, series)

@@ -550,13 +550,9 @@ def draw(figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]],
     """Draws each figure (a plot function's name in emulator.plot, its CSV, its PNG, more
     arguments) from its CSV, on a pool of processes as the runs are: drawing (PNG and SVG)
     is most of what the figure set costs after its runs, and each figure is independent."""
-    from ..runner import pool_run, usable_workers
+    from ..runner import pool_run
 
-    if usable_workers(workers, len(figures)) <= 1:
-        for fig in figures:
-            _draw(fig)
-    else:
-        pool_run(_draw, figures, workers, lambda i, _: None)
+    pool_run(_draw, figures, workers, lambda i, _: None)
 
 
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:

@@ -9,6 +9,11 @@ d̄ ± t_{0.975, n-1} s_d/√n (a paired-t interval; Law, *Simulation Modeling a
 Var(d) = Var(A) + Var(B) - 2 Cov(A, B) is smaller than for independent runs, and the
 interval narrower. A difference is *significant* when its interval excludes 0.
 
+A percentile (p99, p99.9) is estimated by sectioning, as for :func:`emulator.stats.replicate`:
+each side's value is the quantile of all its runs' requests together, B - A the difference of
+those, and the half-width comes from the pairs' own per-run percentiles; ``biased`` marks a
+percentile whose runs sit further from the pooled value than the half-width (runs too short).
+
 Besides throughput and latency it compares where the host's cycles go: each category's
 share of all host cycles (``host_cycles.CAT``, 0 on a side that charges none). ``--set-a``
 and ``--set-b`` give one side its own overrides, so an architecture can be compared with
@@ -30,8 +35,8 @@ import numpy as np
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
 from .result import categories
-from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, replication_seeds, run_measures,
-                    thin_tails)
+from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, pooled_percentiles, replication_seeds,
+                    run_measures, thin_tails)
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
@@ -48,6 +53,7 @@ class Difference:
     diff: Interval  # paired (CRN) or, for independent runs, the unpaired (Welch) interval
     paired: bool
     thin_tail: bool = False  # a percentile from fewer than MIN_TAIL_REQUESTS beyond it in some run
+    biased: bool = False  # a percentile whose runs sit further from the pooled value than the half-width
 
     @property
     def significant(self) -> bool:
@@ -56,7 +62,7 @@ class Difference:
     def to_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, "a": self.a.to_dict(), "b": self.b.to_dict(),
                 "diff": self.diff.to_dict(), "paired": self.paired, "significant": self.significant,
-                "thin_tail": self.thin_tail}
+                "thin_tail": self.thin_tail, "biased": self.biased}
 
 
 def unpaired_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Interval:
@@ -118,8 +124,9 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     seed0 = a.seed if seed0 is None else seed0
     seeds_a = replication_seeds(seed0, n)
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
-    rows = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a] + [(b, s, duration_s, warmup_s) for s in seeds_b],
-                        workers=workers)
+    rows, (pool_a, pool_b) = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a]
+                                          + [(b, s, duration_s, warmup_s) for s in seeds_b],
+                                          workers=workers, groups=[0] * n + [1] * n)
     ra, rb = rows[:n], rows[n:]
     # every measure both sides report, then the host-cycle categories either side charged
     # (0 where a side charged none: tenant first, as every run reports it)
@@ -128,6 +135,10 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     sa = {k: np.array([r.get(k, missing(k)) for r in ra], np.float64) for k in keys}
     sb = {k: np.array([r.get(k, missing(k)) for r in rb], np.float64) for k in keys}
     thin = thin_tails(sa) | thin_tails(sb)
+    # a percentile's A and B are each side's requests pooled (sectioning), and B - A the
+    # difference of those, its width from the pairs' own percentiles
+    pa, biased_a = pooled_percentiles(sa, pool_a, level=level)
+    pb, biased_b = pooled_percentiles(sb, pool_b, level=level)
     diffs = []
     for k in keys:
         if k.endswith(".completed") and not k.startswith(CYCLES):  # only to judge the percentiles by
@@ -137,7 +148,12 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
             both = np.isfinite(xa) & np.isfinite(xb)
             xa, xb = xa[both], xb[both]
         d = mean_ci(xb - xa, level=level) if crn else unpaired_ci(xa, xb, level=level)
-        diffs.append(Difference(k, mean_ci(xa, level=level), mean_ci(xb, level=level), d, crn, k in thin))
+        ia, ib, biased = mean_ci(xa, level=level), mean_ci(xb, level=level), False
+        if k in pa and k in pb:
+            pooled = pb[k].mean - pa[k].mean
+            biased = k in biased_a or k in biased_b or bool(abs(d.mean - pooled) > d.half_width)
+            ia, ib, d = pa[k], pb[k], Interval(pooled, d.half_width, d.n, d.std, level)
+        diffs.append(Difference(k, ia, ib, d, crn, k in thin, biased))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
 
 
@@ -195,12 +211,16 @@ def format_comparison(c: Comparison) -> str:
         prev = d.measure
         rel = d.diff.mean / d.a.mean if d.a.mean not in (0.0,) and math.isfinite(d.a.mean) else math.nan
         rel_s = f"{rel:>+8.2%}" if math.isfinite(rel) else f"{'-':>8}"
-        sig = ("yes" if d.significant else "no") + (" *" if d.thin_tail else "")
+        sig = ("yes" if d.significant else "no") + (" *" if d.thin_tail else "") + (" biased" if d.biased else "")
         out.append(f"{d.measure[:28]:<28} {_g(d.a.mean):>12} {_g(d.b.mean):>12} {_g(d.diff.mean):>12} "
                    f"{_g(d.diff.half_width):>11} {rel_s}  {sig}")
     if any(d.thin_tail for d in c.differences):
         out += ["", f"* some run had fewer than {MIN_TAIL_REQUESTS} requests beyond this percentile: its estimate "
                     "is biased low and the interval covers less than 95%; run longer (--duration)"]
+    if any(d.biased for d in c.differences):
+        out += ["", "biased: a side's runs each read this percentile further from all its runs' latencies together "
+                    "than the interval is wide, so a run is too short for it (a short run's tail quantile is biased "
+                    "low); A and B shown are each side's runs pooled (sectioning), but give a longer --duration"]
     return "\n".join(out)
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._core import hist_lower, hist_width
+from ._core import HIST_BUCKETS, hist_lower, hist_width
 from .model import Compiled, Experiment
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
@@ -62,6 +62,41 @@ def hist_quantile(hist: np.ndarray, q: float, max_ps: float) -> float:
     count = int(hist[idx])
     k = rank - (int(cum[idx]) - count)
     return min(lo + w * (k - 0.5) / count, max_ps)
+
+
+# A flow's latency tail as runs exchange it: (bucket indices, their counts, maximum in ps),
+# the histogram's nonzero buckets only (a run fills a few hundred of its 7,424)
+Tail = tuple[np.ndarray, np.ndarray, float]
+
+
+def tail_to_json(t: Tail) -> dict[str, Any]:
+    idx, counts, mx = t
+    return {"max_ps": float(mx), "index": [int(i) for i in idx], "count": [int(c) for c in counts]}
+
+
+def tail_from_json(d: dict[str, Any]) -> Tail:
+    return (np.array(d["index"], np.int64), np.array(d["count"], np.uint64), float(d["max_ps"]))
+
+
+class Pool:
+    """The latency histograms of several runs summed, per flow: percentiles of all their
+    requests together. Integer sums and a maximum, so the same in any order of adding."""
+
+    def __init__(self) -> None:
+        self.hist: dict[str, np.ndarray] = {}
+        self.max_ps: dict[str, float] = {}
+
+    def add(self, tails: dict[str, Tail]) -> None:
+        for name, (idx, counts, mx) in tails.items():
+            if name not in self.hist:
+                self.hist[name], self.max_ps[name] = np.zeros(HIST_BUCKETS, np.uint64), 0.0
+            np.add.at(self.hist[name], idx, counts)
+            self.max_ps[name] = max(self.max_ps[name], mx)
+
+    def quantile(self, name: str, q: float) -> float:
+        """The q-quantile (us) of flow ``name``'s pooled requests; NaN when none completed."""
+        h = self.hist.get(name)
+        return math.nan if h is None else hist_quantile(h, q, self.max_ps[name]) / 1e6
 
 
 @dataclass
@@ -170,6 +205,17 @@ class Result:
             "classes": classes,
             **({"detached": detached} if detached else {}),
         }
+
+    def tails(self) -> dict[str, Tail]:
+        """Each flow's latency histogram (its nonzero buckets) and maximum, for pooling the
+        requests of several runs (:func:`pooled_quantile`)."""
+        s = self.stats
+        out = {}
+        for i, name in enumerate(self.compiled.flows):
+            h = s["flow_hist"][i]
+            idx = np.flatnonzero(h)
+            out[name] = (idx, h[idx].astype(np.uint64), float(s["flow_latency_max"][i]))
+        return out
 
     def throughput_per_s(self, *, include_background: bool = False) -> float:
         """Completed tenant requests per second, over all workload flows."""

@@ -34,6 +34,7 @@ from . import __version__
 from ._core import VERSION as ENGINE_VERSION
 from ._core import EmulatorError
 from .model import load_experiment
+from .result import tail_to_json
 from .provenance import atomic_write_text
 from .simulation import Simulation
 
@@ -58,6 +59,7 @@ class Job:
     tag: Any = None
     spec: str | Mapping[str, Any] | None = None
     stages: bool = False  # also return the per-stage table (Result.stages()) as "stages"
+    tails: bool = False  # also return each flow's latency histogram (Result.tails()) as "latency_tails"
 
     def experiment(self) -> Any:
         return load_experiment(self.spec, host=self.host, architecture=self.architecture, workload=self.workload,
@@ -75,6 +77,8 @@ def _run(job: Job, exp: Any) -> dict[str, Any]:
     d.pop("wall_s", None)
     if job.stages:
         d["stages"] = res.stages()
+    if job.tails:
+        d["latency_tails"] = {name: tail_to_json(t) for name, t in res.tails().items()}
     d["sets"] = list(job.sets)
     d = json.loads(json.dumps(d))  # plain JSON types, exactly as the cache returns them
     d["tag"] = job.tag
@@ -109,13 +113,15 @@ def job_key(job: Job) -> str:
 
     The seed is the one the run uses: ``job.seed``, or the experiment file's when the job
     leaves it to the file (``seed=None``), exactly as the window is the resolved one. A job
-    asking for the stage table (``stages``) has a key of its own: its result has more in it."""
+    asking for the stage table (``stages``) or the latency histograms (``tails``) has a key
+    of its own: its result has more in it."""
     return _key(job, job.experiment())
 
 
 def _key(job: Job, exp: Any) -> str:
     blob = json.dumps({"spec": exp.digest(full=True), "seed": exp.seed, "vemu": __version__,
-                       "engine": ENGINE_VERSION, "code": code_hash()} | ({"stages": True} if job.stages else {}),
+                       "engine": ENGINE_VERSION, "code": code_hash()} | ({"stages": True} if job.stages else {})
+                      | ({"tails": True} if job.tails else {}),
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 

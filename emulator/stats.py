@@ -53,7 +53,7 @@ import numpy as np
 
 from ._core import Engine, ModelError
 from .model import PS_PER_S, Experiment
-from .result import MIN_TAIL_REQUESTS, Result, hist_quantile, thin_tail
+from .result import MIN_TAIL_REQUESTS, Pool, Result, Tail, hist_quantile, thin_tail
 
 # ----------------------------------------------------------------------------- Student's t
 
@@ -220,35 +220,57 @@ def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
     return out
 
 
-def _run_one(args: tuple[Experiment, int, float | None, float | None]) -> dict[str, float]:
-    from .simulation import Simulation
-
-    exp, seed, duration, warmup = args
-    return measures(Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup))
+Job = tuple[Experiment, int, float | None, float | None]  # experiment, seed, duration, warm-up
 
 
-def run_measures(jobs: Sequence[tuple[Experiment, int, float | None, float | None]], *,
-                 workers: int | None = None) -> list[dict[str, float]]:
-    """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
-    process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run)."""
-    from .runner import pool_run
-
-    rows: list[dict[str, float]] = [{} for _ in jobs]
-    pool_run(_run_one, jobs, workers, rows.__setitem__)
-    return rows
-
-
-def _run_one_tails(args: tuple[Experiment, int, float | None, float | None]
-                   ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, float]]]:
-    """:func:`_run_one`, and each flow's latency histogram and maximum (ps)."""
+def _run_one(args: Job) -> tuple[dict[str, float], dict[str, Tail]]:
+    """One run's measures and each flow's latency tail (for pooled percentiles)."""
     from .simulation import Simulation
 
     exp, seed, duration, warmup = args
     res = Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup)
-    st = res.stats
-    tails = {name: (np.array(st["flow_hist"][i], dtype=np.uint64), float(st["flow_latency_max"][i]))
-             for i, name in enumerate(res.compiled.flows)}
-    return measures(res), tails
+    return measures(res), res.tails()
+
+
+def run_measures(jobs: Sequence[Job], *, workers: int | None = None, groups: Sequence[int] | None = None
+                 ) -> tuple[list[dict[str, float]], list[Pool]]:
+    """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
+    process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run);
+    and the latency histograms pooled over each group of jobs (``groups[i]``, the group of
+    job i: 0, 1, ...; default all one group)."""
+    from .runner import pool_run
+
+    groups = [0] * len(jobs) if groups is None else list(groups)
+    rows: list[dict[str, float]] = [{} for _ in jobs]
+    pools = [Pool() for _ in range(max(groups, default=-1) + 1)]
+
+    def done(i: int, out: tuple[dict[str, float], dict[str, Tail]]) -> None:
+        rows[i] = out[0]
+        pools[groups[i]].add(out[1])
+
+    pool_run(_run_one, jobs, workers, done)
+    return rows, pools
+
+
+def pooled_percentiles(samples: dict[str, np.ndarray], pool: Pool, *,
+                       level: float = 0.95) -> tuple[dict[str, Interval], set[str]]:
+    """Each percentile's interval by sectioning, over runs: the point estimate is the
+    quantile of every run's requests together (``pool``), the half-width t·s/√n that of the
+    runs' own percentiles (``samples``, one value per run, named as :func:`measures` names
+    them). Returns those intervals and the set of percentiles whose runs' mean sits further
+    from the pooled value than the half-width (``biased``: each run too short for that
+    tail). A percentile no run gives (no completion) is left out."""
+    out: dict[str, Interval] = {}
+    biased: set[str] = set()
+    for k, v in samples.items():
+        name, _, suffix = k.rpartition(".")
+        if suffix not in PERCENTILES or not np.any(np.isfinite(v)):
+            continue
+        ci, pooled = mean_ci(v, level=level), pool.quantile(name, PERCENTILES[suffix])
+        if abs(ci.mean - pooled) > ci.half_width:  # False when either is NaN
+            biased.add(k)
+        out[k] = Interval(pooled, ci.half_width, ci.n, ci.std, level)
+    return out, biased
 
 
 @dataclass
@@ -276,7 +298,8 @@ class Replications:
                              | ({"biased": True} if k in self.biased else {}) for k, v in self.intervals.items()}}
 
 
-def _collect(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+def collect(rows: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
+    """Measure -> one value per run (:func:`missing` where a run lacks it)."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
@@ -288,37 +311,15 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
               level: float = 0.95) -> Replications:
     """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
     default the experiment's seed) and returns each measure's mean and t-based CI, a
-    percentile's by sectioning (:class:`Replications`)."""
+    percentile's by sectioning (:func:`pooled_percentiles`)."""
     if n < 2:
         raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
     seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
-    jobs = [(experiment, s, duration_s, warmup_s) for s in seeds]
-    rows: list[dict[str, float]] = [{} for _ in jobs]
-    hist: dict[str, np.ndarray] = {}
-    top: dict[str, float] = {}
-
-    def done(i: int, out: tuple[dict[str, float], dict[str, tuple[np.ndarray, float]]]) -> None:
-        rows[i] = out[0]
-        for name, (h, mx) in out[1].items():  # integer sums and a maximum: the same in any order
-            hist[name] = hist[name] + h if name in hist else h
-            top[name] = max(top.get(name, 0.0), mx)
-
-    from .runner import pool_run
-
-    pool_run(_run_one_tails, jobs, workers, done)
-    samples = _collect(rows)
+    rows, (pool,) = run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers)
+    samples = collect(rows)
     intervals = {k: mean_ci(v, level=level) for k, v in samples.items()}
-    biased = set()
-    for name, h in hist.items():
-        for suffix, q in PERCENTILES.items():
-            k = f"{name}.{suffix}"
-            if k not in intervals or not h.sum():
-                continue
-            ci, pooled = intervals[k], hist_quantile(h, q, top[name]) / 1e6
-            if abs(ci.mean - pooled) > ci.half_width:
-                biased.add(k)
-            intervals[k] = Interval(pooled, ci.half_width, ci.n, ci.std, level)
-    return Replications(seeds, samples, intervals, biased)
+    pooled, biased = pooled_percentiles(samples, pool, level=level)
+    return Replications(seeds, samples, intervals | pooled, biased)
 
 
 # ----------------------------------------------------------------------------- batch means
@@ -440,7 +441,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
             rows.append(row)
             wts.append(wt)
             eng.reset_stats()
-    return WindowSeries(window_s, start_s, _collect(rows), _collect(wts),
+    return WindowSeries(window_s, start_s, collect(rows), collect(wts),
                         {k: np.array(v) for k, v in hists.items()}, {k: np.array(v) for k, v in maxes.items()})
 
 

@@ -45,9 +45,13 @@ microseconds), and ``host_cycles.CATEGORY`` for every host-cycle category (a cat
 point does not have is 0; a flow it does not have is empty). A summary CSV (the same name
 with ``-summary`` before the extension) has one row per point: the varied keys,
 ``replications``, and for each measure its mean and the half-width of its 95% confidence
-interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one replication); each
-percentile also gets ``MEASURE_thin_tail``, 1 when some replication had fewer than 10
-requests beyond it (its estimate is biased low: run longer). Both start with ``#`` provenance lines; neither depends on the executor,
+interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one replication). A
+percentile's value is that of all the point's requests together (the replications' latency
+histograms summed; the same sectioning estimate as ``vemu run -n``), its ``_ci95`` from the
+replications' own percentiles; it also gets ``MEASURE_thin_tail``, 1 when some replication
+had fewer than 10 requests beyond it (its estimate is biased low: run longer), and
+``MEASURE_biased``, 1 when the replications' own percentiles sit further from the pooled
+value than the half-width (each run is too short for that tail). Both start with ``#`` provenance lines; neither depends on the executor,
 the number of workers or the cache, so a sweep resumed from the cache or run on a cluster
 writes the same bytes as one run straight through on one core.
 
@@ -72,7 +76,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
-from .result import categories
+from .result import Pool, Tail, categories, tail_from_json
 from .stats import PERCENTILES, mean_ci, replication_seeds, thin_tail
 
 LEVEL = 0.95
@@ -459,7 +463,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
         for r, s in enumerate(seeds):
             jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
-                            warmup_s, s, tag=(p, r), spec=job_spec))
+                            warmup_s, s, tag=(p, r), spec=job_spec, tails=True))
     options = {"command": "sweep", **spec_prov, "host": host, "architecture": architecture, "workload": workload,
                "sets": list(sets), "vary": [f"{a.key}=" + _axis_text(a) for a in axes],
                "sample": sample or "grid", "sample_seed": sample_seed if kind != "grid" else None,
@@ -507,35 +511,65 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
     return columns, rows
 
 
-def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+Tails = Mapping[tuple[int, int], Mapping[str, Tail]]  # (point, replication) -> per flow
+
+
+def tails_of(pl: Plan, results: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], dict[str, Tail]]:
+    """Each run's latency histograms (per flow), keyed by (point, replication), from the
+    results of the plan's jobs (run with ``tails``)."""
+    return {job.tag: {name: tail_from_json(t) for name, t in r["latency_tails"].items()}
+            for job, r in zip(pl.jobs, results)}
+
+
+def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+              tails: Tails | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """Per point: the varied keys, the number of replications, and for each measure its
     mean and 95% t half-width (``MEASURE_ci95``) over every replication (empty when some
-    replication did not give it a finite value). ``columns`` are the tidy table's."""
+    replication did not give it a finite value). ``columns`` are the tidy table's.
+
+    With ``tails`` (each run's latency histograms by (point, replication), :func:`tails_of`;
+    every row's must be there), a percentile is
+    estimated by sectioning: its value is the quantile of the point's replications'
+    requests together, its half-width that of their own percentiles, and
+    ``MEASURE_biased`` is 1 when their mean sits further from it than the half-width (the
+    runs are too short for that tail). Without, the value is the mean of the replications'
+    percentiles (biased low when runs are short) and ``MEASURE_biased`` is empty."""
     first = list(columns).index("usable_fraction")
     varied, measures = list(columns[len(FIXED_COLUMNS):first]), list(columns[first:])
     by_point: dict[int, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_point.setdefault(int(r["point"]), []).append(r)
-    judged = {}  # percentile column -> (its flow's completions column, its quantile)
+    judged = {}  # percentile column -> (its flow, its flow's completions column, its quantile)
     for m in measures:
         flow, _, what = m.rpartition(".")
         if what in PERCENTILES and f"{flow}.completed" in measures:
-            judged[m] = (f"{flow}.completed", PERCENTILES[what])
+            judged[m] = (flow, f"{flow}.completed", PERCENTILES[what])
     out_cols = ["point", *varied, "replications",
-                *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail",) if m in judged else ())))]
+                *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail", f"{m}_biased")
+                                                                  if m in judged else ())))]
     out = []
     for p in sorted(by_point):
         group = by_point[p]
         row: dict[str, Any] = {"point": p, **{k: group[0][k] for k in varied}, "replications": len(group)}
+        pool = None
+        if tails is not None:
+            pool = Pool()
+            for r in group:
+                pool.add(tails[(p, int(r["replication"]))])
         for m in measures:
             mean, half, n = mean_ci95(r[m] for r in group)
             # a measure some replication lacks (a flow with no completion in its window) has no
             # mean over the point: one over the others would be conditioned on their luck
             row[m], row[f"{m}_ci95"] = (mean, half) if n == len(group) else (math.nan, math.nan)
-            if m in judged:  # 1: some replication had too few requests beyond it (biased low)
-                col, q = judged[m]
+            if m in judged:
+                flow, col, q = judged[m]
+                # 1: some replication had too few requests beyond it (biased low)
                 done = [r[col] for r in group if r[col] is not None]
                 row[f"{m}_thin_tail"] = int(bool(done) and any(thin_tail(c, q) for c in done))
+                row[f"{m}_biased"] = None
+                if pool is not None and n == len(group):
+                    row[m] = pool.quantile(flow, q)
+                    row[f"{m}_biased"] = int(bool(abs(mean - row[m]) > half))  # 0 with one replication
         out.append(row)
     return out_cols, out
 
@@ -546,13 +580,14 @@ def summary_path(out: Path | str) -> Path:
     return p.with_name(f"{p.stem}-summary{p.suffix}")
 
 
-def write(out: Path | str, pl: Plan, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+def write(out: Path | str, pl: Plan, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+          tails: Tails | None = None) -> Path:
     """Writes the tidy CSV and its summary (whole, and as a pair: a failure leaves the old
-    pair); returns the summary's path."""
+    pair; ``tails`` as for :func:`summarize`); returns the summary's path."""
     from .provenance import atomic_write_many, csv_text, provenance
 
     prov = provenance(pl.options, pl.models)
-    s_cols, s_rows = summarize(columns, rows)
+    s_cols, s_rows = summarize(columns, rows, tails)
     s_path = summary_path(out)
     exact = {a.key for a in pl.axes}  # the varied values are written exactly as they were set
     tidy = csv_text(list(columns), ([_csv(r.get(c), c in exact) for c in columns] for r in rows), prov)
@@ -608,20 +643,28 @@ def sweep(spec: str | Path | Mapping[str, Any] | None = None, *, host: str | Non
     results = run_jobs(pl.jobs, workers=workers, progress=progress, desc="sweep", cache=cache, on_result=on_result,
                        executor=executor, scheduler=scheduler, client=client)
     columns, rows = tidy_rows(pl, results)
+    tails = tails_of(pl, results)
     if out is not None:
-        write(out, pl, columns, rows)
-    return _table(columns, rows)
+        write(out, pl, columns, rows, tails)
+    table = _table(columns, rows)
+    if not isinstance(table, list):
+        table.attrs["latency_tails"] = tails  # for summary(table): percentiles by sectioning
+    return table
 
 
-def summary(table: Any) -> Any:
+def summary(table: Any, tails: Tails | None = None) -> Any:
     """Per-point means and 95% CI half-widths of a table :func:`sweep` returned (a
-    DataFrame in, a DataFrame out; a list of dicts in, a list of dicts out)."""
+    DataFrame in, a DataFrame out; a list of dicts in, a list of dicts out). Percentiles
+    are pooled over each point's replications (:func:`summarize`) when the runs' latency
+    histograms are known: ``tails`` (:func:`tails_of`), or a DataFrame's
+    ``attrs["latency_tails"]`` as :func:`sweep` leaves them (rows may be selected or
+    reordered: each is matched by its point and replication); else they are averaged."""
     if isinstance(table, list):
         columns = list(table[0]) if table else []
-        return summarize(columns, table)[1]
+        return summarize(columns, table, tails)[1]
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in table.to_dict("records")]
-    cols, out = summarize(list(table.columns), rows)
+    cols, out = summarize(list(table.columns), rows, table.attrs.get("latency_tails") if tails is None else tails)
     return _table(cols, out)
 
 
@@ -712,4 +755,4 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 
 __all__ = ["Axis", "Plan", "parse_vary", "joined_keys", "parse_sample", "design", "lhs_unit", "plan", "sweep",
-           "summary", "summarize", "summary_path", "replication_seeds", "mean_ci95", "register"]
+           "summary", "summarize", "summary_path", "tails_of", "replication_seeds", "mean_ci95", "register"]

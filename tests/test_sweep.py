@@ -252,6 +252,44 @@ def test_summary_is_mean_and_t_half_width():
     assert out[0]["m"] == 2.0 and out[0]["m_ci95"] == pytest.approx(student_t.ppf(0.975, 3) * np.std([1, 2, 3, 2], ddof=1) / 2)
 
 
+def test_summary_percentiles_are_the_replications_pooled(tmp_path):
+    # A point's p99 and p99.9 are estimated as vemu run -n does (sectioning): its value the
+    # quantile of all its replications' requests together, the width from their own
+    # percentiles, bit for bit what stats.replicate gives for the same experiment and seeds;
+    # _biased says when the replications sit further from it than the half-width.
+    from emulator.model import load_experiment
+    from emulator.stats import replicate
+
+    pd = pytest.importorskip("pandas")
+    spec = mm1(0.05)
+    out = tmp_path / "s.csv"
+    t = sw.sweep(spec, vary={RATE_KEY: "400,1600"}, replications=4, seed=3, workers=1, out=out)
+    s = sw.summary(t)
+    csv = read_csv(tmp_path / "s-summary.csv")[1]
+    for p, rate in enumerate((400, 1600)):
+        reps = replicate(load_experiment(spec, sets=[f"{RATE_KEY}={rate}"]), 4, seed0=3, workers=1)
+        row = s[s.point == p].iloc[0]
+        for k in ("f.p50_us", "f.p99_us", "f.p999_us"):
+            if k in reps.intervals:
+                assert (row[k], row[f"{k}_ci95"]) == (reps.intervals[k].mean, reps.intervals[k].half_width), k
+                assert row[f"{k}_biased"] == int(k in reps.biased)
+                assert float(csv[p][k]) == pytest.approx(row[k], rel=1e-5)  # the CSV's 6 digits
+        # pooled is not the mean of the replications' own percentiles
+        assert row["f.p999_us"] != t[t.point == p]["f.p999_us"].mean()
+    # rows selected or reordered keep their runs' histograms: matched by point and replication
+    again = sw.summary(t[t.point == 1].iloc[::-1])
+    assert again.iloc[0]["f.p999_us"] == s[s.point == 1].iloc[0]["f.p999_us"]
+    # a table without the histograms (read back from the CSV) averages, and says so
+    bare = pd.DataFrame(t.to_dict("records"))
+    plain = sw.summary(bare)
+    assert plain.iloc[0]["f.p99_us"] == pytest.approx(t[t.point == 0]["f.p99_us"].mean())
+    assert plain["f.p99_us_biased"].isna().all()
+    # without pandas, the histograms are passed by hand
+    rows = t.to_dict("records")
+    listed = sw.summary(rows, t.attrs["latency_tails"])
+    assert listed[1]["f.p999_us"] == s.iloc[1]["f.p999_us"]
+
+
 def test_mm1_confidence_intervals_cover_the_mean_sojourn():
     """M/M/1 with mu = 2000/s at rho = 0.2 and 0.5, 12 sweeps with independent seeds, each
     10 replications of 2 s (800 and 2000 completions a run): 24 95% CIs of the mean sojourn

@@ -97,15 +97,18 @@ def test_per_vf_throttle_adds_rate_times_interrupt_cost_per_vm(rate):
     # each VF's packet rate (>= 13.6k/s here), each extra VM adds its timer (1000 Hz x
     # (1550 + 1610) cycles) plus `rate` interrupts of 1610 + 1550 + 1550 cycles (exit,
     # indirect cost at 1x, EOI exit), at 2.3 GHz. Periodic arrivals: the slope is exact up to
-    # the window's edges (one interrupt per VF); tolerance 1%.
+    # the window's edges. There each VF's throttled batch (~3.4 packets at N = 60, 4,000/s)
+    # completes inside the window or after it, so the aggregate's completions differ between
+    # N by up to ~1,000/s in a 20 ms window (0.1% of 813k/s), and with them the per-packet
+    # work, the bulk of the busy cores: up to ~1.5% of the slope; tolerance 2%.
     from emulator.experiments.validation import (
         SRIOV_10GBE, XEON_2017_CORES, _busy_cores, _slope, run_vjob, sriov_itr_sets, sriov_vms_experiment, VJob)
     import json
     ns = (20, 60)
-    busy = [_busy_cores(run_vjob(VJob(f"{n}", None, None, None, SRIOV_10GBE + sriov_itr_sets(rate), 0.005, 0.001,
+    busy = [_busy_cores(run_vjob(VJob(f"{n}", None, None, None, SRIOV_10GBE + sriov_itr_sets(rate), 0.02, 0.001,
                                       inline=json.dumps(sriov_vms_experiment(n)))), XEON_2017_CORES) for n in ns]
     want = (1000 * (1550 + 1610) + rate * (1610 + 1550 + 1550)) / 2.3e9
-    assert _slope(ns, busy) == pytest.approx(want, rel=0.01)
+    assert _slope(ns, busy) == pytest.approx(want, rel=0.02)
 
 
 def test_gregg_kv_cache_rows_use_cpu_per_request(rows):

@@ -229,8 +229,8 @@ TCP_PAYLOAD = 1448  # assumption: 1500 B MTU - 20 B IP - 20 B TCP - 12 B timesta
 # up to 60 VMs). A multi-tenant xeon-2017 under the bundled `sriov`: N VMs of one vCPU each
 # (assumption: the VM size is not in the abstract we could read; one vCPU keeps 60 VMs on 72
 # threads), one shared 10 Gb/s port, each VM receiving an equal periodic share of dong2010's
-# 9.48 Gb/s of TCP payload. Per packet that is TCP_PAYLOAD bytes plus the link's 86 B of framing
-# and headers, i.e. 100.4% of 10 Gb/s: the shared link runs saturated at its 814.9k packets/s in
+# 9.48 Gb/s of TCP payload. Per packet that is TCP_PAYLOAD bytes plus the link's 90 B of framing
+# and headers, i.e. 100.7% of 10 Gb/s: the shared link runs saturated at its 812.7k packets/s in
 # every run, so the aggregate is held at line rate by the wire whatever N is. What grows with N is
 # only what the bundled model charges per VM: each VM's timer background (1000 Hz x an MSR-write
 # exit + an external-interrupt exit). The interrupts stay one per packet (the bundled sriov's
@@ -397,7 +397,11 @@ XDP_LAT_MISS = {
           "packet, so the difference is C6's exit latency as intel_idle lists it: 133 us, a worst case, not a "
           "mean. The paper's raw log (hoiland2018-data) shows the XDP latency at this rate concentrated in one "
           "80-90 us histogram bin (4675 of 5149 packets, jitter 4 us): a fixed per-packet delay of a wake-up, "
-          "not queueing. Neither the paper nor its log says what in the interrupt path takes ~80 us; mlx5 "
+          "not queueing. The same log measured Linux's own forwarding (a bridge, the whole kernel stack) "
+          "unloaded at 89 and 82 us, in the same 80-100 us bins: the delay belongs to any path that waits for an "
+          "interrupt on that host, not to XDP's code, and the paper's first author later named CPU power saving "
+          "as his guess for such low-rate latency (xdp-tools-263). Neither the paper nor its log says what takes "
+          "the ~80 us; mlx5 "
           "interrupt moderation (a few us) and NAPI (tens of ns per packet here) are far too small for it, so "
           "the C-state wake-up stays the modelled cause, but no source gives C6's mean exit latency on the "
           "E5-1650 v4, and the log's other direction averaged 61 us, not 82: the table was left as the kernel "
@@ -902,9 +906,15 @@ hardware rows (~0.1%) it is 1 - usable fraction relative to bare metal's, becaus
 size a short window's throughput has sampling noise as large as the effect, while the
 host-cycle accounting has not.
 
-**sriov** (dong2010). `sriov` with the NIC (both directions) at `gbps=10` and the new workload `bulk-rx` (1518 B frames = 1500 B MTU + Ethernet header
-and FCS). Goodput counts 1448 B of TCP payload per frame (assumption: Linux default with
-timestamps).
+**sriov** (dong2010). `sriov` with the NIC (both directions) at `gbps=10` and the new
+workload `bulk-rx`: 1500 B-MTU frames carrying 1448 B of TCP payload each (assumption:
+Linux's default, with timestamps), 1538 B on the wire with the link's 90 B of headers,
+FCS, preamble and inter-frame gap; goodput counts the payload. At that segment size 10 Gb/s
+carries at most 9.415 Gbit/s of payload, less than the paper's 9.48, which needs 1458 B or
+more per frame (1460 B without timestamps gives 9.49): Dong's runs probably had timestamps
+off, or counted more than TCP payload; the row's ±10% band holds either way. (Until this
+version `bulk-rx` gave the 1518 B frame as its bytes, and the link added the headers
+again: 1604 B a frame, 9.03 Gbit/s.)
 
 Per extra VM: what Dong et al. attribute the per-VM cost to could not be read here: the
 search corpus holds only the paper's abstract (9.48 Gb/s, 60 VMs, "1.76% additional CPU
@@ -913,8 +923,8 @@ virtual-EOI acceleration, adaptive interrupt coalescing), so only mechanisms vem
 has a source for are modelled. A multi-tenant `xeon-2017` under the bundled `sriov`
 carries N = 10, 20, ..., 60 VMs of one vCPU each (assumption: VM size not available) on
 one shared 10 Gb/s port; each VM receives an equal periodic share of 9.48 Gb/s of
-1448 B TCP segments, which with the link's 86 B of framing and headers is 100.4% of the
-port, so the link is saturated at 814.9k packets/s in every run and the aggregate is held
+1448 B TCP segments, which with the link's 90 B of framing and headers is 100.7% of the
+port, so the link is saturated at 812.7k packets/s in every run and the aggregate is held
 at line rate by the wire. The row is the least-squares slope of non-idle host cores
 against N, in cores per VM (assumption: Dong's CPU percentages count one fully busy core
 as 100%, Xen's convention). Per VM the model charges each VM's timer background (1000 Hz x
@@ -931,13 +941,13 @@ serving up to a NAPI budget of 64 packets (linux-napi).
 so the CPU half is a half-open row: bundled `xen-pv` and `sriov` on the same `bulk-rx`
 stream at 10 Gb/s, non-idle host cores per Gbit/s of goodput (dom0's busy cores counted,
 its idle reserved cores not). The throughput half is not a row: with xen-pv's 8 dom0 cores
-the PV NIC reaches the model's line rate too (779k frames/s: 1518 B frames plus the link's
-86 B per packet). In the classic netback of Dong's time one tasklet did all of netback's
+the PV NIC reaches the model's line rate too (812.7k frames/s of 1538 B on the wire). In
+the classic netback of Dong's time one tasklet did all of netback's
 receive work ("a tasklet can only be on one CPU at any time", xenlinux-netback), scheduled
 from the bridge's transmit. If the NIC driver and bridge ran on that core too, xen-pv's
-costs give 4,981 cycles per frame (dom0_net 2,000 + netback 2,210 + copy 759 +
-notification 12), ~462k frames/s at 2.3 GHz, 59% of the model's line rate; if they ran
-elsewhere, 2,981 cycles, 99%. Which held on Dong's host, and at its 2010 costs, is not
+costs give 4,987 cycles per frame (dom0_net 2,000 + netback 2,208 + copy 767 +
+notification 12), ~461k frames/s at 2.3 GHz, 57% of the model's line rate; if they ran
+elsewhere, 2,987 cycles, 95%. Which held on Dong's host, and at its 2010 costs, is not
 known here.
 
 **bmhive** (zhang2020, second-hand). BM-Hive reports a KVM guest 4% slower than the

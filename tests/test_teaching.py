@@ -98,14 +98,14 @@ def _trace(capsys: pytest.CaptureFixture[str], arch: str) -> list[list[str]]:
 def test_2_one_request_stage_by_stage(capsys: pytest.CaptureFixture[str]) -> None:
     # one client on an idle host: no queueing, and the first request's path is fixed
     pv = _trace(capsys, "xen-pv")
-    assert "total 15.160 µs in 17 stages" in pv[0][-1]
+    assert "total 15.163 µs in 17 stages" in pv[0][-1]
     exits = [ln for ln in pv[0] if re.search(r"\s(vcpu)\s+exit\s", ln)]
     assert len(exits) == 4
     assert any("kick" in ln for ln in exits) and any("event delivery" in ln for ln in exits)
     fork = next(b for b in pv if "forked by request 0" in b[0])
     assert sum(1 for ln in fork if re.search(r"\svcpu\s+exit\s", ln)) == 2
     nitro = _trace(capsys, "nitro")
-    assert "total 11.647 µs in 7 stages" in nitro[0][-1]
+    assert "total 11.650 µs in 7 stages" in nitro[0][-1]
     assert not any(re.search(r"\sexit\s", ln) for ln in nitro[0][2:])
 
 

@@ -6,6 +6,7 @@ labelled axes, units and a legend, readable in print.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -548,4 +549,62 @@ def request_path(csv_path: Path | str, png_path: Path | str) -> None:
                  "same)", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
+    _save(fig, png_path)
+
+
+def _unit(measure: str) -> str:
+    """An axis label for a sweep summary's measure column."""
+    if measure.endswith("_us"):
+        return f"{measure} (µs)"
+    if measure.endswith("throughput_per_s"):
+        return f"{measure} (requests/s)"
+    if measure == "usable_fraction" or measure.startswith("host_cycles."):
+        return f"{measure} (share of host cycles)"
+    return measure
+
+
+def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, ys: list[str], png_path: Path | str,
+                 *, numeric: bool, logx: bool, title: str) -> None:
+    """A sweep summary drawn: for each measure in ``ys`` a panel of one line per group
+    (``lines``: label -> [(x value, summary row as floats)], in x order), with 95% CI bars
+    (``MEASURE_ci95``). A percentile whose runs were too short for its tail (its
+    ``_thin_tail`` or ``_biased`` column is 1) is drawn hollow, without a bar. A categorical
+    x (names) is spread evenly, in the order the sweep ran it."""
+    fig, axes = plt.subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
+    cats: list[Any] = []
+    if not numeric:
+        for pts in lines.values():
+            cats += [v for v, _ in pts if v not in cats]
+    for ax, y in zip(axes[:, 0], ys):
+        hollow_any = False
+        for i, (label, pts) in enumerate(lines.items()):
+            color, ls = ARCH_STYLE.get(label, (EXTRA_COLORS[i % len(EXTRA_COLORS)] if len(lines) > 1 else "#30638e", "-"))
+            xs = [float(v) if numeric else cats.index(v) for v, _ in pts]
+            ys_ = [p[y] for _, p in pts]
+            hollow = [bool(p.get(f"{y}_thin_tail", 0.0) or p.get(f"{y}_biased", 0.0)) for _, p in pts]
+            ax.errorbar(xs, ys_, yerr=[0.0 if h else _err(p.get(f"{y}_ci95", math.nan)) for (_, p), h in zip(pts, hollow)],
+                        color=color, linestyle=ls if numeric else "none", marker="o", markersize=4, capsize=3,
+                        label=label if len(lines) > 1 else None)
+            if any(hollow):
+                hollow_any = True
+                ax.plot([v for v, h in zip(xs, hollow) if h], [v for v, h in zip(ys_, hollow) if h], linestyle="none",
+                        marker="o", markersize=8, markeredgewidth=1.2, zorder=3, markerfacecolor="white",
+                        markeredgecolor=color)
+        ax.set_ylabel(_unit(y))
+        ax.grid(True, alpha=0.3)
+        if hollow_any:
+            ax.text(0.99, 0.01, "hollow: runs too short for this percentile's tail (thin_tail or biased); no CI bar",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
+        if len(lines) > 1:
+            ax.legend(fontsize=8)
+    bottom = axes[-1, 0]
+    bottom.set_xlabel(x)
+    if numeric and logx:
+        bottom.set_xscale("log")
+        bottom.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    if not numeric:
+        bottom.set_xticks(range(len(cats)), [str(c) for c in cats], rotation=30 if len(cats) > 4 else 0, ha="right"
+                          if len(cats) > 4 else "center")
+        bottom.set_xlim(-0.5, len(cats) - 0.5)
+    fig.suptitle(title, fontsize=9)
     _save(fig, png_path)

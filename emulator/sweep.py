@@ -710,6 +710,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
+    register_plot(subparsers)
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
@@ -754,5 +755,157 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- vemu plot
+
+@dataclass
+class Figure:
+    """What ``vemu plot`` draws from a sweep summary: per group (a value of ``--by``, or
+    one group) the points in x order, each with its summary row as floats."""
+
+    x: str
+    ys: list[str]
+    lines: dict[str, list[tuple[Any, dict[str, float]]]]
+    numeric: bool
+    logx: bool
+    title: str
+
+
+def _float(v: str) -> float:
+    try:
+        return float(v) if v != "" else math.nan
+    except ValueError:
+        return math.nan
+
+
+def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = None,
+              where: Sequence[str] = (), logx: bool | None = None) -> Figure:
+    """Reads a sweep's summary (``path`` is the summary, or the tidy CSV beside which it
+    lies) and selects what to draw: ``x`` and ``by`` are varied keys; every other varied
+    key must be fixed by a ``KEY=VALUE`` in ``where`` (or take one value); ``ys`` are
+    measures. ``logx`` None: log when the sweep's axis for ``x`` was a log range."""
+    from .provenance import read_csv
+
+    path = Path(path)
+    try:
+        header, rows, prov = read_csv(path)
+    except FileNotFoundError:
+        raise ModelError("no such file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError, csv_error()) as e:
+        raise ModelError(f"cannot read it as a CSV: {e}", file=str(path)) from None
+    if prov.get("table") != "summary":
+        if "replication" not in header:
+            raise ModelError("not a vemu sweep table (no 'replication' or summary columns)", file=str(path))
+        tidy, path = path, summary_path(path)
+        if not path.is_file():
+            raise ModelError(f"its summary {path} is missing; run the sweep again to write it", file=str(tidy))
+        header, rows, prov = read_csv(path)
+    if "point" not in header or "replications" not in header:
+        raise ModelError("not a vemu sweep summary (no 'point' and 'replications' columns)", file=str(path))
+    keys = header[header.index("point") + 1:header.index("replications")]
+    measures = [c for c in header if f"{c}_ci95" in header]
+    for flag, k in (("--x", x), ("--by", by)):
+        if k is not None and k not in keys:
+            raise ModelError(f"{flag} {k}: not a varied key of this sweep; one of {', '.join(keys)}", file=str(path))
+    if by is not None and by == x:
+        raise ModelError(f"--by {by}: the same key as --x; give another varied key or none", file=str(path))
+    for y in ys:
+        if y not in measures:
+            near = [m for m in measures if y in m or m.startswith(y.split(".")[0])][:8] or measures[:8]
+            raise ModelError(f"--y {y}: not a measure of this sweep; e.g. {', '.join(near)}", file=str(path))
+    fixed: dict[str, str] = {}
+    for w in where:
+        k, sep, v = w.partition("=")
+        k, v = k.strip(), v.strip()
+        if not sep or k not in keys or k in (x, by):
+            others = [q for q in keys if q not in (x, by)]
+            raise ModelError(f"--where {w}: give KEY=VALUE for a varied key other than --x and --by"
+                             f" ({', '.join(others) or 'there is none'})", file=str(path))
+        fixed[k] = v
+    rows = [r for r in rows if all(_same_value(r[k], v) for k, v in fixed.items())]
+    if not rows:
+        raise ModelError(f"no point has {', '.join(f'{k}={v}' for k, v in fixed.items())}", file=str(path))
+    for k in keys:
+        if k in (x, by) or k in fixed:
+            continue
+        values = list(dict.fromkeys(r[k] for r in rows))
+        if len(values) > 1:
+            raise ModelError(f"the sweep also varies {k} ({', '.join(values[:6])}{', ...' if len(values) > 6 else ''}):"
+                             f" draw it with --by {k} or fix it with --where {k}=VALUE", file=str(path))
+    numeric = all(not math.isnan(_float(r[x])) for r in rows)
+    lines: dict[str, list[tuple[Any, dict[str, float]]]] = {}
+    for r in rows:
+        label = r[by] if by is not None else ""
+        xv: Any = _float(r[x]) if numeric else r[x]
+        lines.setdefault(label, []).append((xv, {c: _float(r[c]) for c in header if c not in keys}))
+    if numeric:
+        for pts in lines.values():
+            pts.sort(key=lambda p: p[0])
+    options = json.loads(prov.get("options", "{}") or "{}")
+    if logx is None:
+        logx = any(str(v).split("=", 1)[0] == x and str(v).endswith(":log") for v in options.get("vary", []))
+        logx = logx and numeric and all(v > 0 for pts in lines.values() for v, _ in pts)
+    names = [f"{k} {options[k]}" for k in KINDS if options.get(k) and k not in (x, by)]
+    names += [f"{k}={v}" for k, v in fixed.items()] + list(options.get("sets", []))
+    window = f", {options['duration_s']} s windows" if options.get("duration_s") else ""
+    title = (f"{'; '.join(names) + ': ' if names else ''}{options.get('replications', '?')} replications a point"
+             f"{window}; 95% CI bars")
+    return Figure(x, list(ys), lines, numeric, bool(logx), title)
+
+
+def csv_error() -> type[Exception]:
+    import csv
+
+    return csv.Error
+
+
+def _same_value(cell: str, want: str) -> bool:
+    """A --where value matches a cell as text, or as the same number (1e3 and 1000)."""
+    if cell == want:
+        return True
+    a, b = _float(cell), _float(want)
+    return not math.isnan(a) and a == b
+
+
+def register_plot(subparsers: Any) -> None:
+    from .cli import path_arg
+
+    s = subparsers.add_parser(
+        "plot", help="draw a sweep's summary: a measure against a varied key, with 95% CI bars",
+        description="Draw a sweep's summary (the -summary CSV vemu sweep writes, or the tidy CSV beside it): "
+                    "one panel per --y, one line per value of --by, 95% confidence-interval bars; writes PNG and SVG.",
+        epilog="Example: vemu sweep -w cloud-mix --host xeon-2017 --vary architecture=xen-pv,kvm-virtio "
+               "--vary exit_cycles=1e3:1e4:4:log -r 3 && vemu plot sweep.csv --x exit_cycles --y usable_fraction "
+               "--by architecture")
+    s.add_argument("table", type=path_arg, metavar="SWEEP.csv", help="a sweep's tidy CSV or its -summary CSV")
+    s.add_argument("--x", required=True, metavar="KEY", help="the varied key along the x axis")
+    s.add_argument("--y", action="append", required=True, metavar="MEASURE",
+                   help="a measure column (usable_fraction, NAME.p99_us, host_cycles.exit, ...); repeatable")
+    s.add_argument("--by", metavar="KEY", help="another varied key: one line per value")
+    s.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a varied key drawn neither as --x nor --by; repeatable")
+    s.add_argument("--logx", action=argparse.BooleanOptionalAction, default=None,
+                   help="log-scale x (default: when the sweep's range for --x was :log)")
+    s.add_argument("--out", type=path_arg, default=None, metavar="FIG.png",
+                   help="the figure (default: beside the table, SWEEP-X.png); an SVG goes beside it")
+    s.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(a: argparse.Namespace) -> int:
+    from .cli import check_output_path
+
+    fig = figure_of(a.table, a.x, a.y, by=a.by, where=a.where, logx=a.logx)
+    stem = Path(a.table).stem.removesuffix("-summary")
+    out = a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}.png")
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")
+    check_output_path(out, what="vemu plot", flag="--out", directory=False)
+    from .plot import sweep_figure
+
+    sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title)
+    print(f"wrote {out} and {out.with_suffix('.svg')}")
+    return 0
+
+
 __all__ = ["Axis", "Plan", "parse_vary", "joined_keys", "parse_sample", "design", "lhs_unit", "plan", "sweep",
-           "summary", "summarize", "summary_path", "tails_of", "replication_seeds", "mean_ci95", "register"]
+           "summary", "summarize", "summary_path", "tails_of", "figure_of", "Figure", "replication_seeds", "mean_ci95", "register"]

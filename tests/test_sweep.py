@@ -418,3 +418,63 @@ def test_cli_dask_missing_exits_2(tmp_path, capsys, monkeypatch):
                "--executor", "dask", "--out", str(tmp_path / "x.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "dask" in err
+
+
+# ----------------------------------------------------------------------------- vemu plot
+
+def test_plot_draws_the_summary_it_is_given(tmp_path, capsys):
+    # vemu plot takes the tidy CSV (or its summary) and draws each point's summary value:
+    # one line per --by value, in x order, the other varied keys fixed by --where
+    out = tmp_path / "s.csv"
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(mm1(0.02)))
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=100:1000:3:log", "--vary",
+                 "architecture.resources.s.cores=1,2", "-r", "2", "--out", str(out), "-q"]) == 0
+    fig = sw.figure_of(out, RATE_KEY, ["f.mean_us", "usable_fraction"], by="architecture.resources.s.cores")
+    summary = read_csv(tmp_path / "s-summary.csv")[1]
+    assert fig.numeric and fig.logx and list(fig.lines) == ["1", "2"]
+    for label, pts in fig.lines.items():
+        assert [x for x, _ in pts] == [100.0, 316.0, 1000.0]  # integer ends: integer points
+        want = [r for r in summary if r["architecture.resources.s.cores"] == label]
+        assert [p["f.mean_us"] for _, p in pts] == [float(r["f.mean_us"]) for r in want]
+    # a key neither drawn nor fixed is an error; --where fixes it (as text or the same number)
+    with pytest.raises(ModelError, match="also varies architecture.resources.s.cores"):
+        sw.figure_of(out, RATE_KEY, ["f.mean_us"])
+    one = sw.figure_of(tmp_path / "s-summary.csv", RATE_KEY, ["f.mean_us"], where=["architecture.resources.s.cores=2.0"])
+    assert list(one.lines) == [""] and one.lines[""] == fig.lines["2"] and "=2.0" in one.title
+    cat = sw.figure_of(out, "architecture.resources.s.cores", ["f.mean_us"], where=[f"{RATE_KEY}=1e3"], logx=True)
+    assert not cat.numeric or [x for x, _ in cat.lines[""]] == [1.0, 2.0]
+    assert main(["plot", str(out), "--x", RATE_KEY, "--y", "f.p99_us", "--by", "architecture.resources.s.cores"]) == 0
+    png = tmp_path / f"s-{RATE_KEY.replace('.', '_')}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".svg").is_file()
+    assert str(png) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--x", "nope", "--y", "usable_fraction"], "--x nope: not a varied key of this sweep; one of"),
+    (["--x", RATE_KEY, "--y", "nope"], "--y nope: not a measure of this sweep"),
+    (["--x", RATE_KEY, "--y", "usable_fraction", "--by", RATE_KEY], "the same key as --x"),
+    (["--x", RATE_KEY, "--y", "usable_fraction", "--where", "x"], "--where x: give KEY=VALUE"),
+    (["--x", RATE_KEY, "--y", "usable_fraction", "--by", "architecture.resources.s.cores", "--out", "/proc/x.png"],
+     "--out"),
+])
+def test_plot_bad_input_is_one_line(tmp_path, capsys, args, message):
+    out = tmp_path / "s.csv"
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(mm1(0.01)))
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=100,200", "--vary", "architecture.resources.s.cores=1,2",
+                 "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_refuses_what_is_not_a_sweep(tmp_path, capsys):
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "t.csv").write_text("point,replication,seed,x,usable_fraction\n0,0,1,1,0.5\n")
+    for name, message in (("missing.csv", "no such file"), ("junk.csv", "not a vemu sweep table"),
+                          ("t.csv", "its summary")):
+        assert main(["plot", str(tmp_path / name), "--x", "x", "--y", "usable_fraction"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(tmp_path / name) in err and len(err.strip().splitlines()) == 1

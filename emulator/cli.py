@@ -358,6 +358,8 @@ def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool
             raise UsageError(f"{what}: {flag} {text}: exists and is not a folder")
         if not directory and p.is_dir():
             raise UsageError(f"{what}: {flag} {text}: is a folder; give a file path")
+        if not directory and not p.is_file():  # a device, FIFO or socket: never replaced by a result
+            raise UsageError(f"{what}: {flag} {text}: exists and is not a regular file; give a file path")
     parent = p if directory and p.exists() else p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -370,6 +372,20 @@ def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool
             pass
     except OSError as e:
         raise UsageError(f"{what}: {flag} {text}: cannot write in {parent}: {e.strerror or e}") from None
+
+
+def checked_cache(folder: Path | None, no_cache: bool, *, what: str) -> Any:
+    """The runner.Cache a command uses (``--cache``, else $VEMU_CACHE, else .vemu-cache),
+    its folder checked before any run: a cache that cannot be written would fail only
+    after the first run finished, and lose it."""
+    from .runner import DEFAULT_CACHE, Cache
+
+    if folder is not None:
+        flag = "--cache"
+    else:
+        flag = "$VEMU_CACHE" if os.environ.get("VEMU_CACHE") else "the default cache"
+    check_output_path(folder or DEFAULT_CACHE, what=what, flag=flag, directory=True)
+    return Cache(folder or DEFAULT_CACHE, read=not no_cache)
 
 
 def path_arg(text: str) -> Path:
@@ -488,7 +504,6 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from .experiments import STUDIES, reproduce_all
-    from .runner import DEFAULT_CACHE, Cache
 
     bad = [s for s in a.only if s not in STUDIES]
     if bad:
@@ -496,9 +511,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     if a.workers is not None and a.workers < 1:
         raise UsageError("vemu reproduce: --workers must be >= 1")
     check_output_path(a.out, what="vemu reproduce", flag="--out", directory=True)
-    if a.cache is not None:
-        check_output_path(a.cache, what="vemu reproduce", flag="--cache", directory=True)
-    cache = Cache(a.cache or DEFAULT_CACHE, read=not a.no_cache)
+    cache = checked_cache(a.cache, a.no_cache, what="vemu reproduce")
     summaries = reproduce_all(a.out, quick=a.quick, workers=a.workers, progress=not a.quiet and sys.stderr.isatty(),
                               cache=cache, only=tuple(a.only))
     head = summaries.get("headline", {}).get("headline") if isinstance(summaries.get("headline"), dict) else None
@@ -594,4 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m emulator.cli` runs this file as __main__, a second copy of the module: the
+    # commands raise emulator.cli's UsageError, so run emulator.cli's main, not this copy's
+    from emulator.cli import main as _main
+
+    sys.exit(_main())

@@ -23,7 +23,6 @@ itself under one changed cost: what that one cost does, paired, category by cate
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import numbers
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
-from .result import categories
+from .result import categories, dumps
 from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, pooled_percentiles, replication_seeds,
                     run_measures, thin_tails)
 
@@ -238,7 +237,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
     c.a_sets, c.b_sets = tuple(a.sets_a), tuple(a.sets_b)
     if a.json:
-        print(json.dumps(c.to_dict(), allow_nan=True))
+        print(dumps(c.to_dict()))
     else:
         print(format_comparison(c))
     return 0

@@ -212,6 +212,9 @@ class Experiment:
     file: str = "<experiment>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     tenants: tuple[Tenant, ...] = ()  # empty: one tenant owning every vCPU
+    # each override ([set] or --set) that wrote one place: (its key as given, the place as
+    # KIND.path with list items by index), so two spellings of one key can be told apart
+    placed: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def digest(self, *, full: bool = False) -> str:
         """A stable hash of everything that determines the run's results but the seed
@@ -913,16 +916,17 @@ def load_experiment(
     for s in sets:
         k, v = parse_set(s) if isinstance(s, str) else s
         overrides.append((k, v, f"--set {k}"))
-    written: list[tuple[str, str, str]] = []  # kind, key path in it, where the override was given
+    written: list[tuple[str, str, str, str]] = []  # kind, key path in it, where the override was given, its key
     for k, v, origin in overrides:
         place = _apply_set(raw, k, v, file)
         if place is not None:
-            written.append((*place, origin))
+            written.append((*place, origin, k))
     try:
-        return _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
+        exp = _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
+        return dataclasses.replace(exp, placed=tuple((k, f"{kind}.{path}") for kind, path, _, k in written))
     except ModelError as e:
         # a value an override wrote is blamed on the override, not on the file it replaced
-        for kind, path, origin in reversed(written):
+        for kind, path, origin, _ in reversed(written):
             local = (e.key or "").removeprefix(f"{kind}.") if files.get(kind) == file else e.key or ""
             dotted = re.sub(r"\[(\d+)\]", r".\1", local)  # flows[0].clients -> flows.0.clients
             if e.file == files.get(kind, file) and (dotted == path or dotted.startswith(path + ".")):

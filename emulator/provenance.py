@@ -9,6 +9,7 @@ and a hash of every model file read.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -70,11 +71,17 @@ def atomic_write_many(files: Mapping[Path | str, bytes]) -> None:
     allows: every file is written to a temporary beside it and synced before any is
     renamed into place, so a full disk or an interruption while writing leaves the old set
     (not a new file beside an old one); only a stop between two renames, microseconds
-    apart, could mix them. An error names the file it happened on."""
+    apart, could mix them. An error names the file it happened on. A symbolic link is
+    written through (its target is replaced, the link kept); a path that exists and is
+    neither a regular file nor a link to one (a device, a FIFO, a folder) is refused."""
     tmps: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
             p = Path(path)
+            if p.is_symlink():
+                p = p.resolve()
+            if p.exists() and not p.is_file():
+                raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

@@ -303,9 +303,22 @@ class Result:
 
 
 def dumps(obj: Any, **kw: Any) -> str:
-    """JSON of a result or of anything built from one (numpy numbers as plain numbers;
-    NaN as NaN, which Python's json reads back)."""
-    return json.dumps(obj, default=_json_default, allow_nan=True, **kw)
+    """Strict JSON (RFC 8259) of a result or of anything built from one: numpy numbers as
+    plain numbers, and a value that is not defined (NaN: a latency with no completion, an
+    interval from one run) or infinite as ``null``, which every JSON reader takes."""
+    return json.dumps(_finite(obj), default=_json_default, allow_nan=False, **kw)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
 
 
 def _json_default(o: Any) -> Any:

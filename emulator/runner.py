@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from functools import partial
@@ -32,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
-from ._core import EmulatorError
+from ._core import EmulatorError, ModelError
 from .model import load_experiment
 from .result import tail_to_json
 from .provenance import atomic_write_text
@@ -151,8 +152,8 @@ class Cache:
             return payload
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            try:  # corrupt: drop it, it will be recomputed
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            try:  # corrupt (or nested past the parser's depth): drop it, it will be recomputed
                 p.unlink()
             except OSError:
                 pass
@@ -283,7 +284,8 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
                     todo.append(i)
             bar = _bar(progress, len(todo), desc)
             if todo:
-                _run_dask(jobs, todo, keys, lambda i, r: done(i, keys[i], r, False), scheduler=scheduler, client=client)
+                _run_dask(jobs, todo, keys, lambda i, r: done(i, keys[i], r, False), scheduler=scheduler, client=client,
+                          workers=workers)
         else:
             # each worker loads its job once, for both the cache key and the run, and looks
             # the key up itself: the parent does no per-job work but store what comes back
@@ -348,7 +350,8 @@ def _portable(job: Job) -> Job:
 
 
 def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
-              done: Callable[[int, dict[str, Any]], None], *, scheduler: str | None, client: Any) -> None:
+              done: Callable[[int, dict[str, Any]], None], *, scheduler: str | None, client: Any,
+              workers: int | None = None) -> None:
     """Runs ``jobs[todo]`` as tasks of a Dask distributed cluster.
 
     Each task is keyed by its :func:`job_key`, so identical jobs are one task, and the
@@ -356,6 +359,8 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
     complete and handed to ``done`` (which stores them in the cache) at once, so a killed
     sweep keeps everything that came back. Workers need vemu installed at the same revision
     (checked by :func:`run_job_checked`), not the experiment files (they are sent as data).
+    A local cluster (no ``scheduler`` or ``client``) has ``workers`` single-threaded worker
+    processes (default: every core, at most one per task).
     """
     try:
         import distributed
@@ -364,11 +369,44 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
     own = client is None
     if own:
         try:
-            client = distributed.Client(scheduler) if scheduler else distributed.Client(processes=True)
+            if scheduler:
+                client = distributed.Client(scheduler)
+            else:
+                # a local cluster's worker processes start with SIGINT ignored (inherited
+                # across fork and exec), so a terminal's Ctrl-C, sent to the whole process
+                # group, stops this process only: it cancels the tasks and closes the cluster,
+                # instead of every worker printing its own traceback while the client waits
+                # for them (up to a minute). The price: a Ctrl-C during the cluster's start
+                # (a second or two) is not seen, and the run goes on until the next one.
+                # Their logs (read from the environment they inherit) keep to errors: their
+                # warnings would say only that tasks were cancelled.
+                main = threading.current_thread() is threading.main_thread()
+                handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+                env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
+                os.environ["DASK_LOGGING__DISTRIBUTED"] = env or "error"
+                try:
+                    client = distributed.Client(processes=True, n_workers=usable_workers(workers, len(todo)),
+                                                threads_per_worker=1)
+                finally:
+                    if main:
+                        signal.signal(signal.SIGINT, handler)
+                    if env is None:
+                        del os.environ["DASK_LOGGING__DISTRIBUTED"]
         except (OSError, TimeoutError) as e:
             where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
             raise EmulatorError(f"cannot reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        except (ValueError, TypeError) as e:  # not an address Dask can parse
+            raise ModelError(f"--scheduler {scheduler}: not a Dask scheduler address (such as tcp://HOST:8786): "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     futures: dict[Any, list[int]] = {}
+    # distributed's sync() can log a NameError traceback from its event loop's thread when a
+    # Ctrl-C lands while it waits (its cancel callback); the run's own errors come back
+    # through the futures, so the loop's callback log is kept quiet while they run
+    import logging
+
+    loop_log = logging.getLogger("tornado.application")
+    level = loop_log.level
+    loop_log.setLevel(logging.CRITICAL)
     try:
         by_key: dict[str, list[int]] = {}
         for i in todo:
@@ -391,7 +429,11 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
         raise
     finally:
         if own:
-            client.close()
+            try:
+                client.close(timeout=10)
+            except BaseException:  # a second Ctrl-C or a cluster already gone: nothing more to close
+                pass
+        loop_log.setLevel(level)
 
 
 __all__ = ["Job", "Cache", "run_job", "run_job_checked", "run_jobs", "job_key", "EXECUTORS"]

@@ -457,10 +457,13 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             if isinstance(name, str):
                 models.add((k, name))
         try:
-            load_experiment(job_spec, sets=psets, duration_s=duration_s, warmup_s=warmup_s, seed=seeds[0], **names)
+            exp = load_experiment(job_spec, sets=psets, duration_s=duration_s, warmup_s=warmup_s, seed=seeds[0],
+                                  **names)
         except ModelError as e:
             where = ", ".join(f"{a.key}={text}" for a, (_, text) in zip(axes, pt))
             raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
+        if p == 0:
+            _one_place_each(exp.placed, sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k))
         for r, s in enumerate(seeds):
             jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
                             warmup_s, s, tag=(p, r), spec=job_spec, tails=True))
@@ -470,6 +473,18 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
                "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
     return Plan(axes, points, seeds, jobs, options, sorted(models))
+
+
+def _one_place_each(placed: Sequence[tuple[str, str]], n_varied: int) -> None:
+    """Refuses two spellings of one key among the varied keys (workload.flows.0.clients and
+    workload.flows.mix.clients; exit_cycles and host.params.exit_cycles): the column of the
+    first would change nothing. ``placed`` is the loaded point's (override key, place) list,
+    whose last ``n_varied`` entries are the varied keys (those without a ``*``)."""
+    first: dict[str, str] = {}
+    for key, place in placed[len(placed) - n_varied:] if n_varied else ():
+        if place in first and first[place] != key:
+            raise _err(key, f"and {first[place]} are one key ({place}), varied twice")
+        first.setdefault(place, key)
 
 
 def _axis_text(a: Axis) -> str:
@@ -714,8 +729,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .cli import UsageError, check_output_path
-    from .runner import DEFAULT_CACHE, Cache
+    from .cli import UsageError, check_output_path, checked_cache
 
     varied = {t.split("=", 1)[0].strip() for t in a.vary}
     if a.spec is None:
@@ -728,20 +742,24 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         raise UsageError("vemu sweep: --workers must be >= 1")
     if a.scheduler and a.executor != "dask":
         raise UsageError("vemu sweep: --scheduler needs --executor dask")
+    if a.scheduler is not None and not a.scheduler.strip():
+        raise UsageError("vemu sweep: --scheduler '': give the scheduler's address (tcp://HOST:8786), or leave "
+                         "--scheduler out to start a local cluster")
+    if a.scheduler and a.workers is not None:
+        raise UsageError("vemu sweep: --workers sets this machine's worker processes; a Dask cluster at --scheduler "
+                         "has its own (dask worker --nworkers)")
     if a.sample_seed < 0:
         raise UsageError(f"vemu sweep: --sample-seed must be >= 0, got {a.sample_seed}")
     # where the tables go is checked before any run, not after the last
     for out in (a.out, summary_path(a.out)):
         check_output_path(out, what="vemu sweep", flag="--out", directory=False)
-    if a.cache is not None:
-        check_output_path(a.cache, what="vemu sweep", flag="--cache", directory=True)
     if a.executor == "dask":
         try:
             import distributed  # noqa: F401
         except ImportError:
             raise UsageError("vemu sweep: --executor dask needs dask.distributed, which is not installed: "
                              "pip install 'vemu[dask]'") from None
-    cache = Cache(a.cache or DEFAULT_CACHE, read=not a.no_cache)
+    cache = checked_cache(a.cache, a.no_cache, what="vemu sweep")
     computed = []
     table = sweep(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, vary=a.vary, sets=a.sets,
                   sample=a.sample, sample_seed=a.sample_seed, replications=a.replications, seed=a.seed,

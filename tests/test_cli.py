@@ -301,6 +301,11 @@ def test_bad_compare_options_exit_2(argv_tail: list[str], words: str, capsys: py
     (["--vary", "x=" + "[" * 5000 + "]" * 5000], "nested too deeply"),
     (["--vary", "architecture.paths.net_rx.stages.\u00b2=1,2"], "no list item"),
     (["--out", ""], "--out"),
+    # one key in two spellings: the first column would change nothing
+    (["--vary", "workload.flows.0.clients=1,2", "--vary", "workload.flows.gets.clients=3,4"], "varied twice"),
+    (["--vary", "host.params.exit_cycles=1,2"], "are one key (host.params.exit_cycles), varied twice"),
+    (["--executor", "dask", "--scheduler", " "], "--scheduler"),
+    (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers"),
 ])
 def test_bad_sweep_options_exit_2(argv_tail: list[str], words: str, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,6 +340,74 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_run(argv: list[s
     _exits_2_with([*argv, *cache, "--out", out.format(tmp=tmp_path, file=a_file)], "--out", capsys)
     assert a_file.read_text() == "keep me\n"
     assert not (tmp_path / "cache").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("address", ["foo://bar:1", "not an address", "127.0.0.1:8799x"])
+def test_a_malformed_scheduler_address_is_a_usage_error(address: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    _exits_2_with([*_SWEEP, "--executor", "dask", "--scheduler", address, "--out", str(tmp_path / "s.csv"),
+                   "--cache", str(tmp_path / "cache")], "--scheduler", capsys)
+
+
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # a device or FIFO given as --out is refused before any run (as root, `--out /dev/null`
+    # used to replace the device with a file); a symbolic link is written through
+    import os
+
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    _exits_2_with([*_SWEEP, "--out", str(fifo), "--cache", str(tmp_path / "cache")], "not a regular file", capsys)
+    assert fifo.is_fifo() and not (tmp_path / "cache").exists()
+    if Path("/dev/null").exists():
+        _exits_2_with([*_SWEEP, "--out", "/dev/null", "--cache", str(tmp_path / "cache")], "not a regular file", capsys)
+        assert Path("/dev/null").is_char_device()
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    assert main([*_SWEEP, "--out", str(tmp_path / "link.csv"), "--cache", str(tmp_path / "cache")]) == 0
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text().startswith("# vemu_version")
+
+
+def test_an_unwritable_cache_from_the_environment_is_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # VEMU_CACHE (or the default) is checked like --cache: before the first run, not after it
+    import emulator.runner
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me\n")
+    monkeypatch.setenv("VEMU_CACHE", str(a_file))
+    monkeypatch.setattr(emulator.runner, "DEFAULT_CACHE", a_file)
+    _exits_2_with([*_SWEEP, "--out", str(tmp_path / "s.csv")], "$VEMU_CACHE", capsys)
+    _exits_2_with([*_REPRODUCE, "--out", str(tmp_path / "r")], "$VEMU_CACHE", capsys)
+    assert a_file.read_text() == "keep me\n" and not (tmp_path / "s.csv").exists()
+
+
+def test_json_is_strict_with_null_for_what_is_undefined(capsys: pytest.CaptureFixture[str]) -> None:
+    # a window too short for any completion: latencies, intervals and lag-1s are undefined,
+    # and come out as null (RFC 8259 has no NaN; jq and browsers refuse it)
+    def strict(text: str) -> Any:
+        def refuse(c: str) -> Any:
+            raise ValueError(f"non-standard JSON constant {c}")
+        return json.loads(text, parse_constant=refuse)
+
+    base = ["--host", "xeon-2017", "-w", "cloud-mix", "--duration", "0.00001", "--json"]
+    for argv in (["run", "-a", "xen-pv", *base], ["run", "-a", "xen-pv", "-n", "2", *base],
+                 ["compare", "xen-pv", "nitro", "-n", "2", "--duration", "0.00001", "--json"]):
+        assert main(argv) == 0
+        d = strict(capsys.readouterr().out)
+        assert d
+    assert strict(json.dumps(d))  # (the last one, a comparison, read back)
+
+
+def test_python_m_emulator_cli_keeps_usage_errors_at_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "emulator.cli", "sweep", "--host", "xeon-2017", "-a", "nitro", "-w",
+                        "kv-cache", "--vary", "exit_cycles=1,2", "--workers", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--workers" in p.stderr and "internal error" not in p.stderr
 
 
 def test_an_interrupted_compare_exits_130_without_finishing_the_queued_runs(tmp_path: Path) -> None:

@@ -42,10 +42,11 @@ def test_a_corrupt_entry_is_detected_and_redone(tmp_path):
     computed = []
     again = run_jobs(JOBS[:1], workers=1, cache=cache, on_result=lambda i, r: computed.append(i))
     assert computed == [0] and again == good
-    entry.write_text("{ truncated")  # half-written: unparseable
-    computed.clear()
-    assert run_jobs(JOBS[:1], workers=1, cache=cache, on_result=lambda i, r: computed.append(i)) == good
-    assert computed == [0]
+    for junk in ("{ truncated", "[" * 200_000):  # half-written; nested past the JSON parser's depth
+        entry.write_text(junk)
+        computed.clear()
+        assert run_jobs(JOBS[:1], workers=1, cache=cache, on_result=lambda i, r: computed.append(i)) == good
+        assert computed == [0]
 
 
 def test_the_key_follows_the_model_data_and_the_seed():

@@ -353,6 +353,11 @@ def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool
     if not text.strip() or (not directory and Path(text).name in ("", ".", "..")):
         raise UsageError(f"{what}: {flag} '{text}': give a {'folder' if directory else 'file'} path")
     p = Path(text)
+    if p.is_symlink():  # written through (provenance.atomic_write_many): check where it leads
+        try:
+            p = p.resolve(strict=False)
+        except (RuntimeError, OSError):  # a loop of links
+            raise UsageError(f"{what}: {flag} {text}: a symbolic link that leads nowhere (a loop)") from None
     if p.exists():
         if directory and not p.is_dir():
             raise UsageError(f"{what}: {flag} {text}: exists and is not a folder")
@@ -382,8 +387,13 @@ def checked_cache(folder: Path | None, no_cache: bool, *, what: str) -> Any:
 
     if folder is not None:
         flag = "--cache"
+    elif "VEMU_CACHE" in os.environ:
+        flag = "$VEMU_CACHE"
+        if not os.environ["VEMU_CACHE"].strip():
+            raise UsageError(f"{what}: $VEMU_CACHE is set but empty: give the cache's folder, or unset it for "
+                             "the default (.vemu-cache beside the package)")
     else:
-        flag = "$VEMU_CACHE" if os.environ.get("VEMU_CACHE") else "the default cache"
+        flag = "the default cache"
     check_output_path(folder or DEFAULT_CACHE, what=what, flag=flag, directory=True)
     return Cache(folder or DEFAULT_CACHE, read=not no_cache)
 

@@ -183,34 +183,38 @@ def _err(v: float) -> float:
 
 
 THIN_NOTE = "hollow: too few requests beyond the percentile in some run; no CI bar"
+SHORT_NOTE = "hollow: runs too short for this percentile's tail (thin_tail or biased); no CI bar"
 
 
-def _thin(p: dict[str, float], y: str) -> bool:
-    """Whether point p's percentile y rests on a thin tail (its `y_thin_tail` column)."""
-    return bool(p.get(f"{y}_thin_tail", 0.0))
+def _flagged(p: dict[str, float], y: str) -> bool:
+    """Whether point p's percentile y is not to be trusted: its ``y_thin_tail`` (or, in a
+    sweep summary, ``y_biased``) column is 1 (a blank cell, NaN, is not a flag)."""
+    return p.get(f"{y}_thin_tail") == 1.0 or p.get(f"{y}_biased") == 1.0
 
 
 def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, *, x_scale: float = 1.0,
-              y_scale: float = 1.0) -> bool:
-    """One line per architecture of y (with its `y_ci` half-width as error bars) against x.
-    A percentile point whose tail is thin (`y_thin_tail`) gets no bar and a hollow marker.
-    Returns whether any point was thin."""
-    any_thin = False
-    for a, pts in data.items():
-        color, ls = ARCH_STYLE.get(a, (None, "-"))
-        thin = [_thin(p, y) for p in pts]
+              y_scale: float = 1.0, ci: str = "_ci", connect: bool = True) -> bool:
+    """One line per key of ``data`` (an architecture, or any label) of y against x, with
+    its CI half-width column (y + ``ci``) as error bars; ``connect=False`` draws points only
+    (a categorical x). A percentile point that is flagged (:func:`_flagged`) gets no bar and
+    a hollow marker. Returns whether any point was flagged."""
+    any_flag = False
+    for i, (a, pts) in enumerate(data.items()):
+        color, ls = ARCH_STYLE.get(a, (EXTRA_COLORS[i % len(EXTRA_COLORS)], "-"))
+        flag = [_flagged(p, y) for p in pts]
         ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
-                    yerr=[0.0 if t else _err(p[f"{y}_ci"]) * y_scale for p, t in zip(pts, thin)], color=color,
-                    linestyle=ls, marker="o", markersize=3, capsize=2, label=a)
-        if any(thin):
-            any_thin = True
-            ax.plot([p[x] * x_scale for p, t in zip(pts, thin) if t], [p[y] * y_scale for p, t in zip(pts, thin) if t],
+                    yerr=[0.0 if t else _err(p.get(f"{y}{ci}", math.nan)) * y_scale for p, t in zip(pts, flag)],
+                    color=color, linestyle=ls if connect else "none", marker="o", markersize=3, capsize=2,
+                    label=a or None)
+        if any(flag):
+            any_flag = True
+            ax.plot([p[x] * x_scale for p, t in zip(pts, flag) if t], [p[y] * y_scale for p, t in zip(pts, flag) if t],
                     linestyle="none", marker="o", markersize=7, markeredgewidth=1.2, zorder=3, markerfacecolor="white", markeredgecolor=color)
-    return any_thin
+    return any_flag
 
 
-def _thin_note(ax: Any) -> None:
-    ax.text(0.99, 0.01, THIN_NOTE, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
+def _thin_note(ax: Any, note: str = THIN_NOTE) -> None:
+    ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
 
 
 def hockey(csv_path: Path | str, png_path: Path | str) -> None:
@@ -567,34 +571,21 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
                  *, numeric: bool, logx: bool, title: str) -> None:
     """A sweep summary drawn: for each measure in ``ys`` a panel of one line per group
     (``lines``: label -> [(x value, summary row as floats)], in x order), with 95% CI bars
-    (``MEASURE_ci95``). A percentile whose runs were too short for its tail (its
-    ``_thin_tail`` or ``_biased`` column is 1) is drawn hollow, without a bar. A categorical
-    x (names) is spread evenly, in the order the sweep ran it."""
-    fig, axes = plt.subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
+    (``MEASURE_ci95``); a percentile whose runs were too short for its tail is hollow
+    (:func:`_ci_lines`). A categorical x (names) is spread evenly, in the order the sweep
+    ran it."""
     cats: list[Any] = []
     if not numeric:
         for pts in lines.values():
             cats += [v for v, _ in pts if v not in cats]
+    data = {label: [dict(p, **{x: float(v) if numeric else float(cats.index(v))}) for v, p in pts]
+            for label, pts in lines.items()}
+    fig, axes = plt.subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
     for ax, y in zip(axes[:, 0], ys):
-        hollow_any = False
-        for i, (label, pts) in enumerate(lines.items()):
-            color, ls = ARCH_STYLE.get(label, (EXTRA_COLORS[i % len(EXTRA_COLORS)] if len(lines) > 1 else "#30638e", "-"))
-            xs = [float(v) if numeric else cats.index(v) for v, _ in pts]
-            ys_ = [p[y] for _, p in pts]
-            hollow = [bool(p.get(f"{y}_thin_tail", 0.0) or p.get(f"{y}_biased", 0.0)) for _, p in pts]
-            ax.errorbar(xs, ys_, yerr=[0.0 if h else _err(p.get(f"{y}_ci95", math.nan)) for (_, p), h in zip(pts, hollow)],
-                        color=color, linestyle=ls if numeric else "none", marker="o", markersize=4, capsize=3,
-                        label=label if len(lines) > 1 else None)
-            if any(hollow):
-                hollow_any = True
-                ax.plot([v for v, h in zip(xs, hollow) if h], [v for v, h in zip(ys_, hollow) if h], linestyle="none",
-                        marker="o", markersize=8, markeredgewidth=1.2, zorder=3, markerfacecolor="white",
-                        markeredgecolor=color)
+        if _ci_lines(ax, data, x, y, ci="_ci95", connect=numeric):
+            _thin_note(ax, SHORT_NOTE)
         ax.set_ylabel(_unit(y))
         ax.grid(True, alpha=0.3)
-        if hollow_any:
-            ax.text(0.99, 0.01, "hollow: runs too short for this percentile's tail (thin_tail or biased); no CI bar",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
         if len(lines) > 1:
             ax.legend(fontsize=8)
     bottom = axes[-1, 0]

@@ -79,7 +79,10 @@ def atomic_write_many(files: Mapping[Path | str, bytes]) -> None:
         for path, data in files.items():
             p = Path(path)
             if p.is_symlink():
-                p = p.resolve()
+                try:
+                    p = p.resolve()
+                except RuntimeError:  # a loop of links (Python < 3.13; later, OSError ELOOP)
+                    raise OSError(errno.ELOOP, "a loop of symbolic links", str(path)) from None
             if p.exists() and not p.is_file():
                 raise OSError(errno.EEXIST, "exists and is not a regular file", str(path))
             try:

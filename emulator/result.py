@@ -208,7 +208,7 @@ class Result:
 
     def tails(self) -> dict[str, Tail]:
         """Each flow's latency histogram (its nonzero buckets) and maximum, for pooling the
-        requests of several runs (:func:`pooled_quantile`)."""
+        requests of several runs (:class:`Pool`)."""
         s = self.stats
         out = {}
         for i, name in enumerate(self.compiled.flows):

@@ -396,6 +396,8 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
             where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
             raise EmulatorError(f"cannot reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         except (ValueError, TypeError) as e:  # not an address Dask can parse
+            if not scheduler:
+                raise
             raise ModelError(f"--scheduler {scheduler}: not a Dask scheduler address (such as tcp://HOST:8786): "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     futures: dict[Any, list[int]] = {}

@@ -220,10 +220,10 @@ def thin_tails(samples: dict[str, np.ndarray]) -> set[str]:
     return out
 
 
-Job = tuple[Experiment, int, float | None, float | None]  # experiment, seed, duration, warm-up
+RunArgs = tuple[Experiment, int, float | None, float | None]  # experiment, seed, duration, warm-up
 
 
-def _run_one(args: Job) -> tuple[dict[str, float], dict[str, Tail]]:
+def _run_one(args: RunArgs) -> tuple[dict[str, float], dict[str, Tail]]:
     """One run's measures and each flow's latency tail (for pooled percentiles)."""
     from .simulation import Simulation
 
@@ -232,7 +232,7 @@ def _run_one(args: Job) -> tuple[dict[str, float], dict[str, Tail]]:
     return measures(res), res.tails()
 
 
-def run_measures(jobs: Sequence[Job], *, workers: int | None = None, groups: Sequence[int] | None = None
+def run_measures(jobs: Sequence[RunArgs], *, workers: int | None = None, groups: Sequence[int] | None = None
                  ) -> tuple[list[dict[str, float]], list[Pool]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run);

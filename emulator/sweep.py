@@ -64,6 +64,7 @@ midway and started again computes only the points that were missing.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import itertools
 import json
@@ -74,10 +75,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from ._core import ModelError
 from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
 from .result import Pool, Tail, categories, tail_from_json
-from .stats import PERCENTILES, mean_ci, replication_seeds, thin_tail
+from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, thin_tail
 
 LEVEL = 0.95
 FLOW_MEASURES = (("throughput_per_s", None), ("completed", None), ("mean_us", "mean"), ("p50_us", "p50"),
@@ -463,7 +466,9 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             where = ", ".join(f"{a.key}={text}" for a, (_, text) in zip(axes, pt))
             raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
         if p == 0:
-            _one_place_each(exp.placed, sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k))
+            # a key with a '*' part writes many places, and exp.placed has no entry for it
+            _one_place_each(exp.placed, sum(1 for a in axes if not a.is_name for k in a.keys
+                                            if "*" not in k.split(".")[1:]))
         for r, s in enumerate(seeds):
             jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
                             warmup_s, s, tag=(p, r), spec=job_spec, tails=True))
@@ -529,11 +534,28 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
 Tails = Mapping[tuple[int, int], Mapping[str, Tail]]  # (point, replication) -> per flow
 
 
-def tails_of(pl: Plan, results: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], dict[str, Tail]]:
+class RunTails(dict):  # type: ignore[type-arg]
+    """(point, replication) -> each flow's latency histogram, as a sweep's DataFrame keeps
+    them in ``attrs``. pandas deep-copies and compares ``attrs`` on most operations; these
+    are shared, never copied, and equal only to themselves (so tables concatenate and merge,
+    and a selection costs no copy of every run's histograms)."""
+
+    def __deepcopy__(self, memo: Any) -> "RunTails":
+        return self
+
+    def __copy__(self) -> "RunTails":
+        return self
+
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __ne__ = object.__ne__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+
+def tails_of(pl: Plan, results: Sequence[Mapping[str, Any]]) -> RunTails:
     """Each run's latency histograms (per flow), keyed by (point, replication), from the
     results of the plan's jobs (run with ``tails``)."""
-    return {job.tag: {name: tail_from_json(t) for name, t in r["latency_tails"].items()}
-            for job, r in zip(pl.jobs, results)}
+    return RunTails({job.tag: {name: tail_from_json(t) for name, t in r["latency_tails"].items()}
+                     for job, r in zip(pl.jobs, results)})
 
 
 def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
@@ -554,11 +576,11 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
     by_point: dict[int, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_point.setdefault(int(r["point"]), []).append(r)
-    judged = {}  # percentile column -> (its flow, its flow's completions column, its quantile)
+    judged = {}  # percentile column -> (its flow's completions column, its quantile)
     for m in measures:
         flow, _, what = m.rpartition(".")
         if what in PERCENTILES and f"{flow}.completed" in measures:
-            judged[m] = (flow, f"{flow}.completed", PERCENTILES[what])
+            judged[m] = (f"{flow}.completed", PERCENTILES[what])
     out_cols = ["point", *varied, "replications",
                 *(c for m in measures for c in (m, f"{m}_ci95", *((f"{m}_thin_tail", f"{m}_biased")
                                                                   if m in judged else ())))]
@@ -577,14 +599,15 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
             # mean over the point: one over the others would be conditioned on their luck
             row[m], row[f"{m}_ci95"] = (mean, half) if n == len(group) else (math.nan, math.nan)
             if m in judged:
-                flow, col, q = judged[m]
+                col, q = judged[m]
                 # 1: some replication had too few requests beyond it (biased low)
                 done = [r[col] for r in group if r[col] is not None]
                 row[f"{m}_thin_tail"] = int(bool(done) and any(thin_tail(c, q) for c in done))
                 row[f"{m}_biased"] = None
-                if pool is not None and n == len(group):
-                    row[m] = pool.quantile(flow, q)
-                    row[f"{m}_biased"] = int(bool(abs(mean - row[m]) > half))  # 0 with one replication
+                if pool is not None and n == len(group):  # sectioning, as vemu run -n does
+                    iv, biased = pooled_percentiles({m: np.array([r[m] for r in group], np.float64)}, pool,
+                                                    level=LEVEL)
+                    row[m], row[f"{m}_biased"] = iv[m].mean, int(m in biased)  # 0 with one replication
         out.append(row)
     return out_cols, out
 
@@ -803,20 +826,23 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     measures. ``logx`` None: log when the sweep's axis for ``x`` was a log range."""
     from .provenance import read_csv
 
+    def read(path: Path) -> tuple[list[str], list[dict[str, str]], dict[str, str]]:
+        try:
+            return read_csv(path)
+        except FileNotFoundError:
+            raise ModelError("no such file", file=str(path)) from None
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise ModelError(f"cannot read it as a CSV: {e}", file=str(path)) from None
+
     path = Path(path)
-    try:
-        header, rows, prov = read_csv(path)
-    except FileNotFoundError:
-        raise ModelError("no such file", file=str(path)) from None
-    except (OSError, UnicodeDecodeError, csv_error()) as e:
-        raise ModelError(f"cannot read it as a CSV: {e}", file=str(path)) from None
+    header, rows, prov = read(path)
     if prov.get("table") != "summary":
         if "replication" not in header:
             raise ModelError("not a vemu sweep table (no 'replication' or summary columns)", file=str(path))
         tidy, path = path, summary_path(path)
         if not path.is_file():
             raise ModelError(f"its summary {path} is missing; run the sweep again to write it", file=str(tidy))
-        header, rows, prov = read_csv(path)
+        header, rows, prov = read(path)
     if "point" not in header or "replications" not in header:
         raise ModelError("not a vemu sweep summary (no 'point' and 'replications' columns)", file=str(path))
     keys = header[header.index("point") + 1:header.index("replications")]
@@ -870,12 +896,6 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     return Figure(x, list(ys), lines, numeric, bool(logx), title)
 
 
-def csv_error() -> type[Exception]:
-    import csv
-
-    return csv.Error
-
-
 def _same_value(cell: str, want: str) -> bool:
     """A --where value matches a cell as text, or as the same number (1e3 and 1000)."""
     if cell == want:
@@ -917,7 +937,8 @@ def cmd_plot(a: argparse.Namespace) -> int:
     out = Path(out)
     if out.suffix.lower() != ".png":
         out = out.with_name(out.name + ".png")
-    check_output_path(out, what="vemu plot", flag="--out", directory=False)
+    for p in (out, out.with_suffix(".svg")):
+        check_output_path(p, what="vemu plot", flag="--out", directory=False)
     from .plot import sweep_figure
 
     sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title)

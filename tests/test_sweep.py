@@ -290,6 +290,33 @@ def test_summary_percentiles_are_the_replications_pooled(tmp_path):
     assert listed[1]["f.p999_us"] == s.iloc[1]["f.p999_us"]
 
 
+def test_summary_flags_replications_too_short_for_a_tail(tmp_path):
+    # examples/heavy-load.toml (M/M/1 at ρ 0.95, p99.9 138 µs) in 5 ms runs: each run's own
+    # p99.9 sits far below all the runs' requests together (its tail is cut short by the
+    # window), further than the half-width, so the summary says _biased = 1 and gives the
+    # pooled value; at ρ 0.5 (p99.9 ~14 µs, ~1,000 requests beyond the p99 a run) it does not
+    from pathlib import Path
+
+    spec = str(Path(__file__).resolve().parent.parent / "examples" / "heavy-load.toml")
+    t = sw.sweep(spec, vary={"workload.flows.0.rate_per_s": "500000,950000"}, replications=6, seed=1, workers=1,
+                 duration_s=0.005, warmup_s=0.001)
+    s = sw.summary(t)
+    low, high = s.iloc[0], s.iloc[1]
+    assert high["requests.p999_us_biased"] == 1 and low["requests.p99_us_biased"] == 0
+    runs = t[t.point == 1]["requests.p999_us"]
+    assert runs.mean() < high["requests.p999_us"] - high["requests.p999_us_ci95"]
+
+
+def test_sweep_tables_concatenate_and_merge():
+    # the runs' histograms ride in attrs, shared and never compared by value: pandas
+    # operations that copy or compare attrs (concat, merge, selection) work as on any table
+    pd = pytest.importorskip("pandas")
+    a = sw.sweep(mm1(0.02), vary={RATE_KEY: "200,400"}, replications=2, workers=1)
+    b = sw.sweep(mm1(0.02), vary={RATE_KEY: "600,800"}, replications=2, workers=1)
+    assert len(pd.concat([a, b])) == 8 and len(a.merge(b, on=["replication"])) == 8
+    assert a[a.point == 1].attrs["latency_tails"] is a.attrs["latency_tails"]
+
+
 def test_mm1_confidence_intervals_cover_the_mean_sojourn():
     """M/M/1 with mu = 2000/s at rho = 0.2 and 0.5, 12 sweeps with independent seeds, each
     10 replications of 2 s (800 and 2000 completions a run): 24 95% CIs of the mean sojourn
@@ -448,6 +475,16 @@ def test_plot_draws_the_summary_it_is_given(tmp_path, capsys):
     png = tmp_path / f"s-{RATE_KEY.replace('.', '_')}.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".svg").is_file()
     assert str(png) in capsys.readouterr().out
+
+
+def test_plot_hollows_only_flagged_percentiles():
+    # a point is drawn hollow, without a bar, when its thin_tail or biased column is 1; a
+    # blank cell (NaN: a summary written without the runs' histograms) is not a flag
+    from emulator.plot import _flagged
+
+    nan = float("nan")
+    assert _flagged({"y_thin_tail": 1.0, "y_biased": nan}, "y") and _flagged({"y_thin_tail": 0.0, "y_biased": 1.0}, "y")
+    assert not _flagged({"y_thin_tail": 0.0, "y_biased": nan}, "y") and not _flagged({}, "y")
 
 
 @pytest.mark.parametrize("args, message", [

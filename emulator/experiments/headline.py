@@ -17,12 +17,12 @@ cached so an interrupted ``vemu reproduce`` resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..provenance import atomic_write_text, provenance, write_csv
+from ..result import dumps
 from ..runner import Cache, Job, run_jobs
 
 ARCHITECTURES = (
@@ -146,7 +146,7 @@ def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, w
         } for r, row in zip(head, h_rows)},
         "checks": checks(head),
     }
-    atomic_write_text(out / "headline.json", json.dumps(summary, indent=2, sort_keys=False, default=float) + "\n")
+    atomic_write_text(out / "headline.json", dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -743,7 +743,9 @@ def register(subparsers: Any) -> None:
                    help="local process pool (default) or a Dask distributed cluster")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address (tcp://host:8786); without it --executor dask starts a local cluster")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: every core)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: every core); with --executor dask and no --scheduler, "
+                        "the local cluster's")
     s.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
     s.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

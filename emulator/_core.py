@@ -102,7 +102,8 @@ class Spec:
     stages: Sequence[tuple[Any, ...]]
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes[,
     #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)[,
-    #   (per_page_ps, page_bytes, unpaged_bytes)]]
+    #   (per_page_ps, page_bytes, unpaged_bytes) or None[, (tag, bytes_tag): the keys of its
+    #   draws, distinct over the stages (default: its index), see vemu.h's Randomness]]]
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
     flows: Sequence[tuple[bool, Dist, int, Dist, int, int]]
     # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes
@@ -153,6 +154,8 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         g.fork = row[7] if len(row) > 7 else 0
         if len(row) > 8 and row[8]:
             g.per_page_ps, g.page_bytes, g.unpaged_bytes = row[8]
+        # the keys of its draws (distinct over the stages); by default its place in the model
+        g.tag, g.bytes_tag = row[9] if len(row) > 9 else (i, i)
         g.qclass = q
         g.category = cat
         _set_dist(g.work, work)

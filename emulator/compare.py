@@ -1,8 +1,10 @@
 """Comparing two architectures (or experiments) with paired replications.
 
 Both run n replications; replication i of A and of B use the same seed, so each flow sees
-the same arrivals, class choices and sizes in both (common random numbers: every flow owns
-its random streams, seeded from (seed, flow index)). The per-replication differences
+the same arrivals in both, and its k-th request the same class, sizes and service draws at
+every stage that stands in the same place of the workload (common random numbers: the
+engine keys each draw by the request and the stage's tag, vemu.h's Randomness, so a change
+of timing does not shift one side's draws onto other requests). The per-replication differences
 d_i = B_i - A_i are then independent, and the 95% CI of the expected difference is
 d̄ ± t_{0.975, n-1} s_d/√n (a paired-t interval; Law, *Simulation Modeling and Analysis*,
 5th ed., §10.2.1). Under CRN the two runs of a pair are positively correlated, so

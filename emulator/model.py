@@ -1021,6 +1021,18 @@ class Compiled:
     detached: frozenset[int] = frozenset()  # classes that run a forked path (no requests of their flow)
 
 
+def _tag(*parts: Any) -> int:
+    """A stage's tag, the key of its random draws in the engine (vemu.h, Randomness): a hash of
+    where the stage stands in the workload (flow, class, the step's place in the class, or the
+    forked path) and what it draws for there (a device's name, or the stage's name, and its
+    occurrence in the step; "bytes" for the step's sizes). Two models that differ in a cost,
+    or two architectures under one workload, give a stage that stands in the same place the
+    same tag, so the k-th request draws the same numbers there in both (common random
+    numbers); stages in different places get different tags."""
+    text = json.dumps(parts, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
 class _Compiler:
     def __init__(self, exp: Experiment, *, trace_requests: int, pool_size: int | None):
         self.exp = exp
@@ -1158,9 +1170,11 @@ class _Compiler:
         return file, key
 
     def stage(self, s: Stage, flow: str, cls: str, step: str, bytes_: Value | None,
-              bytes_where: tuple[str, str] | None = None) -> None:
+              bytes_where: tuple[str, str] | None = None, *, place: tuple[Any, ...], seen: dict[str, int]) -> None:
         """``bytes_where``: the file and key path of the workload step that gave ``bytes_``
-        (the bytes are the step's, not the path stage's)."""
+        (the bytes are the step's, not the path stage's). ``place`` names the step the stage
+        is part of (its flow, class and step) and ``seen`` counts what the step's stages so
+        far drew for: together they make the stage's tags (see :func:`_tag`)."""
         file, key = self._split(s.where)
         q, cat = -1, self.cat_index.get("tenant", 0)
         work: Dist = NONE_DIST
@@ -1247,7 +1261,12 @@ class _Compiler:
         if len(self.stages) >= LIMITS["stages"]:
             raise ModelError(f"more than {LIMITS['stages']} stages after expanding paths and counts", file=file, key=key)
         fork = 1 + self._fork_class(s.fork, file, key) if s.fork is not None else 0
-        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork) + ((paged,) if paged else ()))
+        # a device's draws are the device's, whatever an architecture calls the stage; a cpu
+        # stage's or a delay's are its own, by name
+        what = rname if rname is not None and self.res[ri].kind != "cpu" else s.name
+        seen[what] = seen.get(what, 0) + 1
+        tags = (_tag(*place, what, seen[what]), _tag(*place, "bytes"))
+        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork, paged, tags))
         self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step, s.where))
 
     def _fork_path(self, path: str, file: str, key: str) -> None:
@@ -1302,6 +1321,7 @@ class _Compiler:
     def steps(self, steps: Sequence[Step], flow: str, cls: str, file: str | None = None) -> None:
         a = self.exp.architecture
         file = file if file is not None else self.exp.workload.file
+        n = 0  # the step's place in its class, a path's `count` repetitions each a step
         for st in steps:
             if isinstance(st, PathStep):
                 if st.path not in a.paths:
@@ -1311,10 +1331,14 @@ class _Compiler:
                                      file=file, key=st.where + ".path")
                 self.walked.add(st.path)
                 for _ in range(st.count):
+                    seen: dict[str, int] = {}
                     for i, s in enumerate(a.paths[st.path]):
-                        self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None, (file, st.where))
+                        self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None, (file, st.where),
+                                   place=(flow, cls, n), seen=seen)
+                    n += 1
             else:
-                self.stage(st, flow, cls, "inline", 0.0)  # an inline stage has no bytes
+                self.stage(st, flow, cls, "inline", 0.0, place=(flow, cls, n), seen={})  # an inline stage has no bytes
+                n += 1
 
     def flow(self, f: Flow, background: bool, file: str, key: str) -> None:
         first_class = len(self.classes)
@@ -1327,8 +1351,9 @@ class _Compiler:
             self.class_names.append((name, c.name))
         for path in self.forks:  # the detached classes, after the flow's own (none of them forks)
             first, cname = len(self.stages), path
+            seen: dict[str, int] = {}
             for s in self.exp.architecture.paths[path]:
-                self.stage(s, name, cname, path, None)
+                self.stage(s, name, cname, path, None, place=(name, None, path), seen=seen)
             self.detached.add(len(self.classes))
             self.classes.append((first, len(self.stages) - first, 1.0))
             self.class_names.append((name, cname))

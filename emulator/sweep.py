@@ -33,9 +33,10 @@ numpy's PCG64 seeded with ``sample_seed``: the same design every time.
 
 **Replications and common random numbers.** Every point is run ``replications`` times.
 Replication r of every point uses the same seed (``emulator.stats.replication_seeds(seed,
-R)[r]``, the seeds :func:`emulator.stats.replicate` would use), and the engine gives each
-flow its own seeded streams, so points differ by their parameters and not by their luck:
-the difference between two points has much less noise than either alone.
+R)[r]``, the seeds :func:`emulator.stats.replicate` would use), and the engine keys every
+draw by the request and the stage that make it, so the k-th request draws the same numbers
+at every point: points differ by their parameters and not by their luck, and the
+difference between two points has much less noise than either alone.
 
 **Outputs.** One tidy CSV, one row per point × replication: ``point``, ``replication``,
 ``seed``, one column per varied key, then ``usable_fraction``, ``throughput_per_s``, per

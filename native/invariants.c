@@ -250,6 +250,7 @@ int main(int argc, char **argv){
         vemu_stage_spec stg[8];
         for (uint32_t i = 0; i < NS; i++) {
             memset(&stg[i],0,sizeof stg[i]);
+            stg[i].tag = stg[i].bytes_tag = ri(2) ? i : 0x9e3779b97f4a7c15ULL * (i + 1); /* distinct */
             stg[i].qclass = ri(6)==0 ? -1 : (int32_t)ri(NQ);
             stg[i].category = ri(3);
             stg[i].work = dist(1);

@@ -9,46 +9,52 @@
 #include <stdatomic.h>
 
 #define NIL UINT32_MAX
-#define N_STREAMS 4
-enum { S_ARRIVAL = 0, S_CLASS = 1, S_BYTES = 2, S_SERVICE = 3 };
 enum { EV_ARRIVAL = 0, EV_ISSUE = 1, EV_SERVICE = 2, EV_DELAY = 3, EV_GATE = 4, EV_WAKE = 5, EV_POLL_END = 6 };
 /* per-unit state bits of a resource with idle states */
 enum { U_IDLE = 1, U_POLLING = 2, U_PENDING = 4 };
 
 /* ---------------------------------------------------------------- random numbers */
 
+/* SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+ * OOPSLA 2014; the generator of Java's SplittableRandom): a 64-bit counter stepped by the
+ * golden gamma, each value put through a strong bijective mix. It passes BigCrush, its
+ * state is one word, and a stream may start anywhere: a stream started at a well-mixed
+ * 64-bit key is as good as any, which is what request-keyed draws (below) need. */
 typedef struct {
-    uint64_t s[4];
+    uint64_t x;
 } rng;
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+#define GOLDEN_GAMMA 0x9e3779b97f4a7c15ULL
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-/* Streams are seeded from (seed, flow, stream) through splitmix64, as the xoshiro
- * authors recommend, so nearby seeds give unrelated streams. */
-static void rng_seed(rng *r, uint64_t seed, uint64_t flow, uint64_t stream) {
-    uint64_t x = seed;
-    uint64_t mix = splitmix64(&x);
-    x = mix ^ (flow * 0xd1342543de82ef95ULL) ^ (stream * 0x9e3779b97f4a7c15ULL) ^ 0x5eed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+static inline uint64_t rng_next(rng *r) { return mix64(r->x += GOLDEN_GAMMA); }
+
+/* A flow's arrival stream, from (seed, flow): nearby seeds and flows give unrelated streams. */
+static rng rng_flow(uint64_t seed, uint64_t flow) {
+    rng r = {mix64(mix64(seed + GOLDEN_GAMMA) ^ (flow * 0xd1342543de82ef95ULL) ^ 0x5eed)};
+    return r;
 }
 
-static inline uint64_t rng_next(rng *r) { /* xoshiro256** */
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+/* Request-keyed draws (common random numbers that survive a change of timing). Every
+ * request of a flow has a key, a function of (seed, flow, the request's index among its
+ * flow's requests); every stage has a tag (the model's: the same logical stage has the
+ * same tag in two architectures). A draw a request makes at a stage (its class, a step's
+ * bytes, a service's work, a delay, the think time after it, a detached request's key)
+ * comes from a stream started at key ^ tag ^ a salt for what is drawn, so it is the same
+ * in two runs with one seed however the two orders their events. */
+#define T_CLASS 0x2545f4914f6cdd1dULL
+#define T_BYTES 0x7c3f1a9b6e5d2c47ULL
+#define T_DELAY 0x4f1bbcdcbfa53e0bULL
+#define T_THINK 0x1b873593cc9e2d51ULL
+#define T_FORK 0x6a09e667f3bcc909ULL
+static inline rng rng_keyed(uint64_t key, uint64_t tag) {
+    rng r = {key ^ tag};
+    return r;
 }
 
 static inline double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; } /* [0,1) */
@@ -190,6 +196,7 @@ typedef struct {
     uint64_t svc_seq; /* the seq of its service's pending EV_SERVICE: a popped EV_SERVICE with
                          another is the stale end of a service since preempted */
     uint64_t id;      /* creation sequence */
+    uint64_t key;     /* its draws' key (see rng_keyed) */
     uint64_t parent;  /* id of the request whose fork started it; VEMU_NO_PARENT: its flow's own */
     uint64_t enq_seq; /* order of queueing, for FIFO across qclasses */
     uint32_t next;    /* queue, batch and free-list link */
@@ -271,6 +278,7 @@ typedef struct {
     uint32_t fork; /* 0, or 1 + the class a leaving request starts a detached request on */
     uint8_t paged;      /* per_page_ps > 0: work per page (the fields at the end) */
     sampler work, delay, bytes;
+    uint64_t tag, bytes_tag; /* its draws' tags, mixed (see rng_keyed) */
     double per_byte_ps;
     uint64_t completed, served;
     double wait_sum, service_sum, held_sum;
@@ -283,7 +291,9 @@ typedef struct {
     uint32_t clients;
     uint32_t first_class, n_classes;
     double weight_total;
-    rng streams[N_STREAMS];
+    rng arrivals;              /* interarrival times; the first think times of its clients */
+    uint64_t key_base, issued; /* its requests' keys: mix64(key_base + k GOLDEN_GAMMA) for the
+                                  k-th (from 0, never reset) */
     uint64_t created, completed, dropped, in_flight, lat_max;
     double lat_sum, in_flight_area;
     uint64_t in_flight_last;
@@ -532,9 +542,11 @@ static int issue(vemu_sim *s, uint32_t fi) {
     int rc = slot_take(s, fi, 0, &ri);
     if (rc < 0) return rc;
     request *q = &s->req[ri];
+    q->key = mix64(f->key_base + f->issued++ * GOLDEN_GAMMA);
     uint32_t c = f->first_class;
     if (f->n_classes > 1) { /* pick a class by weight */
-        double u = rng_unit(&f->streams[S_CLASS]) * f->weight_total, acc = 0;
+        rng r = rng_keyed(q->key, T_CLASS);
+        double u = rng_unit(&r) * f->weight_total, acc = 0;
         uint32_t last = f->first_class + f->n_classes - 1;
         for (c = f->first_class; c < last; c++) {
             acc += s->cls[c].weight;
@@ -567,6 +579,7 @@ static __attribute__((noinline)) int fork_off(vemu_sim *s, uint32_t pi, uint32_t
     q->born = s->now;
     q->id = s->next_id++;
     q->parent = p->id;
+    q->key = mix64(p->key ^ s->st[p->stage].tag ^ T_FORK);
     q->next = NIL;
     q->flow = p->flow;
     q->stage = s->cls[c].first_stage;
@@ -591,7 +604,8 @@ static int release(vemu_sim *s, uint32_t ri, int dropped) {
     if (detached) return VEMU_OK; /* no request of its flow: nothing to count, no client */
     in_flight_change(s, f, -1);
     if (f->arrival == VEMU_ARRIVAL_CLOSED) {
-        uint64_t th = to_ps(sample(&f->think, &f->streams[S_ARRIVAL]));
+        rng r = rng_keyed(q->key, T_THINK);
+        uint64_t th = to_ps(sample(&f->think, &r));
         if (th == 0 && !dropped) return issue(s, fi);
         return schedule(s, th, EV_ISSUE, fi);
     }
@@ -640,7 +654,8 @@ static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
     q->batch = 1;
     if (g->preemptive) q->held = 0;
     if (g->draw_bytes) {
-        double b = sample(&g->bytes, &s->fl[q->flow].streams[S_BYTES]);
+        rng r = rng_keyed(q->key, g->bytes_tag);
+        double b = sample(&g->bytes, &r);
         q->bytes = b >= VEMU_MAX_BYTES ? UINT32_MAX : (uint32_t)to_ps(b);
     }
 }
@@ -661,11 +676,11 @@ static inline void enqueue(vemu_sim *s, qclass *qc, resource *rs, uint32_t ri) {
 static int stage_enter(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     stage *g = &s->st[q->stage];
-    flow *f = &s->fl[q->flow];
     stage_arrive(s, q, g);
     if (g->qclass < 0) { /* a pure delay */
         q->start = q->svc_end = s->now;
-        return schedule(s, to_ps(sample(&g->delay, &f->streams[S_SERVICE])), EV_DELAY, ri);
+        rng r = rng_keyed(q->key, g->tag ^ T_DELAY);
+        return schedule(s, to_ps(sample(&g->delay, &r)), EV_DELAY, ri);
     }
     resource *rs = &s->res[g->resource];
     qclass *qc = &s->qc[g->qclass];
@@ -965,7 +980,8 @@ static int start_chain(vemu_sim *s, uint32_t qi, uint32_t head, uint32_t tail, u
         }
         queue_change(s, rs, -(int)(n - n0));
     }
-    double t = sample(&g->work, &s->fl[h->flow].streams[S_SERVICE]) + g->per_byte_ps * bytes;
+    rng r = rng_keyed(h->key, g->tag);
+    double t = sample(&g->work, &r) + g->per_byte_ps * bytes;
     if (g->paged) /* pages are counted per request: each is its own buffer */
         for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
             double over = s->req[ri].bytes - g->unpaged_bytes;
@@ -1183,7 +1199,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
         g->service_sum += (double)(s->now - q->start - held);
         g->held_sum += (double)held;
         if (g->has_delay) {
-            rc = schedule(s, to_ps(sample(&g->delay, &s->fl[q->flow].streams[S_SERVICE])), EV_DELAY, ri);
+            rng r = rng_keyed(q->key, g->tag ^ T_DELAY);
+            rc = schedule(s, to_ps(sample(&g->delay, &r)), EV_DELAY, ri);
         } else {
             rc = stage_leave(s, ri);
         }
@@ -1217,6 +1234,41 @@ static int check_dist(const vemu_dist *d, const char *what, uint32_t i, int need
         set_err(err, len, "%s %u: a uniform distribution needs cv <= 1/sqrt(3), got %g", what, i, d->cv);
         return 0;
     }
+    return 1;
+}
+
+typedef struct {
+    uint64_t tag;
+    uint32_t stage;
+} tagged;
+
+static int tagged_cmp(const void *a, const void *b) {
+    const tagged *x = a, *y = b;
+    if (x->tag != y->tag) return x->tag < y->tag ? -1 : 1;
+    return x->stage < y->stage ? -1 : x->stage > y->stage;
+}
+
+/* Two stages of one tag would draw the same numbers for a request that passes both: their
+ * tags (bytes: the bytes tags of the stages that draw bytes) must differ. */
+static int distinct_tags(const vemu_model *m, int bytes, char *err, size_t len) {
+    tagged *t = malloc((size_t)m->n_stages * sizeof *t);
+    if (!t) {
+        set_err(err, len, "out of memory checking the tags of %u stages", m->n_stages);
+        return 0;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->n_stages; i++)
+        if (!bytes || m->stages[i].draw_bytes)
+            t[n++] = (tagged){bytes ? m->stages[i].bytes_tag : m->stages[i].tag, i};
+    qsort(t, n, sizeof *t, tagged_cmp);
+    for (uint32_t k = 1; k < n; k++)
+        if (t[k].tag == t[k - 1].tag) {
+            set_err(err, len, "stages %u and %u share the %s %#llx: each needs its own", t[k - 1].stage, t[k].stage,
+                    bytes ? "bytes_tag" : "tag", (unsigned long long)t[k].tag);
+            free(t);
+            return 0;
+        }
+    free(t);
     return 1;
 }
 
@@ -1311,6 +1363,7 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         REQUIRE(g->fork <= m->n_classes, "stage %u: fork %u, need 0 (none) or 1 + a class below %u", i, g->fork,
                 m->n_classes);
     }
+    if (!distinct_tags(m, 0, err, len) || !distinct_tags(m, 1, err, len)) return 0;
     for (uint32_t i = 0; i < m->n_classes; i++) {
         const vemu_class_spec *c = &m->classes[i];
         REQUIRE(c->n_stages >= 1 && c->first_stage < m->n_stages && c->n_stages <= m->n_stages - c->first_stage,
@@ -1477,6 +1530,8 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         sampler_init(&t->work, &g->work);
         sampler_init(&t->delay, &g->delay);
         sampler_init(&t->bytes, &g->bytes);
+        t->tag = mix64(g->tag); /* mixed, so that tags may be small numbers */
+        t->bytes_tag = mix64(g->bytes_tag ^ T_BYTES);
         t->per_byte_ps = g->per_byte_ps;
         t->paged = g->per_page_ps > 0;
         t->per_page_ps = g->per_page_ps;
@@ -1508,7 +1563,8 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         f->first_class = g->first_class;
         f->n_classes = g->n_classes;
         for (uint32_t c = 0; c < g->n_classes; c++) f->weight_total += m->classes[g->first_class + c].weight;
-        for (int k = 0; k < N_STREAMS; k++) rng_seed(&f->streams[k], seed, i, (uint64_t)k);
+        f->arrivals = rng_flow(seed, i);
+        f->key_base = mix64(f->arrivals.x ^ 0x6b65795f62617365ULL); /* apart from the arrivals' */
         f->hist = s->hist_block + (size_t)i * VEMU_HIST_BUCKETS;
     }
     /* slots are handed out in order on first use (s->fresh) and recycled through the free
@@ -1522,11 +1578,11 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         flow *f = &s->fl[i];
         int st;
         if (f->arrival == VEMU_ARRIVAL_OPEN) {
-            st = schedule(s, to_ps(sample(&f->interarrival, &f->streams[S_ARRIVAL])), EV_ARRIVAL, i);
+            st = schedule(s, to_ps(sample(&f->interarrival, &f->arrivals)), EV_ARRIVAL, i);
         } else {
             st = VEMU_OK;
             for (uint32_t c = 0; c < f->clients && st == VEMU_OK; c++)
-                st = schedule(s, to_ps(sample(&f->think, &f->streams[S_ARRIVAL])), EV_ISSUE, i);
+                st = schedule(s, to_ps(sample(&f->think, &f->arrivals)), EV_ISSUE, i);
         }
         if (st < 0) {
             set_err(err, err_len, "%s", s->err);
@@ -1638,7 +1694,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
         switch (e.kind) {
         case EV_ARRIVAL: {
             flow *f = &s->fl[e.ref];
-            rc = schedule(s, to_ps(sample(&f->interarrival, &f->streams[S_ARRIVAL])), EV_ARRIVAL, e.ref);
+            rc = schedule(s, to_ps(sample(&f->interarrival, &f->arrivals)), EV_ARRIVAL, e.ref);
             if (rc >= 0) rc = issue(s, e.ref);
             break;
         }
@@ -1782,9 +1838,8 @@ int vemu_dist_sample(const vemu_dist *d, uint64_t seed, double *out, uint64_t n)
     if (!check_dist(d, "dist", 0, 0, NULL, 0)) return VEMU_EINVAL;
     zig_ensure();
     sampler sp;
-    rng r;
     sampler_init(&sp, d);
-    rng_seed(&r, seed, 0, S_SERVICE);
+    rng r = {mix64(seed)};
     for (uint64_t i = 0; i < n; i++) out[i] = sample(&sp, &r);
     return VEMU_OK;
 }

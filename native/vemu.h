@@ -86,9 +86,17 @@
  * Events are totally ordered by (time, sequence number), so equal times pop first in,
  * first out and one seed fully determines a run.
  *
- * Randomness: every flow owns four xoshiro256** streams (arrivals and think times, class
- * choice, bytes, service and delay times) seeded from (seed, flow index), so two
- * architectures run with one seed see the same arrivals (common random numbers).
+ * Randomness (SplitMix64): an open flow's interarrival times, and its closed clients' first
+ * think times, come from a stream of the flow's, seeded from (seed, flow index). Every other
+ * draw is keyed by the request that makes it: the k-th request of a flow (counted from 0
+ * over the whole run) has a key of (seed, flow index, k), a detached request the key of
+ * (its parent's key, the forking stage's tag), and its class, each step's bytes, each
+ * stage's work and delay and the think time after it are drawn from a stream started at
+ * (key, the stage's `tag` or `bytes_tag`, what is drawn). So two runs with one seed give
+ * the k-th request the same class, sizes and service draws at stages of the same tag
+ * however differently their events interleave: common random numbers for two
+ * architectures, or for one with a changed cost. Tags must be distinct across stages
+ * (bytes tags across the stages that draw bytes); the engine checks.
  *
  * Memory: everything is allocated in vemu_sim_create and nothing grows while running. A
  * request arriving when the pool is exhausted stops the run with VEMU_EFULL. (A preempted
@@ -202,6 +210,11 @@ typedef struct {
                              take at most 1e9 ps per byte of it */
     double page_bytes;    /* 1 .. 1e15 when per_page_ps > 0 */
     double unpaged_bytes; /* 0 .. 1e15 when per_page_ps > 0 */
+    /* Keys of its draws (see Randomness above): any values, distinct over all stages. Give
+     * the same logical stage (a device's service, the tenant's work of a step) the same tag
+     * in two models, and its draws are common to both. */
+    uint64_t tag;       /* its work, delay and fork */
+    uint64_t bytes_tag; /* its bytes, when draw_bytes; distinct over the stages that draw them */
 } vemu_stage_spec;
 
 typedef struct {

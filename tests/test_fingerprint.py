@@ -87,7 +87,10 @@ FINGERPRINTS = {
     # + resource_preemptions (a new statistic) and the trace's preempted field, all zeros here;
     # without them still de6d3fb11e748675
     # + stage_preempted_sum (a new statistic, zeros here); without it still 3925fe3dfd7edccc
-    "tandem": "bbcd8a944c0b8615",
+    # request-keyed draws (SplitMix64 streams started at the request's key and the stage's
+    # tag, for common random numbers across changes of timing): every draw changes; the
+    # xoshiro256** per-flow streams before them gave bbcd8a944c0b8615
+    "tandem": "7bacc9846f1bd600",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
@@ -98,7 +101,8 @@ FINGERPRINTS = {
     # suspended on vcpu, 24 on the card); without that, resource_preemptions and the trace's
     # preempted field still 3f53319ac0d1ef1d
     # + stage_preempted_sum (a new statistic); without it still 8b9fa2cf11e07628
-    "everything": "934b989e71d1d4c7",
+    # request-keyed draws, as for tandem; before them 934b989e71d1d4c7
+    "everything": "3b9749437332da93",
 }
 
 

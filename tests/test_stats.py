@@ -132,12 +132,15 @@ def test_mser5_finds_an_obvious_transient() -> None:
 
 
 def test_choose_warmup_from_an_empty_start() -> None:
-    # M/M/1 at ρ 0.95 starts empty; its relaxation time 1/(μ(1-√ρ)²) is 1.6 ms. A 100 ms
-    # pilot in 200 windows: MSER-5 must cut something and converge (not hit its m/2 limit).
-    exp = load_experiment(_mm1(0.95, duration_s=0.1, warmup_s=0.0))
+    # M/M/1 at ρ 0.95 starts empty; its relaxation time 1/(μ(1-√ρ)²) is 1.6 ms. A 400 ms
+    # pilot in 200 windows: MSER-5 must converge (not hit its m/2 limit). It did for 40 of
+    # 40 seeds (on a 100 ms pilot for 38), and cut nothing for 26 of them: an empty start's
+    # bias is within this queue's noise (that MSER-5 finds a transient that is not is
+    # test_mser5_finds_an_obvious_transient's)
+    exp = load_experiment(_mm1(0.95, duration_s=0.4, warmup_s=0.0))
     w = choose_warmup(exp, n_windows=200)
     assert w.measure == "f.mean_us"
-    assert w.converged and 0 < w.warmup_s < 0.05
+    assert w.converged and 0 <= w.warmup_s < 0.2
     assert w.warmup_s == pytest.approx(w.index * w.window_s)
     # too few windows to judge (fewer than 2 groups of 5), or none with a completion in it:
     # not converged, whatever it cut
@@ -251,9 +254,12 @@ def test_twenty_replications_cover_mm1() -> None:
     r = replicate(exp, 20, seed0=2024, workers=2)
     ci = r.intervals["f.mean_us"]
     assert ci.n == 20 and ci.covers(mm1_sojourn(0.8, 1.0))
-    # p99 = ln(100)/(μ - λ): the mean of 20 per-run p99s (each ~4·10⁴ requests, spread ~2%)
-    # has a standard error near 0.5%, plus the histogram's ≤ 0.4% bucket error: within 3%
-    assert r.intervals["f.p99_us"].mean == pytest.approx(math.log(100) * 5.0, rel=0.03)
+    # p99 = ln(100)/(μ - λ): its interval (sectioning: the 20 runs' requests pooled, the
+    # width from the runs' own p99s, each ~4·10⁴ strongly correlated requests) covers it
+    # too. Over seed0 2014-2043 the pooled p99 was off by 2.1% (sd) and its half-width was
+    # 4.4% on average; 27 of the 30 intervals covered (a 95% interval, fixed seed here)
+    p99 = r.intervals["f.p99_us"]
+    assert p99.covers(math.log(100) * 5.0) and p99.half_width < 0.08 * math.log(100) * 5.0
 
 
 def test_confidence_intervals_have_their_coverage() -> None:
@@ -541,13 +547,13 @@ def test_cli_run_batches_is_long_run(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_cli_run_auto_warmup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # M/M/1 at ρ 0.95 from empty (relaxation ~1.6 ms): MSER-5 on a pilot of warm-up +
-    # window cuts something, converges, and the run measures after exactly that warm-up
+    # window converges (as above), and the run measures after exactly that warm-up
     spec = tmp_path / "mm1.toml"
-    spec.write_text(to_toml(_mm1(0.95, duration_s=0.1, warmup_s=0.0)))
+    spec.write_text(to_toml(_mm1(0.95, duration_s=0.4, warmup_s=0.0)))
     d = _cli_json(capsys, ["run", str(spec), "--warmup", "auto", "--json"])
     w = d["warmup_choice"]
     assert w["rule"] == "MSER-5" and w["converged"] and w["measure"] == "f.mean_us"
-    assert 0 < w["warmup_s"] < 0.05 and d["warmup_s"] == w["warmup_s"]
+    assert 0 <= w["warmup_s"] < 0.2 and d["warmup_s"] == w["warmup_s"]
     assert w["warmup_s"] == choose_warmup(load_experiment(spec)).warmup_s
 
 

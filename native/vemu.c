@@ -1704,6 +1704,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
         case EV_SERVICE:
             if (__builtin_expect(s->stale != 0, 0) && s->req[e.ref].svc_seq != e.seq) { /* a preempted service's old end */
                 s->stale--;
+                s->events--; /* not an event: a sweep of a full queue may have removed it unpopped */
                 rc = VEMU_OK;
                 break;
             }

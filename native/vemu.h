@@ -323,7 +323,10 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *out);
 
 int64_t vemu_sim_now(const vemu_sim *s);
 int64_t vemu_sim_window_start(const vemu_sim *s);
-uint64_t vemu_sim_events(const vemu_sim *s); /* events processed since creation */
+uint64_t vemu_sim_events(const vemu_sim *s); /* events processed since creation (not the stale
+                                                 ends of preempted services: the same count
+                                                 whatever the pool, whose size decides
+                                                 whether a full queue is swept of them) */
 uint32_t vemu_sim_in_flight(const vemu_sim *s);
 
 /* Copies up to `max` trace records into `out` and returns how many were kept in all;

@@ -173,7 +173,7 @@ def test_sweeping_stale_ends_from_a_full_event_queue_changes_nothing():
     # a long job preempted ~20 times per service leaves ~20 stale ends in the event queue;
     # a pool of 6 sizes the queue at 18 events for at most 12 live ones, so it fills up and is
     # swept again and again. The statistics match a pool of 100000 (never swept) bit for
-    # bit; only the events processed differ: the swept ends were never popped
+    # bit, and so does the count of events processed (a stale end, swept or popped, is none)
     paths = {"irq": [{"on": "s", "cycles": 100, "priority": 1, "preempt": True}],
              "job": [{"on": "s", "cycles": 100_000}]}
     flows = [{"name": "irq", "arrival": "poisson", "rate_per_s": 200e3, "steps": [{"path": "irq"}]},
@@ -182,7 +182,7 @@ def test_sweeping_stale_ends_from_a_full_event_queue_changes_nothing():
     small, big = (Simulation(exp, pool_size=n).run() for n in (6, 100_000))
     for k in small.stats:
         assert np.array_equal(small.stats[k], big.stats[k]), k
-    assert small.events < big.events
+    assert small.events == big.events
 
 
 @pytest.mark.parametrize("stage,msg", [

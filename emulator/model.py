@@ -1019,6 +1019,7 @@ class Compiled:
     tenants: tuple[tuple[str, int, int], ...] = ()  # (name, vcpus, resource index) of a multi-tenant host
     flow_tenants: tuple[str, ...] = ()  # each flow's tenant ("" on a single-tenant host)
     detached: frozenset[int] = frozenset()  # classes that run a forked path (no requests of their flow)
+    flow_where: tuple[tuple[str, str], ...] = ()  # each flow's file and key path
 
 
 def _tag(*parts: Any) -> int:
@@ -1378,6 +1379,7 @@ class _Compiler:
         self.flow_names.append(name)
         self.flow_bg.append(background)
         self.flow_tenant.append(self.prefix[:-1])
+        self.flow_where.append((file, key))
 
     def _check_sizes(self) -> None:
         """Counts what the flows expand to before building any of it: a `count` times a long
@@ -1412,6 +1414,7 @@ class _Compiler:
     def build(self) -> Compiled:
         self._check_sizes()
         self.flow_tenant: list[str] = []
+        self.flow_where: list[tuple[str, str]] = []
         if self.exp.tenants:
             for ti, t in enumerate(self.exp.tenants):
                 self.vcpu = self.res_index[f"vcpu@{t.name}"]
@@ -1479,7 +1482,8 @@ class _Compiler:
         vcpus = sum(t[1] for t in tenants) if tenants else h.cores - a.reserve_cores
         return Compiled(spec, tuple(self.res), tuple(self.categories), tuple(self.flow_names), tuple(self.flow_bg),
                         tuple(self.class_names), tuple(self.stage_info), h.cores, vcpus,
-                        a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant), frozenset(self.detached))
+                        a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant), frozenset(self.detached),
+                        tuple(self.flow_where))
 
 
 def rdef_file(exp: Experiment, name: str) -> str:

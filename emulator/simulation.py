@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ._core import STATUS_EFULL, Engine, EmulatorError, NativeError
+from ._core import STATUS_EFULL, Engine, EmulatorError, ModelError, NativeError
 from .model import PS_PER_S, Compiled, Experiment, check_window, compile_experiment, load_experiment
 from .result import Result
 
@@ -58,6 +58,11 @@ class Simulation:
         return Result(e, self.compiled, stats, seed, (end_ps - warm_ps) / PS_PER_S, warm_ps / PS_PER_S,
                       events, time.perf_counter() - t0, trace, lost)
 
+    def _instant(self, cls: int) -> bool:
+        """A request of class `cls` takes no time at any of its stages (no work, bytes or delay)."""
+        first, n, _ = self.compiled.spec.classes[cls]
+        return all(row[2][1] == 0 and row[3] == 0 and row[4][1] == 0 for row in self.compiled.spec.stages[first:first + n])
+
     def advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
         """Runs an engine made from this simulation to `until` (ps) in chunks of events,
         reporting progress as a fraction of `end`; turns a full pool and a clock that
@@ -81,9 +86,16 @@ class Simulation:
             stalled = stalled + eng.events - last_events if eng.now_ps == before else 0
             last_events = eng.events
             if stalled >= STALL_EVENTS:
-                raise EmulatorError(
-                    f"time stopped at {before / PS_PER_S:.6f} s for {stalled:,} events: requests loop in zero time "
-                    "(a closed flow whose stages and think time are all zero)")
+                c = self.compiled
+                looping = [i for i, f in enumerate(c.spec.flows) if f[0] and f[3][1] == 0]  # closed, no think time
+                # the one whose request can pass every stage in no time, if any shows it
+                looping.sort(key=lambda i: not any(self._instant(first) for first in
+                                                   range(c.spec.flows[i][4], c.spec.flows[i][4] + c.spec.flows[i][5])))
+                file, key = c.flow_where[looping[0]] if looping and c.flow_where else (None, None)
+                raise ModelError(f"requests loop in zero time (time stopped at {before / PS_PER_S:.6f} s for "
+                                 f"{stalled:,} events): a closed flow that does not think and a request of it "
+                                 "whose stages all take no time; give think_us or the stages some time",
+                                 file=file, key=key and key + ".think_us")
 
 
 def run(spec: str | Path | Mapping[str, Any] | None = None, **kwargs: Any) -> Result:

@@ -7,6 +7,7 @@ One 1 GHz core: ``cycles`` are nanoseconds, times in the engine are picoseconds.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -455,8 +456,17 @@ def test_zero_time_loop_is_an_error_not_a_hang(stage: dict[str, Any]) -> None:
     spec = experiment({"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}}, {"p": [stage]},
                       [{"name": "f", "arrival": "closed", "clients": 3, "think_us": 0, "steps": [{"path": "p"}]}],
                       duration_s=0.001, warmup_s=0.0)
-    with pytest.raises(EmulatorError, match="zero time"):
+    with pytest.raises(ModelError, match="zero time") as err:
         run(spec, chunk_events=10_000)
+    # it names the flow that loops, in its file: the first flow's think time
+    assert err.value.key == "workload.flows[0].think_us" and err.value.file == "<experiment>"
+    # ...and, of two closed flows that do not think, the one whose requests take no time
+    two = copy.deepcopy(spec)
+    two["workload"]["flows"].insert(0, {"name": "busy", "arrival": "closed", "clients": 1, "think_us": 0,
+                                        "steps": [{"delay_us": 1}]})
+    with pytest.raises(ModelError, match="zero time") as err:
+        run(two, chunk_events=10_000)
+    assert err.value.key == "workload.flows[1].think_us"
 
 
 def test_time_past_the_engine_limit_is_erange_not_a_wrap() -> None:

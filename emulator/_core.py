@@ -105,8 +105,9 @@ class Spec:
     #   (per_page_ps, page_bytes, unpaged_bytes) or None[, (tag, bytes_tag): the keys of its
     #   draws, distinct over the stages (default: its index), see vemu.h's Randomness]]]
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
-    flows: Sequence[tuple[bool, Dist, int, Dist, int, int]]
-    # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes
+    flows: Sequence[tuple[Any, ...]]
+    # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes[, tag: the key of
+    #   its draws, distinct over the flows (default: its index), see vemu.h's Randomness]
     n_categories: int
     pool_size: int
     trace_requests: int = 0
@@ -169,8 +170,10 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         cl[i].n_stages = n
         cl[i].weight = w
     fl = ffi.new("vemu_flow_spec[]", max(1, len(spec.flows)))
-    for i, (closed, inter, clients, think, first, n) in enumerate(spec.flows):
+    for i, row in enumerate(spec.flows):
+        closed, inter, clients, think, first, n = row[:6]
         f = fl[i]
+        f.tag = row[6] if len(row) > 6 else i
         f.arrival = ARRIVAL_CLOSED if closed else ARRIVAL_OPEN
         _set_dist(f.interarrival, inter)
         f.clients = clients

@@ -1023,10 +1023,12 @@ class Compiled:
 
 
 def _tag(*parts: Any) -> int:
-    """A stage's tag, the key of its random draws in the engine (vemu.h, Randomness): a hash of
-    where the stage stands in the workload (flow, class, the step's place in the class, or the
-    forked path) and what it draws for there (a device's name, or the stage's name, and its
-    occurrence in the step; "bytes" for the step's sizes). Two models that differ in a cost,
+    """A flow's or a stage's tag, the key of its random draws in the engine (vemu.h,
+    Randomness): a hash of the flow's identity (its name and how many flows of that name came
+    before it), and for a stage where it stands in the flow (class, the step's place in the
+    class and the repetition of a `count`, or the forked path) and what it draws for there (a
+    device's name, or the stage's name, and its occurrence in the step; "bytes" for the step's
+    sizes). Two models that differ in a cost,
     or two architectures under one workload, give a stage that stands in the same place the
     same tag, so the k-th request draws the same numbers there in both (common random
     numbers); stages in different places get different tags."""
@@ -1322,8 +1324,7 @@ class _Compiler:
     def steps(self, steps: Sequence[Step], flow: str, cls: str, file: str | None = None) -> None:
         a = self.exp.architecture
         file = file if file is not None else self.exp.workload.file
-        n = 0  # the step's place in its class, a path's `count` repetitions each a step
-        for st in steps:
+        for n, st in enumerate(steps):  # a stage's place: (flow, class, step, repetition)
             if isinstance(st, PathStep):
                 if st.path not in a.paths:
                     close = difflib.get_close_matches(st.path, list(a.paths), n=1, cutoff=0.5)
@@ -1331,19 +1332,23 @@ class _Compiler:
                     raise ModelError(f"architecture '{a.name}' has no path '{st.path}'; {hint}paths: {', '.join(a.paths)}",
                                      file=file, key=st.where + ".path")
                 self.walked.add(st.path)
-                for _ in range(st.count):
+                for rep in range(st.count):
                     seen: dict[str, int] = {}
                     for i, s in enumerate(a.paths[st.path]):
                         self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None, (file, st.where),
-                                   place=(flow, cls, n), seen=seen)
-                    n += 1
-            else:
-                self.stage(st, flow, cls, "inline", 0.0, place=(flow, cls, n), seen={})  # an inline stage has no bytes
-                n += 1
+                                   place=(*self.fid, cls, n, rep), seen=seen)
+            else:  # an inline stage has no bytes
+                self.stage(st, flow, cls, "inline", 0.0, place=(*self.fid, cls, n, 0), seen={})
 
     def flow(self, f: Flow, background: bool, file: str, key: str) -> None:
         first_class = len(self.classes)
         name = self.prefix + f.name
+        # the flow's identity for its draws (see _tag): its own name, and how many flows of that
+        # name came before it (tenants run copies of one workload), not its place in the list,
+        # so that a tenant's draws do not depend on the flows compiled before it, and one
+        # tenant owning the host draws as the single-tenant host does
+        self.fid = (f.name, self.fid_seen.get(f.name, 0))
+        self.fid_seen[f.name] = self.fid[1] + 1
         self.fork_base, self.forks = first_class + len(f.classes), {}
         for c in f.classes:
             first = len(self.stages)
@@ -1354,14 +1359,14 @@ class _Compiler:
             first, cname = len(self.stages), path
             seen: dict[str, int] = {}
             for s in self.exp.architecture.paths[path]:
-                self.stage(s, name, cname, path, None, place=(name, None, path), seen=seen)
+                self.stage(s, name, cname, path, None, place=(*self.fid, None, path), seen=seen)
             self.detached.add(len(self.classes))
             self.classes.append((first, len(self.stages) - first, 1.0))
             self.class_names.append((name, cname))
         rate = f.rate_per_s * (self.res[self.vcpu].units if f.per_vcpu else 1)
         if f.arrival == "closed":
             think = self._dist(f.think_us, PS_PER_US, file, f"{key}.think_us")
-            self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes)))
+            self.flows.append((True, NONE_DIST, f.clients, think, first_class, len(f.classes), _tag(*self.fid)))
         else:
             mean = PS_PER_S / rate
             if not mean <= LIMITS["mean"]:
@@ -1372,7 +1377,7 @@ class _Compiler:
                 raise ModelError(f"rate {rate:g}/s is above the engine's 1e12/s (one arrival per picosecond)",
                                  file=file, key=f"{key}.rate_per_s")
             inter: Dist = ("exp" if f.arrival == "poisson" else "fixed", mean, 0.0)
-            self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes)))
+            self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes), _tag(*self.fid)))
         if name in self.flow_names:
             raise ModelError(f"flow name '{f.name}' is used by both the workload and the architecture's background",
                              file=file, key=f"{key}.name")
@@ -1415,6 +1420,7 @@ class _Compiler:
         self._check_sizes()
         self.flow_tenant: list[str] = []
         self.flow_where: list[tuple[str, str]] = []
+        self.fid_seen: dict[str, int] = {}
         if self.exp.tenants:
             for ti, t in enumerate(self.exp.tenants):
                 self.vcpu = self.res_index[f"vcpu@{t.name}"]

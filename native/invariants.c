@@ -272,7 +272,7 @@ int main(int argc, char **argv){
         vemu_flow_spec fl[2]; uint32_t NF = 1 + ri(2); uint32_t clients = 0;
         for (uint32_t f = 0; f < NF; f++) {
             memset(&fl[f],0,sizeof fl[f]);
-            fl[f].arrival = ri(2); fl[f].first_class = 0; fl[f].n_classes = NC;
+            fl[f].arrival = ri(2); fl[f].first_class = 0; fl[f].n_classes = NC; fl[f].tag = f;
             fl[f].interarrival = dist(0); fl[f].interarrival.mean *= 2;
             fl[f].clients = 1 + ri(5); fl[f].think = dist(1);
             if (fl[f].arrival == VEMU_ARRIVAL_CLOSED) clients += fl[f].clients;

@@ -1239,7 +1239,7 @@ static int check_dist(const vemu_dist *d, const char *what, uint32_t i, int need
 
 typedef struct {
     uint64_t tag;
-    uint32_t stage;
+    uint32_t stage; /* or flow */
 } tagged;
 
 static int tagged_cmp(const void *a, const void *b) {
@@ -1248,23 +1248,26 @@ static int tagged_cmp(const void *a, const void *b) {
     return x->stage < y->stage ? -1 : x->stage > y->stage;
 }
 
-/* Two stages of one tag would draw the same numbers for a request that passes both: their
- * tags (bytes: the bytes tags of the stages that draw bytes) must differ. */
-static int distinct_tags(const vemu_model *m, int bytes, char *err, size_t len) {
-    tagged *t = malloc((size_t)m->n_stages * sizeof *t);
+/* Two stages of one tag would draw the same numbers for a request that passes both, two
+ * flows of one tag the same arrivals and keys: the tags of the flows, of the stages, and the
+ * bytes tags of the stages that draw bytes must each differ. what: 0 stages, 1 bytes, 2 flows. */
+static int distinct_tags(const vemu_model *m, int what, char *err, size_t len) {
+    uint32_t all = what == 2 ? m->n_flows : m->n_stages, n = 0;
+    tagged *t = malloc(((size_t)all + 1) * sizeof *t);
     if (!t) {
-        set_err(err, len, "out of memory checking the tags of %u stages", m->n_stages);
+        set_err(err, len, "out of memory checking the tags of %u %s", all, what == 2 ? "flows" : "stages");
         return 0;
     }
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < m->n_stages; i++)
-        if (!bytes || m->stages[i].draw_bytes)
-            t[n++] = (tagged){bytes ? m->stages[i].bytes_tag : m->stages[i].tag, i};
+    for (uint32_t i = 0; i < all; i++)
+        if (what == 2)
+            t[n++] = (tagged){m->flows[i].tag, i};
+        else if (what == 0 || m->stages[i].draw_bytes)
+            t[n++] = (tagged){what ? m->stages[i].bytes_tag : m->stages[i].tag, i};
     qsort(t, n, sizeof *t, tagged_cmp);
     for (uint32_t k = 1; k < n; k++)
         if (t[k].tag == t[k - 1].tag) {
-            set_err(err, len, "stages %u and %u share the %s %#llx: each needs its own", t[k - 1].stage, t[k].stage,
-                    bytes ? "bytes_tag" : "tag", (unsigned long long)t[k].tag);
+            set_err(err, len, "%s %u and %u share the %s %#llx: each needs its own", what == 2 ? "flows" : "stages",
+                    t[k - 1].stage, t[k].stage, what == 1 ? "bytes_tag" : "tag", (unsigned long long)t[k].tag);
             free(t);
             return 0;
         }
@@ -1405,6 +1408,7 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     }
     REQUIRE(clients <= m->pool_size, "closed flows have %llu clients but the pool holds %u", (unsigned long long)clients,
             m->pool_size);
+    if (!distinct_tags(m, 2, err, len)) return 0;
     return 1;
 #undef REQUIRE
 }
@@ -1563,7 +1567,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         f->first_class = g->first_class;
         f->n_classes = g->n_classes;
         for (uint32_t c = 0; c < g->n_classes; c++) f->weight_total += m->classes[g->first_class + c].weight;
-        f->arrivals = rng_flow(seed, i);
+        f->arrivals = rng_flow(seed, g->tag);
         f->key_base = mix64(f->arrivals.x ^ 0x6b65795f62617365ULL); /* apart from the arrivals' */
         f->hist = s->hist_block + (size_t)i * VEMU_HIST_BUCKETS;
     }

@@ -87,16 +87,16 @@
  * first out and one seed fully determines a run.
  *
  * Randomness (SplitMix64): an open flow's interarrival times, and its closed clients' first
- * think times, come from a stream of the flow's, seeded from (seed, flow index). Every other
- * draw is keyed by the request that makes it: the k-th request of a flow (counted from 0
- * over the whole run) has a key of (seed, flow index, k), a detached request the key of
+ * think times, come from a stream of the flow's, seeded from (seed, the flow's `tag`). Every
+ * other draw is keyed by the request that makes it: the k-th request of a flow (counted from
+ * 0 over the whole run) has a key of (seed, the flow's tag, k), a detached request the key of
  * (its parent's key, the forking stage's tag), and its class, each step's bytes, each
  * stage's work and delay and the think time after it are drawn from a stream started at
  * (key, the stage's `tag` or `bytes_tag`, what is drawn). So two runs with one seed give
  * the k-th request the same class, sizes and service draws at stages of the same tag
  * however differently their events interleave: common random numbers for two
- * architectures, or for one with a changed cost. Tags must be distinct across stages
- * (bytes tags across the stages that draw bytes); the engine checks.
+ * architectures, or for one with a changed cost. Tags must be distinct across flows, and
+ * across stages (bytes tags across the stages that draw bytes); the engine checks.
  *
  * Memory: everything is allocated in vemu_sim_create and nothing grows while running. A
  * request arriving when the pool is exhausted stops the run with VEMU_EFULL. (A preempted
@@ -230,6 +230,7 @@ typedef struct {
     vemu_dist think;        /* closed: time from a reply to the next request, ps */
     uint32_t first_class;
     uint32_t n_classes; /* >= 1 */
+    uint64_t tag;       /* the key of its draws (see Randomness): any value, distinct over the flows */
 } vemu_flow_spec;
 
 typedef struct {

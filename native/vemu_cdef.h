@@ -48,7 +48,7 @@ typedef struct {
 typedef struct { uint32_t first_stage; uint32_t n_stages; double weight; } vemu_class_spec;
 typedef struct {
     int32_t arrival; vemu_dist interarrival; uint32_t clients; vemu_dist think;
-    uint32_t first_class; uint32_t n_classes;
+    uint32_t first_class; uint32_t n_classes; uint64_t tag;
 } vemu_flow_spec;
 typedef struct {
     uint32_t n_resources, n_qclasses, n_stages, n_classes, n_flows, n_categories;

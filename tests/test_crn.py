@@ -251,3 +251,19 @@ def test_keyed_draws_are_independent_and_distributed_as_asked() -> None:
     assert abs(r[0, 1]) < bound and abs(r[0, 2]) < bound and abs(r[1, 2]) < bound
     for row in d:
         assert abs(np.corrcoef(row[:-1], row[1:])[0, 1]) < bound
+
+
+def test_a_steps_count_leaves_the_later_steps_draws() -> None:
+    # sweeping a path step's `count` adds stages to every request; the steps after it keep
+    # their tags (a step's place is its place in the class's list, its repetitions apart), so
+    # the k-th request's later draws stay the same at every count
+    def tags(count: int) -> dict[str, int]:
+        spec = _stations([{"dist": "exp", "mean": 1000}], [1], 1000)
+        spec["workload"]["flows"][0]["steps"] = [{"path": "p", "count": count},
+                                                 {"name": "app", "on": "s0", "cycles": {"dist": "exp", "mean": 500}}]
+        c = compile_experiment(load_experiment(spec))
+        return {f"{s.name}#{i}": row[9][0] for i, (s, row) in enumerate(zip(c.stages, c.spec.stages))}
+
+    one, three = tags(1), tags(3)
+    assert len(three) == 4 and one["station 0#0"] == three["station 0#0"]
+    assert one["app#1"] == three["app#3"] and len(set(three.values())) == 4

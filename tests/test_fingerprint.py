@@ -90,7 +90,8 @@ FINGERPRINTS = {
     # request-keyed draws (SplitMix64 streams started at the request's key and the stage's
     # tag, for common random numbers across changes of timing): every draw changes; the
     # xoshiro256** per-flow streams before them gave bbcd8a944c0b8615
-    "tandem": "7bacc9846f1bd600",
+    # then flows keyed by their names (tags) rather than their places: 7bacc9846f1bd600 before
+    "tandem": "6a4bdfd09e16c311",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
@@ -104,7 +105,8 @@ FINGERPRINTS = {
     # request-keyed draws, as for tandem; before them 934b989e71d1d4c7
     # the events count no longer counts the stale ends of preempted services (the same
     # count whatever the pool); with them 3b9749437332da93
-    "everything": "65ac5151ac64368d",
+    # then flows keyed by their names and a step's repetitions apart from its place: 65ac5151ac64368d before
+    "everything": "2007b92d37af088c",
 }
 
 

@@ -356,6 +356,10 @@ def test_near_valid_experiments_raise_model_error_only(case: tuple[dict[str, Any
 
 U32 = 2**32 - 1
 I32 = 2**31 - 1
+# the keys of draws: a few small values (so two stages or flows often share one, which the
+# engine must refuse) or any 64-bit value
+TAG = st.one_of(st.integers(0, 3), st.integers(0, 2**64 - 1))
+TAGS = st.tuples(TAG, TAG)
 EDGE_FLOATS = st.one_of(
     st.floats(0, 1e6), st.sampled_from([0.0, -0.0, -1.0, math.nan, math.inf, -math.inf, 1e18, 1.0000001e18, 1e300,
                                         5e-324, 4294967295.0, 4294967296.0]),
@@ -398,7 +402,8 @@ def raw_specs(draw: Any) -> Spec:
         q = draw(st.one_of(st.integers(-1, nq - 1) if nq else st.just(-1), st.just(nq), st.just(-2),
                            st.just(-(2**31))))
         stages.append((q, draw(_idx(ncat)), draw(raw_dist()), draw(st.one_of(st.floats(0, 10), EDGE_FLOATS)),
-                       draw(raw_dist()), draw(st.booleans()), draw(raw_dist())))
+                       draw(raw_dist()), draw(st.booleans()), draw(raw_dist()))
+                      + draw(st.one_of(st.just(()), st.tuples(st.just(0), st.none(), TAGS))))  # its draws' keys
     nc = draw(st.integers(0, 4))
     classes = [(draw(_idx(ns)), draw(st.one_of(st.integers(1, max(1, ns)), st.just(0), st.just(U32))),
                 draw(st.one_of(st.floats(0.1, 10), EDGE_FLOATS))) for _ in range(nc)]
@@ -410,7 +415,8 @@ def raw_specs(draw: Any) -> Spec:
         inter = draw(st.one_of(st.tuples(KIND, st.floats(1e5, 1e9), st.just(0.0)), raw_dist()))
         think = draw(st.one_of(st.tuples(KIND, st.floats(1e5, 1e9), st.just(0.0)), raw_dist()))
         flows.append((closed, inter, clients, think, draw(_idx(nc)),
-                      draw(st.one_of(st.integers(1, max(1, nc)), st.just(0), st.just(U32)))))
+                      draw(st.one_of(st.integers(1, max(1, nc)), st.just(0), st.just(U32))))
+                     + draw(st.one_of(st.just(()), st.tuples(TAG))))
     pool = draw(st.one_of(st.integers(1, 64), st.sampled_from([0, LIMITS["pool"] + 1, U32])))
     trace_req = draw(st.one_of(st.integers(0, 8), st.just(U32)))
     trace_cap = draw(st.one_of(st.integers(0, 64), st.sampled_from([LIMITS["trace"] + 1, U32])))

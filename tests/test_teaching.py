@@ -161,8 +161,8 @@ def test_5_a_sleeping_core_and_what_polling_buys(tmp_path: Path, capsys: pytest.
     assert float(mean.group(1)) == pytest.approx(14.58, abs=0.01)
     assert float(mean.group(2)) == pytest.approx(14.58, rel=0.01)  # 10^5 packets: the mean to well under 1%
     d = _run_json(capsys, IDLE, "--set", "workload.flows.0.rate_per_s=1000")
-    assert d["flows"]["pkts"]["latency_us"]["mean"] == pytest.approx(100, abs=3)
-    assert d["resources"]["vcpu"]["wakeups"] / d["duration_s"] == pytest.approx(884, abs=15)
+    assert d["flows"]["pkts"]["latency_us"]["mean"] == pytest.approx(98, abs=3)
+    assert d["resources"]["vcpu"]["wakeups"] / d["duration_s"] == pytest.approx(909, abs=15)
     assert d["flows"]["pkts"]["latency_us"]["p50"] == pytest.approx(135, abs=3)  # the median waits out C6
     assert main(["sweep", IDLE, "--vary", "host.halt_poll_us=0,20,100,400",
                  "--out", str(tmp_path / "poll.csv"), "--cache", str(tmp_path / "c"), "-q", "--workers", "2"]) == 0
@@ -170,7 +170,7 @@ def test_5_a_sleeping_core_and_what_polling_buys(tmp_path: Path, capsys: pytest.
     _, rows, _ = read_csv(tmp_path / "poll-summary.csv")
     means = [float(r["pkts.mean_us"]) for r in rows]
     polls = [float(r["host_cycles.poll"]) for r in rows]
-    assert means == pytest.approx([14.7, 11.4, 4.9, 3.0], abs=0.1)
+    assert means == pytest.approx([14.6, 11.3, 4.9, 3.0], abs=0.1)
     assert polls == pytest.approx([0.0, 0.28, 0.82, 0.98], abs=0.01)
     wakes = [float(r["host_cycles.wake"]) for r in rows]
     p99s = [float(r["pkts.p99_us"]) for r in rows]
@@ -188,15 +188,15 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
     assert prio and all(n["assumption"] and set(n["sources"]) <= {"intel-sdm-vmx"} | window for n in prio)
     ranges = {e["range"]: e for n in nums for e in n["sensitivity"]}
     prio_range = ranges["interrupts preempt tenant work (priority 1 or 0)"]
-    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.771, 0.758), abs=0.001)
+    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.770, 0.757), abs=0.001)
     e1000 = ranges["QEMU e1000 per packet"]
-    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.804, 0.680), abs=0.001)
+    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.803, 0.678), abs=0.001)
     coalescing = ranges["emulated AHCI and doorbell coalescing (batch, stages at 4)"]
-    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.720, 0.768), abs=0.001)
+    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.720, 0.767), abs=0.001)
     ordered = sorted(ranges.values(), key=lambda e: e["swing"], reverse=True)
     assert ordered[0] is e1000 and ordered[1] is coalescing
     bridge = ranges["host NIC driver + bridge + tap per packet"]
-    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.777, 0.747), abs=0.001)
+    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.776, 0.746), abs=0.001)
     assert bridge["swing"] > prio_range["swing"]  # the sheet's third, also above the priority's
     assert main(["show", "cloud-mix", "--sensitivity", "--json"]) == 0
     work = {e["range"]: e for n in json.loads(capsys.readouterr().out)["numbers"] for e in n["sensitivity"]
@@ -217,8 +217,8 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
     # (a), (b): the closed forms exactly; the simulated figures the sheet quotes are the
     # file's 2 s runs (tests/test_preempt.py checks them within their batch-means tolerance)
     ex = str(REPO / "examples" / "interrupt-priority.toml")
-    for sets, irq, job, sim_irq in (((), 2.5, 68.333, 2.50),
-                                    (("--set", "architecture.paths.irq.stages.0.preempt=false"), 15.0, 63.333, 15.08)):
+    for sets, irq, job, sim_irq in (((), 2.5, 68.333, 2.49),
+                                    (("--set", "architecture.paths.irq.stages.0.preempt=false"), 15.0, 63.333, 15.02)):
         out = json.loads(_text(capsys, "theory", ex, "--json", *sets))
         theory = {f["name"]: f["mean_us"] for f in out["theory"]["flows"]}
         assert theory["irqs"] == pytest.approx(irq, rel=1e-4) and theory["jobs"] == pytest.approx(job, rel=1e-4)
@@ -281,34 +281,35 @@ def test_9_how_long_is_long_enough(capsys: pytest.CaptureFixture[str]) -> None:
     f = th["theory"]["flows"][0]
     assert (f["mean_us"], round(f["p99_us"], 1), round(f["p999_us"], 1)) == (pytest.approx(20.0), 92.1, 138.2)
     sim = th["result"]["flows"]["requests"]["latency_us"]
-    assert (round(sim["mean"], 1), round(sim["p99"], 1), round(sim["p999"], 1)) == (20.7, 92.1, 111.5)
+    assert (round(sim["mean"], 1), round(sim["p99"], 1), round(sim["p999"], 1)) == (20.0, 90.1, 107.3)
     m = js(HEAVY[1])["measures"]  # (b) 2 ms from empty
-    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (14.5, 4.5)
-    assert m["requests.mean_us"]["hi"] < 20
-    assert m["requests.mean_us"]["correlated"] and round(m["requests.mean_us"]["lag1"], 2) == 0.52
-    assert m["requests.p99_us"]["biased"] and m["requests.p99_us"]["thin_tail"]
+    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (10.3, 3.1)
+    assert m["requests.mean_us"]["hi"] < 20 and not m["requests.mean_us"]["correlated"]
+    assert round(m["requests.mean_us"]["lag1"], 2) == 0.17
+    for k in ("requests.p99_us", "requests.p999_us"):
+        assert m[k]["biased"] and m[k]["thin_tail"] and m[k]["correlated"]
     d = js(HEAVY[2])  # (c) MSER-5 over a 0.2 s pilot
-    assert d["warmup_choice"]["warmup_s"] == 0 and d["warmup_choice"]["converged"]
+    assert d["warmup_choice"]["warmup_s"] == 0.05 and d["warmup_choice"]["converged"] and d["warmup_s"] == 0.05
     m = d["measures"]
-    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (20.69, 3.66)
+    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (19.59, 2.86)
     assert m["requests.mean_us"]["lo"] <= 20 <= m["requests.mean_us"]["hi"]
-    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (92.1, 10.6)
-    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (111.5, 10.9)
+    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (81.5, 8.5)
+    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (102.2, 8.3)
     assert m["requests.p99_us"]["biased"] and m["requests.p999_us"]["biased"] and m["requests.p999_us"]["thin_tail"]
     m = js(HEAVY[3])["measures"]  # (d) 2 s
-    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (20.69, 1.19)
+    assert (round(m["requests.mean_us"]["mean"], 2), round(m["requests.mean_us"]["half_width"], 2)) == (21.0, 1.68)
     p99, p999 = m["requests.p99_us"], m["requests.p999_us"]
-    assert (round(p99["mean"], 1), round(p99["half_width"], 1)) == (96.6, 9.2) and not p99["biased"]
+    assert (round(p99["mean"], 1), round(p99["half_width"], 1)) == (104.3, 13.2) and not p99["biased"]
     assert p99["lo"] <= 92.1 <= p99["hi"]
-    assert (round(p999["mean"], 1), round(p999["half_width"], 1)) == (144.5, 12.9) and p999["biased"]
-    assert p999["lo"] <= 138.2 <= p999["hi"]
+    assert (round(p999["mean"], 1), round(p999["half_width"], 1)) == (155.4, 15.1) and p999["biased"]
+    assert not p999["lo"] <= 138.2 <= p999["hi"]
     m = js(HEAVY[4])["measures"]  # (e) 10 replications of 20 ms
-    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (23.0, 5.5)
-    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (102.5, 17.7)
-    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (140.3, 18.2)
+    assert (round(m["requests.mean_us"]["mean"], 1), round(m["requests.mean_us"]["half_width"], 1)) == (19.2, 3.5)
+    assert (round(m["requests.p99_us"]["mean"], 1), round(m["requests.p99_us"]["half_width"], 1)) == (94.5, 19.6)
+    assert (round(m["requests.p999_us"]["mean"], 1), round(m["requests.p999_us"]["half_width"], 1)) == (130.7, 20.8)
     assert m["requests.p999_us"]["lo"] <= 138.2 <= m["requests.p999_us"]["hi"] and not m["requests.p999_us"].get("thin_tail")
     assert m["requests.p999_us"].get("biased") and not m["requests.p99_us"].get("biased")
     exp = load_experiment(str(REPO / "examples" / "heavy-load.toml"), duration_s=0.02, warmup_s=0.01)
     reps = replicate(exp, 10, workers=1)  # the runs' own percentiles, on average
     assert (round(float(np.mean(reps.samples["requests.p99_us"])), 1),
-            round(float(np.mean(reps.samples["requests.p999_us"])), 1)) == (85.0, 96.3)
+            round(float(np.mean(reps.samples["requests.p999_us"])), 1)) == (75.8, 87.2)

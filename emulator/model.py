@@ -1028,10 +1028,10 @@ def _tag(*parts: Any) -> int:
     before it), and for a stage where it stands in the flow (class, the step's place in the
     class and the repetition of a `count`, or the forked path) and what it draws for there (a
     device's name, or the stage's name, and its occurrence in the step; "bytes" for the step's
-    sizes). Two models that differ in a cost,
-    or two architectures under one workload, give a stage that stands in the same place the
-    same tag, so the k-th request draws the same numbers there in both (common random
-    numbers); stages in different places get different tags."""
+    sizes). Two models that differ in a cost, or two architectures under one workload, give a
+    stage that stands in the same place the same tag, so the k-th request draws the same
+    numbers there in both (common random numbers); stages in different places get different
+    tags."""
     text = json.dumps(parts, separators=(",", ":"))
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
@@ -1176,8 +1176,9 @@ class _Compiler:
               bytes_where: tuple[str, str] | None = None, *, place: tuple[Any, ...], seen: dict[str, int]) -> None:
         """``bytes_where``: the file and key path of the workload step that gave ``bytes_``
         (the bytes are the step's, not the path stage's). ``place`` names the step the stage
-        is part of (its flow, class and step) and ``seen`` counts what the step's stages so
-        far drew for: together they make the stage's tags (see :func:`_tag`)."""
+        is part of (the flow's identity, the class, the step and its repetition, or the
+        forked path) and ``seen`` counts what the step's stages so far drew for: together
+        they make the stage's tags (see :func:`_tag`)."""
         file, key = self._split(s.where)
         q, cat = -1, self.cat_index.get("tenant", 0)
         work: Dist = NONE_DIST

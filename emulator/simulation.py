@@ -58,10 +58,19 @@ class Simulation:
         return Result(e, self.compiled, stats, seed, (end_ps - warm_ps) / PS_PER_S, warm_ps / PS_PER_S,
                       events, time.perf_counter() - t0, trace, lost)
 
-    def _instant(self, cls: int) -> bool:
-        """A request of class `cls` takes no time at any of its stages (no work, bytes or delay)."""
-        first, n, _ = self.compiled.spec.classes[cls]
-        return all(row[2][1] == 0 and row[3] == 0 and row[4][1] == 0 for row in self.compiled.spec.stages[first:first + n])
+    def _looping_flow(self) -> int | None:
+        """The closed flow that does not think whose requests can loop in zero time: one with a
+        class whose every stage takes no time (no work, bytes or delay), else the first closed
+        flow that does not think, else None."""
+        spec = self.compiled.spec
+
+        def instant(cls: int) -> bool:
+            first, n, _ = spec.classes[cls]
+            return all(row[2][1] == 0 and row[3] == 0 and row[4][1] == 0 for row in spec.stages[first:first + n])
+
+        looping = [i for i, f in enumerate(spec.flows) if f[0] and f[3][1] == 0]
+        return next((i for i in looping if any(instant(c) for c in range(spec.flows[i][4], spec.flows[i][4] + spec.flows[i][5]))),
+                    looping[0] if looping else None)
 
     def advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
         """Runs an engine made from this simulation to `until` (ps) in chunks of events,
@@ -86,12 +95,8 @@ class Simulation:
             stalled = stalled + eng.events - last_events if eng.now_ps == before else 0
             last_events = eng.events
             if stalled >= STALL_EVENTS:
-                c = self.compiled
-                looping = [i for i, f in enumerate(c.spec.flows) if f[0] and f[3][1] == 0]  # closed, no think time
-                # the one whose request can pass every stage in no time, if any shows it
-                looping.sort(key=lambda i: not any(self._instant(first) for first in
-                                                   range(c.spec.flows[i][4], c.spec.flows[i][4] + c.spec.flows[i][5])))
-                file, key = c.flow_where[looping[0]] if looping and c.flow_where else (None, None)
+                fi = self._looping_flow()
+                file, key = self.compiled.flow_where[fi] if fi is not None else (None, None)
                 raise ModelError(f"requests loop in zero time (time stopped at {before / PS_PER_S:.6f} s for "
                                  f"{stalled:,} events): a closed flow that does not think and a request of it "
                                  "whose stages all take no time; give think_us or the stages some time",

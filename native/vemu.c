@@ -1239,13 +1239,13 @@ static int check_dist(const vemu_dist *d, const char *what, uint32_t i, int need
 
 typedef struct {
     uint64_t tag;
-    uint32_t stage; /* or flow */
+    uint32_t index; /* of the stage or the flow */
 } tagged;
 
 static int tagged_cmp(const void *a, const void *b) {
     const tagged *x = a, *y = b;
     if (x->tag != y->tag) return x->tag < y->tag ? -1 : 1;
-    return x->stage < y->stage ? -1 : x->stage > y->stage;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* Two stages of one tag would draw the same numbers for a request that passes both, two
@@ -1267,7 +1267,7 @@ static int distinct_tags(const vemu_model *m, int what, char *err, size_t len) {
     for (uint32_t k = 1; k < n; k++)
         if (t[k].tag == t[k - 1].tag) {
             set_err(err, len, "%s %u and %u share the %s %#llx: each needs its own", what == 2 ? "flows" : "stages",
-                    t[k - 1].stage, t[k].stage, what == 1 ? "bytes_tag" : "tag", (unsigned long long)t[k].tag);
+                    t[k - 1].index, t[k].index, what == 1 ? "bytes_tag" : "tag", (unsigned long long)t[k].tag);
             free(t);
             return 0;
         }

@@ -69,8 +69,11 @@ class Simulation:
             return all(row[2][1] == 0 and row[3] == 0 and row[4][1] == 0 for row in spec.stages[first:first + n])
 
         looping = [i for i, f in enumerate(spec.flows) if f[0] and f[3][1] == 0]
-        return next((i for i in looping if any(instant(c) for c in range(spec.flows[i][4], spec.flows[i][4] + spec.flows[i][5]))),
-                    looping[0] if looping else None)
+        for i in looping:
+            first, n = spec.flows[i][4:6]
+            if any(instant(c) for c in range(first, first + n)):
+                return i
+        return looping[0] if looping else None
 
     def advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
         """Runs an engine made from this simulation to `until` (ps) in chunks of events,

@@ -911,7 +911,7 @@ def register_plot(subparsers: Any) -> None:
     from .cli import path_arg
 
     s = subparsers.add_parser(
-        "plot", help="draw a sweep's summary: a measure against a varied key, with 95% CI bars",
+        "plot", help="draw a sweep's summary: a measure against a varied key, with 95%% CI bars",
         description="Draw a sweep's summary (the -summary CSV vemu sweep writes, or the tidy CSV beside it): "
                     "one panel per --y, one line per value of --by, 95% confidence-interval bars; writes PNG and SVG.",
         epilog="Example: vemu sweep -w cloud-mix --host xeon-2017 --vary architecture=xen-pv,kvm-virtio "

@@ -213,6 +213,20 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("vemu ") and __version__ in out
 
 
+def test_every_help_screen_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """``vemu --help`` and each command's ``--help`` exit 0 with a usage on stdout: a bare ``%`` in
+    any help string (argparse %-formats them) broke the top-level screen once, unseen by every test."""
+    import argparse
+
+    from emulator.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for argv in [[], *([c] for c in sub.choices)]:
+        assert _main([*argv, "--help"]) == 0, argv
+        out, err = capsys.readouterr()
+        assert out.startswith("usage: vemu") and err == "", argv
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert _main(["list"]) == 0
     out, err = capsys.readouterr()

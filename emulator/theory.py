@@ -12,6 +12,9 @@ Single stations (Poisson arrivals at rate λ, mean service m = 1/μ, load ρ = �
 - **M/G/1** by Pollaczek–Khinchine: E[Wq] = λ E[S²] / (2(1 - ρ)), E[T] = E[Wq] + m
   (Kleinrock vol. 1, eq. 5.105). E[S²] = m²(1 + cv²): 2m² for exponential, m² for fixed
   (**M/D/1**), m²(1 + cv²) for lognormal and uniform.
+  A time drawn per byte is taken as the engine holds the bytes, rounded half up to a whole
+  byte and capped at 2^32 - 1 (:func:`bytes_moments`): exponential bytes of a mean near
+  a byte, or past 1e9, are then M/G/1, not M/M/1.
 - **M/M/c** by Erlang C: with a = λ/μ and ρ = a/c, P(wait) = C(c, a) =
   [a^c/(c!(1-ρ))] / [Σ_{k<c} a^k/k! + a^c/(c!(1-ρ))], E[Wq] = C/(cμ - λ)
   (Kleinrock vol. 1, §3.5; Gross & Harris, *Fundamentals of Queueing Theory*, §2.3). Under
@@ -81,6 +84,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _core
 from ._core import Dist, ModelError
 from .model import PS_PER_US, Experiment, compile_experiment
 from .result import MIN_TAIL_REQUESTS, dumps
@@ -522,16 +526,86 @@ class _Svc:
     random_bytes: bool = False
 
 
+_BYTES_EXACT_SUM = 1 << 16  # bytes counts summed term by term; above, the tail as an integral
+_BYTES_CLOSE = 1e-6  # rounding and cap below this relative change keep the distribution's own form
+
+
+def _survival(d: Dist) -> tuple[Any, Any]:
+    """(S, I) for a random bytes distribution as the engine samples it: S(y) = P(X >= y) on an
+    array, and I(c) = (E[min(X, c)], E[min(X, c)^2]) in closed form."""
+    kind, m, cv = d
+    if kind == "exp":
+        return (lambda y: np.exp(-y / m),
+                lambda c: (m * -math.expm1(-c / m), 2 * m * m * (1 - math.exp(-c / m) * (1 + c / m))))
+    if kind == "lognormal":
+        s2 = math.log1p(cv * cv)
+        mu, sig = math.log(m) - s2 / 2, math.sqrt(s2)
+        erfc = np.frompyfunc(math.erfc, 1, 1)
+
+        def upper(y: Any) -> Any:
+            z = (np.log(np.maximum(y, 1e-300)) - mu) / (sig * math.sqrt(2))
+            return np.where(y > 0, 0.5 * np.asarray(erfc(z), dtype=float), 1.0)
+
+        def partial(c: float) -> tuple[float, float]:
+            tail = float(upper(np.array(c)))
+            phi = lambda z: 0.5 * math.erfc(-z / math.sqrt(2))  # noqa: E731
+            lc = math.log(c)
+            return (math.exp(mu + s2 / 2) * phi((lc - mu - s2) / sig) + c * tail,
+                    math.exp(2 * mu + 2 * s2) * phi((lc - mu - 2 * s2) / sig) + c * c * tail)
+        return upper, partial
+    if kind == "uniform":
+        half = m * cv * math.sqrt(3)
+        lo, w = m - half, 2 * half
+
+        def partial_u(c: float) -> tuple[float, float]:
+            if c <= lo:
+                return c, c * c
+            x = min(c, lo + w)
+            return (x - (x - lo) ** 2 / (2 * w),
+                    lo * lo + ((lo + w) * (x * x - lo * lo) - 2 / 3 * (x**3 - lo**3)) / w)
+        return (lambda y: np.clip((lo + w - y) / w, 0.0, 1.0)), partial_u
+    raise ModelError(f"unknown distribution '{kind}'")
+
+
+def bytes_moments(d: Dist) -> tuple[float, float, bool]:
+    """(E[B], E[B^2], close) of a request's bytes B as the engine holds them: the drawn value X
+    rounded half up to a whole byte and capped at 2^32 - 1 (VEMU_MAX_BYTES), so a mean of a
+    byte or two, or a tail past 4 GiB, is not the distribution as written. ``close``: both
+    moments within 1e-6 of the written distribution's (then its form, e.g. exponential,
+    stands for percentiles too).
+
+    E[B] = sum_{k=1}^{C} P(X >= k - 1/2) and E[B^2] = sum_{k=1}^{C} (2k - 1) P(X >= k - 1/2),
+    summed term by term up to 2^16 and as the integrals of P(X >= y) and 2y P(X >= y) beyond
+    (closed forms), whose error against the sum is a 24th of the density's change there."""
+    kind, m, cv = d
+    cap = _core.LIMITS["bytes"]
+    if kind == "fixed" or cv == 0 and kind != "exp":
+        b = 0.0 if not m > 0 else cap if m >= cap else float(math.floor(m + 0.5))
+        return b, b * b, b == m
+    if not m > 0:
+        return 0.0, 0.0, True
+    upper, partial = _survival(d)
+    k = np.arange(1, min(cap, _BYTES_EXACT_SUM) + 1, dtype=float)
+    s = upper(k - 0.5)
+    e1, e2 = float(np.sum(s)), float(np.sum((2 * k - 1) * s))
+    if cap > _BYTES_EXACT_SUM:
+        (a1, a2), (b1, b2) = partial(float(_BYTES_EXACT_SUM)), partial(cap)
+        e1, e2 = e1 + b1 - a1, e2 + b2 - a2
+    w2 = second_moment(kind, m, cv)
+    return e1, e2, abs(e1 - m) <= _BYTES_CLOSE * m and abs(e2 - w2) <= _BYTES_CLOSE * w2
+
+
 def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None) -> _Svc:
     m, m2 = _moments(work)
     var = m2 - m * m
     if per_byte_ps > 0 and nbytes is not None and nbytes[1] > 0:
-        bm, bm2 = _moments(nbytes)
+        bm, bm2, close = bytes_moments(nbytes)
         m += per_byte_ps * bm
         var += per_byte_ps**2 * (bm2 - bm * bm)
         rnd = nbytes[0] != "fixed"
         if rnd and work[1] == 0:
-            return _Svc(m, var + m * m, nbytes[0] == "exp", "M" if nbytes[0] == "exp" else "G", True)
+            is_exp = nbytes[0] == "exp" and close
+            return _Svc(m, var + m * m, is_exp, "M" if is_exp else "G", True)
         return _Svc(m, var + m * m, False, "D" if work[0] == "fixed" and not rnd else "G", rnd)
     kind = {"exp": "M", "fixed": "D"}.get(work[0], "G")
     if work[0] in ("lognormal", "uniform") and work[2] == 0:

@@ -79,7 +79,7 @@ class Simulation:
         """Runs an engine made from this simulation to `until` (ps) in chunks of events,
         reporting progress as a fraction of `end`; turns a full pool and a clock that
         stopped into EmulatorErrors."""
-        stalled, last_events = 0, eng.events
+        stalled, last_events, drops = 0, eng.events, None
         while True:
             before = eng.now_ps
             try:
@@ -95,15 +95,42 @@ class Simulation:
                 return
             # many events at one instant are legitimate (thousands of clients starting at
             # t=0); tens of millions mean requests loop in zero time
-            stalled = stalled + eng.events - last_events if eng.now_ps == before else 0
+            if eng.now_ps != before:
+                stalled, drops = 0, None
+            else:
+                if drops is None:  # the stall begins: what was dropped so far, to tell a retry loop
+                    st = eng.stats()
+                    drops = (st["resource_dropped"].copy(), st["flow_dropped"].copy())
+                stalled += eng.events - last_events
             last_events = eng.events
             if stalled >= STALL_EVENTS:
-                fi = self._looping_flow()
-                file, key = self.compiled.flow_where[fi] if fi is not None else (None, None)
-                raise ModelError(f"requests loop in zero time (time stopped at {before / PS_PER_S:.6f} s for "
-                                 f"{stalled:,} events): a closed flow that does not think and a request of it "
-                                 "whose stages all take no time; give think_us or the stages some time",
-                                 file=file, key=key and key + ".think_us")
+                assert drops is not None
+                self._raise_stalled(eng, before, stalled, drops)
+
+    def _raise_stalled(self, eng: Engine, at: int, stalled: int, drops: Any) -> None:
+        """The ModelError for a clock stuck at ``at`` (ps) for ``stalled`` events: a closed
+        client that does not think re-issuing a request dropped at a full queue at once, or
+        requests whose stages take no time."""
+        spec = self.compiled.spec
+        st = eng.stats()
+        grew = [i for i in range(len(spec.resources)) if st["resource_dropped"][i] > drops[0][i]]
+        thinkless = [i for i, f in enumerate(spec.flows)
+                     if f[0] and f[3][1] == 0 and st["flow_dropped"][i] > drops[1][i]]
+        if grew and thinkless:
+            fi = thinkless[0]
+            file, key = self.compiled.flow_where[fi]
+            name = self.compiled.resources[grew[0]].name
+            raise ModelError(f"dropped requests are re-issued in zero time (time stopped at {at / PS_PER_S:.6f} s "
+                             f"for {stalled:,} events): a closed flow's client that does not think asks again "
+                             f"at once when its request is dropped at the full queue of '{name}', which no one "
+                             f"leaves at that instant; give think_us (a back-off) or '{name}' a capacity with "
+                             "room for every client", file=file, key=key + ".think_us")
+        fi = self._looping_flow()
+        file, key = self.compiled.flow_where[fi] if fi is not None else (None, None)
+        raise ModelError(f"requests loop in zero time (time stopped at {at / PS_PER_S:.6f} s for "
+                         f"{stalled:,} events): a closed flow that does not think and a request of it "
+                         "whose stages all take no time; give think_us or the stages some time",
+                         file=file, key=key and key + ".think_us")
 
 
 def run(spec: str | Path | Mapping[str, Any] | None = None, **kwargs: Any) -> Result:

@@ -14,8 +14,8 @@
  *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
  *     due no later than the end of its poll; a polling unit is idle and within its poll;
  *   - the event heap stays within the capacity fixed at creation;
- *   - (no batches) each resource's busy time is its stages' service time: finished,
- *     in progress and suspended;
+ *   - (no batches) each resource's busy time is its stages' service time: finished (left,
+ *     or in the delay after), in progress and suspended;
  *   - (preemption) the stale ends of preempted services in the heap number s->stale, and a
  *     preemptive resource's services in progress are exactly its pending (live) EV_SERVICE
  *     events; its suspended services are none of them, hold no unit, are listed highest
@@ -192,11 +192,13 @@ static int check(vemu_sim *s, uint64_t seed) {
             if (s->st[g].qclass >= 0 && s->st[g].resource == r) svc += s->st[g].service_sum;
         for (uint32_t i = 0; i < s->heap_len; i++) {
             const event *e = &s->heap[i];
-            if (ev_stale(s, e) || (e->kind != EV_SERVICE && e->kind != EV_WAKE)) continue;
+            if (ev_stale(s, e) || (e->kind != EV_SERVICE && e->kind != EV_WAKE && e->kind != EV_DELAY)) continue;
             const request *h = &s->req[e->ref];
-            if (s->st[h->stage].resource != r) continue;
+            if (s->st[h->stage].qclass < 0 || s->st[h->stage].resource != r) continue;
             uint64_t held = held_of(&s->st[h->stage], h);
             if (e->kind == EV_SERVICE) svc += (double)(s->now - h->start - held);
+            /* a service over, its request in the delay after it: counted when it leaves */
+            else if (e->kind == EV_DELAY) svc += (double)(h->svc_end - h->start - held);
             else if (held) svc += (double)e->t - (double)h->start - (double)held; /* resuming after a wake */
         }
         for (uint32_t h = rs->susp; h != NIL; h = s->req[h].snext)

@@ -634,11 +634,22 @@ static int drop(vemu_sim *s, uint32_t ri, resource *rs) {
 }
 
 /* The request has finished its current stage (service and delay). */
+/* The request leaves its stage (its service and any delay after it done): the stage counts
+ * it, and its wait and service, here, so that the sums and the count are of the same
+ * requests whatever a window's edges cut through. */
+static inline void stage_account(stage *g, const request *q) {
+    uint64_t held = held_of(g, q);
+    g->completed++;
+    g->wait_sum += (double)(q->start - q->enter + held);
+    g->service_sum += (double)(q->svc_end - q->start - held);
+    g->held_sum += (double)held;
+}
+
 static int stage_leave(vemu_sim *s, uint32_t ri) {
     request *q = &s->req[ri];
     trace_stage(s, q, 0);
     stage *g = &s->st[q->stage];
-    g->completed++;
+    stage_account(g, q);
     if (__builtin_expect(g->fork != 0, 0)) {
         int rc = fork_off(s, ri, g->fork - 1);
         if (rc < 0) return rc;
@@ -1120,11 +1131,7 @@ static __attribute__((noinline)) int group_enter(vemu_sim *s, uint32_t qi, uint3
 static inline int pass_on(vemu_sim *s, uint32_t ri, stage *g) {
     request *q = &s->req[ri];
     q->svc_end = s->now;
-    g->completed++;
-    uint64_t held = held_of(g, q);
-    g->wait_sum += (double)(q->start - q->enter + held);
-    g->service_sum += (double)(s->now - q->start - held);
-    g->held_sum += (double)held;
+    stage_account(g, q);
     trace_stage(s, q, 0);
     if (__builtin_expect(g->fork != 0, 0)) {
         int rc = fork_off(s, ri, g->fork - 1);
@@ -1190,17 +1197,16 @@ static int on_service(vemu_sim *s, uint32_t head) {
     if (rc < 0) return rc;
     rc = dispatch(s, rs);
     if (rc < 0) return rc;
+    /* each member at its own stage: the stages of one queue class (one path stage walked by
+     * several classes or flows) share the service, not their delays, tags or sums */
     for (uint32_t ri = head; ri != NIL;) {
         request *q = &s->req[ri];
+        const stage *gm = &s->st[q->stage];
         uint32_t nx = q->next;
         q->svc_end = s->now;
-        uint64_t held = held_of(g, q);
-        g->wait_sum += (double)(q->start - q->enter + held);
-        g->service_sum += (double)(s->now - q->start - held);
-        g->held_sum += (double)held;
-        if (g->has_delay) {
-            rng r = rng_keyed(q->key, g->tag ^ T_DELAY);
-            rc = schedule(s, to_ps(sample(&g->delay, &r)), EV_DELAY, ri);
+        if (gm->has_delay) {
+            rng r = rng_keyed(q->key, gm->tag ^ T_DELAY);
+            rc = schedule(s, to_ps(sample(&gm->delay, &r)), EV_DELAY, ri);
         } else {
             rc = stage_leave(s, ri);
         }

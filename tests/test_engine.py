@@ -469,6 +469,48 @@ def test_zero_time_loop_is_an_error_not_a_hang(stage: dict[str, Any]) -> None:
     assert err.value.key == "workload.flows[1].think_us"
 
 
+def test_a_thinkless_client_retrying_a_drop_is_named_as_such() -> None:
+    # two clients, one unit, no queue, 1 us of work: the second client's request is dropped and,
+    # with no think time, asked again at the same instant, forever; the clock never reaches the
+    # first one's end. The error says so, not that the stages take no time (they take 1 us).
+    spec = station({"arrival": "closed", "clients": 2, "think_us": 0}, {"dist": "fixed", "mean": 1000.0},
+                   duration_s=0.001, capacity=0)
+    with pytest.raises(ModelError, match="dropped requests are re-issued in zero time") as err:
+        run(spec, chunk_events=100_000)
+    assert err.value.key == "workload.flows[0].think_us" and "full queue of 's'" in str(err.value)
+    # a back-off of 1 ns lets time move: every request the unit serves is one client's, each
+    # retry of the other is dropped, and the run ends
+    spec["workload"]["flows"][0]["think_us"] = 0.001
+    res = run(spec).to_dict()
+    assert res["flows"]["f"]["completed"] > 0 and res["flows"]["f"]["dropped"] > 0
+
+
+def test_batch_members_end_at_their_own_stages() -> None:
+    """Two classes' stages share one batching queue class (one unit, batches of up to 4); only
+    the second has a 1 ms delay after its service. When a batch ends each member takes its own
+    stage's delay and is counted, with its wait and service, at its own stage (a review found
+    every member handled as the batch's first: delays swapped between the classes and the
+    stages' sums off by ~6%). The sums are taken when a request leaves its stage, so they and
+    the count are of the same requests: each equals the trace's, to the last picosecond."""
+    nodelay, f0 = ("fixed", 0.0, 0.0), ("fixed", 1e6, 0.0)
+    stages = [(0, 0, f0, 0.0, nodelay, False, nodelay), (0, 0, f0, 0.0, ("fixed", 1e9, 0.0), False, nodelay)]
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 4)], stages=stages, classes=[(0, 1, 1.0), (1, 1, 1.0)],
+                flows=[(False, ("exp", 3e5, 1.0), 0, nodelay, 0, 2)], n_categories=1, pool_size=10_000,
+                trace_requests=100_000, trace_capacity=100_000)
+    with Engine(spec, seed=1) as eng:
+        eng.run(10**10)
+        stats = eng.stats()
+        trace, lost = eng.trace()
+    assert lost == 0
+    done = trace[trace["dropped"] == 0]
+    for i, delay in ((0, 0), (1, 10**9)):
+        mine = done[done["stage"] == i]
+        assert len(mine) > 10_000 and np.all(mine["leave"] - mine["end"] == delay), i
+        assert int(stats["stage_completed"][i]) == len(mine)
+        assert stats["stage_wait_sum"][i] == float(np.sum(mine["start"] - mine["enter"]))
+        assert stats["stage_service_sum"][i] == float(np.sum(mine["end"] - mine["start"]))
+
+
 def test_time_past_the_engine_limit_is_erange_not_a_wrap() -> None:
     # one client whose every request takes 1e18 ps: the ~10th would pass int64 picoseconds
     spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 1)],

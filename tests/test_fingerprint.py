@@ -106,7 +106,10 @@ FINGERPRINTS = {
     # the events count no longer counts the stale ends of preempted services (the same
     # count whatever the pool); with them 3b9749437332da93
     # then flows keyed by their names and a step's repetitions apart from its place: 65ac5151ac64368d before
-    "everything": "2007b92d37af088c",
+    # then each member of a batch ends at its own stage (its delay, its tag, its sums; they were
+    # the batch's first member's) and a stage's wait and service sums are taken when a request
+    # leaves it, with its count: 2007b92d37af088c before
+    "everything": "e98ff41c8a443de9",
 }
 
 

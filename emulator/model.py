@@ -774,6 +774,18 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
             else:
                 node = node[idx]
         elif isinstance(node, dict):
+            if last and parts[i - 1] == "params" and p not in node:
+                # a param no stage reads is used by nothing, and names are unique across the
+                # models: a new one here can only be a misspelling
+                known = sorted(node)
+                everywhere = {k: f"{kind}.params.{k}" for kind in KINDS if kind in raw
+                              for k in raw[kind].get("params", {})}
+                everywhere.update({k: ".".join(parts[:i] + [k]) for k in known})
+                close = difflib.get_close_matches(p, list(everywhere), n=1, cutoff=0.6)
+                hint = f"did you mean '{everywhere[close[0]]}'? " if close else ""
+                raise ModelError(f"no param '{p}' in {'.'.join(parts[:i])}; {hint}params there: "
+                                 f"{', '.join(known) or 'none'} (an override changes a param the model has)",
+                                 file=file, key=f"set.{where}")
             at.append(p)
             if last:
                 node[p] = value

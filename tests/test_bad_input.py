@@ -321,6 +321,9 @@ def test_name_must_equal_file_stem(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("setting,key,words", [
     ("nope=3", "set.nope", "no param 'nope'"),
     ("exit_cycle=3", "set.exit_cycle", "did you mean 'exit_cycles'"),
+    # a dotted key to a param the table lacks: only a misspelling (no stage reads it), was ignored
+    ("host.params.exit_cycle=3", "set.host.params.exit_cycle", "did you mean 'host.params.exit_cycles'"),
+    ("architecture.params.exit_cycles=3", "set.architecture.params.exit_cycles", "did you mean 'host.params.exit_cycles'"),
     ("garbage", "--set", "KEY=VALUE"),
     ("=3", "--set", "empty key"),
     ("architecture.paths.net_tx.stages.9.cycles=1", "set.architecture.paths.net_tx.stages.9", "no list item"),

@@ -107,6 +107,10 @@ def add_run_options(p: argparse.ArgumentParser, *, auto_warmup: bool = False) ->
     p.add_argument("--seed", type=seed_arg, help="random seed (default: the file's, else 1)")
 
 
+CACHE_HELP = ("cache folder (default: $VEMU_CACHE, else .vemu-cache beside the emulator package, i.e. in the "
+              "checkout vemu was installed from with pip -e, whatever the current folder)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vemu", description="Emulate where a server's cycles go under virtualization.")
     p.add_argument("--version", action="version", version=f"vemu {__version__} (engine {ENGINE_VERSION})")
@@ -142,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--only", action="append", default=[], metavar="STUDY",
                     help="run only this study (headline, validation, sensitivity, figures); repeatable")
     rp.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
-    rp.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
+    rp.add_argument("--cache", type=path_arg, default=None, help=CACHE_HELP)
     b = sub.add_parser("bench", help="engine speed: tandem-3 in vemu, hand-written C and SimPy")
     b.add_argument("--requests", type=int, default=10_000_000, help="tandem-3 requests per run (default 10M)")
     b.add_argument("--repeats", type=int, default=3, help="runs per tool; the median is kept (default 3)")
@@ -208,6 +212,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         d = res.to_dict()
         if choice is not None:
             d["warmup_choice"] = _warmup_dict(choice)
+        if a.stages:
+            d["stages"] = res.stages()
+        if a.trace:
+            d["trace"] = trace_records(res)
+            d["trace_lost"] = int(res.trace_lost)
         print(dumps(d))
     else:
         if choice is not None:
@@ -295,6 +304,27 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     return 0
 
 
+def trace_records(res: Any) -> list[dict[str, Any]]:
+    """The trace as ``vemu run --json --trace N`` gives it: one record per stage a traced
+    request finished (or was dropped at), in the order they happened; times in µs on the run's
+    clock (from its start, warm-up included)."""
+    from ._core import NO_PARENT
+
+    info, flows = res.compiled.stages, res.compiled.flows
+    out = []
+    for rec in res.trace if res.trace is not None else ():
+        g = info[int(rec["stage"])]
+        parent = int(rec["parent"])
+        out.append({
+            "request": int(rec["request"]), "parent": None if parent == NO_PARENT else parent,
+            "flow": flows[int(rec["flow"])], "class": g.request_class, "stage": g.name, "resource": g.resource,
+            "account": g.category, "dropped": bool(rec["dropped"]), "batch": int(rec["batch"]),
+            **{f"{k}_us": int(rec[k]) / 1e6 for k in ("enter", "start", "end", "leave")},
+            "woke_us": int(rec["wake"]) / 1e6, "preempted_us": int(rec["preempted"]) / 1e6,
+        })
+    return out
+
+
 def format_trace(res: Any) -> str:
     """Each traced request's path: every stage with its resource, category, the time spent
     waiting, in service and in a pure delay (microseconds from the request's birth)."""
@@ -307,6 +337,7 @@ def format_trace(res: Any) -> str:
            f"{res.trace_lost} records beyond capacity)"]
     if tr is None or len(tr) == 0:
         return out[0] + "\n  (no request finished a stage during the run)"
+    ends = {first + n - 1 for first, n, *_ in res.compiled.spec.classes}  # each class's last stage
     by_req: dict[int, list[Any]] = {}
     for rec in tr:
         by_req.setdefault(int(rec["request"]), []).append(rec)
@@ -337,7 +368,11 @@ def format_trace(res: Any) -> str:
                        f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
                        f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")
         last, born = int(recs[-1]["leave"]), int(recs[0]["enter"])
-        if born != t0:
+        if not recs[-1]["dropped"] and int(recs[-1]["stage"]) not in ends:
+            lost = " (or its later records beyond the trace's capacity)" if res.trace_lost else ""
+            out.append(f"  {'':>9} unfinished at the end of the run{lost}: {len(recs)} stage{'s' * (len(recs) != 1)} done by "
+                       f"{(last - t0) / 1e6:.3f}")
+        elif born != t0:
             out.append(f"  {'':>9} done at {(last - t0) / 1e6:.3f}, {(last - born) / 1e6:.3f} µs after the fork, "
                        f"in {len(recs)} stages")
         else:

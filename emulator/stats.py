@@ -415,7 +415,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     win_ps = round(window_s * PS_PER_S)
     if win_ps < 1:
         raise ModelError(f"windows of {window_s:g} s are under a picosecond, the engine's time unit: a longer "
-                         "--duration, or fewer batches or windows", key="experiment.duration_s")
+                         "--duration (experiment.duration_s), or fewer batches or windows")
     t = round(start_s * PS_PER_S)
     with Engine(c.spec, seed=seed) as eng:
         sim.advance(eng, t, t + n_windows * win_ps, 1 << 22, None)

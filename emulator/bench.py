@@ -10,6 +10,7 @@ are what count: absolute figures move with the machine's load.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -26,6 +27,7 @@ from .provenance import provenance, write_csv
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_BENCH = Path(os.environ.get("VEMU_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
 THEORY_MS = 5.6385  # Jackson: sum s/(1 - lambda s) for s = 0.5, 0.7, 0.9 ms, lambda = 0.8/ms
+MIN_REQUESTS = 1000  # the fewest requests a run is timed over (vemu bench --requests)
 
 # the vemu side of the benchmark, run as its own process
 _VEMU_CHILD = r"""
@@ -129,19 +131,24 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
         say("simpy    skipped: not installed (pip install simpy)")
     by = {r["tool"]: r for r in rows}
     v = by["vemu"]
-    if "hand-C" in by:
-        say(f"vemu / hand-C = {v['requests_per_s'] / by['hand-C']['requests_per_s']:.2f}")
-    if "simpy" in by:
-        say(f"vemu / simpy  = {v['requests_per_s'] / by['simpy']['requests_per_s']:.0f}x")
+    for other in ("hand-C", "simpy"):
+        if other in by:
+            say(f"vemu / {other:<6} = {ratio_text(v['requests_per_s'] / by[other]['requests_per_s'])}x")
 
-    # memory must not grow with run length: the same model at 1/20 of the requests
-    small = max(1000, requests // 20)
-    _, small_rss, _ = _peak_rss([sys.executable, "-c", _VEMU_CHILD, str(small), str(spec)])
-    extra = {"memory": {"requests_small": small, "peak_rss_small_mib": small_rss / 1024,
-                        "requests_large": requests, "peak_rss_large_mib": v["peak_rss_mib"],
-                        "growth_mib": v["peak_rss_mib"] - small_rss / 1024}}
-    say(f"memory   {small:,} requests: {small_rss / 1024:.1f} MiB; {requests:,}: {v['peak_rss_mib']:.1f} MiB "
-        f"(growth {extra['memory']['growth_mib']:+.1f} MiB)")
+    # memory must not grow with run length: the same model at 1/20 of the requests (at
+    # least MIN_REQUESTS), compared only when that is at most half of --requests
+    small = max(MIN_REQUESTS, requests // 20)
+    extra: dict[str, Any] = {"memory": None}
+    if 2 * small <= requests:
+        _, small_rss, _ = _peak_rss([sys.executable, "-c", _VEMU_CHILD, str(small), str(spec)])
+        extra["memory"] = {"requests_small": small, "peak_rss_small_mib": small_rss / 1024,
+                           "requests_large": requests, "peak_rss_large_mib": v["peak_rss_mib"],
+                           "growth_mib": v["peak_rss_mib"] - small_rss / 1024}
+        say(f"memory   {small:,} requests: {small_rss / 1024:.1f} MiB; {requests:,}: {v['peak_rss_mib']:.1f} MiB "
+            f"(growth {extra['memory']['growth_mib']:+.1f} MiB)")
+    else:
+        say(f"memory   not compared: {requests:,} requests leave no run of at most half as many "
+            f"(at least {MIN_REQUESTS:,}); give --requests >= {2 * MIN_REQUESTS:,}")
     extra["overhead_ms"] = python_overhead_ms()
     say(f"python   load + compile + run 1 ms + collect: {extra['overhead_ms']:.2f} ms (median of 21)")
     extra["headline"] = headline_speed(say)
@@ -152,10 +159,22 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
         header = list(rows[0])
         body = [[r[k] for k in header] for r in rows]
         prov = provenance({"requests": requests, "simpy_requests": simpy_requests, "repeats": repeats}) | {
-            "bench_machine": machine(), "memory": extra["memory"], "python_overhead_ms": round(extra["overhead_ms"], 3),
-            "headline_workloads": extra["headline"], "process_pool": extra["pool"]}
+            "bench_machine": machine(), **({"memory": extra["memory"]} if extra["memory"] else {}),
+            "python_overhead_ms": round(extra["overhead_ms"], 3), "headline_workloads": extra["headline"],
+            "process_pool": extra["pool"]}
         write_csv(out, header, body, prov)
     return rows
+
+
+def ratio_text(r: float, digits: int = 2) -> str:
+    """``r`` with ``digits`` significant digits and no exponent (0.13, 0.0084, 5.4, 54);
+    a ratio of 100 or more as a whole number (1,234)."""
+    if not math.isfinite(r) or r <= 0:
+        return str(r) if r != 0 else "0"
+    if r >= 10 ** digits:
+        return f"{r:,.0f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(r)))
+    return f"{r:.{decimals}f}"
 
 
 def python_overhead_ms(n: int = 21) -> float:

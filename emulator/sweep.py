@@ -867,6 +867,9 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
             others = [q for q in keys if q not in (x, by)]
             raise ModelError(f"--where {w}: give KEY=VALUE for a varied key other than --x and --by"
                              f" ({', '.join(others) or 'there is none'})", file=str(path))
+        if k in fixed:  # one value a key: a repeated key is not an OR
+            raise ModelError(f"--where {k}: the key is given twice ({k}={fixed[k]}, {k}={v}); fix it to one value, "
+                             f"or draw its values as lines with --by {k}", file=str(path))
         fixed[k] = v
     rows = [r for r in rows if all(_same_value(r[k], v) for k, v in fixed.items())]
     if not rows:
@@ -888,6 +891,15 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
         for pts in lines.values():
             pts.sort(key=lambda p: p[0])
     options = json.loads(prov.get("options", "{}") or "{}")
+    if logx and not numeric:  # asked for, but names are spread evenly: no scale to take the log of
+        names = list(dict.fromkeys(v for pts in lines.values() for v, _ in pts))
+        raise ModelError(f"--logx: {x} takes names ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''}), "
+                         "not numbers; a log scale needs a numeric --x", file=str(path))
+    if logx:  # asked for: a log axis cannot place x <= 0, so those points would vanish
+        bad = sorted({v for pts in lines.values() for v, _ in pts if not v > 0})
+        if bad:
+            raise ModelError(f"--logx: a log-scale x needs {x} > 0, but it takes {', '.join(f'{v:g}' for v in bad)}"
+                             f" here; leave out --logx to draw every point on a linear scale", file=str(path))
     if logx is None:
         logx = any(str(v).split("=", 1)[0] == x and str(v).endswith(":log") for v in options.get("vary", []))
         logx = logx and numeric and all(v > 0 for pts in lines.values() for v, _ in pts)
@@ -927,25 +939,40 @@ def register_plot(subparsers: Any) -> None:
     s.add_argument("--logx", action=argparse.BooleanOptionalAction, default=None,
                    help="log-scale x (default: when the sweep's range for --x was :log)")
     s.add_argument("--out", type=path_arg, default=None, metavar="FIG.png",
-                   help="the figure (default: beside the table, SWEEP-X.png); an SVG goes beside it")
+                   help="the figure: FIG.png and FIG.svg are written; give FIG.png, FIG.svg or FIG (no other suffix) "
+                        "(default: beside the table, SWEEP-X.png and SWEEP-X.svg)")
     s.set_defaults(func=cmd_plot)
+
+
+FIGURE_SUFFIXES = (".png", ".svg")
+
+
+def figure_paths(out: Path | str) -> tuple[Path, Path]:
+    """The PNG and SVG that ``--out`` names: FIG.png, FIG.svg or FIG give FIG.png and
+    FIG.svg (the suffix in any case); any other suffix is a ModelError."""
+    out = Path(out)
+    if out.suffix.lower() in FIGURE_SUFFIXES:
+        out = out.with_suffix("")
+    elif out.suffix:
+        raise ModelError(f"'{out}' ends in {out.suffix}: the figure is written as PNG and SVG, so give FIG.png, "
+                         "FIG.svg or FIG (both FIG.png and FIG.svg are written)", key="--out")
+    return out.with_name(out.name + ".png"), out.with_name(out.name + ".svg")
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
     from .cli import check_output_path
 
+    if a.out is not None:
+        figure_paths(a.out)  # a suffix that is not PNG or SVG is refused before the table is read
     fig = figure_of(a.table, a.x, a.y, by=a.by, where=a.where, logx=a.logx)
     stem = Path(a.table).stem.removesuffix("-summary")
-    out = a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}.png")
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        out = out.with_name(out.name + ".png")
-    for p in (out, out.with_suffix(".svg")):
+    out, svg = figure_paths(a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}"))
+    for p in (out, svg):
         check_output_path(p, what="vemu plot", flag="--out", directory=False)
     from .plot import sweep_figure
 
     sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title)
-    print(f"wrote {out} and {out.with_suffix('.svg')}")
+    print(f"wrote {out} and {svg}")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import sys
 
 import numpy as np
@@ -517,3 +518,98 @@ def test_plot_refuses_what_is_not_a_sweep(tmp_path, capsys):
         assert main(["plot", str(tmp_path / name), "--x", "x", "--y", "usable_fraction"]) == 2
         err = capsys.readouterr().err
         assert message in err and str(tmp_path / name) in err and len(err.strip().splitlines()) == 1
+
+
+def _exit_cycles_sweep(tmp_path, values: str = "0,1000"):
+    # the headline model with exit_cycles 0 (a value a log axis cannot place) and 1000
+    out = tmp_path / "z.csv"
+    assert main(["sweep", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--vary", f"exit_cycles={values}",
+                 "--duration", "0.002", "--warmup", "0.001", "--workers", "1", "--no-cache", "--cache",
+                 str(tmp_path / "cache"), "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_plot_logx_refuses_non_positive_x(tmp_path, capsys):
+    # a log x axis cannot place x <= 0: --logx with such points is one line naming --logx
+    # and the values, nothing drawn (the points used to vanish from the figure)
+    out = _exit_cycles_sweep(tmp_path, "0,1000")
+    capsys.readouterr()
+    fig = tmp_path / "fig.png"
+    assert main(["plot", str(out), "--x", "exit_cycles", "--y", "usable_fraction", "--logx", "--out", str(fig)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    named = err.split("--logx", 1)[1]  # the flag, then the key and its offending values (not the good ones)
+    assert "exit_cycles" in named and re.search(r"(?<![\w.])0(?![\w.])", named) and "1000" not in named
+    assert not fig.exists() and not fig.with_suffix(".svg").exists()
+    # without --logx (a list axis: linear), and with --no-logx, every point is drawn
+    for flag in ([], ["--no-logx"]):
+        assert main(["plot", str(out), "--x", "exit_cycles", "--y", "usable_fraction", *flag, "--out", str(fig)]) == 0
+        drawn = sw.figure_of(out, "exit_cycles", ["usable_fraction"], logx=False if flag else None)
+        assert not drawn.logx and sorted(x for x, _ in drawn.lines[""]) == [0.0, 1000.0]
+    # a named x (spread evenly, no scale) cannot be drawn on a log scale either: refused, not ignored
+    named_x = tmp_path / "n.csv"
+    assert main(["sweep", "--host", "xeon-2017", "-w", "cloud-mix", "--vary", "architecture=xen-pv,bare-metal",
+                 "--duration", "0.002", "--warmup", "0.001", "--workers", "1", "--no-cache", "--cache",
+                 str(tmp_path / "cache"), "--out", str(named_x), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(named_x), "--x", "architecture", "--y", "usable_fraction", "--logx", "--out",
+                 str(tmp_path / "n.png")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--logx" in err and "architecture" in err
+    assert not (tmp_path / "n.png").exists()
+
+
+@pytest.mark.parametrize("given, png", [("fig.svg", "fig.png"), ("fig.png", "fig.png"), ("fig.PNG", "fig.png"),
+                                        ("fig.SVG", "fig.png"), ("fig", "fig.png"), ("a.b.svg", "a.b.png")])
+def test_plot_out_names_the_png_and_svg_pair(tmp_path, capsys, given, png):
+    # --out FIG.png, FIG.svg or FIG: exactly FIG.png and FIG.svg are written, nothing else
+    out = _exit_cycles_sweep(tmp_path)
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    assert main(["plot", str(out), "--x", "exit_cycles", "--y", "usable_fraction", "--out", str(figs / given)]) == 0
+    stem = png.removesuffix(".png")
+    assert sorted(p.name for p in figs.iterdir()) == [f"{stem}.png", f"{stem}.svg"]
+    assert (figs / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (figs / f"{stem}.svg").read_bytes()[:2000]
+    assert str(figs / png) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given", ["fig.jpg", "fig.pdf", "fig.svg.bak"])
+def test_plot_out_refuses_other_suffixes(tmp_path, capsys, given):
+    out = _exit_cycles_sweep(tmp_path)
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    capsys.readouterr()
+    assert main(["plot", str(out), "--x", "exit_cycles", "--y", "usable_fraction", "--out", str(figs / given)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "--out" in err and given in err and ".png" in err and ".svg" in err
+    assert list(figs.iterdir()) == []
+
+
+def test_plot_help_says_what_out_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ".png" in text and ".svg" in text and "suffix" in text
+
+
+def test_plot_where_refuses_a_key_given_twice(tmp_path, capsys):
+    # --where fixes a key to one value (a repeated key is not an OR): a key given twice
+    # is one line naming it, whether the values differ or not
+    out = tmp_path / "p.csv"
+    assert main(["sweep", "--host", "xeon-2017", "-w", "cloud-mix", "--vary", "architecture=xen-pv,bare-metal",
+                 "--vary", "exit_cycles=1000,2000", "--duration", "0.002", "--warmup", "0.001", "--workers", "1",
+                 "--no-cache", "--cache", str(tmp_path / "cache"), "--out", str(out), "-q"]) == 0
+    for second in ("architecture=bare-metal", "architecture=xen-pv"):
+        capsys.readouterr()
+        assert main(["plot", str(out), "--x", "exit_cycles", "--y", "usable_fraction", "--where",
+                     "architecture=xen-pv", "--where", second, "--out", str(tmp_path / "f.png")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "--where" in err and "architecture" in err and "twice" in err
+        with pytest.raises(ModelError, match="twice"):
+            sw.figure_of(out, "exit_cycles", ["usable_fraction"], where=["architecture=xen-pv", second])
+    assert not (tmp_path / "f.png").exists()
+    one = sw.figure_of(out, "exit_cycles", ["usable_fraction"], where=["architecture=bare-metal"])
+    assert len(one.lines[""]) == 2

@@ -71,3 +71,29 @@ def test_memory_compares_two_different_run_lengths(fake_bench: None, capsys: pyt
     else:  # no comparison: it says so, and why
         assert "not compared" in lines[0] and str(f"{requests:,}") in lines[0] and len(set(sizes)) <= 1
     assert bool(m) == (requests >= 2000)
+
+
+def test_peak_rss_is_the_childs_own_not_this_process_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel folds the memory a child had before exec (its parent's, after fork) into
+    the ru_maxrss wait4 reads, so a bare reading of /bin/true from a 300 MiB parent said
+    ~300 MiB. Through the launcher a child's reading is its own: true reads a few MiB
+    whatever this process holds, and a child that touches 64 MiB reads at least that."""
+    import shutil as sh
+
+    cc = sh.which("gcc") or sh.which("cc")
+    true = sh.which("true")
+    if not cc or not true:
+        pytest.skip("needs a C compiler and true")
+    monkeypatch.setattr(bench, "_launcher", bench.build_launcher(tmp_path, cc))
+    ballast = bytearray(300 << 20)  # this process: 300 MiB more, every page touched
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    _, rss_true, _ = bench._peak_rss([true], "true")
+    assert rss_true < 16 << 10, rss_true  # KiB
+    code = "b = bytearray(64 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('ok')"
+    _, rss_big, out = bench._peak_rss([sys.executable, "-c", code], "python")
+    assert out.strip() == "ok" and 64 << 10 <= rss_big < 200 << 10, rss_big
+    # a failing child is still reported as failing, its own last line of stderr named
+    with pytest.raises(RuntimeError, match="boom"):
+        bench._peak_rss([sys.executable, "-c", "import sys; sys.exit('boom')"], "python")
+    del ballast

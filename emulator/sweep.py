@@ -710,7 +710,7 @@ def summary(table: Any, tails: Tails | None = None) -> Any:
 # ----------------------------------------------------------------------------- command line
 
 def register(subparsers: Any) -> None:
-    from .cli import duration_arg, path_arg, positive_int_arg, seed_arg, warmup_arg
+    from .cli import CACHE_HELP, duration_arg, path_arg, positive_int_arg, seed_arg, warmup_arg
 
     s = subparsers.add_parser(
         "sweep", help="run an experiment over a grid or sample of parameter values",
@@ -747,7 +747,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: every core); with --executor dask and no --scheduler, "
                         "the local cluster's")
-    s.add_argument("--cache", type=path_arg, default=None, help="cache folder (default .vemu-cache, or $VEMU_CACHE)")
+    s.add_argument("--cache", type=path_arg, default=None, help=CACHE_HELP)
     s.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)

@@ -750,7 +750,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
                          file=file, key=f"set.{key}")
     if "*" in parts[1:]:
-        found = _wildcard_leaves(raw, parts)
+        found = _wildcard_leaves(raw, parts, file=file, key=f"set.{key}")
         if not found:
             raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
                              "and only values the model already has (not tables or lists) are set",
@@ -764,7 +764,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            idx = list_index(node, p)
+            idx = list_index(node, p, file=file, key=f"set.{where}")
             if idx is None:
                 raise ModelError(f"no list item '{p}' (give an index below {len(node)} or an item's name)",
                                  file=file, key=f"set.{where}")
@@ -798,15 +798,22 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
     return parts[0], ".".join(at[1:])
 
 
-def list_index(node: list[Any], p: str) -> int | None:
-    """A list item as a key path names it: an index (negative from the end) or an item's name."""
+def list_index(node: list[Any], p: str, *, file: str | None = None, key: str | None = None) -> int | None:
+    """A list item as a key path names it: an index (negative from the end) or an item's name.
+    A name two items share is refused (ModelError at ``file``/``key``): taking the first would
+    change one of them where the user meant both, or the other."""
     if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: int() refuses '²', accepts '٣'
         i = int(p)
         return i % len(node) if -len(node) <= i < len(node) else None
-    return next((j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == p), None)
+    named = [j for j, x in enumerate(node) if isinstance(x, dict) and x.get("name") == p]
+    if len(named) > 1:
+        raise ModelError(f"{len(named)} list items are named '{p}' (indices {', '.join(map(str, named))}): "
+                         "give an index, or '*' for every item", file=file, key=key)
+    return named[0] if named else None
 
 
-def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None) -> list[tuple[list[str], Any, Any]]:
+def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None, *, file: str | None = None,
+                     key: str | None = None) -> list[tuple[list[str], Any, Any]]:
     """Every value (not a table or list) a key path with ``*`` parts reaches in the raw
     models: (the parts as written with each ``*`` replaced, the container, its key). A ``*``
     matches every key of a table or item of a list (by index); other parts are keys, list
@@ -818,7 +825,7 @@ def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None
         if isinstance(node, dict):
             steps = [(k, str(k)) for k in node] if p == "*" else ([(p, p)] if p in node else [])
         elif isinstance(node, list):
-            j = None if p == "*" else list_index(node, p)
+            j = None if p == "*" else list_index(node, p, file=file, key=key)
             steps = [(k, str(k)) for k in range(len(node))] if p == "*" else ([] if j is None else [(j, p)])
         else:
             return

@@ -347,6 +347,20 @@ def test_bad_set(setting: str, key: str, words: str) -> None:
     _check(e.value, key, words)
 
 
+def test_a_name_two_list_items_share_is_refused() -> None:
+    # xen-pv's blk_read has two stages named alike; by name the first alone was changed
+    name = "exit indirect cost (cache/TLB refill)"
+    for key in (f"architecture.paths.blk_read.stages.{name}.cycles=0", f"architecture.paths.*.stages.{name}.cycles=0"):
+        with pytest.raises(ModelError) as e:
+            load_experiment(None, host="xeon-2017", architecture="xen-pv", workload="cloud-mix", sets=[key])
+        assert "2 list items are named" in str(e.value) and "(indices 2, 9)" in str(e.value)
+        assert e.value.key.startswith("set.architecture.paths")
+    # by index, each is reachable on its own
+    exp = load_experiment(None, host="xeon-2017", architecture="xen-pv", workload="cloud-mix",
+                          sets=["architecture.paths.blk_read.stages.9.cycles=7"])
+    assert exp.architecture.paths["blk_read"][9].cycles == 7 and exp.architecture.paths["blk_read"][2].cycles != 7
+
+
 def test_good_set_applies() -> None:
     exp = load_experiment(copy.deepcopy(BASE), sets=["exit_cycles=3000", "architecture.reserve.cores=2",
                                                      "workload.flows.f.rate_per_s=2000"])

@@ -1253,6 +1253,10 @@ class _Compiler:
                                      file=file, key=key + ".account")
                 assert rdef is not None
                 if info.kind == "link":
+                    if s.batch != 1:  # a batch's fixed work is paid once: one frame's overhead for all
+                        raise ModelError(f"resource '{s.on}' is a link: it sends each request with its own "
+                                         "overhead_bytes, so it does not batch (batch is for a cpu stage: one "
+                                         "interrupt or wake-up serving many requests)", file=file, key=key + ".batch")
                     per_byte = 8000.0 / rdef.gbps  # ps per byte; each lane serialises at the full gbps
                     if not per_byte <= MAX_PER_BYTE_PS:
                         raise ModelError(f"{rdef.gbps:g} Gb/s is {per_byte:.3g} ps per byte, beyond the engine's limit "
@@ -1323,9 +1327,12 @@ class _Compiler:
                 file, key = self._split(s.where)
                 if s.on is not None:
                     self._resource_index(s.on, file, key)
+                    if s.direction is not None and s.on not in self.rx_index:
+                        raise ModelError(f"`direction` is for a duplex link; '{s.on}' is not one", file=file,
+                                         key=key + ".direction")
                 for k in ("cycles", "delay_us"):
                     self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
-                for k in ("per_byte", "per_page", "unpaged_bytes"):
+                for k in ("per_byte", "per_page", "unpaged_bytes", "throttle_us"):
                     if isinstance(getattr(s, k), str):
                         self._param(getattr(s, k), file, f"{key}.{k}")
                 if s.fork is not None:

@@ -229,8 +229,14 @@ class Result:
         out = {}
         # resources a stage can preempt on (a qclass of theirs has `preempt`)
         preemptive = {q[0] for q in self.compiled.spec.qclasses if len(q) > 4 and q[4]}
+        # halt-polling (a sleeping vCPU's `poll` time) burns host cycles but serves no one, so,
+        # as a polling resource's idle polls, it is not in the utilization: it is `polling`
+        cats = self.compiled.categories
+        poll = cats.index("poll") if "poll" in cats else -1
         for i, r in enumerate(self.compiled.resources):
-            busy = float(s["resource_busy_area"][i].sum())
+            area = s["resource_busy_area"][i]
+            polled = float(area[poll]) if poll >= 0 and r.sleeps else 0.0
+            busy = float(area.sum()) - polled
             out[r.name] = {
                 "kind": r.kind,
                 "units": r.units,
@@ -243,6 +249,8 @@ class Result:
             }
             if r.sleeps:  # services that began by waking an idle unit (the host's idle states)
                 out[r.name]["wakeups"] = int(s["resource_wakeups"][i])
+                if polled > 0:  # the share of its units' time spent halt-polling
+                    out[r.name]["polling"] = polled / (r.units * window)
             if i in preemptive:  # services suspended by a preempting arrival
                 out[r.name]["preemptions"] = int(s["resource_preemptions"][i])
         return out

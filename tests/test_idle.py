@@ -340,6 +340,11 @@ def test_periodic_packets_with_halt_polling(period_us, poll_us, exit_us):
     assert d["host_cycles"]["wake"] == pytest.approx(exit_us / period_us, rel=edge, abs=1e-12)
     vcpu = d["resources"]["vcpu"]
     assert vcpu["wakeups"] == (vcpu["served"] if exit_us else 0)
+    # polling serves no one: it is not in the utilization (which counts work and waking, as
+    # a polling resource's idle polls are not; a 100%-polling core read 100% busy and was
+    # named the bottleneck), but a share of its own, the host's poll share on one core
+    assert vcpu["utilization"] == pytest.approx((exit_us + SERVICE_US) / period_us, rel=edge)
+    assert vcpu["polling"] == pytest.approx(d["host_cycles"]["poll"], rel=1e-12)
 
 
 # Poisson arrivals with a 20 us or 200 us poll: the M/G/1-with-setup forms with

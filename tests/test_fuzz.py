@@ -134,7 +134,7 @@ def experiments(draw: Any) -> dict[str, Any]:
                 s["page_bytes"] = draw(st.sampled_from([1, 512, 4096]))
                 s["unpaged_bytes"] = draw(st.sampled_from([0, 128, 5000]))
             s["account"] = draw(CATEGORY)
-        if draw(st.booleans()):
+        if on != "nic" and draw(st.booleans()):  # a link sends each request on its own (no batch)
             s["batch"] = draw(st.integers(1, 8))
         if draw(st.booleans()):
             s["priority"] = draw(st.integers(-3, 3))

@@ -67,15 +67,21 @@ _RSS_KEY = "vemu-bench-child-peak-rss-kib="
 _launcher: str | None = None  # the compiled launcher while bench() runs; None: ru_maxrss as read
 
 
-def build_launcher(folder: Path, cc: str) -> str:
-    """Compiles the launcher into ``folder``; returns its path."""
-    src, exe = folder / "peak_rss.c", folder / "peak_rss"
-    src.write_text(_LAUNCHER_C, encoding="utf-8")
-    cp = subprocess.run([cc, "-O2", f'-DRSS_KEY="{_RSS_KEY}"', "-o", str(exe), str(src)], capture_output=True, text=True)
+def _compile(cc: str, src: Path, exe: Path, *flags: str) -> str:
+    """Compiles ``src`` with ``cc -O2`` into ``exe``; returns its path, or raises RuntimeError
+    with the compiler's last line."""
+    cp = subprocess.run([cc, "-O2", *flags, "-o", str(exe), str(src), "-lm"], capture_output=True, text=True)
     if cp.returncode != 0:
         last = (cp.stderr.strip().splitlines() or [f"status {cp.returncode}"])[-1]
-        raise RuntimeError(f"{cc} could not compile the memory launcher: {last}")
+        raise RuntimeError(f"{cc} could not compile {src}: {last}")
     return str(exe)
+
+
+def build_launcher(folder: Path, cc: str) -> str:
+    """Compiles the launcher into ``folder``; returns its path."""
+    src = folder / "peak_rss.c"
+    src.write_text(_LAUNCHER_C, encoding="utf-8")
+    return _compile(cc, src, folder / "peak_rss", f'-DRSS_KEY="{_RSS_KEY}"')
 
 
 def _peak_rss(cmd: list[str], name: str = "") -> tuple[float, int, str]:
@@ -127,13 +133,13 @@ def bench(*, requests: int = 10_000_000, simpy_requests: int = 200_000, repeats:
         _launcher = build_launcher(Path(tmp), cc) if cc else None
         try:
             return _bench(requests=requests, simpy_requests=simpy_requests, repeats=repeats, out=out,
-                          quiet=quiet, cc=cc)
+                          quiet=quiet, cc=cc, folder=Path(tmp))
         finally:
             _launcher = None
 
 
 def _bench(*, requests: int, simpy_requests: int, repeats: int, out: Path | None, quiet: bool,
-           cc: str | None) -> list[dict[str, Any]]:
+           cc: str | None, folder: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     spec = SHARED_BENCH / "tandem.toml"
     if not spec.is_file():
@@ -171,14 +177,8 @@ def _bench(*, requests: int, simpy_requests: int, repeats: int, out: Path | None
         say("(no C compiler: peak RSS as the kernel reports it, which includes this process's own size)")
     measure("vemu", [sys.executable, "-c", _VEMU_CHILD, str(requests), str(spec)], requests)
     if cc:
-        with tempfile.TemporaryDirectory() as tmp:
-            exe = Path(tmp) / "tandem_c"
-            src = SHARED_BENCH / "tandem_c.c"
-            cp = subprocess.run([cc, "-O2", "-o", str(exe), str(src), "-lm"], capture_output=True, text=True)
-            if cp.returncode != 0:
-                last = (cp.stderr.strip().splitlines() or [f"status {cp.returncode}"])[-1]
-                raise RuntimeError(f"{cc} could not compile {src}: {last}")
-            measure("hand-C", [str(exe), str(requests)], requests)
+        exe = _compile(cc, SHARED_BENCH / "tandem_c.c", folder / "tandem_c")
+        measure("hand-C", [exe, str(requests)], requests)
     else:
         say("hand-C   skipped: no C compiler")
     try:

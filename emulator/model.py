@@ -1205,13 +1205,7 @@ class _Compiler:
         paged: tuple[float, float, float] | None = None  # ps per page, page bytes, unpaged bytes
         rname = None
         if s.on is not None:
-            ri = self._resource_index(s.on, file, key)
-            if s.direction is not None:
-                if s.on not in self.rx_index:
-                    raise ModelError(f"`direction` is for a duplex link; '{s.on}' is not one", file=file,
-                                     key=key + ".direction")
-                if s.direction == "rx":
-                    ri = self.rx_index[s.on]
+            ri = self._stage_resource(s, file, key)
             rname = self.res[ri].name
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":
@@ -1326,10 +1320,7 @@ class _Compiler:
             for s in stages:
                 file, key = self._split(s.where)
                 if s.on is not None:
-                    self._resource_index(s.on, file, key)
-                    if s.direction is not None and s.on not in self.rx_index:
-                        raise ModelError(f"`direction` is for a duplex link; '{s.on}' is not one", file=file,
-                                         key=key + ".direction")
+                    self._stage_resource(s, file, key)
                 for k in ("cycles", "delay_us"):
                     self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
                 for k in ("per_byte", "per_page", "unpaged_bytes", "throttle_us"):
@@ -1337,6 +1328,18 @@ class _Compiler:
                         self._param(getattr(s, k), file, f"{key}.{k}")
                 if s.fork is not None:
                     self._fork_path(s.fork, file, key)
+
+    def _stage_resource(self, s: Stage, file: str, key: str) -> int:
+        """The engine resource a stage runs on: its `on`, or a duplex link's receive side
+        for `direction = "rx"`."""
+        ri = self._resource_index(s.on, file, key)  # type: ignore[arg-type]
+        if s.direction is not None:
+            if s.on not in self.rx_index:
+                raise ModelError(f"`direction` is for a duplex link; '{s.on}' is not one", file=file,
+                                 key=key + ".direction")
+            if s.direction == "rx":
+                ri = self.rx_index[s.on]
+        return ri
 
     def _resource_index(self, on: str, file: str, key: str) -> int:
         if on == "vcpu":

@@ -962,11 +962,10 @@ def figure_paths(out: Path | str) -> tuple[Path, Path]:
 def cmd_plot(a: argparse.Namespace) -> int:
     from .cli import check_output_path
 
-    if a.out is not None:
-        figure_paths(a.out)  # a suffix that is not PNG or SVG is refused before the table is read
-    fig = figure_of(a.table, a.x, a.y, by=a.by, where=a.where, logx=a.logx)
     stem = Path(a.table).stem.removesuffix("-summary")
-    out, svg = figure_paths(a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}"))
+    # a suffix that is not PNG or SVG is refused before the table is read
+    out, svg = figure_paths(a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}.png"))
+    fig = figure_of(a.table, a.x, a.y, by=a.by, where=a.where, logx=a.logx)
     for p in (out, svg):
         check_output_path(p, what="vemu plot", flag="--out", directory=False)
     from .plot import sweep_figure

@@ -574,6 +574,15 @@ def test_plot_out_names_the_png_and_svg_pair(tmp_path, capsys, given, png):
     assert str(figs / png) in capsys.readouterr().out
 
 
+def test_plot_default_out_beside_a_dotted_table(tmp_path, capsys):
+    # without --out the figure is named after the table; a dot in the table's name is not a suffix
+    out = _exit_cycles_sweep(tmp_path)
+    dotted = tmp_path / "run.v2-summary.csv"
+    dotted.write_bytes(out.with_name("z-summary.csv").read_bytes())
+    assert main(["plot", str(dotted), "--x", "exit_cycles", "--y", "usable_fraction"]) == 0
+    assert (tmp_path / "run.v2-exit_cycles.png").is_file() and (tmp_path / "run.v2-exit_cycles.svg").is_file()
+
+
 @pytest.mark.parametrize("given", ["fig.jpg", "fig.pdf", "fig.svg.bak"])
 def test_plot_out_refuses_other_suffixes(tmp_path, capsys, given):
     out = _exit_cycles_sweep(tmp_path)

@@ -46,7 +46,7 @@ closed form of the t distribution for integer degrees of freedom (Abramowitz & S
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -366,7 +366,9 @@ def batch_means(samples: Sequence[float] | np.ndarray, n_batches: int, *,
     """Cuts ``samples`` (in time order) into ``n_batches`` contiguous equal batches (the
     remainder is dropped from the start, the part nearest the transient) and returns the
     CI of the mean from the batch means. With ``weights`` (e.g. completions per window,
-    with samples the window means) a batch's mean is Σ w x / Σ w."""
+    with samples the window means) a batch's mean is Σ w x / Σ w, and the point estimate is
+    that ratio over all the kept samples (the batches' plain mean would weigh a batch of few
+    completions like one of many); the half-width is t·s/√b from the batch means' spread."""
     x = np.asarray(samples, dtype=np.float64)
     if n_batches < 2 or len(x) < n_batches:
         raise ModelError(f"need 2 <= n_batches <= {len(x)} samples, got {n_batches}")
@@ -379,7 +381,12 @@ def batch_means(samples: Sequence[float] | np.ndarray, n_batches: int, *,
     tot = wb.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(tot > 0, np.nansum(np.where(wb > 0, xb * wb, 0.0), axis=1) / tot, np.nan)
-    return BatchMeans(mean_ci(means, level=level), means, lag1_autocorrelation(means[np.isfinite(means)]), skip)
+    ci = mean_ci(means, level=level)
+    ok = np.isfinite(means)
+    if ok.any():  # the point estimate is the kept run's own Σ w x / Σ w, not the plain mean of
+        # the batches' ratios: equal-time batches hold unequal counts (O(1/size) ratio bias)
+        ci = replace(ci, mean=float((tot[ok] * means[ok]).sum() / tot[ok].sum()))
+    return BatchMeans(ci, means, lag1_autocorrelation(means[ok]), skip)
 
 
 @dataclass

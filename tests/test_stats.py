@@ -115,6 +115,9 @@ def test_batch_means_weights_and_remainder() -> None:
     bm = batch_means([9.0, 1.0, 2.0, 3.0, 4.0], 2, weights=[1, 1, 3, 1, 1])
     assert bm.discarded == 1  # dropped from the start, nearest the transient
     assert list(bm.batch_means) == pytest.approx([(1 + 6) / 4, 3.5])
+    # the point estimate weighs each kept sample once: (1 + 6 + 3 + 4) / 6, not (1.75 + 3.5) / 2
+    assert bm.interval.mean == pytest.approx(14 / 6)
+    assert bm.interval.half_width == pytest.approx(mean_ci(bm.batch_means).half_width)
     with pytest.raises(ModelError):
         batch_means([1.0, 2.0], 3)
 

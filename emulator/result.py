@@ -49,19 +49,27 @@ def hist_quantile(hist: np.ndarray, q: float, max_ps: float) -> float:
     replications whose percentiles differ by less than a bucket still read differently
     when their counts differ, so a confidence interval over them does not collapse to zero
     width. (Spread within a bucket that leaves every count the same cannot be seen.)"""
-    total = int(hist.sum())
-    if total == 0:
-        return math.nan
-    rank = max(1, math.ceil(q * total))
+    return hist_quantiles(hist, (q,), max_ps)[0]
+
+
+def hist_quantiles(hist: np.ndarray, qs: Sequence[float], max_ps: float) -> list[float]:
+    """:func:`hist_quantile` at each of ``qs``, from one cumulative sum of the histogram."""
     cum = np.cumsum(hist, dtype=np.uint64)
-    idx = int(np.searchsorted(cum, rank))
-    lo = float(hist_lower(np.array([idx]))[0])
-    w = float(hist_width(np.array([idx]))[0])
-    if w == 1:  # exact buckets below 128 ps
-        return min(lo, max_ps)
-    count = int(hist[idx])
-    k = rank - (int(cum[idx]) - count)
-    return min(lo + w * (k - 0.5) / count, max_ps)
+    total = int(cum[-1]) if len(cum) else 0
+    if total == 0:
+        return [math.nan] * len(qs)
+    ranks = np.array([max(1, math.ceil(q * total)) for q in qs], dtype=np.uint64)
+    idx = np.searchsorted(cum, ranks)
+    lo, w = hist_lower(idx), hist_width(idx)
+    out = []
+    for r, i, l, wi in zip(ranks.tolist(), idx.tolist(), lo.tolist(), w.tolist()):
+        if wi == 1:  # exact buckets below 128 ps
+            out.append(min(float(l), max_ps))
+            continue
+        count = int(hist[i])
+        k = r - (int(cum[i]) - count)
+        out.append(min(float(l) + float(wi) * (k - 0.5) / count, max_ps))
+    return out
 
 
 # A flow's latency tail as runs exchange it: (bucket indices, their counts, maximum in ps),
@@ -178,10 +186,11 @@ class Result:
         mx = float(s["flow_latency_max"][i])
         if done:
             lat["mean"] = float(s["flow_latency_sum"][i]) / done / 1e6
-            for name, q in PERCENTILES:
-                lat[name] = hist_quantile(s["flow_hist"][i], q, mx) / 1e6
+            qs = [q for _, q in PERCENTILES] + list(CDF_QUANTILES)
+            vals = [v / 1e6 for v in hist_quantiles(s["flow_hist"][i], qs, mx)]
+            lat.update(zip((name for name, _ in PERCENTILES), vals))
             lat["max"] = mx / 1e6
-            cdf = [[q, hist_quantile(s["flow_hist"][i], q, mx) / 1e6] for q in CDF_QUANTILES]
+            cdf = [[q, v] for q, v in zip(CDF_QUANTILES, vals[len(PERCENTILES):])]
         else:
             lat = {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}
             cdf = []

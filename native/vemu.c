@@ -368,13 +368,17 @@ static inline int ev_less(const event *a, const event *b) {
 
 static int heap_sweep(vemu_sim *s);
 
+/* The time `delay` ps from now, or VEMU_TIME_MAX (never: a run ends before it) for one
+ * past the clock's end: a draw from a long tail is a request that will not finish within
+ * any run, not a failure of the run. */
+static inline uint64_t time_after(const vemu_sim *s, uint64_t delay) {
+    return delay > (uint64_t)VEMU_TIME_MAX - s->now ? (uint64_t)VEMU_TIME_MAX : s->now + delay;
+}
+
 static inline int schedule(vemu_sim *s, uint64_t delay, uint32_t kind, uint32_t ref) {
-    if (delay > (uint64_t)VEMU_TIME_MAX - s->now)
-        return fail(s, VEMU_ERANGE, "simulated time would pass the engine's limit of %.3g s",
-                    (double)VEMU_TIME_MAX * 1e-12);
     if (s->heap_len >= s->heap_cap && (!s->stale || heap_sweep(s) < 0 || s->heap_len >= s->heap_cap))
         return fail(s, VEMU_EFULL, "event queue full (internal sizing error)");
-    event e = {s->now + delay, s->seq++, kind, ref};
+    event e = {time_after(s, delay), s->seq++, kind, ref};
     event *h = s->heap;
     uint32_t i = s->heap_len++;
     while (i > 0) {
@@ -821,7 +825,7 @@ static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint6
     h->svc_seq = s->seq - 1;
     if (__builtin_expect(g->preemptive, 0)) { /* a service in progress: one that may be preempted */
         qclass *qc = &s->qc[g->qclass];
-        h->due = s->now + len;
+        h->due = time_after(s, len);
         h->anext = NIL;
         h->aprev = qc->atail;
         if (qc->atail == NIL)
@@ -1690,6 +1694,10 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
     if (s->failed) return VEMU_ESTATE;
     if (until < 0 || (uint64_t)until < s->now) { /* a bad argument: the sim itself is intact */
         snprintf(s->err, sizeof s->err, "run until %lld ps is before now", (long long)until);
+        return VEMU_EINVAL;
+    }
+    if (until >= VEMU_TIME_MAX) { /* the time of events that never come */
+        snprintf(s->err, sizeof s->err, "run until %lld ps: must be below VEMU_TIME_MAX", (long long)until);
         return VEMU_EINVAL;
     }
     uint64_t limit = (uint64_t)until, done = 0;

@@ -82,7 +82,9 @@
  *             time).
  *
  * Time is an integer count of picoseconds (int64 range: about 106 days). Arithmetic on it
- * is checked: a schedule past VEMU_TIME_MAX fails with VEMU_ERANGE instead of wrapping.
+ * is checked: an event due past VEMU_TIME_MAX is held at VEMU_TIME_MAX, which no run
+ * reaches (vemu_sim_run refuses an `until` that is not below it), instead of wrapping: a
+ * draw from a long tail is a request that does not finish within the run.
  * Events are totally ordered by (time, sequence number), so equal times pop first in,
  * first out and one seed fully determines a run.
  *
@@ -121,7 +123,7 @@
 #define VEMU_EINVAL -1   /* a spec failed validation; nothing was allocated */
 #define VEMU_ENOMEM -2   /* an allocation failed at creation */
 #define VEMU_EFULL -3    /* the request pool is exhausted (an open flow outruns the system) */
-#define VEMU_ERANGE -4   /* simulated time would pass VEMU_TIME_MAX */
+#define VEMU_ERANGE -4   /* reserved: no longer returned (events past the clock's end wait forever) */
 #define VEMU_ESTATE -5   /* the sim failed earlier and cannot go on */
 
 /* Distributions. `mean` and `cv` (standard deviation / mean) describe them all. */

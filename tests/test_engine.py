@@ -511,17 +511,56 @@ def test_batch_members_end_at_their_own_stages() -> None:
         assert stats["stage_service_sum"][i] == float(np.sum(mine["end"] - mine["start"]))
 
 
-def test_time_past_the_engine_limit_is_erange_not_a_wrap() -> None:
-    # one client whose every request takes 1e18 ps: the ~10th would pass int64 picoseconds
+def test_time_past_the_engine_limit_waits_forever_not_a_wrap() -> None:
+    # one client whose every request takes 1e18 ps: the 10th would end past int64
+    # picoseconds; its end is held at the clock's limit, which no run reaches
     spec = Spec(resources=[(1, -1)], qclasses=[(0, 0, 1)],
                 stages=[(0, 0, ("fixed", 1e18, 0.0), 0.0, ("fixed", 0.0, 0.0), False, ("fixed", 0.0, 0.0))],
                 classes=[(0, 1, 1.0)], flows=[(True, ("fixed", 0.0, 0.0), 1, ("fixed", 0.0, 0.0), 0, 1)],
                 n_categories=1, pool_size=1)
     with Engine(spec, seed=1) as eng:
-        with pytest.raises(NativeError, match="range"):
-            eng.run(TIME_MAX_PS)
-        assert 0 < eng.now_ps <= TIME_MAX_PS
-        assert int(eng.stats()["flow_completed"][0]) == TIME_MAX_PS // 10**18
+        with pytest.raises(NativeError, match="below"):
+            eng.run(TIME_MAX_PS)  # refused as an argument: the sim is intact
+        assert eng.run(TIME_MAX_PS - 1) is True and eng.now_ps == TIME_MAX_PS - 1
+        st = eng.stats()
+        assert int(st["flow_completed"][0]) == TIME_MAX_PS // 10**18
+        assert int(st["flow_created"][0]) == TIME_MAX_PS // 10**18 + 1  # the 10th, still in service
+        assert st["resource_busy_area"].sum() == TIME_MAX_PS - 1  # busy to the end, no wrap
+
+
+def test_a_draw_past_the_clock_is_a_request_that_never_finishes(tmp_path: Path) -> None:
+    # a lognormal delay of mean 1e6 s and cv 1e4 (median 100 s): ~0.4% of draws pass the engine's ~9.2e6 s
+    # clock; those requests stay in flight instead of failing the run (it used to exit 1)
+    spec = tmp_path / "far.toml"
+    spec.write_text(_FAR)
+    out = Simulation(load_experiment(str(spec), duration_s=0.01)).run().to_dict()
+    f = out["flows"]["requests"]
+    assert f["completed"] > 0 and f["created"] > f["completed"] + f["dropped"]
+
+
+_FAR = """
+[host]
+name = "one-core"
+cores = 1
+ghz = 1.0
+memory_gib = 1
+
+[architecture]
+name = "far"
+[architecture.paths.serve]
+stages = [{ name = "wait", delay_us = { dist = "lognormal", mean = 1e12, cv = 1e4 } }]
+
+[workload]
+name = "w"
+[[workload.flows]]
+name = "requests"
+arrival = "poisson"
+rate_per_s = 100000
+steps = [{ path = "serve" }]
+
+[experiment]
+seed = 1
+"""
 
 
 def test_run_backwards_is_an_error() -> None:

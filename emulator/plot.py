@@ -6,6 +6,7 @@ labelled axes, units and a legend, readable in print.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ CATEGORY_COLORS = {
     "hypervisor": "#edae49",
     "emulation": "#8e3b8a",
     "backend": "#00798c",
-    "copy": "#66a182",
+    "copy": "#9c6644",  # brown: apart from tenant's green, so a thin copy share is not read as tenant
     "poll": "#f28f3b",
     "idle": "#d9d9d9",
     "reserved_idle": "#9e9e9e",
@@ -37,6 +38,21 @@ ARCH_STYLE = {
     "sriov": ("#edae49", "--"), "xen-aws-2017": ("#30638e", ":"), "xen-aws-2013": ("#00798c", ":"),
     "kvm-virtio": ("#8e3b8a", "-."), "xen-pv": ("#d1495b", "-"), "emulated": ("#7f7f7f", "-."),
 }
+# a marker per architecture; the lines that coincide with another's (bare metal under nitro
+# and sriov-posted, xen-aws-2013 under xen-aws-2017) get larger hollow ones drawn on top, so
+# every line in the legend can be seen
+ARCH_MARKER = {
+    "bare-metal": "s", "nitro": "o", "sriov-posted": "^", "sriov": "v", "xen-aws-2017": "D",
+    "xen-aws-2013": "o", "kvm-virtio": "P", "xen-pv": "o", "emulated": "X",
+}
+HOLLOW = ("bare-metal", "xen-aws-2013")
+
+
+def _marker(a: str, size: float = 3) -> dict[str, Any]:
+    """matplotlib keywords for architecture a's marker."""
+    if a in HOLLOW:
+        return {"marker": ARCH_MARKER[a], "markersize": size + 4, "markerfacecolor": "none", "zorder": 3}
+    return {"marker": ARCH_MARKER.get(a, "o"), "markersize": size}
 
 
 def _color(cat: str, i: int) -> str:
@@ -90,7 +106,7 @@ def usable_vs_io(csv_path: Path | str, png_path: Path | str) -> None:
     for a, pts in archs.items():
         pts.sort()
         color, ls = ARCH_STYLE.get(a, (None, "-"))
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, color=color, linestyle=ls, label=a)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linestyle=ls, label=a, **_marker(a))
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("I/O intensity: packets per million cycles of application work (packet-echo)")
@@ -107,8 +123,9 @@ def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architect
     """Tornado charts of the usable fraction, one panel per architecture (sensitivity.csv).
 
     Each row is one uncertain number: a bar from the baseline to the usable fraction at the
-    low end of its range, one to the high end; rows sorted by swing, largest on top. The
-    grey band is the baseline +- 2 sd of a swing under common random numbers (the noise).
+    low end of its range, one to the high end; rows sorted by swing, largest on top. A
+    whisker at a bar's end is +- 2 sd of that row's swing under common random numbers (its
+    noise, measured per row: it differs by row up to 100x); a row without one was not probed.
     """
     import math
 
@@ -125,15 +142,17 @@ def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architect
     gs = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 1.3 for h in heights], hspace=0.55, wspace=0.95,
                           top=1.0 - 0.55 / fig_h, bottom=0.45 / fig_h)
     c_low, c_high = "#30638e", "#d1495b"
+    whiskered = False
     for k, a in enumerate(archs):
         ax = fig.add_subplot(gs[k // ncols, k % ncols])
         rs = sorted(by_arch[a], key=lambda r: float(r["swing"]), reverse=True)
         shown, rest = rs[:top], len(rs) - min(top, len(rs))
         base = float(rs[0]["baseline"])
-        noise = float(rs[0].get("noise") or 0.0)
+        noise = [float(r.get("noise") or "nan") for r in shown]
         lo = [float(r["usable_at_low"]) for r in shown]
         hi = [float(r["usable_at_high"]) for r in shown]
-        span = max([abs(v - base) for v in lo + hi] + [2 * noise, 1e-4])
+        span = max([abs(v - base) + 2 * (0.0 if math.isnan(e) else e) for v, e in zip(lo + hi, noise + noise)]
+                   + [1e-4])
         fmt = "{:.2%}" if span < 0.01 else "{:.1%}"
         n = len(shown)
         ys = [n - 1 - i for i in range(n)]
@@ -141,14 +160,18 @@ def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architect
                 label="number at the low end of its range")
         ax.barh([y - 0.2 for y in ys], [v - base for v in hi], left=base, height=0.38, color=c_high,
                 label="number at the high end of its range")
-        if noise > 0:
-            ax.axvspan(base - 2 * noise, base + 2 * noise, color="#bdbdbd", alpha=0.45, lw=0,
-                       label="baseline ± 2 sd of a swing (same-seed pairs, across seeds)")
+        for y, v1, v2, e in zip(ys, lo, hi, noise):
+            if e > 0:  # NaN (not probed) compares false
+                ax.errorbar([v1, v2], [y + 0.2, y - 0.2], xerr=2 * e, fmt="none", ecolor="black", elinewidth=0.8,
+                            capsize=2, label=None if whiskered else
+                            "± 2 sd of the row's swing (same-seed pairs, across seeds)")
+                whiskered = True
         ax.axvline(base, color="black", lw=1.0)
-        for y, v1, v2 in zip(ys, lo, hi):
+        for y, v1, v2, e in zip(ys, lo, hi, noise):
+            pad = 0.02 * span + (2 * e if e > 0 else 0.0)  # past the whisker
             for yy, v in ((y + 0.2, v1), (y - 0.2, v2)):
                 if abs(v - base) > 0.02 * span:
-                    ax.text(v + (0.02 * span if v >= base else -0.02 * span), yy, fmt.format(v), va="center",
+                    ax.text(v + (pad if v >= base else -pad), yy, fmt.format(v), va="center",
                             ha="left" if v >= base else "right", fontsize=6.5)
         labels = [f"{r['parameter']}  [{float(r['low_value']):g} – {float(r['high_value']):g}]" for r in shown]
         ax.set_yticks(ys)
@@ -161,11 +184,19 @@ def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architect
         ax.set_title(f"{a}: baseline {fmt.format(base)}" + (f"  ({rest} more, smaller swings)" if rest else ""),
                      fontsize=9, loc="left")
         ax.set_xlabel("usable fraction of host cycles", fontsize=7.5)
-    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False,
+    legend: dict[str, Any] = {}
+    for ax in fig.axes:  # the whisker's label sits on the first panel that has one
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=3, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1.0 - 0.05 / fig_h))
+    try:
+        window = json.loads(prov.get("options", "{}")).get("duration_s")
+    except (ValueError, AttributeError):
+        window = None
     fig.suptitle("Sensitivity of the headline (xeon-2017, cloud-mix, saturated): one number at a time, "
-                 "common random numbers", fontsize=10, y=1.0 + 0.35 / fig_h)
+                 "common random numbers" + (f", {window:g} s windows" if window else ""), fontsize=10,
+                 y=1.0 + 0.35 / fig_h)
     _save(fig, png_path)
 
 
@@ -204,8 +235,7 @@ def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, 
         flag = [_flagged(p, y) for p in pts]
         ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
                     yerr=[0.0 if t else _err(p.get(f"{y}{ci}", math.nan)) * y_scale for p, t in zip(pts, flag)],
-                    color=color, linestyle=ls if connect else "none", marker="o", markersize=3, capsize=2,
-                    label=a or None)
+                    color=color, linestyle=ls if connect else "none", capsize=2, label=a or None, **_marker(a))
         if any(flag):
             any_flag = True
             ax.plot([p[x] * x_scale for p, t in zip(pts, flag) if t], [p[y] * y_scale for p, t in zip(pts, flag) if t],
@@ -231,6 +261,9 @@ def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     ax2.set_xlabel("offered load (million requests/s)")
     ax2.set_ylabel("p99 latency (µs, log scale)")
     ax2.set_yscale("log")
+    # 1-2-5 ticks, labelled: the p99s span less than a decade or two, where a decade's ticks
+    # alone leave one label to read them by
+    ax2.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
     ax2.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax2.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax2.set_title("The hockey stick: p99 latency")
@@ -426,7 +459,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
         color, ls = ARCH_STYLE.get(a, (None, "-"))
         x = [p["dom0_cores"] for p in pts]
         a1.errorbar(x, [p["usable_fraction"] for p in pts], yerr=[_err(p["usable_fraction_ci"]) for p in pts],
-                    color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=f"{a} (emulated)")
+                    color=color, linestyle=ls, marker="o", markersize=3, capsize=2, label=f"{a} (simulated)")
         a1.plot(x, [p["bound_usable_fraction"] for p in pts], color=color, linestyle="-", linewidth=3.5, alpha=0.25,
                 label=f"{a}: bound from its demands at {bundled} cores")
     if refs:  # one line: the architectures without a dom0 differ by less than a line's width
@@ -447,7 +480,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
     a1.set_title("How big should dom0 be? (xeon-2017, 72 threads, cloud-mix, saturated; 95% CI bars)", fontsize=9)
     a1.grid(True, alpha=0.3)
     handles, labels = a1.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: (0 if "(emulated)" in labels[i] else 1 if "bound" in labels[i] else 2))
+    order = sorted(range(len(labels)), key=lambda i: (0 if "(simulated)" in labels[i] else 1 if "bound" in labels[i] else 2))
     a1.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper center",
                bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     if "xen-pv" in curves:

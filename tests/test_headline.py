@@ -171,7 +171,7 @@ def test_breakdown_weights_by_completions_and_knows_tenant_vcpus():
     from emulator.experiments.figures import _think, breakdown, noisy_spec
     from emulator.runner import Job, run_job
 
-    r = run_job(Job("xeon-2017", "xen-pv", "cloud-mix", ("workload.flows.0.clients=4096", _think(0.3),
+    r = run_job(Job("xeon-2017", "xen-pv", "cloud-mix", ("workload.flows.0.clients=4096", _think(0.3, 2.09e6),
                                                           "architecture.resources.dom0.capacity=0"),
                     0.01, 0.004, 1, stages=True))
     assert r["flows"]["mix"]["dropped"] > 0.05 * r["flows"]["mix"]["completed"]

@@ -57,7 +57,6 @@ SEED = 1
 HOCKEY_ARCHS = ("bare-metal", "nitro", "sriov", "kvm-virtio", "xen-pv", "emulated")
 EXIT_ARCHS = ("nitro", "sriov-posted", "sriov", "xen-aws-2017", "kvm-virtio", "xen-pv", "emulated")
 CLIENTS = 4096
-BARE_CAPACITY = 2.09e6  # requests/s, bare metal on xeon-2017 + cloud-mix (results/headline.json)
 LOADS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.3)
 LOADS_QUICK = (0.2, 0.6, 0.9, 1.2)
 CDF_LOAD = 0.5
@@ -78,15 +77,26 @@ GENERATIONS = (
 )
 
 
-def _think(load: float) -> str:
-    mean_us = CLIENTS / (load * BARE_CAPACITY) * 1e6
+def bare_capacity(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                  cache: Cache | None = None) -> float:
+    """Bare metal's saturated throughput on HOST + WORKLOAD (requests/s): the headline's own
+    run (a cache hit when the headline ran first). A figure's load x offers x times it."""
+    from .headline import WINDOW, WINDOW_QUICK
+    dur, warm = WINDOW_QUICK if quick else WINDOW
+    [r] = run_jobs([Job(HOST, "bare-metal", WORKLOAD, (), dur, warm, SEED, tag="bare-metal")], workers=1,
+                   progress=progress, desc="bare-metal capacity", cache=cache)
+    return float(r["throughput_per_s"])
+
+
+def _think(load: float, capacity: float) -> str:
+    mean_us = CLIENTS / (load * capacity) * 1e6
     return f'workload.flows.0.think_us={{ dist = "exp", mean = {mean_us:.6g} }}'
 
 
-def _offered(load: float) -> tuple[str, str]:
-    """The overrides that offer ``load`` x bare metal's capacity: CLIENTS clients, each
-    thinking an exponential time between requests."""
-    return f"workload.flows.0.clients={CLIENTS}", _think(load)
+def _offered(load: float, capacity: float) -> tuple[str, str]:
+    """The overrides that offer ``load`` x ``capacity`` (bare metal's): CLIENTS clients,
+    each thinking an exponential time between requests."""
+    return f"workload.flows.0.clients={CLIENTS}", _think(load, capacity)
 
 
 def _window(quick: bool) -> tuple[float, float]:
@@ -128,13 +138,15 @@ def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any
 
 
 def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-           cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+           cache: Cache | None = None, replications: int | None = None,
+           capacity: float | None = None) -> list[dict[str, Any]]:
+    cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
     dur, warm = _window(quick)
     seeds = _seeds(quick, replications)
     loads = LOADS_QUICK if quick else LOADS
     # at the CDFs' load the runs also keep their stage tables: the latency breakdown's runs,
     # which then come from the cache
-    jobs = [Job(HOST, a, WORKLOAD, _offered(x), dur, warm, s, tag=(a, x, i),
+    jobs = [Job(HOST, a, WORKLOAD, _offered(x, cap), dur, warm, s, tag=(a, x, i),
                 stages=x == CDF_LOAD) for a in HOCKEY_ARCHS for x in loads for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="hockey sticks", cache=cache)
     rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
@@ -145,14 +157,15 @@ def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = 
     }, tails={"p99_us": (lambda r: r["flows"]["mix"]["completed"], 0.99)})
     for row in rows:
         a, x = row.pop("key")
-        row.update(architecture=a, load=x, offered_per_s=x * BARE_CAPACITY)
+        row.update(architecture=a, load=x, offered_per_s=x * cap)
     return rows
 
 
 def cdfs(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-         cache: Cache | None = None) -> list[dict[str, Any]]:
+         cache: Cache | None = None, capacity: float | None = None) -> list[dict[str, Any]]:
+    cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
     dur, warm = _window(quick)
-    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD), dur * 2, warm, SEED,
+    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur * 2, warm, SEED,
                 tag=a) for a in HOCKEY_ARCHS]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency CDFs", cache=cache)
     return [{"architecture": r["tag"], "quantile": q, "latency_us": v,
@@ -407,10 +420,12 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
 
 
 def latency_breakdown(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-                      cache: Cache | None = None, replications: int | None = None) -> list[dict[str, Any]]:
+                      cache: Cache | None = None, replications: int | None = None,
+                      capacity: float | None = None) -> list[dict[str, Any]]:
+    cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
     dur, warm = _window(quick)
     seeds = _seeds(quick, replications)
-    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD), dur, warm, s,
+    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur, warm, s,
                 tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="latency breakdown", cache=cache)
     runs = [{"tag": r["tag"], "mean_us": r["flows"]["mix"]["latency_us"]["mean"], **breakdown(r)} for r in res]
@@ -570,13 +585,16 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     dur, warm = _window(quick)
     models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in set(HOCKEY_ARCHS + EXIT_ARCHS)]
     base = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD, "duration_s": dur, "warmup_s": warm}
-    h = hockey(quick=quick, workers=workers, progress=progress, cache=cache)
+    cap = bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
+    # load x offers x bare metal's measured capacity (the headline's run)
+    loaded = {"bare_metal_capacity_per_s": round(cap, 1)}
+    h = hockey(quick=quick, workers=workers, progress=progress, cache=cache, capacity=cap)
     p = _write(out, "hockey", h, ["architecture", "load", "offered_per_s"],
-               provenance(base | {"clients": CLIENTS, "think": "exponential, mean clients/offered"}, models))
+               provenance(base | loaded | {"clients": CLIENTS, "think": "exponential, mean clients/offered"}, models))
     figures.append(("hockey", p, out / "hockey.png", (), {}))
-    c = cdfs(quick=quick, workers=workers, progress=progress, cache=cache)
+    c = cdfs(quick=quick, workers=workers, progress=progress, cache=cache, capacity=cap)
     p = _write(out, "latency-cdf", c, ["architecture", "quantile", "latency_us"],
-               provenance(base | {"load": CDF_LOAD, "duration_s": dur * 2}, models))
+               provenance(base | loaded | {"load": CDF_LOAD, "duration_s": dur * 2}, models))
     figures.append(("latency_cdf", p, out / "latency-cdf.png", (), {}))
     e = exit_costs(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "exit-cost", e, ["architecture", "exit_cycles"],
@@ -596,9 +614,9 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
     figures.append(("interrupt_moderation", p, out / "interrupt-moderation.png", (), {}))
-    b = latency_breakdown(quick=quick, workers=workers, progress=progress, cache=cache)
+    b = latency_breakdown(quick=quick, workers=workers, progress=progress, cache=cache, capacity=cap)
     p = _write(out, "latency-breakdown", b, ["architecture"],
-               provenance(base | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
+               provenance(base | loaded | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
     figures.append(("latency_breakdown", p, out / "latency-breakdown.png", (), {}))
     d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],

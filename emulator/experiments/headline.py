@@ -41,9 +41,12 @@ def _categories(results: Iterable[dict[str, Any]]) -> list[str]:
     return categories(r["host_cycles"] for r in results)
 
 
+WINDOW, WINDOW_QUICK = (0.2, 0.02), (0.03, 0.006)  # measured window and warm-up (s)
+
+
 def headline(*, quick: bool = False, workers: int | None = None, progress: bool = False,
              seed: int = SEED, cache: Cache | None = None) -> list[dict[str, Any]]:
-    dur, warm = (0.03, 0.006) if quick else (0.2, 0.02)
+    dur, warm = WINDOW_QUICK if quick else WINDOW
     jobs = [Job(HOST, a, WORKLOAD, (), dur, warm, seed, tag=a) for a in ARCHITECTURES]
     return run_jobs(jobs, workers=workers, progress=progress, desc="headline", cache=cache)
 

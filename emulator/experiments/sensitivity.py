@@ -46,8 +46,13 @@ WINDOW_QUICK = (0.006, 0.002)
 # the 3 used until the fourteenth session, when the table moved by up to 2x between runs)
 NOISE_SEEDS = (2, 3, 4, 5, 6, 7, 8, 9)
 NOISE_SEEDS_QUICK = (2,)
-NOISE_PROBES = 2  # per architecture, its largest swings are re-run under the probe seeds
-PROBE_SEEDS = NOISE_SEEDS
+# per architecture, its NOISE_PROBES largest swings (the rows its tornado panel shows) are
+# re-run under the probe seeds, so each of those rows has its own swing sd: a swing's noise
+# differs by row up to 100x (a parameter that moves the host onto its link is noisy, an exit
+# cost on a CPU-bound host is not), so one architecture-wide band hid small real effects.
+# 3 probe seeds: each row's sd is good to ~40% (1/sqrt(2*3)), enough to tell 0.0003 from 0.008
+NOISE_PROBES = 12
+PROBE_SEEDS = NOISE_SEEDS[:3]
 # claims that fail, or sit within 2 level-sd of failing, at a range's end are re-run at this window
 CONFIRM_WINDOW = (0.05, 0.01)
 # the architectures the claims are about (the rest only enter "bare-metal >= every architecture",
@@ -247,11 +252,11 @@ def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bo
     """Runs the one-at-a-time study; returns rows, baselines, noise and what was skipped.
 
     Noise, two kinds. ``level_sd``: the baseline's usable fraction across seeds (how far the
-    measured level itself may be off; matters for the absolute claims). ``swing_sd``: for
-    each architecture its ``NOISE_PROBES`` largest swings are re-run under the other seeds,
-    and the spread of (value at an end - baseline) across seeds, each seed being its own
-    common-random-numbers pair, is the noise of a swing (matters for the tornado's order
-    and for the orderings).
+    measured level itself may be off; matters for the absolute claims). A row's ``noise``:
+    each architecture's ``NOISE_PROBES`` largest swings are re-run under the probe seeds,
+    and the sd across seeds of (value at an end - baseline), each seed being its own
+    common-random-numbers pair, the larger of the two ends, is that row's swing noise (NaN
+    for rows not probed); ``swing_sd`` is an architecture's largest.
     """
     ranges = load_ranges() if ranges is None else list(ranges)
     dur, warm = WINDOW_QUICK if quick else WINDOW
@@ -260,6 +265,7 @@ def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bo
     jobs = p.baseline + p.noise + [j for _, _, lo, hi in p.varied for j in (lo, hi)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="sensitivity", cache=cache)
     by_tag = {r["tag"]: r["usable_fraction"] for r in res}
+    bound = {r["tag"]: binding(r) for r in res}
     base = {a: by_tag[("base", a)] for a in architectures}
     level_sd = {}
     for a in architectures:
@@ -279,7 +285,7 @@ def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bo
         top = sorted((v for v in p.varied if v[0] == a), key=lambda v: -next(
             x["swing"] for x in rows if x["architecture"] == a and x["parameter"] == v[1].label))[:NOISE_PROBES]
         for _, r, lo, hi in top:
-            for s in noise_seeds[:len(PROBE_SEEDS)]:
+            for s in PROBE_SEEDS:
                 for j in (lo, hi):
                     probes.append(Job(j.host, j.architecture, j.workload, j.sets, j.duration_s, j.warmup_s, s,
                                       tag=("probe",) + j.tag[:1] + (a, r.label, s)))
@@ -287,22 +293,42 @@ def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bo
                                                                desc="sensitivity noise", cache=cache)} if probes else {}
     swing_sd: dict[str, float] = {}
     probed: dict[str, list[str]] = {}
-    for a in architectures:
-        sds = []
-        for label in sorted({t[3] for t in pres if t[2] == a}):
-            probed.setdefault(a, []).append(label)
-            row = next(x for x in rows if x["architecture"] == a and x["parameter"] == label)
-            for side in ("low", "high"):
-                d = [row[f"usable_at_{side}"] - base[a]] + [pres[("probe", side, a, label, s)] - by_tag[("noise", a, s)]
-                                                            for s in noise_seeds[:len(PROBE_SEEDS)]]
-                sds.append(statistics.stdev(d))
-        swing_sd[a] = max(sds) if sds else 0.0
     for row in rows:
-        row["noise"] = swing_sd[row["architecture"]]
+        a, label = row["architecture"], row["parameter"]
+        row["noise"] = math.nan
+        if ("probe", "low", a, label, PROBE_SEEDS[0]) not in pres:
+            continue
+        probed.setdefault(a, []).append(label)
+        row["noise"] = max(statistics.stdev(
+            [row[f"usable_at_{side}"] - base[a]] + [pres[("probe", side, a, label, s)] - by_tag[("noise", a, s)]
+                                                    for s in PROBE_SEEDS]) for side in ("low", "high"))
+    for a in architectures:
+        sds = [r["noise"] for r in rows if r["architecture"] == a and not math.isnan(r["noise"])]
+        swing_sd[a] = max(sds) if sds else 0.0
     return {"rows": rows, "baseline": base, "level_sd": level_sd, "swing_sd": swing_sd, "probed": probed,
             "skipped": p.skipped, "ranges": ranges, "duration_s": dur, "warmup_s": warm, "seed": seed,
-            "noise_seeds": tuple(noise_seeds), "runs": len(jobs) + len(probes),
+            "noise_seeds": tuple(noise_seeds), "probe_seeds": () if quick else PROBE_SEEDS,
+            "runs": len(jobs) + len(probes), "bound": bound,
             "jobs": {j.tag: j for _, _, lo, hi in p.varied for j in (lo, hi)}}
+
+
+BOUND_UTILIZATION = 0.99  # a resource this busy is what holds the host's throughput
+
+
+def binding(result: Mapping[str, Any]) -> str | None:
+    """The busiest resource of a run when it is saturated (utilization >= 0.99), else None."""
+    rs = result.get("resources") or {}
+    name = max(rs, key=lambda k: rs[k].get("utilization", 0.0), default=None)
+    return name if name is not None and rs[name].get("utilization", 0.0) >= BOUND_UTILIZATION else None
+
+
+def bound_at(study: Mapping[str, Any], key: tuple[str, str], a: str) -> str | None:
+    """What binds architecture a at a range end (label, side), from the runs that judged it."""
+    label, side = key
+    b = study.get("bound", {})
+    if key in study.get("confirmed", {}):
+        return b.get(("c", side, a, label), b.get(("cbase", a)))
+    return b.get((side, a, label), b.get(("base", a)))
 
 
 # ----------------------------------------------------------------------------- claims
@@ -358,8 +384,9 @@ def confirm(study: dict[str, Any], *, workers: int | None = None, progress: bool
             j = study["jobs"].get((side, a, label))
             if j is not None:
                 jobs.append(Job(j.host, a, j.workload, j.sets, dur, warm, j.seed, tag=("c", side, a, label)))
-    res = {r["tag"]: r["usable_fraction"] for r in run_jobs(jobs, workers=workers, progress=progress,
-                                                              desc="sensitivity confirm", cache=cache)}
+    out = run_jobs(jobs, workers=workers, progress=progress, desc="sensitivity confirm", cache=cache)
+    res = {r["tag"]: r["usable_fraction"] for r in out}
+    study["bound"] = dict(study.get("bound", {})) | {r["tag"]: binding(r) for r in out}
     cbase = dict(study["baseline"]) | {a: res[("cbase", a)] for a in archs}
     confirmed = {}
     for label, side in todo:
@@ -400,10 +427,15 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
-def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, list]) -> None:
+def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, list],
+                   prov: Mapping[str, Any] | None = None) -> None:
     rows = study["rows"]
     base = study["baseline"]
-    L = ["# Sensitivity of the headline", "",
+    L = ["# Sensitivity of the headline", ""]
+    if prov:
+        L += [f"Generated by `vemu reproduce` (vemu {prov.get('vemu_version')}, git {prov.get('git_revision')}; "
+              "options and model hashes in the `#` lines of `sensitivity.csv`).", ""]
+    L += [
          f"xeon-2017 + cloud-mix at saturation; each uncertain number moved alone to the low and the high end of its "
          f"range (`models/sensitivity.toml`, each with its source or reason), the rest at their bundled values, "
          f"seed {study['seed']} for every run (common random numbers). Window {study['duration_s']:g} s after "
@@ -418,35 +450,57 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
               "the numbers in brackets are from that window.", ""]
     else:
         L += ["Quick run: claims judged on the short window only (no confirmation runs).", ""]
+    ends = [(r.label, side) for r in study["ranges"] for side in ("low", "high")]
     for claim, fl in fails.items():
         if not fl:
             L.append(f"- **{claim}: holds** at both ends of every range.")
+        elif fl[0][0] == "(baseline)":
+            # it fails where nothing is varied: list where a range's end makes it hold instead
+            failed = {(lab, side) for lab, side, *_ in fl}
+            pts = points(study)
+            held = [(lab, side) for lab, side in ends if (lab, side) in pts and (lab, side) not in failed]
+            what = "; ".join(f"{lab} {side} ({_g(_end_value(study, lab, side))})"
+                             + _claim_values(claim, study.get("confirmed", {}).get((lab, side), pts[(lab, side)]),
+                                             study, (lab, side)) for lab, side in held)
+            L.append(f"- **{claim}: does not hold at the baseline**" + _claim_values(claim, fl[0][3], study, None)
+                     + (f". It holds at {len(held)} of {len(pts)} range ends: {what}." if held
+                        else f", nor at any of the {len(pts)} range ends."))
         else:
-            what = "; ".join(
-                f"{lab} {side} ({_g(v)})" + _claim_values(claim, u) for lab, side, v, u in fl)
-            # where bare metal itself falls short, the 25 Gb/s link (not the CPU) is the bound
-            nic = sum(1 for lab, *_, u in fl if lab != "(baseline)" and u.get("bare-metal", 1.0) < 0.995)
-            where = (f" At {nic} of these {len(fl)} range ends bare metal itself stays below 0.995: the link, "
-                     "not the CPU, is the bound there, for every architecture alike." if nic else "")
-            L.append(f"- **{claim}: does not hold** everywhere. It fails at: {what}.{where}")
+            what = "; ".join(f"{lab} {side} ({_g(v)})" + _claim_values(claim, u, study, (lab, side))
+                             for lab, side, v, u in fl)
+            L.append(f"- **{claim}: does not hold** everywhere. It fails at: {what}.")
+    L += ["", "In brackets: the usable fractions the claim is about and, after a colon, the saturated resource "
+          f"(utilization >= {BOUND_UTILIZATION:g}) that holds each architecture there: `nic.tx` is the host's "
+          "transmit link, `dom0` the driver domain's cores, `vcpu` the guest's own."]
     holds = [c for c, fl in fails.items() if not fl]
-    fail = [c for c, fl in fails.items() if fl]
+    at_base = [c for c, fl in fails.items() if fl and fl[0][0] == "(baseline)"]
+    fail = [c for c, fl in fails.items() if fl and fl[0][0] != "(baseline)"]
     L += ["", f"In short: {'; '.join(holds) or 'none'} hold across all ranges. "
-              f"{'; '.join(fail) or 'None'} {'do' if len(fail) != 1 else 'does'} not, under the ranges named above."]
+              f"{'; '.join(fail) or 'None'} {'do' if len(fail) != 1 else 'does'} not, under the ranges named above."
+          + (f" {'; '.join(at_base)} {'fail' if len(at_base) != 1 else 'fails'} at the bundled values themselves: "
+             "the models, honestly parameterised, do not give what the claim expected, and the tool says so."
+             if at_base else "")]
     L += ["", "## Noise", "",
           f"Seeds {study['seed']} (every run) and {', '.join(str(s) for s in study['noise_seeds'])} (noise runs). "
           "*Level sd*: the baseline's usable fraction across seeds, i.e. how far a short window's level may be off "
-          "(it matters for the absolute claims; the headline itself uses a 10x longer window). *Swing sd*: the "
-          f"{NOISE_PROBES} largest swings of each architecture re-run under every noise seed, each seed its own "
-          "common-random-numbers pair; the sd of (value at an end - baseline) across seeds, the largest over "
-          "ends and probes. Under common random numbers a swing is measured far more precisely than a level: "
-          "swings well above ~3 swing-sd are real effects of the parameter.", "",
-          "| architecture | baseline | level sd | swing sd (CRN) | largest swing | its parameter |",
+          "(it matters for the absolute claims; the headline itself uses a 10x longer window, so this table's "
+          "baselines differ from the headline's by up to a few level-sd). *Swing sd*, per row: each "
+          f"architecture's {NOISE_PROBES} largest swings (the rows its tornado panel shows) re-run under seeds "
+          f"{', '.join(str(s) for s in study.get('probe_seeds', ()))}, each seed its own common-random-numbers "
+          "pair; the sd of (value at an end - baseline) across the seeds, the larger of the two ends (the CSV's "
+          "`noise`, nan for rows not probed; whiskers of ±2 sd on the chart). Rows differ by up to 100x: a "
+          "number that moves the host onto its link is noisy, an exit cost on a CPU-bound host is not. Under "
+          "common random numbers a swing is measured far more precisely than a level: a swing well above 3 of "
+          "its own swing sd is a real effect of the parameter.", "",
+          "| architecture | baseline | level sd | swing sd (CRN), median / largest row | largest swing | "
+          "its parameter |",
           "|---|---|---|---|---|---|"]
     for a in base:
         ra = [r for r in rows if r["architecture"] == a]
         top = max(ra, key=lambda r: r["swing"]) if ra else None
-        L.append(f"| {a} | {base[a]:.4f} | {study['level_sd'][a]:.5f} | {study['swing_sd'][a]:.5f} | "
+        sds = [r["noise"] for r in ra if not math.isnan(r["noise"])]
+        L.append(f"| {a} | {base[a]:.4f} | {study['level_sd'][a]:.5f} | "
+                 f"{statistics.median(sds) if sds else 0:.5f} / {study['swing_sd'][a]:.5f} | "
                  f"{top['swing'] if top else 0:.4f} | {top['parameter'] if top else '—'} |")
     L += ["", "## The table", "",
           "Sorted by swing within each architecture (swing = largest minus smallest of low, baseline and high).", "",
@@ -468,9 +522,22 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
     atomic_write_text(path, "\n".join(L) + "\n")
 
 
-def _claim_values(claim: str, u: Mapping[str, float]) -> str:
+def _claim_values(claim: str, u: Mapping[str, float], study: Mapping[str, Any] | None = None,
+                  key: tuple[str, str] | None = None) -> str:
     want = [a for a in ARCHITECTURES if a in claim]
-    return " [" + ", ".join(f"{a} {u[a]:.3f}" for a in want if a in u) + "]" if want else ""
+
+    def one(a: str) -> str:
+        b = None
+        if study is not None:
+            b = bound_at(study, key, a) if key else study.get("bound", {}).get(
+                ("cbase", a), study.get("bound", {}).get(("base", a)))
+        return f"{a} {u[a]:.3f}" + (f": {b}" if b else "")
+    return " [" + ", ".join(one(a) for a in want if a in u) + "]" if want else ""
+
+
+def _end_value(study: Mapping[str, Any], label: str, side: str) -> float:
+    r = next(r for r in study["ranges"] if r.label == label)
+    return r.low if side == "low" else r.high
 
 
 def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = None, progress: bool = False,
@@ -490,6 +557,9 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
     prov = provenance({"quick": quick, "seed": study["seed"], "host": HOST, "workload": WORKLOAD,
                        "duration_s": study["duration_s"], "warmup_s": study["warmup_s"],
+                       "noise_seeds": list(study["noise_seeds"]), "probe_seeds": list(study["probe_seeds"]),
+                       "probes_per_architecture": 0 if quick else NOISE_PROBES,
+                       "confirm_window": list(study["confirm_window"]) if "confirm_window" in study else None,
                        "ranges": str(ranges_path().relative_to(ranges_path().parent.parent))
                        if ranges_path().parent.parent.exists() else RANGES_FILE,
                        # the range table decides every varied run: hash it as the models are
@@ -499,7 +569,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     write_csv(out / "sensitivity.csv", CSV_HEADER, [[r[c] for c in CSV_HEADER] for r in rows], prov)
     plot.sensitivity_tornado(out / "sensitivity.csv", out / "sensitivity.png",
                              architectures=[a for a in PLOT_ARCHITECTURES if a in study["baseline"]])
-    write_markdown(out / "sensitivity.md", study, fails)
+    write_markdown(out / "sensitivity.md", study, fails, prov)
     top = {}
     for a in study["baseline"]:
         ra = sorted((r for r in rows if r["architecture"] == a), key=lambda r: -r["swing"])

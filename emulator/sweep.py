@@ -141,12 +141,23 @@ class Axis:
         """The keys this axis sets: one, or several joined by ``+`` that take the same value."""
         return joined_keys(self.key)
 
-    def at(self, u: float) -> tuple[Any, str]:
-        """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item."""
+    def at(self, u: float, stratum: tuple[int, int] | None = None) -> tuple[Any, str]:
+        """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item.
+
+        An integer range's integers are equally likely (log-uniformly over [lo, hi + 1) in
+        a log range): lo + ⌊u·(hi - lo + 1)⌋, not a rounded real, which gave the two ends
+        half the others' share. ``stratum`` (i, n) is u's Latin-hypercube stratum: a list's
+        item is then the ⌊i·k/n⌋-th, so each of its k items is in ⌊n/k⌋ or ⌈n/k⌉ points (u
+        itself, jittered within a stratum that straddles two items, could leave one out)."""
         if not self.is_range:
-            return self.values[min(len(self.values) - 1, int(u * len(self.values)))]
-        x = _between(float(self.lo), float(self.hi), u, self.log)  # type: ignore[arg-type]
-        return _number(round(x) if self.integer else x)
+            k = len(self.values)
+            i = stratum[0] * k // stratum[1] if stratum else int(u * k)
+            return self.values[min(k - 1, i)]
+        lo, hi = float(self.lo), float(self.hi)  # type: ignore[arg-type]
+        if self.integer:
+            x = math.floor(_between(lo, hi + 1, u, self.log))
+            return _number(int(min(max(x, lo), hi)))
+        return _number(_between(lo, hi, u, self.log))
 
 
 def _between(lo: float, hi: float, t: float, log: bool) -> float:
@@ -324,15 +335,18 @@ def parse_sample(text: str | None) -> tuple[str, int]:
     raise ModelError(f"'{text}' is not a design: grid, random:N or lhs:N with N in [1, {MAX_POINTS}]", key="--sample")
 
 
-def lhs_unit(n: int, d: int, rng: Any) -> Any:
+def lhs_unit(n: int, d: int, rng: Any) -> tuple[Any, Any]:
     """An n × d Latin hypercube on [0, 1)^d: column j has exactly one value in each
-    [k/n, (k+1)/n), uniform within it, the strata of the columns paired at random."""
+    [k/n, (k+1)/n), uniform within it, the strata of the columns paired at random. Returns
+    the points and each one's stratum index (an n × d array of integers)."""
     import numpy as np
 
     out = np.empty((n, d))
+    strata = np.empty((n, d), dtype=np.int64)
     for j in range(d):
-        out[:, j] = (rng.permutation(n) + rng.random(n)) / n
-    return out
+        strata[:, j] = rng.permutation(n)
+        out[:, j] = (strata[:, j] + rng.random(n)) / n
+    return out, strata
 
 
 def design(axes: Sequence[Axis], sample: str | None = None, *, sample_seed: int = 0) -> list[tuple[tuple[Any, str], ...]]:
@@ -346,7 +360,10 @@ def design(axes: Sequence[Axis], sample: str | None = None, *, sample_seed: int 
     import numpy as np
 
     rng = np.random.Generator(np.random.PCG64(sample_seed))
-    u = lhs_unit(n, len(axes), rng) if kind == "lhs" else rng.random((len(axes), n)).T
+    if kind == "lhs":
+        u, strata = lhs_unit(n, len(axes), rng)
+        return [tuple(a.at(float(u[i, j]), (int(strata[i, j]), n)) for j, a in enumerate(axes)) for i in range(n)]
+    u = rng.random((len(axes), n)).T
     return [tuple(a.at(float(u[i, j])) for j, a in enumerate(axes)) for i in range(n)]
 
 

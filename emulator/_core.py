@@ -68,6 +68,9 @@ class ModelError(EmulatorError, ValueError):
         where = ": ".join(p for p in (file, key) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # whole across processes (a pool worker's error)
+        return (_model_error, (self.detail, self.file, self.key))
+
 
 class NativeError(EmulatorError, RuntimeError):
     """The engine returned a negative status; ``.status`` is the code."""
@@ -75,6 +78,14 @@ class NativeError(EmulatorError, RuntimeError):
     def __init__(self, status: int, message: str):
         self.status = status
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # unpicklable by default (two arguments): a
+        # worker's engine error broke the process pool into "BrokenProcessPool"
+        return (NativeError, (self.status, str(self)))
+
+
+def _model_error(message: str, file: str | None, key: str | None) -> ModelError:
+    return ModelError(message, file=file, key=key)
 
 
 def _check(status: int, message: str) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
-from ._core import EmulatorError, ModelError
+from ._core import EmulatorError, ModelError, NativeError
 from .model import load_experiment
 from .result import tail_to_json
 from .provenance import atomic_write_text
@@ -297,9 +297,34 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
     return results  # type: ignore[return-value]
 
 
+def describe(job: Job) -> str:
+    """Which run a job is, in a line: its models or file, its overrides and its seed."""
+    names = "/".join(x for x in (job.host, job.architecture, job.workload) if x)
+    what = names or (str(job.spec) if isinstance(job.spec, (str, os.PathLike)) else "an inline experiment")
+    sets = f" with {' '.join(job.sets)}" if job.sets else ""
+    return f"{what}{sets}, seed {job.seed}"
+
+
+def in_job(e: EmulatorError, job: Job) -> EmulatorError:
+    """``e`` saying which run it came from (a sweep's failure named no point)."""
+    ctx = f" (in the run of {describe(job)})"
+    if isinstance(e, ModelError):
+        return ModelError(e.detail + ctx, file=e.file, key=e.key)
+    if isinstance(e, NativeError):
+        return NativeError(e.status, str(e) + ctx)
+    return EmulatorError(str(e) + ctx)
+
+
 def _fetch_or_run(job: Job, cache: Cache | None) -> tuple[str | None, dict[str, Any], bool]:
     """One job on a local worker: its cache key (None without a cache), its result, and
     whether that came from the cache."""
+    try:
+        return _fetch_or_run_(job, cache)
+    except EmulatorError as e:
+        raise in_job(e, job) from None
+
+
+def _fetch_or_run_(job: Job, cache: Cache | None) -> tuple[str | None, dict[str, Any], bool]:
     exp = job.experiment()
     key = _key(job, exp) if cache is not None else None
     hit = cache.get(key) if key is not None else None  # type: ignore[union-attr]
@@ -332,13 +357,21 @@ def run_job_checked(job: Job, key: str) -> dict[str, Any]:
     same :func:`job_key` as the client: same vemu and engine versions, same code, same
     bundled model data. A worker with other code would otherwise put its results in the
     client's cache under the client's key."""
-    mine = job_key(job)
-    if mine != key:
-        import socket
-        raise EmulatorError(f"worker {socket.gethostname()} (pid {os.getpid()}) computes another cache key for this "
-                            "run: its vemu code, engine or bundled models differ from the client's; install the "
-                            "same revision on every worker")
-    return run_job(job)
+    try:
+        mine = job_key(job)
+        if mine != key:
+            import socket
+            raise EmulatorError(f"worker {socket.gethostname()} (pid {os.getpid()}) computes another cache key for "
+                                "this run: its vemu code, engine or bundled models differ from the client's; install "
+                                "the same revision on every worker")
+        return run_job(job)
+    except EmulatorError as e:
+        # returned, not raised: a task that raises has distributed log its traceback on the
+        # worker; the client raises it, one line, as a local run would
+        return {ERROR_KEY: e}
+
+
+ERROR_KEY = "__vemu_error__"
 
 
 def _portable(job: Job) -> Job:
@@ -420,6 +453,8 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
             futures[f] = idx
         for f in distributed.as_completed(list(futures)):
             r = f.result()
+            if ERROR_KEY in r:  # named here, where the job still has its file's name
+                raise in_job(r[ERROR_KEY], jobs[futures[f][0]])
             for i in futures.pop(f):
                 done(i, _own(dict(r), jobs[i]))
     except BaseException:

@@ -51,7 +51,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._core import Engine, ModelError
+from ._core import EmulatorError, Engine, ModelError, NativeError
 from .model import PS_PER_S, Experiment
 from .result import MIN_TAIL_REQUESTS, Pool, Result, Tail, hist_quantile, thin_tail
 
@@ -228,7 +228,13 @@ def _run_one(args: RunArgs) -> tuple[dict[str, float], dict[str, Tail]]:
     from .simulation import Simulation
 
     exp, seed, duration, warmup = args
-    res = Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup)
+    try:
+        res = Simulation(exp).run(seed=seed, duration_s=duration, warmup_s=warmup)
+    except ModelError:
+        raise
+    except EmulatorError as e:  # which replication: its seed reproduces it alone (--seed)
+        ctx = f" (in the replication with seed {seed})"
+        raise (NativeError(e.status, f"{e}{ctx}") if isinstance(e, NativeError) else EmulatorError(f"{e}{ctx}")) from None
     return measures(res), res.tails()
 
 

@@ -2,13 +2,16 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from emulator._core import EmulatorError, ModelError, NativeError
 from emulator.runner import Cache, Job, job_key, run_jobs
 
 JOBS = [Job("xeon-2017", a, "cloud-mix", (), 0.003, 0.001, 5, tag=a) for a in ("xen-pv", "nitro", "sriov", "emulated")]
@@ -165,3 +168,33 @@ def test_a_pool_started_by_a_forkserver_runs():
             "assert out == {0: 1, 1: 2, 2: 3}, out\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def _overload_jobs(tmp_path):
+    # one queue offered 5x what it serves: the pool of 262,144 requests is exhausted at 66 ms
+    spec = tmp_path / "over.toml"
+    spec.write_text((Path(__file__).parent.parent / "examples" / "heavy-load.toml").read_text())
+    return [Job(None, None, None, (f"workload.flows.requests.rate_per_s={r}",), 0.2, 0.0, 1, spec=str(spec), tag=i)
+            for i, r in enumerate(("5e5", "5e6"))]
+
+
+def test_errors_cross_process_boundaries_whole():
+    # a worker's error is pickled to the parent: NativeError's two arguments broke that (the
+    # pool died as "BrokenProcessPool"); ModelError keeps its file and key
+    for e in (NativeError(-3, "request pool exhausted"), ModelError("bad", file="f.toml", key="a.b")):
+        r = pickle.loads(pickle.dumps(e))
+        assert type(r) is type(e) and str(r) == str(e) and r.__dict__ == e.__dict__
+
+
+def test_a_run_failing_on_a_worker_says_which_run(tmp_path):
+    for workers in (1, 2):
+        with pytest.raises(EmulatorError, match=r"request pool .* exhausted.*\(in the run of .*over\.toml with "
+                                                 r"workload\.flows\.requests\.rate_per_s=5e6, seed 1\)$"):
+            run_jobs(_overload_jobs(tmp_path), workers=workers)
+
+
+def test_a_run_failing_on_a_dask_worker_is_one_line_not_a_worker_traceback(tmp_path, capfd):
+    pytest.importorskip("distributed")
+    with pytest.raises(EmulatorError, match=r"exhausted.*\(in the run of .*over\.toml with .*=5e6, seed 1\)$"):
+        run_jobs(_overload_jobs(tmp_path), executor="dask", workers=2)
+    assert "Traceback" not in capfd.readouterr().err

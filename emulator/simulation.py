@@ -49,8 +49,9 @@ class Simulation:
         warm_ps = round(warmup * PS_PER_S)
         end_ps = warm_ps + round(duration * PS_PER_S)
         with Engine(self.compiled.spec, seed=seed) as eng:
-            self.advance(eng, warm_ps, end_ps, chunk_events, progress)
-            eng.reset_stats()
+            if warm_ps > 0:  # with none, the window is [0, end]: what happens at t = 0 counts
+                self.advance(eng, warm_ps, end_ps, chunk_events, progress)
+                eng.reset_stats()
             self.advance(eng, end_ps, end_ps, chunk_events, progress)
             stats = eng.stats()
             trace, lost = eng.trace() if self.compiled.spec.trace_requests else (None, 0)
@@ -137,8 +138,12 @@ def run(spec: str | Path | Mapping[str, Any] | None = None, **kwargs: Any) -> Re
     """Loads and runs an experiment in one call: ``run("exp.toml", seed=3)`` or
     ``run(host="xeon-2017", architecture="nitro", workload="web")``."""
     load_keys = ("host", "architecture", "workload", "sets", "duration_s", "warmup_s", "seed")
-    exp = load_experiment(spec, **{k: v for k, v in kwargs.items() if k in load_keys})
     sim_keys = ("trace_requests", "pool_size")
-    sim = Simulation(exp, **{k: v for k, v in kwargs.items() if k in sim_keys})
     run_keys = ("chunk_events", "progress")
+    unknown = sorted(set(kwargs) - set(load_keys + sim_keys + run_keys))
+    if unknown:  # a misspelt seed= or duration_s= was silently dropped
+        raise TypeError(f"run() got unexpected keyword argument(s) {', '.join(unknown)}; it takes "
+                        f"{', '.join(load_keys + sim_keys + run_keys)}")
+    exp = load_experiment(spec, **{k: v for k, v in kwargs.items() if k in load_keys})
+    sim = Simulation(exp, **{k: v for k, v in kwargs.items() if k in sim_keys})
     return sim.run(**{k: v for k, v in kwargs.items() if k in run_keys})

@@ -457,8 +457,11 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                          f"beyond {MAX_RUNS}: fewer values, points or replications", key="--vary")
     job_spec, data, spec_prov = _spec_info(spec)
     ex = data.get("experiment", {}) if isinstance(data.get("experiment"), dict) else {}
-    if seed is None:
-        seed = ex.get("seed", 1) if isinstance(ex.get("seed", 1), int) else 1
+    if seed is None:  # the file's, checked as vemu run checks it (a bad one was taken as 1, or blamed on --seed)
+        seed = ex.get("seed", 1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise ModelError(f"must be an integer in [0, {2**64 - 1}], got {seed!r}",
+                             file=spec_prov["spec"] if isinstance(job_spec, str) else None, key="experiment.seed")
     if not 0 <= int(seed) < 2**64:
         raise ModelError(f"{seed} is out of range: an integer in [0, 2**64)", key="--seed")
     points = design(axes, sample, sample_seed=sample_seed)

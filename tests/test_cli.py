@@ -501,3 +501,20 @@ def test_an_interrupted_compare_exits_130_without_finishing_the_queued_runs(tmp_
         pytest.skip("the runs finished before they could be interrupted")
     assert p.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "vemu: interrupted", err
+
+
+def test_run_refuses_unknown_keywords() -> None:
+    # run(seeed=5) ran the file's seed and duration without a word
+    with pytest.raises(TypeError, match="seeed"):
+        run(host="xeon-2017", architecture="nitro", workload="web", duration_s=0.001, seeed=5)
+
+
+def test_no_warmup_counts_what_happens_at_time_zero(tmp_path: Path) -> None:
+    # 20 closed clients that do not think issue at t = 0 into a 1 us stage: with no warm-up
+    # the window is [0, end], so those 20 are created in it (the stats were reset after
+    # running to t = 0, which dropped them: 10 created in 10 us instead of 30)
+    doc = station({"arrival": "closed", "clients": 20, "think_us": 0}, {"dist": "fixed", "mean": 1000}, duration_s=1e-5, warmup_s=0.0)
+    f = run(doc).to_dict()["flows"]
+    (flow,) = f.values()
+    assert flow["created"] == flow["completed"] + 20  # every completion's request, and the 20 in flight
+    assert flow["completed"] == 10

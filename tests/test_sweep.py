@@ -466,6 +466,20 @@ def test_cli_bad_vary_exits_2_with_one_line(tmp_path, capsys, vary, key):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("seed, shown", [('"abc"', "'abc'"), ("1.5", "1.5"), ("-5", "-5")])
+def test_sweep_checks_the_files_seed_as_run_does(tmp_path, capsys, seed, shown):
+    # it took a bad seed as 1, or blamed -5 on a --seed flag that was never given
+    spec = tmp_path / "s.toml"
+    doc = mm1(0.02)
+    doc["experiment"]["seed"] = 777
+    spec.write_text(to_toml(doc).replace("seed = 777", f"seed = {seed}"))
+    assert f"seed = {seed}" in spec.read_text()
+    rc = main(["sweep", str(spec), "--vary", f"{RATE_KEY}=100,200", "-q", "--out", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"{spec}: experiment.seed:" in err and shown in err
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_cli_dask_missing_exits_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     rc = main(["sweep", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--vary", "exit_cycles=1,2",

@@ -60,6 +60,7 @@ def check_window(duration_s: Any, warmup_s: Any, *, file: str | None = None) -> 
                              key=f"experiment.{key}")
 MAX_CLIENTS = 4_000_000
 MAX_PER_BYTE_PS = 1e9  # the engine's bound on a stage's time per byte
+MAX_PER_PAGE_PS = 1e15  # the engine's bound on a stage's time per page (vemu.c, validate)
 DEFAULT_OPEN_POOL = 1 << 18  # requests the open flows may have in flight together before the run fails
 
 
@@ -1232,6 +1233,12 @@ class _Compiler:
                         raise ModelError(f"{pp:g} cycles per {float(s.page_bytes):g}-byte page at {info.ghz:g} GHz gives "
                                          f"{most:.3g} ps for a request of the engine's {LIMITS['bytes']:.0f} bytes, beyond "
                                          f"its limit of {MAX_PER_BYTE_PS * LIMITS['bytes']:.3g}", file=file,
+                                         key=key + ".per_page")
+                    if not pp_ps <= MAX_PER_PAGE_PS:
+                        fed = f" (param '{s.per_page}')" if isinstance(s.per_page, str) else ""
+                        raise ModelError(f"{pp:g} cycles per page{fed} at {info.ghz:g} GHz is {pp_ps:.3g} ps per page, "
+                                         f"beyond the engine's limit of {MAX_PER_PAGE_PS:g} ps: at most "
+                                         f"{MAX_PER_PAGE_PS / ps_per_cycle:.3g} cycles at this clock", file=file,
                                          key=key + ".per_page")
                     paged = (pp_ps, float(s.page_bytes), up)
             else:

@@ -18,6 +18,7 @@ from conftest import TANDEM, to_toml
 
 from emulator import model
 from emulator._core import ModelError
+from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.simulation import run
 
@@ -402,3 +403,41 @@ def test_empty_file_name() -> None:
     with pytest.raises(ModelError) as e:
         load_experiment("")
     _check(e.value, "", "empty file name")
+
+
+# -- limits the engine checks at run time, checked first here ---------------------------------------------
+
+PAGED = {"name": "map", "on": "dom0", "per_page": 1e12, "unpaged_bytes": 128, "page_bytes": 4294967295,
+         "account": "backend"}
+
+
+@pytest.mark.parametrize("edits,words", [
+    # one "page" per request (page_bytes at the engine's byte limit): the total for a request
+    # passed, the per-page time (over 1e15 ps) failed in the engine, exit 1, no key named
+    ((("host.ghz", 0.5),), "at 0.5 GHz"),
+    ((("host.params.map_cycles", 1e15), (f"{STAGE1}.per_page", "map_cycles")), "param 'map_cycles'"),
+])
+def test_per_page_time_beyond_the_engine(edits: tuple[tuple[str, Any], ...], words: str, tmp_path: Path) -> None:
+    d = _set(copy.deepcopy(BASE), STAGE1, dict(PAGED))
+    d = _edit(*edits)(d)
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(d))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    msg = _check(e.value, f"{STAGE1}.per_page", words, file=str(p))
+    assert "per page" in msg and "1e+15" in msg
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """vemu's exit status and its one stderr line."""
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return status, err.strip()
+
+
+def test_per_page_time_beyond_the_engine_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = _cli(["run", "-a", "xen-pv", "--host", "xeon-2017", "-w", "cloud-mix", "--set",
+                        "grant_map_packet_cycles=1e15"], capsys)
+    assert status == 2, err
+    assert "xen-pv.toml: paths.net_tx.stages[" in err and ".per_page:" in err and "grant_map_packet_cycles" in err, err

@@ -41,6 +41,7 @@ DIST_KINDS = {
 ARRIVAL_OPEN = int(lib.VEMU_ARRIVAL_OPEN)
 ARRIVAL_CLOSED = int(lib.VEMU_ARRIVAL_CLOSED)
 STATUS_MORE = int(lib.VEMU_MORE)
+STATUS_STALL = int(lib.VEMU_STALL)
 STATUS_EFULL = int(lib.VEMU_EFULL)
 NO_PARENT = int(lib.VEMU_NO_PARENT)
 
@@ -82,6 +83,18 @@ class NativeError(EmulatorError, RuntimeError):
     def __reduce__(self) -> tuple[Any, ...]:  # unpicklable by default (two arguments): a
         # worker's engine error broke the process pool into "BrokenProcessPool"
         return (NativeError, (self.status, str(self)))
+
+
+class Stalled(EmulatorError):
+    """The engine's clock did not move for its stall limit of events (at ``at_ps``); the
+    sim is intact: a larger limit lets it go on."""
+
+    def __init__(self, at_ps: int):
+        self.at_ps = at_ps
+        super().__init__(f"the clock stopped at {at_ps} ps")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Stalled, (self.at_ps,))
 
 
 def _model_error(message: str, file: str | None, key: str | None) -> ModelError:
@@ -242,12 +255,19 @@ class Engine:
 
     # -- running ---------------------------------------------------------------------
     def run(self, until_ps: int, max_events: int = 2**63) -> bool:
-        """Runs to ``until_ps`` or ``max_events``; True when the clock reached ``until_ps``."""
+        """Runs to ``until_ps`` or ``max_events``; True when the clock reached ``until_ps``.
+        Raises :class:`Stalled` when the stall limit stopped it (:meth:`set_stall_limit`)."""
         s = self._handle()
         status = lib.vemu_sim_run(s, until_ps, max_events)
         if status < 0:
             _check(status, ffi.string(lib.vemu_sim_error(s)).decode())
+        if status == STATUS_STALL:
+            raise Stalled(self.now_ps)
         return status != STATUS_MORE
+
+    def set_stall_limit(self, n: int) -> None:
+        """Stop a run (:class:`Stalled`) once ``n`` events happen at one instant (0: never)."""
+        _check(lib.vemu_sim_set_stall_limit(self._handle(), n), "")
 
     def reset_stats(self) -> None:
         _check(lib.vemu_sim_reset_stats(self._handle()), "")

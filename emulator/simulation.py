@@ -13,12 +13,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ._core import STATUS_EFULL, Engine, EmulatorError, ModelError, NativeError
+from ._core import STATUS_EFULL, Engine, EmulatorError, ModelError, NativeError, Stalled
 from .model import PS_PER_S, Compiled, Experiment, check_window, compile_experiment, load_experiment
 from .result import Result
 
 DEFAULT_CHUNK_EVENTS = 1 << 22
-STALL_EVENTS = 20_000_000  # events without the clock moving before a run is declared stuck
+# events at one instant before a run is declared stuck: at least STALL_EVENTS, and
+# STALL_PER_REQUEST per request the pool holds (4M closed clients issuing at t = 0 make ~6
+# events each there, legitimately); a loop in zero time makes events without end.
+# STALL_PROBE more events at that instant, comparing drops before and after, tell a
+# client's retry of a dropped request from requests whose stages take no time.
+STALL_EVENTS = 20_000_000
+STALL_PER_REQUEST = 64
+STALL_PROBE = 1_000_000
 
 
 class Simulation:
@@ -49,6 +56,7 @@ class Simulation:
         warm_ps = round(warmup * PS_PER_S)
         end_ps = warm_ps + round(duration * PS_PER_S)
         with Engine(self.compiled.spec, seed=seed) as eng:
+            eng.set_stall_limit(self.stall_limit)
             if warm_ps > 0:  # with none, the window is [0, end]: what happens at t = 0 counts
                 self.advance(eng, warm_ps, end_ps, chunk_events, progress)
                 eng.reset_stats()
@@ -76,15 +84,22 @@ class Simulation:
                 return i
         return looping[0] if looping else None
 
+    @property
+    def stall_limit(self) -> int:
+        """Events at one instant after which a run is stuck (see STALL_EVENTS)."""
+        return max(STALL_EVENTS, STALL_PER_REQUEST * int(self.compiled.spec.pool_size))
+
     def advance(self, eng: Engine, until: int, end: int, chunk: int, progress: Callable[[float], None] | None) -> None:
         """Runs an engine made from this simulation to `until` (ps) in chunks of events,
         reporting progress as a fraction of `end`; turns a full pool and a clock that
-        stopped into EmulatorErrors."""
-        stalled, last_events, drops = 0, eng.events, None
+        stopped into EmulatorErrors. The engine counts the events at one instant itself,
+        so whether a run is stuck does not depend on the chunks."""
         while True:
-            before = eng.now_ps
             try:
                 reached = eng.run(until, chunk)
+            except Stalled as st:
+                self._probe_stall(eng, until, st.at_ps)
+                continue
             except NativeError as err:
                 if err.status == STATUS_EFULL:
                     raise EmulatorError(f"{err}. The offered load exceeds what {self.experiment.architecture.name} "
@@ -94,19 +109,20 @@ class Simulation:
                 progress(min(1.0, eng.now_ps / end))
             if reached:
                 return
-            # many events at one instant are legitimate (thousands of clients starting at
-            # t=0); tens of millions mean requests loop in zero time
-            if eng.now_ps != before:
-                stalled, drops = 0, None
-            else:
-                if drops is None:  # the stall begins: what was dropped so far, to tell a retry loop
-                    st = eng.stats()
-                    drops = (st["resource_dropped"].copy(), st["flow_dropped"].copy())
-                stalled += eng.events - last_events
-            last_events = eng.events
-            if stalled >= STALL_EVENTS:
-                assert drops is not None
-                self._raise_stalled(eng, before, stalled, drops)
+
+    def _probe_stall(self, eng: Engine, until: int, at: int) -> None:
+        """After the stall limit: STALL_PROBE more events at that instant. A burst that ends
+        within them goes on (the limit is back for the next instant); else the ModelError."""
+        st = eng.stats()
+        drops = (st["resource_dropped"].copy(), st["flow_dropped"].copy())
+        limit = self.stall_limit
+        eng.set_stall_limit(limit + STALL_PROBE)
+        try:
+            eng.run(until, STALL_PROBE + 1)
+        except Stalled:
+            self._raise_stalled(eng, at, limit + STALL_PROBE, drops)
+        finally:
+            eng.set_stall_limit(limit)
 
     def _raise_stalled(self, eng: Engine, at: int, stalled: int, drops: Any) -> None:
         """The ModelError for a clock stuck at ``at`` (ps) for ``stalled`` events: a closed

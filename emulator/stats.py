@@ -431,8 +431,10 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
                          "--duration (experiment.duration_s), or fewer batches or windows")
     t = round(start_s * PS_PER_S)
     with Engine(c.spec, seed=seed) as eng:
-        sim.advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
-        eng.reset_stats()
+        eng.set_stall_limit(sim.stall_limit)
+        if t > 0:  # with no warm-up the first window is [0, win]: what happens at t = 0 counts
+            sim.advance(eng, t, t + n_windows * win_ps, 1 << 22, None)
+            eng.reset_stats()
         for _ in range(n_windows):
             t += win_ps
             sim.advance(eng, t, t, 1 << 22, None)

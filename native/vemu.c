@@ -322,6 +322,8 @@ struct vemu_sim {
     event *heap;
     uint32_t heap_len, heap_cap;
     uint64_t stale;  /* ends of preempted services still in the heap */
+    uint64_t same_t; /* events popped at the current instant since the clock last moved */
+    uint64_t stall_limit; /* vemu_sim_run stops with VEMU_STALL at this many (0: never) */
     uint64_t sweeps; /* times the heap was swept of them (for the tests) */
 
     request *req;
@@ -1703,11 +1705,16 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
     uint64_t limit = (uint64_t)until, done = 0;
     while (s->heap_len > 0 && s->heap[0].t <= limit) {
         if (done >= max_events) return VEMU_MORE;
+        if (s->heap[0].t != s->now)
+            s->same_t = 0;
+        else if (__builtin_expect(s->stall_limit != 0 && s->same_t >= s->stall_limit, 0))
+            return VEMU_STALL; /* counted across calls: where it stops is the same whatever max_events */
         event e = s->heap[0];
         heap_pop(s);
         s->now = e.t;
         done++;
         s->events++;
+        s->same_t++;
         int rc;
         switch (e.kind) {
         case EV_ARRIVAL: {
@@ -1723,6 +1730,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             if (__builtin_expect(s->stale != 0, 0) && s->req[e.ref].svc_seq != e.seq) { /* a preempted service's old end */
                 s->stale--;
                 s->events--; /* not an event: a sweep of a full queue may have removed it unpopped */
+                s->same_t--;
                 rc = VEMU_OK;
                 break;
             }
@@ -1764,7 +1772,14 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             return rc;
         }
     }
+    if (limit != s->now) s->same_t = 0;
     s->now = limit;
+    return VEMU_OK;
+}
+
+int vemu_sim_set_stall_limit(vemu_sim *s, uint64_t n) {
+    if (!s) return VEMU_EINVAL;
+    s->stall_limit = n;
     return VEMU_OK;
 }
 
@@ -1871,6 +1886,8 @@ const char *vemu_strerror(int status) {
         return "ok";
     case VEMU_MORE:
         return "stopped at max_events";
+    case VEMU_STALL:
+        return "stopped: the clock has not moved for stall_limit events";
     case VEMU_EINVAL:
         return "invalid model or argument";
     case VEMU_ENOMEM:

@@ -120,6 +120,7 @@
 /* Status codes. Negative values are errors. */
 #define VEMU_OK 0
 #define VEMU_MORE 1      /* vemu_sim_run stopped at max_events before `until` */
+#define VEMU_STALL 2     /* vemu_sim_run stopped: stall_limit events at one instant */
 #define VEMU_EINVAL -1   /* a spec failed validation; nothing was allocated */
 #define VEMU_ENOMEM -2   /* an allocation failed at creation */
 #define VEMU_EFULL -3    /* the request pool is exhausted (an open flow outruns the system) */
@@ -312,10 +313,17 @@ void vemu_sim_destroy(vemu_sim *s);
 
 /* Processes events up to and including time `until` (ps), or `max_events` of them,
  * whichever comes first. Returns VEMU_OK when the clock has reached `until` (the clock
- * is then exactly `until`), VEMU_MORE when max_events stopped it first, or a negative
+ * is then exactly `until`), VEMU_MORE when max_events stopped it first, VEMU_STALL when
+ * the stall limit did (vemu_sim_set_stall_limit), or a negative
  * status; after an error every further run returns VEMU_ESTATE, except VEMU_EINVAL for
  * an `until` before the clock, which leaves the sim as it was. */
 int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events);
+
+/* Makes vemu_sim_run stop with VEMU_STALL, before the next event, once `n` events have
+ * happened at one instant without the clock moving (0, the default: never): requests
+ * that loop in zero time. Counted across calls, so where a run stops does not depend on
+ * how its events were split by max_events. The sim stays intact (a larger limit goes on). */
+int vemu_sim_set_stall_limit(vemu_sim *s, uint64_t n);
 
 /* Starts a new measurement window at the current time: counters, histograms and time
  * integrals restart from zero; requests in flight and queues are kept. */

@@ -469,6 +469,33 @@ def test_zero_time_loop_is_an_error_not_a_hang(stage: dict[str, Any]) -> None:
     assert err.value.key == "workload.flows[1].think_us"
 
 
+def test_a_stuck_clock_is_judged_the_same_whatever_the_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine counts the events at one instant itself (its stall limit), so whether a run
+    # is stuck does not depend on how its events are split into chunks. A reviewer's model:
+    # 4M clients that do not think, five stages of no work, then a 1 us delay: ~24M events at
+    # t = 0, legitimately (each request waits 1 us), refused as a "loop in zero time" with
+    # chunks of 4M events and run with chunks of 16M. Here scaled down: 2,000 clients,
+    # limits shrunk with them (20 events per client at an instant, a probe of 2,000).
+    from emulator import simulation as S
+    monkeypatch.setattr(S, "STALL_EVENTS", 1000)
+    monkeypatch.setattr(S, "STALL_PER_REQUEST", 1)
+    monkeypatch.setattr(S, "STALL_PROBE", 20 * 2000)
+    burst = station({"arrival": "closed", "clients": 2000, "think_us": 0}, 0, duration_s=3e-6, warmup_s=0.0)
+    burst["architecture"]["paths"]["p"]["stages"] += [{"on": "s", "cycles": 0}] * 4 + [{"delay_us": 1}]
+    ref = run(burst, chunk_events=1 << 22).stats
+    assert int(ref["flow_completed"][0]) == 3 * 2000
+    for chunk in (7, 999, 2001, 20_000):
+        _same_stats(ref, run(burst, chunk_events=chunk).stats)
+    # a true loop is refused at the same point whatever the chunks
+    burst["architecture"]["paths"]["p"]["stages"][-1] = {"delay_us": 0}
+    msgs = set()
+    for chunk in (7, 999, 1 << 22):
+        with pytest.raises(ModelError, match="zero time") as err:
+            run(burst, chunk_events=chunk)
+        msgs.add(str(err.value))
+    assert len(msgs) == 1
+
+
 def test_a_thinkless_client_retrying_a_drop_is_named_as_such() -> None:
     # two clients, one unit, no queue, 1 us of work: the second client's request is dropped and,
     # with no think time, asked again at the same instant, forever; the clock never reaches the

@@ -36,7 +36,7 @@ import numpy as np
 from ._core import ModelError
 from .model import Experiment, bundled, load_experiment
 from .result import categories, dumps
-from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, mean_ci, missing, pooled_percentiles, replication_seeds,
+from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, apart, mean_ci, missing, pooled_percentiles, replication_seeds,
                     run_measures, thin_tails)
 
 DEFAULT_HOST = "xeon-2017"
@@ -152,7 +152,7 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
         ia, ib, biased = mean_ci(xa, level=level), mean_ci(xb, level=level), False
         if k in pa and k in pb:
             pooled = pb[k].mean - pa[k].mean
-            biased = k in biased_a or k in biased_b or bool(abs(d.mean - pooled) > d.half_width)
+            biased = k in biased_a or k in biased_b or apart(d.mean, pooled, d.half_width)
             ia, ib, d = pa[k], pb[k], Interval(pooled, d.half_width, d.n, d.std, level)
         diffs.append(Difference(k, ia, ib, d, crn, k in thin, biased))
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)

@@ -273,7 +273,7 @@ def pooled_percentiles(samples: dict[str, np.ndarray], pool: Pool, *,
         if suffix not in PERCENTILES or not np.any(np.isfinite(v)):
             continue
         ci, pooled = mean_ci(v, level=level), pool.quantile(name, PERCENTILES[suffix])
-        if abs(ci.mean - pooled) > ci.half_width:  # False when either is NaN
+        if apart(ci.mean, pooled, ci.half_width):
             biased.add(k)
         out[k] = Interval(pooled, ci.half_width, ci.n, ci.std, level)
     return out, biased
@@ -358,13 +358,28 @@ class BatchMeans:
 
 
 def lag1_autocorrelation(x: Sequence[float] | np.ndarray) -> float:
-    """Σ (x_i - x̄)(x_{i+1} - x̄) / Σ (x_i - x̄)²."""
+    """Σ (x_i - x̄)(x_{i+1} - x̄) / Σ (x_i - x̄)²; NaN for a constant series (one whose
+    spread is rounding: a deterministic latency's batches differ by ~1e-16, whose
+    "autocorrelation" flagged it correlated)."""
     a = np.asarray(x, dtype=np.float64)
     if len(a) < 3:
         return math.nan
     d = a - a.mean()
+    if not np.any(np.abs(d) > REL_TOL * max(float(np.abs(a).max()), 1e-300)):
+        return math.nan
     den = float(d @ d)
     return float(d[:-1] @ d[1:]) / den if den > 0 else math.nan
+
+
+# differences below this fraction of the values are floating-point rounding, not spread
+REL_TOL = 1e-9
+
+
+def apart(x: float, y: float, half_width: float) -> bool:
+    """Whether x and y differ by more than half_width (and by more than rounding): False
+    when either is NaN. A percentile whose every run or batch reads the same (a fixed
+    latency) has a half-width of ~1e-16 and a pooled value off it by as much."""
+    return bool(abs(x - y) > half_width + REL_TOL * max(abs(x), abs(y)))
 
 
 def batch_means(samples: Sequence[float] | np.ndarray, n_batches: int, *,
@@ -492,7 +507,7 @@ def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: flo
     ci = mean_ci(vals, level=level)
     whole = np.sum(merged, axis=0, dtype=np.uint64)
     pooled = hist_quantile(whole, q, float(mx[skip:].max())) / 1e6 if whole.sum() else math.nan
-    biased = bool(abs(ci.mean - pooled) > ci.half_width)  # False when either is NaN
+    biased = apart(ci.mean, pooled, ci.half_width)
     return BatchMeans(Interval(pooled, ci.half_width, ci.n, ci.std, level), vals,
                       lag1_autocorrelation(vals[np.isfinite(vals)]), skip, thin, biased)
 

@@ -20,8 +20,10 @@ from emulator._core import ModelError
 from emulator.cli import main
 from emulator.compare import compare, unpaired_ci
 from emulator.model import load_experiment
+from emulator._core import HIST_BUCKETS, hist_index
 from emulator.stats import (
     _t_quantile_exact,
+    apart,
     batch_means,
     batch_quantiles,
     choose_warmup,
@@ -580,3 +582,19 @@ def test_cli_run_interval_options_bad_input(tmp_path: Path, capsys: pytest.Captu
     assert main(["run", str(spec), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+def test_a_fixed_latency_is_neither_biased_nor_correlated() -> None:
+    # A timer whose every interrupt takes the same 1.3739 us: its batches' percentiles agree
+    # to ~1e-16, and that rounding read as spread (half-width 2e-16) flagged it `biased`
+    # (pooled value off by 1e-16) and `correlated` (the autocorrelation of rounding noise).
+    x = np.full(20, 1.3739) + np.array([0.0, 2.2e-16] * 10)
+    assert math.isnan(lag1_autocorrelation(x))
+    bm = batch_means(x, 20)
+    assert not bm.correlated
+    assert not apart(1.3739, 1.3739 + 2.2e-16, 1e-16) and apart(1.0, 1.1, 0.05)
+    assert not apart(math.nan, 1.0, 0.1)
+    h = np.zeros((20, HIST_BUCKETS), dtype=np.uint64)
+    h[:, hist_index(1_373_900)] = 64  # every window: 64 requests of one latency
+    bq = batch_quantiles(h, np.full(20, 1_373_900.0), 10, 0.99)
+    assert not bq.biased and not bq.correlated

@@ -1126,6 +1126,7 @@ class _Compiler:
         self.class_names: list[tuple[str, str]] = []
         self.flows: list[tuple[bool, Dist, int, Dist, int, int]] = []
         self.flow_names: list[str] = []
+        self.flow_name_set: set[str] = set()
         self.flow_bg: list[bool] = []
         self.trace_requests = trace_requests
         self.pool_size = pool_size
@@ -1415,10 +1416,11 @@ class _Compiler:
                                  file=file, key=f"{key}.rate_per_s")
             inter: Dist = ("exp" if f.arrival == "poisson" else "fixed", mean, 0.0)
             self.flows.append((False, inter, 0, NONE_DIST, first_class, len(f.classes), _tag(*self.fid)))
-        if name in self.flow_names:
+        if name in self.flow_name_set:  # a set: a list's lookup made 65k flows take minutes
             raise ModelError(f"flow name '{f.name}' is used by both the workload and the architecture's background",
                              file=file, key=f"{key}.name")
         self.flow_names.append(name)
+        self.flow_name_set.add(name)
         self.flow_bg.append(background)
         self.flow_tenant.append(self.prefix[:-1])
         self.flow_where.append((file, key))
@@ -1431,11 +1433,24 @@ class _Compiler:
         if n_res > LIMITS["resources"]:
             raise ModelError(f"{n_res} resources (host devices + architecture resources + vcpu) is beyond the "
                              f"engine's limit of {LIMITS['resources']}", file=a.file, key=self._key("architecture", "resources"))
-        flows = [(f, w.file, self._key("workload", f"flows[{i}]")) for i, f in enumerate(w.flows)]
-        flows += [(f, a.file, self._key("architecture", f"background[{i}]")) for i, f in enumerate(a.background)]
-        if len(flows) > LIMITS["flows"]:
-            raise ModelError(f"{len(flows)} flows is beyond the engine's limit of {LIMITS['flows']}",
-                             file=w.file, key=self._key("workload", "flows"))
+        background = [(f, a.file, self._key("architecture", f"background[{i}]")) for i, f in enumerate(a.background)]
+        if self.exp.tenants:  # each tenant runs its workload's flows and its own copy of the background
+            n_flows = sum(len(t.workload.flows) for t in self.exp.tenants) + len(self.exp.tenants) * len(background)
+            if n_flows > LIMITS["flows"]:
+                of = f" of {Path(a.file).name}" if a.file != self.exp.file else ""
+                raise ModelError(f"{len(self.exp.tenants)} tenants each run their workload's flows and their own copy "
+                                 f"of the architecture's {len(background)} background flows "
+                                 f"({self._key('architecture', 'background')}{of}): {n_flows} flows is beyond the "
+                                 f"engine's limit of {LIMITS['flows']}; fewer tenants or background flows",
+                                 file=self.exp.file, key="experiment.tenants")
+            flows = [(f, t.workload.file, f"experiment.tenants[{ti}].workload.flows[{i}]")
+                     for ti, t in enumerate(self.exp.tenants) for i, f in enumerate(t.workload.flows)]
+            flows += background * len(self.exp.tenants)
+        else:
+            flows = [(f, w.file, self._key("workload", f"flows[{i}]")) for i, f in enumerate(w.flows)] + background
+            if len(flows) > LIMITS["flows"]:
+                raise ModelError(f"{len(flows)} flows is beyond the engine's limit of {LIMITS['flows']}",
+                                 file=w.file, key=self._key("workload", "flows"))
         total = classes = 0
         for f, file, key in flows:
             classes += len(f.classes)
@@ -1451,7 +1466,7 @@ class _Compiler:
                             file=file, key=where)
         if classes > LIMITS["stages"]:
             raise ModelError(f"{classes} request classes is beyond the engine's limit of {LIMITS['stages']}",
-                             file=w.file, key=self._key("workload", "flows"))
+                             file=w.file, key="experiment.tenants" if self.exp.tenants else self._key("workload", "flows"))
 
     def build(self) -> Compiled:
         self._check_sizes()

@@ -441,3 +441,33 @@ def test_per_page_time_beyond_the_engine_cli(capsys: pytest.CaptureFixture[str])
                         "grant_map_packet_cycles=1e15"], capsys)
     assert status == 2, err
     assert "xen-pv.toml: paths.net_tx.stages[" in err and ".per_page:" in err and "grant_map_packet_cycles" in err, err
+
+
+def _tenants_with_background(n_tenants: int, n_background: int) -> dict[str, Any]:
+    d = copy.deepcopy(BASE)
+    d["host"]["cores"] = n_tenants + 2
+    w = d.pop("workload")
+    d["architecture"]["background"] = [{"name": f"bg{i}", "arrival": "poisson", "rate_per_s": 10,
+                                        "steps": [{"on": "dom0", "cycles": 100}]} for i in range(n_background)]
+    d["experiment"]["tenants"] = [{"name": f"t{i}", "vcpus": 1, "workload": w} for i in range(n_tenants)]
+    return d
+
+
+def test_flow_limit_counts_the_background_once_per_tenant(tmp_path: Path) -> None:
+    # 66 x (1 + 1000) flows: counted as 1066, compiled for a minute and a half, then failed in
+    # the engine ("66066 flows, need 1..65536", exit 1)
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(_tenants_with_background(66, 1000)))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    msg = _check(e.value, "experiment.tenants", "66066 flows", file=str(p))
+    assert "architecture.background" in msg and "65536" in msg
+
+
+
+def test_flow_limit_per_tenant_boundary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(model.LIMITS, "flows", 100)
+    assert len(model.compile_experiment(load_experiment(_tenants_with_background(5, 19))).flows) == 100
+    with pytest.raises(ModelError) as e:
+        load_experiment(_tenants_with_background(5, 20))
+    _check(e.value, "experiment.tenants", "105 flows")

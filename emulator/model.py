@@ -1077,6 +1077,7 @@ class _Compiler:
         self.res_defs: list[Resource | None] = []
         self.res_index: dict[str, int] = {}
         self.rx_index: dict[str, int] = {}  # the receive direction of each duplex link
+        self.res_where: dict[str, tuple[str, str | None, str | None]] = {}  # device names: (its resource, file, key)
         # `vcpu` is the tenant's own cores: one pool, or one per tenant of a multi-tenant host
         self.vcpu = 0
         self.local_params: Mapping[str, float] = {}
@@ -1145,8 +1146,25 @@ class _Compiler:
         return self._key(owner, f"{'devices' if on_host else 'resources'}.{name}.{field}")
 
     def _add_res(self, r: Resource, reserved: bool, file: str, key: str) -> None:
-        if r.name in self.res_index:
+        if r.name in self.res_index and r.name in self.res_where and self.res_where[r.name][0] == r.name:
             raise ModelError(f"resource name '{r.name}' is used by both the host and the architecture", file=file, key=key)
+        # the names results report it by (a duplex link's two sides) and the name stages give
+        # it must each be one resource's: a device "nic.rx" beside a duplex "nic" hid one of them
+        names = [r.name] + ([f"{r.name}.tx", f"{r.name}.rx"] if r.duplex else [])
+        for n in names:
+            if n in self.res_where or n in self.res_index:
+                owner, ofile, okey = self.res_where.get(n, (n, None, None))
+                this = (f"resource '{r.name}'" if n == r.name else
+                        f"the {'transmit' if n.endswith('.tx') else 'receive'} side '{n}' of duplex link '{r.name}'")
+                other = (f"resource '{owner}'" if owner == n else
+                         f"the {'transmit' if n.endswith('.tx') else 'receive'} side '{n}' of duplex link '{owner}'")
+                if owner.startswith("vcpu@") and owner == n:
+                    other = f"tenant '{owner[5:]}''s vCPUs '{owner}'"
+                at = f" ({okey}{' of ' + Path(ofile).name if ofile and ofile != file else ''})" if okey else ""
+                raise ModelError(f"{this} has the name of {other}{at}: results would report the two as one; "
+                                 "rename one", file=file, key=key)
+        for n in names:
+            self.res_where[n] = (r.name, file, key)
         self.res_index[r.name] = len(self.res)
         if r.duplex:  # two engine resources: NAME.tx (what `on = NAME` means) and NAME.rx
             self.res.append(ResourceInfo(f"{r.name}.tx", r.kind, r.units, r.ghz, False, False, False))

@@ -471,3 +471,34 @@ def test_flow_limit_per_tenant_boundary(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ModelError) as e:
         load_experiment(_tenants_with_background(5, 20))
     _check(e.value, "experiment.tenants", "105 flows")
+
+
+SERVER = {"kind": "server", "servers": 1, "service_us": 1}
+
+
+@pytest.mark.parametrize("devices,key,words", [
+    # the server "nic.rx" and the duplex link's receive side were one name in the results: one
+    # of them was lost, and the run exited 0
+    ({"nic": {"kind": "link", "gbps": 10, "duplex": True}, "nic.rx": SERVER}, "host.devices.nic.rx",
+     "receive side 'nic.rx' of duplex link 'nic' (host.devices.nic)"),
+    ({"nic.rx": SERVER, "nic": {"kind": "link", "gbps": 10, "duplex": True}}, "host.devices.nic",
+     "has the name of resource 'nic.rx' (host.devices.nic.rx)"),
+    ({"nic": {"kind": "link", "gbps": 10, "duplex": True}, "nic.tx": SERVER}, "host.devices.nic.tx",
+     "transmit side 'nic.tx' of duplex link 'nic'"),
+])
+def test_a_device_name_clashing_with_a_duplex_links_sides(devices: dict[str, Any], key: str, words: str,
+                                                          tmp_path: Path) -> None:
+    d = _set(copy.deepcopy(BASE), "host.devices", devices)
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(d))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    _check(e.value, key, words, file=str(p))
+
+
+def test_an_architecture_resource_clashing_with_a_duplex_links_side() -> None:
+    d = _set(copy.deepcopy(BASE), "host.devices.nic.duplex", True)
+    d["architecture"]["resources"]["nic.rx"] = {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}
+    with pytest.raises(ModelError) as e:
+        load_experiment(d)
+    _check(e.value, "architecture.resources.nic.rx", "receive side 'nic.rx' of duplex link 'nic' (host.devices.nic)")

@@ -207,6 +207,7 @@ class Result:
             "throughput_per_s": done / window,
             "mean_in_flight": float(s["flow_in_flight_area"][i]) / (window * 1e12),
             "background": self.compiled.background[i],
+            "closed": bool(self.compiled.spec.flows[i][0]),  # clients in a loop, not open arrivals
             "latency_us": lat,
             # the percentiles resting on fewer than MIN_TAIL_REQUESTS requests beyond them
             "thin_tail": [name for name, q in PERCENTILES if thin_tail(done, q)],

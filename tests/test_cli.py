@@ -91,13 +91,20 @@ def test_run_report_says_what_sets_the_throughput(tandem_file: Path, capsys: pyt
     assert _main(["run", str(tandem_file), *FAST]) == 0
     assert "no resource saturated (busiest: " in capsys.readouterr().out
     # the rule itself: every resource at or above the threshold is named, busiest first
-    res = {"a": {"utilization": 0.5, "mean_queue": 0.1}, "b": {"utilization": 1.0, "mean_queue": 9.0},
-           "c": {"utilization": SATURATED, "mean_queue": 2.0}}
+    res = {"a": {"utilization": 0.5, "mean_queue": 0.1, "units": 1}, "b": {"utilization": 1.0, "mean_queue": 9.0,
+           "units": 4}, "c": {"utilization": SATURATED, "mean_queue": 2.0, "units": 1}}
     assert _bound(res) == "bound by b (100.0% busy, 9 waiting on average), c (98.0% busy, 2 waiting on average); " \
                           "next busiest: a at 50.0%"
-    # below the threshold the busiest is shown rounded down, never as the threshold itself
-    assert _bound({"a": {"utilization": 0.97999, "mean_queue": 1.0}}).startswith(
-        "no resource saturated (busiest: a at 97.9%)")
+    # below the threshold the busiest is never shown as the threshold itself
+    assert _bound({"a": {"utilization": 0.97999, "mean_queue": 0.5, "units": 1}}).startswith(
+        "no resource saturated (busiest: a at 97.99%)")
+    # none saturated, but more waiting than units: work in bursts, and a closed loop's
+    # requests pile up there (emulated on xeon-2023: 95.7% busy vCPUs, 589 waiting for 192)
+    piled = {"vcpu": {"utilization": 0.957, "mean_queue": 589.0, "units": 192},
+             "nvme": {"utilization": 0.16, "mean_queue": 0.0, "units": 256}}
+    assert _bound(piled).startswith("no resource saturated (busiest: vcpu at 95.7%)")  # open: the load sets it
+    assert _bound(piled, closed=True) == ("no resource saturated, but requests pile up at vcpu (95.7% busy, 589 waiting on "
+                             "average for its 192 units): busy in bursts, idle between them, they set the throughput")
 
 
 def test_run_marks_percentiles_resting_on_a_thin_tail(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -518,3 +525,12 @@ def test_no_warmup_counts_what_happens_at_time_zero(tmp_path: Path) -> None:
     (flow,) = f.values()
     assert flow["created"] == flow["completed"] + 20  # every completion's request, and the 20 in flight
     assert flow["completed"] == 10
+
+
+def test_stages_charge_no_account_off_the_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    # the wire and the disk are not host cycles: their stages read '-' under account, as
+    # --trace shows them, not 'tenant'
+    assert _main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "cloud-mix", "--duration", "0.001",
+                  "--warmup", "0.0005", "--stages"]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if "wire (receive)" in ln or "NVMe read" in ln]
+    assert rows and all(r[r.index("nic.rx" if "nic.rx" in r else "nvme") + 1] == "-" for r in rows)

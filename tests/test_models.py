@@ -93,3 +93,22 @@ def test_the_emulated_e1000_window_is_qemus_formula_on_the_drivers_defaults():
     assert max(500, 1e9 // (4000 * 256)) * 256e-3 == pytest.approx(250, abs=0.2)  # ITR alone, bulk class
     arch = load("architecture", "emulated")
     assert arch.params["e1000_mitigation_us"] == 128
+
+
+def test_ebs_paths_pay_the_exits_of_the_local_disk_paths() -> None:
+    # A review found xen-pv's EBS paths without the indirect cost of their kick and
+    # interrupt exits, and emulated's charging one exit where its local disk charges four:
+    # a student's EBS workload would understate exits. An EBS request goes through the same
+    # front end as a local one (blkfront, or the emulated AHCI), so it pays at least as many
+    # exit stages.
+    import tomllib
+    for f in sorted((MODELS_DIR / "architectures").glob("*.toml")):
+        paths = tomllib.loads(f.read_text()).get("paths", {})
+        for op in ("read", "write"):
+            if f"ebs_{op}" not in paths or f"blk_{op}" not in paths:
+                continue
+            exits = {p: sum(s.get("account") == "exit" for s in paths[p]["stages"]) for p in (f"ebs_{op}", f"blk_{op}")}
+            same_front = any("blkfront" in s.get("name", "") or "AHCI" in s.get("name", "")
+                             for s in paths[f"blk_{op}"]["stages"])
+            if same_front:
+                assert exits[f"ebs_{op}"] >= exits[f"blk_{op}"], (f.name, exits)

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_BENCH = Path(os.environ.get("VEMU_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
 THEORY_MS = 5.6385  # Jackson: sum s/(1 - lambda s) for s = 0.5, 0.7, 0.9 ms, lambda = 0.8/ms
 MIN_REQUESTS = 1000  # the fewest requests a run is timed over (vemu bench --requests)
+TANDEM_RATE = 800.0  # tandem-3's arrivals per second: a run of n requests lasts n / 800 s
+MAX_REPEATS = 99
 
 # the vemu side of the benchmark, run as its own process
 _VEMU_CHILD = r"""
@@ -35,7 +37,7 @@ import sys, time
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
 n = int(sys.argv[1]); spec = sys.argv[2]
-exp = load_experiment(spec, duration_s=n / 800.0, warmup_s=0.0, seed=1)
+exp = load_experiment(spec, duration_s=n / 800.0, warmup_s=0.0, seed=1)  # TANDEM_RATE
 r = Simulation(exp).run(chunk_events=1 << 24)
 d = r.to_dict()
 f = d["flows"]["jobs"]

@@ -598,10 +598,14 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import MAX_REPEATS, MIN_REQUESTS, TANDEM_RATE, bench
+    from .model import MAX_DURATION_S
 
-    if a.requests < 1000 or a.repeats < 1:
-        raise UsageError("vemu bench: --requests must be >= 1000 and --repeats >= 1")
+    most = int(MAX_DURATION_S * TANDEM_RATE)  # tandem-3's longest run the engine takes
+    if not MIN_REQUESTS <= a.requests <= most:
+        raise UsageError(f"vemu bench: --requests must be in [{MIN_REQUESTS}, {most}], got {a.requests}")
+    if not 1 <= a.repeats <= MAX_REPEATS:
+        raise UsageError(f"vemu bench: --repeats must be in [1, {MAX_REPEATS}], got {a.repeats}")
     if a.out is not None:
         check_output_path(a.out, what="vemu bench", flag="--out", directory=False)
     try:

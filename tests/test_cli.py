@@ -534,3 +534,13 @@ def test_stages_charge_no_account_off_the_cpus(capsys: pytest.CaptureFixture[str
                   "--warmup", "0.0005", "--stages"]) == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if "wire (receive)" in ln or "NVMe read" in ln]
     assert rows and all(r[r.index("nic.rx" if "nic.rx" in r else "nvme") + 1] == "-" for r in rows)
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["bench", "--requests", "1000000000000", "--repeats", "1"], "--requests"),  # past the engine's clock: blamed
+    (["bench", "--requests", "999"], "--requests"),                              # on the reference model before
+    (["bench", "--repeats", "0"], "--repeats"),
+    (["bench", "--repeats", "100000"], "--repeats"),
+])
+def test_bench_flags_out_of_range_exit_2(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _exits_2_with(argv, flag, capsys)

@@ -601,7 +601,7 @@ def _unit(measure: str) -> str:
 
 
 def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, ys: list[str], png_path: Path | str,
-                 *, numeric: bool, logx: bool, title: str) -> None:
+                 *, numeric: bool, logx: bool, title: str, by: str | None = None) -> None:
     """A sweep summary drawn: for each measure in ``ys`` a panel of one line per group
     (``lines``: label -> [(x value, summary row as floats)], in x order), with 95% CI bars
     (``MEASURE_ci95``); a percentile whose runs were too short for its tail is hollow
@@ -619,8 +619,8 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
             _thin_note(ax, SHORT_NOTE)
         ax.set_ylabel(_unit(y))
         ax.grid(True, alpha=0.3)
-        if len(lines) > 1:
-            ax.legend(fontsize=8)
+        if len(lines) > 1:  # titled with the key the lines are values of ("1000" alone says little)
+            ax.legend(fontsize=8, title=by, title_fontsize=8)
     bottom = axes[-1, 0]
     bottom.set_xlabel(x)
     if numeric and logx:

@@ -832,6 +832,7 @@ class Figure:
     numeric: bool
     logx: bool
     title: str
+    by: str | None = None  # the key whose values the lines are
 
 
 def _float(v: str) -> float:
@@ -879,6 +880,22 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
         if y not in measures:
             near = [m for m in measures if y in m or m.startswith(y.split(".")[0])][:8] or measures[:8]
             raise ModelError(f"--y {y}: not a measure of this sweep; e.g. {', '.join(near)}", file=str(path))
+    if not rows:
+        raise ModelError("it has no points (a header alone): run the sweep again to write it", file=str(path))
+    for i, r in enumerate(rows):  # a summary cut short or edited by hand: one line, not a traceback
+        if None in r or any(v is None for v in r.values()):
+            raise ModelError(f"row {i + 1} has {len(r) - (None in r) - sum(v is None for v in r.values())} cells "
+                             f"where the header has {len(header)}: the summary is cut short or was edited; "
+                             "run the sweep again to write it", file=str(path))
+        for y in ys:
+            for c in (y, f"{y}_ci95"):
+                v = _float(r[c])
+                bad = (math.isnan(v) and r[c].strip().lower() not in ("", "nan")) or math.isinf(v) or (
+                    c.endswith("_ci95") and v < 0)
+                if bad:
+                    raise ModelError(f"row {i + 1}, column {c}: '{r[c]}' is not a "
+                                     + ("half-width (a number >= 0, or nan)" if c.endswith("_ci95")
+                                        else "finite number (or nan)"), file=str(path))
     fixed: dict[str, str] = {}
     for w in where:
         k, sep, v = w.partition("=")
@@ -903,9 +920,14 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
                              f" draw it with --by {k} or fix it with --where {k}=VALUE", file=str(path))
     numeric = all(not math.isnan(_float(r[x])) for r in rows)
     lines: dict[str, list[tuple[Any, dict[str, float]]]] = {}
+    seen: set[tuple[str, Any]] = set()
     for r in rows:
         label = r[by] if by is not None else ""
         xv: Any = _float(r[x]) if numeric else r[x]
+        if (label, xv) in seen:
+            raise ModelError(f"two points at {x}={r[x]}" + (f", {by}={label}" if by else "")
+                             + ": the summary has a point twice (edited, or two sweeps joined)", file=str(path))
+        seen.add((label, xv))
         lines.setdefault(label, []).append((xv, {c: _float(r[c]) for c in header if c not in keys}))
     if numeric:
         for pts in lines.values():
@@ -928,7 +950,7 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     window = f", {options['duration_s']} s windows" if options.get("duration_s") else ""
     title = (f"{'; '.join(names) + ': ' if names else ''}{options.get('replications', '?')} replications a point"
              f"{window}; 95% CI bars")
-    return Figure(x, list(ys), lines, numeric, bool(logx), title)
+    return Figure(x, list(ys), lines, numeric, bool(logx), title, by)
 
 
 def _same_value(cell: str, want: str) -> bool:
@@ -990,7 +1012,7 @@ def cmd_plot(a: argparse.Namespace) -> int:
         check_output_path(p, what="vemu plot", flag="--out", directory=False)
     from .plot import sweep_figure
 
-    sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title)
+    sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title, by=fig.by)
     print(f"wrote {out} and {svg}")
     return 0
 

@@ -660,3 +660,34 @@ def test_plot_where_refuses_a_key_given_twice(tmp_path, capsys):
     assert not (tmp_path / "f.png").exists()
     one = sw.figure_of(out, "exit_cycles", ["usable_fraction"], where=["architecture=bare-metal"])
     assert len(one.lines[""]) == 2
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda lines: lines[:-1] + [",".join(lines[-1].split(",")[:4])], "cells where the header has"),
+    (lambda lines: [ln for ln in lines if ln.startswith(("#", "point"))], "no points"),
+    (lambda lines: lines + [lines[-1]], "a point twice"),
+    (lambda lines: lines[:-1] + [_cell(lines, "f.mean_us_ci95", "-1")], "is not a half-width"),
+    (lambda lines: lines[:-1] + [_cell(lines, "f.mean_us", "abc")], "is not a finite number"),
+    (lambda lines: lines[:-1] + [_cell(lines, "f.mean_us", "inf")], "is not a finite number"),
+])
+def test_plot_refuses_a_broken_summary_in_one_line(tmp_path, capsys, edit, says):
+    # a summary cut short, edited or joined: exit 2 naming the file and the row, not a
+    # traceback (a short row was "internal error: TypeError"), nor a silent drawing
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(mm1(0.01)))
+    out = tmp_path / "s.csv"
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=100,200", "-q", "--out", str(out)]) == 0
+    summary = tmp_path / "s-summary.csv"
+    summary.write_text("\n".join(edit(summary.read_text().splitlines())) + "\n")
+    capsys.readouterr()
+    rc = main(["plot", str(summary), "--x", RATE_KEY, "--y", "f.mean_us", "--out", str(tmp_path / "fig.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and str(summary) in err and says in err, err
+    assert not (tmp_path / "fig.png").exists()
+
+
+def _cell(lines: list[str], column: str, value: str) -> str:
+    header = next(ln for ln in lines if ln.startswith("point")).split(",")
+    row = lines[-1].split(",")
+    row[header.index(column)] = value
+    return ",".join(row)

@@ -726,9 +726,10 @@ def parse_set(text: str) -> tuple[str, Any]:
     return k, val
 
 
-def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> tuple[str, str] | None:
-    """Applies one override; returns (model kind, key path within it) of what it wrote,
-    when that is one place (so an error there can name the override), else None."""
+def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> list[tuple[str, str]]:
+    """Applies one override; returns the places it wrote, each (model kind or "tenants", key
+    path within it, list items by index), so that an error there can name the override: one
+    place, or each a key with ``*`` parts reached."""
     parts = key.split(".")
     if any(not p.strip() for p in parts):
         raise ModelError("a key path has an empty part: give names or list indices separated by single dots "
@@ -743,7 +744,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                              f"params: {', '.join(known) or 'none'}; or give a dotted key path",
                              file=file, key=f"set.{key}")
         raw[owners[0]]["params"][key] = value
-        return owners[0], f"params.{key}"
+        return [(owners[0], f"params.{key}")]
     if parts[0] not in KINDS and not (parts[0] == "tenants" and "tenants" in raw):
         roots = KINDS + (("tenants",) if "tenants" in raw else ())
         raise ModelError(f"a dotted key starts with one of {', '.join(roots)}", file=file, key=f"set.{key}")
@@ -751,14 +752,15 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
                          file=file, key=f"set.{key}")
     if "*" in parts[1:]:
-        found = _wildcard_leaves(raw, parts, file=file, key=f"set.{key}")
+        places: list[list[str]] = []
+        found = _wildcard_leaves(raw, parts, file=file, key=f"set.{key}", places=places)
         if not found:
             raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
                              "and only values the model already has (not tables or lists) are set",
                              file=file, key=f"set.{key}")
         for _, container, k in found:
             container[k] = copy.deepcopy(value)  # each place its own value: a later --set may change one
-        return None
+        return [(at[0], ".".join(at[1:])) for at in places]
     node: Any = raw[parts[0]]
     at = [parts[0]]  # the path written, list items by index (as error keys name them)
     for i, p in enumerate(parts[1:], 1):
@@ -796,7 +798,7 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                 node = node[p]
         else:
             raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
-    return parts[0], ".".join(at[1:])
+    return [(parts[0], ".".join(at[1:]))]
 
 
 def list_index(node: list[Any], p: str, *, file: str | None = None, key: str | None = None) -> int | None:
@@ -814,14 +816,15 @@ def list_index(node: list[Any], p: str, *, file: str | None = None, key: str | N
 
 
 def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None, *, file: str | None = None,
-                     key: str | None = None) -> list[tuple[list[str], Any, Any]]:
+                     key: str | None = None, places: list[list[str]] | None = None) -> list[tuple[list[str], Any, Any]]:
     """Every value (not a table or list) a key path with ``*`` parts reaches in the raw
     models: (the parts as written with each ``*`` replaced, the container, its key). A ``*``
     matches every key of a table or item of a list (by index); other parts are keys, list
-    indices or items' names, as in a plain path; with ``match``, only values equal to it."""
+    indices or items' names, as in a plain path; with ``match``, only values equal to it.
+    ``places``, if given, gets each value's path with list items by index."""
     found: list[tuple[list[str], Any, Any]] = []
 
-    def walk(node: Any, i: int, path: list[str]) -> None:
+    def walk(node: Any, i: int, path: list[str], at: list[str]) -> None:
         p = parts[i]
         if isinstance(node, dict):
             steps = [(k, str(k)) for k in node] if p == "*" else ([(p, p)] if p in node else [])
@@ -832,12 +835,14 @@ def _wildcard_leaves(raw: Mapping[str, Any], parts: list[str], match: Any = None
             return
         for k, written in steps:
             if i + 1 < len(parts):
-                walk(node[k], i + 1, path + [written])
+                walk(node[k], i + 1, path + [written], at + [str(k)])
             elif not isinstance(node[k], (dict, list)) and (match is None or node[k] == match):
                 found.append((path + [written], node, k))
+                if places is not None:
+                    places.append(at + [str(k)])
 
     if parts[0] in raw and len(parts) > 1:
-        walk(raw[parts[0]], 1, [parts[0]])
+        walk(raw[parts[0]], 1, [parts[0]], [parts[0]])
     return found
 
 
@@ -937,22 +942,48 @@ def load_experiment(
         k, v = parse_set(s) if isinstance(s, str) else s
         overrides.append((k, v, f"--set {k}"))
     written: list[tuple[str, str, str, str]] = []  # kind, key path in it, where the override was given, its key
+    placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
     for k, v, origin in overrides:
-        place = _apply_set(raw, k, v, file)
-        if place is not None:
-            written.append((*place, origin, k))
+        places = _apply_set(raw, k, v, file)
+        written += [(*place, origin, k) for place in places]
+        if "*" not in k.split(".")[1:]:
+            placed += [(k, f"{kind}.{path}") for kind, path in places]
     try:
         exp = _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
-        return dataclasses.replace(exp, placed=tuple((k, f"{kind}.{path}") for kind, path, _, k in written))
+        return dataclasses.replace(exp, placed=tuple(placed))
     except ModelError as e:
         # a value an override wrote is blamed on the override, not on the file it replaced
         for kind, path, origin, _ in reversed(written):
-            local = (e.key or "").removeprefix(f"{kind}.") if files.get(kind) == file else e.key or ""
-            dotted = re.sub(r"\[(\d+)\]", r".\1", local)  # flows[0].clients -> flows.0.clients
-            if e.file == files.get(kind, file) and (dotted == path or dotted.startswith(path + ".")):
+            at = _error_place(e, kind, file, files, tenant_files)
+            if at is not None and (at[0] == path or at[0].startswith(path + ".")):
                 of = f" of {Path(e.file).name}" if e.file and e.file != file else ""
-                raise ModelError(e.detail, file=origin, key=f"{kind}.{local}{of}") from None
+                raise ModelError(e.detail, file=origin, key=f"{at[1]}{of}") from None
         raise
+
+
+def _error_place(e: ModelError, kind: str, file: str, files: Mapping[str, str],
+                 tenant_files: Sequence[str]) -> tuple[str, str] | None:
+    """Where in the raw models of ``kind`` (a model kind or "tenants") an error is: (its key
+    path there, list items by index, as an override's place is; the key to report), or None
+    when it is elsewhere."""
+    key = e.key or ""
+    if kind == "tenants":
+        m = re.fullmatch(r"experiment\.tenants\[(\d+)\](.*)", key)
+        if m is not None and e.file in (file, *tenant_files):  # the experiment's key of a tenant
+            i, rest = m.group(1), m.group(2).lstrip(".")
+        else:  # a key of a tenant's bundled workload file, in that file
+            i = getattr(e, "tenant", None)
+            if i is None or not 0 <= i < len(tenant_files) or e.file != tenant_files[i] or tenant_files[i] == file:
+                return None
+            rest = f"workload.{key}" if key else "workload"
+            key = f"experiment.tenants[{i}].{rest}"
+        local = f"{i}.{rest}" if rest else str(i)
+    else:
+        if e.file != files.get(kind, file):
+            return None
+        local = key.removeprefix(f"{kind}.") if files.get(kind) == file else key
+        key = f"{kind}.{local}"
+    return re.sub(r"\[(\d+)\]", r".\1", local), key  # flows[0].clients -> flows.0.clients
 
 
 def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[str, str], tenant_files: list[str],
@@ -971,8 +1002,12 @@ def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[
             vcpus = tt.int("vcpus", lo=1, hi=LIMITS["units"])
             if not isinstance(t.get("workload"), dict):
                 raise tt.err("workload", f"must be a table (a workload), got {_typename(t.get('workload'))}")
-            w = parse_workload(t["workload"], tf, Path(tf).stem if tf != file else None,
-                               f"experiment.tenants[{i}].workload" if tf == file else "")
+            try:
+                w = parse_workload(t["workload"], tf, Path(tf).stem if tf != file else None,
+                                   f"experiment.tenants[{i}].workload" if tf == file else "")
+            except ModelError as e:
+                e.tenant = i  # type: ignore[attr-defined]  # whose (tenants may share a bundled workload's file)
+                raise
             ts.append(Tenant(name, vcpus, w))
         tenants = tuple(ts)
         parsed["workload"] = Workload(name="+".join(t.workload.name for t in tenants),
@@ -1501,8 +1536,12 @@ class _Compiler:
                         raise ModelError(f"param '{k}' is defined by both the {self.params[k][1]} and tenant "
                                          f"'{t.name}''s workload; rename one", file=t.workload.file,
                                          key=f"experiment.tenants[{ti}].workload.params.{k}")
-                for i, f in enumerate(t.workload.flows):
-                    self.flow(f, False, t.workload.file, f"experiment.tenants[{ti}].workload.flows[{i}]")
+                try:
+                    for i, f in enumerate(t.workload.flows):
+                        self.flow(f, False, t.workload.file, f"experiment.tenants[{ti}].workload.flows[{i}]")
+                except ModelError as e:
+                    e.tenant = ti  # type: ignore[attr-defined]  # whose (tenants may share a bundled workload's file)
+                    raise
                 for i, f in enumerate(self.exp.architecture.background):
                     self.flow(f, True, self.exp.architecture.file, self._key("architecture", f"background[{i}]"))
             self.vcpu, self.prefix, self.local_params = 0, "", {}

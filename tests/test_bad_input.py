@@ -502,3 +502,63 @@ def test_an_architecture_resource_clashing_with_a_duplex_links_side() -> None:
     with pytest.raises(ModelError) as e:
         load_experiment(d)
     _check(e.value, "architecture.resources.nic.rx", "receive side 'nic.rx' of duplex link 'nic' (host.devices.nic)")
+
+
+# -- an override's mistake is blamed on the override, not on the file it changed ------------------------------
+
+@pytest.mark.parametrize("setting,key", [
+    ("architecture.paths.*.stages.*.batch=0", "architecture.paths.net_rx.stages[4].batch of xen-pv.toml"),
+    ("host.devices.0=1", "host.devices.0 of xeon-2017.toml"),
+])
+def test_a_wildcard_overrides_mistake_names_the_override(setting: str, key: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = _cli(["run", "-a", "xen-pv", "--host", "xeon-2017", "-w", "web", "--set", setting], capsys)
+    assert status == 2
+    assert err.startswith(f"vemu: --set {setting.split('=')[0]}: {key}: "), err
+
+
+def test_a_wildcard_overrides_mistake_in_an_inline_model() -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(copy.deepcopy(BASE), sets=["architecture.paths.*.stages.*.batch=0"])
+    _check(e.value, f"{STAGE1}.batch", "out of range", file="--set architecture.paths.*.stages.*.batch")
+
+
+TWO_ALIKE: dict[str, Any] = {"experiment": {"host": "xeon-2017", "architecture": "nitro", "duration_s": 0.001, "tenants": [
+    {"name": "a", "vcpus": 2, "workload": "web"}, {"name": "b", "vcpus": 2, "workload": "web"},
+    {"name": "c", "vcpus": 2, "workload": {"name": "inl", "flows": [
+        {"name": "f", "arrival": "closed", "clients": 4, "steps": [{"path": "net_tx", "bytes": 100}]}]}}]}}
+
+
+@pytest.mark.parametrize("sets,origin,key", [
+    (["tenants.a.vcpus=0"], "tenants.a.vcpus", "experiment.tenants[0].vcpus"),
+    (["tenants.*.vcpus=0"], "tenants.*.vcpus", "experiment.tenants[0].vcpus"),
+    (["tenants.a=1"], "tenants.a", "experiment.tenants[0]"),
+    # a tenant's bundled workload: the error is in web.toml, which the override did not touch
+    (["tenants.b.workload.flows.0.clients=0"], "tenants.b.workload.flows.0.clients",
+     "experiment.tenants[1].workload.flows[0].clients of web.toml"),
+    (["tenants.*.workload.flows.*.clients=0"], "tenants.*.workload.flows.*.clients",
+     "experiment.tenants[0].workload.flows[0].clients of web.toml"),
+    # two tenants share web.toml: the mistake is tenant a's, whatever the order of the overrides
+    (["tenants.a.workload.flows.0.clients=0", "tenants.b.workload.flows.0.clients=5"],
+     "tenants.a.workload.flows.0.clients", "experiment.tenants[0].workload.flows[0].clients of web.toml"),
+    (["tenants.b.workload.flows.0.clients=0", "tenants.a.workload.flows.0.clients=5"],
+     "tenants.b.workload.flows.0.clients", "experiment.tenants[1].workload.flows[0].clients of web.toml"),
+    (["tenants.a.workload.flows.0.steps.0.path=nope"], "tenants.a.workload.flows.0.steps.0.path",
+     "experiment.tenants[0].workload.flows[0].steps[0].path of web.toml"),
+    (["tenants.c.workload.flows.f.clients=0"], "tenants.c.workload.flows.f.clients",
+     "experiment.tenants[2].workload.flows[0].clients"),
+    (["tenants.c.workload.flows.f.steps.0.path=nope"], "tenants.c.workload.flows.f.steps.0.path",
+     "experiment.tenants[2].workload.flows[0].steps[0].path"),
+])
+def test_a_tenant_overrides_mistake_names_the_override(sets: list[str], origin: str, key: str, tmp_path: Path) -> None:
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(TWO_ALIKE))
+    for spec in (p, copy.deepcopy(TWO_ALIKE)):
+        with pytest.raises(ModelError) as e:
+            load_experiment(spec, sets=sets)
+        assert str(e.value).startswith(f"--set {origin}: {key}: "), str(e.value)
+    # given in the file's [set] table
+    p.write_text(to_toml(dict(TWO_ALIKE, set=dict(model.parse_set(s) for s in sets))))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    assert str(e.value).startswith(f"{p}: [set] {origin}: {key}: "), str(e.value)

@@ -266,7 +266,9 @@ def parse_vary(text: str, *, sampled: bool = False) -> Axis:
         vals = tuple((_toml_value(s), s) for s in items)
     except ModelError:  # a value nested too deeply for the TOML reader
         raise _err(key, "a value has arrays or tables nested too deeply") from None
-    _no_repeats(key, [json.dumps(v, sort_keys=True, default=str) for v, _ in vals])
+    # 1 and 1.0 are one point (a model reads both as the same number)
+    _no_repeats(key, [repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      else json.dumps(v, sort_keys=True, default=str) for v, _ in vals])
     return Axis(key, vals)
 
 

@@ -691,3 +691,11 @@ def _cell(lines: list[str], column: str, value: str) -> str:
     row = lines[-1].split(",")
     row[header.index(column)] = value
     return ",".join(row)
+
+
+@pytest.mark.parametrize("values", ["1,1.0", "2e3,2000", "0.5,5e-1"])
+def test_the_same_number_spelt_twice_is_one_point(values):
+    # the docs say coinciding points are an error: 1 and 1.0 ran as two points
+    with pytest.raises(ModelError, match="given twice"):
+        sw.parse_vary(f"exit_cycles={values}")
+    assert len(sw.parse_vary("x=true,1").values) == 2  # a boolean is not the number 1

@@ -807,6 +807,13 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         except ImportError:
             raise UsageError("vemu sweep: --executor dask needs dask.distributed, which is not installed: "
                              "pip install 'vemu[dask]'") from None
+        if a.scheduler:  # checked now, not only once some run is not in the cache
+            from distributed.comm import get_address_host_port
+            try:
+                get_address_host_port(a.scheduler)
+            except (ValueError, TypeError) as e:
+                raise ModelError(f"--scheduler {a.scheduler}: not a Dask scheduler address (such as "
+                                 f"tcp://HOST:8786): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     cache = checked_cache(a.cache, a.no_cache, what="vemu sweep")
     computed = []
     table = sweep(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, vary=a.vary, sets=a.sets,

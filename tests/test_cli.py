@@ -403,6 +403,10 @@ def test_a_malformed_scheduler_address_is_a_usage_error(address: str, tmp_path: 
     pytest.importorskip("distributed")
     _exits_2_with([*_SWEEP, "--executor", "dask", "--scheduler", address, "--out", str(tmp_path / "s.csv"),
                    "--cache", str(tmp_path / "cache")], "--scheduler", capsys)
+    # ...also when every run is in the cache, so that no client would be made
+    assert _main([*_SWEEP, "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "cache")]) == 0
+    _exits_2_with([*_SWEEP, "--executor", "dask", "--scheduler", address, "--out", str(tmp_path / "s.csv"),
+                   "--cache", str(tmp_path / "cache")], "--scheduler", capsys)
 
 
 def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path: Path,

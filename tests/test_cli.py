@@ -405,6 +405,7 @@ def test_a_malformed_scheduler_address_is_a_usage_error(address: str, tmp_path: 
                    "--cache", str(tmp_path / "cache")], "--scheduler", capsys)
     # ...also when every run is in the cache, so that no client would be made
     assert _main([*_SWEEP, "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
     _exits_2_with([*_SWEEP, "--executor", "dask", "--scheduler", address, "--out", str(tmp_path / "s.csv"),
                    "--cache", str(tmp_path / "cache")], "--scheduler", capsys)
 

@@ -801,6 +801,34 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
     return [(parts[0], ".".join(at[1:]))]
 
 
+def _set_entries(key: str, value: Any) -> list[tuple[str, Any]]:
+    """The overrides one entry of an experiment file's [set] table stands for. TOML reads an
+    unquoted dotted key (``architecture.reserve.cores = 12``) as nested tables; a bare key's
+    value is a param's, never a table, so a bare key holding a table is such a path and is
+    flattened back into dotted keys, down to the values: a table with a `dist` (a
+    distribution) is a value, as is an empty one. (As in TOML, ``a.b = { c = 1 }`` is
+    ``a.b.c = 1``; a quoted key, ``"host.devices.nic" = { ... }``, sets the table whole.)"""
+    if "." in key or not _is_path_table(value):
+        return [(key, value)]
+    out: list[tuple[str, Any]] = []
+
+    def walk(k: str, v: Any) -> None:
+        if _is_path_table(v):
+            for sub, sv in v.items():
+                walk(f"{k}.{sub}", sv)
+        else:
+            out.append((k, v))
+
+    walk(key, value)
+    return out
+
+
+def _is_path_table(v: Any) -> bool:
+    """A nested table of [set] that is part of a key path, not a value: not empty and not a
+    distribution (`dist` a name)."""
+    return isinstance(v, dict) and bool(v) and not isinstance(v.get("dist"), str)
+
+
 def list_index(node: list[Any], p: str, *, file: str | None = None, key: str | None = None) -> int | None:
     """A list item as a key path names it: an index (negative from the end) or an item's name.
     A name two items share is refused (ModelError at ``file``/``key``): taking the first would
@@ -937,7 +965,7 @@ def load_experiment(
                              file=file, key=f"experiment.{kind}")
     overrides: list[tuple[str, Any, str]] = []  # key, value, where it was given
     st = top.table("set")
-    overrides += [(k, v, f"{file}: [set] {k}") for k, v in st.data.items()]
+    overrides += [(fk, fv, f"{file}: [set] {fk}") for k, v in st.data.items() for fk, fv in _set_entries(k, v)]
     for s in sets:
         k, v = parse_set(s) if isinstance(s, str) else s
         overrides.append((k, v, f"--set {k}"))

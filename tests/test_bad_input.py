@@ -562,3 +562,38 @@ def test_a_tenant_overrides_mistake_names_the_override(sets: list[str], origin: 
     with pytest.raises(ModelError) as e:
         load_experiment(p)
     assert str(e.value).startswith(f"{p}: [set] {origin}: {key}: "), str(e.value)
+
+
+# -- [set] with unquoted dotted keys --------------------------------------------------------------------------
+
+def test_set_table_with_unquoted_dotted_keys(tmp_path: Path) -> None:
+    # TOML nests `architecture.reserve.cores = 12` into tables: it was refused as "no param
+    # 'architecture' ... or give a dotted key path", though it is one
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(BASE) + "\n[set]\nexit_cycles = 3000\narchitecture.reserve.cores = 2\n"
+                 "architecture.paths.net_tx.stages.back.cycles = { dist = \"lognormal\", mean = 900, cv = 0.5 }\n"
+                 "workload.flows.f = { rate_per_s = 2000 }\n")
+    q = tmp_path / "quoted.toml"
+    q.write_text(to_toml(BASE) + "\n[set]\nexit_cycles = 3000\n\"architecture.reserve.cores\" = 2\n"
+                 "\"architecture.paths.net_tx.stages.back.cycles\" = { dist = \"lognormal\", mean = 900, cv = 0.5 }\n"
+                 "\"workload.flows.f.rate_per_s\" = 2000\n")
+    exp, quoted = load_experiment(p), load_experiment(q)
+    assert exp.raw == quoted.raw and exp.placed == quoted.placed
+    assert exp.architecture.reserve_cores == 2 and exp.host.params["exit_cycles"] == 3000
+    assert exp.architecture.paths["net_tx"][1].cycles == model.Dist_("lognormal", 900, 0.5)  # a value, not a path
+    assert exp.workload.flows[0].rate_per_s == 2000 and exp.workload.flows[0].arrival == "poisson"
+
+
+@pytest.mark.parametrize("entry,key,words", [
+    ("architecture.reserve.cores = 4", "[set] architecture.reserve.cores: architecture.reserve.cores", "at most 3"),
+    ("architecture.reserve.cors = 1", "[set] architecture.reserve.cors: architecture.reserve.cors", "did you mean 'cores'"),
+    ("host.params.exit_cycle = 1", "set.host.params.exit_cycle", "did you mean 'host.params.exit_cycles'"),
+    ("machine.cores = 2", "set.machine.cores", "a dotted key starts with one of host"),
+])
+def test_set_table_with_unquoted_dotted_keys_mistakes(entry: str, key: str, words: str, tmp_path: Path) -> None:
+    p = tmp_path / "exp.toml"
+    p.write_text(to_toml(BASE) + f"\n[set]\n{entry}\n")
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    msg = _check(e.value, key, words, file=str(p))
+    assert "give a dotted key path" not in msg

@@ -1228,7 +1228,11 @@ def cmd_theory(a: argparse.Namespace) -> int:
     from .model import load_experiment
     from .simulation import Simulation
 
-    exp = load_experiment(a.spec, sets=a.sets, duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
+    if a.spec is None and not (a.host and a.architecture and a.workload):
+        from .cli import UsageError
+        raise UsageError("vemu theory: give an experiment file, or all of --host, --architecture and --workload")
+    exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
+                          duration_s=a.duration, warmup_s=a.warmup, seed=a.seed)
     pred, reason = analyse(exp)
     res = Simulation(exp).run()
     if a.json:
@@ -1254,7 +1258,11 @@ def register(subparsers: Any) -> None:
     from .cli import add_run_options
 
     p = subparsers.add_parser("theory", help="compare a run with closed-form queueing theory")
-    p.add_argument("spec", help="experiment file (TOML)")
+    p.add_argument("spec", nargs="?", help="experiment file (TOML); optional when --host/--architecture/--workload "
+                   "name bundled models")
+    p.add_argument("--host", help="bundled host (replaces the file's)")
+    p.add_argument("--architecture", "-a", help="bundled architecture (replaces the file's)")
+    p.add_argument("--workload", "-w", help="bundled workload (replaces the file's)")
     add_run_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_theory)

@@ -798,3 +798,13 @@ def test_cli_theory_set_changes_the_prediction(tmp_path: Path, capsys: pytest.Ca
     assert main(["theory", str(f), "--json", "--set", "workload.flows.f.rate_per_s=800000"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["theory"]["flows"][0]["mean_us"] == pytest.approx(mm1_sojourn(0.8, 1.0))
+
+
+def test_theory_takes_bundled_models_as_run_does(capsys) -> None:
+    # `vemu theory --host/-a/-w` failed with "unrecognized arguments" where run, compare and
+    # sweep take them; a bundled architecture is outside what theory covers, and says why
+    from emulator.cli import main
+    assert main(["theory", "--host", "xeon-2017", "-a", "nitro", "-w", "kv-cache", "--duration", "0.0005"]) == 0
+    assert capsys.readouterr().out.startswith("outside what theory covers: ")
+    assert main(["theory", "--host", "xeon-2017"]) == 2
+    assert "give an experiment file, or all of --host" in capsys.readouterr().err

@@ -333,8 +333,9 @@ def format_trace(res: Any) -> str:
     tr, info, flows = res.trace, res.compiled.stages, res.compiled.flows
     cpu = {r.name for r in res.compiled.resources if r.kind == "cpu"}
     out = [f"\nthe first requests, stage by stage (times in µs; t0 = the request's first stage, or for "
-           f"one forked, that of the request that forked it; "
-           f"{res.trace_lost} records beyond capacity)"]
+           f"one forked, that of the request that forked it"
+           + (f"; {res.trace_lost} stage records not kept: the trace buffer was full" if res.trace_lost else "")
+           + ")"]
     if tr is None or len(tr) == 0:
         return out[0] + "\n  (no request finished a stage during the run)"
     ends = {first + n - 1 for first, n, *_ in res.compiled.spec.classes}  # each class's last stage

@@ -243,7 +243,7 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
 
 def test_8_a_closed_loop_under_its_bounds(capsys: pytest.CaptureFixture[str]) -> None:
     # exact product form vs the bounds; the file's 0.5 s runs (pilot batch-means half-widths
-    # at most 0.22% at 48 clients, tests/test_theory_oracle.py): the sheet's "within 0.2%"
+    # at most 0.22% at 48 clients, tests/test_theory_oracle.py): the sheet's "within 0.25%"
     # is checked at 0.5% (about four standard errors)
     ex = str(REPO / "examples" / "closed-dom0.toml")
     d_vcpu, d_dom0 = 36.7, 6.65

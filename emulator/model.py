@@ -686,7 +686,10 @@ def bundled(kind: str) -> list[str]:
 
 def bundled_path(kind: str, name: str, *, file: str | None = None, key: str | None = None) -> Path:
     """The file of a bundled model; ``file`` and ``key`` say where the name was given."""
+    _check_kind(kind)
     key = key or f"experiment.{kind}"
+    if not isinstance(name, str):
+        raise ModelError(f"must be a bundled {kind}'s name (a string), got {_show(name)}", file=file, key=key)
     if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
         raise ModelError(f"'{name}' is not a bundled {kind} name (a file stem from `vemu list`, such as "
                          f"'{(bundled(kind) or ['none'])[0]}'); give a path as the experiment file instead",
@@ -701,9 +704,15 @@ def bundled_path(kind: str, name: str, *, file: str | None = None, key: str | No
     return p
 
 
+def _check_kind(kind: Any, key: str = "kind") -> None:
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ModelError(f"{_show(kind)} is not a model kind: one of {', '.join(KINDS)}", key=key)
+
+
 def load(kind: str, name: str) -> Host | Architecture | Workload:
     """Loads one bundled model by name."""
-    p = bundled_path(kind, name)
+    _check_kind(kind)
+    p = bundled_path(kind, name, key="name")
     return PARSERS[kind](read_toml(p), str(p), p.stem)  # type: ignore[operator]
 
 
@@ -898,6 +907,7 @@ def load_experiment(
     Keyword arguments replace what the file says; ``sets`` are ``KEY=VALUE`` overrides
     applied after the file's own ``[set]`` table, before validation.
     """
+    _check_arguments(spec, host, architecture, workload, sets, seed)
     file = "<experiment>"
     data: dict[str, Any] = {}
     if isinstance(spec, Mapping):
@@ -966,8 +976,8 @@ def load_experiment(
     overrides: list[tuple[str, Any, str]] = []  # key, value, where it was given
     st = top.table("set")
     overrides += [(fk, fv, f"{file}: [set] {fk}") for k, v in st.data.items() for fk, fv in _set_entries(k, v)]
-    for s in sets:
-        k, v = parse_set(s) if isinstance(s, str) else s
+    for i, s in enumerate(sets):
+        k, v = _check_set_item(s, i)
         overrides.append((k, v, f"--set {k}"))
     written: list[tuple[str, str, str, str]] = []  # kind, key path in it, where the override was given, its key
     placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
@@ -1014,6 +1024,36 @@ def _error_place(e: ModelError, kind: str, file: str, files: Mapping[str, str],
     return re.sub(r"\[(\d+)\]", r".\1", local), key  # flows[0].clients -> flows.0.clients
 
 
+def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, sets: Any, seed: Any) -> None:
+    """load_experiment's arguments, as the API gives them: each a ModelError naming it."""
+    if not (spec is None or isinstance(spec, (str, os.PathLike, Mapping))):
+        raise ModelError(f"must be an experiment file's path, a table (dict) or None, got {_show(spec)}", key="spec")
+    for kind, v in (("host", host), ("architecture", architecture), ("workload", workload)):
+        if v is not None and not isinstance(v, str):
+            raise ModelError(f"must be a bundled {kind}'s name (a string) or None, got {_show(v)}", key=kind)
+    what = "an iterable of overrides, each 'KEY=VALUE' or a (KEY, VALUE) pair"
+    if isinstance(sets, (str, bytes, Mapping)) or not isinstance(sets, Iterable):
+        raise ModelError(f"must be {what}, got {_show(sets) if not isinstance(sets, Mapping) else 'a table'}",
+                         key="sets")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= seed < 2**64):
+        shown = f"{seed} is out of range" if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) \
+            else f"must be an integer, got {_show(seed)}"
+        raise ModelError(f"{shown}: an integer in [0, 2**64)", key="seed")
+
+
+def _check_set_item(s: Any, i: int) -> tuple[str, Any]:
+    """One item of load_experiment's ``sets``: 'KEY=VALUE' or a (KEY, VALUE) pair."""
+    if isinstance(s, str):
+        return parse_set(s)
+    if isinstance(s, (tuple, list)) and len(s) == 2 and isinstance(s[0], str):
+        if not s[0]:
+            raise ModelError("an override has an empty key", key=f"sets[{i}]")
+        return s[0], s[1]
+    raise ModelError(f"must be 'KEY=VALUE' or a (KEY, VALUE) pair with a string KEY, got {_show(s)}",
+                     key=f"sets[{i}]")
+
+
 def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[str, str], tenant_files: list[str],
                       duration_s: float | None, warmup_s: float | None, seed: int | None) -> Experiment:
     parsed: dict[str, Any] = {}
@@ -1052,7 +1092,7 @@ def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[
     check_window(dur, 0.0, file=file)
     warm = warmup_s if warmup_s is not None else ex.num("warmup_s", dur / 10, lo=0, hi=MAX_DURATION_S)
     check_window(dur, warm, file=file)
-    sd = seed if seed is not None else ex.int("seed", 1, lo=0, hi=2**64 - 1)
+    sd = int(seed) if seed is not None else ex.int("seed", 1, lo=0, hi=2**64 - 1)
     if not 0 <= sd < 2**64:
         raise ModelError(f"{sd} is out of range: an integer in [0, 2**64)", file=file, key="experiment.seed")
     exp = Experiment(parsed["host"], parsed["architecture"], parsed["workload"], dur, warm, sd, file, raw, tenants)
@@ -1638,6 +1678,17 @@ def rdef_file(exp: Experiment, name: str) -> str:
 
 def compile_experiment(exp: Experiment, *, trace_requests: int = 0, pool_size: int | None = None) -> Compiled:
     """Flattens an experiment into the engine's arrays; cross-references are checked here."""
+    for key, v, lo, hi, what in (("trace_requests", trace_requests, 0, 2**32 - 1, "requests traced, 0 for none"),
+                                 ("pool_size", pool_size, 1, LIMITS["pool"], "requests in flight at most, or None "
+                                                                             "for enough")):
+        if v is None and key == "pool_size":
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+            shown = f"{v} is out of range" if isinstance(v, numbers.Integral) and not isinstance(v, bool) \
+                else f"must be an integer, got {_show(v)}"
+            raise ModelError(f"{shown}: an integer in [{lo}, {hi}] ({what})", key=key)
+    trace_requests = int(trace_requests)
+    pool_size = int(pool_size) if pool_size is not None else None
     if trace_requests == 0 and pool_size is None:
         done = getattr(exp, "_compiled", None)  # compiled once by load_experiment
         if done is not None:

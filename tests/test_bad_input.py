@@ -597,3 +597,74 @@ def test_set_table_with_unquoted_dotted_keys_mistakes(entry: str, key: str, word
         load_experiment(p)
     msg = _check(e.value, key, words, file=str(p))
     assert "give a dotted key path" not in msg
+
+
+# -- the Python API's arguments ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,key,words", [
+    # accepted, then a raw cffi TypeError when run (or True ran as seed 1)
+    ({"seed": 1.5}, "seed", "must be an integer, got 1.5"),
+    ({"seed": True}, "seed", "must be an integer, got True"),
+    ({"seed": "3"}, "seed", "must be an integer"),
+    ({"seed": 2**64}, "seed", "out of range"),
+    ({"seed": -1}, "seed", "out of range"),
+    # a ValueError, an AttributeError
+    ({"sets": [("a",)]}, "sets[0]", "(KEY, VALUE) pair"),
+    ({"sets": [(1, 2)]}, "sets[0]", "string KEY"),
+    ({"sets": [3]}, "sets[0]", "'KEY=VALUE'"),
+    ({"sets": "exit_cycles=1"}, "sets", "an iterable of overrides"),  # taken letter by letter
+    ({"sets": 5}, "sets", "an iterable of overrides"),
+    ({"host": 1}, "host", "must be a bundled host's name"),
+    ({"architecture": ["xen-pv"]}, "architecture", "must be a bundled architecture's name"),
+])
+def test_bad_load_experiment_argument(kwargs: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(copy.deepcopy(BASE), **kwargs)
+    assert e.value.key == key
+    _check(e.value, key, words)
+
+
+def test_bad_spec_argument() -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(5)  # type: ignore[arg-type]
+    assert e.value.key == "spec"
+
+
+def test_good_load_experiment_arguments() -> None:
+    exp = load_experiment(copy.deepcopy(BASE), seed=7, sets=[("exit_cycles", 3000), ["architecture.reserve.cores", 2],
+                                                             "workload.flows.f.rate_per_s=2000"])
+    assert (exp.seed, exp.host.params["exit_cycles"], exp.architecture.reserve_cores) == (7, 3000, 2)
+    assert exp.workload.flows[0].rate_per_s == 2000
+
+
+@pytest.mark.parametrize("kwargs,key,words", [
+    ({"trace_requests": -1}, "trace_requests", "out of range"),  # a raw OverflowError
+    ({"trace_requests": 2**33}, "trace_requests", "out of range"),
+    ({"trace_requests": 1.5}, "trace_requests", "must be an integer"),
+    ({"pool_size": -1}, "pool_size", "out of range: an integer in [1, "),  # was "smaller than the 0 closed-loop clients"
+    ({"pool_size": 0}, "pool_size", "out of range"),
+    ({"pool_size": 2**40}, "pool_size", "out of range"),
+    ({"pool_size": "big"}, "pool_size", "must be an integer"),
+])
+def test_bad_compile_argument(kwargs: dict[str, Any], key: str, words: str) -> None:
+    from emulator.simulation import Simulation
+
+    exp = load_experiment(copy.deepcopy(BASE))
+    for f in (lambda: model.compile_experiment(exp, **kwargs), lambda: Simulation(exp, **kwargs).run(),
+              lambda: run(copy.deepcopy(BASE), **kwargs)):
+        with pytest.raises(ModelError) as e:
+            f()
+        assert e.value.key == key
+        _check(e.value, key, words)
+
+
+@pytest.mark.parametrize("args,key,words", [
+    (("foo", "x"), "kind", "'foo' is not a model kind"),  # a KeyError
+    (("host", 1), "name", "must be a bundled host's name"),
+    (("host", "nope"), "name", "no bundled host 'nope'"),
+])
+def test_bad_model_load_argument(args: tuple[Any, Any], key: str, words: str) -> None:
+    with pytest.raises(ModelError) as e:
+        model.load(*args)
+    assert e.value.key == key
+    _check(e.value, key, words)

@@ -988,7 +988,10 @@ def load_experiment(
             placed += [(k, f"{kind}.{path}") for kind, path in places]
     try:
         exp = _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
-        return dataclasses.replace(exp, placed=tuple(placed))
+        out = dataclasses.replace(exp, placed=tuple(placed))
+        # the compiled form does not depend on `placed`: keep it (else every run compiled twice)
+        object.__setattr__(out, "_compiled", exp._compiled)  # type: ignore[attr-defined]
+        return out
     except ModelError as e:
         # a value an override wrote is blamed on the override, not on the file it replaced
         for kind, path, origin, _ in reversed(written):

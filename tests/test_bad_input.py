@@ -668,3 +668,20 @@ def test_bad_model_load_argument(args: tuple[Any, Any], key: str, words: str) ->
         model.load(*args)
     assert e.value.key == key
     _check(e.value, key, words)
+
+
+@pytest.mark.parametrize("seed", [1.5, True, -1, 2**64, "3"])
+def test_simulation_run_checks_its_seed(seed) -> None:
+    # a float or a bool reached the engine as a raw cffi TypeError
+    from emulator.simulation import Simulation
+    sim = Simulation(load_experiment(host="xeon-2017", architecture="nitro", workload="web", duration_s=1e-4))
+    with pytest.raises(ModelError, match="seed: must be an integer"):
+        sim.run(seed=seed)
+
+
+def test_a_loaded_experiment_is_compiled_once() -> None:
+    # load_experiment compiles (to check cross-references) and keeps the result for the run;
+    # the copy that records where the overrides went dropped it, so every run compiled twice
+    from emulator.model import compile_experiment
+    exp = load_experiment(host="xeon-2017", architecture="xen-pv", workload="cloud-mix", sets=["exit_cycles=2000"])
+    assert compile_experiment(exp) is compile_experiment(exp) and exp.placed

@@ -96,6 +96,10 @@ class Stage:
     per_page: Union[float, str] = 0.0  # cycles per page of the request's bytes beyond unpaged_bytes (ceil)
     page_bytes: float = 4096.0
     unpaged_bytes: Union[float, str] = 0.0
+    # what keys its random draws when it has no name of its own: the resource's name (as
+    # unnamed stages were called before they read "tenant work on vcpu"), so that naming
+    # them for people moved no draw
+    stream: str = ""
 
 
 @dataclass(frozen=True)
@@ -417,7 +421,8 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         raise t.err("account", f"'{account}' is reserved for the engine; use another category")
     pb = t.value("per_byte", 0.0, allow_dist=False, hi=1e9)
     return Stage(
-        name=t.str("name", on or "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
+        name=t.str("name", f"{account} work on {on}" if on else "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
+        stream="" if t.has("name") else (on or "delay"),
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
         preempt=t.bool("preempt", False),
@@ -1416,7 +1421,7 @@ class _Compiler:
         fork = 1 + self._fork_class(s.fork, file, key) if s.fork is not None else 0
         # a device's draws are the device's, whatever an architecture calls the stage; a cpu
         # stage's or a delay's are its own, by name
-        what = rname if rname is not None and self.res[ri].kind != "cpu" else s.name
+        what = rname if rname is not None and self.res[ri].kind != "cpu" else (s.stream or s.name)
         seen[what] = seen.get(what, 0) + 1
         tags = (_tag(*place, what, seen[what]), _tag(*place, "bytes"))
         self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork, paged, tags))

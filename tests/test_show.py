@@ -145,7 +145,7 @@ def test_an_offload_card_is_priced_at_its_own_clock(capsys):
 def test_a_workload_is_priced_at_a_host_and_a_clash_is_refused(tmp_path, capsys):
     assert main(["show", "kv-cache", "--host", "xeon-2017"]) == 0
     out = capsys.readouterr().out
-    assert "2. vcpu: on vcpu; 4000 cycles, 1.74 us; -> tenant" in out
+    assert "2. tenant work on vcpu: on vcpu; 4000 cycles, 1.74 us; -> tenant" in out
     assert 'flows[0].steps[1].cycles = 4000' in out  # an unnamed step takes no label from its flow
     arch = tmp_path / "a.toml"
     arch.write_text('name = "a"\nsummary = "s"\n[params]\nexit_cycles = 1\n' + "".join(
@@ -370,7 +370,7 @@ def test_an_experiment_shows_its_overrides_its_tenants_and_prices_at_its_own_clo
     assert {k for n in b["numbers"] for k in n["numbers"]} == {"experiment.tenants[1].workload.flows[0].clients",
                                                               "experiment.tenants[1].workload.flows[0].steps[0].cycles"}
     # the card's 4000 cycles at its own 2 GHz: 2 us, not 1.74 at the host's 2.3; [set] priced in
-    assert b["flows"]["f"]["classes"]["f"]["steps"] == ["card: on card; 4000 cycles, 2 us; -> tenant"]
+    assert b["flows"]["f"]["classes"]["f"]["steps"] == ["tenant work on card: on card; 4000 cycles, 2 us; -> tenant"]
     assert any("exit_cycles = 3000 cycles, 1.3 us" in st for st in arch["flows"]["timer"]["classes"]["timer"]["steps"])
     assert arch["set"] == {"exit_cycles": 3000}
     assert main(["show", str(f), "--kind", "architecture"]) == 0
@@ -390,7 +390,7 @@ def test_a_host_cpu_device_is_priced_at_its_own_clock(tmp_path, capsys):
     assert main(["run", str(f), "--duration", "0.001", "-q"]) == 0  # the engine takes it
     capsys.readouterr()
     assert main(["show", str(f), "--kind", "workload"]) == 0
-    assert "2. fpga: on fpga; 4000 cycles, 8 us; -> tenant" in capsys.readouterr().out
+    assert "2. tenant work on fpga: on fpga; 4000 cycles, 8 us; -> tenant" in capsys.readouterr().out
 
 
 # Numbers of the headline's models that rest on an assumption alone and that the

@@ -49,3 +49,15 @@ def test_idle_states_trace_example(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "(40.000 of the wait: the core waking)" in out
     assert '"40.000 of the wait: the core waking", for a packet that found its core in C3' in README
+
+
+def test_readme_trace_block_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    # the README's one-get trace under Xen PV, line for line (it named the tenant's work
+    # "vcpu" after the engine had renamed it): the command's own output, from its header on
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    cmd = "$ vemu run --host xeon-2017 -a xen-pv -w kv-cache --set workload.flows.0.clients=1 --trace 1"
+    block = text[text.index(cmd) + len(cmd):].split("```")[0].strip("\n").splitlines()
+    assert main(cmd[2:].split()[1:]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = out.index(block[0])
+    assert out[start:start + len(block)] == block

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._core import ModelError
 from .citations import Number, common, key_str, numbers, sources
-from .model import (KIND_DIRS, PARSERS, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled,
+from .model import (KIND_DIRS, PARSERS, _set_entries, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled,
                     bundled_path, load, load_experiment, read_toml)
 
 KINDS = tuple(KIND_DIRS)
@@ -76,7 +76,9 @@ def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Sho
 
 def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
     exp = load_experiment(p)  # validates the whole experiment, [set] included, as `vemu run` would
-    sets = data.get("set") if isinstance(data.get("set"), dict) else {}
+    raw_sets = data.get("set") if isinstance(data.get("set"), dict) else {}
+    # as load_experiment reads them: an unquoted dotted key is a path, not a table value
+    sets = {fk: fv for k, v in raw_sets.items() for fk, fv in _set_entries(k, v)}
 
     def shown(kind: str, model: Model, inline: bool, prefix: tuple[Any, ...], tenant: str = "") -> Shown:
         return Shown(kind, model, p if inline else Path(model.file), prefix if inline else (), tenant, exp, sets)

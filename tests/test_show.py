@@ -415,3 +415,13 @@ def test_the_sensitivity_study_varies_every_assumption_the_headline_rests_on():
         d = describe(resolve(name, kind)[0], None, marks)
         fixed = set(d["sensitivity_coverage"]["assumption_only_not_varied"])
         assert fixed == set(FIXED_ON_PURPOSE.get((kind, name), {})), (kind, name)
+
+
+def test_show_lists_an_unquoted_dotted_set_key_as_run_reads_it(tmp_path, capsys) -> None:
+    # [set] workload.flows.0.clients = 16 (unquoted: TOML nests it) was shown as
+    # "workload = {'flows': {'0': {'clients': 16}}}"
+    f = tmp_path / "x.toml"
+    f.write_text((MODELS_DIR.parent / "examples" / "closed-dom0.toml").read_text() + "\n[set]\nworkload.flows.0.clients = 16\n")
+    assert main(["show", str(f)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[set] overrides workload.flows.0.clients = 16" in out and "{'flows'" not in out

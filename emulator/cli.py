@@ -130,6 +130,10 @@ def _parser() -> argparse.ArgumentParser:
                         "the batches are too short (their means correlated)")
     r.add_argument("--workers", type=positive_int_arg(1024), default=None,
                    help="worker processes for --replications (default: every core)")
+    r.add_argument("--cache", type=path_arg, default=None,
+                   help="with --replications: " + CACHE_HELP + " (each replication is kept as it finishes)")
+    r.add_argument("--no-cache", action="store_true", help="with --replications: recompute every run (the cache "
+                   "is still written)")
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",
@@ -258,7 +262,8 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     if choice is not None:
         head["warmup_choice"] = _warmup_dict(choice)
     if a.replications is not None:
-        reps = stats.replicate(exp, a.replications, workers=a.workers)
+        cache = checked_cache(a.cache, a.no_cache, what="vemu run")
+        reps = stats.replicate(exp, a.replications, workers=a.workers, cache=cache)
         thin = reps.thin_tails
         rows = [(k, iv, None, k in thin, False, k in reps.biased) for k, iv in reps.intervals.items()
                 if not k.endswith(".completed")]

@@ -116,7 +116,7 @@ class Comparison:
 
 def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
             duration_s: float | None = None, warmup_s: float | None = None, crn: bool = True,
-            level: float = 0.95) -> Comparison:
+            level: float = 0.95, cache: Any = None) -> Comparison:
     """Runs A and B n times each. With ``crn`` (the default) pair i uses one seed for both
     and the difference's CI is the paired-t interval; without, B gets its own seeds and the
     CI is the two-sample interval (to show what CRN buys)."""
@@ -127,7 +127,7 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
     rows, (pool_a, pool_b) = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a]
                                           + [(b, s, duration_s, warmup_s) for s in seeds_b],
-                                          workers=workers, groups=[0] * n + [1] * n)
+                                          workers=workers, groups=[0] * n + [1] * n, cache=cache)
     ra, rb = rows[:n], rows[n:]
     # every measure both sides report, then the host-cycle categories either side charged
     # (0 where a side charged none: tenant first, as every run reports it)
@@ -226,7 +226,7 @@ def format_comparison(c: Comparison) -> str:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .cli import UsageError, checked_cache
 
     if not 2 <= a.replications <= MAX_REPLICATIONS:
         raise UsageError(f"vemu compare: --replications must be in [2, {MAX_REPLICATIONS}], got {a.replications}")
@@ -236,7 +236,9 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu compare: A and B are the same experiment ({_label(a.a, a.sets_a)}); to see what "
                          "one change does, give it to one side: --set-b KEY=VALUE (or --set-a)")
     ea, eb = (_side(side, which, a, sets) for side, which, sets in (("A", a.a, a.sets_a), ("B", a.b, a.sets_b)))
-    c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers)
+    cache = checked_cache(a.cache, a.no_cache, what="vemu compare")
+    c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers,
+                cache=cache)
     c.a_sets, c.b_sets = tuple(a.sets_a), tuple(a.sets_b)
     if a.json:
         print(dumps(c.to_dict()))
@@ -246,7 +248,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    from .cli import duration_arg, seed_arg, warmup_arg
+    from .cli import CACHE_HELP, duration_arg, path_arg, seed_arg, warmup_arg
 
     p = subparsers.add_parser("compare", help="B - A with paired replications under common random numbers")
     p.add_argument("a", metavar="A", help="bundled architecture name or experiment file")
@@ -265,5 +267,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up per replication")
     p.add_argument("--seed", type=seed_arg, help="seed0 from which the replication seeds derive (default 1)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--cache", type=path_arg, default=None, help=CACHE_HELP)
+    p.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)

@@ -45,6 +45,8 @@ closed form of the t distribution for integer degrees of freedom (Abramowitz & S
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
@@ -238,12 +240,30 @@ def _run_one(args: RunArgs) -> tuple[dict[str, float], dict[str, Tail]]:
     return measures(res), res.tails()
 
 
-def run_measures(jobs: Sequence[RunArgs], *, workers: int | None = None, groups: Sequence[int] | None = None
-                 ) -> tuple[list[dict[str, float]], list[Pool]]:
+def measure_key(args: RunArgs) -> str:
+    """The cache key of one replication's measures: the model data after overrides, the
+    window it runs (the job's, else the experiment's), its seed, and the code."""
+    from . import __version__
+    from ._core import VERSION as ENGINE_VERSION
+    from .runner import code_hash
+
+    exp, seed, duration, warmup = args
+    blob = json.dumps({"measures": exp.digest(full=True), "seed": int(seed), "vemu": __version__,
+                       "engine": ENGINE_VERSION, "code": code_hash(),
+                       "duration_s": exp.duration_s if duration is None else duration,
+                       "warmup_s": exp.warmup_s if warmup is None else warmup}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_measures(jobs: Sequence[RunArgs], *, workers: int | None = None, groups: Sequence[int] | None = None,
+                 cache: Any = None) -> tuple[list[dict[str, float]], list[Pool]]:
     """The measures of each job (experiment, seed, duration, warm-up), in job order, on a
     process pool (workers=1: here) that Ctrl-C or SIGTERM stops at once (runner.pool_run);
     and the latency histograms pooled over each group of jobs (``groups[i]``, the group of
-    job i: 0, 1, ...; default all one group)."""
+    job i: 0, 1, ...; default all one group). With a ``cache`` (runner.Cache) each
+    replication is stored as it finishes and taken from it when there: a run of ten
+    stopped after seven, started again, computes three."""
+    from .result import tail_from_json, tail_to_json
     from .runner import pool_run
 
     groups = [0] * len(jobs) if groups is None else list(groups)
@@ -254,7 +274,22 @@ def run_measures(jobs: Sequence[RunArgs], *, workers: int | None = None, groups:
         rows[i] = out[0]
         pools[groups[i]].add(out[1])
 
-    pool_run(_run_one, jobs, workers, done)
+    keys = [measure_key(j) for j in jobs] if cache is not None else [None] * len(jobs)
+    todo = []
+    for i, k in enumerate(keys):
+        hit = cache.get(k) if k is not None else None
+        if hit is not None:
+            done(i, (hit["measures"], {name: tail_from_json(t) for name, t in hit["tails"].items()}))
+        else:
+            todo.append(i)
+
+    def ran(j: int, out: tuple[dict[str, float], dict[str, Tail]]) -> None:
+        i = todo[j]
+        if keys[i] is not None:
+            cache.put(keys[i], {"measures": out[0], "tails": {n: tail_to_json(t) for n, t in out[1].items()}})
+        done(i, out)
+
+    pool_run(_run_one, [jobs[i] for i in todo], workers, ran)
     return rows, pools
 
 
@@ -314,14 +349,15 @@ def collect(rows: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
 
 def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
               duration_s: float | None = None, warmup_s: float | None = None,
-              level: float = 0.95) -> Replications:
+              level: float = 0.95, cache: Any = None) -> Replications:
     """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
     default the experiment's seed) and returns each measure's mean and t-based CI, a
     percentile's by sectioning (:func:`pooled_percentiles`)."""
     if n < 2:
         raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
     seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
-    rows, (pool,) = run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers)
+    rows, (pool,) = run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers,
+                                 cache=cache)
     samples = collect(rows)
     intervals = {k: mean_ci(v, level=level) for k, v in samples.items()}
     pooled, biased = pooled_percentiles(samples, pool, level=level)

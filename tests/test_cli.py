@@ -549,3 +549,23 @@ def test_stages_charge_no_account_off_the_cpus(capsys: pytest.CaptureFixture[str
 ])
 def test_bench_flags_out_of_range_exit_2(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     _exits_2_with(argv, flag, capsys)
+
+
+def test_compare_and_run_n_keep_their_replications_in_the_cache(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "cache"
+    argv = ["compare", "nitro", "sriov", "-n", "2", "--duration", "0.001", "--warmup", "0.0005", "--json",
+            "--cache", str(cache)]
+    assert _main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    entries = sorted(cache.rglob("*.json"))
+    assert len(entries) == 4  # two sides x two replications, each stored as it finished
+    assert _main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == first and sorted(cache.rglob("*.json")) == entries
+    run = ["run", "--host", "xeon-2017", "-a", "nitro", "-w", "cloud-mix", "-n", "2", "--duration", "0.001",
+           "--warmup", "0.0005", "--cache", str(cache), "--json"]
+    assert _main(run) == 0
+    capsys.readouterr()
+    assert len(list(cache.rglob("*.json"))) == 4  # nitro's two replications were already there
+    (tmp_path / "a-file").write_text("x")  # a cache that cannot be written is refused before any run
+    _exits_2_with([*argv[:-2], "--cache", str(tmp_path / "a-file" / "sub")], "--cache", capsys)

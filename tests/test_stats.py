@@ -37,7 +37,7 @@ from emulator.stats import (
 )
 from emulator.result import hist_quantile
 from emulator.theory import mm1_sojourn, mm1_sojourn_quantile
-from conftest import to_toml
+from conftest import TANDEM, to_toml
 
 
 def _mm1(rho: float = 0.5, *, service_ns: float = 1000, duration_s: float = 0.05, warmup_s: float = 0.005,
@@ -598,3 +598,26 @@ def test_a_fixed_latency_is_neither_biased_nor_correlated() -> None:
     h[:, hist_index(1_373_900)] = 64  # every window: 64 requests of one latency
     bq = batch_quantiles(h, np.full(20, 1_373_900.0), 10, 0.99)
     assert not bq.biased and not bq.correlated
+
+
+def test_replications_are_cached_as_they_finish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `vemu run -n 10` stopped after seven kept nothing: it now stores each replication as
+    # it finishes and takes what is there, so a restart computes the rest; the intervals are
+    # the same bits either way
+    from emulator import stats
+    from emulator.runner import Cache
+
+    exp = load_experiment(TANDEM, duration_s=0.05, warmup_s=0.005)
+    fresh = replicate(exp, 4, workers=1)
+    cache = Cache(tmp_path)
+    replicate(exp, 3, workers=1, cache=cache)  # "stopped" after three
+    ran = []
+    real = stats._run_one
+    monkeypatch.setattr(stats, "_run_one", lambda args: ran.append(args[1]) or real(args))
+    again = replicate(exp, 4, workers=1, cache=cache)
+    assert ran == [replication_seeds(exp.seed, 4)[3]]  # only the fourth ran
+    assert again.to_dict() == fresh.to_dict()
+    # a different window is a different run, not a cache hit
+    ran.clear()
+    replicate(exp, 2, workers=1, cache=cache, duration_s=0.02)
+    assert len(ran) == 2

@@ -43,6 +43,7 @@ ARRIVAL_CLOSED = int(lib.VEMU_ARRIVAL_CLOSED)
 STATUS_MORE = int(lib.VEMU_MORE)
 STATUS_STALL = int(lib.VEMU_STALL)
 STATUS_EFULL = int(lib.VEMU_EFULL)
+STATUS_ESTATE = int(lib.VEMU_ESTATE)  # the sim failed earlier: every further run returns it
 NO_PARENT = int(lib.VEMU_NO_PARENT)
 
 TRACE_DTYPE = np.dtype(

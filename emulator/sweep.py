@@ -141,18 +141,34 @@ class Axis:
         """The keys this axis sets: one, or several joined by ``+`` that take the same value."""
         return joined_keys(self.key)
 
-    def at(self, u: float, stratum: tuple[int, int] | None = None) -> tuple[Any, str]:
+    def cells(self, n: int) -> int:
+        """How many discrete values a Latin hypercube of n points deals out evenly on this
+        axis: a list's k items; an integer range's integers when they are no more than n
+        (a linear range; with more, or on a log scale, u's stratum places the value); else 0."""
+        if not self.is_range:
+            return len(self.values)
+        if self.integer and not self.log:
+            m = int(self.hi) - int(self.lo) + 1  # type: ignore[arg-type]
+            return m if m <= n else 0
+        return 0
+
+    def at(self, u: float, lhs: tuple[int, int, Any] | None = None) -> tuple[Any, str]:
         """The value at quantile ``u`` in [0, 1): along the range, or the ⌊u·k⌋-th item.
 
         An integer range's integers are equally likely (log-uniformly over [lo, hi + 1) in
         a log range): lo + ⌊u·(hi - lo + 1)⌋, not a rounded real, which gave the two ends
-        half the others' share. ``stratum`` (i, n) is u's Latin-hypercube stratum: a list's
-        item is then the ⌊i·k/n⌋-th, so each of its k items is in ⌊n/k⌋ or ⌈n/k⌉ points (u
-        itself, jittered within a stratum that straddles two items, could leave one out)."""
+        half the others' share. ``lhs`` (i, n, perm) is u's Latin-hypercube stratum i of n and
+        a random order of the axis's :meth:`cells`: a discrete axis then takes the cell
+        perm[⌊i·c/n⌋], so each of its c values is in ⌊n/c⌋ or ⌈n/c⌉ points (u itself, jittered
+        within a stratum that straddles two values, could leave one out) and, the order
+        being random, each is as likely as any to get the extra ones."""
+        c = self.cells(lhs[1]) if lhs else 0
+        if c:
+            cell = int(lhs[2][lhs[0] * c // lhs[1]])  # type: ignore[index]
+            return self.values[cell] if not self.is_range else _number(int(self.lo) + cell)  # type: ignore[arg-type]
         if not self.is_range:
             k = len(self.values)
-            i = stratum[0] * k // stratum[1] if stratum else int(u * k)
-            return self.values[min(k - 1, i)]
+            return self.values[min(k - 1, int(u * k))]
         lo, hi = float(self.lo), float(self.hi)  # type: ignore[arg-type]
         if self.integer:
             x = math.floor(_between(lo, hi + 1, u, self.log))
@@ -266,10 +282,19 @@ def parse_vary(text: str, *, sampled: bool = False) -> Axis:
         vals = tuple((_toml_value(s), s) for s in items)
     except ModelError:  # a value nested too deeply for the TOML reader
         raise _err(key, "a value has arrays or tables nested too deeply") from None
-    # 1 and 1.0 are one point (a model reads both as the same number)
-    _no_repeats(key, [repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                      else json.dumps(v, sort_keys=True, default=str) for v, _ in vals])
+    # 1 and 1.0 are one point (a model reads both as the same number); integers compare exactly
+    _no_repeats(key, [_same_number_text(v) for v, _ in vals])
     return Axis(key, vals)
+
+
+def _same_number_text(v: Any) -> str:
+    """A value's text for spotting repeats: an integral number as the integer (1, 1.0 and
+    1e0 alike; 2**53 and 2**53 + 1 apart), any other as JSON."""
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        return str(int(v))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v) if isinstance(v, int) else repr(v)
+    return json.dumps(v, sort_keys=True, default=str)
 
 
 def _no_repeats(key: str, texts: Sequence[str]) -> None:
@@ -364,7 +389,9 @@ def design(axes: Sequence[Axis], sample: str | None = None, *, sample_seed: int 
     rng = np.random.Generator(np.random.PCG64(sample_seed))
     if kind == "lhs":
         u, strata = lhs_unit(n, len(axes), rng)
-        return [tuple(a.at(float(u[i, j]), (int(strata[i, j]), n)) for j, a in enumerate(axes)) for i in range(n)]
+        perms = [rng.permutation(a.cells(n)) if a.cells(n) else None for a in axes]
+        return [tuple(a.at(float(u[i, j]), (int(strata[i, j]), n, perms[j])) for j, a in enumerate(axes))
+                for i in range(n)]
     u = rng.random((len(axes), n)).T
     return [tuple(a.at(float(u[i, j])) for j, a in enumerate(axes)) for i in range(n)]
 
@@ -929,14 +956,15 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
                              f" draw it with --by {k} or fix it with --where {k}=VALUE", file=str(path))
     numeric = all(not math.isnan(_float(r[x])) for r in rows)
     lines: dict[str, list[tuple[Any, dict[str, float]]]] = {}
-    seen: set[tuple[str, Any]] = set()
+    seen: set[str] = set()
     for r in rows:
         label = r[by] if by is not None else ""
         xv: Any = _float(r[x]) if numeric else r[x]
-        if (label, xv) in seen:
-            raise ModelError(f"two points at {x}={r[x]}" + (f", {by}={label}" if by else "")
-                             + ": the summary has a point twice (edited, or two sweeps joined)", file=str(path))
-        seen.add((label, xv))
+        # a point's number once (a sampled design may repeat values: two points at one x)
+        if r["point"] in seen:
+            raise ModelError(f"point {r['point']} is in the summary twice (edited, or two sweeps joined)",
+                             file=str(path))
+        seen.add(r["point"])
         lines.setdefault(label, []).append((xv, {c: _float(r[c]) for c in header if c not in keys}))
     if numeric:
         for pts in lines.values():

@@ -323,7 +323,7 @@ struct vemu_sim {
     uint32_t heap_len, heap_cap;
     uint64_t stale;  /* ends of preempted services still in the heap */
     uint64_t same_t; /* events popped at the current instant since the clock last moved */
-    uint64_t stall_limit; /* vemu_sim_run stops with VEMU_STALL at this many (0: never) */
+    uint64_t stall_at; /* vemu_sim_run stops with VEMU_STALL at this many (UINT64_MAX: never) */
     uint64_t sweeps; /* times the heap was swept of them (for the tests) */
 
     request *req;
@@ -1436,6 +1436,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     zig_ensure();
     vemu_sim *s = calloc(1, sizeof *s);
     if (!s) goto nomem;
+    s->stall_at = UINT64_MAX; /* no stall limit until vemu_sim_set_stall_limit */
     s->n_resources = m->n_resources;
     s->n_qclasses = m->n_qclasses;
     s->n_stages = m->n_stages;
@@ -1707,7 +1708,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
         if (done >= max_events) return VEMU_MORE;
         if (s->heap[0].t != s->now)
             s->same_t = 0;
-        else if (__builtin_expect(s->stall_limit != 0 && s->same_t >= s->stall_limit, 0))
+        else if (__builtin_expect(s->same_t >= s->stall_at, 0))
             return VEMU_STALL; /* counted across calls: where it stops is the same whatever max_events */
         event e = s->heap[0];
         heap_pop(s);
@@ -1779,7 +1780,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
 
 int vemu_sim_set_stall_limit(vemu_sim *s, uint64_t n) {
     if (!s) return VEMU_EINVAL;
-    s->stall_limit = n;
+    s->stall_at = n ? n : UINT64_MAX; /* one compare per event in the loop, not two */
     return VEMU_OK;
 }
 

@@ -22,6 +22,7 @@ from emulator._core import (
     HIST_BUCKETS,
     LIMITS,
     STATUS_EFULL,
+    STATUS_ESTATE,
     TIME_MAX_PS,
     EmulatorError,
     Engine,
@@ -785,8 +786,9 @@ def test_engine_survives_arbitrary_specs(spec: Spec, seed: int) -> None:
                 eng.run(until, 5000)
         except NativeError as e:
             assert e.status < 0 and str(e)
-            with pytest.raises(NativeError):  # a failed sim stays failed
-                eng.run(TIME_MAX_PS, 10)
+            with pytest.raises(NativeError) as again:  # a failed sim stays failed
+                eng.run(TIME_MAX_PS - 1, 10)
+            assert again.value.status == STATUS_ESTATE
         s = eng.stats()
         eng.trace()
     assert np.all(np.isfinite(s["resource_busy_area"])) and np.all(s["resource_busy_area"] >= 0)

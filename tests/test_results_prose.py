@@ -148,3 +148,20 @@ def test_figure_set_load_prose() -> None:
         pytest.skip(f"{path} is absent")
     cap = json.loads(read_csv(path)[2]["options"])["bare_metal_capacity_per_s"]
     quoted(f"(its headline run, {cap / 1e6:.2f}M requests/s;")
+
+
+def test_readme_headline_table_is_results_headline() -> None:
+    # the table under the headline figure, row for row: usable fraction and relative
+    # throughput to 3 decimals, in the order of the usable fraction, and each row's
+    # exit share as its last column quotes it
+    rs = {r["architecture"]: r for r in rows("headline")}
+    table = [ln for ln in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+             if ln.startswith("| ") and ln.split("|")[1].strip() in rs]
+    order = [f(rs[ln.split("|")[1].strip()], "usable_fraction") for ln in table]
+    assert len(table) == len(rs) and order == sorted(order, reverse=True)
+    for ln in table:
+        a, uf, rel = (c.strip() for c in ln.split("|")[1:4])
+        assert (uf, rel) == (f"{f(rs[a], 'usable_fraction'):.3f}", f"{f(rs[a], 'relative_throughput'):.3f}"), a
+        exits = f(rs[a], "exit")
+        if 0.01 < exits:
+            assert f"{exits:.1%}" in ln, (a, f"{exits:.1%}")

@@ -473,6 +473,13 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
     if thin:
         out.append(f"* fewer than {MIN_TAIL_REQUESTS} requests beyond this percentile in the window: biased low; "
                    "run longer (--duration)")
+    for name, f in d["flows"].items():
+        off = little_gap(f)
+        if off is not None and abs(off) > LITTLE_TOLERANCE:
+            out.append(f"! {name}: Little's law is off by {off:+.0%} (done/s x mean = "
+                       f"{f['throughput_per_s'] * f['latency_us']['mean'] * 1e-6:.4g} in flight, measured "
+                       f"{f['mean_in_flight']:.4g}): the window is not much longer than a request's time in the "
+                       "system, so requests straddling its edges skew every figure; run longer (--duration)")
     out.append("")
     sleeps = any("wakeups" in r for r in d["resources"].values())  # the host has idle states
     preempts = any("preemptions" in r for r in d["resources"].values())  # a stage preempts
@@ -517,6 +524,19 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
 
 
 SATURATED = 0.98  # a resource this busy sets the throughput: more offered load only queues at it
+# Little's law (mean in flight = throughput x mean time in the system) holds over any long
+# window; on the bundled runs it holds to 0.1%. Off by more than this, the window is short
+# against the requests' own time (a 10 ms window of 6 ms requests was off by 50%).
+LITTLE_TOLERANCE = 0.05
+
+
+def little_gap(f: dict[str, Any]) -> float | None:
+    """(throughput x mean latency - mean in flight) / mean in flight for a flow's requests,
+    or None where it says nothing (a background flow, no completion, under one in flight)."""
+    lat = f["latency_us"]["mean"]
+    if f.get("background") or not f["completed"] or lat != lat or f["mean_in_flight"] < 1:
+        return None
+    return f["throughput_per_s"] * lat * 1e-6 / f["mean_in_flight"] - 1
 
 
 def _pct(u: float) -> str:

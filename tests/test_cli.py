@@ -569,3 +569,14 @@ def test_compare_and_run_n_keep_their_replications_in_the_cache(tmp_path: Path,
     assert len(list(cache.rglob("*.json"))) == 4  # nitro's two replications were already there
     (tmp_path / "a-file").write_text("x")  # a cache that cannot be written is refused before any run
     _exits_2_with([*argv[:-2], "--cache", str(tmp_path / "a-file" / "sub")], "--cache", capsys)
+
+
+def test_run_warns_when_littles_law_says_the_window_is_short(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1 Gb/s under cloud-mix: ~6 ms in the system per request, in a 10 ms window; the figures
+    # were printed as if steady (X.R = 607 in flight against 1,024 clients: the window's edges)
+    base = ["run", "--host", "xeon-2017", "-a", "nitro", "-w", "cloud-mix", "--warmup", "0.002"]
+    assert _main([*base, "--set", "host.devices.nic.gbps=1", "--duration", "0.01"]) == 0
+    warned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("! mix: Little's law is off by")]
+    assert len(warned) == 1 and "-41%" in warned[0]  # with 2 ms of warm-up (-50% with the default 1 ms)
+    assert _main([*base, "--duration", "0.005"]) == 0  # at 25 Gb/s 5 ms is ample: no warning
+    assert not [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("!")]

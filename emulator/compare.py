@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -101,10 +101,13 @@ class Comparison:
     crn: bool
     a_sets: tuple[str, ...] = ()  # this side's own overrides (vemu compare --set-a), for the record
     b_sets: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()  # the overrides both sides got (vemu compare --set)
+    # what each side ran: host, workload, window (an output must say what it compared)
+    setting: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a_name, "b": self.b_name, "a_sets": list(self.a_sets), "b_sets": list(self.b_sets),
-                "replications": len(self.seeds_a), "crn": self.crn,
+                "sets": list(self.sets)} | self.setting | {"replications": len(self.seeds_a), "crn": self.crn,
                 "seeds": self.seeds_a, "measures": {d.measure: d.to_dict() for d in self.differences}}
 
     def difference(self, measure: str) -> Difference:
@@ -155,7 +158,13 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
             biased = k in biased_a or k in biased_b or apart(d.mean, pooled, d.half_width)
             ia, ib, d = pa[k], pb[k], Interval(pooled, d.half_width, d.n, d.std, level)
         diffs.append(Difference(k, ia, ib, d, crn, k in thin, biased))
-    return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn)
+    setting = {"host": {"a": a.host.name, "b": b.host.name}, "workload": {"a": a.workload.name, "b": b.workload.name},
+               "duration_s": a.duration_s if duration_s is None else duration_s,
+               "warmup_s": a.warmup_s if warmup_s is None else warmup_s}
+    for k in ("host", "workload"):  # one name when both sides ran the same
+        if setting[k]["a"] == setting[k]["b"]:
+            setting[k] = setting[k]["a"]
+    return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn, setting=setting)
 
 
 def _name(e: Experiment) -> str:
@@ -203,7 +212,13 @@ def _g(x: float) -> str:
 
 def format_comparison(c: Comparison) -> str:
     out = [f"B - A with B = {_label(c.b_name, c.b_sets)}, A = {_label(c.a_name, c.a_sets)}: "
-           f"{len(c.seeds_a)} paired replications (common random numbers), 95% t intervals", ""]
+           f"{len(c.seeds_a)} paired replications (common random numbers), 95% t intervals"]
+    if c.setting:
+        both = ", ".join(f"{k} {v if isinstance(v, str) else 'A ' + v['a'] + ', B ' + v['b']}"
+                         for k, v in c.setting.items() if k in ("host", "workload"))
+        out.append(f"on {both}; each {c.setting['duration_s']:g} s after {c.setting['warmup_s']:g} s warm-up"
+                   + (f"; both with {' '.join(c.sets)}" if c.sets else ""))
+    out.append("")
     out.append(f"{'measure':<28} {'A':>12} {'B':>12} {'B - A':>12} {'± 95%':>11} {'rel':>8}  significant")
     prev = ""
     for d in c.differences:
@@ -239,7 +254,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     cache = checked_cache(a.cache, a.no_cache, what="vemu compare")
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers,
                 cache=cache)
-    c.a_sets, c.b_sets = tuple(a.sets_a), tuple(a.sets_b)
+    c.a_sets, c.b_sets, c.sets = tuple(a.sets_a), tuple(a.sets_b), tuple(a.sets)
     if a.json:
         print(dumps(c.to_dict()))
     else:

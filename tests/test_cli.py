@@ -580,3 +580,16 @@ def test_run_warns_when_littles_law_says_the_window_is_short(capsys: pytest.Capt
     assert len(warned) == 1 and "-41%" in warned[0]  # with 2 ms of warm-up (-50% with the default 1 ms)
     assert _main([*base, "--duration", "0.005"]) == 0  # at 25 Gb/s 5 ms is ample: no warning
     assert not [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("!")]
+
+
+def test_compare_says_what_it_compared(capsys: pytest.CaptureFixture[str]) -> None:
+    # a comparison at 50 Gb/s read like one at 25: neither the text nor the JSON named the
+    # host, the workload, the window or the overrides both sides had
+    argv = ["compare", "xen-pv", "nitro", "--set", "host.devices.nic.gbps=50", "-n", "2", "--duration", "0.002"]
+    assert _main([*argv, "--json", "--no-cache"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["sets"], d["host"], d["workload"], d["duration_s"], d["warmup_s"]) == \
+        (["host.devices.nic.gbps=50"], "xeon-2017", "cloud-mix", 0.002, pytest.approx(0.0002))
+    assert _main([*argv, "--no-cache"]) == 0
+    assert ("on host xeon-2017, workload cloud-mix; each 0.002 s after 0.0002 s warm-up; both with "
+            "host.devices.nic.gbps=50") in capsys.readouterr().out

@@ -163,6 +163,17 @@ class Cache:
         atomic_write_text(self._path(key), json.dumps({"key": key, "sha256": _digest(payload), "payload": payload}))
 
 
+def as_cache(cache: Any) -> Cache | None:
+    """A Cache from what an API caller gives: None, a Cache, or its folder (str or Path; a
+    folder was taken for a Cache and failed in a worker with "'str' object has no
+    attribute 'get'")."""
+    if cache is None or isinstance(cache, Cache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return Cache(cache)
+    raise TypeError(f"cache must be a runner.Cache, a folder or None, not {type(cache).__name__}")
+
+
 def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -257,6 +268,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int | None = None, progress: bool 
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    cache = as_cache(cache)
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     bar = None
 

@@ -264,7 +264,9 @@ def run_measures(jobs: Sequence[RunArgs], *, workers: int | None = None, groups:
     replication is stored as it finishes and taken from it when there: a run of ten
     stopped after seven, started again, computes three."""
     from .result import tail_from_json, tail_to_json
-    from .runner import pool_run
+    from .runner import as_cache, pool_run
+
+    cache = as_cache(cache)
 
     groups = [0] * len(jobs) if groups is None else list(groups)
     rows: list[dict[str, float]] = [{} for _ in jobs]

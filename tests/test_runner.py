@@ -198,3 +198,23 @@ def test_a_run_failing_on_a_dask_worker_is_one_line_not_a_worker_traceback(tmp_p
     with pytest.raises(EmulatorError, match=r"exhausted.*\(in the run of .*over\.toml with .*=5e6, seed 1\)$"):
         run_jobs(_overload_jobs(tmp_path), executor="dask", workers=2)
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_cache_may_be_given_as_its_folder(tmp_path):
+    # sweep(..., cache="folder") died in a worker: "'str' object has no attribute 'get'"
+    from emulator import sweep as sw
+    spec = {"host": {"name": "h", "cores": 1, "ghz": 1.0, "memory_gib": 1},
+            "architecture": {"name": "a", "paths": {"p": {"stages": [{"on": "vcpu", "cycles": 1000}]}}},
+            "workload": {"name": "w", "flows": [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5,
+                                                 "steps": [{"path": "p"}]}]},
+            "experiment": {"duration_s": 0.001, "warmup_s": 0.0001}}
+    vary = {"workload.flows.f.rate_per_s": "1e5,2e5"}
+    first = sw.sweep(spec, vary=vary, workers=1, cache=str(tmp_path / "c"))
+    assert len(list((tmp_path / "c").rglob("*.json"))) == 2
+    ran = []
+    again = sw.sweep(spec, vary=vary, workers=1, cache=tmp_path / "c", on_result=lambda i, r: ran.append(i))
+    def records(t):  # a DataFrame when pandas is there, else a list of rows
+        return t.to_dict("records") if hasattr(t, "to_dict") else list(t)
+    assert ran == [] and records(again) == records(first)
+    with pytest.raises(TypeError, match="cache must be"):
+        run_jobs(JOBS[:1], workers=1, cache=3)

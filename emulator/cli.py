@@ -507,9 +507,8 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                 continue
             seen.add(key)
             # cycles are charged to an account on a cpu only: a link's or a disk's busy time is no host cycle
-            cpu = (d["resources"].get(s["resource"] or "", {}).get("kind") == "cpu")
             out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:36]:<36} "
-                       f"{str(s['resource'] or '-')[:8]:<8} {(s['account'] if cpu else '-')[:10]:<10} "
+                       f"{str(s['resource'] or '-')[:8]:<8} {(s['account'] or '-')[:10]:<10} "
                        f"{_n(s['mean_wait_us'], 9)} "
                        + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")
                        + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "

@@ -273,12 +273,16 @@ class Result:
         gives it (microseconds)."""
         s = self.stats
         out = []
+        cpus = {r.name for r in self.compiled.resources if r.kind == "cpu"}
         for i, g in enumerate(self.compiled.stages):
             n = int(s["stage_completed"][i])
             served = int(s["stage_served"][i])
             out.append({
                 "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
-                "resource": g.resource, "account": g.category, "completed": n, "services": served,
+                # an account holds host cycles: a link's or a device's stage (the wire, the
+                # disk) charges none, and has none (summing stages by account over-counted tenant)
+                "resource": g.resource, "account": g.category if g.resource in cpus else None,
+                "completed": n, "services": served,
                 "where": g.where.rpartition("/")[2],  # file name and key of its definition
                 "mean_wait_us": float(s["stage_wait_sum"][i]) / n / 1e6 if n else math.nan,
                 "mean_service_us": float(s["stage_service_sum"][i]) / n / 1e6 if n else math.nan,

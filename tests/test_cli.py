@@ -593,3 +593,12 @@ def test_compare_says_what_it_compared(capsys: pytest.CaptureFixture[str]) -> No
     assert _main([*argv, "--no-cache"]) == 0
     assert ("on host xeon-2017, workload cloud-mix; each 0.002 s after 0.0002 s warm-up; both with "
             "host.devices.nic.gbps=50") in capsys.readouterr().out
+
+
+def test_json_stages_have_no_account_off_the_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["run", "--host", "xeon-2017", "-a", "nitro", "-w", "cloud-mix", "--duration", "0.001",
+                  "--warmup", "0.0005", "--stages", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    kinds = {k: v["kind"] for k, v in d["resources"].items()}
+    assert all((s["account"] is None) == (s["resource"] is None or kinds[s["resource"]] != "cpu") for s in d["stages"])
+    assert {s["resource"] for s in d["stages"] if s["account"] is None} >= {"nic.rx", "nic.tx", "nvme"}

@@ -803,6 +803,32 @@ def register(subparsers: Any) -> None:
     register_plot(subparsers)
 
 
+def integer_notes(vary: Sequence[str], sample: str | None) -> list[str]:
+    """One line per range whose integer ends made its points integers that the range's real
+    points are not (10:200:5:log runs 10, 21, 45, 95, 200, not 10, 21.1, 44.7, 94.6, 200):
+    `vemu sweep` says so, since a float key (a link's gbps) would rather have the reals."""
+    sampled = parse_sample(sample)[0] != "grid"
+    notes = []
+    for t in vary:
+        try:
+            ax = parse_vary(t, sampled=sampled)
+        except ModelError:
+            continue  # the sweep itself reports it
+        if not (ax.is_range and ax.integer and ax.lo != ax.hi):
+            continue
+        lo = float(ax.lo)  # type: ignore[arg-type]
+        if sampled:
+            notes.append(f"note: --vary {ax.key}: integer ends, so its sampled values are integers; "
+                         f"write {lo!r} as the low end for real values")
+            continue
+        reals = [_between(lo, float(ax.hi), k / (ax.n - 1), ax.log) for k in range(ax.n)]  # type: ignore[arg-type,operator]
+        if any(abs(r - v) > 1e-9 * max(1.0, abs(r)) for r, (v, _) in zip(reals, ax.values)):
+            notes.append(f"note: --vary {ax.key}: integer ends, so its points are integers "
+                         f"({', '.join(x for _, x in ax.values)}); write {lo!r} as the low end for "
+                         f"{', '.join(f'{r:.4g}' for r in reals)}")
+    return notes
+
+
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .cli import UsageError, check_output_path, checked_cache
 
@@ -842,6 +868,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                 raise ModelError(f"--scheduler {a.scheduler}: not a Dask scheduler address (such as "
                                  f"tcp://HOST:8786): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     cache = checked_cache(a.cache, a.no_cache, what="vemu sweep")
+    for note in integer_notes(a.vary, a.sample):
+        print(note, file=sys.stderr)
     computed = []
     table = sweep(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, vary=a.vary, sets=a.sets,
                   sample=a.sample, sample_seed=a.sample_seed, replications=a.replications, seed=a.seed,

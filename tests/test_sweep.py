@@ -730,3 +730,12 @@ def test_plot_draws_a_sampled_sweeps_own_summary(tmp_path, capsys):
 
 def test_integers_past_two_to_the_53_are_told_apart():
     assert len(sw.parse_vary("x=9007199254740992,9007199254740993").values) == 2
+
+
+def test_a_sweep_says_when_integer_ends_rounded_its_points(tmp_path, capsys):
+    # 10:200:5:log ran 10, 21, 45, 95, 200 for a link's gbps without a word
+    assert sw.integer_notes(["host.devices.nic.gbps=10:200:5:log"], None) == [
+        "note: --vary host.devices.nic.gbps: integer ends, so its points are integers (10, 21, 45, 95, 200); "
+        "write 10.0 as the low end for 10, 21.15, 44.72, 94.57, 200"]
+    assert sw.integer_notes(["architecture.reserve.cores=4:24:11", "x=10.0:200:5:log", "k=a,b"], None) == []
+    assert "sampled values are integers" in sw.integer_notes(["x=1:3"], "lhs:4")[0]

@@ -122,7 +122,10 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
             level: float = 0.95, cache: Any = None) -> Comparison:
     """Runs A and B n times each. With ``crn`` (the default) pair i uses one seed for both
     and the difference's CI is the paired-t interval; without, B gets its own seeds and the
-    CI is the two-sample interval (to show what CRN buys)."""
+    CI is the two-sample interval (to show what CRN buys). ``duration_s`` and ``warmup_s``
+    override each run's window; a ``warmup_s`` left None keeps the experiment's own warm-up
+    (``vemu compare --duration D`` loads the experiments with D, so theirs is a tenth of D
+    unless a file sets it: load them with ``duration_s=`` for the same runs)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_REPLICATIONS:
         raise ModelError(f"need an integer number of replications in [2, {MAX_REPLICATIONS}], got {n}")
     seed0 = a.seed if seed0 is None else seed0

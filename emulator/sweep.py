@@ -42,8 +42,9 @@ difference between two points has much less noise than either alone.
 ``seed``, one column per varied key, then ``usable_fraction``, ``throughput_per_s``, per
 flow NAME ``NAME.throughput_per_s``, ``NAME.completed`` (requests completed in the window),
 ``NAME.mean_us``, ``NAME.p50_us``, ``NAME.p99_us``, ``NAME.p999_us`` (latency in
-microseconds), and ``host_cycles.CATEGORY`` for every host-cycle category (a category a
-point does not have is 0; a flow it does not have is empty). A summary CSV (the same name
+microseconds), ``host_cycles.CATEGORY`` for every host-cycle category (a category a
+point does not have is 0; a flow it does not have is empty), and ``utilization.RESOURCE``
+for every resource (which one binds the point: a saturated one reads ~1). A summary CSV (the same name
 with ``-summary`` before the extension) has one row per point: the varied keys,
 ``replications``, and for each measure its mean and the half-width of its 95% confidence
 interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one replication). A
@@ -561,8 +562,14 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
         flows += [f for f in r["flows"] if f not in flows]
     cats = categories(r["host_cycles"] for r in results)
     cat_cols = [f"host_cycles.{c}" for c in cats]
+    # each resource's utilization: which one binds a point (a saturated link reads 1.0 where
+    # the usable fraction alone made two architectures look alike)
+    res: list[str] = []
+    for r in results:
+        res += [n for n in r["resources"] if n not in res]
     columns = [*FIXED_COLUMNS, *(a.key for a in pl.axes), "usable_fraction", "throughput_per_s",
-               *(f"{f}.{m}" for f in flows for m, _ in FLOW_MEASURES), *cat_cols]
+               *(f"{f}.{m}" for f in flows for m, _ in FLOW_MEASURES), *cat_cols,
+               *(f"utilization.{n}" for n in res)]
     rows = []
     for job, r in zip(pl.jobs, results):
         p, rep = job.tag
@@ -577,6 +584,8 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
                 row[f"{f}.{m}"] = None if fl is None else fl[m] if lat is None else fl["latency_us"][lat]
         for c in cats:
             row[f"host_cycles.{c}"] = r["host_cycles"].get(c, 0.0)
+        for n in res:
+            row[f"utilization.{n}"] = r["resources"][n]["utilization"] if n in r["resources"] else None
         rows.append(row)
     return columns, rows
 

@@ -238,8 +238,14 @@ def test_csv_shape_and_provenance(tmp_path):
     flow = ["jobs.throughput_per_s", "jobs.completed", "jobs.mean_us", "jobs.p50_us", "jobs.p99_us", "jobs.p999_us"]
     assert header[:7] == ["point", "replication", "seed", "workload.flows.jobs.rate_per_s",
                           "architecture.paths.tandem.stages.two.cycles", "usable_fraction", "throughput_per_s"]
-    assert header[7:13] == flow and all(h.startswith("host_cycles.") for h in header[13:])
+    cats = [h for h in header[13:] if h.startswith("host_cycles.")]
+    util = [h for h in header[13:] if h.startswith("utilization.")]
+    assert header[7:13] == flow and header[13:] == cats + util
+    assert {"utilization.s1", "utilization.s2", "utilization.s3"} <= set(util)
     assert "host_cycles.tenant" in header and "host_cycles.idle" in header
+    # each resource's utilization, per run, as the run's result has it (which resource binds a
+    # point: the usable fraction alone made two link-bound architectures look alike)
+    assert all(0 < float(r[f"utilization.{n}"]) < 1 for r in rows for n in ("s1", "s2", "s3"))
     assert len(rows) == 12 and [r["point"] for r in rows] == [str(i // 2) for i in range(12)]
     assert [r["architecture.paths.tandem.stages.two.cycles"] for r in rows[:6:2]] == ["100000.0", "150000.0", "200000.0"]
     opts = json.loads(prov["options"])

@@ -132,8 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes for --replications (default: every core)")
     r.add_argument("--cache", type=path_arg, default=None,
                    help="with --replications: " + CACHE_HELP + " (each replication is kept as it finishes)")
-    r.add_argument("--no-cache", action="store_true", help="with --replications: recompute every run (the cache "
-                   "is still written)")
+    r.add_argument("--no-cache", action="store_true", help="with --replications: neither read nor write the cache")
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",
@@ -262,7 +261,8 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     if choice is not None:
         head["warmup_choice"] = _warmup_dict(choice)
     if a.replications is not None:
-        cache = checked_cache(a.cache, a.no_cache, what="vemu run")
+        # --no-cache: none at all here (a folder that cannot be written must not stop a run)
+        cache = None if a.no_cache else checked_cache(a.cache, False, what="vemu run")
         reps = stats.replicate(exp, a.replications, workers=a.workers, cache=cache)
         thin = reps.thin_tails
         rows = [(k, iv, None, k in thin, False, k in reps.biased) for k, iv in reps.intervals.items()
@@ -531,9 +531,10 @@ LITTLE_TOLERANCE = 0.05
 
 def little_gap(f: dict[str, Any]) -> float | None:
     """(throughput x mean latency - mean in flight) / mean in flight for a flow's requests,
-    or None where it says nothing (a background flow, no completion, under one in flight)."""
+    or None where it says nothing (a background flow, no completion, under one in flight, or
+    drops: a dropped request was in flight but has no latency, so the law cannot close)."""
     lat = f["latency_us"]["mean"]
-    if f.get("background") or not f["completed"] or lat != lat or f["mean_in_flight"] < 1:
+    if f.get("background") or not f["completed"] or lat != lat or f["mean_in_flight"] < 1 or f["dropped"]:
         return None
     return f["throughput_per_s"] * lat * 1e-6 / f["mean_in_flight"] - 1
 

@@ -162,9 +162,11 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
             ia, ib, d = pa[k], pb[k], Interval(pooled, d.half_width, d.n, d.std, level)
         diffs.append(Difference(k, ia, ib, d, crn, k in thin, biased))
     setting = {"host": {"a": a.host.name, "b": b.host.name}, "workload": {"a": a.workload.name, "b": b.workload.name},
-               "duration_s": a.duration_s if duration_s is None else duration_s,
-               "warmup_s": a.warmup_s if warmup_s is None else warmup_s}
-    for k in ("host", "workload"):  # one name when both sides ran the same
+               "duration_s": {"a": a.duration_s if duration_s is None else duration_s,
+                              "b": b.duration_s if duration_s is None else duration_s},
+               "warmup_s": {"a": a.warmup_s if warmup_s is None else warmup_s,
+                            "b": b.warmup_s if warmup_s is None else warmup_s}}
+    for k in setting:  # one value when both sides ran the same
         if setting[k]["a"] == setting[k]["b"]:
             setting[k] = setting[k]["a"]
     return Comparison(_name(a), _name(b), seeds_a, seeds_b, diffs, crn, setting=setting)
@@ -217,10 +219,11 @@ def format_comparison(c: Comparison) -> str:
     out = [f"B - A with B = {_label(c.b_name, c.b_sets)}, A = {_label(c.a_name, c.a_sets)}: "
            f"{len(c.seeds_a)} paired replications (common random numbers), 95% t intervals"]
     if c.setting:
-        both = ", ".join(f"{k} {v if isinstance(v, str) else 'A ' + v['a'] + ', B ' + v['b']}"
-                         for k, v in c.setting.items() if k in ("host", "workload"))
-        out.append(f"on {both}; each {c.setting['duration_s']:g} s after {c.setting['warmup_s']:g} s warm-up"
-                   + (f"; both with {' '.join(c.sets)}" if c.sets else ""))
+        def one(v: Any, fmt: str = "{}") -> str:
+            return fmt.format(v) if not isinstance(v, dict) else f"A {fmt.format(v['a'])}, B {fmt.format(v['b'])}"
+        both = ", ".join(f"{k} {one(c.setting[k])}" for k in ("host", "workload"))
+        out.append(f"on {both}; each {one(c.setting['duration_s'], '{:g}')} s after "
+                   f"{one(c.setting['warmup_s'], '{:g}')} s warm-up" + (f"; both with {' '.join(c.sets)}" if c.sets else ""))
     out.append("")
     out.append(f"{'measure':<28} {'A':>12} {'B':>12} {'B - A':>12} {'± 95%':>11} {'rel':>8}  significant")
     prev = ""
@@ -254,7 +257,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu compare: A and B are the same experiment ({_label(a.a, a.sets_a)}); to see what "
                          "one change does, give it to one side: --set-b KEY=VALUE (or --set-a)")
     ea, eb = (_side(side, which, a, sets) for side, which, sets in (("A", a.a, a.sets_a), ("B", a.b, a.sets_b)))
-    cache = checked_cache(a.cache, a.no_cache, what="vemu compare")
+    # --no-cache: none at all here (a folder that cannot be written must not stop a comparison)
+    cache = None if a.no_cache else checked_cache(a.cache, False, what="vemu compare")
     c = compare(ea, eb, a.replications, seed0=a.seed if a.seed is not None else ea.seed, workers=a.workers,
                 cache=cache)
     c.a_sets, c.b_sets, c.sets = tuple(a.sets_a), tuple(a.sets_b), tuple(a.sets)
@@ -286,6 +290,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=seed_arg, help="seed0 from which the replication seeds derive (default 1)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--cache", type=path_arg, default=None, help=CACHE_HELP)
-    p.add_argument("--no-cache", action="store_true", help="recompute every run (the cache is still written)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)

@@ -421,7 +421,9 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         raise t.err("account", f"'{account}' is reserved for the engine; use another category")
     pb = t.value("per_byte", 0.0, allow_dist=False, hi=1e9)
     return Stage(
-        name=t.str("name", f"{account} work on {on}" if on else "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
+        # unnamed: "tenant work on vcpu" where it does work; a device's stage (no cycles) is the device
+        name=t.str("name", (f"{account} work on {on}" if t.has("cycles") or t.has("per_byte") else on) if on
+                   else "delay"), on=on, cycles=t.value("cycles", 0.0), per_byte=pb,  # type: ignore[arg-type]
         stream="" if t.has("name") else (on or "delay"),
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),

@@ -241,14 +241,19 @@ def _run_one(args: RunArgs) -> tuple[dict[str, float], dict[str, Tail]]:
 
 
 def measure_key(args: RunArgs) -> str:
-    """The cache key of one replication's measures: the model data after overrides, the
-    window it runs (the job's, else the experiment's), its seed, and the code."""
+    """The cache key of one replication's measures: the engine input the experiment compiles
+    to (not its raw data, which an Experiment built or replaced in Python need not match:
+    two such once shared a key), the window it runs (the job's, else the experiment's), its
+    seed, and the code."""
     from . import __version__
     from ._core import VERSION as ENGINE_VERSION
+    from .model import compile_experiment
     from .runner import code_hash
 
     exp, seed, duration, warmup = args
-    blob = json.dumps({"measures": exp.digest(full=True), "seed": int(seed), "vemu": __version__,
+    c = compile_experiment(exp)
+    spec = hashlib.sha256(repr((c.spec, c.flows, c.categories)).encode()).hexdigest()
+    blob = json.dumps({"measures": spec, "seed": int(seed), "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash(),
                        "duration_s": exp.duration_s if duration is None else duration,
                        "warmup_s": exp.warmup_s if warmup is None else warmup}, sort_keys=True)

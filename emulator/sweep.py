@@ -149,7 +149,7 @@ class Axis:
         if not self.is_range:
             return len(self.values)
         if self.integer and not self.log:
-            m = int(self.hi) - int(self.lo) + 1  # type: ignore[arg-type]
+            m = abs(int(self.hi) - int(self.lo)) + 1  # type: ignore[arg-type]
             return m if m <= n else 0
         return 0
 
@@ -166,12 +166,13 @@ class Axis:
         c = self.cells(lhs[1]) if lhs else 0
         if c:
             cell = int(lhs[2][lhs[0] * c // lhs[1]])  # type: ignore[index]
-            return self.values[cell] if not self.is_range else _number(int(self.lo) + cell)  # type: ignore[arg-type]
+            return self.values[cell] if not self.is_range else _number(int(min(self.lo, self.hi)) + cell)  # type: ignore[arg-type,type-var]
         if not self.is_range:
             k = len(self.values)
             return self.values[min(k - 1, int(u * k))]
         lo, hi = float(self.lo), float(self.hi)  # type: ignore[arg-type]
-        if self.integer:
+        if self.integer:  # the integers between the ends, whichever is given first
+            lo, hi = min(lo, hi), max(lo, hi)
             x = math.floor(_between(lo, hi + 1, u, self.log))
             return _number(int(min(max(x, lo), hi)))
         return _number(_between(lo, hi, u, self.log))

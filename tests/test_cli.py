@@ -602,3 +602,37 @@ def test_json_stages_have_no_account_off_the_cpus(capsys: pytest.CaptureFixture[
     kinds = {k: v["kind"] for k, v in d["resources"].items()}
     assert all((s["account"] is None) == (s["resource"] is None or kinds[s["resource"]] != "cpu") for s in d["stages"])
     assert {s["resource"] for s in d["stages"] if s["account"] is None} >= {"nic.rx", "nic.tx", "nvme"}
+
+
+def test_littles_law_is_not_judged_on_a_flow_with_drops(capsys: pytest.CaptureFixture[str]) -> None:
+    # a dropped request was in flight but has no latency: the law cannot close, however long
+    # the run (a 1 s run with drops was told to run longer)
+    doc = station({"arrival": "closed", "clients": 4, "think_us": 1.0}, {"dist": "fixed", "mean": 1000},
+                  duration_s=0.01, warmup_s=0.001, capacity=0)
+    d = run(doc).to_dict()
+    assert d["flows"]["f"]["dropped"] > 0
+    from emulator.cli import format_result, little_gap
+    assert little_gap(d["flows"]["f"]) is None and "Little's law" not in format_result(d)
+
+
+def test_compare_records_each_sides_window_when_they_differ(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = (tmp_path / "a.toml"), (tmp_path / "b.toml")
+    for f, dur, warm in ((a, 0.004, 0.001), (b, 0.002, 0.0)):
+        doc = station({"arrival": "poisson", "rate_per_s": 1e5}, {"dist": "exp", "mean": 5000}, duration_s=dur,
+                      warmup_s=warm)
+        f.write_text(to_toml(doc))
+    assert _main(["compare", str(a), str(b), "-n", "2", "--json", "--no-cache"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["duration_s"] == {"a": 0.004, "b": 0.002} and d["warmup_s"] == {"a": 0.001, "b": 0.0}
+
+
+def test_no_cache_runs_where_the_cache_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("VEMU_CACHE", str(tmp_path / "a-file" / "cache"))
+    base = ["--host", "xeon-2017", "-n", "2", "--duration", "0.001", "--warmup", "0.0002", "--json", "--no-cache"]
+    assert _main(["run", "-a", "nitro", "-w", "web", *base]) == 0
+    assert _main(["compare", "nitro", "sriov", "-w", "web", *base]) == 0
+    capsys.readouterr()
+    # asked to cache there: refused before any run
+    assert _main(["run", "-a", "nitro", "-w", "web", *base[:-1], "--cache", str(tmp_path / "a-file" / "c")]) == 2

@@ -425,3 +425,10 @@ def test_show_lists_an_unquoted_dotted_set_key_as_run_reads_it(tmp_path, capsys)
     assert main(["show", str(f)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "[set] overrides workload.flows.0.clients = 16" in out and "{'flows'" not in out
+
+
+def test_an_unnamed_stage_is_named_for_what_it_is() -> None:
+    from emulator.model import _stage
+    assert _stage({"on": "vcpu", "cycles": 10}, "f", "k").name == "tenant work on vcpu"
+    assert _stage({"on": "nvme"}, "f", "k").name == "nvme"  # a device's stage does no work on a cpu
+    assert _stage({"delay_us": 1}, "f", "k").name == "delay"

@@ -621,3 +621,16 @@ def test_replications_are_cached_as_they_finish(tmp_path: Path, monkeypatch: pyt
     ran.clear()
     replicate(exp, 2, workers=1, cache=cache, duration_s=0.02)
     assert len(ran) == 2
+
+
+def test_replications_of_two_experiments_never_share_a_cache_key() -> None:
+    # an Experiment replaced in Python keeps the raw data it came from: keyed on that, B
+    # (emulated) read A's (sriov) cached figures
+    import dataclasses
+
+    from emulator.model import load
+    from emulator.stats import measure_key
+    a = load_experiment(host="xeon-2017", architecture="sriov", workload="cloud-mix", duration_s=0.002)
+    b = dataclasses.replace(a, architecture=load("architecture", "emulated"))
+    assert measure_key((a, 1, None, None)) != measure_key((b, 1, None, None))
+    assert measure_key((a, 1, None, None)) == measure_key((dataclasses.replace(a), 1, None, None))

@@ -745,3 +745,11 @@ def test_a_sweep_says_when_integer_ends_rounded_its_points(tmp_path, capsys):
         "write 10.0 as the low end for 10, 21.15, 44.72, 94.57, 200"]
     assert sw.integer_notes(["architecture.reserve.cores=4:24:11", "x=10.0:200:5:log", "k=a,b"], None) == []
     assert "sampled values are integers" in sw.integer_notes(["x=1:3"], "lhs:4")[0]
+
+
+def test_a_reversed_integer_range_samples_its_integers():
+    for rhs, lo, hi in (("3000:1000", 1000, 3000), ("3:1", 1, 3)):
+        ax = sw.parse_vary(f"x={rhs}", sampled=True)
+        for kind in ("lhs:4", "random:20"):
+            got = [p[0][0] for s in range(20) for p in sw.design([ax], kind, sample_seed=s)]
+            assert all(lo <= v <= hi for v in got) and len(set(got)) > 1, (rhs, kind)

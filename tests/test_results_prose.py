@@ -138,7 +138,7 @@ def test_sensitivity_prose() -> None:
     ends = re.findall(r"; ([^;\[]+?) \([0-9.]+\) \[emulated ([0-9.]+): \w+, xen-pv ([0-9.]+): \w+\]", "; " +
                       line.split("range ends: ", 1)[1])
     assert len(ends) == 3
-    quoted("at every range end but three", *(f"({e} against {x})" for _, e, x in ends))
+    quoted("holds at three range ends", *(f"({e} against {x})" for _, e, x in ends))
 
 
 def test_figure_set_load_prose() -> None:

@@ -188,23 +188,25 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
     # each rests on an assumption; the timer's two also cite the SDM for taking an interrupt at
     # once, and the e1000's receive interrupt cites the code behind its window and batch
     window = {"qemu-e1000-mitigation", "linux-napi", "linux-e1000-rxd"}
-    assert prio and all(n["assumption"] and set(n["sources"]) <= {"intel-sdm-vmx"} | window for n in prio)
+    # (the host's own device interrupts also cite ELI for their rate, one per packet)
+    assert prio and all(n["assumption"] and set(n["sources"]) <= {"intel-sdm-vmx", "gordon2012"} | window
+                        for n in prio)
     ranges = {e["range"]: e for n in nums for e in n["sensitivity"]}
     prio_range = ranges["interrupts preempt tenant work (priority 1 or 0)"]
-    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.769, 0.756), abs=0.001)
+    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.742, 0.728), abs=0.001)
     e1000 = ranges["QEMU e1000 per packet"]
-    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.802, 0.678), abs=0.001)
+    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.771, 0.655), abs=0.001)
     coalescing = ranges["emulated AHCI and doorbell coalescing (batch, stages at 4)"]
-    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.718, 0.766), abs=0.001)
+    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.693, 0.738), abs=0.001)
     ordered = sorted(ranges.values(), key=lambda e: e["swing"], reverse=True)
     assert ordered[0] is e1000 and ordered[1] is coalescing
     bridge = ranges["host NIC driver + bridge + tap per packet"]
-    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.775, 0.745), abs=0.001)
+    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.746, 0.718), abs=0.001)
     assert bridge["swing"] > prio_range["swing"]  # the sheet's third, also above the priority's
     assert main(["show", "cloud-mix", "--sensitivity", "--json"]) == 0
     work = {e["range"]: e for n in json.loads(capsys.readouterr().out)["numbers"] for e in n["sensitivity"]
             if e["architecture"] == "emulated"}
-    for label, want in (("compute: application cycles", (0.676, 0.841)), ("mix weight: compute", (0.688, 0.829))):
+    for label, want in (("compute: application cycles", (0.644, 0.815)), ("mix weight: compute", (0.653, 0.802))):
         assert (work[label]["usable_at_low"], work[label]["usable_at_high"]) == pytest.approx(want, abs=0.005)
         assert work[label]["swing"] > e1000["swing"]
     # (b) and (c): the compare's figures are checked in tests/test_overrides.py on 10 ms windows
@@ -212,8 +214,8 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
                 "--set-b", "architecture.paths.*.stages.*.priority=0",
                 "--set-b", "architecture.background.*.steps.*.priority=0")
     exit_row = re.search(r"host_cycles\.exit\s+([0-9.]+)\s+([0-9.]+)", out)
-    assert float(exit_row.group(1)) == pytest.approx(0.057, abs=0.005)
-    assert float(exit_row.group(2)) == pytest.approx(0.041, abs=0.005)
+    assert float(exit_row.group(1)) == pytest.approx(0.092, abs=0.005)
+    assert float(exit_row.group(2)) == pytest.approx(0.076, abs=0.005)
 
 
 def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.CaptureFixture[str]) -> None:

@@ -322,7 +322,7 @@ struct vemu_sim {
     event *heap;
     uint32_t heap_len, heap_cap;
     uint64_t stale;  /* ends of preempted services still in the heap */
-    uint64_t same_t; /* events popped at the current instant since the clock last moved */
+    uint64_t same_since; /* `events` when the clock last moved: events - same_since happened at this instant */
     uint64_t stall_at; /* vemu_sim_run stops with VEMU_STALL at this many (UINT64_MAX: never) */
     uint64_t sweeps; /* times the heap was swept of them (for the tests) */
 
@@ -1707,15 +1707,14 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
     while (s->heap_len > 0 && s->heap[0].t <= limit) {
         if (done >= max_events) return VEMU_MORE;
         if (s->heap[0].t != s->now)
-            s->same_t = 0;
-        else if (__builtin_expect(s->same_t >= s->stall_at, 0))
+            s->same_since = s->events;
+        else if (__builtin_expect(s->events - s->same_since >= s->stall_at, 0))
             return VEMU_STALL; /* counted across calls: where it stops is the same whatever max_events */
         event e = s->heap[0];
         heap_pop(s);
         s->now = e.t;
         done++;
         s->events++;
-        s->same_t++;
         int rc;
         switch (e.kind) {
         case EV_ARRIVAL: {
@@ -1731,7 +1730,6 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             if (__builtin_expect(s->stale != 0, 0) && s->req[e.ref].svc_seq != e.seq) { /* a preempted service's old end */
                 s->stale--;
                 s->events--; /* not an event: a sweep of a full queue may have removed it unpopped */
-                s->same_t--;
                 rc = VEMU_OK;
                 break;
             }
@@ -1773,7 +1771,7 @@ int vemu_sim_run(vemu_sim *s, int64_t until, uint64_t max_events) {
             return rc;
         }
     }
-    if (limit != s->now) s->same_t = 0;
+    if (limit != s->now) s->same_since = s->events;
     s->now = limit;
     return VEMU_OK;
 }

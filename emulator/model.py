@@ -1045,11 +1045,18 @@ def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, set
     if isinstance(sets, (str, bytes, Mapping)) or not isinstance(sets, Iterable):
         raise ModelError(f"must be {what}, got {_show(sets) if not isinstance(sets, Mapping) else 'a table'}",
                          key="sets")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or not 0 <= seed < 2**64):
-        shown = f"{seed} is out of range" if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) \
-            else f"must be an integer, got {_show(seed)}"
-        raise ModelError(f"{shown}: an integer in [0, 2**64)", key="seed")
+    if seed is not None:
+        check_seed(seed)
+
+
+def check_seed(seed: Any, *, key: str = "seed", file: str | None = None) -> int:
+    """A seed as the engine takes it (an integer in [0, 2**64), not a bool), or the
+    ModelError naming ``key``: one check for the API's arguments, a run's and a file's."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ModelError(f"must be an integer, got {_show(seed)}: an integer in [0, 2**64)", file=file, key=key)
+    if not 0 <= seed < 2**64:
+        raise ModelError(f"must be an integer in [0, 2**64), got {seed}: out of range", file=file, key=key)
+    return int(seed)
 
 
 def _check_set_item(s: Any, i: int) -> tuple[str, Any]:

@@ -9,13 +9,12 @@ than spun on forever.
 
 from __future__ import annotations
 
-import numbers
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ._core import STATUS_EFULL, Engine, EmulatorError, ModelError, NativeError, Stalled
-from .model import PS_PER_S, Compiled, Experiment, check_window, compile_experiment, load_experiment
+from .model import PS_PER_S, Compiled, Experiment, check_seed, check_window, compile_experiment, load_experiment
 from .result import Result
 
 DEFAULT_CHUNK_EVENTS = 1 << 22
@@ -48,9 +47,7 @@ class Simulation:
         """Runs warm-up then the measured window; ``progress`` gets the fraction done."""
         e = self.experiment
         seed = e.seed if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
-            raise ModelError(f"must be an integer in [0, {2**64 - 1}], got {seed!r}", key="seed")
-        seed = int(seed)
+        seed = check_seed(seed)
         duration = e.duration_s if duration_s is None else duration_s
         warmup = e.warmup_s if warmup_s is None else warmup_s
         check_window(duration, warmup)

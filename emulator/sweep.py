@@ -80,7 +80,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ._core import ModelError
-from .model import KINDS, bundled_path, load_experiment, parse_set, read_toml
+from .model import KINDS, bundled_path, check_seed, load_experiment, parse_set, read_toml
 from .result import Pool, Tail, categories, tail_from_json
 from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, thin_tail
 
@@ -489,10 +489,8 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     job_spec, data, spec_prov = _spec_info(spec)
     ex = data.get("experiment", {}) if isinstance(data.get("experiment"), dict) else {}
     if seed is None:  # the file's, checked as vemu run checks it (a bad one was taken as 1, or blamed on --seed)
-        seed = ex.get("seed", 1)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
-            raise ModelError(f"must be an integer in [0, {2**64 - 1}], got {seed!r}",
-                             file=spec_prov["spec"] if isinstance(job_spec, str) else None, key="experiment.seed")
+        seed = check_seed(ex.get("seed", 1), key="experiment.seed",
+                          file=spec_prov["spec"] if isinstance(job_spec, str) else None)
     if not 0 <= int(seed) < 2**64:
         raise ModelError(f"{seed} is out of range: an integer in [0, 2**64)", key="--seed")
     points = design(axes, sample, sample_seed=sample_seed)

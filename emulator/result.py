@@ -38,6 +38,9 @@ CDF_QUANTILES = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
                  0.999, 0.9995, 0.9999)
 
 
+SATURATED = 0.98  # a resource this busy sets the throughput: more offered load only queues at it
+
+
 def hist_quantile(hist: np.ndarray, q: float, max_ps: float) -> float:
     """The q-quantile (nearest rank) of a latency histogram, in ps, never above the max.
 

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .._core import ModelError
 from ..model import KINDS, MODELS_DIR, compile_experiment, expand_wildcards, list_index, load_experiment
+from ..result import SATURATED
 from ..provenance import atomic_write_text, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 from .headline import ARCHITECTURES, HOST, SEED, WORKLOAD, checks
@@ -312,14 +313,12 @@ def sensitivity(*, quick: bool = False, workers: int | None = None, progress: bo
             "jobs": {j.tag: j for _, _, lo, hi in p.varied for j in (lo, hi)}}
 
 
-BOUND_UTILIZATION = 0.99  # a resource this busy is what holds the host's throughput
-
-
 def binding(result: Mapping[str, Any]) -> str | None:
-    """The busiest resource of a run when it is saturated (utilization >= 0.99), else None."""
+    """The busiest resource of a run when it is saturated (result.SATURATED, as the run
+    report's "bound by" judges it), else None."""
     rs = result.get("resources") or {}
     name = max(rs, key=lambda k: rs[k].get("utilization", 0.0), default=None)
-    return name if name is not None and rs[name].get("utilization", 0.0) >= BOUND_UTILIZATION else None
+    return name if name is not None and rs[name].get("utilization", 0.0) >= SATURATED else None
 
 
 def bound_at(study: Mapping[str, Any], key: tuple[str, str], a: str) -> str | None:
@@ -470,7 +469,7 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
                              for lab, side, v, u in fl)
             L.append(f"- **{claim}: does not hold** everywhere. It fails at: {what}.")
     L += ["", "In brackets: the usable fractions the claim is about and, after a colon, the saturated resource "
-          f"(utilization >= {BOUND_UTILIZATION:g}) that holds each architecture there: `nic.tx` is the host's "
+          f"(utilization >= {SATURATED:g}) that holds each architecture there: `nic.tx` is the host's "
           "transmit link, `dom0` the driver domain's cores, `vcpu` the guest's own."]
     holds = [c for c, fl in fails.items() if not fl]
     at_base = [c for c, fl in fails.items() if fl and fl[0][0] == "(baseline)"]

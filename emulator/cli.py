@@ -190,6 +190,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UsageError("vemu run: --trace and --stages show one run; drop them with --replications or --batches")
     if a.replications == 1 or a.batches == 1:
         raise UsageError("vemu run: an interval needs at least 2 replications or batches")
+    if a.replications is None:
+        flags = [f for f, on in (("--cache", a.cache is not None), ("--no-cache", a.no_cache),
+                                 ("--workers", a.workers is not None)) if on]
+        if flags:
+            raise UsageError(f"vemu run: {' and '.join(flags)} only apply with --replications N; "
+                             "one run (or --batches) is never cached and runs in this process")
     auto = a.warmup == "auto"
     exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,
                           duration_s=a.duration, warmup_s=None if auto else a.warmup, seed=a.seed)

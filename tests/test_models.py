@@ -95,6 +95,22 @@ def test_the_emulated_e1000_window_is_qemus_formula_on_the_drivers_defaults():
     assert arch.params["e1000_mitigation_us"] == 128
 
 
+def test_ebs_paths_move_their_data_through_an_initiator_on_a_cpu() -> None:
+    # EBS is network storage: without an offload card to speak its protocol, some CPU runs
+    # the network-block initiator and pays per byte to receive or send the data, as bare
+    # metal's guest does. sriov, sriov-posted and kvm-virtio once charged no byte at all, so
+    # an EBS-heavy workload would have found them cheaper than bare metal.
+    import tomllib
+    for f in sorted((MODELS_DIR / "architectures").glob("*.toml")):
+        paths = tomllib.loads(f.read_text()).get("paths", {})
+        for op, per_byte in (("read", "rx_per_byte"), ("write", "tx_per_byte")):
+            stages = paths.get(f"ebs_{op}", {}).get("stages", [])
+            if not stages or any(s.get("on") == "card" for s in stages):
+                continue
+            assert any(s.get("per_byte") == per_byte and s.get("on") not in ("ebs", "nic") for s in stages), \
+                (f.name, f"ebs_{op}")
+
+
 def test_ebs_paths_pay_the_exits_of_the_local_disk_paths() -> None:
     # A review found xen-pv's EBS paths without the indirect cost of their kick and
     # interrupt exits, and emulated's charging one exit where its local disk charges four:

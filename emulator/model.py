@@ -111,6 +111,7 @@ class Resource:
     on_host: bool = False
     gbps: float = 0.0
     overhead_bytes: float = 0.0
+    segment_bytes: float = 0.0  # a link: the most bytes one frame carries (0: one frame per request)
     service_us: Value = 0.0
     capacity: int = -1
     poll: bool = False
@@ -455,10 +456,14 @@ def _resource(name: str, t: _Table, on_host_default: bool) -> Resource:
     if t.has("poll"):
         raise t.err("poll", "only a cpu resource can poll")
     if kind == "link":
-        t.allow("kind", "gbps", "lanes", "overhead_bytes", "capacity", "duplex")
+        t.allow("kind", "gbps", "lanes", "overhead_bytes", "segment_bytes", "capacity", "duplex")
+        if t.has("segment_bytes") and not t.has("overhead_bytes"):
+            raise t.err("segment_bytes", "cuts a request into frames that each pay overhead_bytes: give "
+                                         "overhead_bytes too")
         return Resource(name, "link", t.int("lanes", 1, lo=1, hi=LIMITS["units"]),
                         gbps=t.num("gbps", lo=0, hi=1e6, lo_open=True),
-                        overhead_bytes=t.num("overhead_bytes", 0.0, lo=0, hi=1e6), capacity=cap,
+                        overhead_bytes=t.num("overhead_bytes", 0.0, lo=0, hi=1e6),
+                        segment_bytes=t.num("segment_bytes", 0.0, lo=1, hi=LIMITS["bytes"]), capacity=cap,
                         duplex=t.bool("duplex", False))
     t.allow("kind", "servers", "service_us", "capacity")
     if not t.has("service_us"):
@@ -1403,6 +1408,18 @@ class _Compiler:
                                          f"of {MAX_PER_BYTE_PS:g}: at least {8000 / MAX_PER_BYTE_PS:g} Gb/s",
                                          file=rdef_file(self.exp, s.on), key=self._device_key(s.on, "gbps"))
                     work = ("fixed", rdef.overhead_bytes * per_byte, 0.0)
+                    if rdef.segment_bytes and rdef.overhead_bytes:
+                        # a request of more bytes than a frame carries goes as ceil(bytes /
+                        # segment_bytes) frames (a TSO send, segmented by the NIC), each with
+                        # its own framing: the first frame's is the fixed work, the rest are
+                        # "pages" beyond the first frame's bytes
+                        paged = (rdef.overhead_bytes * per_byte, rdef.segment_bytes, rdef.segment_bytes)
+                        most = paged[0] * math.ceil(max(LIMITS["bytes"] - paged[2], 0.0) / paged[1])
+                        if not most <= MAX_PER_BYTE_PS * LIMITS["bytes"]:
+                            raise ModelError(f"{rdef.overhead_bytes:g} B of framing per {rdef.segment_bytes:g} B frame "
+                                             f"at {rdef.gbps:g} Gb/s is beyond the engine's limit of "
+                                             f"{MAX_PER_BYTE_PS:g} ps per byte of a request",
+                                             file=rdef_file(self.exp, s.on), key=self._device_key(s.on, "segment_bytes"))
                 else:
                     work = self._dist(rdef.service_us, PS_PER_US, rdef_file(self.exp, s.on),
                                       self._device_key(s.on, "service_us"))

@@ -327,7 +327,8 @@ def _device(d: Any, pricer: "_Pricer") -> str:
     """A host device in words: a link's speed, a server's units and service time."""
     if d.kind == "link":
         return (f"link, {d.gbps:g} Gb/s" + (" each way" if d.duplex else "") + (f" x {d.units}" if d.units > 1 else "")
-                + (f", {d.overhead_bytes:g} B of framing per packet" if d.overhead_bytes else ""))
+                + (f", {d.overhead_bytes:g} B of framing per " + (f"frame of at most {d.segment_bytes:g} B"
+                   if d.segment_bytes else "packet") if d.overhead_bytes else ""))
     if d.kind == "server":
         return f"{d.units} parallel units, {pricer.value(d.service_us, 'us')} per request"
     return f"cpu x {d.units}" + (f" at {d.ghz:g} GHz, off the host" if d.ghz else "")

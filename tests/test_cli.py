@@ -580,7 +580,9 @@ def test_run_warns_when_littles_law_says_the_window_is_short(capsys: pytest.Capt
     base = ["run", "--host", "xeon-2017", "-a", "nitro", "-w", "cloud-mix", "--warmup", "0.002"]
     assert _main([*base, "--set", "host.devices.nic.gbps=1", "--duration", "0.01"]) == 0
     warned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("! mix: Little's law is off by")]
-    assert len(warned) == 1 and "-41%" in warned[0]  # with 2 ms of warm-up (-50% with the default 1 ms)
+    # -42% with 2 ms of warm-up (-50% with the default 1 ms): far beyond the 5% the warning
+    # allows, whatever the draws
+    assert len(warned) == 1 and int(warned[0].split("off by ")[1].split("%")[0]) <= -30
     assert _main([*base, "--duration", "0.005"]) == 0  # at 25 Gb/s 5 ms is ample: no warning
     assert not [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("!")]
 

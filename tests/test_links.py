@@ -61,3 +61,35 @@ def test_the_bundled_nic_speed_can_be_set():
     slow = run(host="xeon-2017", architecture="bare-metal", workload="kv-cache", sets=["host.devices.nic.gbps=10"],
                duration_s=0.002, warmup_s=0.0005).to_dict()
     assert slow["resources"]["nic.tx"]["utilization"] > 0.99  # a 10 Gb/s port is the bottleneck
+
+
+@pytest.mark.parametrize("nbytes,frames", [(0, 1), (1, 1), (1448, 1), (1449, 2), (2048, 2), (16384, 12)])
+def test_a_request_larger_than_a_frame_pays_framing_per_frame(nbytes, frames):
+    # A TSO send of 16 KiB leaves the NIC as ceil(16384 / 1448) = 12 frames, each with its
+    # preamble, gap and headers; without segment_bytes it is one frame (the old behaviour).
+    # Deterministic: a periodic flow far below the link's capacity never queues, so every
+    # request's latency is its serialisation time exactly.
+    def spec(segment):
+        nic = {"kind": "link", "gbps": 8, "overhead_bytes": 90} | ({"segment_bytes": 1448} if segment else {})
+        return {"host": {"name": "h", "cores": 1, "ghz": 1.0, "memory_gib": 1, "devices": {"nic": nic}},
+                "architecture": {"name": "a", "paths": {"tx": {"stages": [{"on": "nic"}]}}},
+                "workload": {"name": "w", "flows": [{"name": "f", "arrival": "periodic", "rate_per_s": 1000,
+                                                     "steps": [{"path": "tx", "bytes": nbytes}]}]},
+                "experiment": {"duration_s": 0.01, "warmup_s": 0.0}}
+    for segment, n in ((True, frames), (False, 1)):
+        lat = run(spec(segment)).to_dict()["flows"]["f"]["latency_us"]
+        # 8 Gb/s is one byte per ns
+        assert lat["mean"] == pytest.approx((nbytes + 90 * n) / 1000, rel=1e-9)
+        assert lat["max"] == pytest.approx(lat["mean"], rel=1e-9)
+
+
+@pytest.mark.parametrize("nic,words", [
+    ({"segment_bytes": 1448}, "give overhead_bytes too"),
+    ({"overhead_bytes": 90, "segment_bytes": 0}, "segment_bytes"),
+    ({"overhead_bytes": 1e6, "segment_bytes": 1}, "segment_bytes"),
+])
+def test_bad_segment_bytes_are_named(nic, words):
+    spec = link_spec(False, rx_direction=None)
+    spec["host"]["devices"]["nic"] = {"kind": "link", "gbps": 1e-3} | nic
+    with pytest.raises(ModelError, match=words):
+        load_experiment(spec)

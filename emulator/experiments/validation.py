@@ -909,7 +909,7 @@ because this row missed. It misses again since the transmit path's grant maps we
 (2,811 + 870 + 3,064: the page grant-mapped and unmapped), where it was ~2,075 (1,819 read
 at 2.3 GHz + a 256-cycle copy), and the row reads the value above.
 Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
-metal, its transmit link at ~91%; on kv-cache and web bare metal is bound by the 25 Gb/s
+metal, its transmit link at ~94%; on kv-cache and web bare metal is bound by the 25 Gb/s
 transmit link, so a throughput overhead would read 0). Since the NIC is modelled as two
 one-way 25 Gb/s links (earlier: one link with two lanes, which let a one-way stream use
 50 Gb/s), kv-cache's bare-metal baseline is NIC-bound, which lowers the full-emulation

@@ -45,6 +45,7 @@ closed form of the t distribution for integer degrees of freedom (Abramowitz & S
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -252,7 +253,10 @@ def measure_key(args: RunArgs) -> str:
 
     exp, seed, duration, warmup = args
     c = compile_experiment(exp)
-    spec = hashlib.sha256(repr((c.spec, c.flows, c.categories)).encode()).hexdigest()
+    # all of it but where each flow was written: the measures read more than the engine's
+    # input (which resources are host cores, the reserve, the vCPUs sold, the tenants), and
+    # a key of the engine input alone served one host's reserve to another
+    spec = hashlib.sha256(repr(dataclasses.replace(c, flow_where=())).encode()).hexdigest()
     blob = json.dumps({"measures": spec, "seed": int(seed), "vemu": __version__,
                        "engine": ENGINE_VERSION, "code": code_hash(),
                        "duration_s": exp.duration_s if duration is None else duration,

@@ -634,3 +634,17 @@ def test_replications_of_two_experiments_never_share_a_cache_key() -> None:
     b = dataclasses.replace(a, architecture=load("architecture", "emulated"))
     assert measure_key((a, 1, None, None)) != measure_key((b, 1, None, None))
     assert measure_key((a, 1, None, None)) == measure_key((dataclasses.replace(a), 1, None, None))
+
+
+@pytest.mark.parametrize("sets", [["architecture.reserve.cores=12"],
+                                  ["architecture.resources.dom0.on_host=false",
+                                   "architecture.resources.dom0.ghz=2.3"]])
+def test_what_the_measures_read_beyond_the_engine_input_is_in_the_cache_key(sets) -> None:
+    # the usable fraction and host-cycle shares read which resources are host cores, the
+    # reserve and the vCPUs sold, not only the engine's input: keyed on the engine input,
+    # a run with 4 more reserved (idle) cores was served the cached figures of the other
+    from emulator.stats import measure_key
+    base = load_experiment(host="xeon-2017", architecture="xen-pv", workload="cloud-mix", duration_s=0.002)
+    other = load_experiment(host="xeon-2017", architecture="xen-pv", workload="cloud-mix", duration_s=0.002,
+                            sets=sets)
+    assert measure_key((base, 1, None, None)) != measure_key((other, 1, None, None))

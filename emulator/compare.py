@@ -12,8 +12,10 @@ Var(d) = Var(A) + Var(B) - 2 Cov(A, B) is smaller than for independent runs, and
 interval narrower. A difference is *significant* when its interval excludes 0.
 
 A percentile (p99, p99.9) is estimated by sectioning, as for :func:`emulator.stats.replicate`:
-each side's value is the quantile of all its runs' requests together, B - A the difference of
-those, and the half-width comes from the pairs' own per-run percentiles; ``biased`` marks a
+each side's value is the quantile of all its runs' requests together, with its interval
+through the runs' shares of requests below it (:func:`emulator.stats.quantile_ci`), B - A
+the difference of those, and that difference's half-width comes from the pairs' own per-run
+percentiles (paired, they cancel much of each other's noise); ``biased`` marks a
 percentile whose runs sit further from the pooled value than the half-width (runs too short).
 
 Besides throughput and latency it compares where the host's cycles go: each category's

@@ -96,18 +96,43 @@ class Pool:
     def __init__(self) -> None:
         self.hist: dict[str, np.ndarray] = {}
         self.max_ps: dict[str, float] = {}
+        self.parts: dict[str, dict[int, Tail]] = {}  # each run's own histogram, by its ``part``
 
-    def add(self, tails: dict[str, Tail]) -> None:
+    def add(self, tails: dict[str, Tail], part: int | None = None) -> None:
+        """Adds a run's histograms; with ``part`` (a key unique in this pool, such as the
+        run's index) they are also kept apart, for :meth:`cdf_at` (a percentile's interval)."""
         for name, (idx, counts, mx) in tails.items():
             if name not in self.hist:
                 self.hist[name], self.max_ps[name] = np.zeros(HIST_BUCKETS, np.uint64), 0.0
             np.add.at(self.hist[name], idx, counts)
             self.max_ps[name] = max(self.max_ps[name], mx)
+            if part is not None:
+                self.parts.setdefault(name, {})[part] = (idx, counts, mx)
+
+    def cdf_at(self, name: str, x_us: float) -> np.ndarray:
+        """Each kept run's fraction of its requests of flow ``name`` at or below ``x_us``, in
+        the order of their ``part`` keys (NaN for a run with none), read as
+        :func:`hist_quantile` reads a bucket: its values spread evenly over it (so that at the
+        pooled q-quantile the runs' fractions together are q, within half a request)."""
+        return np.array([tail_cdf(idx, counts, x_us * 1e6)
+                         for _, (idx, counts, _mx) in sorted(self.parts.get(name, {}).items())], np.float64)
 
     def quantile(self, name: str, q: float) -> float:
         """The q-quantile (us) of flow ``name``'s pooled requests; NaN when none completed."""
         h = self.hist.get(name)
         return math.nan if h is None else hist_quantile(h, q, self.max_ps[name]) / 1e6
+
+
+def tail_cdf(idx: np.ndarray, counts: np.ndarray, x_ps: float) -> float:
+    """The fraction of a histogram's values (its nonzero buckets ``idx`` and their
+    ``counts``) at or below ``x_ps``, each bucket's values spread evenly over it, as
+    :func:`hist_quantile` reads them; NaN for an empty histogram."""
+    c = np.asarray(counts, np.float64)
+    total = float(c.sum())
+    if total == 0:
+        return math.nan
+    lo, w = hist_lower(idx), hist_width(idx)
+    return float((np.clip((x_ps - lo) / w, 0.0, 1.0) * c).sum()) / total
 
 
 @dataclass

@@ -625,7 +625,7 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
     With ``tails`` (each run's latency histograms by (point, replication), :func:`tails_of`;
     every row's must be there), a percentile is
     estimated by sectioning: its value is the quantile of the point's replications'
-    requests together, its half-width that of their own percentiles, and
+    requests together, its half-width :func:`stats.quantile_ci`'s over them, and
     ``MEASURE_biased`` is 1 when their mean sits further from it than the half-width (the
     runs are too short for that tail). Without, the value is the mean of the replications'
     percentiles (biased low when runs are short) and ``MEASURE_biased`` is empty."""
@@ -650,7 +650,7 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
         if tails is not None:
             pool = Pool()
             for r in group:
-                pool.add(tails[(p, int(r["replication"]))])
+                pool.add(tails[(p, int(r["replication"]))], part=int(r["replication"]))
         for m in measures:
             mean, half, n = mean_ci95(r[m] for r in group)
             # a measure some replication lacks (a flow with no completion in its window) has no
@@ -666,6 +666,8 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
                     iv, biased = pooled_percentiles({m: np.array([r[m] for r in group], np.float64)}, pool,
                                                     level=LEVEL)
                     row[m], row[f"{m}_biased"] = iv[m].mean, int(m in biased)  # 0 with one replication
+                    if len(group) > 1:
+                        row[f"{m}_ci95"] = iv[m].half_width
         out.append(row)
     return out_cols, out
 

@@ -325,6 +325,7 @@ def trace_records(res: Any) -> list[dict[str, Any]]:
     from ._core import NO_PARENT
 
     info, flows = res.compiled.stages, res.compiled.flows
+    cpu = {r.name for r in res.compiled.resources if r.kind == "cpu"}
     out = []
     for rec in res.trace if res.trace is not None else ():
         g = info[int(rec["stage"])]
@@ -332,7 +333,9 @@ def trace_records(res: Any) -> list[dict[str, Any]]:
         out.append({
             "request": int(rec["request"]), "parent": None if parent == NO_PARENT else parent,
             "flow": flows[int(rec["flow"])], "class": g.request_class, "stage": g.name, "resource": g.resource,
-            "account": g.category, "dropped": bool(rec["dropped"]), "batch": int(rec["batch"]),
+            # a link's or a device's time is not cycles of any category (as the text trace's '-')
+            "account": g.category if g.resource in cpu else None, "dropped": bool(rec["dropped"]),
+            "batch": int(rec["batch"]),
             **{f"{k}_us": int(rec[k]) / 1e6 for k in ("enter", "start", "end", "leave")},
             "woke_us": int(rec["wake"]) / 1e6, "preempted_us": int(rec["preempted"]) / 1e6,
         })
@@ -353,6 +356,8 @@ def format_trace(res: Any) -> str:
     if tr is None or len(tr) == 0:
         return out[0] + "\n  (no request finished a stage during the run)"
     ends = {first + n - 1 for first, n, *_ in res.compiled.spec.classes}  # each class's last stage
+    # the resource column as wide as its longest name (a tenant's vcpu@victim whole)
+    won = max([10] + [len(str(info[int(rec["stage"])].resource or "-")) for rec in tr])
     by_req: dict[int, list[Any]] = {}
     for rec in tr:
         by_req.setdefault(int(rec["request"]), []).append(rec)
@@ -369,7 +374,7 @@ def format_trace(res: Any) -> str:
         g0 = info[int(recs[0]["stage"])]
         origin = f"  (forked by request {parent})" if parent != NO_PARENT else ""
         out.append(f"request {rid}  flow {flows[int(recs[0]['flow'])]}  class {g0.request_class}{origin}")
-        out.append(f"  {'t0+':>9} {'wait':>8} {'service':>9} {'delay':>8}  {'on':<10} {'account':<10} stage")
+        out.append(f"  {'t0+':>9} {'wait':>8} {'service':>9} {'delay':>8}  {'on':<{won}} {'account':<10} stage")
         for rec in recs:
             g = info[int(rec["stage"])]
             enter, start, end, leave = (int(rec[k]) for k in ("enter", "start", "end", "leave"))
@@ -380,7 +385,7 @@ def format_trace(res: Any) -> str:
             if held:
                 note += f"  ({held / 1e6:.3f} of the wait: preempted)"
             out.append(f"  {(enter - t0) / 1e6:>9.3f} {(start - enter + held) / 1e6:>8.3f} {(end - start - held) / 1e6:>9.3f} "
-                       f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-')[:10]:<10} "
+                       f"{(leave - end) / 1e6:>8.3f}  {str(g.resource or '-'):<{won}} "
                        f"{(g.category if g.resource in cpu else '-')[:10]:<10} {g.name}{note}")
         last, born = int(recs[-1]["leave"]), int(recs[0]["enter"])
         if not recs[-1]["dropped"] and int(recs[-1]["stage"]) not in ends:
@@ -506,8 +511,9 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
     if stages:
         # a column for the part of the wait spent suspended, where a stage was preempted
         held = any(s.get("mean_preempted_us", 0) > 0 for s in stages if s["completed"])
+        won = max([8] + [len(str(s["resource"] or "-")) for s in stages if s["completed"]])  # vcpu@victim whole
         out.append("")
-        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<36} {'on':<8} {'account':<10} {'wait us':>9} "
+        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<36} {'on':<{won}} {'account':<10} {'wait us':>9} "
                    + (f"{'suspended':>9} " if held else "") + f"{'svc us':>9} {'delay us':>9} {'batch':>6}")
         seen = set()
         for s in stages:
@@ -517,7 +523,7 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
             seen.add(key)
             # cycles are charged to an account on a cpu only: a link's or a disk's busy time is no host cycle
             out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:36]:<36} "
-                       f"{str(s['resource'] or '-')[:8]:<8} {(s['account'] or '-')[:10]:<10} "
+                       f"{str(s['resource'] or '-'):<{won}} {(s['account'] or '-')[:10]:<10} "
                        f"{_n(s['mean_wait_us'], 9)} "
                        + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")
                        + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "

@@ -919,7 +919,7 @@ def load_experiment(
     Keyword arguments replace what the file says; ``sets`` are ``KEY=VALUE`` overrides
     applied after the file's own ``[set]`` table, before validation.
     """
-    _check_arguments(spec, host, architecture, workload, sets, seed)
+    sets = _check_arguments(spec, host, architecture, workload, sets, seed)
     file = "<experiment>"
     data: dict[str, Any] = {}
     if isinstance(spec, Mapping):
@@ -1039,8 +1039,10 @@ def _error_place(e: ModelError, kind: str, file: str, files: Mapping[str, str],
     return re.sub(r"\[(\d+)\]", r".\1", local), key  # flows[0].clients -> flows.0.clients
 
 
-def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, sets: Any, seed: Any) -> None:
-    """load_experiment's arguments, as the API gives them: each a ModelError naming it."""
+def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, sets: Any, seed: Any) -> list[Any]:
+    """load_experiment's arguments, as the API gives them: each a ModelError naming it.
+    Returns ``sets`` as a list, each item's form checked before any file is read (`--set
+    exit_cycles 3100` makes 3100 the spec: what is wrong is the --set, not a missing file)."""
     if not (spec is None or isinstance(spec, (str, os.PathLike, Mapping))):
         raise ModelError(f"must be an experiment file's path, a table (dict) or None, got {_show(spec)}", key="spec")
     for kind, v in (("host", host), ("architecture", architecture), ("workload", workload)):
@@ -1052,6 +1054,10 @@ def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, set
                          key="sets")
     if seed is not None:
         check_seed(seed)
+    items = list(sets)
+    for i, item in enumerate(items):
+        _check_set_item(item, i)
+    return items
 
 
 def check_seed(seed: Any, *, key: str = "seed", file: str | None = None) -> int:

@@ -43,7 +43,7 @@ class Shown:
         self.overrides = overrides or {}  # the experiment file's [set] table
 
 
-def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Shown]:
+def resolve(name: str, kind: str | None, *, flag: str = "NAME") -> list[Shown]:
     """What NAME names: a bundled model (of ``kind``, or of whichever kind has that name), a
     model file (its kind from ``kind`` or its keys), or an experiment file (its models)."""
     if name.endswith(".toml") or "/" in name or "\\" in name:
@@ -65,9 +65,12 @@ def resolve(name: str, kind: str | None, *, flag: str = "vemu show") -> list[Sho
         return [Shown(kind, PARSERS[kind](data, str(p)), p)]  # type: ignore[operator]
     kinds = [kind] if kind else [k for k in KINDS if name in bundled(k)]
     if not kinds:
+        import difflib
+
         known = "; ".join(f"{k}s: {', '.join(bundled(k))}" for k in KINDS)
-        raise ModelError(f"no bundled model '{name}' (a name from `vemu list`, or a model file path); {known}",
-                         key=flag)
+        close = difflib.get_close_matches(name, [n for k in KINDS for n in bundled(k)], n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ModelError(f"no bundled model '{name}' (a name from `vemu list`, or a model file path); {hint}{known}")
     if len(kinds) > 1:
         raise ModelError(f"'{name}' is a bundled {' and a '.join(kinds)}; say which with --kind", key=flag)
     path = bundled_path(kinds[0], name, key=flag)

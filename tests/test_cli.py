@@ -641,3 +641,35 @@ def test_no_cache_runs_where_the_cache_cannot_be_written(tmp_path: Path, capsys:
     capsys.readouterr()
     # asked to cache there: refused before any run
     assert _main(["run", "-a", "nitro", "-w", "web", *base[:-1], "--cache", str(tmp_path / "a-file" / "c")]) == 2
+
+
+@pytest.mark.parametrize("argv,words", [
+    # a --set both sides take that only one has: which side, and its architecture
+    (["compare", "xen-pv", "nitro", "--set", "netback_rx_cycles=1"], "B (nitro): "),
+    # a misspelt host is named, not taken for "A and B are the same experiment"
+    (["compare", "kvm-virtio", "kvm-virtio", "--host", "xeon2017"], "did you mean 'xeon-2017'"),
+])
+def test_compare_errors_say_which_side_and_what(argv: list[str], words: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _exits_2_with(argv, words, capsys)
+
+
+def test_a_json_trace_charges_no_category_off_the_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    # the text trace shows '-' for a wire stage (its time is no host cycle); the JSON said "tenant"
+    assert _main(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "kv-cache", "--duration", "0.0005",
+                  "--set", "workload.flows.0.clients=1", "--trace", "1", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)["trace"]
+    wire = [r for r in recs if r["resource"] in ("nic.rx", "nic.tx")]
+    assert wire and all(r["account"] is None for r in wire)
+    assert all(r["account"] for r in recs if r["resource"] in ("vcpu", "dom0"))
+
+
+@pytest.mark.parametrize("argv,words", [
+    # `--set KEY VALUE` (no '='): VALUE became the spec; the error was "3100: no such file"
+    (["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "cloud-mix", "--set", "exit_cycles", "3100"],
+     "--set: 'exit_cycles' is not KEY=VALUE"),
+    (["show", "xen_pv"], "did you mean 'xen-pv'?"),
+])
+def test_a_slip_is_named_for_what_it_is(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = _exits_2_with(argv, words, capsys)
+    assert not line.startswith("vemu: vemu")

@@ -130,7 +130,8 @@ static void sampler_init(sampler *sp, const vemu_dist *d) {
         sp->a = d->mean > 0 ? log(d->mean) - s2 / 2 : 0; /* mu */
         sp->b = sqrt(s2);                                 /* sigma */
     } else if (d->kind == VEMU_DIST_UNIFORM) {
-        double half = d->mean * d->cv * 1.7320508075688772;
+        /* at the largest cv, mean * cv * sqrt(3) can round above the mean: never below 0 */
+        double half = fmin(d->mean * d->cv * 1.7320508075688772, d->mean);
         sp->a = d->mean - half; /* low */
         sp->b = 2 * half;       /* width */
     }
@@ -1234,8 +1235,9 @@ static int check_dist(const vemu_dist *d, const char *what, uint32_t i, int need
         set_err(err, len, "%s %u: mean %g is not a finite number in [0, %g]", what, i, d->mean, VEMU_MAX_MEAN);
         return 0;
     }
-    if (need_positive && !(d->mean > 0)) {
-        set_err(err, len, "%s %u: mean must be > 0", what, i);
+    if (need_positive && !(d->mean >= 1)) { /* draws round to whole ps: a mean below 1 ps would
+                                                 keep the clock at one instant */
+        set_err(err, len, "%s %u: mean %g must be at least 1 ps", what, i, d->mean);
         return 0;
     }
     if (!isfinite(d->cv) || d->cv < 0 || d->cv > 1e6) {

@@ -216,43 +216,71 @@ def _invert_survival(survival: Any, p: float, scale: float) -> float:
     return (lo + hi) / 2
 
 
-def _uniformized_survival(rates: Sequence[float]) -> Any:
-    """Survival function of a sum of independent exponentials of any rates (repeated,
-    nearly equal or far apart) by uniformization (Jensen 1953; Tijms, *A First Course in
-    Stochastic Models*, 2003, ch. 4): with Λ = max rate, the phases are a discrete chain
-    that leaves phase i with probability r_i/Λ at each event of a Poisson(Λ) clock, so
-    P(S > t) = Σ_n e^{-Λt}(Λt)^n/n! u_n with u_n the chance of not having left the last
-    phase after n steps. Every term is positive: no cancellation, whatever the rates."""
-    lam = max(rates)
-    leave = [r / lam for r in rates]
-    k = len(rates)
-    u: list[float] = [1.0]  # u_n
-    pi = [1.0] + [0.0] * (k - 1)
+# Padé [13/13] coefficients and the 1-norm up to which it is exact to double precision
+# (Higham, "The scaling and squaring method for the matrix exponential revisited", 2005)
+_PADE13 = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0, 129060195264000.0,
+           10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0, 40840800.0, 960960.0, 16380.0, 182.0, 1.0)
+_THETA13 = 5.371920351148152
 
-    def extend(n: int) -> None:
-        nonlocal pi
-        while len(u) <= n:
-            nxt = [0.0] * k
-            for i in range(k):
-                nxt[i] += pi[i] * (1 - leave[i])
-                if i + 1 < k:
-                    nxt[i + 1] += pi[i] * leave[i]
-            pi = nxt
-            u.append(sum(pi))
+
+def _exp_bidiagonal_exact(rates: Any, tau: float) -> tuple[Any, Any]:
+    """The diagonal and superdiagonal of exp(Q τ) for the generator Q of phases in series
+    (Q_ii = -r_i, Q_i,i+1 = r_i, rates ascending), in closed form: e^{-r_i τ}, and the
+    chance of being in phase i+1 at τ having started in i, r_i (e^{-r_i τ} - e^{-r_{i+1} τ}) /
+    (r_{i+1} - r_i); where the two rates are close (δ = (r_{i+1} - r_i)τ/2 < 1/2) that
+    difference cancels, and it is written r_i τ e^{-(r_i + r_{i+1})τ/2} sinh(δ)/δ instead."""
+    diag = np.exp(-rates * tau)
+    a, b = rates[:-1], rates[1:]
+    d = (b - a) * tau / 2
+    close = d < 0.5
+    dd = np.where(close, d, 1.0)
+    near = a * tau * np.exp(-(a + b) * tau / 2) * np.where(dd < 1e-4, 1 + dd * dd / 6, np.sinh(dd) / np.where(dd == 0, 1.0, dd))
+    far = a * (np.exp(-a * tau) - np.exp(-b * tau)) / np.where(close, 1.0, b - a)
+    return diag, np.where(close, near, far)
+
+
+def _series_expm(rates: Any, t: float) -> Any:
+    """exp(Q t) for the generator Q of exponential phases in series, by scaling and
+    squaring with a Padé [13/13] approximant (Higham 2005). Q is upper bidiagonal, so after
+    each squaring its diagonal and superdiagonal are set to their closed forms, as Al-Mohy
+    and Higham (2009, §2) do for triangular matrices: the entries far from the diagonal
+    then carry only the squarings' rounding, relative to the entries themselves (all >= 0)."""
+    k = len(rates)
+    q = np.diag(-rates) + np.diag(rates[:-1], 1)
+    norm = 2 * float(np.max(rates)) * t  # >= the 1-norm of Q t
+    s = max(0, math.ceil(math.log2(norm / _THETA13))) if norm > _THETA13 else 0
+    a = q * (t / 2.0**s)
+    b = _PADE13
+    ident = np.eye(k)
+    a2 = a @ a
+    a4 = a2 @ a2
+    a6 = a4 @ a2
+    u = a @ (a6 @ (b[13] * a6 + b[11] * a4 + b[9] * a2) + b[7] * a6 + b[5] * a4 + b[3] * a2 + b[1] * ident)
+    v = a6 @ (b[12] * a6 + b[10] * a4 + b[8] * a2) + b[6] * a6 + b[4] * a4 + b[2] * a2 + b[0] * ident
+    x = np.linalg.solve(v - u, v + u)
+    idx = np.arange(k)
+    for j in range(s + 1):
+        if j:
+            x = x @ x
+        diag, sup = _exp_bidiagonal_exact(rates, t / 2.0 ** (s - j))
+        x[idx, idx] = diag
+        x[idx[:-1], idx[1:]] = sup
+    return x
+
+
+def _series_survival(rates: Sequence[float]) -> Any:
+    """Survival function of a sum of independent exponentials of any rates (repeated, nearly
+    equal or far apart): the chance that a chain through the phases, started in the first,
+    has not left the last by t, P(S > t) = e_1' exp(Q t) 1 (a phase-type distribution;
+    Neuts 1981, ch. 2), with exp(Q t) by :func:`_series_expm`. Its cost grows with the
+    logarithm of (largest rate x t), not with the product as uniformization's does."""
+    rs = np.asarray(rates, dtype=float)
 
     def survival(t: float) -> float:
         if t <= 0:
             return 1.0
-        a = lam * t
-        n_max = int(a + 12 * math.sqrt(a) + 40)  # the Poisson(a) mass beyond is < 1e-30
-        extend(n_max)
-        log_a, acc = math.log(a), 0.0
-        lgam = 0.0  # ln n!
-        for n in range(n_max + 1):
-            if n:
-                lgam += math.log(n)
-            acc += math.exp(-a + n * log_a - lgam) * u[n]
-        return min(1.0, acc)
+        row = _series_expm(rs, t)[0]
+        return min(1.0, max(0.0, math.fsum(row)))
 
     return survival
 
@@ -262,7 +290,8 @@ def hypoexp_quantile(rates: Sequence[float], p: float, shift: float = 0.0) -> fl
 
     Survival: equal rates (within 1e-6) are an Erlang; distinct, well separated rates use
     Σ_i e^{-r_i t} Π_{j≠i} r_j/(r_j - r_i); any other mix (some rates repeated, or so close
-    that the coefficients above cancel) is computed by uniformization."""
+    that the coefficients above cancel) is the phase-type form e_1' exp(Q t) 1
+    (:func:`_series_survival`), whose cost does not grow with the spread of the rates."""
     rs = [float(r) for r in rates]
     if not rs or any(not r > 0 or math.isinf(r) for r in rs):
         raise ModelError("need at least one rate, all > 0")
@@ -291,7 +320,7 @@ def hypoexp_quantile(rates: Sequence[float], p: float, shift: float = 0.0) -> fl
             if sum(abs(c) for c in coef) > 1e6:  # they would cancel to below 1e-10 of precision
                 coef = None
         if coef is None:
-            survival = _uniformized_survival(rs)
+            survival = _series_survival(rs)
         else:
             cs = coef
 

@@ -820,9 +820,11 @@ def _sleeping(c: Any) -> Prediction:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
     d1, d2 = setup_moments(lam, [(float(e), float(r)) for e, r in states], poll)
     wait = setup_wait(lam, svc.mean, svc.m2, d1, d2)
-    idle, _rate, _polling = setup_cycle(lam, svc.mean, d1, poll)
+    idle, _rate, polling = setup_cycle(lam, svc.mean, d1, poll)
     delay_mean = sum(_delay_parts(w[3])[0] for w in walk)
-    station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle, wait / PS_PER_US,
+    # busy = working or waking; a unit that halt-polls is not busy (the engine charges the
+    # polling to `poll` and reports it apart from the utilization)
+    station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle - polling, wait / PS_PER_US,
                                 (wait + svc.mean) / PS_PER_US, stage=si)
     flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc.mean) / PS_PER_US)
     return Prediction(f"M/{svc.kind}/1 with setup times: wake-ups from idle states (mean {d1 / PS_PER_US:.4g} us)",

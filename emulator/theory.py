@@ -643,7 +643,14 @@ def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None) -> _Svc:
 
 
 def _analyse(exp: Experiment) -> Prediction:
-    c = compile_experiment(exp)
+    c = compile_experiment(exp)  # a spec that does not compile is bad input: its error names the file and key
+    try:
+        return _analyse_compiled(c)
+    except ModelError as e:  # a formula refusing what the recognisers let through: say so, do not fail
+        raise _Uncovered(f"theory's formulas do not apply ({e.detail})") from e
+
+
+def _analyse_compiled(c: Any) -> Prediction:
     spec = c.spec
     if not spec.flows:
         raise _Uncovered("the experiment has no flows")
@@ -1129,20 +1136,22 @@ def _priority_top(c: Any, rows: list[Any], units: int, name: str) -> Prediction:
     if rho >= 1:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} per unit >= 1")
     lam, mean = sum(r[2] for r in top), means.pop()
-    t = mmc_sojourn(lam, mean, units)
+    # work of no length never waits: the top level takes a unit only for an instant
+    t = mmc_sojourn(lam, mean, units) if mean > 0 else 0.0
+    p99 = mmc_sojourn_quantile(lam, mean, units, 0.99) if mean > 0 else 0.0
+    model = f"M/M/{units}" if mean > 0 else "zero service"
     flows, stations = [], []
     for fi, si, lam_f, svc, prio, delay, _ in top:
         flows.append(FlowPrediction(c.flows[fi], lam_f * 1e12, (t + delay) / PS_PER_US,
-                                    p99_us=(mmc_sojourn_quantile(lam, mean, units, 0.99) + delay) / PS_PER_US
-                                    if delay == 0 else None))
-        stations.append(StationPrediction(name, f"M/M/{units}" + (f" preemptive priority {prio}" if len(levels) > 1
-                                                                   else ""),
+                                    p99_us=(p99 + delay) / PS_PER_US if delay == 0 else None))
+        stations.append(StationPrediction(name, model + (f" preemptive priority {prio}" if len(levels) > 1 else ""),
                                           rho, (t - mean) / PS_PER_US, t / PS_PER_US,
                                           flow=c.flows[fi], stage=si))
     below = [c.flows[r[0]] for r in rows if r[4] != levels[0]]
-    label = (f"M/M/{units} for the top priority level, which preempts"
+    label = (f"{model} for the top priority level, which preempts"
              + (f" (not predicted: {', '.join(below)})" if below else "") if len(levels) > 1
-             else f"M/M/{units}, several flows of one exponential service")
+             else f"M/M/{units}, several flows of one exponential service" if mean > 0
+             else f"zero service on '{name}', several flows")
     return Prediction(label, flows, stations)
 
 

@@ -10,16 +10,21 @@ probability far below 1e-4 whatever the seed. Builders as in test_theory_oracle.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO
-from test_theory_oracle import EXP, _cpu, _doc, _rel
+from test_theory_oracle import EXP, _cpu, _doc, _rel, _station, write_experiment
 
 from emulator import theory
+from emulator._core import ModelError
+from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
-from emulator.theory import hypoexp_quantile, setup_cycle, setup_moments
+from emulator.theory import analyse, hypoexp_quantile, setup_cycle, setup_moments
 
 # ----------------------------------------------------------------------------- halt-polling
 
@@ -46,6 +51,40 @@ def test_halt_polling_is_not_busy() -> None:
         assert _rel(sim["utilization"], pred.stations[0].utilization) < tol
         if rate == 2e4:
             assert _rel(sim["polling"], polling) < 0.02
+
+
+# ----------------------------------------------------------------------------- zero service, formula errors
+
+
+def test_zero_service_on_several_units_is_covered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # two flows, work of no length on 2 cores: `vemu run` takes it; theory exited 2 with
+    # "need a rate > 0 and a mean service > 0" (M/M/c of mean 0), naming no file or key
+    doc = _doc({"s": _cpu(2)}, {"p": [{"on": "s", "cycles": {"dist": "exp", "mean": 0}}]},
+               [{"name": n, "arrival": "poisson", "rate_per_s": 5e5, "steps": [{"path": "p"}]} for n in ("f", "g")],
+               duration_s=0.005)
+    f = write_experiment(tmp_path / "zero.toml", doc)
+    assert main(["theory", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["covered"], out["reason"]
+    assert [fl["mean_us"] for fl in out["theory"]["flows"]] == [0.0, 0.0]
+    assert all(fl["latency_us"]["mean"] == 0.0 for fl in out["result"]["flows"].values())
+
+
+def test_a_formula_refusing_a_loaded_spec_is_uncovered(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # whatever formula raises on a spec that loaded, theory says it is outside what it
+    # covers, with the formula's reason, and still runs the simulation (exit 0)
+    def refuse(*_: Any) -> float:
+        raise ModelError("need a rate > 0 and a mean service > 0, got 1 and 0")
+
+    monkeypatch.setattr(theory, "mg1_wait", refuse)
+    exp = load_experiment(_station({"arrival": "poisson", "rate_per_s": 5e5}, EXP, duration_s=0.001))
+    pred, reason = analyse(exp)
+    assert pred is None and reason is not None and "need a rate > 0" in reason
+    f = write_experiment(tmp_path / "mm1.toml", _station({"arrival": "poisson", "rate_per_s": 5e5}, EXP,
+                                                          duration_s=0.001))
+    assert main(["theory", str(f)]) == 0
+    assert capsys.readouterr().out.startswith("outside what theory covers: theory's formulas do not apply")
 
 
 # ----------------------------------------------------------------------------- hypoexponential percentiles

@@ -69,10 +69,11 @@ stations in series (exponential service, or a unit per client) with think time a
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
 above the lowest preempts), and on c units the top level alone when it preempts and its
 service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
-the stages its batch carries on through, on the same resource) between pure delays. Everything else (batches, queue capacities, chains of
-stages on one resource, mixes of request classes, non-exponential queueing in a closed loop,
-M/G/c, M/G/1 stations in series, random bytes feeding several stations) is reported as
-uncovered with the reason.
+the stages its batch carries on through, on the same resource) between pure delays.
+Everything else (batches, queue capacities, chains of stages on one resource, mixes of
+request classes, non-exponential queueing in a closed loop, M/G/c, M/G/1 stations in
+series, one draw of random bytes feeding several stations, work per page) is reported as
+uncovered with the reason; so is a spec one of the formulas above refuses.
 """
 
 from __future__ import annotations
@@ -546,13 +547,15 @@ def _moments(d: Dist) -> tuple[float, float]:
 
 @dataclass
 class _Svc:
-    """A stage's service time (ps): mean, second moment, and whether it is exponential."""
+    """A stage's service time (ps): mean, second moment, and whether it is exponential;
+    ``drawn_at``: the stage whose draw of the request's bytes the time depends on, when
+    those bytes are random (two stations of one draw have correlated times)."""
 
     mean: float
     m2: float
     exp: bool
     kind: str  # M, D or G
-    random_bytes: bool = False
+    drawn_at: int | None = None
 
 
 _BYTES_EXACT_SUM = 1 << 16  # bytes counts summed term by term; above, the tail as an integral
@@ -624,7 +627,7 @@ def bytes_moments(d: Dist) -> tuple[float, float, bool]:
     return e1, e2, abs(e1 - m) <= _BYTES_CLOSE * m and abs(e2 - w2) <= _BYTES_CLOSE * w2
 
 
-def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None) -> _Svc:
+def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None, drawn_at: int | None = None) -> _Svc:
     m, m2 = _moments(work)
     var = m2 - m * m
     if per_byte_ps > 0 and nbytes is not None and nbytes[1] > 0:
@@ -632,10 +635,11 @@ def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None) -> _Svc:
         m += per_byte_ps * bm
         var += per_byte_ps**2 * (bm2 - bm * bm)
         rnd = nbytes[0] != "fixed"
+        at = drawn_at if rnd else None
         if rnd and work[1] == 0:
             is_exp = nbytes[0] == "exp" and close
-            return _Svc(m, var + m * m, is_exp, "M" if is_exp else "G", True)
-        return _Svc(m, var + m * m, False, "D" if work[0] == "fixed" and not rnd else "G", rnd)
+            return _Svc(m, var + m * m, is_exp, "M" if is_exp else "G", at)
+        return _Svc(m, var + m * m, False, "D" if work[0] == "fixed" and not rnd else "G", at)
     kind = {"exp": "M", "fixed": "D"}.get(work[0], "G")
     if work[0] in ("lognormal", "uniform") and work[2] == 0:
         kind = "D"
@@ -654,8 +658,9 @@ def _analyse_compiled(c: Any) -> Prediction:
     spec = c.spec
     if not spec.flows:
         raise _Uncovered("the experiment has no flows")
-    for ri, row in enumerate(spec.resources):
-        if row[1] >= 0:
+    visited = {spec.qclasses[st[0]][0] for st in spec.stages if st[0] >= 0}
+    for ri in sorted(visited):
+        if spec.resources[ri][1] >= 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a finite capacity (losses)")
     for si, row in enumerate(spec.stages):
         if len(row) > 7 and row[7]:
@@ -664,7 +669,6 @@ def _analyse_compiled(c: Any) -> Prediction:
         if len(row) > 8 and row[8]:
             raise _Uncovered(f"stage '{c.stages[si].name}' charges work per page (`per_page`): its service time "
                              "is a step function of the bytes, which theory does not take moments of")
-    visited = {spec.qclasses[st[0]][0] for st in spec.stages if st[0] >= 0}
     if any(len(spec.resources[ri]) > 2 for ri in visited):
         return _sleeping(c)
     if any(len(row) > 3 and row[3] > 0 for row in spec.qclasses):
@@ -698,12 +702,13 @@ def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
     first, n, _ = spec.classes[first_class]
     out: list[tuple[int, int | None, _Svc | None, Dist]] = []
     nbytes: Dist | None = None
+    drawn_at: int | None = None
     prev_res: int | None = None
     seen: set[int] = set()
     for si in range(first, first + n):
         q, _cat, work, pb, delay, draw, b = spec.stages[si][:7]
         if draw:
-            nbytes = b
+            nbytes, drawn_at = b, si
         if q < 0:
             out.append((si, None, None, delay))
             prev_res = None
@@ -719,17 +724,22 @@ def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
             nq = spec.stages[si + 1][0]
             if nq >= 0 and spec.qclasses[nq][0] == ri:
                 raise _Uncovered(f"the flow visits resource '{c.resources[ri].name}' more than once")
-        out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None), delay))
+        out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None, drawn_at), delay))
     return out
 
 
 def _independent_services(c: Any, queues: list[tuple[int, int | None, _Svc | None, Dist]]) -> None:
     """Product form needs a request's service times at the stations to be independent: two
-    stations that both take their time from the request's random bytes are not."""
-    shared = [c.resources[ri].name for _, ri, svc, _ in queues if svc is not None and svc.random_bytes]
-    if len(shared) > 1:
-        raise _Uncovered(f"stations '{shared[0]}' and '{shared[1]}' take their times from the same random bytes "
-                         "(correlated service times)")
+    stations that both take their time from one draw of the request's random bytes are not
+    (bytes drawn by separate path steps are independent draws)."""
+    by_draw: dict[int, list[str]] = {}
+    for _, ri, svc, _ in queues:
+        if svc is not None and svc.drawn_at is not None and ri is not None:
+            by_draw.setdefault(svc.drawn_at, []).append(c.resources[ri].name)
+    for shared in by_draw.values():
+        if len(shared) > 1:
+            raise _Uncovered(f"stations '{shared[0]}' and '{shared[1]}' take their times from the same random "
+                             "bytes (correlated service times)")
 
 
 def _delay_parts(d: Dist) -> tuple[float, float | None, bool]:
@@ -864,12 +874,32 @@ def throttle_wait_quantile(lam: float, gap: float, p: float) -> float:
 
 
 def _poisson_tail(mean: float, k: int) -> float:
-    """P(N >= k) for N ~ Poisson(mean)."""
-    term, cdf = math.exp(-mean), 0.0
-    for i in range(k):
-        cdf += term
-        term *= mean / (i + 1)
-    return max(0.0, 1.0 - cdf)
+    """P(N >= k) for N ~ Poisson(mean), with each term e^{-mean} mean^i / i! taken in log
+    space (e^{-mean} alone underflows past mean ~745). Below the mode the tail is
+    1 - Σ_{i<k}; beyond it the terms fall geometrically, and the tail is summed upwards
+    from i = k (no cancellation when it is tiny)."""
+    if k <= 0:
+        return 1.0
+    if not mean > 0:
+        return 0.0
+    log_mean = math.log(mean)
+
+    def term(i: int) -> float:
+        return math.exp(-mean + i * log_mean - math.lgamma(i + 1))
+
+    if k <= mean:  # P(N <= k - 1), its terms falling geometrically downwards from k - 1
+        acc, t, i = 0.0, term(k - 1), k - 1
+        while t > 1e-17 * acc and i >= 0:
+            acc += t
+            t *= i / mean
+            i -= 1
+        return max(0.0, 1.0 - acc)
+    acc, t, i = 0.0, term(k), k
+    while t > 1e-17 * acc:
+        acc += t
+        i += 1
+        t *= mean / i
+    return min(1.0, acc)
 
 
 def _throttled(c: Any) -> Prediction:
@@ -1030,8 +1060,6 @@ def _closed(c: Any, fi: int) -> Prediction:
             raise _Uncovered(f"station '{name}' has non-exponential service: exact MVA covers exponential FIFO "
                              "stations (and stations with a unit for every client)")
     _independent_services(c, queues)
-    if len(queues) == 1 and think + delays == 0 and spec.resources[queues[0][1]][0] >= clients:
-        raise _Uncovered("every client always holds a server: nothing queues")
     net = closed_network(clients, [(w[2].mean, spec.resources[w[1]][0]) for w in queues], think + delays)
     solved = {w[0]: st for w, st in zip(queues, net.stations)}
     stations = []

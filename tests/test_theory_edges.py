@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import REPO
-from test_theory_oracle import EXP, _cpu, _doc, _rel, _station, write_experiment
+from test_theory_oracle import EXP, _cpu, _doc, _rel, _run, _station, write_experiment
 
 from emulator import theory
 from emulator._core import ModelError
 from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
-from emulator.theory import analyse, hypoexp_quantile, setup_cycle, setup_moments
+from emulator.theory import (
+    analyse,
+    hypoexp_quantile,
+    mm1_sojourn,
+    setup_cycle,
+    setup_moments,
+    throttle_cycle,
+)
 
 # ----------------------------------------------------------------------------- halt-polling
 
@@ -51,6 +59,81 @@ def test_halt_polling_is_not_busy() -> None:
         assert _rel(sim["utilization"], pred.stations[0].utilization) < tol
         if rate == 2e4:
             assert _rel(sim["polling"], polling) < 0.02
+
+
+# ----------------------------------------------------------------------------- random bytes
+
+
+def _two_links(steps: list[dict[str, Any]], paths: dict[str, list[dict[str, Any]]], *,
+               duration_s: float) -> dict[str, Any]:
+    return _doc({"rx": {"kind": "link", "gbps": 8}, "tx": {"kind": "link", "gbps": 8}}, paths,
+                [{"name": "f", "arrival": "poisson", "rate_per_s": 5e5, "steps": steps}], duration_s=duration_s)
+
+
+def test_bytes_drawn_by_separate_steps_are_independent() -> None:
+    # Two path steps each draw their own exponential bytes (means 1000 and 1400): the links'
+    # service times are independent, so it is a Jackson tandem of two M/M/1 (ρ .5, .7),
+    # sojourn Exp(0.5) + Exp(1/1.4 - 0.5) µs (Reich). Theory refused it as "the same random
+    # bytes". 2 s over 6 seeds: mean sd 0.28%, p99 0.7% (plus the ≤ 0.4% bucket error):
+    # tolerances 2% and 4%, as in test_mm1_tandem_percentiles.
+    paths = {"in": [{"on": "rx"}], "out": [{"on": "tx"}]}
+    steps = [{"path": "in", "bytes": {"dist": "exp", "mean": 1000}},
+             {"path": "out", "bytes": {"dist": "exp", "mean": 1400}}]
+    pred, res = _run(_two_links(steps, paths, duration_s=2.0))
+    f = pred.flows[0]
+    assert pred.model == "Jackson tandem of 2 stations"
+    assert f.mean_us == pytest.approx(mm1_sojourn(0.5, 1.0) + mm1_sojourn(0.5, 1.4))
+    assert f.p99_us == pytest.approx(hypoexp_quantile([0.5, 1 / 1.4 - 0.5], 0.99))
+    lat = res["flows"]["f"]["latency_us"]
+    assert _rel(lat["mean"], f.mean_us) < 0.02
+    assert _rel(lat["p99"], f.p99_us) < 0.04
+    # one step whose bytes both links send: their times are one draw, correlated
+    one = _two_links([{"path": "both", "bytes": {"dist": "exp", "mean": 1000}}],
+                     {"both": [{"on": "rx"}, {"on": "tx"}]}, duration_s=0.01)
+    reason = theory.why_not(load_experiment(one))
+    assert reason is not None and "same random bytes" in reason
+
+
+# ----------------------------------------------------------------------------- throttles
+
+
+def _poisson_tail_decimal(mean: int, k: int) -> float:
+    """P(N >= k), N ~ Poisson(mean), as 1 - Σ_{i<k} in 80-digit decimal arithmetic."""
+    with localcontext() as ctx:
+        ctx.prec = 80
+        m = Decimal(mean)
+        term, cdf = (-m).exp(), Decimal(0)
+        for i in range(k):
+            cdf += term
+            term = term * m / (i + 1)
+        return float(1 - cdf)
+
+
+def test_poisson_tail_does_not_underflow() -> None:
+    # e^-mean underflows to 0 past mean ~745, which made P(N >= k) come out 1 for any k
+    for mean, k in ((800, 760), (800, 800), (800, 880), (2000, 2100), (5, 12), (0.5, 3)):
+        want = _poisson_tail_decimal(mean, k) if isinstance(mean, int) else \
+            1 - math.exp(-mean) * (1 + mean + mean * mean / 2)
+        assert theory._poisson_tail(mean, k) == pytest.approx(want, rel=1e-9, abs=1e-300)
+    assert theory._poisson_tail(800, 65536) == 0.0  # below 1e-300: ln P ≈ -2.4e5
+    assert theory._poisson_tail(800, 0) == 1.0
+
+
+def test_throttle_with_many_arrivals_per_gap() -> None:
+    # 8e6/s into a 100 µs throttle: ~800 arrivals per gap, a batch limit of 65536 never
+    # reached; fixed 5 µs service. Renewal: cycle 100 µs + e^-800/λ, mean wait G²/(2m) =
+    # 50 µs, sojourn 55 µs; p99 of the wait 0.99 m - m + G = 99 µs. Theory refused it ("a
+    # batch of 65536 is often full"). 0.1 s (8·10⁵ requests, 10³ gaps) over 4 seeds: mean sd
+    # 0.03%; tolerance 0.5% (mean), 1% (p99, with the ≤ 0.4% bucket error).
+    doc = _doc({"s": _cpu()}, {"p": [{"on": "s", "cycles": 5000, "throttle_us": 100, "batch": 65536}]},
+               [{"name": "f", "arrival": "poisson", "rate_per_s": 8e6, "steps": [{"path": "p"}]}], duration_s=0.1)
+    pred, res = _run(doc)
+    m = throttle_cycle(8.0, 100.0)  # per µs, µs
+    assert pred.flows[0].mean_us == pytest.approx(5 + 100 * 100 / (2 * m)) and m == pytest.approx(100.0)
+    assert pred.flows[0].p99_us == pytest.approx(104.0)
+    lat = res["flows"]["f"]["latency_us"]
+    assert _rel(lat["mean"], pred.flows[0].mean_us) < 0.005
+    assert _rel(lat["p99"], pred.flows[0].p99_us) < 0.01
 
 
 # ----------------------------------------------------------------------------- zero service, formula errors
@@ -142,3 +225,29 @@ def test_tandem_of_far_apart_stations_has_exact_percentiles() -> None:
     a, b = 50e-6, 1 - 50e-6  # per µs
     for p, t in ((0.99, pred.flows[0].p99_us), (0.999, pred.flows[0].p999_us)):
         assert _erlang2_plus_exp_survival(a, b, t) == pytest.approx(1 - p, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def test_an_unused_resource_with_a_capacity_does_not_matter() -> None:
+    # resource t has room for 4 and no flow visits it: the flow is M/M/1 on s (it was refused
+    # for t's "finite capacity (losses)")
+    doc = _doc({"s": _cpu(), "t": _cpu(capacity=4)}, {"p": [{"on": "s", "cycles": EXP}]},
+               [{"name": "f", "arrival": "poisson", "rate_per_s": 5e5, "steps": [{"path": "p"}]}], duration_s=0.001)
+    pred, _ = _run(doc)
+    assert pred.model == "M/M/1" and pred.flows[0].mean_us == pytest.approx(2.0)
+
+
+def test_closed_loop_where_every_client_holds_a_server() -> None:
+    # 3 clients, 4 cores, exp 1 µs, no think: nothing queues and X = N/D = 3·10⁶/s exactly
+    # (it was refused: "nothing queues"). 0.3 s, ~9·10⁵ completions: a count whose relative
+    # sd is ~0.1%; tolerance 1%. Each core is busy 3/4 of the time.
+    pred, res = _run(_station({"arrival": "closed", "clients": 3}, EXP, cores=4, duration_s=0.3, warmup_s=0.001))
+    f = pred.flows[0]
+    assert f.throughput_per_s == pytest.approx(3e6, rel=1e-12) and f.mean_us == pytest.approx(1.0)
+    assert pred.stations[0].utilization == pytest.approx(0.75)
+    sim = res["flows"]["f"]
+    assert _rel(sim["throughput_per_s"], 3e6) < 0.01
+    assert _rel(sim["latency_us"]["mean"], 1.0) < 0.01
+    assert _rel(res["resources"]["s"]["utilization"], 0.75) < 0.01

@@ -50,6 +50,17 @@ def test_source_lists_name_known_sources(kind):
             assert key in SOURCES, f"{kind} {name}: unknown source '{key}'"
 
 
+@pytest.mark.parametrize("kind", ["host", "architecture"])
+def test_a_models_source_list_names_every_source_its_numbers_cite(kind):
+    # `vemu show` and the README's source lists read a model's `sources`; sriov's lacked
+    # hoiland2018, cai2021, axboe2021 and intel-sdm-vmx, which its own lines cite
+    for name in bundled(kind):
+        listed = set(load(kind, name).sources)
+        path = MODELS_DIR / f"{kind}s" / f"{name}.toml"
+        cited = {k for n in numbers(path) for k in n.cites}
+        assert cited <= listed, f"{kind} {name}: cited but not in `sources`: {sorted(cited - listed)}"
+
+
 @pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_number_is_traced(path):
     bad = [f"{path.name}:{n.line}: {n.code[:90]}" for n in numbers(path) if not n.traced]

@@ -138,7 +138,7 @@ NETBACK_TX_COPY_HOST = ("host.ghz=3.5",)
 # As in xen-pv.toml, each measured total is split into netback_*_cycles (+ on Rx 64 B x
 # grant_copy_per_byte, 0.53 x 64 = 34) + the notify hypercall amortised over its batch of 64 (760 / 64 = 12).
 NETBACK_MAPPED = ("netback_rx_cycles=1081",   # martins2017: 0.49 us x 2.3 GHz = 1127 in all (persistently mapped, Rx), minus 34 + 12
-                  "netback_tx_cycles=632",    # martins2017: 0.28 us x 2.3 GHz = 644 in all (persistently mapped, Tx), minus 12
+                  "netback_tx_cycles=627",    # martins2017: 3.6 Mpps, 0.278 us x 2.3 GHz = 639 in all (persistently mapped, Tx), minus 12
                   "grant_map_packet_cycles=0", "grant_map_page_cycles=0")  # persistently mapped: nothing is mapped per packet
 
 # netback, bulk. martins2017tx (the commit that introduced persistently mapped Tx grants):
@@ -179,7 +179,7 @@ def netback_iperf3_experiment(mode: str) -> dict[str, Any]:
     arch["resources"] = {"dom0": {"kind": "cpu", "cores": queues},  # one NAPI instance per queue of the vif
                          "iperf3": {"kind": "cpu", "cores": 1}}     # assumption: the iperf3 server, one thread, on its own dom0 core
     if mode == "mapped":
-        prm["netback_tx_cycles"] = 632  # martins2017: 0.28 us x 2.3 GHz = 644 per packet persistently mapped, minus the notification's 12 (its own stage); assumption: the per-packet figure measured at 64 B holds for a 64 KiB packet's ~17 slots
+        prm["netback_tx_cycles"] = 627  # martins2017: 3.6 Mpps, 0.278 us x 2.3 GHz = 639 per packet persistently mapped, minus the notification's 12 (its own stage); assumption: the per-packet figure measured at 64 B holds for a 64 KiB packet's ~17 slots
         prm["grant_map_packet_cycles"] = prm["grant_map_page_cycles"] = 0  # martins2017tx: the payload stays in the persistently mapped guest pages
         # martins2017nf: netfront copies each packet into its persistently granted pages; assumption: a warm
         # copy like the one from user space just before it on the same core (tx_per_byte)
@@ -827,8 +827,8 @@ xen-pv charges per packet (`grant_map_packet_cycles`, 870) and per 4 KiB page
 and 66.4 Kpps at 65535 B (16 pages), 6757 and 52711 cycles per packet, two equations for
 the two unknowns. The other three figures are martins2017's, on the E5-2699 v3 at the 2.3
 GHz of xeon-2017 (its base clock; the commits give none). The persistently mapped variant
-sets `netback_rx_cycles=1081` (0.49 us x 2.3 GHz minus 34 and 12), `netback_tx_cycles=632`
-(0.28 us x 2.3 GHz minus 12) and no grant maps. The runs get at least a 20 ms window after
+sets `netback_rx_cycles=1081` (0.49 us x 2.3 GHz minus 34 and 12), `netback_tx_cycles=627`
+(1/3.6 Mpps = 0.278 us x 2.3 GHz minus 12) and no grant maps. The runs get at least a 20 ms window after
 5 ms of warm-up (also in quick mode): the notify batches reach 64 only once about 1 ms of
 backlog has built up in dom0, and a shorter window overstates the rate by up to ~15%.
 (Earlier versions charged the hypercall and the whole copy on top of the measured totals,
@@ -847,7 +847,7 @@ own, iperf3 being single-threaded), one dom0 core per queue, one guest vCPU send
 upstream run has one queue at 3.5 GHz, the mapped one two at 2.3 GHz. Upstream, netback
 grant-maps the payload beyond its first 128 B and unmaps it in a dealloc thread
 (linux-netback, kiss2014), charged per packet and per page as above. Persistently mapped:
-netback's per-packet Tx cost is the commit's 644 cycles (less the notification's 12,
+netback's per-packet Tx cost is the commit's 639 cycles (less the notification's 12,
 charged by its own stage) and no grant maps, while netfront copies each packet into its
 persistently granted pages (martins2017nf), charged as a warm copy like the one from user
 space just before it on the same core (`tx_per_byte`, an assumption). These rows were added

@@ -69,11 +69,13 @@ stations in series (exponential service, or a unit per client) with think time a
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
 above the lowest preempts), and on c units the top level alone when it preempts and its
 service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
-the stages its batch carries on through, on the same resource) between pure delays.
-Everything else (batches, queue capacities, chains of stages on one resource, mixes of
-request classes, non-exponential queueing in a closed loop, M/G/c, M/G/1 stations in
-series, one draw of random bytes feeding several stations, work per page) is reported as
-uncovered with the reason; so is a spec one of the formulas above refuses.
+the stages its batch carries on through, on the same resource) between pure delays. Work
+per page (`per_page`) and a link's frames (`segment_bytes`) of a request whose bytes are
+fixed are a constant added to the stage's service. Everything else (batches, queue
+capacities, chains of stages on one resource, mixes of request classes, non-exponential
+queueing in a closed loop, M/G/c, M/G/1 stations in series, one draw of random bytes
+feeding several stations, pages or frames of random bytes) is reported as uncovered with
+the reason; so is a spec one of the formulas above refuses.
 """
 
 from __future__ import annotations
@@ -627,7 +629,19 @@ def bytes_moments(d: Dist) -> tuple[float, float, bool]:
     return e1, e2, abs(e1 - m) <= _BYTES_CLOSE * m and abs(e2 - w2) <= _BYTES_CLOSE * w2
 
 
-def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None, drawn_at: int | None = None) -> _Svc:
+def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None, drawn_at: int | None = None,
+             fixed_extra: float = 0.0) -> _Svc:
+    """The service time of work plus per_byte_ps per byte of ``nbytes`` (drawn at stage
+    ``drawn_at``) plus a fixed ``fixed_extra`` (ps; a constant number of pages or frames)."""
+    svc = _service_of(work, per_byte_ps, nbytes, drawn_at)
+    if fixed_extra > 0:  # a constant added: the variance stays, the form is lost (unless it had none)
+        m = svc.mean + fixed_extra
+        svc = _Svc(m, svc.m2 - svc.mean**2 + m * m, False, "D" if svc.kind == "D" or svc.mean == 0 else "G",
+                   svc.drawn_at)
+    return svc
+
+
+def _service_of(work: Dist, per_byte_ps: float, nbytes: Dist | None, drawn_at: int | None) -> _Svc:
     m, m2 = _moments(work)
     var = m2 - m * m
     if per_byte_ps > 0 and nbytes is not None and nbytes[1] > 0:
@@ -644,6 +658,39 @@ def _service(work: Dist, per_byte_ps: float, nbytes: Dist | None, drawn_at: int 
     if work[0] in ("lognormal", "uniform") and work[2] == 0:
         kind = "D"
     return _Svc(m, m2, work[0] == "exp", kind)
+
+
+def _fixed_bytes(nbytes: Dist | None) -> float | None:
+    """The bytes a request holds when ``nbytes`` does not vary (rounded and capped as the
+    engine holds them), else None."""
+    if nbytes is None or not nbytes[1] > 0:
+        return 0.0
+    if nbytes[0] == "fixed" or nbytes[2] == 0 and nbytes[0] != "exp":
+        return bytes_moments(nbytes)[0]
+    return None
+
+
+def _page_work(c: Any, si: int, nbytes: Dist | None) -> float:
+    """The fixed work (ps) a paged stage adds for its pages (a cpu stage's `per_page`) or
+    frames beyond the first (a link's `segment_bytes`): per_page_ps x ceil((bytes -
+    unpaged) / page_bytes) when the request's bytes are fixed; random bytes make it a step
+    function of them, which theory does not take moments of."""
+    row = c.spec.stages[si]
+    paged = row[8] if len(row) > 8 else None
+    if not paged:
+        return 0.0
+    per_page, page_bytes, unpaged = paged
+    b = _fixed_bytes(nbytes)
+    if b is None:
+        q = row[0]
+        res = c.resources[c.spec.qclasses[q][0]] if q >= 0 else None
+        if res is not None and res.kind == "link":
+            raise _Uncovered(f"link '{res.name}' sends a request of random bytes as frames of at most "
+                             f"{page_bytes:g} B (`segment_bytes`), each paying its overhead_bytes: its time is a "
+                             "step function of the bytes, which theory does not take moments of")
+        raise _Uncovered(f"stage '{c.stages[si].name}' charges work per page (`per_page`) of random bytes: its "
+                         "service time is a step function of the bytes, which theory does not take moments of")
+    return per_page * math.ceil(max(b - unpaged, 0.0) / page_bytes)
 
 
 def _analyse(exp: Experiment) -> Prediction:
@@ -666,9 +713,6 @@ def _analyse_compiled(c: Any) -> Prediction:
         if len(row) > 7 and row[7]:
             raise _Uncovered(f"stage '{c.stages[si].name}' forks detached work (`fork`): its load is the "
                              "flow's, but it is not a station of the request's path")
-        if len(row) > 8 and row[8]:
-            raise _Uncovered(f"stage '{c.stages[si].name}' charges work per page (`per_page`): its service time "
-                             "is a step function of the bytes, which theory does not take moments of")
     if any(len(spec.resources[ri]) > 2 for ri in visited):
         return _sleeping(c)
     if any(len(row) > 3 and row[3] > 0 for row in spec.qclasses):
@@ -724,7 +768,8 @@ def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
             nq = spec.stages[si + 1][0]
             if nq >= 0 and spec.qclasses[nq][0] == ri:
                 raise _Uncovered(f"the flow visits resource '{c.resources[ri].name}' more than once")
-        out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None, drawn_at), delay))
+        out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None, drawn_at, _page_work(c, si, nbytes)),
+                    delay))
     return out
 
 
@@ -934,9 +979,11 @@ def _throttled(c: Any) -> Prediction:
     for si in idx:
         if si in chain:
             work, pb = spec.stages[si][2], spec.stages[si][3]
-            if _service(work, 0.0, None).kind != "D" and work[1] > 0 or pb > 0:
+            paged = len(spec.stages[si]) > 8 and spec.stages[si][8]
+            if _service(work, 0.0, None).kind != "D" and work[1] > 0 or pb > 0 or paged:
                 raise _Uncovered(f"the throttled stage on '{name}' and the stages its batch carries on through "
-                                 "need fixed work and no per-byte cost (a batch's service must not depend on its size)")
+                                 "need fixed work and no per-byte or per-page cost (a batch's service must not "
+                                 "depend on its size)")
         elif spec.stages[si][0] >= 0:
             raise _Uncovered(f"besides the throttled stage on '{name}' (and the stages its batch carries on "
                              "through) the flow may only have pure delays: a batch leaving it arrives elsewhere "

@@ -203,3 +203,40 @@ def test_study_rows_are_monotone_in_exit_costs():
     assert study["rows"]
     for r in study["rows"]:
         assert r["usable_at_high"] <= r["usable_at_low"] + MONO_TOL, r
+
+
+def test_bare_metals_lead_is_judged_on_every_architectures_own_values(monkeypatch):
+    # A range end that puts the host on its transmit link: bare metal 0.750 at the longer
+    # window, kvm-virtio 0.7495 there. Only the claims' own architectures used to be re-run,
+    # so kvm-virtio kept its unvaried 0.831 and "bare-metal >= every architecture" failed
+    # against a value of another run (a review found two such spurious failures). A tie to
+    # GE_TIE (nitro 0.75002 against 0.75) is a tie, not a failure.
+    from types import SimpleNamespace
+
+    archs = ("bare-metal", "nitro", "kvm-virtio", "xen-pv")
+    base = {"bare-metal": 1.0, "nitro": 0.998, "kvm-virtio": 0.831, "xen-pv": 0.58}
+    short = {"bare-metal": 0.74, "nitro": 0.7425, "kvm-virtio": 0.7396, "xen-pv": 0.57}  # nitro leads: in question
+    long = {"bare-metal": 0.75, "nitro": 0.75002, "kvm-virtio": 0.7495, "xen-pv": 0.575}
+    label = "compute: application cycles"
+    study = {
+        "baseline": dict(base), "seed": 1, "runs": 0, "level_sd": {a: 0.0 for a in archs},
+        "ranges": [SimpleNamespace(label=label, low=200000, high=800000)],
+        "rows": [{"architecture": a, "parameter": label, "usable_at_low": short[a], "usable_at_high": base[a]}
+                 for a in archs],
+        "jobs": {("low", a, label): Job(S.HOST, a, S.WORKLOAD, ("x=1",), 0.02, 0.005, 1) for a in archs},
+    }
+
+    def fake_run_jobs(jobs, **kw):
+        return [{"tag": j.tag, "usable_fraction": base[j.tag[1]] if j.tag[0] == "cbase" else long[j.tag[2]],
+                 "resources": {}} for j in jobs]
+
+    monkeypatch.setattr(S, "run_jobs", fake_run_jobs)
+    S.confirm(study, workers=1)
+    assert study["confirmed"][(label, "low")] == long  # kvm-virtio re-run too
+    assert not S.claims_across(study)["bare-metal >= every architecture"]
+    # and a real lead over bare metal is still a failure, naming who leads
+    long["kvm-virtio"] = 0.76
+    S.confirm(study, workers=1)
+    fails = S.claims_across(study)["bare-metal >= every architecture"]
+    assert [f[:2] for f in fails] == [(label, "low")]
+    assert "kvm-virtio 0.760" in S._claim_values("bare-metal >= every architecture", fails[0][3])

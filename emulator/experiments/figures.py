@@ -603,9 +603,11 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     figures.append(("exit_cost", p, out / "exit-cost.png", (GENERATIONS,), {}))
     n = noisy_neighbour(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "noisy-neighbour", n, ["architecture", "neighbour_offered_packets_per_s"],
-               provenance(base | {"victim": "kv-cache on 8 vCPUs, 32 clients, think exp 200 us",
-                                  "neighbour": f"packet-echo on 32 vCPUs, {NEIGHBOUR_CLIENTS} clients, work 5000 cycles"},
-                          models + [("workload", "kv-cache"), ("workload", "packet-echo")]))
+               provenance({k: v for k, v in base.items() if k != "workload"}
+                          | {"victim": "kv-cache on 8 vCPUs, 32 clients, think exp 200 us",
+                             "neighbour": f"packet-echo on 32 vCPUs, {NEIGHBOUR_CLIENTS} clients, work 5000 cycles"},
+                          [("host", HOST), ("workload", "kv-cache"), ("workload", "packet-echo")]
+                          + [("architecture", a) for a in NOISY_ARCHS]))
     figures.append(("noisy_neighbour", p, out / "noisy-neighbour.png", (), {}))
     m = moderation(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "interrupt-moderation", m, ["architecture", "throttle_us", "interrupts_per_s_cap"],

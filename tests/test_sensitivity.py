@@ -240,3 +240,18 @@ def test_bare_metals_lead_is_judged_on_every_architectures_own_values(monkeypatc
     fails = S.claims_across(study)["bare-metal >= every architecture"]
     assert [f[:2] for f in fails] == [(label, "low")]
     assert "kvm-virtio 0.760" in S._claim_values("bare-metal >= every architecture", fails[0][3])
+
+
+def test_a_lead_within_the_ranges_own_noise_is_a_tie():
+    # at a link-bound range end the usable fraction is the tenant work of whichever requests
+    # the window caught (~1% noise): sriov read 0.930 against bare metal's 0.926 over 0.05 s
+    # and 0.9306 against 0.9319 over 0.2 s. Twice the range's largest swing sd is a tie.
+    label = "key-value: value bytes"
+    study = {"rows": [{"parameter": label, "architecture": "bare-metal", "noise": 0.0113},
+                      {"parameter": label, "architecture": "sriov", "noise": math.nan},
+                      {"parameter": "other", "architecture": "sriov", "noise": 0.5}]}
+    assert S.tie_at(study, label) == pytest.approx(0.0226)
+    assert S.tie_at(study, "unmeasured") == S.GE_TIE
+    u = {"bare-metal": 0.926, "sriov": 0.930}
+    assert S._checks(u, S.tie_at(study, label))["bare-metal >= every architecture"]
+    assert not S._checks(u)["bare-metal >= every architecture"]

@@ -60,10 +60,12 @@ CONFIRM_WINDOW = (0.05, 0.01)
 # so a range end is confirmed for all of them only where that claim fails or nearly does
 CLAIM_ARCHITECTURES = ("bare-metal", "emulated", "xen-pv", "nitro", "sriov", "sriov-posted")
 GE_CLAIM = "bare-metal >= every architecture"
-# how far above bare metal another architecture may read and still tie: where a range puts
-# the host on its transmit link, bare metal and the virtualised architectures that reach it
-# read alike to the 4th-5th digit (nitro 0.9260 against bare metal's 0.9260 at 0.05 s), the
-# rest being each run's own noise on a link-bound closed loop (those rows' swing sd ~0.006)
+# how far above bare metal another architecture may read and still tie: at least this, and
+# at a range end at least twice the largest swing sd measured on that range's rows (where a
+# range puts the host on its transmit link, every architecture's usable fraction is the
+# tenant work of whichever requests the window caught, with the mix's 4k-400k cycles each:
+# ~1% noise at 0.02 s; sriov read 0.930 against bare metal's 0.926 at one such end over
+# 0.05 s, and 0.9306 against 0.9319 over 0.2 s)
 GE_TIE = 1e-3
 # the architectures the tornado chart shows, one panel each (the CSV has all)
 PLOT_ARCHITECTURES = ("xen-pv", "nitro", "emulated", "kvm-virtio", "sriov", "xen-aws-2017")
@@ -353,8 +355,15 @@ def points(study: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
     return at
 
 
-def _checks(u: Mapping[str, float]) -> dict[str, bool]:
-    return checks([{"architecture": a, "usable_fraction": v} for a, v in u.items()], tie=GE_TIE)
+def _checks(u: Mapping[str, float], tie: float = GE_TIE) -> dict[str, bool]:
+    return checks([{"architecture": a, "usable_fraction": v} for a, v in u.items()], tie=tie)
+
+
+def tie_at(study: Mapping[str, Any], label: str | None) -> float:
+    """The tie of "bare-metal >= every architecture" at a range's ends: GE_TIE, or twice the
+    largest swing sd measured on that range's rows if more."""
+    noise = [r["noise"] for r in study["rows"] if r["parameter"] == label and math.isfinite(r.get("noise", math.nan))]
+    return max([GE_TIE] + [2 * n for n in noise])
 
 
 def _near(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0) -> bool:
@@ -374,10 +383,10 @@ def _near(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0) -> bo
     return any(abs(g(b) - g(a)) <= e(a) + e(b) for a, b in pairs) or _near_ge(u, sd, k)
 
 
-def _near_ge(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0) -> bool:
+def _near_ge(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0, tie: float = GE_TIE) -> bool:
     """Whether "bare-metal >= every architecture" fails or could within k level-sd."""
     bare = u.get("bare-metal", math.nan)
-    return any(v - bare > GE_TIE - k * (sd.get(a, 0.0) + sd.get("bare-metal", 0.0))
+    return any(v - bare > tie - k * (sd.get(a, 0.0) + sd.get("bare-metal", 0.0))
                for a, v in u.items() if a != "bare-metal")
 
 
@@ -390,12 +399,13 @@ def confirm(study: dict[str, Any], *, workers: int | None = None, progress: bool
     """
     dur, warm = window
     pts = points(study)
-    todo = [k for k, u in pts.items() if not all(_checks(u).values()) or _near(u, study["level_sd"])]
+    todo = [k for k, u in pts.items()
+            if not all(_checks(u, tie_at(study, k[0])).values()) or _near(u, study["level_sd"])]
     everyone = list(study["baseline"])
     named = [a for a in everyone if a in CLAIM_ARCHITECTURES]
     # every architecture where bare metal's lead is in question: judged on the other
     # architectures' short-window baselines, it "failed" against values of another run
-    which = {k: everyone if _near_ge(pts[k], study["level_sd"]) else named for k in todo}
+    which = {k: everyone if _near_ge(pts[k], study["level_sd"], tie=tie_at(study, k[0])) else named for k in todo}
     jobs = [Job(HOST, a, WORKLOAD, (), dur, warm, study["seed"], tag=("cbase", a)) for a in everyone]
     for label, side in todo:
         for a in which[(label, side)]:
@@ -437,7 +447,7 @@ def claims_across(study: Mapping[str, Any]) -> dict[str, list[tuple[str, str, fl
             fails[n].append(("(baseline)", "-", math.nan, base))
     for key, u in points(study).items():
         u = confirmed.get(key, u)
-        for n, ok in _checks(u).items():
+        for n, ok in _checks(u, tie_at(study, key[0])).items():
             if not ok:
                 fails[n].append((key[0], key[1], values[key], u))
     return fails
@@ -493,7 +503,10 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
             L.append(f"- **{claim}: does not hold** everywhere. It fails at: {what}.")
     L += ["", "In brackets: the usable fractions the claim is about and, after a colon, the saturated resource "
           f"(utilization >= {SATURATED:g}) that holds each architecture there: `nic.tx` is the host's "
-          "transmit link, `dom0` the driver domain's cores, `vcpu` the guest's own."]
+          "transmit link, `dom0` the driver domain's cores, `vcpu` the guest's own. "
+          f"\"{GE_CLAIM}\" takes a lead over bare metal within twice the largest swing sd measured on the "
+          f"range's rows (at least {GE_TIE:g}) as a tie: where the link binds, every architecture reads the "
+          "tenant work of whichever requests its window caught, ~1% noise."]
     holds = [c for c, fl in fails.items() if not fl]
     at_base = [c for c, fl in fails.items() if fl and fl[0][0] == "(baseline)"]
     fail = [c for c, fl in fails.items() if fl and fl[0][0] != "(baseline)"]

@@ -393,7 +393,7 @@ def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
     paths = {"xdp_irq": ("XDP, interrupts (core sleeps in C-states)", "#d1495b"),
              "xdp_haltpoll": ("XDP, core polls 200 µs before it sleeps", "#edae49"),
              "dpdk_poll": ("DPDK, polling", "#30638e")}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 6.0))
     for path, (label, color) in paths.items():
         pts = sorted((r for r in rows if r["path"] == path), key=lambda r: float(r["packets_per_s"]))
         if not pts:
@@ -432,7 +432,7 @@ def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         # below the axes: inside, wherever it went it hid a curve (the halt-polling line near
         # 1,000-7,000 packets/s, the one the README's story is about)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     fig.suptitle("Polling spends a whole core to skip the wake-up; an interrupt-driven core sleeps and pays it;\n"
                  "polling 200 µs before sleeping (KVM's halt-polling) buys polling's latency once packets come that often\n"
                  "(the XDP paper's testbed: 3.6 GHz E5-1650 v4, intel_idle's worst-case C-state exits; 95% CI bars)",

@@ -499,12 +499,41 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
                 pass
         raise
     finally:
+        stop: BaseException | None = None
         if own:
+            # a Ctrl-C during the close makes distributed log the cancelled close as an error,
+            # a traceback: this run says "interrupted" itself
+            quiet = [lg for name, lg in logging.root.manager.loggerDict.items()
+                     if name.split(".")[0] == "distributed" and isinstance(lg, logging.Logger) and not lg.disabled]
+            for lg in quiet:
+                lg.disabled = True
             try:
                 client.close(timeout=10)
-            except BaseException:  # a second Ctrl-C or a cluster already gone: nothing more to close
+            except KeyboardInterrupt as e:  # Ctrl-C while the cluster closes: stop without waiting
+                stop = e
+                _abandon(client)
+            except BaseException:  # a cluster already gone: nothing more to close
                 pass
+            if stop is None:
+                for lg in quiet:
+                    lg.disabled = False
         loop_log.setLevel(level)
+        if stop is not None:
+            # the results that came back are in the cache; this run stops here (a Ctrl-C
+            # swallowed at this point let a sweep write its files and exit 0 after Dask's
+            # own close, retried from Client.__del__, waited its 60 s)
+            raise stop
+
+
+def _abandon(client: Any) -> None:
+    """Leaves a Dask client whose close was interrupted, marked closed so that
+    Client.__del__ does not wait for it again (up to 60 s); a local cluster's worker
+    processes go with this process."""
+    try:
+        client.status = "closed"
+        client._loop_runner.stop()
+    except Exception:  # a distributed without these: its own __del__ then closes as it can
+        pass
 
 
 __all__ = ["Job", "Cache", "run_job", "run_job_checked", "run_jobs", "job_key", "EXECUTORS"]

@@ -218,3 +218,45 @@ def test_a_cache_may_be_given_as_its_folder(tmp_path):
     assert ran == [] and records(again) == records(first)
     with pytest.raises(TypeError, match="cache must be"):
         run_jobs(JOBS[:1], workers=1, cache=3)
+
+
+def test_a_ctrl_c_while_the_dask_cluster_closes_stops_the_run(tmp_path, monkeypatch):
+    # Every result was back and cached; a Ctrl-C landed in client.close(). It was swallowed:
+    # the sweep wrote its files and exited 0, after Client.__del__ retried the close and
+    # waited its 60 s. Now the interrupt goes on (exit 130, no files), the results stay in
+    # the cache, and the client is marked closed so that nothing waits for it again.
+    distributed = pytest.importorskip("distributed")
+
+    class Future:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    class FakeClient:
+        made: list = []
+
+        def __init__(self, *a, **kw):
+            self.status = "running"
+            self._loop_runner = type("L", (), {"stop": lambda self: None})()
+            FakeClient.made.append(self)
+
+        def submit(self, fn, *args, key=None):
+            return Future(fn(*args))
+
+        def cancel(self, futures):
+            pass
+
+        def close(self, timeout=None):
+            self.status = "closing"
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    monkeypatch.setattr(distributed, "as_completed", lambda fs: iter(fs))
+    cache = Cache(tmp_path / "c")
+    jobs = [Job("xeon-2017", "nitro", "kv-cache", (), 0.0005, 0.0001, s) for s in (1, 2)]
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, executor="dask", workers=1, cache=cache)
+    assert FakeClient.made[0].status == "closed"
+    assert len(list((tmp_path / "c").rglob("*.json"))) == 2  # what came back is kept

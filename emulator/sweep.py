@@ -49,11 +49,13 @@ with ``-summary`` before the extension) has one row per point: the varied keys,
 ``replications``, and for each measure its mean and the half-width of its 95% confidence
 interval, ``MEASURE_ci95`` = t_{0.975, R-1} s / √R (``nan`` with one replication). A
 percentile's value is that of all the point's requests together (the replications' latency
-histograms summed; the same sectioning estimate as ``vemu run -n``), its ``_ci95`` from the
-replications' own percentiles; it also gets ``MEASURE_thin_tail``, 1 when some replication
-had fewer than 10 requests beyond it (its estimate is biased low: run longer), and
+histograms summed; the same sectioning estimate as ``vemu run -n``), its ``_ci95`` the wider
+side of :func:`emulator.stats.quantile_ci`'s interval (through each replication's share of
+requests below it); it also gets ``MEASURE_thin_tail``, 1 when some replication had fewer
+than 10 requests beyond it (its estimate is biased low: run longer), and
 ``MEASURE_biased``, 1 when the replications' own percentiles sit further from the pooled
-value than the half-width (each run is too short for that tail). Both start with ``#`` provenance lines; neither depends on the executor,
+value than the interval and a histogram bucket (each run is too short for that tail), blank
+with one replication. Both start with ``#`` provenance lines; neither depends on the executor,
 the number of workers or the cache, so a sweep resumed from the cache or run on a cluster
 writes the same bytes as one run straight through on one core.
 
@@ -440,6 +442,8 @@ def _axes(vary: Mapping[str, Any] | Sequence[str], sampled: bool) -> list[Axis]:
 
 
 def _toml_text(v: Any) -> str:
+    if isinstance(v, np.generic):  # NumPy's scalars (np.arange's int64) as Python's
+        v = v.item()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -496,6 +500,10 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     points = design(axes, sample, sample_seed=sample_seed)
     seeds = replication_seeds(int(seed), int(replications))
     fixed = {"host": host, "architecture": architecture, "workload": workload}
+    for a in axes:
+        if a.is_name and fixed[a.key] is not None:
+            raise _err(a.key, f"is varied and also named ({a.key} {fixed[a.key]}): the --vary would override it at "
+                              "every point; drop one")
     jobs, models = [], set()
     for p, pt in enumerate(points):
         names = dict(fixed)
@@ -517,8 +525,9 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
         if p == 0:
             # a key with a '*' part writes many places, and exp.placed has no entry for it
-            _one_place_each(exp.placed, sum(1 for a in axes if not a.is_name for k in a.keys
-                                            if "*" not in k.split(".")[1:]))
+            n_varied = sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k.split(".")[1:])
+            _one_place_each(exp.placed, n_varied)
+            _not_also_set(exp.placed, n_varied, sets)
         for r, s in enumerate(seeds):
             jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
                             warmup_s, s, tag=(p, r), spec=job_spec, tails=True))
@@ -528,6 +537,17 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
                "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
     return Plan(axes, points, seeds, jobs, options, sorted(models))
+
+
+def _not_also_set(placed: Sequence[tuple[str, str]], n_varied: int, sets: Sequence[str]) -> None:
+    """Refuses a --set whose place a varied key writes too: the --vary wins at every point,
+    while the --set went on being recorded (in the options line, a plot's title) as in force."""
+    given = {str(t).split("=", 1)[0].strip() for t in sets}
+    varied = {place: key for key, place in placed[len(placed) - n_varied:]} if n_varied else {}
+    for key, place in placed[:len(placed) - n_varied]:
+        if key in given and place in varied:
+            raise _err(varied[place], f"also set by --set {key}: the --vary would override it at every point; "
+                                      "drop one")
 
 
 def _one_place_each(placed: Sequence[tuple[str, str]], n_varied: int) -> None:
@@ -665,7 +685,8 @@ def summarize(columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
                 if pool is not None and n == len(group):  # sectioning, as vemu run -n does
                     iv, biased = pooled_percentiles({m: np.array([r[m] for r in group], np.float64)}, pool,
                                                     level=LEVEL)
-                    row[m], row[f"{m}_biased"] = iv[m].mean, int(m in biased)  # 0 with one replication
+                    # with one replication there is no interval to judge it by: blank, not 0
+                    row[m], row[f"{m}_biased"] = iv[m].mean, int(m in biased) if len(group) > 1 else None
                     if len(group) > 1:
                         row[f"{m}_ci95"] = iv[m].half_width
         out.append(row)
@@ -934,7 +955,11 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
 
     path = Path(path)
     header, rows, prov = read(path)
-    if prov.get("table") != "summary":
+    # a summary is known by its `table: summary` line, or, saved without its `#` lines (as
+    # pandas writes it), by its point and replications columns
+    summary = prov.get("table") == "summary" or ("point" in header and "replications" in header
+                                                   and "replication" not in header)
+    if not summary:
         if "replication" not in header:
             raise ModelError("not a vemu sweep table (no 'replication' or summary columns)", file=str(path))
         tidy, path = path, summary_path(path)

@@ -753,3 +753,53 @@ def test_a_reversed_integer_range_samples_its_integers():
         for kind in ("lhs:4", "random:20"):
             got = [p[0][0] for s in range(20) for p in sw.design([ax], kind, sample_seed=s)]
             assert all(lo <= v <= hi for v in got) and len(set(got)) > 1, (rhs, kind)
+
+
+def _fixed_spec() -> dict:
+    # a fixed 2 us of work at 1e5/s on an off-host core: every request takes the same time
+    return {"host": {"name": "h", "cores": 1, "ghz": 1.0, "memory_gib": 1},
+            "architecture": {"name": "a", "resources": {"s": {"kind": "cpu", "cores": 1, "ghz": 1.0, "on_host": False}},
+                             "paths": {"p": {"stages": [{"on": "s", "cycles": 2000}]}}},
+            "workload": {"name": "w", "flows": [{"name": "f", "arrival": "periodic", "rate_per_s": 1e5,
+                                                 "steps": [{"path": "p"}]}]},
+            "experiment": {"duration_s": 0.001, "warmup_s": 0.0001}}
+
+
+def test_identical_replications_are_not_flagged_biased_and_one_is_not_judged(tmp_path) -> None:
+    # a fixed latency: each run reads its percentile at one rank of a bucket and the pooled
+    # runs at another (2.043872 against 2.043893 us), so `_biased` was 1 at every point with
+    # a half-width of 0; within a bucket is no evidence. With one replication nothing can be
+    # judged: blank, not 0 ("not biased")
+    table = sw.sweep(_fixed_spec(), vary={"architecture.paths.p.stages.0.cycles": np.arange(2000, 4000, 1000)},
+                     replications=2, workers=1, cache=tmp_path / "c")  # NumPy integers as values
+    rows = sw.summary(table).to_dict("records")
+    assert rows and all(r["f.p50_us_biased"] == 0 and r["f.p99_us_biased"] == 0 for r in rows)
+    one = sw.sweep(_fixed_spec(), vary={"architecture.paths.p.stages.0.cycles": [2000, 3000]}, replications=1,
+                   workers=1, cache=tmp_path / "c")
+    assert all(r["f.p99_us_biased"] is None or math.isnan(r["f.p99_us_biased"])
+               for r in sw.summary(one).to_dict("records"))
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--set", "exit_cycles=50000", "--vary", "exit_cycles=1000,2000"], "also set by --set exit_cycles"),
+    (["--vary", "architecture=xen-pv,kvm-virtio"], "is varied and also named (architecture nitro)"),
+])
+def test_a_setting_the_vary_would_override_is_refused(argv, words, tmp_path, capsys) -> None:
+    # the --vary won at every point while the --set (or -a) stayed in the options line and
+    # a plot's title as if in force
+    code = main(["sweep", "--host", "xeon-2017", "-w", "kv-cache", "-a", "nitro", *argv, "--duration", "0.0005",
+                 "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "c"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and not (tmp_path / "s.csv").exists()
+
+
+def test_a_summary_saved_without_its_provenance_lines_still_plots(tmp_path, capsys) -> None:
+    # filtered in pandas and saved, it has no `# table: summary` line: known by its columns
+    assert main(["sweep", "--host", "xeon-2017", "-w", "kv-cache", "-a", "nitro", "--vary", "exit_cycles=1000,2000",
+                 "--duration", "0.0005", "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    bare = tmp_path / "mine.csv"
+    bare.write_text("".join(ln for ln in (tmp_path / "s-summary.csv").read_text().splitlines(True)
+                            if not ln.startswith("#")))
+    assert main(["plot", str(bare), "--x", "exit_cycles", "--y", "usable_fraction",
+                 "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0

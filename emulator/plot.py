@@ -604,12 +604,12 @@ def _unit(measure: str) -> str:
 
 
 def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, ys: list[str], png_path: Path | str,
-                 *, numeric: bool, logx: bool, title: str, by: str | None = None) -> None:
+                 *, numeric: bool, logx: bool, title: str, by: str | None = None, connect: bool = True) -> None:
     """A sweep summary drawn: for each measure in ``ys`` a panel of one line per group
     (``lines``: label -> [(x value, summary row as floats)], in x order), with 95% CI bars
     (``MEASURE_ci95``); a percentile whose runs were too short for its tail is hollow
     (:func:`_ci_lines`). A categorical x (names) is spread evenly, in the order the sweep
-    ran it."""
+    ran it. ``connect`` False: points only (a sampled design's, whose other keys vary too)."""
     cats: list[Any] = []
     if not numeric:
         for pts in lines.values():
@@ -618,7 +618,7 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
             for label, pts in lines.items()}
     fig, axes = plt.subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
     for ax, y in zip(axes[:, 0], ys):
-        if _ci_lines(ax, data, x, y, ci="_ci95", connect=numeric):
+        if _ci_lines(ax, data, x, y, ci="_ci95", connect=numeric and connect):
             _thin_note(ax, SHORT_NOTE)
         ax.set_ylabel(_unit(y))
         ax.grid(True, alpha=0.3)

@@ -928,6 +928,7 @@ class Figure:
     logx: bool
     title: str
     by: str | None = None  # the key whose values the lines are
+    scattered: bool = False  # a sampled design: points, not lines (the other keys vary too)
 
 
 def _float(v: str) -> float:
@@ -1010,8 +1011,12 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     rows = [r for r in rows if all(_same_value(r[k], v) for k, v in fixed.items())]
     if not rows:
         raise ModelError(f"no point has {', '.join(f'{k}={v}' for k, v in fixed.items())}", file=str(path))
+    options = json.loads(prov.get("options", "{}") or "{}")
+    # a Latin-hypercube or random sample gives every point its own value of every key: its
+    # points are drawn as they fell (a scatter against --x), the other keys varying too
+    scattered = str(options.get("sample") or "grid") != "grid"
     for k in keys:
-        if k in (x, by) or k in fixed:
+        if k in (x, by) or k in fixed or scattered:
             continue
         values = list(dict.fromkeys(r[k] for r in rows))
         if len(values) > 1:
@@ -1032,7 +1037,6 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     if numeric:
         for pts in lines.values():
             pts.sort(key=lambda p: p[0])
-    options = json.loads(prov.get("options", "{}") or "{}")
     if logx and not numeric:  # asked for, but names are spread evenly: no scale to take the log of
         names = list(dict.fromkeys(v for pts in lines.values() for v, _ in pts))
         raise ModelError(f"--logx: {x} takes names ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''}), "
@@ -1048,9 +1052,11 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     names = [f"{k} {options[k]}" for k in KINDS if options.get(k) and k not in (x, by)]
     names += [f"{k}={v}" for k, v in fixed.items()] + list(options.get("sets", []))
     window = f", {options['duration_s']} s windows" if options.get("duration_s") else ""
+    others = [k for k in keys if k not in (x, by) and k not in fixed]
+    spread = f"; {options.get('sample')} sample, {', '.join(others)} varying too" if scattered and others else ""
     title = (f"{'; '.join(names) + ': ' if names else ''}{options.get('replications', '?')} replications a point"
-             f"{window}; 95% CI bars")
-    return Figure(x, list(ys), lines, numeric, bool(logx), title, by)
+             f"{window}; 95% CI bars{spread}")
+    return Figure(x, list(ys), lines, numeric, bool(logx), title, by, scattered)
 
 
 def _same_value(cell: str, want: str) -> bool:
@@ -1112,7 +1118,8 @@ def cmd_plot(a: argparse.Namespace) -> int:
         check_output_path(p, what="vemu plot", flag="--out", directory=False)
     from .plot import sweep_figure
 
-    sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title, by=fig.by)
+    sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title, by=fig.by,
+                 connect=not fig.scattered)
     print(f"wrote {out} and {svg}")
     return 0
 

@@ -803,3 +803,15 @@ def test_a_summary_saved_without_its_provenance_lines_still_plots(tmp_path, caps
     assert main(["plot", str(bare), "--x", "exit_cycles", "--y", "usable_fraction",
                  "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_a_sampled_design_plots_as_points_against_x(tmp_path, capsys) -> None:
+    # a Latin-hypercube sample gives each point its own value of every key: it was refused
+    # ("the sweep also varies tx_per_byte"), and --where could pick only one point
+    assert main(["sweep", "--host", "xeon-2017", "-w", "kv-cache", "-a", "nitro", "--vary", "exit_cycles=1000:9000",
+                 "--vary", "tx_per_byte=0.1:2.0", "--sample", "lhs:5", "--duration", "0.0005",
+                 "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    fig = sw.figure_of(tmp_path / "s.csv", "exit_cycles", ["usable_fraction"])
+    assert fig.scattered and sum(len(p) for p in fig.lines.values()) == 5 and "tx_per_byte varying too" in fig.title
+    assert main(["plot", str(tmp_path / "s.csv"), "--x", "exit_cycles", "--y", "usable_fraction",
+                 "--out", str(tmp_path / "p.png")]) == 0

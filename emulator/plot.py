@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["svg.hashsalt"] = "vemu"  # stable SVG ids: the same data gives the same bytes
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .provenance import atomic_write_bytes, read_csv  # noqa: E402
+from .provenance import atomic_write_many, read_csv  # noqa: E402
 
 # one colour per category, stable across figures; tenant work is the calm one
 CATEGORY_COLORS = {
@@ -63,11 +63,13 @@ def _save(fig: "plt.Figure", png: Path | str) -> None:
     import io
 
     png = Path(png)
+    files = {}
     for path, fmt in ((png, "png"), (png.with_suffix(".svg"), "svg")):
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-        atomic_write_bytes(path, buf.getvalue())
+        files[path] = buf.getvalue()
     plt.close(fig)
+    atomic_write_many(files)  # the pair together: never a new PNG beside an old SVG
 
 
 def headline(csv_path: Path | str, png_path: Path | str) -> None:

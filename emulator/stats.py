@@ -15,7 +15,8 @@ requests at or below the point, their t interval, mapped back through the pooled
 quantiles, so wider above than below). The runs' own percentiles are biased low by as much
 as a short run's tail is (M/M/1 with 2,500 requests a run: the per-run p99.9 averages 7%
 low); ``biased`` names a percentile whose runs' mean sits further from the pooled value
-than the interval's side toward it. A run also needs ~10 or more requests beyond a percentile (``thin_tail``).
+than the interval's side toward it. A run also needs ~10 or more requests beyond a
+percentile (``thin_tail``).
 Runs go to a process pool; seeds are fixed per replication index, so results are identical
 whatever the number of workers.
 
@@ -315,10 +316,11 @@ def quantile_ci(quantile: Any, q: float, fractions: np.ndarray, *, level: float 
     (``fractions``; :meth:`Pool.cdf_at`), those fractions' t interval q ± h is an interval
     for the distribution function there, and ``quantile`` (the pooled requests' quantile
     function) maps its ends back to latencies, ``low`` and ``high`` (the upper end no
-    further than the largest latency seen); the half-width is the wider side. The fractions are means of indicators, near normal across parts, where the parts'
-    own tail quantiles are skewed and each biased low: their t·s/√n interval covered an
-    M/M/1's p99 in 86% of sets of ten 20 ms runs at ρ 0.9, and 67% at ρ 0.95 (exercise 9's
-    runs), where this one covered 93% and 87% (a review's measurement, 300 and 200 sets)."""
+    further than the largest latency seen); the half-width is the wider side. The
+    fractions are means of indicators, near normal across parts, where the parts' own tail
+    quantiles are skewed and each biased low: their t·s/√n interval covered an M/M/1's p99
+    in 86% of sets of ten 20 ms runs at ρ 0.9, and 67% at ρ 0.95 (exercise 9's runs), where
+    this one covered 93% and 87% (a review's measurement, 300 and 200 sets)."""
     point = quantile(q)
     ci = mean_ci(np.sort(fractions), level=level)  # sorted: the same bits whatever order parts came in
     if not (math.isfinite(point) and math.isfinite(ci.half_width)):
@@ -610,7 +612,7 @@ def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: flo
         return hist_quantile(whole, p, top) / 1e6 if whole.sum() else math.nan
 
     point = quantile(q)
-    fractions = np.array([tail_cdf(np.nonzero(m)[0], m[np.nonzero(m)[0]], point * 1e6) for m in merged])
+    fractions = np.array([tail_cdf(nz, m[nz], point * 1e6) for m in merged for nz in (np.flatnonzero(m),)])
     iv = quantile_ci(quantile, q, fractions, level=level)
     biased = outside(mean_ci(vals, level=level).mean, iv, bucket_us(iv.mean))
     return BatchMeans(iv, vals, lag1_autocorrelation(vals[np.isfinite(vals)]), skip, thin, biased)

@@ -136,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",
-                   help="also print the path of the first N requests, stage by stage (for teaching)")
+                   help="also print the path of the requests numbered below N, stage by stage (for teaching; "
+                        "a forked request takes the next number)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list the bundled hosts, architectures and workloads")

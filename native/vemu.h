@@ -20,7 +20,11 @@
  *             service begun `gap` or longer ago starts at once (given a free unit), else it
  *             waits until the gap has passed, and everything waiting then (up to `batch`)
  *             is served together; a request arriving at the very instant the gap passes
- *             joins those waiting, behind them. One throttle per qclass, whatever its units.
+ *             joins those waiting, behind them, if its arrival is taken before the gap's
+ *             end (events at one instant go in the order they were scheduled; the gap's
+ *             end was scheduled when the first of those waiting came, so usually it goes
+ *             first and the newcomer waits for the next gap). One throttle per qclass,
+ *             whatever its units.
  *   preempt   a qclass with `preempt` takes a unit at once when a request arrives and no
  *             unit is free, if one is serving a qclass of lower priority (the lowest such,
  *             the one begun or resumed earliest among equals, so that preemptions

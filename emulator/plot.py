@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker  # noqa: F401 (matplotlib.ticker.FormatStrFormatter below)
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-matplotlib.rcParams["svg.hashsalt"] = "vemu"  # stable SVG ids: the same data gives the same bytes
-import matplotlib.pyplot as plt  # noqa: E402
+# No pyplot and no backend chosen: figures are drawn on their own canvas and written to
+# files, so importing this module (or running a study that draws) leaves a notebook's
+# backend (%matplotlib inline) and its own figures alone.
 
-from .provenance import atomic_write_many, read_csv  # noqa: E402
+from .provenance import atomic_write_many, read_csv
 
 # one colour per category, stable across figures; tenant work is the calm one
 CATEGORY_COLORS = {
@@ -59,16 +61,24 @@ def _color(cat: str, i: int) -> str:
     return CATEGORY_COLORS.get(cat, EXTRA_COLORS[i % len(EXTRA_COLORS)])
 
 
-def _save(fig: "plt.Figure", png: Path | str) -> None:
+def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """pyplot.subplots without pyplot: a Figure of its own and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _save(fig: Figure, png: Path | str) -> None:
     import io
 
     png = Path(png)
     files = {}
-    for path, fmt in ((png, "png"), (png.with_suffix(".svg"), "svg")):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-        files[path] = buf.getvalue()
-    plt.close(fig)
+    # stable SVG ids (the same data gives the same bytes), set for these writes only
+    with matplotlib.rc_context({"svg.hashsalt": "vemu"}):
+        for path, fmt in ((png, "png"), (png.with_suffix(".svg"), "svg")):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight",
+                        metadata={"Date": None} if fmt == "svg" else None)
+            files[path] = buf.getvalue()
     atomic_write_many(files)  # the pair together: never a new PNG beside an old SVG
 
 
@@ -77,7 +87,7 @@ def headline(csv_path: Path | str, png_path: Path | str) -> None:
     header, rows, prov = read_csv(csv_path)
     cats = header[3:]
     rows = sorted(rows, key=lambda r: float(r["usable_fraction"]))
-    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.8))
+    fig, ax = _subplots(figsize=(8.5, 0.45 * len(rows) + 1.8))
     names = [r["architecture"] for r in rows]
     left = [0.0] * len(rows)
     for i, c in enumerate(cats):
@@ -104,7 +114,7 @@ def usable_vs_io(csv_path: Path | str, png_path: Path | str) -> None:
     archs: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         archs.setdefault(r["architecture"], []).append((float(r["packets_per_mcycle"]), float(r["usable_fraction"])))
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     for a, pts in archs.items():
         pts.sort()
         color, ls = ARCH_STYLE.get(a, (None, "-"))
@@ -140,7 +150,7 @@ def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architect
     nrows = math.ceil(len(archs) / ncols)
     heights = [min(top, max(len(by_arch[a]) for a in archs[i * ncols:(i + 1) * ncols])) for i in range(nrows)]
     fig_h = sum(0.3 * h + 1.3 for h in heights) + 0.6
-    fig = plt.figure(figsize=(7.2 * ncols, fig_h))
+    fig = Figure(figsize=(7.2 * ncols, fig_h))
     gs = fig.add_gridspec(nrows, ncols, height_ratios=[0.3 * h + 1.3 for h in heights], hspace=0.55, wspace=0.95,
                           top=1.0 - 0.55 / fig_h, bottom=0.45 / fig_h)
     c_low, c_high = "#30638e", "#d1495b"
@@ -253,7 +263,7 @@ def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     """Throughput and p99 latency against offered load, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "offered_per_s")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, (ax1, ax2) = _subplots(1, 2, figsize=(11, 4.3))
     _ci_lines(ax1, data, "offered_per_s", "throughput_per_s", x_scale=1e-6, y_scale=1e-6)
     if _ci_lines(ax2, data, "offered_per_s", "p99_us", x_scale=1e-6):
         _thin_note(ax2)
@@ -281,7 +291,7 @@ def latency_cdf(csv_path: Path | str, png_path: Path | str) -> None:
     """Latency CDFs at one offered load, one line per architecture (tail on a log scale)."""
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "quantile")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     any_thin = False
     for a, pts in data.items():
         color, ls = ARCH_STYLE.get(a, (None, "-"))
@@ -309,7 +319,7 @@ def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ())
     """Usable fraction against the cost of a VM exit, with hardware generations marked."""
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "exit_cycles")
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = _subplots(figsize=(8, 4.8))
     _ci_lines(ax, data, "exit_cycles", "usable_fraction")
     for i, (label, cycles, _src) in enumerate(generations):
         ax.axvline(cycles, color="#999999", linewidth=0.8, linestyle=":")
@@ -329,7 +339,7 @@ def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
     """A victim's p99 latency against its neighbour's packet rate, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
     data = _by_arch(rows, "neighbour_offered_packets_per_s")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _subplots(figsize=(7.5, 4.8))
     if _ci_lines(ax, data, "neighbour_packets_per_s", "victim_p99_us", x_scale=1e-6):
         _thin_note(ax)
     ax.set_yscale("log")
@@ -349,7 +359,7 @@ def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
     sweep = sorted((r for r in rows if r["architecture"] == "sriov"), key=lambda r: float(r["throttle_us"]))
     refs = [r for r in rows if r["architecture"] != "sriov"]
     ref_style = {"sriov-posted": ("#66a182", "--"), "bare-metal": ("#000000", ":")}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (a1, a2) = _subplots(1, 2, figsize=(11, 4.4))
     x = [float(r["throttle_us"]) for r in sweep]
     xs = [v if v > 0 else 1.0 for v in x]  # the unthrottled point drawn at 1 us on the log axis
     for ax, keys, unit in ((a1, (("cycles_per_request", "all host cycles"),
@@ -395,7 +405,7 @@ def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
     paths = {"xdp_irq": ("XDP, interrupts (core sleeps in C-states)", "#d1495b"),
              "xdp_haltpoll": ("XDP, core polls 200 µs before it sleeps", "#edae49"),
              "dpdk_poll": ("DPDK, polling", "#30638e")}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 6.0))
+    fig, (a1, a2) = _subplots(1, 2, figsize=(11, 6.0))
     for path, (label, color) in paths.items():
         pts = sorted((r for r in rows if r["path"] == path), key=lambda r: float(r["packets_per_s"]))
         if not pts:
@@ -459,7 +469,7 @@ def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -
             curves.setdefault(r["architecture"], []).append({k: float(r[k] or "nan") for k in num})
     for pts in curves.values():
         pts.sort(key=lambda p: p["dom0_cores"])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.5, 1]})
+    fig, (a1, a2) = _subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.5, 1]})
     for a, pts in curves.items():
         color, ls = ARCH_STYLE.get(a, (None, "-"))
         x = [p["dom0_cores"] for p in pts]
@@ -519,7 +529,7 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
     header, rows, prov = read_csv(csv_path)
     parts = [k for k in header if k.startswith(("wait_", "svc_")) and not k.endswith("_ci")] + ["wire_device", "delay"]
     rows = rows[::-1]  # the first architecture on top
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.8))
+    fig, ax = _subplots(figsize=(9, 0.5 * len(rows) + 1.8))
     y = list(range(len(rows)))
     left = [0.0] * len(rows)
     for i, k in enumerate(parts):
@@ -554,7 +564,7 @@ def request_path(csv_path: Path | str, png_path: Path | str) -> None:
     completion) on a thin lane below. The label: the get's time and its VM exits."""
     header, rows, prov = read_csv(csv_path)
     archs = list(dict.fromkeys(r["architecture"] for r in rows))
-    fig, ax = plt.subplots(figsize=(10, 0.62 * len(archs) + 1.9))
+    fig, ax = _subplots(figsize=(10, 0.62 * len(archs) + 1.9))
     seen: dict[str, Any] = {}
     end_of: dict[str, float] = {}
     for yi, a in enumerate(archs):
@@ -618,7 +628,7 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
             cats += [v for v, _ in pts if v not in cats]
     data = {label: [dict(p, **{x: float(v) if numeric else float(cats.index(v))}) for v, p in pts]
             for label, pts in lines.items()}
-    fig, axes = plt.subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
+    fig, axes = _subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
     for ax, y in zip(axes[:, 0], ys):
         if _ci_lines(ax, data, x, y, ci="_ci95", connect=numeric and connect):
             _thin_note(ax, SHORT_NOTE)

@@ -157,3 +157,20 @@ def test_a_pair_of_result_files_is_replaced_together_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.csv"]
     atomic_write_many({tmp_path / "s.csv": b"new\n", tmp_path / "t.csv": b"new\n"})
     assert (tmp_path / "s.csv").read_text() == (tmp_path / "t.csv").read_text() == "new\n"
+
+
+def test_drawing_leaves_the_callers_matplotlib_alone(tmp_path):
+    # emulator.plot chose the Agg backend on import and drew with pyplot: in a notebook
+    # (%matplotlib inline) the user's own figures stopped showing. Now nothing global moves.
+    import subprocess
+    import sys
+    from pathlib import Path
+    RESULTS = Path(__file__).resolve().parent.parent / "results"
+    code = ("import matplotlib; matplotlib.use('pdf'); import matplotlib.pyplot as plt\n"
+            "salt = matplotlib.rcParams['svg.hashsalt']\n"
+            "import emulator.plot as p\n"
+            f"p.headline({str(RESULTS / 'headline.csv')!r}, {str(tmp_path / 'h.png')!r})\n"
+            "assert matplotlib.get_backend() == 'pdf', matplotlib.get_backend()\n"
+            "assert plt.get_fignums() == [] and matplotlib.rcParams['svg.hashsalt'] == salt\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "h.svg").exists()

@@ -9,6 +9,7 @@ core had nothing to do is ``reserved_idle`` (or ``poll`` if the resource polls).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -346,7 +347,9 @@ class Result:
                 "wall_s": self.wall_s,
                 "spec_digest": e.digest(),
             }
-        return self._dict
+        # a copy: a caller editing what it got (a notebook's d["flows"].clear()) changed what
+        # the next to_dict(), to_json() and the replication measures read
+        return copy.deepcopy(self._dict)
 
     def to_json(self, **kw: Any) -> str:
         return dumps(self.to_dict(), **kw)

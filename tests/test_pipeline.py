@@ -174,3 +174,19 @@ def test_drawing_leaves_the_callers_matplotlib_alone(tmp_path):
             "assert plt.get_fignums() == [] and matplotlib.rcParams['svg.hashsalt'] == salt\n")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "h.svg").exists()
+
+
+def test_a_results_dict_is_the_callers_to_change():
+    # to_dict() handed out its cache: editing what it returned changed the next to_dict(),
+    # to_json() and the replication measures read from it
+    from emulator.model import load_experiment
+    from emulator.simulation import Simulation
+    from emulator.stats import measures
+    r = Simulation(load_experiment(host="xeon-2017", architecture="nitro", workload="kv-cache",
+                                   duration_s=0.0005)).run()
+    want = r.to_dict()
+    d = r.to_dict()
+    d["usable_fraction"] = 123.0
+    d["flows"].clear()
+    assert r.to_dict() == want and '"usable_fraction": 123' not in r.to_json()
+    assert measures(r)["usable_fraction"] == want["usable_fraction"]

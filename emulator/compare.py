@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import ModelError
-from .model import Experiment, bundled, load_experiment
+from .model import Experiment, as_experiment, bundled, check_level, check_seed, load_experiment
 from .result import categories, dumps
 from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, apart, mean_ci, missing, pooled_percentiles, replication_seeds,
                     run_measures, thin_tails)
@@ -130,7 +130,9 @@ def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, w
     unless a file sets it: load them with ``duration_s=`` for the same runs)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_REPLICATIONS:
         raise ModelError(f"need an integer number of replications in [2, {MAX_REPLICATIONS}], got {n}")
-    seed0 = a.seed if seed0 is None else seed0
+    a, b = as_experiment(a, key="a"), as_experiment(b, key="b")
+    level = check_level(level)
+    seed0 = a.seed if seed0 is None else check_seed(seed0, key="seed0")
     seeds_a = replication_seeds(seed0, n)
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
     rows, (pool_a, pool_b) = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a]

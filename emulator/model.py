@@ -1060,6 +1060,34 @@ def _check_arguments(spec: Any, host: Any, architecture: Any, workload: Any, set
     return items
 
 
+def as_experiment(x: Any, *, key: str = "experiment") -> "Experiment":
+    """An Experiment as the API's functions take it: an Experiment, or what
+    :func:`load_experiment` takes (an experiment file's path, or a table); else a ModelError
+    naming ``key`` (a path passed to Simulation() failed with "'str' object has no
+    attribute 'host'")."""
+    if isinstance(x, Experiment):
+        return x
+    if isinstance(x, (str, os.PathLike, Mapping)):
+        return load_experiment(x)
+    raise ModelError(f"must be an Experiment (load_experiment), an experiment file's path or a table, "
+                     f"got {_show(x)}", key=key)
+
+
+def check_count(n: Any, *, key: str, lo: int = 1, hi: int = 2**31 - 1) -> int:
+    """An integer argument in [lo, hi] (not a bool, a float or a string), or a ModelError
+    naming ``key``."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not lo <= n <= hi:
+        raise ModelError(f"must be an integer in [{lo}, {hi}], got {_show(n)}", key=key)
+    return int(n)
+
+
+def check_level(level: Any, *, key: str = "level") -> float:
+    """A confidence level in (0, 1), or a ModelError naming ``key``."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ModelError(f"must be a confidence level in (0, 1), such as 0.95, got {_show(level)}", key=key)
+    return float(level)
+
+
 def check_seed(seed: Any, *, key: str = "seed", file: str | None = None) -> int:
     """A seed as the engine takes it (an integer in [0, 2**64), not a bool), or the
     ModelError naming ``key``: one check for the API's arguments, a run's and a file's."""

@@ -61,6 +61,28 @@ def _color(cat: str, i: int) -> str:
     return CATEGORY_COLORS.get(cat, EXTRA_COLORS[i % len(EXTRA_COLORS)])
 
 
+def _reads_table(draw: Any) -> Any:
+    """A figure drawn from a results CSV: a missing file, or a table without the columns
+    the figure reads (another figure's CSV, a sweep's), is a ModelError naming the file and
+    the column (it was a bare KeyError or FileNotFoundError)."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapped(csv_path: Path | str, png_path: Path | str, *args: Any, **kwargs: Any) -> None:
+        from ._core import ModelError
+
+        if not Path(csv_path).is_file():
+            raise ModelError("no such file", file=str(csv_path))
+        try:
+            return draw(csv_path, png_path, *args, **kwargs)
+        except KeyError as e:
+            table = {"sensitivity_tornado": "sensitivity"}.get(draw.__name__, draw.__name__.replace("_", "-"))
+            raise ModelError(f"has no column {e.args[0]!r}: not the table {draw.__name__}() draws (vemu reproduce "
+                             f"writes it as results/{table}.csv)", file=str(csv_path)) from None
+
+    return wrapped
+
+
 def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
     """pyplot.subplots without pyplot: a Figure of its own and its axes."""
     fig = Figure(figsize=figsize)
@@ -82,6 +104,7 @@ def _save(fig: Figure, png: Path | str) -> None:
     atomic_write_many(files)  # the pair together: never a new PNG beside an old SVG
 
 
+@_reads_table
 def headline(csv_path: Path | str, png_path: Path | str) -> None:
     """Usable fraction per architecture, as stacked bars of host-cycle categories."""
     header, rows, prov = read_csv(csv_path)
@@ -108,6 +131,7 @@ def headline(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def usable_vs_io(csv_path: Path | str, png_path: Path | str) -> None:
     """Usable fraction against I/O intensity, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
@@ -130,6 +154,7 @@ def usable_vs_io(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def sensitivity_tornado(csv_path: Path | str, png_path: Path | str, *, architectures: list[str] | None = None,
                         top: int = 12) -> None:
     """Tornado charts of the usable fraction, one panel per architecture (sensitivity.csv).
@@ -259,6 +284,7 @@ def _thin_note(ax: Any, note: str = THIN_NOTE) -> None:
     ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
 
 
+@_reads_table
 def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     """Throughput and p99 latency against offered load, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
@@ -287,6 +313,7 @@ def hockey(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def latency_cdf(csv_path: Path | str, png_path: Path | str) -> None:
     """Latency CDFs at one offered load, one line per architecture (tail on a log scale)."""
     header, rows, prov = read_csv(csv_path)
@@ -315,6 +342,7 @@ def latency_cdf(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ()) -> None:
     """Usable fraction against the cost of a VM exit, with hardware generations marked."""
     header, rows, prov = read_csv(csv_path)
@@ -335,6 +363,7 @@ def exit_cost(csv_path: Path | str, png_path: Path | str, generations: Any = ())
     _save(fig, png_path)
 
 
+@_reads_table
 def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
     """A victim's p99 latency against its neighbour's packet rate, one line per architecture."""
     header, rows, prov = read_csv(csv_path)
@@ -352,6 +381,7 @@ def noisy_neighbour(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
     """CPU per request and latency against the receive interrupt's throttle interval under
     exiting interrupts, with exitless interrupts and bare metal as reference lines."""
@@ -398,6 +428,7 @@ def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
     """Mean latency (with the closed forms) and the core's time against the packet rate, for
     an interrupt-driven XDP core that sleeps in C-states and a polling DPDK core."""
@@ -453,6 +484,7 @@ def polling_vs_interrupts(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def dom0_size(csv_path: Path | str, png_path: Path | str, *, bundled: int = 8) -> None:
     """The usable fraction against the cores reserved for dom0, with the bound of
     operational analysis beside each curve and the architectures without a dom0 as
@@ -523,6 +555,7 @@ BREAKDOWN_LABELS = {"wait_vcpu": "waiting for a vCPU", "wait_backend": "waiting 
                     "wire_device": "wire and devices", "delay": "pure delay (no resource held: e.g. a card's pipeline)"}
 
 
+@_reads_table
 def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
     """Each architecture's mean request latency as stacked parts: service by category,
     waiting for a vCPU or a back end, wire and devices, delays (the CSV's columns)."""
@@ -557,6 +590,7 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
     _save(fig, png_path)
 
 
+@_reads_table
 def request_path(csv_path: Path | str, png_path: Path | str) -> None:
     """One key-value get on an idle host under each architecture, as a timeline: each
     stage's service coloured by the category it is charged to, the wire and devices grey,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ._core import STATUS_EFULL, Engine, EmulatorError, ModelError, NativeError, Stalled
-from .model import PS_PER_S, Compiled, Experiment, check_seed, check_window, compile_experiment, load_experiment
+from .model import (PS_PER_S, Compiled, Experiment, as_experiment, check_count, check_seed, check_window,
+                    compile_experiment, load_experiment)
 from .result import Result
 
 DEFAULT_CHUNK_EVENTS = 1 << 22
@@ -32,6 +33,7 @@ class Simulation:
     """An experiment made ready to run (compiled once, run with any seed)."""
 
     def __init__(self, experiment: Experiment, *, trace_requests: int = 0, pool_size: int | None = None):
+        experiment = as_experiment(experiment)  # a path or a table is loaded
         self.experiment = experiment
         self.compiled: Compiled = compile_experiment(experiment, trace_requests=trace_requests, pool_size=pool_size)
 
@@ -51,8 +53,7 @@ class Simulation:
         duration = e.duration_s if duration_s is None else duration_s
         warmup = e.warmup_s if warmup_s is None else warmup_s
         check_window(duration, warmup)
-        if chunk_events < 1:
-            raise ValueError("chunk_events must be >= 1")
+        chunk_events = check_count(chunk_events, key="chunk_events", hi=2**62)
         t0 = time.perf_counter()
         warm_ps = round(warmup * PS_PER_S)
         end_ps = warm_ps + round(duration * PS_PER_S)

@@ -57,7 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import EmulatorError, Engine, ModelError, NativeError
-from .model import PS_PER_S, Experiment
+from .model import PS_PER_S, Experiment, as_experiment, check_count, check_level, check_seed, check_window
 from .result import MIN_TAIL_REQUESTS, Pool, Result, Tail, hist_quantile, tail_cdf, thin_tail
 
 # ----------------------------------------------------------------------------- Student's t
@@ -173,6 +173,8 @@ def replication_seeds(seed0: int, n: int) -> list[int]:
         out.append(((int(hi) << 32) | int(lo)) & (2**63 - 1))
     return out
 
+
+MAX_REPLICATIONS = 100_000  # per call; more is a typo, and the seeds alone would take minutes
 
 # the percentile measures (as measures() and sweep tables name them) and their quantiles
 PERCENTILES = {"p50_us": 0.50, "p99_us": 0.99, "p999_us": 0.999}
@@ -398,9 +400,10 @@ def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, worke
     """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
     default the experiment's seed) and returns each measure's mean and t-based CI, a
     percentile's by sectioning (:func:`pooled_percentiles`)."""
-    if n < 2:
-        raise ModelError(f"need at least 2 replications for a confidence interval, got {n}")
-    seeds = replication_seeds(experiment.seed if seed0 is None else seed0, n)
+    experiment = as_experiment(experiment)
+    n = check_count(n, key="n", lo=2, hi=MAX_REPLICATIONS)  # an interval needs 2
+    level = check_level(level)
+    seeds = replication_seeds(experiment.seed if seed0 is None else check_seed(seed0, key="seed0"), n)
     rows, (pool,) = run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers,
                                  cache=cache)
     samples = collect(rows)
@@ -533,7 +536,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
         raise ModelError("need window_s > 0, n_windows >= 1, start_s >= 0")
     sim = Simulation(experiment)
     c = sim.compiled
-    seed = experiment.seed if seed is None else seed
+    seed = experiment.seed if seed is None else check_seed(seed)
     rows: list[dict[str, float]] = []
     wts: list[dict[str, float]] = []
     hists: dict[str, list[np.ndarray]] = {name: [] for name in c.flows}
@@ -625,8 +628,13 @@ def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: 
     windows) and the batch-means CI of every measure. A batch's mean latency is its
     latency sum over its completions; its p99 and p99.9 are those of its merged latency
     histogram (:func:`batch_quantiles`)."""
+    experiment = as_experiment(experiment)
+    n_batches = check_count(n_batches, key="n_batches", lo=2, hi=10_000)
+    windows_per_batch = check_count(windows_per_batch, key="windows_per_batch", hi=10_000)
+    level = check_level(level)
     dur = experiment.duration_s if duration_s is None else duration_s
     warm = experiment.warmup_s if warmup_s is None else warmup_s
+    check_window(dur, warm)
     n_win = n_batches * windows_per_batch
     ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm)
     out = {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
@@ -690,7 +698,10 @@ def choose_warmup(experiment: Experiment, *, horizon_s: float | None = None, n_w
     """Runs a pilot of ``horizon_s`` (default warm-up + duration of the experiment) from an
     empty system, cut into ``n_windows`` windows, and applies MSER-5 to the windows' values
     of ``measure`` (default: the first flow's mean latency)."""
+    experiment = as_experiment(experiment)
+    n_windows = check_count(n_windows, key="n_windows", hi=1_000_000)  # fewer than 10: not converged, and said so
     horizon = experiment.warmup_s + experiment.duration_s if horizon_s is None else horizon_s
+    check_window(horizon, 0.0)
     ws = window_series(experiment, window_s=horizon / n_windows, n_windows=n_windows, seed=seed)
     if measure is None:
         measure = next((k for k in ws.values if k.endswith(".mean_us")), "usable_fraction")

@@ -82,7 +82,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ._core import ModelError
-from .model import KINDS, bundled_path, check_seed, load_experiment, parse_set, read_toml
+from .model import KINDS, bundled_path, check_count, check_seed, load_experiment, parse_set, read_toml
 from .result import Pool, Tail, categories, tail_from_json
 from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, thin_tail
 
@@ -481,11 +481,13 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     from .runner import Job
 
     kind, n_sample = parse_sample(sample)
+    for name, v in (("vary", vary), ("sets", sets)):  # a string would be read a character at a time
+        if isinstance(v, (str, bytes)):
+            raise ModelError(f"must be a {'mapping or ' if name == 'vary' else ''}list of 'KEY=...' strings, got the "
+                             f"string {v!r}: put it in a list", key=f"--{name.rstrip('s')}")
     axes = _axes(vary, kind != "grid")
-    if isinstance(replications, bool) or int(replications) != replications or not 1 <= replications <= MAX_RUNS:
-        raise ModelError(f"must be an integer in [1, {MAX_RUNS}], got {replications}", key="--replications")
-    if isinstance(sample_seed, bool) or int(sample_seed) != sample_seed or sample_seed < 0:
-        raise ModelError(f"must be an integer >= 0, got {sample_seed}", key="--sample-seed")
+    replications = check_count(replications, key="--replications", hi=MAX_RUNS)
+    sample_seed = check_count(sample_seed, key="--sample-seed", lo=0, hi=2**63 - 1)
     n_points = math.prod(len(a.values) for a in axes) if kind == "grid" else n_sample
     if n_points * int(replications) > MAX_RUNS:
         raise ModelError(f"{n_points} points x {int(replications)} replications = {n_points * int(replications)} runs, "
@@ -495,8 +497,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     if seed is None:  # the file's, checked as vemu run checks it (a bad one was taken as 1, or blamed on --seed)
         seed = check_seed(ex.get("seed", 1), key="experiment.seed",
                           file=spec_prov["spec"] if isinstance(job_spec, str) else None)
-    if not 0 <= int(seed) < 2**64:
-        raise ModelError(f"{seed} is out of range: an integer in [0, 2**64)", key="--seed")
+    seed = check_seed(seed, key="--seed")  # 1.5 was taken as 1, '7' as 7
     points = design(axes, sample, sample_seed=sample_seed)
     seeds = replication_seeds(int(seed), int(replications))
     fixed = {"host": host, "architecture": architecture, "workload": workload}

@@ -1247,6 +1247,9 @@ def predict(experiment: Experiment) -> Prediction | None:
 
 def analyse(experiment: Experiment) -> tuple[Prediction | None, str | None]:
     """(prediction, None) when theory covers ``experiment``, else (None, reason)."""
+    from .model import as_experiment
+
+    experiment = as_experiment(experiment)  # a path or a table is loaded; anything else is named
     try:
         return _analyse(experiment), None
     except _Uncovered as e:

@@ -190,3 +190,39 @@ def test_a_results_dict_is_the_callers_to_change():
     d["flows"].clear()
     assert r.to_dict() == want and '"usable_fraction": 123' not in r.to_json()
     assert measures(r)["usable_fraction"] == want["usable_fraction"]
+
+
+def test_the_api_names_a_wrong_argument():
+    # from a notebook these were bare TypeErrors, ZeroDivisionErrors, cffi's "an integer is
+    # required", AttributeError on a path, a string read a character at a time, a KeyError
+    # from a figure given another figure's CSV
+    import math
+    from pathlib import Path
+
+    import pytest
+
+    from emulator import plot, stats
+    from emulator._core import ModelError
+    from emulator.compare import compare
+    from emulator.model import load_experiment
+    from emulator.simulation import Simulation
+    from emulator.sweep import sweep
+    root = Path(__file__).resolve().parent.parent
+    heavy = str(root / "examples" / "heavy-load.toml")
+    exp = load_experiment(heavy, duration_s=0.001)
+    vary = {"workload.flows.0.rate_per_s": [1e5]}
+    for call, key in [
+        (lambda: stats.replicate(exp, 3.0), "n:"), (lambda: stats.replicate(exp, 2, seed0=1.7), "seed0:"),
+        (lambda: stats.replicate(exp, 2, level=0), "level:"), (lambda: stats.long_run(exp, n_batches=0), "n_batches:"),
+        (lambda: stats.long_run(exp, warmup_s=math.nan), "warmup_s"), (lambda: stats.choose_warmup(exp, n_windows=0),
+                                                                          "n_windows:"),
+        (lambda: stats.long_run(exp, seed=1.5), "seed:"), (lambda: Simulation(exp).run(chunk_events=1.5), "chunk_events:"),
+        (lambda: Simulation(3), "experiment:"), (lambda: compare(exp, 3, 2), "b:"),
+        (lambda: sweep(heavy, vary="exit_cycles=1,2"), "put it in a list"),
+        (lambda: sweep(heavy, vary=vary, sets="a=1"), "put it in a list"), (lambda: sweep(heavy, vary=vary, seed=1.5),
+                                                                             "--seed:"),
+        (lambda: plot.headline(root / "results" / "hockey.csv", "/nonexistent/x.png"), "has no column"),
+    ]:
+        with pytest.raises(ModelError, match=key):
+            call()
+    assert Simulation(heavy).run(duration_s=0.0005).usable_fraction > 0  # a path is loaded

@@ -291,14 +291,17 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
     if choice is not None:
         out.append(_warmup_note(choice))
     batch = a.batches is not None
-    out += ["", f"{'measure':<34} {'mean':>12} {'± 95%':>11} {'n':>6}" + (f" {'lag-1':>6}" if batch else "")]
+
+    def width(iv: Any) -> str:  # a percentile's interval is not symmetric about it: its two sides
+        return (_g(iv.half_width) if iv.low is None or not math.isfinite(iv.half_width)
+                else f"-{iv.mean - iv.lo:.3g}/+{iv.hi - iv.mean:.3g}")
+
+    w = max([11] + [len(width(r[1])) for r in rows])
+    out += ["", f"{'measure':<34} {'mean':>12} {'± 95%':>{w}} {'n':>6}" + (f" {'lag-1':>6}" if batch else "")]
     for k, iv, lag1, thin, correlated, biased in rows:
         flags = (" *" if thin else "") + (" correlated" if correlated else "") + (" biased" if biased else "")
         lag = f" {lag1:>6.2f}" if batch else ""
-        # a percentile's interval is not symmetric about it: its two sides
-        width = (_g(iv.half_width) if iv.low is None or not math.isfinite(iv.half_width)
-                 else f"-{iv.mean - iv.lo:.3g}/+{iv.hi - iv.mean:.3g}")
-        out.append(f"{k[:34]:<34} {_g(iv.mean):>12} {width:>11} {iv.n:>6}{lag}{flags}")
+        out.append(f"{k[:34]:<34} {_g(iv.mean):>12} {width(iv):>{w}} {iv.n:>6}{lag}{flags}")
     unit = "batch" if batch else "run"
     if any(r[3] for r in rows):
         out += ["", f"* some {unit} had fewer than {MIN_TAIL_REQUESTS} requests beyond this "

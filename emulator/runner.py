@@ -243,7 +243,7 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
                 done(pending.pop(f), f.result())
-    except BaseException:
+    except BaseException as e:
         procs = list((getattr(pool, "_processes", None) or {}).values())
         manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
@@ -252,17 +252,31 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None
         # the signal mask holds for this thread only: in a process with other threads (a
         # notebook's kernel) a Ctrl-C can land while a worker is being forked, after the
         # fork and before the pool lists it; it would sleep on for the whole session (6 of
-        # 150 interrupts of replicate(workers=2) with a timer thread did so)
-        listed = {p.pid for p in procs}
-        for pid in _children() - before - listed:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:  # gone, or reaped by multiprocessing meanwhile
-                pass
+        # 150 interrupts of replicate(workers=2) with a timer thread did so). Only then, and
+        # only forks of this very interpreter: another thread's subprocess, or the resource
+        # tracker and forkserver multiprocessing starts, are not the pool's to kill
+        if forked and isinstance(e, (KeyboardInterrupt, SystemExit)):
+            listed = {p.pid for p in procs}
+            for pid in _children() - before - listed:
+                if _same_program(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                    except OSError:  # gone, or reaped by multiprocessing meanwhile
+                        pass
         _forget_manager(manager)
         raise
     pool.shutdown()
+
+
+def _same_program(pid: int) -> bool:
+    """Whether process ``pid`` runs this interpreter with this command line (a fork of this
+    process that has not exec'd); False when that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f, open("/proc/self/cmdline", "rb") as g:
+            return f.read() == g.read() and os.readlink(f"/proc/{pid}/exe") == os.readlink("/proc/self/exe")
+    except OSError:
+        return False
 
 
 def _children() -> set[int]:
@@ -538,9 +552,8 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
                 _abandon(client)
             except BaseException:  # a cluster already gone: nothing more to close
                 pass
-            if stop is None:
-                for lg in quiet:
-                    lg.disabled = False
+            for lg in quiet:  # back on, interrupted or not: a notebook's later Dask errors must show
+                lg.disabled = False
         loop_log.setLevel(level)
         if stop is not None:
             # the results that came back are in the cache; this run stops here (a Ctrl-C

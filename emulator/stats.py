@@ -126,7 +126,8 @@ class Interval:
     mean: float
     half_width: float
     n: int
-    std: float  # sample standard deviation of the values (or of the batch means)
+    std: float  # sample standard deviation of the values (or of the batch means); a percentile's
+    #             (quantile_ci): the one its half-width implies, half_width * sqrt(n) / t
     level: float = 0.95
     low: float | None = None
     high: float | None = None

@@ -1014,8 +1014,15 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
         raise ModelError(f"no point has {', '.join(f'{k}={v}' for k, v in fixed.items())}", file=str(path))
     options = json.loads(prov.get("options", "{}") or "{}")
     # a Latin-hypercube or random sample gives every point its own value of every key: its
-    # points are drawn as they fell (a scatter against --x), the other keys varying too
-    scattered = str(options.get("sample") or "grid") != "grid"
+    # points are drawn as they fell (a scatter against --x), the other keys varying too.
+    # Without the options line (a summary saved without its # lines), a design where no
+    # combination of the other keys comes twice is taken for a sample
+    others = [k for k in keys if k not in (x, by) and k not in fixed]
+    if "sample" in options:
+        scattered = str(options.get("sample") or "grid") != "grid"
+    else:
+        combos = [tuple(r[k] for k in others) for r in rows]
+        scattered = bool(others) and len(rows) > 1 and len(set(combos)) == len(combos)
     for k in keys:
         if k in (x, by) or k in fixed or scattered:
             continue
@@ -1053,8 +1060,7 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     names = [f"{k} {options[k]}" for k in KINDS if options.get(k) and k not in (x, by)]
     names += [f"{k}={v}" for k, v in fixed.items()] + list(options.get("sets", []))
     window = f", {options['duration_s']} s windows" if options.get("duration_s") else ""
-    others = [k for k in keys if k not in (x, by) and k not in fixed]
-    spread = f"; {options.get('sample')} sample, {', '.join(others)} varying too" if scattered and others else ""
+    spread = f"; {options.get('sample') or 'sampled'} sample, {', '.join(others)} varying too" if scattered and others else ""
     title = (f"{'; '.join(names) + ': ' if names else ''}{options.get('replications', '?')} replications a point"
              f"{window}; 95% CI bars{spread}")
     return Figure(x, list(ys), lines, numeric, bool(logx), title, by, scattered)

@@ -260,6 +260,9 @@ def test_a_ctrl_c_while_the_dask_cluster_closes_stops_the_run(tmp_path, monkeypa
         run_jobs(jobs, executor="dask", workers=1, cache=cache)
     assert FakeClient.made[0].status == "closed"
     assert len(list((tmp_path / "c").rglob("*.json"))) == 2  # what came back is kept
+    import logging  # distributed's logging, quiet while the close ran, is back on for what follows
+    assert not [n for n, lg in logging.root.manager.loggerDict.items()
+                if n.split(".")[0] == "distributed" and isinstance(lg, logging.Logger) and lg.disabled]
 
 
 def test_a_worker_forked_as_ctrl_c_lands_is_not_left_behind(monkeypatch):
@@ -289,3 +292,52 @@ def test_a_worker_forked_as_ctrl_c_lands_is_not_left_behind(monkeypatch):
     assert forked and forked[0] not in runner._children()
     with pytest.raises(ChildProcessError):  # killed and reaped
         os.waitpid(forked[0], os.WNOHANG)
+
+
+def _fails(x):
+    raise ValueError(f"run {x} failed")
+
+
+def test_a_failed_pool_kills_only_its_own(tmp_path):
+    # The orphan sweep after an interrupt must not reach a child another thread started (it
+    # was killed and reaped, its Popen reading exit status 0), nor multiprocessing's own
+    # helpers; and a worker's error is no interrupt at all.
+    import threading
+    from emulator import runner
+
+    other = []
+    t = threading.Timer(0.05, lambda: other.append(subprocess.Popen(["sleep", "30"])))
+    t.start()
+
+    with pytest.raises(ValueError, match="failed"):
+        runner.pool_run(_slow_fail, [1, 2, 3, 4], 2, lambda i, r: None)
+    t.join()
+    try:
+        assert other and other[0].poll() is None  # still running
+    finally:
+        for p in other:
+            p.kill()
+            p.wait()
+
+
+def _slow_fail(x):
+    time.sleep(0.3)
+    return _fails(x)
+
+
+def test_failed_pools_under_the_forkserver_leave_the_next_one_working():
+    # the first failed pool's orphan sweep killed the forkserver and resource tracker: the
+    # next pool died of "ChildProcessError: No child processes"
+    script = (
+        "import multiprocessing as mp\n"
+        "mp.set_start_method('forkserver')\n"
+        "from emulator import runner\n"
+        "import tests.test_runner as t\n"
+        "for _ in range(2):\n"
+        "    try:\n"
+        "        runner.pool_run(t._fails, [1, 2, 3], 2, lambda i, r: None)\n"
+        "    except ValueError as e:\n"
+        "        print('ok', e)\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.stdout.count("ok run") == 2, out.stderr[-2000:]

@@ -815,3 +815,24 @@ def test_a_sampled_design_plots_as_points_against_x(tmp_path, capsys) -> None:
     assert fig.scattered and sum(len(p) for p in fig.lines.values()) == 5 and "tx_per_byte varying too" in fig.title
     assert main(["plot", str(tmp_path / "s.csv"), "--x", "exit_cycles", "--y", "usable_fraction",
                  "--out", str(tmp_path / "p.png")]) == 0
+
+
+def test_a_sampled_summary_saved_without_its_lines_still_plots(tmp_path, capsys) -> None:
+    # no options line to say it was sampled: a design where no combination of the other keys
+    # comes twice is taken for a sample (it was refused: "the sweep also varies tx_per_byte")
+    assert main(["sweep", "--host", "xeon-2017", "-w", "kv-cache", "-a", "nitro", "--vary", "exit_cycles=1000:3000",
+                 "--vary", "tx_per_byte=0.1:0.5", "--sample", "lhs:4", "--duration", "0.0005",
+                 "--out", str(tmp_path / "s.csv"), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    bare = tmp_path / "bare.csv"
+    bare.write_text("".join(ln for ln in (tmp_path / "s-summary.csv").read_text().splitlines(True)
+                            if not ln.startswith("#")))
+    assert sw.figure_of(bare, "exit_cycles", ["usable_fraction"]).scattered
+    # a grid keeps refusing an unfixed second key, with or without its lines
+    assert main(["sweep", "--host", "xeon-2017", "-w", "kv-cache", "-a", "nitro", "--vary", "exit_cycles=1000,2000",
+                 "--vary", "tx_per_byte=0.1,0.5", "--duration", "0.0005", "--out", str(tmp_path / "g.csv"),
+                 "--cache", str(tmp_path / "c"), "-q"]) == 0
+    grid = tmp_path / "grid.csv"
+    grid.write_text("".join(ln for ln in (tmp_path / "g-summary.csv").read_text().splitlines(True)
+                            if not ln.startswith("#")))
+    with pytest.raises(ModelError, match="also varies tx_per_byte"):
+        sw.figure_of(grid, "exit_cycles", ["usable_fraction"])

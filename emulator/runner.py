@@ -226,12 +226,12 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None
         for i, x in enumerate(items):
             done(i, fn(x))
         return
-    before = _children()
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     import multiprocessing
 
     # the parent check needs workers forked from this process (not from a forkserver's)
     forked = multiprocessing.get_start_method() == "fork"
+    before = _children() if forked else set()  # for the orphan sweep below, which only forks need
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     pool = ProcessPoolExecutor(max_workers=n, initializer=_ignore_sigint,
                                initargs=(os.getpid() if forked else None,))
     try:

@@ -128,7 +128,8 @@ class Spec:
     # ^ qclass (-1 none), category, work (ps), per_byte_ps, delay (ps), draw_bytes, bytes[,
     #   fork (0 none, else 1 + the class a request leaving the stage starts a detached one on)[,
     #   (per_page_ps, page_bytes, unpaged_bytes) or None[, (tag, bytes_tag): the keys of its
-    #   draws, distinct over the stages (default: its index), see vemu.h's Randomness]]]
+    #   draws, distinct over the stages (default: its index), see vemu.h's Randomness[, lanes
+    #   (0 or 1: none; L: served on qclass + the request's lane mod L, qclasses alike)]]]]
     classes: Sequence[tuple[int, int, float]]  # first_stage, n_stages, weight
     flows: Sequence[tuple[Any, ...]]
     # ^ closed, interarrival (ps), clients, think (ps), first_class, n_classes[, tag: the key of
@@ -182,6 +183,7 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
             g.per_page_ps, g.page_bytes, g.unpaged_bytes = row[8]
         # the keys of its draws (distinct over the stages); by default its place in the model
         g.tag, g.bytes_tag = row[9] if len(row) > 9 else (i, i)
+        g.lanes = row[10] if len(row) > 10 else 0
         g.qclass = q
         g.category = cat
         _set_dist(g.work, work)

@@ -92,6 +92,7 @@ class Stage:
     where: str = ""  # file and key path, for messages and batch identity
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
     throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
+    queues: Union[int, str] = 1  # its queues (each with its own batches and throttle), or "units": one per unit
     fork: str | None = None  # a path of the architecture each request leaving the stage sets off, detached
     per_page: Union[float, str] = 0.0  # cycles per page of the request's bytes beyond unpaged_bytes (ceil)
     page_bytes: float = 4096.0
@@ -393,7 +394,18 @@ def _params(t: _Table) -> dict[str, float]:
 
 
 _STAGE_KEYS = ("name", "on", "cycles", "per_byte", "delay_us", "account", "batch", "priority", "preempt",
-               "direction", "throttle_us", "fork", "per_page", "page_bytes", "unpaged_bytes")
+               "direction", "throttle_us", "queues", "fork", "per_page", "page_bytes", "unpaged_bytes")
+
+
+def _queues(t: "_Table") -> Union[int, str]:
+    """`queues`: a whole number, or "units" (one per unit of the stage's resource)."""
+    if isinstance(t.data.get("queues"), str):
+        v = t.data["queues"]
+        if v != "units":
+            raise t.err("queues", f"must be a whole number of queues or \"units\" (one per unit of the stage's "
+                                  f"resource: per vCPU on a cpu), got '{v}'")
+        return v
+    return t.int("queues", 1, lo=1, hi=LIMITS["units"])
 
 
 def _per_page(t: "_Table") -> Union[float, str]:
@@ -412,7 +424,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         raise t.err(None, "a stage needs `on` (a resource) or `delay_us` (a pure delay)")
     if on is None:
         for k in ("cycles", "per_byte", "account", "batch", "priority", "preempt", "direction", "throttle_us",
-                  "per_page", "page_bytes", "unpaged_bytes"):
+                  "queues", "per_page", "page_bytes", "unpaged_bytes"):
             if t.has(k):
                 raise t.err(k, "only a stage with `on` can have it")
     account = t.str("account", "tenant")
@@ -431,6 +443,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         preempt=t.bool("preempt", False),
         where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
+        queues=_queues(t),
         fork=t.str("fork") if t.has("fork") else None,
         per_page=_per_page(t),
         page_bytes=t.num("page_bytes", 4096.0, lo=1, hi=LIMITS["bytes"]),
@@ -1378,7 +1391,7 @@ class _Compiler:
         forked path) and ``seen`` counts what the step's stages so far drew for: together
         they make the stage's tags (see :func:`_tag`)."""
         file, key = self._split(s.where)
-        q, cat = -1, self.cat_index.get("tenant", 0)
+        q, cat, lanes = -1, self.cat_index.get("tenant", 0), 1
         work: Dist = NONE_DIST
         per_byte = 0.0
         paged: tuple[float, float, float] | None = None  # ps per page, page bytes, unpaged bytes
@@ -1463,12 +1476,20 @@ class _Compiler:
                                  f"{LIMITS['gap_ps'] / PS_PER_US:g} us", file=file, key=key + ".throttle_us")
             # a batching or throttled stage has a queue of its own: its batches form, and its
             # throttle counts, only among its own requests (one throttle per resource: per
-            # tenant on vcpu, as a VF's interrupt vector)
+            # tenant on vcpu, as a VF's interrupt vector), or `queues` of them, each request
+            # in the one its lane picks (a multi-queue NIC's vectors). A stage that neither
+            # batches nor throttles shares the resource's one queue whatever its `queues`
+            # (requests are served in arrival order across queues of one priority).
+            if s.batch > 1 or gap > 0:
+                lanes = self.res[ri].units if s.queues == "units" else int(s.queues)
             qkey = ((ri, s.priority, s.preempt) if s.batch == 1 and gap == 0
-                    else (ri, s.priority, s.where, s.batch, gap, s.preempt))
+                    else (ri, s.priority, s.where, s.batch, gap, s.preempt, lanes))
             if qkey not in self.q_index:
+                if len(self.qclasses) + lanes > LIMITS["stages"]:
+                    raise ModelError(f"more than {LIMITS['stages']} queues after expanding `queues`", file=file,
+                                     key=key + ".queues")
                 self.q_index[qkey] = len(self.qclasses)
-                self.qclasses.append((ri, s.priority, s.batch, gap, int(s.preempt)))
+                self.qclasses += [(ri, s.priority, s.batch, gap, int(s.preempt))] * lanes
             q = self.q_index[qkey]
         delay = self._dist(s.delay_us, PS_PER_US, file, key + ".delay_us")
         draw = bytes_ is not None
@@ -1484,7 +1505,7 @@ class _Compiler:
         what = rname if rname is not None and self.res[ri].kind != "cpu" else (s.stream or s.name)
         seen[what] = seen.get(what, 0) + 1
         tags = (_tag(*place, what, seen[what]), _tag(*place, "bytes"))
-        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork, paged, tags))
+        self.stages.append((q, cat, work, per_byte, delay, draw, nbytes, fork, paged, tags, lanes))
         self.stage_info.append(StageInfo(s.name, flow, cls, rname, self.categories[cat], step, s.where))
 
     def _fork_path(self, path: str, file: str, key: str) -> None:

@@ -947,11 +947,19 @@ def _poisson_tail(mean: float, k: int) -> float:
     return min(1.0, acc)
 
 
+def _lanes(row: tuple[Any, ...]) -> int:
+    """The queues (lanes) a compiled stage spreads its requests over: 1 without."""
+    return int(row[10]) if len(row) > 10 and row[10] > 1 else 1
+
+
 def _throttled(c: Any) -> Prediction:
     """A throttled stage (an interrupt throttle) fed by one Poisson flow, alone on its
     resource, followed there by the stages its batch carries on through; pure delays may
     come before and after. Services of fixed length S <= G, so a unit is always free when a
-    gap ends, and a batch limit Poisson arrivals in a gap exceed with probability < 1e-6."""
+    gap ends, and a batch limit Poisson arrivals in a gap exceed with probability < 1e-6.
+    With `queues` (L lanes, each request in one drawn from its key) each lane is such a
+    throttle fed by a thinned Poisson stream of rate lam / L, given a unit for each lane
+    (units >= L: a lane has at most one service in progress, as S <= G)."""
     spec = c.spec
     if len(spec.flows) != 1:
         raise _Uncovered("a throttled stage is covered only with one flow on the host (no background flows)")
@@ -969,12 +977,20 @@ def _throttled(c: Any) -> Prediction:
     qi = spec.stages[t][0]
     ri, _prio, batch, gap = spec.qclasses[qi][:4]
     name = c.resources[ri].name
+    lanes = _lanes(spec.stages[t])
+    units = spec.resources[ri][0]
+    if units < lanes:
+        raise _Uncovered(f"the throttled stage on '{name}' has {lanes} queues but {units} units: a gap may end "
+                         "with every unit busy serving other queues")
     chain = [t]
     while chain[-1] + 1 < first + n and spec.stages[chain[-1]][4][1] == 0:
         nq = spec.stages[chain[-1] + 1][0]
         if nq < 0 or spec.qclasses[nq][0] != ri or spec.qclasses[nq][2] < batch or \
                 (len(spec.qclasses[nq]) > 3 and spec.qclasses[nq][3] > 0):
             break
+        if _lanes(spec.stages[chain[-1] + 1]) != lanes:
+            raise _Uncovered(f"the stages after the throttled one on '{name}' have other `queues` than it: its "
+                             "batches split")
         chain.append(chain[-1] + 1)
     for si in idx:
         if si in chain:
@@ -988,30 +1004,32 @@ def _throttled(c: Any) -> Prediction:
             raise _Uncovered(f"besides the throttled stage on '{name}' (and the stages its batch carries on "
                              "through) the flow may only have pure delays: a batch leaving it arrives elsewhere "
                              "all at once, which no closed form here covers")
-    if sum(1 for q in spec.qclasses if q[0] == ri) != len({spec.stages[si][0] for si in chain}):
+    if sum(1 for q in spec.qclasses if q[0] == ri) != lanes * len({spec.stages[si][0] for si in chain}):
         raise _Uncovered(f"resource '{name}' serves other stages too")
     svc = sum(spec.stages[si][2][1] for si in chain)  # ps, fixed
     if svc > gap:
         raise _Uncovered(f"a service of {svc / PS_PER_US:g} us is longer than the throttle's gap of "
                          f"{gap / PS_PER_US:g} us (a unit may still be busy when the gap ends)")
+    lam_all, lam = lam, lam / lanes  # each lane's requests: a thinned Poisson stream
     if _poisson_tail(lam * gap, batch) > 1e-6:
         raise _Uncovered(f"a batch of {batch} is often full within one gap ({lam * gap:.3g} arrivals on average)")
     m = throttle_cycle(lam, gap)
     wait, _ = throttle_wait(lam, gap)
-    units = spec.resources[ri][0]
     own = spec.stages[t][2][1]
     delay_mean, delays_fixed = 0.0, True
     for si in idx:
         dm, _rate, _known = _delay_parts(spec.stages[si][4])
         delay_mean += dm
         delays_fixed &= spec.stages[si][4][0] == "fixed" or dm == 0
-    station = StationPrediction(name, f"throttle {gap / PS_PER_US:g} us", svc / m / units,
+    per = f", {lanes} queues" if lanes > 1 else ""
+    station = StationPrediction(name, f"throttle {gap / PS_PER_US:g} us{per}", lanes * svc / m / units,
                                 wait / PS_PER_US, (wait + own) / PS_PER_US, stage=t)
     p99 = p999 = None
     if delays_fixed:
         p99, p999 = ((delay_mean + svc + throttle_wait_quantile(lam, gap, p)) / PS_PER_US for p in (0.99, 0.999))
-    flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc) / PS_PER_US, p99, p999)
-    return Prediction(f"interrupt throttle (renewal: {1e12 / m:,.0f} services/s)", [flow], [station])
+    flow = FlowPrediction(c.flows[0], lam_all * 1e12, (delay_mean + wait + svc) / PS_PER_US, p99, p999)
+    each = f" in {lanes} queues of {1e12 / m:,.0f}" if lanes > 1 else ""
+    return Prediction(f"interrupt throttle (renewal: {lanes * 1e12 / m:,.0f} services/s{each})", [flow], [station])
 
 
 def _open_series(c: Any, fi: int) -> Prediction:

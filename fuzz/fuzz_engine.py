@@ -109,8 +109,13 @@ def decode(data: bytes) -> tuple[Spec, list[tuple[str, int, str, int]], int, int
                  d.u32(0, 2)) for _ in range(nq)]  # preempt: 0, 1 or (invalid) 2
     def paged() -> tuple:  # sometimes work per page: (ps per page, page bytes, unpaged bytes) after fork 0
         return (0, (d.num(0, 1e7), d.num(1, 8192), d.num(0, 256))) if d.f.ConsumeBool() else ()
-    stages = [(d.i32(-1, nq - 1), d.u32(0, max(0, ncat - 1)), d.dist(0, 1e7), d.num(0, 1e3), d.dist(0, 1e6),
-               d.f.ConsumeBool(), d.dist(0, 1e4)) + paged() for _ in range(ns)]
+
+    def lanes(i: int, row: tuple) -> tuple:  # sometimes lanes (valid where the qclasses agree), after tags
+        if not d.f.ConsumeBool():
+            return row
+        return row + (() if len(row) > 7 else (0, None)) + ((i, i), d.u32(0, 4) if not d.edge() else U32)
+    stages = [lanes(i, (d.i32(-1, nq - 1), d.u32(0, max(0, ncat - 1)), d.dist(0, 1e7), d.num(0, 1e3),
+                        d.dist(0, 1e6), d.f.ConsumeBool(), d.dist(0, 1e4)) + paged()) for i in range(ns)]
     classes = [(d.u32(0, max(0, ns - 1)), d.u32(1, max(1, ns)), d.num(0.01, 10)) for _ in range(nc)]
     flows = [(d.f.ConsumeBool(), d.dist(1e5, 1e9), d.u32(1, 8), d.dist(0, 1e9), d.u32(0, max(0, nc - 1)),
               d.u32(1, max(1, nc))) for _ in range(nf)]

@@ -326,7 +326,7 @@ static void dump_model(const vemu_model *m, uint64_t seed) {
     for (uint32_t i = 0; i < m->n_idle_states; i++) fprintf(stderr, "idle %u: exit %lld res %lld\n", i, (long long)m->idle_states[i].exit, (long long)m->idle_states[i].residency);
     for (uint32_t i = 0; i < m->n_resources; i++) { const vemu_resource_spec *r = &m->resources[i]; fprintf(stderr, "res %u: units %u cap %lld idle %u+%u wake %u poll %lld pollcat %u\n", i, r->units, (long long)r->capacity, r->idle_first, r->n_idle, r->wake_category, (long long)r->poll, r->poll_category); }
     for (uint32_t i = 0; i < m->n_qclasses; i++) { const vemu_qclass_spec *q = &m->qclasses[i]; fprintf(stderr, "qc %u: res %u prio %d batch %u gap %lld preempt %u\n", i, q->resource, q->priority, q->batch, (long long)q->gap, q->preempt); }
-    for (uint32_t i = 0; i < m->n_stages; i++) { const vemu_stage_spec *g = &m->stages[i]; fprintf(stderr, "stage %u: qc %d cat %u", i, g->qclass, g->category); dump_dist("work", &g->work); fprintf(stderr, " pb %.17g", g->per_byte_ps); dump_dist("delay", &g->delay); fprintf(stderr, " draw %d", g->draw_bytes); dump_dist("bytes", &g->bytes); fprintf(stderr, " fork %u page %.17g/%.17g/%.17g tag %llu/%llu\n", g->fork, g->per_page_ps, g->page_bytes, g->unpaged_bytes, (unsigned long long)g->tag, (unsigned long long)g->bytes_tag); }
+    for (uint32_t i = 0; i < m->n_stages; i++) { const vemu_stage_spec *g = &m->stages[i]; fprintf(stderr, "stage %u: qc %d cat %u", i, g->qclass, g->category); dump_dist("work", &g->work); fprintf(stderr, " pb %.17g", g->per_byte_ps); dump_dist("delay", &g->delay); fprintf(stderr, " draw %d", g->draw_bytes); dump_dist("bytes", &g->bytes); fprintf(stderr, " fork %u page %.17g/%.17g/%.17g tag %llu/%llu lanes %u\n", g->fork, g->per_page_ps, g->page_bytes, g->unpaged_bytes, (unsigned long long)g->tag, (unsigned long long)g->bytes_tag, g->lanes); }
     for (uint32_t i = 0; i < m->n_classes; i++) fprintf(stderr, "class %u: %u+%u w %.17g\n", i, m->classes[i].first_stage, m->classes[i].n_stages, m->classes[i].weight);
     for (uint32_t i = 0; i < m->n_flows; i++) { const vemu_flow_spec *f = &m->flows[i]; fprintf(stderr, "flow %u: arrival %d", i, f->arrival); dump_dist("ia", &f->interarrival); fprintf(stderr, " clients %u", f->clients); dump_dist("think", &f->think); fprintf(stderr, " classes %u+%u tag %llu\n", f->first_class, f->n_classes, (unsigned long long)f->tag); }
 }
@@ -420,6 +420,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t t = u8(r);
         g->tag = t < 250 ? i : raw64(r);
         g->bytes_tag = t < 250 ? 100 + i : raw64(r);
+        uint8_t ln = u8(r); /* lanes: none, a few (valid where the qclasses agree), or any */
+        g->lanes = ln < 200 ? 0 : ln < 250 ? 2 + ln % 3 : raw32(r);
     }
     for (uint32_t i = 0; i < nc; i++) {
         uint8_t b = u8(r);

@@ -99,7 +99,7 @@ static int check(vemu_sim *s, uint64_t seed) {
               uint32_t prevh = NIL;
               for (uint32_t h = s->qc[q0].ahead; h != NIL; prevh = h, h = s->req[h].anext) {
                 CHK(++listed <= svc, "r%u: more services listed than pending", r);
-                CHK(s->req[h].aprev == prevh && (uint32_t)s->st[s->req[h].stage].qclass == q0, "r%u q%u: list links", r, q0);
+                CHK(s->req[h].aprev == prevh && stage_q(s, &s->req[h], s->req[h].stage) == q0, "r%u q%u: list links", r, q0);
                 CHK(s->req[h].svc_seq != UINT64_MAX, "r%u: a suspended service listed in progress", r);
                 CHK(prevh == NIL || s->req[prevh].svc_seq < s->req[h].svc_seq, "r%u q%u: list out of order", r, q0);
                 int32_t p = head_priority(s, h);
@@ -158,6 +158,12 @@ static int check(vemu_sim *s, uint64_t seed) {
             }
         }
     }
+    for (uint32_t r = 0; r < s->n_resources; r++) {
+        const resource *rs = &s->res[r];
+        CHK(rs->n_nz <= rs->q_count, "r%u: %u non-empty of %u qclasses", r, rs->n_nz, rs->q_count);
+        for (uint32_t k = 1; k < rs->q_count; k++) /* lowest priority first */
+            CHK(s->qc[s->res_q[rs->q_first + k - 1]].priority <= s->qc[s->res_q[rs->q_first + k]].priority, "r%u: res_q order", r);
+    }
     for (uint32_t q = 0; q < s->n_qclasses; q++) {
         qclass *qc = &s->qc[q];
         resource *rs = &s->res[qc->resource];
@@ -168,6 +174,11 @@ static int check(vemu_sim *s, uint64_t seed) {
                 gate_now |= s->heap[i].t == s->now;
             }
         CHK(gates == (uint32_t)qc->gate_pending && gates <= 1, "q%u: %u gates pending, bit %d", q, gates, qc->gate_pending);
+        /* its resource's list of non-empty qclasses holds it exactly while it has requests */
+        uint32_t listed = 0;
+        for (uint32_t k = 0; k < rs->n_nz; k++) listed += rs->nz[k] == q;
+        CHK(listed == (qc->len > 0) && (!listed || rs->nz[qc->nz_pos] == q), "q%u: %u times on the non-empty list, len %llu",
+            q, listed, (unsigned long long)qc->len);
         if (qc->len == 0) continue;
         /* (a gate due at this instant that has yet to pop is about to serve them) */
         CHK(rs->free == 0 || qc_closed(qc, s->now) || gate_now, "q%u: %llu waiting behind an open queue with %u units free",
@@ -246,7 +257,7 @@ int main(int argc, char **argv){
             }
         }
         uint32_t NQ = NR + ri(QX);
-        vemu_qclass_spec qc[16];
+        vemu_qclass_spec qc[32];
         for (uint32_t q = 0; q < NQ; q++) { qc[q].resource = q < NR ? q : ri(NR); qc[q].priority = ri(PR); qc[q].batch = ri(2)? 1 : 1+ri(4); qc[q].gap = ri(GP)==0 ? ri(3000) : 0; qc[q].preempt = ri(PP) == 0; }
         uint32_t NS = 1 + ri(6);
         vemu_stage_spec stg[8];
@@ -258,6 +269,11 @@ int main(int argc, char **argv){
             stg[i].work = dist(1);
             stg[i].delay = ri(3)==0 ? dist(1) : (vemu_dist){0,0,0};
             if (stg[i].qclass < 0 && stg[i].delay.mean == 0) stg[i].delay.mean = 0;
+            if (stg[i].qclass >= 0 && ri(4) == 0 && NQ + 3 <= 32) { /* lanes: copies of its qclass */
+                uint32_t L = 2 + ri(2), q0 = (uint32_t)stg[i].qclass;
+                for (uint32_t k = 0; k < L; k++) qc[NQ + k] = qc[q0];
+                stg[i].qclass = (int32_t)NQ; stg[i].lanes = L; NQ += L;
+            }
             if (ri(4) == 0) { /* bytes drawn here, and work per page of them */
                 stg[i].draw_bytes = 1; stg[i].bytes = dist(1);
                 stg[i].per_page_ps = ri(2) ? 0 : 1 + ri(500);

@@ -52,6 +52,7 @@ static rng rng_flow(uint64_t seed, uint64_t flow) {
 #define T_DELAY 0x4f1bbcdcbfa53e0bULL
 #define T_THINK 0x1b873593cc9e2d51ULL
 #define T_FORK 0x6a09e667f3bcc909ULL
+#define T_LANE 0x3c6ef372fe94f82bULL
 static inline rng rng_keyed(uint64_t key, uint64_t tag) {
     rng r = {key ^ tag};
     return r;
@@ -204,6 +205,7 @@ typedef struct {
     uint32_t stage, stage_end;
     uint32_t bytes;
     uint32_t flow, batch, cls;
+    uint32_t lane; /* picks its qclass at a stage with lanes (see stage_q) */
     uint32_t unit; /* the unit its service holds, on a resource with idle states */
     /* preemption (read only at stages on a preemptive resource): */
     uint64_t due;     /* when its service in progress ends */
@@ -226,6 +228,7 @@ typedef struct {
     int32_t preempt;      /* its arrivals preempt lower-priority services */
     uint32_t ahead, atail; /* (preemptive resource) its services in progress, in the order they
                               began or resumed: the head has run longest */
+    uint32_t nz_pos;       /* while len > 0: its place in its resource's nz */
 } qclass;
 
 /* A throttled qclass whose gap since its last service start has not yet passed. */
@@ -237,7 +240,9 @@ typedef struct {
     uint64_t waiting;
     uint32_t susp; /* (preemption) its suspended services, highest priority first (first
                       suspended first among equals): NIL when none */
-    uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q */
+    uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q, lowest priority first */
+    uint32_t *nz, n_nz;        /* its qclasses with requests waiting, in no order (a stage's lanes
+                                  make many qclasses, few of them non-empty at once) */
     uint32_t gated;            /* one of its qclasses is throttled */
     uint32_t n_idle;           /* idle states of its units (0: none); beside the hot fields */
     double queue_area;
@@ -262,7 +267,8 @@ typedef struct {
 } resource;
 
 typedef struct {
-    int32_t qclass;
+    int32_t qclass;    /* the first of its lanes' qclasses */
+    uint32_t lanes;    /* >= 1 */
     uint32_t resource; /* of the qclass, or NIL */
     uint32_t category;
     /* flags precomputed at creation, so the hot paths need not look at the qclasses */
@@ -310,6 +316,7 @@ struct vemu_sim {
     resource *res;
     qclass *qc;
     uint32_t *res_q; /* qclass indices grouped by resource */
+    uint32_t *nz;    /* the resources' nz lists, grouped as res_q */
     stage *st;
     vemu_class_spec *cls;
     uint64_t *class_completed;
@@ -518,6 +525,24 @@ static inline void trace_stage(vemu_sim *s, const request *q, int dropped) {
 
 /* ---------------------------------------------------------------- request life */
 
+/* The qclass request q is served on at stage gi: its lane's (all of a stage's lanes agree
+ * in resource, priority, batch, gap and preemption, so only queues and throttles differ). */
+static inline uint32_t stage_q(const vemu_sim *s, const request *q, uint32_t gi) {
+    const stage *g = &s->st[gi];
+    return (uint32_t)g->qclass + (g->lanes > 1 ? q->lane % g->lanes : 0);
+}
+
+typedef struct {
+    int32_t priority;
+    uint32_t index;
+} qorder;
+
+static int qorder_cmp(const void *a, const void *b) {
+    const qorder *x = a, *y = b;
+    if (x->priority != y->priority) return x->priority < y->priority ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static int stage_enter(vemu_sim *s, uint32_t ri);
 static int start_service(vemu_sim *s, uint32_t qi, uint32_t head);
 static int gate_arm(vemu_sim *s, uint32_t qi);
@@ -550,6 +575,7 @@ static int issue(vemu_sim *s, uint32_t fi) {
     if (rc < 0) return rc;
     request *q = &s->req[ri];
     q->key = mix64(f->key_base + f->issued++ * GOLDEN_GAMMA);
+    q->lane = (uint32_t)(mix64(q->key ^ T_LANE) >> 32);
     uint32_t c = f->first_class;
     if (f->n_classes > 1) { /* pick a class by weight */
         rng r = rng_keyed(q->key, T_CLASS);
@@ -587,6 +613,7 @@ static __attribute__((noinline)) int fork_off(vemu_sim *s, uint32_t pi, uint32_t
     q->id = s->next_id++;
     q->parent = p->id;
     q->key = mix64(p->key ^ s->st[p->stage].tag ^ T_FORK);
+    q->lane = p->lane; /* the queue pair of the request that set it off */
     q->next = NIL;
     q->flow = p->flow;
     q->stage = s->cls[c].first_stage;
@@ -687,7 +714,10 @@ static inline void enqueue(vemu_sim *s, qclass *qc, resource *rs, uint32_t ri) {
     else
         s->req[qc->tail].next = ri;
     qc->tail = ri;
-    qc->len++;
+    if (qc->len++ == 0) {
+        qc->nz_pos = rs->n_nz;
+        rs->nz[rs->n_nz++] = (uint32_t)(qc - s->qc);
+    }
     queue_change(s, rs, +1);
 }
 
@@ -701,7 +731,8 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
         return schedule(s, to_ps(sample(&g->delay, &r)), EV_DELAY, ri);
     }
     resource *rs = &s->res[g->resource];
-    qclass *qc = &s->qc[g->qclass];
+    uint32_t qi = stage_q(s, q, q->stage);
+    qclass *qc = &s->qc[qi];
     if (__builtin_expect(g->preempts && rs->free == 0, 0) && !qc_closed(qc, s->now)) {
         /* none free: take one from a lower priority, then go on as if it had been free
          * (requests of its own waiting behind a gap that passes at this instant go first) */
@@ -714,22 +745,27 @@ static int stage_enter(vemu_sim *s, uint32_t ri) {
          * begins now, with the longest waiting first */
         int room = rs->capacity < 0 || rs->waiting < (uint64_t)rs->capacity;
         if (room) enqueue(s, qc, rs, ri);
-        int rc = gate_flush(s, (uint32_t)g->qclass);
-        if (rc < 0 || room) return rc < 0 ? rc : gate_arm(s, (uint32_t)g->qclass);
+        int rc = gate_flush(s, qi);
+        if (rc < 0 || room) return rc < 0 ? rc : gate_arm(s, qi);
         /* no room before: the service just begun made some; go on as an arrival */
     }
     /* with a unit free, every open qclass is empty: only a closed throttle makes it wait */
-    if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, (uint32_t)g->qclass, ri);
+    if (rs->free > 0 && (!g->throttled || !qc_closed(qc, s->now))) return start_service(s, qi, ri);
     if (rs->capacity >= 0 && rs->waiting >= (uint64_t)rs->capacity) return drop(s, ri, rs);
     enqueue(s, qc, rs, ri);
-    return g->throttled ? gate_arm(s, (uint32_t)g->qclass) : VEMU_OK;
+    return g->throttled ? gate_arm(s, qi) : VEMU_OK;
 }
 
 static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
     uint32_t ri = qc->head;
     qc->head = s->req[ri].next;
     if (qc->head == NIL) qc->tail = NIL;
-    qc->len--;
+    if (--qc->len == 0) { /* off its resource's non-empty list: the last takes its place */
+        resource *rs = &s->res[qc->resource];
+        uint32_t last = rs->nz[--rs->n_nz];
+        rs->nz[qc->nz_pos] = last;
+        s->qc[last].nz_pos = qc->nz_pos;
+    }
     return ri;
 }
 
@@ -827,7 +863,7 @@ static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint6
     request *h = &s->req[head];
     h->svc_seq = s->seq - 1;
     if (__builtin_expect(g->preemptive, 0)) { /* a service in progress: one that may be preempted */
-        qclass *qc = &s->qc[g->qclass];
+        qclass *qc = &s->qc[stage_q(s, h, h->stage)];
         h->due = time_after(s, len);
         h->anext = NIL;
         h->aprev = qc->atail;
@@ -843,7 +879,7 @@ static inline int svc_schedule(vemu_sim *s, const stage *g, uint32_t head, uint6
 
 static inline void act_remove(vemu_sim *s, resource *rs, uint32_t head) {
     const request *h = &s->req[head];
-    qclass *qc = &s->qc[s->st[h->stage].qclass];
+    qclass *qc = &s->qc[stage_q(s, h, h->stage)];
     if (h->aprev == NIL)
         qc->ahead = h->anext;
     else
@@ -867,7 +903,7 @@ static __attribute__((noinline)) int make_room(vemu_sim *s, resource *rs, int32_
     for (uint32_t k = 0; k < rs->q_count; k++) { /* each qclass's longest-running service */
         const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
         int32_t p = qc->priority;
-        if (p >= prio || (v != NIL && p > vp)) continue;
+        if (p >= prio || (v != NIL && p > vp)) break; /* (res_q runs up in priority) */
         uint32_t hi = qc->ahead;
         while (hi != NIL && s->req[hi].due <= s->now) hi = s->req[hi].anext;
         if (hi == NIL) continue;
@@ -930,9 +966,8 @@ static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const res
         if (drop ? hp >= prio : hp > prio) return 1;
     }
     if (rs->waiting == 0) return 0;
-    for (uint32_t k = 0; k < rs->q_count; k++) {
-        const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
-        if (qc->len == 0) continue;
+    for (uint32_t k = 0; k < rs->n_nz; k++) {
+        const qclass *qc = &s->qc[rs->nz[k]];
         if (qc->preempt && qc->priority > prio && !qc_closed(qc, s->now)) return 1;
         if (drop && qc->priority >= prio && !qc_closed(qc, s->now)) return 1;
     }
@@ -1025,15 +1060,15 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
 }
 
 /* A unit of `rs` is free: give it to the longest-waiting request of the highest-priority
- * non-empty qclass whose throttle is open. Resources have few qclasses, so a scan beats
- * any index. */
+ * non-empty qclass whose throttle is open. Few qclasses are non-empty at once, so a scan
+ * of them beats any index (the choice does not depend on their order: enq_seq is unique). */
 static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource *rs) {
     if (rs->waiting == 0) return __builtin_expect(rs->susp == NIL, 1) ? VEMU_OK : resume(s, rs);
     uint32_t best = NIL;
-    for (uint32_t k = 0; k < rs->q_count; k++) {
-        uint32_t qi = s->res_q[rs->q_first + k];
+    for (uint32_t k = 0; k < rs->n_nz; k++) {
+        uint32_t qi = rs->nz[k];
         qclass *qc = &s->qc[qi];
-        if (qc->len == 0 || (rs->gated && qc_closed(qc, s->now))) continue;
+        if (rs->gated && qc_closed(qc, s->now)) continue;
         if (best == NIL) {
             best = qi;
             continue;
@@ -1075,9 +1110,10 @@ static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n)
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, k++) {
         const request *m = &s->req[ri];
         if (s->st[m->stage].has_delay || m->stage + 1 >= m->stage_end) return NIL;
-        int32_t q2 = s->st[m->stage + 1].qclass;
-        if (q2 < 0 || (q != NIL && (uint32_t)q2 != q)) return NIL;
-        q = (uint32_t)q2;
+        if (s->st[m->stage + 1].qclass < 0) return NIL;
+        uint32_t q2 = stage_q(s, m, m->stage + 1);
+        if (q != NIL && q2 != q) return NIL;
+        q = q2;
     }
     if (s->qc[q].batch < 2) return NIL;
     *n = k;
@@ -1175,7 +1211,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         const qclass *qn = &s->qc[q2];
         int rc = unit_release(s, rs, h);
         if (rc < 0) return rc;
-        if (qn->resource == r && qn->batch >= n && !qn->gap && !(g->preemptive && outranked(s, rs, s->qc[g->qclass].priority, qn->priority))) {
+        if (qn->resource == r && qn->batch >= n && !qn->gap && !outranked(s, rs, s->qc[g->qclass].priority, qn->priority)) {
             rc = start_chain(s, q2, head, tail, n, bytes);
             /* a request forked meanwhile found this service out of the running: it may
              * preempt now */
@@ -1190,13 +1226,12 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * can only form from requests that wait for it, so the request queues there like any
      * other */
     if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end &&
-        !(g->preemptive &&
-          outranked(s, rs, s->qc[g->qclass].priority, s->qc[s->st[h->stage + 1].qclass].priority))) {
+        !outranked(s, rs, s->qc[g->qclass].priority, s->qc[s->st[h->stage + 1].qclass].priority)) {
         int rc = pass_on(s, head, g);
         if (rc < 0) return rc;
         rc = unit_release(s, rs, h); /* start_service takes it again */
         if (rc < 0) return rc;
-        rc = start_service(s, (uint32_t)s->st[h->stage].qclass, head);
+        rc = start_service(s, stage_q(s, h, h->stage), head);
         /* a request forked meanwhile found this service out of the running: it may preempt now */
         return rc < 0 || !(g->preemptive && g->fork) ? rc : preempt_waiting(s, rs);
     }
@@ -1357,6 +1392,17 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         REQUIRE(g->qclass >= -1 && g->qclass < (int64_t)m->n_qclasses, "stage %u: qclass %d out of range", i,
                 g->qclass);
         REQUIRE(g->category < m->n_categories, "stage %u: category %u out of range", i, g->category);
+        REQUIRE(g->lanes <= VEMU_MAX_UNITS, "stage %u: lanes %u, need 0..%d", i, g->lanes, VEMU_MAX_UNITS);
+        REQUIRE(g->lanes <= 1 || (g->qclass >= 0 && (uint64_t)g->qclass + g->lanes <= m->n_qclasses),
+                "stage %u: %u lanes from qclass %d need qclasses up to %lld, there are %u", i, g->lanes, g->qclass,
+                (long long)g->qclass + g->lanes - 1, m->n_qclasses);
+        for (uint32_t k = 1; k < g->lanes; k++) {
+            const vemu_qclass_spec *a = &m->qclasses[g->qclass], *b = &m->qclasses[g->qclass + k];
+            REQUIRE(a->resource == b->resource && a->priority == b->priority && a->batch == b->batch &&
+                        a->gap == b->gap && a->preempt == b->preempt,
+                    "stage %u: lane %u's qclass %u differs from lane 0's %d (a stage's lanes must agree)", i, k,
+                    g->qclass + k, g->qclass);
+        }
         if (!check_dist(&g->work, "stage work", i, 0, err, len)) return 0;
         if (!check_dist(&g->delay, "stage delay", i, 0, err, len)) return 0;
         REQUIRE(isfinite(g->per_byte_ps) && g->per_byte_ps >= 0 && g->per_byte_ps <= 1e9,
@@ -1460,6 +1506,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->res = calloc(m->n_resources ? m->n_resources : 1, sizeof *s->res);
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
     s->res_q = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->res_q);
+    s->nz = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->nz);
     s->st = calloc(m->n_stages, sizeof *s->st);
     s->cls = calloc(m->n_classes, sizeof *s->cls);
     s->class_completed = calloc(m->n_classes, sizeof *s->class_completed);
@@ -1478,7 +1525,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
-    if (!s->res || !s->qc || !s->res_q || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
+    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
         !s->idle_res || !s->poll_owner || !s->trace_wake)
         goto nomem;
@@ -1519,9 +1566,11 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         poll_next += g->units;
     }
     /* group qclasses by resource (counting sort keeps their order) */
+    for (uint32_t i = 0; i < m->n_resources; i++) s->res[i].top_preempt = INT32_MIN; /* none preempts */
     for (uint32_t i = 0; i < m->n_qclasses; i++) s->res[m->qclasses[i].resource].q_count++;
     for (uint32_t i = 0, acc = 0; i < m->n_resources; i++) {
         s->res[i].q_first = acc;
+        s->res[i].nz = s->nz + acc;
         acc += s->res[i].q_count;
         s->res[i].q_count = 0;
     }
@@ -1540,10 +1589,21 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         if (q->preempt) r->preemptive = 1;
         s->res_q[r->q_first + r->q_count++] = i;
     }
+    /* each resource's in order of priority, lowest first (make_room stops at its level) */
+    if (m->n_qclasses > 1) {
+        qorder *ord = malloc((size_t)m->n_qclasses * sizeof *ord);
+        if (!ord) goto nomem;
+        for (uint32_t i = 0; i < m->n_qclasses; i++) ord[i] = (qorder){s->qc[s->res_q[i]].priority, s->res_q[i]};
+        for (uint32_t i = 0; i < m->n_resources; i++)
+            qsort(ord + s->res[i].q_first, s->res[i].q_count, sizeof *ord, qorder_cmp);
+        for (uint32_t i = 0; i < m->n_qclasses; i++) s->res_q[i] = ord[i].index;
+        free(ord);
+    }
     for (uint32_t i = 0; i < m->n_stages; i++) {
         const vemu_stage_spec *g = &m->stages[i];
         stage *t = &s->st[i];
         t->qclass = g->qclass;
+        t->lanes = g->lanes > 1 ? g->lanes : 1;
         t->resource = g->qclass >= 0 ? m->qclasses[g->qclass].resource : NIL;
         t->category = g->category;
         sampler_init(&t->work, &g->work);
@@ -1631,6 +1691,7 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->res);
     free(s->qc);
     free(s->res_q);
+    free(s->nz);
     free(s->st);
     free(s->cls);
     free(s->class_completed);
@@ -1656,9 +1717,9 @@ static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource
     while (rs->waiting || rs->susp != NIL) {
         int32_t top = INT32_MIN;
         int any = 0;
-        for (uint32_t k = 0; rs->waiting && k < rs->q_count; k++) {
-            const qclass *qc = &s->qc[s->res_q[rs->q_first + k]];
-            if (qc->preempt && qc->len > 0 && !qc_closed(qc, s->now) && (!any || qc->priority > top)) {
+        for (uint32_t k = 0; rs->waiting && k < rs->n_nz; k++) {
+            const qclass *qc = &s->qc[rs->nz[k]];
+            if (qc->preempt && !qc_closed(qc, s->now) && (!any || qc->priority > top)) {
                 top = qc->priority;
                 any = 1;
             }

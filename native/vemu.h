@@ -42,8 +42,10 @@
  *             is lower than its own and a suspended service, or a request already waiting
  *             (behind an open throttle, if any), has that stage's priority or higher: the
  *             interrupt's own stages are done, the interrupted code goes on, and the work
- *             the interrupt brought joins the queue in its turn. It does so too when a
- *             waiting preempting request outranks that stage. Only a service in progress
+ *             the interrupt brought joins the queue in its turn (on any resource, with or
+ *             without preemption, so that a lone request and the members of a batch go on
+ *             alike). It does so too when a waiting preempting request outranks that
+ *             stage. Only a service in progress
  *             is preempted, never a unit waking from an idle state.
  *   idle      a resource may give its units idle states (a CPU's C-states): each has an
  *             exit latency and a target residency, shallowest first. A unit that goes idle
@@ -80,6 +82,11 @@
  *             not counted as created, completed, dropped or in flight and has no latency;
  *             its completions count in its class's, its stages' statistics are kept, and
  *             it holds a pool slot while it runs. A class forked to has no forking stage.
+ *   lanes     a stage may spread its requests over `lanes` qclasses alike in every field:
+ *             each request has a lane (a number drawn from its key, a detached request
+ *             its parent's) and is served on the qclass its lane picks, so each lane has
+ *             its own queue, batches and throttle (one interrupt vector per queue of a
+ *             multi-queue NIC), while the resource's units serve them all.
  *   class     a contiguous run of stages; a flow draws a class per request by weight.
  *   flow      a source of requests: open (interarrival times drawn from a distribution)
  *             or closed (`clients` requests always outstanding, each followed by a think
@@ -96,7 +103,7 @@
  * think times, come from a stream of the flow's, seeded from (seed, the flow's `tag`). Every
  * other draw is keyed by the request that makes it: the k-th request of a flow (counted from
  * 0 over the whole run) has a key of (seed, the flow's tag, k), a detached request the key of
- * (its parent's key, the forking stage's tag), and its class, each step's bytes, each
+ * (its parent's key, the forking stage's tag), and its class, its lane, each step's bytes, each
  * stage's work and delay and the think time after it are drawn from a stream started at
  * (key, the stage's `tag` or `bytes_tag`, what is drawn). So two runs with one seed give
  * the k-th request the same class, sizes and service draws at stages of the same tag
@@ -222,6 +229,12 @@ typedef struct {
      * in two models, and its draws are common to both. */
     uint64_t tag;       /* its work, delay and fork */
     uint64_t bytes_tag; /* its bytes, when draw_bytes; distinct over the stages that draw them */
+    /* Lanes (0 or 1: none): a request is served on qclass + (its lane mod lanes), so the
+     * stage has `lanes` queues, each with its own batches and throttle (a multi-queue NIC's
+     * interrupt vectors, one per vCPU). qclass .. qclass + lanes - 1 must agree in every
+     * field. A request's lane is drawn from its key (see Randomness); a detached request
+     * takes its parent's. At most VEMU_MAX_UNITS. */
+    uint32_t lanes;
 } vemu_stage_spec;
 
 typedef struct {

@@ -45,6 +45,7 @@ typedef struct {
     int32_t qclass; uint32_t category; vemu_dist work; double per_byte_ps; vemu_dist delay;
     int32_t draw_bytes; vemu_dist bytes; uint32_t fork;
     double per_page_ps; double page_bytes; double unpaged_bytes; uint64_t tag; uint64_t bytes_tag;
+    uint32_t lanes;
 } vemu_stage_spec;
 typedef struct { uint32_t first_stage; uint32_t n_stages; double weight; } vemu_class_spec;
 typedef struct {

@@ -212,6 +212,8 @@ class _Pricer:
             bits.append("preempts")
         if s.throttle_us not in (0, 0.0):
             bits.append(f"throttle {self.value(s.throttle_us, 'us')}")
+        if s.queues != 1 and (s.batch > 1 or s.throttle_us not in (0, 0.0)):
+            bits.append("a queue per unit" if s.queues == "units" else f"{s.queues} queues")
         if s.fork:
             bits.append(f"fork {s.fork}")
         if s.direction:

@@ -177,3 +177,53 @@ def test_the_engine_serves_lanes_that_agree() -> None:
     with Engine(_engine_spec(2, (0, 0, 4, 1000)), seed=1) as eng:
         eng.run(10**10)
         assert int(eng.stats()["stage_completed"][0]) > 5000
+
+
+@pytest.mark.parametrize("arch,param", [("sriov", "vf_irq_throttle_us"), ("kvm-virtio", "host_nic_irq_throttle_us")])
+def test_a_bundled_nic_throttle_spaces_each_vcpu_queue_and_frees_cycles(arch: str, param: str) -> None:
+    # The bundled receive interrupt has one queue per vCPU: at 125 us each of the 72
+    # queues interrupts at most T / G + 1 times (a bound), and the cycles its exits no
+    # longer take go to the tenant (same seed: common random numbers; the gain measured
+    # on 20 ms is > 3 points, its noise ~0.3).
+    T = 0.02
+    out = {}
+    for gap in (0.0, 125.0):
+        exp = load_experiment(host="xeon-2017", architecture=arch, workload="cloud-mix", sets=[f"{param}={gap}"],
+                              duration_s=T, warmup_s=0.005)
+        res = Simulation(exp).run()
+        irq = [s for s in res.stages() if s["step"] == "net_rx" and s["stage"].startswith(("device interrupt",
+                                                                                             "host NIC interrupt"))]
+        assert len(irq) == 5  # one per class of cloud-mix, all in the same queues
+        out[gap] = (res.to_dict()["usable_fraction"], sum(s["services"] for s in irq), sum(s["completed"] for s in irq))
+    (u0, n0, c0), (u1, n1, c1) = out[0.0], out[125.0]
+    assert abs(n0 - c0) <= 72  # unthrottled: one interrupt per packet (bar services across the window's edges)
+    assert n1 <= 72 * (T / 125e-6 + 1) < c1
+    assert u1 > u0 + 0.01
+
+
+def _no_preemption(batch: int) -> dict[str, Any]:
+    """One 1 GHz core, no preemption: packets take an interrupt (priority 1, 0.5 us, batch
+    `batch`) and then protocol work (priority 0, 2 us); jobs (priority 0, 5 us) share the core.
+    Load 0.85."""
+    spec = experiment({}, {
+        "rx": [{"name": "irq", "on": "vcpu", "cycles": 500, "account": "exit", "priority": 1, "batch": batch},
+               {"name": "stack", "on": "vcpu", "cycles": 2000}],
+        "job": [{"name": "work", "on": "vcpu", "cycles": 5000}]},
+        [{"name": "pkts", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "rx"}]},
+         {"name": "jobs", "arrival": "poisson", "rate_per_s": 1.2e5, "steps": [{"path": "job"}]}],
+        duration_s=0.5, warmup_s=0.05)
+    return spec
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_the_work_an_interrupt_brings_joins_the_queue_without_preemption_too(batch: int) -> None:
+    # Once the interrupt's own stage is done, its packet's protocol work (priority 0) queues
+    # behind the jobs already waiting at that priority, whether the interrupt served one
+    # packet or a batch (before, a lone packet ran on at once and only a batch's queued).
+    # Jobs and protocol work then share one FIFO: their mean waits agree to within 10% (the
+    # 0.5 s run has ~10^5 of each, relative s.e. of each mean wait ~2%; the stack work
+    # arrives just after an interrupt, not as Poisson, which moves its mean wait by a few %).
+    res = run(_no_preemption(batch), seed=6)
+    st = {s["stage"]: s for s in res.stages()}
+    assert st["stack"]["mean_wait_us"] > 1.0
+    assert st["stack"]["mean_wait_us"] == pytest.approx(st["work"]["mean_wait_us"], rel=0.1)

@@ -236,8 +236,9 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
     w0 = (0.1 * 2 * 2.0**2 + 0.025 * 2 * 20.0**2) / 2  # per-us rates, exponential E[S^2] = 2 m^2
     assert w0 == pytest.approx(10.4) and w0 / 0.8 == pytest.approx(13.0)
     # (c) on 10 ms windows (3 ms warm-up): the usable fraction is the same to 0.001 (the
-    # same exits in another order); the timer is ~2.7 us preempting and hundreds of us
-    # queued behind the backlog at priority 1 (the sheet's ~408 us is the default window)
+    # same exits in another order, bar a few coalesced); the timer is ~2.7 us preempting
+    # and ~3.1 us waiting for a vCPU to end its stage (the sheet's figures are the default
+    # window's: 3.11 there, 3.11 here with a 95% half-width of 0.11)
     out = _text(capsys, "compare", "sriov", "sriov", "-n", "2", "--duration", "0.01", "--warmup", "0.003",
                 "--set-b", "architecture.paths.*.stages.*.preempt=false",
                 "--set-b", "architecture.background.*.steps.*.preempt=false")
@@ -245,7 +246,8 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
     assert float(usable.group(1)) == pytest.approx(0.9334, abs=0.001)
     assert float(usable.group(2)) == pytest.approx(float(usable.group(1)), abs=0.001)
     timer = re.search(r"timer\.mean_us\s+([0-9.]+)\s+([0-9.]+)", out)
-    assert float(timer.group(1)) == pytest.approx(2.72, abs=0.05) and float(timer.group(2)) > 250
+    assert float(timer.group(1)) == pytest.approx(2.72, abs=0.05)
+    assert float(timer.group(2)) == pytest.approx(3.11, abs=0.25)
 
 
 def test_8_a_closed_loop_under_its_bounds(capsys: pytest.CaptureFixture[str]) -> None:

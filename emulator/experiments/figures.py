@@ -612,7 +612,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     m = moderation(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "interrupt-moderation", m, ["architecture", "throttle_us", "interrupts_per_s_cap"],
                provenance(base | {"workload": "kv-cache", "cores": 1, "clients": MOD_CLIENTS, "offered_per_s": MOD_RATE,
-                                  "throttle": "sriov net_rx stage 1 throttle_us, stages 1-3 batch 64 (NAPI budget)"},
+                                  "throttle": "sriov vf_irq_throttle_us (its net_rx interrupt's stages batch 64, the NAPI budget)"},
                           [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
                                                                        ("sriov", *MOD_REFERENCES)]))
     figures.append(("interrupt_moderation", p, out / "interrupt-moderation.png", (), {}))

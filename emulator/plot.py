@@ -407,7 +407,6 @@ def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
                         markeredgecolor=ARCH_STYLE["sriov"][0])
                 _thin_note(ax)
         for r in refs:
-            # the bundled sriov (one interrupt per packet) in sriov's own colour, dotted apart
             color, ls = ref_style.get(r["architecture"], (ARCH_STYLE["sriov"][0], (0, (1, 1))))
             v = float(r[keys[0][0]]) * unit
             ax.axhline(v, color=color, linestyle=ls, linewidth=1.2, label=f"{r['architecture']}: {keys[0][1]}")

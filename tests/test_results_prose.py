@@ -165,3 +165,18 @@ def test_readme_headline_table_is_results_headline() -> None:
         exits = f(rs[a], "exit")
         if 0.01 < exits:
             assert f"{exits:.1%}" in ln, (a, f"{exits:.1%}")
+
+
+def test_interrupt_throttle_and_priority_ranges_prose() -> None:
+    # the README's "What the models may overcharge" and its interrupt-priority paragraph:
+    # each architecture's usable fraction at the throttle's high end and at priority 0,
+    # from its baseline, as sensitivity.csv has them (three decimals)
+    rs = rows("sensitivity")
+    for label, end, archs in (("VF receive interrupt throttle per vCPU queue (us)", "usable_at_high",
+                               ("sriov", "xen-aws-2013", "xen-aws-2017")),
+                              ("host NIC interrupt throttle per queue vector (us)", "usable_at_high", ("kvm-virtio",)),
+                              ("interrupts preempt tenant work (priority 1 or 0)", "usable_at_low",
+                               ("sriov", "xen-aws-2013", "xen-aws-2017", "kvm-virtio"))):
+        for a in archs:
+            r = by(rs, architecture=a, parameter=label)
+            quoted(f"{a} {f(r, 'baseline'):.3f} → {f(r, end):.3f}")

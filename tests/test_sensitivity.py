@@ -65,6 +65,8 @@ BASE_RANGE = '[[range]]\nlabel = "x"\nkey = "exit_cycles"\n'
     ('low = 1\nhigh = 2\nwhy = "ok ok ok"\nlo = 3\n', "unknown"),
     ('low = 1.2\nhigh = 2\nwhy = "ok ok ok"\nscale = true\n', "bracket 1"),
     ('low = 0.5\nhigh = 2\nwhy = "ok ok ok"\nscale = 1\n', "true or false"),
+    ('low = 1\nhigh = 2\nwhy = "ok ok ok"\narchitectures = "xen-pv"\n', "list of architecture names"),
+    ('low = 1\nhigh = 2\nwhy = "ok ok ok"\narchitectures = ["xen-p"]\n', "no bundled architecture 'xen-p'"),
 ])
 def test_bad_tables_are_refused(tmp_path, body, message):
     p = tmp_path / "s.toml"
@@ -99,6 +101,19 @@ def test_wildcard_keys_expand_only_to_matching_leaves():
     res = next(r for r in RANGES if r.key == "architecture.reserve.cores")
     assert not S.set_strings(res, RAWS["nitro"], res.low)
     assert S.applicable(res, "xen-pv")[0] and not S.applicable(res, "nitro")[0]
+
+
+def test_a_range_for_some_architectures_leaves_the_others_alone():
+    # netback's notification batch of 64 is xen-pv's: the same value on sriov's interrupt
+    # stages (NAPI's budget) is another quantity, which its own throttle range varies
+    rng = next(r for r in RANGES if r.label.startswith("netback notification"))
+    assert rng.architectures == ("xen-pv",)
+    assert S.set_strings(rng, RAWS["xen-pv"], rng.low)
+    assert any(k.endswith(".batch") and v == "64" for k, v in (x.split("=") for x in
+               S.set_strings(S.Range("all", rng.key, 8, 128, "w", match=64), RAWS["sriov"], 64)))
+    assert not S.set_strings(rng, RAWS["sriov"], rng.low)
+    ok, why = S.applicable(rng, "sriov")
+    assert not ok and "xen-pv only" in why
 
 
 def test_unused_param_is_not_varied():

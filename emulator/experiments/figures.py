@@ -269,7 +269,6 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
         for g in (MOD_THROTTLES_QUICK if quick else MOD_THROTTLES):
             sets = base + sriov_itr_sets(1e6 / g if g > 0 else None)
             jobs.append(Job(HOST, "sriov", "kv-cache", sets, dur, warm, sd, tag=("sriov", g, i)))
-        jobs.append(Job(HOST, "sriov", "kv-cache", base, dur, warm, sd, tag=("sriov (bundled: one interrupt per packet)", 0.0, i)))
         for a in MOD_REFERENCES:
             jobs.append(Job(HOST, a, "kv-cache", base, dur, warm, sd, tag=(a, 0.0, i)))
     res = run_jobs(jobs, workers=workers, progress=progress, desc="interrupt moderation", cache=cache)

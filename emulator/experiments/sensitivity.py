@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .._core import ModelError
-from ..model import KINDS, MODELS_DIR, compile_experiment, expand_wildcards, list_index, load_experiment
+from ..model import KINDS, MODELS_DIR, bundled, compile_experiment, expand_wildcards, list_index, load_experiment
 from ..result import SATURATED
 from ..provenance import atomic_write_text, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
@@ -86,6 +86,7 @@ class Range:
     also: tuple[str, ...] = ()
     match: Any = None
     scale: bool = False  # low and high are factors on each key's bundled value (one source read two ways)
+    architectures: tuple[str, ...] = ()  # only these (none: every architecture whose model has the keys)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
         where = f"range.{i}"
         if not isinstance(r, dict):
             raise ModelError("must be a table", file=str(path), key=where)
-        extra = set(r) - {"label", "key", "also", "low", "high", "why", "match", "scale"}
+        extra = set(r) - {"label", "key", "also", "low", "high", "why", "match", "scale", "architectures"}
         if extra:
             raise ModelError(f"unknown key(s) {sorted(extra)}", file=str(path), key=where)
         for k in ("label", "key", "why"):
@@ -134,10 +135,19 @@ def load_ranges(path: Path | str | None = None) -> list[Range]:
         if scale and not r["low"] <= 1.0 <= r["high"]:
             raise ModelError(f"a scale range's factors must bracket 1 (the bundled values), not {r['low']}-{r['high']}",
                              file=str(path), key=where)
+        archs = r.get("architectures", [])
+        if not isinstance(archs, list) or not all(isinstance(a, str) and a for a in archs):
+            raise ModelError("'architectures' must be a list of architecture names", file=str(path),
+                             key=f"{where}.architectures")
+        unknown_archs = [a for a in archs if a not in bundled("architecture")]
+        if unknown_archs:
+            raise ModelError(f"no bundled architecture {', '.join(map(repr, unknown_archs))}; bundled: "
+                             f"{', '.join(bundled('architecture'))}", file=str(path), key=f"{where}.architectures")
         if r["label"] in labels:
             raise ModelError(f"label '{r['label']}' is used twice", file=str(path), key=f"{where}.label")
         labels.add(r["label"])
-        out.append(Range(r["label"], r["key"], r["low"], r["high"], r["why"], tuple(also), r.get("match"), scale))
+        out.append(Range(r["label"], r["key"], r["low"], r["high"], r["why"], tuple(also), r.get("match"), scale,
+                         tuple(archs)))
     return out
 
 
@@ -200,6 +210,8 @@ def bundled_value(raw: Mapping[str, Any], concrete: str) -> Any:
 def set_strings(rng: Range, raw: Mapping[str, Any], value: float) -> tuple[str, ...]:
     """The ``KEY=VALUE`` overrides that move ``rng`` to ``value`` in this experiment ([] if n/a);
     for a scale range ``value`` is a factor on each key's bundled value."""
+    if rng.architectures and raw.get("architecture", {}).get("name") not in rng.architectures:
+        return ()
     keys: list[str] = []
     for k in rng.keys:
         keys += expand_key(raw, k, rng.match)
@@ -215,6 +227,8 @@ def applicable(rng: Range, architecture: str, *, host: str = HOST, workload: str
         exp = load_experiment(host=host, architecture=architecture, workload=workload)
         _base = (exp.raw, compile_experiment(exp).spec)
     raw, base_spec = _base
+    if rng.architectures and architecture not in rng.architectures:
+        return False, f"a range for {', '.join(rng.architectures)} only"
     sets = set_strings(rng, raw, rng.low)
     if not sets:
         return False, "key not in the models"

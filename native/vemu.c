@@ -216,6 +216,13 @@ typedef struct {
                               qclass's list of services in progress */
 } request;
 
+/* A sort key: qclasses by priority at creation; a batch's members by the qclass they go on to. */
+typedef struct {
+    int32_t priority; /* or the qclass a member goes on to */
+    uint32_t index;   /* the qclass, or the member's place in its batch */
+    uint32_t ri;      /* the member */
+} qorder;
+
 typedef struct {
     uint32_t head, tail;
     uint64_t len;
@@ -317,6 +324,7 @@ struct vemu_sim {
     qclass *qc;
     uint32_t *res_q; /* qclass indices grouped by resource */
     uint32_t *nz;    /* the resources' nz lists, grouped as res_q */
+    qorder *split;   /* scratch for a batch whose members go on to several lanes: one per member */
     stage *st;
     vemu_class_spec *cls;
     uint64_t *class_completed;
@@ -531,11 +539,6 @@ static inline uint32_t stage_q(const vemu_sim *s, const request *q, uint32_t gi)
     const stage *g = &s->st[gi];
     return (uint32_t)g->qclass + (g->lanes > 1 ? q->lane % g->lanes : 0);
 }
-
-typedef struct {
-    int32_t priority;
-    uint32_t index;
-} qorder;
 
 static int qorder_cmp(const void *a, const void *b) {
     const qorder *x = a, *y = b;
@@ -1102,22 +1105,53 @@ static __attribute__((noinline, cold)) int gate_flush(vemu_sim *s, uint32_t qi) 
     return VEMU_OK;
 }
 
-/* The qclass every member of the batch at `head` goes on to, when they can go on
- * together: each member's stage has no delay and is followed by a stage of one batching
- * qclass. NIL otherwise. *n receives the batch size. */
-static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n) {
+/* The qclass the members of the batch at `head` go on to, when they go on as batches:
+ * each member's stage has no delay and is followed by a stage of a batching qclass. NIL
+ * otherwise. *n receives the batch size, *mixed whether the members go on to several
+ * qclasses (the lanes of a next stage with other lanes than this one's, or several
+ * stages): then the head's is returned, and each qclass's members arrive there together. */
+static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n, int *mixed) {
     uint32_t q = NIL, k = 0;
+    *mixed = 0;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, k++) {
         const request *m = &s->req[ri];
         if (s->st[m->stage].has_delay || m->stage + 1 >= m->stage_end) return NIL;
         if (s->st[m->stage + 1].qclass < 0) return NIL;
         uint32_t q2 = stage_q(s, m, m->stage + 1);
-        if (q != NIL && q2 != q) return NIL;
-        q = q2;
+        if (s->qc[q2].batch < 2) return NIL;
+        if (q != NIL && q2 != q) *mixed = 1;
+        if (q == NIL) q = q2;
     }
-    if (s->qc[q].batch < 2) return NIL;
     *n = k;
     return q;
+}
+
+static int split_cmp(const void *a, const void *b) {
+    const qorder *x = a, *y = b;
+    if (x->priority != y->priority) return (uint32_t)x->priority < (uint32_t)y->priority ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head);
+
+/* The members of a finished batch (head.., linked, already arrived at their next stages)
+ * go on to several qclasses: each qclass's members, in their order in the batch, arrive
+ * there together (group_enter), the qclasses taken in index order. */
+static __attribute__((noinline, cold)) int split_enter(vemu_sim *s, uint32_t head) {
+    uint32_t n = 0;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, n++)
+        s->split[n] = (qorder){(int32_t)stage_q(s, &s->req[ri], s->req[ri].stage), n, ri};
+    qsort(s->split, n, sizeof *s->split, split_cmp);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i;
+        for (; j + 1 < n && s->split[j + 1].priority == s->split[i].priority; j++)
+            s->req[s->split[j].ri].next = s->split[j + 1].ri;
+        s->req[s->split[j].ri].next = NIL;
+        int rc = group_enter(s, (uint32_t)s->split[i].priority, s->split[i].ri);
+        if (rc < 0) return rc;
+        i = j + 1;
+    }
+    return VEMU_OK;
 }
 
 /* The members of a finished batch (head.., linked, already arrived at their stages of
@@ -1196,7 +1230,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
      * this resource it keeps the unit (the later steps of one interrupt are paid once per
      * interrupt); elsewhere its members arrive together (one notification, one interrupt) */
     uint32_t n, q2;
-    if (g->batching && (q2 = batch_next_qclass(s, head, &n)) != NIL) {
+    int mixed;
+    if (g->batching && (q2 = batch_next_qclass(s, head, &n, &mixed)) != NIL) {
         double bytes = 0;
         uint32_t tail = head;
         int forked = 0;
@@ -1211,7 +1246,8 @@ static int on_service(vemu_sim *s, uint32_t head) {
         const qclass *qn = &s->qc[q2];
         int rc = unit_release(s, rs, h);
         if (rc < 0) return rc;
-        if (qn->resource == r && qn->batch >= n && !qn->gap && !outranked(s, rs, s->qc[g->qclass].priority, qn->priority)) {
+        if (!mixed && qn->resource == r && qn->batch >= n && !qn->gap &&
+            !outranked(s, rs, s->qc[g->qclass].priority, qn->priority)) {
             rc = start_chain(s, q2, head, tail, n, bytes);
             /* a request forked meanwhile found this service out of the running: it may
              * preempt now */
@@ -1219,7 +1255,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         }
         rc = dispatch(s, rs);
         if (rc < 0) return rc;
-        return group_enter(s, q2, head);
+        return mixed ? split_enter(s, head) : group_enter(s, q2, head);
     }
     /* run to completion: a lone request whose next stage is on the same resource keeps
      * its unit and goes straight on, unless that stage batches or is throttled: a batch
@@ -1507,6 +1543,10 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
     s->res_q = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->res_q);
     s->nz = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->nz);
+    uint32_t max_batch = 1;
+    for (uint32_t i = 0; i < m->n_qclasses; i++)
+        if (m->qclasses[i].batch > max_batch) max_batch = m->qclasses[i].batch;
+    s->split = malloc((size_t)max_batch * sizeof *s->split);
     s->st = calloc(m->n_stages, sizeof *s->st);
     s->cls = calloc(m->n_classes, sizeof *s->cls);
     s->class_completed = calloc(m->n_classes, sizeof *s->class_completed);
@@ -1525,7 +1565,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
-    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
+    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->split || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
         !s->idle_res || !s->poll_owner || !s->trace_wake)
         goto nomem;
@@ -1593,7 +1633,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     if (m->n_qclasses > 1) {
         qorder *ord = malloc((size_t)m->n_qclasses * sizeof *ord);
         if (!ord) goto nomem;
-        for (uint32_t i = 0; i < m->n_qclasses; i++) ord[i] = (qorder){s->qc[s->res_q[i]].priority, s->res_q[i]};
+        for (uint32_t i = 0; i < m->n_qclasses; i++) ord[i] = (qorder){s->qc[s->res_q[i]].priority, s->res_q[i], 0};
         for (uint32_t i = 0; i < m->n_resources; i++)
             qsort(ord + s->res[i].q_first, s->res[i].q_count, sizeof *ord, qorder_cmp);
         for (uint32_t i = 0; i < m->n_qclasses; i++) s->res_q[i] = ord[i].index;
@@ -1692,6 +1732,7 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->qc);
     free(s->res_q);
     free(s->nz);
+    free(s->split);
     free(s->st);
     free(s->cls);
     free(s->class_completed);

@@ -74,7 +74,10 @@
  *             (taking in requests already waiting, up to its batch), so the later stages
  *             of one interrupt are paid once for the interrupt; elsewhere they arrive as
  *             a group, up to `batch` of them starting as one service on a free unit (the
- *             packets one notification covers are taken by one interrupt).
+ *             packets one notification covers are taken by one interrupt). Members going
+ *             on to several batching qclasses (the next stage's lanes split them, or they
+ *             are at several stages) arrive as one group at each, the qclasses taken in
+ *             index order.
  *   fork      a stage may fork: every request leaving it also starts a *detached*
  *             request of the same flow, with its bytes, on another class (work the first
  *             one sets off but does not wait for, as a transmit completion). A detached

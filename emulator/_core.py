@@ -27,6 +27,7 @@ LIMITS = {
     "batch": int(lib.VEMU_MAX_BATCH),
     "gap_ps": int(lib.VEMU_MAX_GAP),
     "idle_states": int(lib.VEMU_MAX_IDLE),
+    "class_hist": int(lib.VEMU_MAX_CLASS_HIST),
     "pool": int(lib.VEMU_MAX_POOL),
     "trace": int(lib.VEMU_MAX_TRACE),
     "mean": float(lib.VEMU_MAX_MEAN),
@@ -138,6 +139,7 @@ class Spec:
     pool_size: int
     trace_requests: int = 0
     trace_capacity: int = 0
+    class_histograms: bool = False  # a latency histogram per class too (percentiles by class)
 
 
 def _set_dist(c: Any, d: Dist) -> None:
@@ -220,6 +222,7 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
     m.trace_capacity = spec.trace_capacity
     m.n_idle_states = len(idle)
     m.idle_states = ids
+    m.class_histograms = 1 if spec.class_histograms else 0
     keep += [res, qc, st, cl, fl, ids]
     return m, keep
 
@@ -307,6 +310,8 @@ class Engine:
             "flow_in_flight_area": np.zeros(nf, np.float64),
             "flow_hist": np.zeros((nf, HIST_BUCKETS), np.uint64),
             "class_completed": np.zeros(nc, np.uint64),
+            "class_latency_sum": np.zeros(nc, np.float64),
+            "class_latency_max": np.zeros(nc, np.uint64),
             "resource_busy_area": np.zeros((max(nr, 1), ncat), np.float64),
             "resource_queue_area": np.zeros(max(nr, 1), np.float64),
             "resource_served": np.zeros(max(nr, 1), np.uint64),
@@ -320,6 +325,8 @@ class Engine:
             "stage_service_sum": np.zeros(ns, np.float64),
             "stage_served": np.zeros(ns, np.uint64),
         }
+        if self.spec.class_histograms:
+            arrays["class_hist"] = np.zeros((nc, HIST_BUCKETS), np.uint64)
         out = ffi.new("vemu_stats *")
         for name, arr in arrays.items():
             ctype = "double *" if arr.dtype == np.float64 else "uint64_t *"

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from . import __version__
 from ._core import VERSION as ENGINE_VERSION
 from ._core import EmulatorError, ModelError
-from .result import MIN_TAIL_REQUESTS, SATURATED, dumps  # SATURATED: the sensitivity study judges alike
+from .result import MIN_TAIL_REQUESTS, SATURATED, dumps, thin_tail  # SATURATED: the sensitivity study judges alike
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -493,6 +493,13 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                  for k in ("p50", "p99", "p999")]
         thin |= any(c.endswith("*") for c in cells)
         out.append(f"{name:<16} {f['throughput_per_s']:>12.5g} {f['dropped']:>8} {_n(lat['mean'])} {' '.join(cells)}")
+        for cname, clat in f.get("class_latency_us", {}).items():  # a flow of several classes: each one's
+            n = f["classes"][cname]
+            cells = [_n(clat[k], 9) + ("*" if thin_tail(n, q) and clat[k] == clat[k] else " ")
+                     for k, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))]
+            thin |= any(c.endswith("*") for c in cells)
+            label = f"  {cname}"
+            out.append(f"{label:<16} {n / d['duration_s']:>12.5g} {'':>8} {_n(clat['mean'])} {' '.join(cells)}")
     if thin:
         out.append(f"* fewer than {MIN_TAIL_REQUESTS} requests beyond this percentile in the window: biased low; "
                    "run longer (--duration)")

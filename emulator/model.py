@@ -1748,6 +1748,10 @@ class _Compiler:
             qclasses=self.qclasses, stages=self.stages, classes=self.classes, flows=self.flows,
             n_categories=len(self.categories), pool_size=pool,
             trace_requests=self.trace_requests, trace_capacity=cap,
+            # percentiles by class where a flow mixes classes, if their counters stay small
+            # (59 KiB a class): a flow's own classes are those not forked to
+            class_histograms=len(self.classes) <= CLASS_HIST_CLASSES and any(
+                sum(1 for k in range(row[4], row[4] + row[5]) if k not in self.detached) > 1 for row in self.flows),
         )
         h, a = self.exp.host, self.exp.architecture
         tenants = tuple((t.name, t.vcpus, self.res_index[f"vcpu@{t.name}"]) for t in self.exp.tenants)
@@ -1756,6 +1760,9 @@ class _Compiler:
                         tuple(self.class_names), tuple(self.stage_info), h.cores, vcpus,
                         a.reserve_cores, h.ghz, tenants, tuple(self.flow_tenant), frozenset(self.detached),
                         tuple(self.flow_where))
+
+
+CLASS_HIST_CLASSES = 512  # models with more classes get latency means by class, not percentiles
 
 
 def rdef_file(exp: Experiment, name: str) -> str:

@@ -81,6 +81,21 @@ def hist_quantiles(hist: np.ndarray, qs: Sequence[float], max_ps: float) -> list
 Tail = tuple[np.ndarray, np.ndarray, float]
 
 
+def _latency(done: int, total_ps: float, max_ps: float, hist: np.ndarray | None, *,
+             cdf: bool = False) -> tuple[dict[str, float], list[list[float]]]:
+    """Latency in microseconds of ``done`` requests: the mean from their sum, the percentiles
+    (NaN without a histogram) and the maximum; with ``cdf``, also [quantile, value] pairs of
+    the distribution function."""
+    if not done:
+        return {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}, []
+    lat = {"mean": total_ps / done / 1e6}
+    qs = [q for _, q in PERCENTILES] + (list(CDF_QUANTILES) if cdf else [])
+    vals = [v / 1e6 for v in hist_quantiles(hist, qs, max_ps)] if hist is not None else [math.nan] * len(qs)
+    lat.update(zip((name for name, _ in PERCENTILES), vals))
+    lat["max"] = max_ps / 1e6
+    return lat, [[q, v] for q, v in zip(CDF_QUANTILES, vals[len(PERCENTILES):])] if cdf else []
+
+
 def tail_to_json(t: Tail) -> dict[str, Any]:
     idx, counts, mx = t
     return {"max_ps": float(mx), "index": [int(i) for i in idx], "count": [int(c) for c in counts]}
@@ -211,24 +226,21 @@ class Result:
     def flow(self, i: int) -> dict[str, Any]:
         s = self.stats
         done = int(s["flow_completed"][i])
-        lat: dict[str, float] = {}
-        mx = float(s["flow_latency_max"][i])
-        if done:
-            lat["mean"] = float(s["flow_latency_sum"][i]) / done / 1e6
-            qs = [q for _, q in PERCENTILES] + list(CDF_QUANTILES)
-            vals = [v / 1e6 for v in hist_quantiles(s["flow_hist"][i], qs, mx)]
-            lat.update(zip((name for name, _ in PERCENTILES), vals))
-            lat["max"] = mx / 1e6
-            cdf = [[q, v] for q, v in zip(CDF_QUANTILES, vals[len(PERCENTILES):])]
-        else:
-            lat = {k: math.nan for k in ("mean", "p50", "p90", "p99", "p999", "max")}
-            cdf = []
+        lat, cdf = _latency(done, float(s["flow_latency_sum"][i]), float(s["flow_latency_max"][i]),
+                            s["flow_hist"][i], cdf=True)
         window = self.duration_s
         classes: dict[str, int] = {}
         detached: dict[str, int] = {}  # forked paths: completions of the work its requests set off
         for k, (fname, cname) in enumerate(self.compiled.classes):
             if fname == self.compiled.flows[i]:
                 (detached if k in self.compiled.detached else classes)[cname] = int(s["class_completed"][k])
+        by_class = {}  # a flow of several classes: each one's latency (percentiles where kept)
+        if len(classes) > 1 and "class_latency_sum" in s:
+            for k in self._own_classes(i):
+                n = int(s["class_completed"][k])
+                hist = s["class_hist"][k] if "class_hist" in s else None
+                by_class[self.compiled.classes[k][1]] = _latency(n, float(s["class_latency_sum"][k]),
+                                                                 float(s["class_latency_max"][k]), hist)[0]
         return {
             "completed": done,
             "dropped": int(s["flow_dropped"][i]),
@@ -242,8 +254,15 @@ class Result:
             "thin_tail": [name for name, q in PERCENTILES if thin_tail(done, q)],
             "latency_cdf_us": cdf,  # [quantile, microseconds] pairs
             "classes": classes,
+            **({"class_latency_us": by_class} if by_class else {}),
             **({"detached": detached} if detached else {}),
         }
+
+    def _own_classes(self, i: int) -> list[int]:
+        """The classes flow i draws its requests from (not those its forks run)."""
+        name = self.compiled.flows[i]
+        return [k for k, (fname, _) in enumerate(self.compiled.classes)
+                if fname == name and k not in self.compiled.detached]
 
     def tails(self) -> dict[str, Tail]:
         """Each flow's latency histogram (its nonzero buckets) and maximum, for pooling the
@@ -254,6 +273,13 @@ class Result:
             h = s["flow_hist"][i]
             idx = np.flatnonzero(h)
             out[name] = (idx, h[idx].astype(np.uint64), float(s["flow_latency_max"][i]))
+            own = self._own_classes(i)
+            if len(own) > 1 and "class_hist" in s:  # each class's too, as FLOW/CLASS
+                for k in own:
+                    h = s["class_hist"][k]
+                    idx = np.flatnonzero(h)
+                    out[f"{name}/{self.compiled.classes[k][1]}"] = (idx, h[idx].astype(np.uint64),
+                                                                    float(s["class_latency_max"][k]))
         return out
 
     def throughput_per_s(self, *, include_background: bool = False) -> float:

@@ -190,6 +190,8 @@ def measures(result: Result) -> dict[str, float]:
     """The measures a replication reports: usable_fraction; per flow NAME,
     NAME.throughput_per_s, NAME.mean_us, NAME.p99_us, NAME.p999_us, and NAME.completed
     (requests completed in the window: what :func:`thin_tails` judges the percentiles by);
+    per class CLASS of a flow of several classes, NAME/CLASS.mean_us and NAME/CLASS.p99_us
+    (and NAME/CLASS.completed), where the run kept them (``class_latency_us``);
     and per host-cycle category CAT, host_cycles.CAT (its fraction of all host cycles, as in
     ``to_dict()["host_cycles"]``: they sum to 1, and host_cycles.tenant is usable_fraction)."""
     d = result.to_dict()
@@ -204,6 +206,11 @@ def measures(result: Result) -> dict[str, float]:
         out[f"{name}.p99_us"] = float(lat["p99"])
         out[f"{name}.p999_us"] = float(lat["p999"])
         out[f"{name}.completed"] = float(f["completed"])
+        for cname, clat in f.get("class_latency_us", {}).items():
+            out[f"{name}/{cname}.mean_us"] = float(clat["mean"])
+            if not math.isnan(clat["p99"]):
+                out[f"{name}/{cname}.p99_us"] = float(clat["p99"])
+            out[f"{name}/{cname}.completed"] = float(f["classes"][cname])
     for cat, frac in d["host_cycles"].items():
         out[CYCLES + cat] = float(frac)
     return out
@@ -540,8 +547,16 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     seed = experiment.seed if seed is None else check_seed(seed)
     rows: list[dict[str, float]] = []
     wts: list[dict[str, float]] = []
-    hists: dict[str, list[np.ndarray]] = {name: [] for name in c.flows}
-    maxes: dict[str, list[float]] = {name: [] for name in c.flows}
+    # each flow's latency, and each class's of a flow of several (as FLOW/CLASS) where the
+    # engine keeps their histograms: (name, its latency sum, count, max and histogram rows)
+    series: list[tuple[str, str, int, Any]] = []
+    for i, name in enumerate(c.flows):
+        series.append((name, "flow", i, None))
+        own = [k for k, (fname, _) in enumerate(c.classes) if fname == name and k not in c.detached]
+        if c.spec.class_histograms and len(own) > 1:
+            series += [(f"{name}/{c.classes[k][1]}", "class", k, None) for k in own]
+    hists: dict[str, list[np.ndarray]] = {name: [] for name, *_ in series}
+    maxes: dict[str, list[float]] = {name: [] for name, *_ in series}
     win_ps = round(window_s * PS_PER_S)
     if win_ps < 1:
         raise ModelError(f"windows of {window_s:g} s are under a picosecond, the engine's time unit: a longer "
@@ -559,17 +574,19 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
             res = Result(experiment, c, st, seed, win_ps / PS_PER_S, 0.0, 0, 0.0)
             row = {"usable_fraction": res.usable_fraction}
             wt = {"usable_fraction": 1.0}
-            for i, name in enumerate(c.flows):
-                done = int(st["flow_completed"][i])
-                row[f"{name}.throughput_per_s"] = done / window_s
-                wt[f"{name}.throughput_per_s"] = 1.0
-                row[f"{name}.mean_us"] = float(st["flow_latency_sum"][i]) / done / 1e6 if done else math.nan
+            for name, kind, i, _ in series:
+                done = int(st[f"{kind}_completed"][i])
+                total, mx = float(st[f"{kind}_latency_sum"][i]), float(st[f"{kind}_latency_max"][i])
+                h = st["flow_hist" if kind == "flow" else "class_hist"][i]
+                if kind == "flow":
+                    row[f"{name}.throughput_per_s"] = done / window_s
+                    wt[f"{name}.throughput_per_s"] = 1.0
+                row[f"{name}.mean_us"] = total / done / 1e6 if done else math.nan
                 wt[f"{name}.mean_us"] = float(done)
-                p99 = hist_quantile(st["flow_hist"][i], 0.99, float(st["flow_latency_max"][i])) / 1e6
-                row[f"{name}.p99_us"] = p99
+                row[f"{name}.p99_us"] = hist_quantile(h, 0.99, mx) / 1e6
                 wt[f"{name}.p99_us"] = 1.0 if done else 0.0
-                hists[name].append(np.array(st["flow_hist"][i], dtype=np.uint64))
-                maxes[name].append(float(st["flow_latency_max"][i]))
+                hists[name].append(np.array(h, dtype=np.uint64))
+                maxes[name].append(mx)
             rows.append(row)
             wts.append(wt)
             eng.reset_stats()
@@ -639,12 +656,13 @@ def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: 
     n_win = n_batches * windows_per_batch
     ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm)
     out = {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
-    for name, h in ws.hists.items():
-        for key, q in (("p99_us", 0.99), ("p999_us", 0.999)):
+    for name, h in ws.hists.items():  # (a class, FLOW/CLASS: its p99 only, as :func:`measures`)
+        for key, q in (("p99_us", 0.99),) + ((("p999_us", 0.999),) if "/" not in name else ()):
             out[f"{name}.{key}"] = batch_quantiles(h, ws.maxes[name], n_batches, q, level=level)
     # in the order of :func:`measures`: usable fraction, then each flow's measures together
     order = ["usable_fraction"] + [f"{name}.{k}" for name in ws.hists
                                    for k in ("throughput_per_s", "mean_us", "p99_us", "p999_us")]
+    order = [k for k in order if k in out]
     return {k: out[k] for k in order + [k for k in out if k not in order]}
 
 

@@ -344,6 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     m.n_categories = 1 + u8(r) % 4;
     m.n_idle_states = u8(r) % 6;
     uint8_t flags = u8(r);
+    m.class_histograms = flags == 254 ? 7u : (flags >> 1) & 1u; /* (7: refused) */
     if (flags == 255) { /* rare: raw counts (validation only) */
         m.n_resources = raw32(r);
         m.n_qclasses = raw32(r);

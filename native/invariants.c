@@ -297,7 +297,7 @@ int main(int argc, char **argv){
         }
         m.n_resources = NR; m.n_qclasses = NQ; m.n_stages = NS; m.n_classes = NC; m.n_flows = NF; m.n_categories = ncat;
         m.resources = res; m.qclasses = qc; m.stages = stg; m.classes = cls; m.flows = fl;
-        m.pool_size = clients + (ri(3) ? 200 : 3); /* a small pool: a small heap, swept of stale ends */ m.n_idle_states = nid; m.idle_states = ids;
+        m.pool_size = clients + (ri(3) ? 200 : 3); /* a small pool: a small heap, swept of stale ends */ m.n_idle_states = nid; m.idle_states = ids; m.class_histograms = ri(2);
         vemu_sim *s; char err[256];
         int rc = vemu_sim_create(&m, seed, &s, err, sizeof err);
         if (rc < 0) { /* valid by construction */

@@ -328,6 +328,9 @@ struct vemu_sim {
     stage *st;
     vemu_class_spec *cls;
     uint64_t *class_completed;
+    double *class_lat_sum;    /* [n_classes], ps */
+    uint64_t *class_lat_max;  /* [n_classes], ps */
+    uint64_t *class_hist;     /* [n_classes * VEMU_HIST_BUCKETS], or NULL without class_histograms */
     flow *fl;
 
     /* busy units per (resource, category), their time integral and last change */
@@ -655,10 +658,14 @@ static int complete(vemu_sim *s, uint32_t ri) {
     s->class_completed[q->cls]++;
     if (q->parent != VEMU_NO_PARENT) return release(s, ri, 0);
     uint64_t lat = s->now - q->born;
+    uint32_t b = vemu_hist_index(lat);
     f->completed++;
     f->lat_sum += (double)lat;
     if (lat > f->lat_max) f->lat_max = lat;
-    f->hist[vemu_hist_index(lat)]++;
+    f->hist[b]++;
+    s->class_lat_sum[q->cls] += (double)lat;
+    if (lat > s->class_lat_max[q->cls]) s->class_lat_max[q->cls] = lat;
+    if (s->class_hist) s->class_hist[(size_t)q->cls * VEMU_HIST_BUCKETS + b]++;
     return release(s, ri, 0);
 }
 
@@ -1384,6 +1391,9 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     REQUIRE(m->n_idle_states <= VEMU_MAX_IDLE_STATES, "%u idle states, at most %d", m->n_idle_states,
             VEMU_MAX_IDLE_STATES);
     REQUIRE(m->n_idle_states == 0 || m->idle_states, "idle_states array is NULL");
+    REQUIRE(m->class_histograms <= 1, "class_histograms %u, need 0 or 1", m->class_histograms);
+    REQUIRE(!m->class_histograms || m->n_classes <= VEMU_MAX_CLASS_HIST,
+            "%u classes with class_histograms, at most %d", m->n_classes, VEMU_MAX_CLASS_HIST);
     uint64_t idle_units = 0;
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
         const vemu_idle_state *d = &m->idle_states[i];
@@ -1550,6 +1560,12 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->st = calloc(m->n_stages, sizeof *s->st);
     s->cls = calloc(m->n_classes, sizeof *s->cls);
     s->class_completed = calloc(m->n_classes, sizeof *s->class_completed);
+    s->class_lat_sum = calloc(m->n_classes, sizeof *s->class_lat_sum);
+    s->class_lat_max = calloc(m->n_classes, sizeof *s->class_lat_max);
+    if (m->class_histograms) {
+        s->class_hist = calloc((size_t)m->n_classes * VEMU_HIST_BUCKETS, sizeof *s->class_hist);
+        if (!s->class_hist) goto nomem;
+    }
     s->fl = calloc(m->n_flows, sizeof *s->fl);
     s->busy = calloc(rc ? rc : 1, sizeof *s->busy);
     s->busy_area = calloc(rc ? rc : 1, sizeof *s->busy_area);
@@ -1565,7 +1581,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
-    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->split || !s->st || !s->cls || !s->class_completed || !s->fl || !s->busy ||
+    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->split || !s->st || !s->cls || !s->class_completed || !s->class_lat_sum || !s->class_lat_max || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
         !s->idle_res || !s->poll_owner || !s->trace_wake)
         goto nomem;
@@ -1736,6 +1752,9 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->st);
     free(s->cls);
     free(s->class_completed);
+    free(s->class_lat_sum);
+    free(s->class_lat_max);
+    free(s->class_hist);
     free(s->fl);
     free(s->busy);
     free(s->busy_area);
@@ -1897,6 +1916,9 @@ int vemu_sim_reset_stats(vemu_sim *s) {
     }
     memset(s->hist_block, 0, (size_t)s->n_flows * VEMU_HIST_BUCKETS * sizeof *s->hist_block);
     memset(s->class_completed, 0, (size_t)s->n_classes * sizeof *s->class_completed);
+    memset(s->class_lat_sum, 0, (size_t)s->n_classes * sizeof *s->class_lat_sum);
+    memset(s->class_lat_max, 0, (size_t)s->n_classes * sizeof *s->class_lat_max);
+    if (s->class_hist) memset(s->class_hist, 0, (size_t)s->n_classes * VEMU_HIST_BUCKETS * sizeof *s->class_hist);
     for (uint32_t i = 0; i < s->n_resources; i++) {
         resource *r = &s->res[i];
         r->queue_area = 0;
@@ -1933,6 +1955,15 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
     if (o->flow_hist)
         memcpy(o->flow_hist, s->hist_block, (size_t)s->n_flows * VEMU_HIST_BUCKETS * sizeof *s->hist_block);
     if (o->class_completed) memcpy(o->class_completed, s->class_completed, (size_t)s->n_classes * sizeof(uint64_t));
+    if (o->class_latency_sum) memcpy(o->class_latency_sum, s->class_lat_sum, (size_t)s->n_classes * sizeof(double));
+    if (o->class_latency_max) memcpy(o->class_latency_max, s->class_lat_max, (size_t)s->n_classes * sizeof(uint64_t));
+    if (o->class_hist) {
+        size_t nb = (size_t)s->n_classes * VEMU_HIST_BUCKETS * sizeof(uint64_t);
+        if (s->class_hist)
+            memcpy(o->class_hist, s->class_hist, nb);
+        else
+            memset(o->class_hist, 0, nb);
+    }
     for (uint32_t i = 0; i < s->n_resources; i++) {
         const resource *r = &s->res[i];
         if (o->resource_queue_area)

@@ -163,6 +163,7 @@
 #define VEMU_MAX_GAP 1000000000000000000LL /* ps: 1e6 s; also bounds idle-state exits and residencies */
 #define VEMU_MAX_IDLE 64            /* idle states of one resource */
 #define VEMU_MAX_IDLE_STATES 1048576 /* idle states of all resources */
+#define VEMU_MAX_CLASS_HIST 4096 /* classes a model with class_histograms may have (~240 MiB of counters) */
 #define VEMU_MAX_IDLE_UNITS 16777216 /* units of all resources with idle states */
 #define VEMU_MAX_POOL 67108864   /* requests in flight */
 #define VEMU_MAX_TRACE 16777216  /* trace records */
@@ -269,6 +270,8 @@ typedef struct {
     uint32_t trace_capacity; /* trace records kept at most (further ones are counted) */
     uint32_t n_idle_states;  /* 0 .. VEMU_MAX_IDLE_STATES */
     const vemu_idle_state *idle_states;
+    uint32_t class_histograms; /* 1: keep a latency histogram per class as well as per flow
+                                  (n_classes x VEMU_HIST_BUCKETS counters); 0: per flow only */
 } vemu_model;
 
 /* One stage of one traced request. Times in ps. */
@@ -318,6 +321,11 @@ typedef struct {
     uint64_t *resource_preemptions; /* services suspended by a higher-priority arrival */
     /* [n_stages] */
     double *stage_preempted_sum; /* ps of stage_wait_sum spent suspended by preemption */
+    /* [n_classes]: the latency of the flows' own requests by the class they drew (a class
+     * forked to has none); class_completed counts them */
+    double *class_latency_sum;   /* ps */
+    uint64_t *class_latency_max; /* ps */
+    uint64_t *class_hist;        /* [n_classes * VEMU_HIST_BUCKETS]; all zero without class_histograms */
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

@@ -25,6 +25,7 @@
 #define VEMU_MAX_GAP ...
 #define VEMU_MAX_IDLE ...
 #define VEMU_MAX_IDLE_STATES ...
+#define VEMU_MAX_CLASS_HIST ...
 #define VEMU_MAX_IDLE_UNITS ...
 #define VEMU_MAX_POOL ...
 #define VEMU_MAX_TRACE ...
@@ -64,6 +65,7 @@ typedef struct {
     uint32_t trace_capacity;
     uint32_t n_idle_states;
     const vemu_idle_state *idle_states;
+    uint32_t class_histograms;
 } vemu_model;
 typedef struct {
     uint64_t request; uint32_t flow; uint32_t stage; int32_t dropped; uint32_t batch;
@@ -81,6 +83,7 @@ typedef struct {
     uint64_t *resource_wakeups;
     uint64_t *resource_preemptions;
     double *stage_preempted_sum;
+    double *class_latency_sum; uint64_t *class_latency_max; uint64_t *class_hist;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

@@ -91,7 +91,8 @@ FINGERPRINTS = {
     # tag, for common random numbers across changes of timing): every draw changes; the
     # xoshiro256** per-flow streams before them gave bbcd8a944c0b8615
     # then flows keyed by their names (tags) rather than their places: 7bacc9846f1bd600 before
-    "tandem": "6a4bdfd09e16c311",
+    # + class_latency_sum, class_latency_max (new statistics); without them still 6a4bdfd09e16c311
+    "tandem": "ecf2ec3962e60155",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
@@ -109,7 +110,9 @@ FINGERPRINTS = {
     # then each member of a batch ends at its own stage (its delay, its tag, its sums; they were
     # the batch's first member's) and a stage's wait and service sums are taken when a request
     # leaves it, with its count: 2007b92d37af088c before
-    "everything": "e98ff41c8a443de9",
+    # + class_latency_sum, class_latency_max and class_hist (new statistics: the mix's classes
+    # get histograms); without them still e98ff41c8a443de9
+    "everything": "0b9cc37308446f33",
 }
 
 

@@ -561,12 +561,14 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
                  f"{r['usable_at_low']:.4f} | {r['baseline']:.4f} | {r['usable_at_high']:.4f} | {r['swing']:.4f} |")
     L += ["", "## The ranges", "", "| parameter | key | low | high | source or reason |", "|---|---|---|---|---|"]
     for rg in study["ranges"]:
-        keys = " + ".join(f"`{k}`" for k in rg.keys) + (f" (where = {rg.match})" if rg.match is not None else "")
+        keys = " + ".join(f"`{k}`" for k in rg.keys) + (f" (where = {rg.match})" if rg.match is not None else "") \
+            + (f" ({', '.join(rg.architectures)} only)" if rg.architectures else "")
         L.append(f"| {rg.label} | {keys} | {_g(rg.low)} | {_g(rg.high)} | {rg.why} |")
     sk: dict[str, list[str]] = {}
     for a, lab, _ in study["skipped"]:
         sk.setdefault(lab, []).append(a)
-    L += ["", "Not varied (the architecture does not have the parameter, or it has no effect on it): "]
+    L += ["", "Not varied (the architecture does not have the parameter, or it has no effect on it, or the range "
+              "is for other architectures): "]
     L += [f"- {lab}: {', '.join(archs)}" for lab, archs in sk.items()]
     atomic_write_text(path, "\n".join(L) + "\n")
 

@@ -366,3 +366,6 @@ def test_10_interrupt_moderation_per_queue(capsys: pytest.CaptureFixture[str]) -
     assert d["host_cycles"]["idle"] == pytest.approx(0.75, abs=0.01)
     assert d["flows"]["mix"]["throughput_per_s"] == pytest.approx(8000 * 64, rel=0.01)
     assert irq["wait_us"] == pytest.approx(1940, rel=0.05)
+    d, _ = run("architecture.paths.net_rx.stages.*.queues=2")  # an 82599 VF's two queues
+    assert d["usable_fraction"] == pytest.approx(0.49, abs=0.01)
+    assert d["flows"]["mix"]["throughput_per_s"] == pytest.approx(2 * 8000 * 64, rel=0.01)

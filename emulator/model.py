@@ -508,6 +508,8 @@ def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
         keys.append("per_vcpu")
     t.allow(*keys)
     name = t.str("name")
+    if "/" in name:  # FLOW/CLASS names a class of a flow's mix, TENANT/FLOW a tenant's flow
+        raise t.err("name", f"'{name}' must not contain '/' (results name a flow's classes FLOW/CLASS)")
     arrival = t.str("arrival", choices=("closed", "poisson", "periodic"))
     if arrival == "closed":
         for k in ("rate_per_s", "per_vcpu"):
@@ -534,6 +536,8 @@ def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
         for i, m in enumerate(mix):
             mt = _Table(m, file, t.key(f"mix[{i}]"))
             mt.allow("name", "weight", "steps")
+            if "/" in mt.str("name"):
+                raise mt.err("name", f"'{mt.str('name')}' must not contain '/' (results name it FLOW/CLASS)")
             cl.append(RequestClass(mt.str("name"), mt.num("weight", lo=0, hi=1e12, lo_open=True),
                                    _steps(mt.list("steps"), file, mt.key("steps"))))
         names = [c.name for c in cl]
@@ -1742,6 +1746,18 @@ class _Compiler:
             vcpu = r.name == "vcpu" or r.name.startswith("vcpu@")
             return (idle_ps, wake) + (halt if vcpu and halt[0] > 0 else ())
 
+        # a class of a flow's mix is reported as FLOW/CLASS, a tenant's flow as TENANT/FLOW:
+        # no two may read alike
+        seen: dict[str, str] = {}
+        for fi, row in enumerate(self.flows):
+            own = [k for k in range(row[4], row[4] + row[5]) if k not in self.detached]
+            names = [self.flow_names[fi]] + ([f"{self.flow_names[fi]}/{self.class_names[k][1]}" for k in own]
+                                             if len(own) > 1 else [])
+            for n in names:
+                if n in seen:
+                    raise ModelError(f"'{n}' names both {seen[n]} and flow '{self.flow_names[fi]}' or one of its "
+                                     "classes; rename one", key="workload.flows")
+                seen[n] = f"flow '{self.flow_names[fi]}'" if n == self.flow_names[fi] else f"a class of flow '{self.flow_names[fi]}'"
         spec = Spec(
             resources=[(r.units, (d.capacity if d is not None else -1)) + sleep_row(r)
                        for r, d in zip(self.res, self.res_defs)],

@@ -208,7 +208,7 @@ def measures(result: Result) -> dict[str, float]:
         out[f"{name}.completed"] = float(f["completed"])
         for cname, clat in f.get("class_latency_us", {}).items():
             out[f"{name}/{cname}.mean_us"] = float(clat["mean"])
-            if not math.isnan(clat["p99"]):
+            if result.compiled.spec.class_histograms:  # (NaN in a run where the class completed nothing)
                 out[f"{name}/{cname}.p99_us"] = float(clat["p99"])
             out[f"{name}/{cname}.completed"] = float(f["classes"][cname])
     for cat, frac in d["host_cycles"].items():
@@ -528,20 +528,25 @@ class WindowSeries:
     start_s: float  # the simulated time the first window starts
     values: dict[str, np.ndarray]
     weights: dict[str, np.ndarray]
-    # per flow: each window's latency histogram (n_windows × buckets) and maximum (ps), so
-    # that percentiles of several windows together come from their merged histogram
+    # per flow (and class): the latency histogram and maximum (ps) of each group of
+    # ``hist_every`` consecutive windows (n_windows / hist_every rows × buckets), so that
+    # percentiles of several windows together come from their merged histogram
     hists: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     maxes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    classes: frozenset[str] = frozenset()  # the names (FLOW/CLASS) that are classes of a flow's mix
 
 
 def window_series(experiment: Experiment, *, window_s: float, n_windows: int, seed: int | None = None,
-                  start_s: float = 0.0) -> WindowSeries:
+                  start_s: float = 0.0, classes: bool = False, hist_every: int = 1) -> WindowSeries:
     """Runs ``experiment`` from empty to ``start_s`` (unmeasured), then ``n_windows`` windows
-    of ``window_s``, reading each window's exact statistics and starting a new one."""
+    of ``window_s``, reading each window's exact statistics and starting a new one. With
+    ``classes``, each class of a flow's mix too (FLOW/CLASS), where the engine keeps its
+    histogram. Histograms are summed over each ``hist_every`` windows (which must divide
+    n_windows): a batch's, when only batches are read, in a fraction of the memory."""
     from .simulation import Simulation
 
-    if not window_s > 0 or n_windows < 1 or start_s < 0:
-        raise ModelError("need window_s > 0, n_windows >= 1, start_s >= 0")
+    if not window_s > 0 or n_windows < 1 or start_s < 0 or hist_every < 1 or n_windows % hist_every:
+        raise ModelError("need window_s > 0, n_windows >= 1, start_s >= 0, and hist_every dividing n_windows")
     sim = Simulation(experiment)
     c = sim.compiled
     seed = experiment.seed if seed is None else check_seed(seed)
@@ -553,10 +558,12 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     for i, name in enumerate(c.flows):
         series.append((name, "flow", i, None))
         own = [k for k, (fname, _) in enumerate(c.classes) if fname == name and k not in c.detached]
-        if c.spec.class_histograms and len(own) > 1:
+        if classes and len(own) > 1:  # (their p99 only where the engine keeps their histograms)
             series += [(f"{name}/{c.classes[k][1]}", "class", k, None) for k in own]
-    hists: dict[str, list[np.ndarray]] = {name: [] for name, *_ in series}
-    maxes: dict[str, list[float]] = {name: [] for name, *_ in series}
+    kept = [name for name, kind, *_ in series if kind == "flow" or c.spec.class_histograms]
+    hists: dict[str, list[np.ndarray]] = {name: [] for name in kept}
+    maxes: dict[str, list[float]] = {name: [] for name in kept}
+    in_group = 0  # windows summed into each series' last histogram row so far
     win_ps = round(window_s * PS_PER_S)
     if win_ps < 1:
         raise ModelError(f"windows of {window_s:g} s are under a picosecond, the engine's time unit: a longer "
@@ -577,21 +584,30 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
             for name, kind, i, _ in series:
                 done = int(st[f"{kind}_completed"][i])
                 total, mx = float(st[f"{kind}_latency_sum"][i]), float(st[f"{kind}_latency_max"][i])
-                h = st["flow_hist" if kind == "flow" else "class_hist"][i]
+                h = st["flow_hist" if kind == "flow" else "class_hist"][i] if kind == "flow" or \
+                    "class_hist" in st else None
                 if kind == "flow":
                     row[f"{name}.throughput_per_s"] = done / window_s
                     wt[f"{name}.throughput_per_s"] = 1.0
                 row[f"{name}.mean_us"] = total / done / 1e6 if done else math.nan
                 wt[f"{name}.mean_us"] = float(done)
+                if h is None:
+                    continue
                 row[f"{name}.p99_us"] = hist_quantile(h, 0.99, mx) / 1e6
                 wt[f"{name}.p99_us"] = 1.0 if done else 0.0
-                hists[name].append(np.array(h, dtype=np.uint64))
-                maxes[name].append(mx)
+                if in_group == 0:
+                    hists[name].append(np.array(h, dtype=np.uint64))
+                    maxes[name].append(mx)
+                else:
+                    hists[name][-1] += np.asarray(h, dtype=np.uint64)
+                    maxes[name][-1] = max(maxes[name][-1], mx)
+            in_group = (in_group + 1) % hist_every
             rows.append(row)
             wts.append(wt)
             eng.reset_stats()
     return WindowSeries(window_s, start_s, collect(rows), collect(wts),
-                        {k: np.array(v) for k, v in hists.items()}, {k: np.array(v) for k, v in maxes.items()})
+                        {k: np.array(v) for k, v in hists.items()}, {k: np.array(v) for k, v in maxes.items()},
+                        frozenset(name for name, kind, *_ in series if kind == "class"))
 
 
 def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: float, *,
@@ -654,10 +670,12 @@ def long_run(experiment: Experiment, *, n_batches: int = 20, windows_per_batch: 
     warm = experiment.warmup_s if warmup_s is None else warmup_s
     check_window(dur, warm)
     n_win = n_batches * windows_per_batch
-    ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm)
+    # (the histograms summed per batch as they come: only batches are read)
+    ws = window_series(experiment, window_s=dur / n_win, n_windows=n_win, seed=seed, start_s=warm, classes=True,
+                       hist_every=windows_per_batch)
     out = {k: batch_means(v, n_batches, weights=ws.weights[k], level=level) for k, v in ws.values.items()}
-    for name, h in ws.hists.items():  # (a class, FLOW/CLASS: its p99 only, as :func:`measures`)
-        for key, q in (("p99_us", 0.99),) + ((("p999_us", 0.999),) if "/" not in name else ()):
+    for name, h in ws.hists.items():  # (a class of a flow's mix: its p99 only, as :func:`measures`)
+        for key, q in (("p99_us", 0.99),) + ((("p999_us", 0.999),) if name not in ws.classes else ()):
             out[f"{name}.{key}"] = batch_quantiles(h, ws.maxes[name], n_batches, q, level=level)
     # in the order of :func:`measures`: usable fraction, then each flow's measures together
     order = ["usable_fraction"] + [f"{name}.{k}" for name in ws.hists

@@ -69,10 +69,13 @@ stations in series (exponential service, or a unit per client) with think time a
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
 above the lowest preempts), and on c units the top level alone when it preempts and its
 service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
-the stages its batch carries on through, on the same resource) between pure delays. Work
+the stages its batch carries on through, on the same resource) between pure delays; one
+open Poisson flow drawing a mix of classes, each one FIFO stage at one shared station
+between pure delays (M/G/1 with the mixture's moments, or M/M/c when every class's
+service is exponential of one mean): each class's mean sojourn, W + its own service. Work
 per page (`per_page`) and a link's frames (`segment_bytes`) of a request whose bytes are
 fixed are a constant added to the stage's service. Everything else (batches, queue
-capacities, chains of stages on one resource, mixes of request classes, non-exponential
+capacities, chains of stages on one resource, other mixes of request classes, non-exponential
 queueing in a closed loop, M/G/c, M/G/1 stations in series, one draw of random bytes
 feeding several stations, pages or frames of random bytes) is reported as uncovered with
 the reason; so is a spec one of the formulas above refuses.
@@ -90,7 +93,7 @@ import numpy as np
 from . import _core
 from ._core import Dist, ModelError
 from .model import PS_PER_US, Experiment, compile_experiment
-from .result import MIN_TAIL_REQUESTS, dumps
+from .result import MIN_TAIL_REQUESTS, dumps, thin_tail
 
 # ----------------------------------------------------------------------------- formulas
 
@@ -518,6 +521,8 @@ class FlowPrediction:
     mean_us: float  # mean sojourn (end-to-end latency)
     p99_us: float | None = None
     p999_us: float | None = None
+    of_flow: str | None = None  # set for one class of a flow's mix (name FLOW/CLASS): the flow
+    request_class: str | None = None  # and the class
 
 
 @dataclass
@@ -723,9 +728,12 @@ def _analyse_compiled(c: Any) -> Prediction:
             raise _Uncovered(f"resource '{c.resources[ri].name}' serves batches of {batch}")
         if len(row) > 3 and row[3] > 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a throttled stage (throttle_us)")
+    if len(spec.flows) == 1 and spec.flows[0][5] > 1 and not spec.flows[0][0] and spec.flows[0][1][0] == "exp":
+        return _class_mix(c, 0)
     for fi, fl in enumerate(spec.flows):
         if fl[5] != 1:
-            raise _Uncovered(f"flow '{c.flows[fi]}' mixes {fl[5]} request classes")
+            raise _Uncovered(f"flow '{c.flows[fi]}' mixes {fl[5]} request classes (theory covers a mix under one "
+                             "open Poisson flow alone on the host)")
     closed = [fi for fi, fl in enumerate(spec.flows) if fl[0]]
     if closed and len(spec.flows) > 1:
         raise _Uncovered("closed and open flows, or several closed flows, share the host")
@@ -739,10 +747,11 @@ def _analyse_compiled(c: Any) -> Prediction:
     return _priority(c)
 
 
-def _walk(c: Any, fi: int) -> list[tuple[int, int | None, _Svc | None, Dist]]:
-    """The stages of flow fi's only class: (stage index, resource or None, service, delay)."""
+def _walk(c: Any, fi: int, k: int | None = None) -> list[tuple[int, int | None, _Svc | None, Dist]]:
+    """The stages of flow fi's only class (or of class k): (stage index, resource or None,
+    service, delay)."""
     spec = c.spec
-    first_class = spec.flows[fi][4]
+    first_class = spec.flows[fi][4] if k is None else k
     first, n, _ = spec.classes[first_class]
     out: list[tuple[int, int | None, _Svc | None, Dist]] = []
     nbytes: Dist | None = None
@@ -1032,6 +1041,61 @@ def _throttled(c: Any) -> Prediction:
     return Prediction(f"interrupt throttle (renewal: {lanes * 1e12 / m:,.0f} services/s{each})", [flow], [station])
 
 
+def _class_mix(c: Any, fi: int) -> Prediction:
+    """One open Poisson flow drawing a mix of classes, each one FIFO stage on one shared
+    resource (between pure delays). One unit: an M/G/1 queue whose service is the mixture
+    (Pollaczek-Khinchine with E[S] and E[S^2] the weighted moments); FIFO, so every class
+    waits the same W and a class's mean sojourn is W + its own mean service (+ its delays).
+    c units: M/M/c, only when every class's service is exponential of one mean (a mixture
+    of other means is no longer exponential). No percentiles: W's distribution under a
+    general mixture has no closed form here."""
+    spec = c.spec
+    fl = spec.flows[fi]
+    lam = 1 / fl[1][1]  # per ps
+    ks = range(fl[4], fl[4] + fl[5])
+    total_w = sum(spec.classes[k][2] for k in ks)
+    rows = []
+    for k in ks:
+        walk = _walk(c, fi, k)
+        queues = [w for w in walk if w[1] is not None]
+        if len(queues) != 1:
+            raise _Uncovered(f"class '{c.classes[k][1]}' of flow '{c.flows[fi]}' visits {len(queues)} stations; a mix "
+                             "is covered at one station")
+        delay = sum(_delay_parts(w[3])[0] for w in walk)
+        rows.append((k, spec.classes[k][2] / total_w, queues[0], delay))
+    ris = {q[1] for _, _, q, _ in rows}
+    qcs = {spec.stages[q[0]][0] for _, _, q, _ in rows}
+    if len(ris) != 1:
+        raise _Uncovered(f"the classes of flow '{c.flows[fi]}' queue at different resources")
+    if len(qcs) != 1:
+        raise _Uncovered(f"the classes of flow '{c.flows[fi]}' queue at different priorities on one resource")
+    ri = ris.pop()
+    name, units = c.resources[ri].name, spec.resources[ri][0]
+    svcs = [q[2] for _, _, q, _ in rows]
+    es = sum(p * sv.mean for (_, p, _, _), sv in zip(rows, svcs))
+    es2 = sum(p * sv.m2 for (_, p, _, _), sv in zip(rows, svcs))
+    rho = lam * es / units
+    if rho >= 1:
+        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    if units == 1:
+        wait, model = mg1_wait(lam, es, es2), f"M/G/1 (a mix of {len(rows)} classes, Pollaczek-Khinchine)"
+    elif all(sv.exp for sv in svcs) and max(sv.mean for sv in svcs) - min(sv.mean for sv in svcs) <= 1e-9 * es:
+        wait, model = mmc_wait(lam, es, units), f"M/M/{units} (a mix of {len(rows)} classes)"
+    else:
+        raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
+                         "M/G/c")
+    flows = [FlowPrediction(c.flows[fi], lam * 1e12,
+                            sum(p * (d + wait + sv.mean) for (_, p, _, d), sv in zip(rows, svcs)) / PS_PER_US)]
+    for (k, p, _, d), sv in zip(rows, svcs):
+        cname = c.classes[k][1]
+        flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam * 1e12, (d + wait + sv.mean) / PS_PER_US,
+                                    of_flow=c.flows[fi], request_class=cname))
+    # the station as the first class's stage sees it: every class waits W, and this one is served for its own mean
+    station = StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svcs[0].mean) / PS_PER_US,
+                                flow=f"{c.flows[fi]}/{c.classes[rows[0][0]][1]}", stage=rows[0][2][0])
+    return Prediction(model, flows, [station])
+
+
 def _open_series(c: Any, fi: int) -> Prediction:
     spec = c.spec
     lam = 1 / spec.flows[fi][1][1]  # per ps
@@ -1288,8 +1352,16 @@ def compare_result(pred: Prediction, result: Any) -> dict[str, Any]:
     stages = result.stages()
     flows = []
     for f in pred.flows:
-        sim = d["flows"][f.name]
-        lat = sim["latency_us"]
+        if f.of_flow is not None:  # one class of a flow's mix: its latency and rate
+            fs = d["flows"][f.of_flow]
+            n = fs["classes"].get(f.request_class, 0)
+            nan = {k: math.nan for k in ("mean", "p99", "p999")}
+            sim = {"throughput_per_s": n / result.duration_s,
+                   "thin_tail": [k for k, q in (("p99", 0.99), ("p999", 0.999)) if thin_tail(n, q)]}
+            lat = fs.get("class_latency_us", {}).get(f.request_class, nan)
+        else:
+            sim = d["flows"][f.name]
+            lat = sim["latency_us"]
         flows.append({
             "flow": f.name,
             "throughput_per_s": {"theory": f.throughput_per_s, "sim": sim["throughput_per_s"],

@@ -295,8 +295,9 @@ class Engine:
         return int(lib.vemu_sim_in_flight(self._handle()))
 
     # -- results ---------------------------------------------------------------------
-    def stats(self) -> dict[str, np.ndarray]:
-        """The current window's statistics as whole numpy arrays."""
+    def stats(self, *, class_hist: bool = True) -> dict[str, np.ndarray]:
+        """The current window's statistics as whole numpy arrays (without the classes'
+        histograms, 58 KiB each, when ``class_hist`` is false)."""
         s = self._handle()
         nf, nc, nr = len(self.spec.flows), len(self.spec.classes), len(self.spec.resources)
         ns, ncat = len(self.spec.stages), self.spec.n_categories
@@ -325,7 +326,7 @@ class Engine:
             "stage_service_sum": np.zeros(ns, np.float64),
             "stage_served": np.zeros(ns, np.uint64),
         }
-        if self.spec.class_histograms:
+        if self.spec.class_histograms and class_hist:
             arrays["class_hist"] = np.zeros((nc, HIST_BUCKETS), np.uint64)
         out = ffi.new("vemu_stats *")
         for name, arr in arrays.items():

@@ -560,7 +560,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
         own = [k for k, (fname, _) in enumerate(c.classes) if fname == name and k not in c.detached]
         if classes and len(own) > 1:  # (their p99 only where the engine keeps their histograms)
             series += [(f"{name}/{c.classes[k][1]}", "class", k, None) for k in own]
-    kept = [name for name, kind, *_ in series if kind == "flow" or c.spec.class_histograms]
+    kept = [name for name, kind, *_ in series if kind == "flow" or (classes and c.spec.class_histograms)]
     hists: dict[str, list[np.ndarray]] = {name: [] for name in kept}
     maxes: dict[str, list[float]] = {name: [] for name in kept}
     in_group = 0  # windows summed into each series' last histogram row so far
@@ -577,7 +577,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
         for _ in range(n_windows):
             t += win_ps
             sim.advance(eng, t, t, 1 << 22, None)
-            st = eng.stats()
+            st = eng.stats(class_hist=classes)
             res = Result(experiment, c, st, seed, win_ps / PS_PER_S, 0.0, 0, 0.0)
             row = {"usable_fraction": res.usable_fraction}
             wt = {"usable_fraction": 1.0}

@@ -590,6 +590,42 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
 
 
 @_reads_table
+def class_latency(csv_path: Path | str, png_path: Path | str) -> None:
+    """Each request class's mean latency under each architecture (left, log scale, 95% CI
+    bars) and the same against bare metal's for that class (right): who pays the I/O tax."""
+    header, rows, prov = read_csv(csv_path)
+    archs = list(dict.fromkeys(r["architecture"] for r in rows))
+    classes = list(dict.fromkeys(r["class"] for r in rows))
+    at = {(r["architecture"], r["class"]): r for r in rows}
+    fig, (a1, a2) = _subplots(1, 2, figsize=(12, 4.6))
+    width = 0.8 / len(archs)
+    xs = list(range(len(classes)))
+    for j, a in enumerate(archs):
+        color = ARCH_STYLE.get(a, ("#333333", "-"))[0]
+        pos = [x - 0.4 + (j + 0.5) * width for x in xs]
+        means = [float(at[a, c]["mean_us"]) for c in classes]
+        errs = [_err(float(at[a, c]["mean_us_ci"])) for c in classes]
+        a1.bar(pos, means, width, yerr=errs, color=color, label=a, capsize=1.5, error_kw={"linewidth": 0.6})
+        a2.bar(pos, [float(at[a, c]["mean_vs_bare_metal"]) for c in classes], width, color=color, label=a)
+    for ax in (a1, a2):
+        ax.set_xticks(xs, classes)
+        ax.grid(True, axis="y", alpha=0.3)
+    a1.set_yscale("log")
+    a1.set_ylabel("mean latency (µs, log)")
+    a1.set_title("each class's mean latency (95% CI)", fontsize=10)
+    a2.axhline(1.0, color="#000000", linewidth=0.8)
+    a2.set_yscale("log")
+    a2.set_yticks([1, 1.5, 2, 3, 5, 10, 20], ["1", "1.5", "2", "3", "5", "10", "20"])
+    a2.set_ylabel("mean latency / bare metal's for the class (log)")
+    a2.set_title("against bare metal", fontsize=10)
+    a2.legend(fontsize=7, loc="upper right", ncol=2)
+    fig.suptitle("Who pays the I/O tax: latency by request class (xeon-2017, cloud-mix at half of bare metal's "
+                 "throughput)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, png_path)
+
+
+@_reads_table
 def request_path(csv_path: Path | str, png_path: Path | str) -> None:
     """One key-value get on an idle host under each architecture, as a timeline: each
     stage's service coloured by the category it is charged to, the wire and devices grey,

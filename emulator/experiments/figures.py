@@ -437,6 +437,31 @@ def latency_breakdown(*, quick: bool = False, workers: int | None = None, progre
     return rows
 
 
+def class_latency(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                  cache: Cache | None = None, replications: int | None = None,
+                  capacity: float | None = None) -> list[dict[str, Any]]:
+    """Each request class's latency under each architecture, in the latency breakdown's runs
+    (the same jobs: cache hits after it): mean and p99 with their intervals over the
+    replications, and the mean against bare metal's for the same class."""
+    cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
+    dur, warm = _window(quick)
+    seeds = _seeds(quick, replications)
+    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur, warm, s,
+                tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
+    res = run_jobs(jobs, workers=workers, progress=progress, desc="class latency", cache=cache)
+    runs = [{"key": (r["tag"][0], cname), "mean_us": lat["mean"], "p99_us": lat["p99"],
+             "completed": r["flows"]["mix"]["classes"][cname]}
+            for r in res for cname, lat in r["flows"]["mix"]["class_latency_us"].items()]
+    rows = _ci_rows(runs, lambda p: p["key"], {"mean_us": lambda p: p["mean_us"], "p99_us": lambda p: p["p99_us"]},
+                    tails={"p99_us": (lambda p: p["completed"], 0.99)})
+    bare = {row["key"][1]: row["mean_us"] for row in rows if row["key"][0] == "bare-metal"}
+    out = []
+    for row in rows:
+        a, cname = row.pop("key")
+        out.append({"architecture": a, "class": cname, **row, "mean_vs_bare_metal": row["mean_us"] / bare[cname]})
+    return out
+
+
 # dom0's size: the reserve (and dom0, which gets all of it) from 1 to 32 of xeon-2017's threads
 DOM0_ARCHS = ("xen-pv", "xen-aws-2017")
 DOM0_REFERENCES = ("nitro", "bare-metal")
@@ -619,6 +644,10 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     p = _write(out, "latency-breakdown", b, ["architecture"],
                provenance(base | loaded | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
     figures.append(("latency_breakdown", p, out / "latency-breakdown.png", (), {}))
+    k = class_latency(quick=quick, workers=workers, progress=progress, cache=cache, capacity=cap)
+    p = _write(out, "class-latency", k, ["architecture", "class"],
+               provenance(base | loaded | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
+    figures.append(("class_latency", p, out / "class-latency.png", (), {}))
     d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],
                provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
@@ -641,4 +670,4 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     figures.append(("request_path", p, out / "request-path.png", (), {}))
     draw(figures, workers=workers)
     return {"path_stages": len(r), "hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),
-            "wakeup_points": len(w), "dom0_points": len(d), "breakdown_points": len(b)}
+            "wakeup_points": len(w), "dom0_points": len(d), "breakdown_points": len(b), "class_points": len(k)}

@@ -180,3 +180,18 @@ def test_interrupt_throttle_and_priority_ranges_prose() -> None:
         for a in archs:
             r = by(rs, architecture=a, parameter=label)
             quoted(f"{a} {f(r, 'baseline'):.3f} → {f(r, end):.3f}")
+
+
+def test_class_latency_prose() -> None:
+    rs = rows("class-latency")
+    kv = {r["architecture"]: r for r in rs if r["class"] == "kv"}
+    compute = {r["architecture"]: r for r in rs if r["class"] == "compute"}
+    quoted(f"A kv get takes {f(kv['bare-metal'], 'mean_us'):.2f} µs on bare",
+           f"metal, {f(kv['sriov'], 'mean_us'):.2f} under sriov, {f(kv['nitro'], 'mean_us'):.1f} under nitro",
+           f"{f(kv['xen-pv'], 'mean_us'):.1f} under xen-pv ({f(kv['xen-pv'], 'mean_vs_bare_metal'):.2f}×)",
+           f"{f(kv['emulated'], 'mean_vs_bare_metal'):.1f}× as long",
+           f"({f(compute['emulated'], 'mean_vs_bare_metal'):.2f}×)")
+    quoted(f"{f(kv['nitro'], 'mean_us'):.1f} under nitro, {f(kv['kvm-virtio'], 'mean_us'):.1f} under kvm-virtio")
+    lo = min(f(compute[a], "mean_vs_bare_metal") for a in compute if a not in ("bare-metal", "emulated"))
+    hi = max(f(compute[a], "mean_vs_bare_metal") for a in compute if a not in ("bare-metal", "emulated"))
+    quoted(f"{lo:.2f}–{hi:.2f}× bare metal's", f"a compute call, {f(compute['bare-metal'], 'mean_us'):.0f} µs")

@@ -55,7 +55,7 @@ def test_the_sheets_commands_are_the_ones_checked_here() -> None:
                 "vemu theory examples/closed-dom0.toml",
                 "vemu theory examples/closed-dom0.toml --set workload.flows.0.clients=16",
                 "vemu theory examples/closed-dom0.toml --set workload.flows.0.clients=64",
-                *HEAVY, *MODERATION):
+                *HEAVY, *MODERATION, *TAX):
         assert cmd in SHEET, cmd
 
 
@@ -281,6 +281,9 @@ MODERATION = ("vemu compare sriov sriov --set-b vf_irq_throttle_us=125",
               "vemu run --host xeon-2017 -a sriov -w cloud-mix --set vf_irq_throttle_us=125 "
               "--set 'architecture.paths.net_rx.stages.*.queues=1' --stages")
 
+TAX = tuple(f"vemu run --host xeon-2017 -a {a:<10} -w cloud-mix --set workload.flows.0.clients=16"
+            for a in ("bare-metal", "xen-pv", "nitro"))
+
 HEAVY = ("vemu theory examples/heavy-load.toml",
          "vemu run examples/heavy-load.toml --duration 0.002 --batches 20",
          "vemu run examples/heavy-load.toml --warmup auto --batches 20",
@@ -369,3 +372,29 @@ def test_10_interrupt_moderation_per_queue(capsys: pytest.CaptureFixture[str]) -
     d, _ = run("architecture.paths.net_rx.stages.*.queues=2")  # an 82599 VF's two queues
     assert d["usable_fraction"] == pytest.approx(0.49, abs=0.01)
     assert d["flows"]["mix"]["throughput_per_s"] == pytest.approx(2 * 8000 * 64, rel=0.01)
+
+
+def test_11_who_pays_the_io_tax() -> None:
+    from emulator.simulation import Simulation
+
+    # 50 ms of each (the sheet's runs are 0.2 s): nothing queues, so web, kv and compute read
+    # the same to ~0.01 us over seeds; storage's NVMe reads vary by ~1 us (its +18 to +-1.5)
+    lat = {}
+    for a in ("bare-metal", "xen-pv", "nitro"):
+        exp = load_experiment(host="xeon-2017", architecture=a, workload="cloud-mix",
+                              sets=["workload.flows.0.clients=16"], duration_s=0.05, warmup_s=0.005)
+        d = Simulation(exp).run().to_dict()
+        assert d["host_cycles"]["idle"] > 0.7
+        lat[a] = {c: v["mean"] for c, v in d["flows"]["mix"]["class_latency_us"].items()}
+    bare, xen, nitro = lat["bare-metal"], lat["xen-pv"], lat["nitro"]
+    assert (round(bare["kv"], 1), round(xen["kv"], 1), round(nitro["kv"], 1)) == (6.5, 15.2, 11.7)
+    assert (round(bare["web"], 1), round(xen["web"], 1)) == (23.1, 31.9)
+    assert (round(bare["compute"], 1), round(xen["compute"], 1)) == (179.0, 187.7)
+    for c in ("web", "kv", "compute"):  # the same tax in microseconds, whatever the work
+        assert xen[c] - bare[c] == pytest.approx(8.75, abs=0.1)
+        assert nitro[c] - bare[c] == pytest.approx(5.2, abs=0.1)
+    assert xen["storage"] - bare["storage"] == pytest.approx(18, abs=1.5)
+    assert nitro["storage"] - bare["storage"] == pytest.approx(9, abs=1.0)
+    assert xen["kv"] / bare["kv"] == pytest.approx(2.3, abs=0.05)
+    assert xen["web"] / bare["web"] == pytest.approx(1.38, abs=0.01)
+    assert xen["compute"] / bare["compute"] == pytest.approx(1.05, abs=0.01)

@@ -1402,7 +1402,8 @@ def _pct(x: float | None, w: int = 8) -> str:
 
 def format_comparison(cmp: dict[str, Any]) -> str:
     out = [f"theory: {cmp['model']}", ""]
-    out.append(f"{'flow':<14} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+    fw = max(14, *(len(f["flow"]) for f in cmp["flows"]))  # (a class's FLOW/CLASS runs long)
+    out.append(f"{'flow':<{fw}} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
     thin = False
     for f in cmp["flows"]:
         for key, label in (("throughput_per_s", "done/s"), ("mean_us", "mean us"), ("p99_us", "p99 us"),
@@ -1412,7 +1413,7 @@ def format_comparison(cmp: dict[str, Any]) -> str:
                 continue
             mark = " *" if v.get("thin_tail") else ""
             thin |= bool(mark)
-            out.append(f"{f['flow'][:14]:<14} {label:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
+            out.append(f"{f['flow']:<{fw}} {label:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
                        f"{_pct(v['rel_diff'])}{mark}")
     if thin:
         out.append(f"* fewer than {MIN_TAIL_REQUESTS} simulated requests beyond this percentile: biased low; "
@@ -1420,13 +1421,14 @@ def format_comparison(cmp: dict[str, Any]) -> str:
     if cmp["stations"]:
         out.append("")
         width = max(20, *(len(s["model"]) for s in cmp["stations"]))
-        out.append(f"{'station':<14} {'model':<{width}} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
+        sw = max(14, *(len(s["station"] + (f"/{s['flow']}" if s["flow"] else "")) for s in cmp["stations"]))
+        out.append(f"{'station':<{sw}} {'model':<{width}} {'measure':<12} {'theory':>11} {'simulated':>11} {'rel diff':>8}")
         for s in cmp["stations"]:
             label = s["station"] + (f"/{s['flow']}" if s["flow"] else "")
             for key, name in (("utilization", "utilization"), ("mean_wait_us", "wait us"),
                               ("mean_sojourn_us", "sojourn us")):
                 v = s[key]
-                out.append(f"{label[:14]:<14} {s['model']:<{width}} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
+                out.append(f"{label:<{sw}} {s['model']:<{width}} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
                            f"{_pct(v['rel_diff'])}")
     return "\n".join(out)
 

@@ -194,4 +194,4 @@ def test_class_latency_prose() -> None:
     quoted(f"{f(kv['nitro'], 'mean_us'):.1f} under nitro, {f(kv['kvm-virtio'], 'mean_us'):.1f} under kvm-virtio")
     lo = min(f(compute[a], "mean_vs_bare_metal") for a in compute if a not in ("bare-metal", "emulated"))
     hi = max(f(compute[a], "mean_vs_bare_metal") for a in compute if a not in ("bare-metal", "emulated"))
-    quoted(f"{lo:.2f}–{hi:.2f}× bare metal's", f"a compute call, {f(compute['bare-metal'], 'mean_us'):.0f} µs")
+    quoted(f"{lo:.2f}–{hi:.2f}× bare metal's", f"a compute call ({f(compute['bare-metal'], 'mean_us'):.0f} µs on bare metal")

@@ -418,15 +418,24 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
     return parts
 
 
-def latency_breakdown(*, quick: bool = False, workers: int | None = None, progress: bool = False,
-                      cache: Cache | None = None, replications: int | None = None,
-                      capacity: float | None = None) -> list[dict[str, Any]]:
+def _half_load_runs(desc: str, *, quick: bool, workers: int | None, progress: bool, cache: Cache | None,
+                    replications: int | None, capacity: float | None) -> list[dict[str, Any]]:
+    """The runs the latency breakdown and the class latencies read: every HOCKEY_ARCHS
+    architecture at CDF_LOAD of bare metal's capacity, with the per-stage table (one set of
+    jobs: the second figure's are cache hits)."""
     cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
     dur, warm = _window(quick)
     seeds = _seeds(quick, replications)
     jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur, warm, s,
                 tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
-    res = run_jobs(jobs, workers=workers, progress=progress, desc="latency breakdown", cache=cache)
+    return run_jobs(jobs, workers=workers, progress=progress, desc=desc, cache=cache)
+
+
+def latency_breakdown(*, quick: bool = False, workers: int | None = None, progress: bool = False,
+                      cache: Cache | None = None, replications: int | None = None,
+                      capacity: float | None = None) -> list[dict[str, Any]]:
+    res = _half_load_runs("latency breakdown", quick=quick, workers=workers, progress=progress, cache=cache,
+                          replications=replications, capacity=capacity)
     runs = [{"tag": r["tag"], "mean_us": r["flows"]["mix"]["latency_us"]["mean"], **breakdown(r)} for r in res]
     waits = [k for k in BREAKDOWN_WAITS if any(p[k] > 0 for p in runs)]
     services = [f"svc_{c}" for c in categories([k[4:] for k in p if k.startswith("svc_")] for p in runs)]
@@ -443,12 +452,8 @@ def class_latency(*, quick: bool = False, workers: int | None = None, progress: 
     """Each request class's latency under each architecture, in the latency breakdown's runs
     (the same jobs: cache hits after it): mean and p99 with their intervals over the
     replications, and the mean against bare metal's for the same class."""
-    cap = capacity or bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
-    dur, warm = _window(quick)
-    seeds = _seeds(quick, replications)
-    jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur, warm, s,
-                tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
-    res = run_jobs(jobs, workers=workers, progress=progress, desc="class latency", cache=cache)
+    res = _half_load_runs("class latency", quick=quick, workers=workers, progress=progress, cache=cache,
+                          replications=replications, capacity=capacity)
     runs = [{"key": (r["tag"][0], cname), "mean_us": lat["mean"], "p99_us": lat["p99"],
              "completed": r["flows"]["mix"]["classes"][cname]}
             for r in res for cname, lat in r["flows"]["mix"]["class_latency_us"].items()]

@@ -223,3 +223,34 @@ def test_class_latency_figure_claims_hold() -> None:
     assert all(r["mean_vs_bare_metal"] == 1.0 for (a, _), r in rows.items() if a == "bare-metal")
     for a in archs - {"bare-metal"}:
         assert rows[a, "kv"]["mean_vs_bare_metal"] > rows[a, "compute"]["mean_vs_bare_metal"] >= 0.97, a  # (one replication: ~1% noise)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_engine import valid_specs  # noqa: E402
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
+@given(spec=valid_specs(), seed=st.integers(0, 2**32), hist=st.booleans())
+def test_the_classes_account_for_every_flows_latency(spec: Spec, seed: int, hist: bool) -> None:
+    # Random small specs (shared classes, forks, batches, throttles, drops): every completed
+    # request of a flow adds its latency to its class as to its flow, a detached one to
+    # neither, so over all classes the sums, the maxima and (with class histograms) the
+    # histograms equal the flows'. The sums agree to float rounding (1e-9 relative).
+    spec = dataclasses.replace(spec, class_histograms=hist)
+    try:
+        eng = Engine(spec, seed=seed)
+    except (NativeError, ModelError):
+        return
+    with eng:
+        try:
+            eng.run(10**9, 1_000_000)
+        except NativeError:
+            return  # an open flow outran the pool: a clean error, tested elsewhere
+        s = eng.stats()
+    assert float(s["class_latency_sum"].sum()) == pytest.approx(float(s["flow_latency_sum"].sum()), rel=1e-9, abs=1e-3)
+    assert int(s["class_latency_max"].max(initial=0)) == int(s["flow_latency_max"].max(initial=0))
+    if hist:
+        assert np.array_equal(s["class_hist"].sum(axis=0), s["flow_hist"].sum(axis=0))
+    else:
+        assert "class_hist" not in s

@@ -89,6 +89,8 @@ from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, 
 LEVEL = 0.95
 FLOW_MEASURES = (("throughput_per_s", None), ("completed", None), ("mean_us", "mean"), ("p50_us", "p50"),
                  ("p99_us", "p99"), ("p999_us", "p999"))
+# each class of a flow's mix (FLOW/CLASS), as vemu run -n reports them
+CLASS_MEASURES = (("completed", None), ("mean_us", "mean"), ("p99_us", "p99"))
 FIXED_COLUMNS = ("point", "replication", "seed")
 MAX_POINTS = 1_000_000  # a range's point count, a sample's size
 MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
@@ -578,8 +580,12 @@ def _cell(v: Any, text: str) -> Any:
 def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """The per-run table: its columns and one dict per point × replication."""
     flows: list[str] = []
+    classes: dict[str, list[str]] = {}  # a flow of several classes: its classes, in order
     for r in results:
         flows += [f for f in r["flows"] if f not in flows]
+        for f, fl in r["flows"].items():
+            have = classes.setdefault(f, [])
+            have += [c for c in fl.get("class_latency_us", {}) if c not in have]
     cats = categories(r["host_cycles"] for r in results)
     cat_cols = [f"host_cycles.{c}" for c in cats]
     # each resource's utilization: which one binds a point (a saturated link reads 1.0 where
@@ -588,7 +594,9 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
     for r in results:
         res += [n for n in r["resources"] if n not in res]
     columns = [*FIXED_COLUMNS, *(a.key for a in pl.axes), "usable_fraction", "throughput_per_s",
-               *(f"{f}.{m}" for f in flows for m, _ in FLOW_MEASURES), *cat_cols,
+               *(col for f in flows for col in [*(f"{f}.{m}" for m, _ in FLOW_MEASURES),
+                                                *(f"{f}/{c}.{m}" for c in classes[f] for m, _ in CLASS_MEASURES)]),
+               *cat_cols,
                *(f"utilization.{n}" for n in res)]
     rows = []
     for job, r in zip(pl.jobs, results):
@@ -602,6 +610,11 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
             fl = r["flows"].get(f)
             for m, lat in FLOW_MEASURES:
                 row[f"{f}.{m}"] = None if fl is None else fl[m] if lat is None else fl["latency_us"][lat]
+            for c in classes[f]:
+                cl = None if fl is None else fl.get("class_latency_us", {}).get(c)
+                for m, lat in CLASS_MEASURES:
+                    row[f"{f}/{c}.{m}"] = (None if cl is None else
+                                           fl["classes"][c] if lat is None else cl[lat])
         for c in cats:
             row[f"host_cycles.{c}"] = r["host_cycles"].get(c, 0.0)
         for n in res:

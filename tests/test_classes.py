@@ -254,3 +254,21 @@ def test_the_classes_account_for_every_flows_latency(spec: Spec, seed: int, hist
         assert np.array_equal(s["class_hist"].sum(axis=0), s["flow_hist"].sum(axis=0))
     else:
         assert "class_hist" not in s
+
+
+def test_a_sweep_tabulates_each_class(tmp_path: Any) -> None:
+    # a sweep's table and summary carry FLOW/CLASS columns (completed, mean, p99), the p99
+    # pooled over a point's replications and judged by the class's own completions
+    from emulator.provenance import read_csv
+    from emulator.sweep import sweep
+
+    sweep(_two_classes(0.02), vary={"workload.flows.0.rate_per_s": [5e4, 1e5]}, replications=2, workers=1,
+          cache=None, out=tmp_path / "s.csv")
+    header, rows, _ = read_csv(tmp_path / "s.csv")
+    assert {"f/short.completed", "f/short.mean_us", "f/short.p99_us", "f/long.mean_us"} <= set(header)
+    assert header.index("f/short.completed") > header.index("f.p999_us")  # right after their flow
+    for r in rows:
+        assert int(r["f/short.completed"]) + int(r["f/long.completed"]) == int(r["f.completed"])
+    header, rows, _ = read_csv(tmp_path / "s-summary.csv")
+    assert {"f/long.p99_us_ci95", "f/long.p99_us_thin_tail", "f/long.p99_us_biased"} <= set(header)
+    assert all(float(r["f/long.mean_us"]) > float(r["f/short.mean_us"]) for r in rows)

@@ -227,7 +227,7 @@ def test_class_latency_figure_claims_hold() -> None:
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_engine import valid_specs  # noqa: E402
+from test_engine import engine_of, valid_specs  # noqa: E402
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
@@ -237,10 +237,8 @@ def test_the_classes_account_for_every_flows_latency(spec: Spec, seed: int, hist
     # request of a flow adds its latency to its class as to its flow, a detached one to
     # neither, so over all classes the sums, the maxima and (with class histograms) the
     # histograms equal the flows'. The sums agree to float rounding (1e-9 relative).
-    spec = dataclasses.replace(spec, class_histograms=hist)
-    try:
-        eng = Engine(spec, seed=seed)
-    except (NativeError, ModelError):
+    eng = engine_of(dataclasses.replace(spec, class_histograms=hist), seed)
+    if eng is None:
         return
     with eng:
         try:

@@ -13,12 +13,11 @@ queue is the renewal process of tests/test_throttle.py:
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
 import pytest
-from conftest import REPO, experiment
+from conftest import experiment
 
 from emulator._core import Engine, ModelError, NativeError, Spec
 from emulator.model import load_experiment

@@ -24,9 +24,9 @@ import pytest
 from conftest import experiment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_engine import valid_specs
+from test_engine import engine_of, valid_specs
 
-from emulator._core import STATUS_EFULL, Engine, ModelError, NativeError
+from emulator._core import STATUS_EFULL, NativeError
 from emulator.model import load_experiment
 from emulator.simulation import Simulation, run
 
@@ -219,9 +219,8 @@ def test_every_request_is_accounted_for_with_throttles_and_batches(spec: Any, se
     # between resources, drops at bounded queues, pure delays): in any window, created +
     # in flight when it opened = completed + dropped + in flight now, per flow; services
     # never exceed what passed a stage; the pool is never exhausted by a lost request.
-    try:
-        eng = Engine(spec, seed=seed)
-    except (NativeError, ModelError):
+    eng = engine_of(spec, seed)
+    if eng is None:
         return
     with eng:
         try:

@@ -38,8 +38,8 @@ import numpy as np
 from ._core import ModelError
 from .model import Experiment, as_experiment, bundled, check_level, check_seed, load_experiment
 from .result import categories, dumps
-from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, apart, mean_ci, missing, pooled_percentiles, replication_seeds,
-                    run_measures, thin_tails)
+from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, apart, mean_ci, missing, one_of, pooled_percentiles,
+                    replication_seeds, run_measures, thin_tails)
 
 DEFAULT_HOST = "xeon-2017"
 DEFAULT_WORKLOAD = "cloud-mix"
@@ -119,15 +119,18 @@ class Comparison:
         raise KeyError(measure)
 
 
-def compare(a: Experiment, b: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
-            duration_s: float | None = None, warmup_s: float | None = None, crn: bool = True,
-            level: float = 0.95, cache: Any = None) -> Comparison:
+def compare(a: Experiment, b: Experiment, n: int | None = None, *, seed0: int | None = None,
+            workers: int | None = None, duration_s: float | None = None, warmup_s: float | None = None,
+            crn: bool = True, level: float = 0.95, cache: Any = None, replications: int | None = None,
+            seed: int | None = None) -> Comparison:
     """Runs A and B n times each. With ``crn`` (the default) pair i uses one seed for both
     and the difference's CI is the paired-t interval; without, B gets its own seeds and the
     CI is the two-sample interval (to show what CRN buys). ``duration_s`` and ``warmup_s``
     override each run's window; a ``warmup_s`` left None keeps the experiment's own warm-up
     (``vemu compare --duration D`` loads the experiments with D, so theirs is a tenth of D
-    unless a file sets it: load them with ``duration_s=`` for the same runs)."""
+    unless a file sets it: load them with ``duration_s=`` for the same runs). ``replications``
+    and ``seed`` are other names for ``n`` and ``seed0``, as a sweep has them."""
+    n, seed0 = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_REPLICATIONS:
         raise ModelError(f"need an integer number of replications in [2, {MAX_REPLICATIONS}], got {n}")
     a, b = as_experiment(a, key="a"), as_experiment(b, key="b")

@@ -402,12 +402,25 @@ def collect(rows: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
     return {k: np.array([r.get(k, missing(k)) for r in rows], dtype=np.float64) for k in keys}
 
 
-def replicate(experiment: Experiment, n: int, *, seed0: int | None = None, workers: int | None = None,
+def one_of(first: Any, second: Any, names: tuple[str, str]) -> Any:
+    """The value of an argument that has two names (``n`` or ``replications``, ``seed0`` or
+    ``seed``, as :func:`emulator.sweep.sweep` calls them): either, not both."""
+    if first is not None and second is not None:
+        raise ModelError(f"give {names[0]} or {names[1]}, not both", key=names[0])
+    return first if first is not None else second
+
+
+def replicate(experiment: Experiment, n: int | None = None, *, seed0: int | None = None, workers: int | None = None,
               duration_s: float | None = None, warmup_s: float | None = None,
-              level: float = 0.95, cache: Any = None) -> Replications:
+              level: float = 0.95, cache: Any = None, replications: int | None = None,
+              seed: int | None = None) -> Replications:
     """Runs n independent replications (seeds from :func:`replication_seeds` of ``seed0``,
     default the experiment's seed) and returns each measure's mean and t-based CI, a
-    percentile's by sectioning (:func:`pooled_percentiles`)."""
+    percentile's by sectioning (:func:`pooled_percentiles`). ``replications`` and ``seed``
+    are other names for ``n`` and ``seed0``, as a sweep has them."""
+    n, seed0 = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
+    if n is None:
+        raise ModelError("need n (replications), an integer of at least 2", key="n")
     experiment = as_experiment(experiment)
     n = check_count(n, key="n", lo=2, hi=MAX_REPLICATIONS)  # an interval needs 2
     level = check_level(level)

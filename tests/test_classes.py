@@ -270,3 +270,4 @@ def test_a_sweep_tabulates_each_class(tmp_path: Any) -> None:
     header, rows, _ = read_csv(tmp_path / "s-summary.csv")
     assert {"f/long.p99_us_ci95", "f/long.p99_us_thin_tail", "f/long.p99_us_biased"} <= set(header)
     assert all(float(r["f/long.mean_us"]) > float(r["f/short.mean_us"]) for r in rows)
+

@@ -37,7 +37,7 @@ from emulator.stats import (
 )
 from emulator.result import hist_quantile
 from emulator.theory import mm1_sojourn, mm1_sojourn_quantile
-from conftest import TANDEM, to_toml
+from conftest import TANDEM, station, to_toml
 
 
 def _mm1(rho: float = 0.5, *, service_ns: float = 1000, duration_s: float = 0.05, warmup_s: float = 0.005,
@@ -688,3 +688,19 @@ def test_replicated_p99_intervals_cover_the_mm1_truth_at_heavy_load() -> None:
         exp = load_experiment(_mm1(0.9, duration_s=0.02, warmup_s=0.002, seed=1000 + s))
         covered += replicate(exp, 10, workers=1).intervals["f.p99_us"].covers(truth)
     assert covered / 200 >= 0.90
+
+
+def test_replications_and_seed_are_other_names_for_n_and_seed0() -> None:
+    # the API named them n/seed0 here and replications/seed in sweep(): both are taken
+    from emulator.compare import compare
+
+    exp = load_experiment(station({"arrival": "poisson", "rate_per_s": 1e5}, 5000, duration_s=0.005))
+    a = replicate(exp, 2, seed0=5, workers=1)
+    b = replicate(exp, replications=2, seed=5, workers=1)
+    assert a.seeds == b.seeds and a.samples["f.mean_us"].tolist() == b.samples["f.mean_us"].tolist()
+    with pytest.raises(ModelError, match="give n or replications, not both"):
+        replicate(exp, 2, replications=2)
+    with pytest.raises(ModelError, match="need n"):
+        replicate(exp)
+    c = compare(exp, exp, replications=2, seed=5, workers=1)
+    assert c.to_dict()["measures"]["f.mean_us"]["diff"]["mean"] == 0.0

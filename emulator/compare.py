@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import ModelError
-from .model import Experiment, as_experiment, bundled, check_level, check_seed, load_experiment
+from .model import Experiment, as_experiment, bundled, check_count, check_level, check_seed, load_experiment
 from .result import categories, dumps
 from .stats import (CYCLES, MIN_TAIL_REQUESTS, Interval, apart, mean_ci, missing, one_of, pooled_percentiles,
                     replication_seeds, run_measures, thin_tails)
@@ -130,12 +129,13 @@ def compare(a: Experiment, b: Experiment, n: int | None = None, *, seed0: int | 
     (``vemu compare --duration D`` loads the experiments with D, so theirs is a tenth of D
     unless a file sets it: load them with ``duration_s=`` for the same runs). ``replications``
     and ``seed`` are other names for ``n`` and ``seed0``, as a sweep has them."""
-    n, seed0 = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_REPLICATIONS:
-        raise ModelError(f"need an integer number of replications in [2, {MAX_REPLICATIONS}], got {n}")
+    (n, n_name), (seed0, seed_name) = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
+    if n is None:
+        raise ModelError("need n (or replications), an integer of at least 2", key="n")
+    n = check_count(n, key=n_name, lo=2, hi=MAX_REPLICATIONS)
     a, b = as_experiment(a, key="a"), as_experiment(b, key="b")
     level = check_level(level)
-    seed0 = a.seed if seed0 is None else check_seed(seed0, key="seed0")
+    seed0 = a.seed if seed0 is None else check_seed(seed0, key=seed_name)
     seeds_a = replication_seeds(seed0, n)
     seeds_b = seeds_a if crn else replication_seeds(seed0 + 0x9E3779B9, n)
     rows, (pool_a, pool_b) = run_measures([(a, s, duration_s, warmup_s) for s in seeds_a]

@@ -402,12 +402,13 @@ def collect(rows: Sequence[dict[str, float]]) -> dict[str, np.ndarray]:
     return {k: np.array([r.get(k, missing(k)) for r in rows], dtype=np.float64) for k in keys}
 
 
-def one_of(first: Any, second: Any, names: tuple[str, str]) -> Any:
+def one_of(first: Any, second: Any, names: tuple[str, str]) -> tuple[Any, str]:
     """The value of an argument that has two names (``n`` or ``replications``, ``seed0`` or
-    ``seed``, as :func:`emulator.sweep.sweep` calls them): either, not both."""
+    ``seed``, as :func:`emulator.sweep.sweep` calls them), and the name the caller gave it
+    by (for messages): either, not both."""
     if first is not None and second is not None:
         raise ModelError(f"give {names[0]} or {names[1]}, not both", key=names[0])
-    return first if first is not None else second
+    return (second, names[1]) if first is None and second is not None else (first, names[0])
 
 
 def replicate(experiment: Experiment, n: int | None = None, *, seed0: int | None = None, workers: int | None = None,
@@ -418,13 +419,13 @@ def replicate(experiment: Experiment, n: int | None = None, *, seed0: int | None
     default the experiment's seed) and returns each measure's mean and t-based CI, a
     percentile's by sectioning (:func:`pooled_percentiles`). ``replications`` and ``seed``
     are other names for ``n`` and ``seed0``, as a sweep has them."""
-    n, seed0 = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
+    (n, n_name), (seed0, seed_name) = one_of(n, replications, ("n", "replications")), one_of(seed0, seed, ("seed0", "seed"))
     if n is None:
-        raise ModelError("need n (replications), an integer of at least 2", key="n")
+        raise ModelError("need n (or replications), an integer of at least 2", key="n")
     experiment = as_experiment(experiment)
-    n = check_count(n, key="n", lo=2, hi=MAX_REPLICATIONS)  # an interval needs 2
+    n = check_count(n, key=n_name, lo=2, hi=MAX_REPLICATIONS)  # an interval needs 2
     level = check_level(level)
-    seeds = replication_seeds(experiment.seed if seed0 is None else check_seed(seed0, key="seed0"), n)
+    seeds = replication_seeds(experiment.seed if seed0 is None else check_seed(seed0, key=seed_name), n)
     rows, (pool,) = run_measures([(experiment, s, duration_s, warmup_s) for s in seeds], workers=workers,
                                  cache=cache)
     samples = collect(rows)

@@ -581,11 +581,14 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
     """The per-run table: its columns and one dict per point × replication."""
     flows: list[str] = []
     classes: dict[str, list[str]] = {}  # a flow of several classes: its classes, in order
+    kept: set[str] = set()  # the classes with percentiles (the engine kept their histograms) somewhere
     for r in results:
         flows += [f for f in r["flows"] if f not in flows]
         for f, fl in r["flows"].items():
             have = classes.setdefault(f, [])
             have += [c for c in fl.get("class_latency_us", {}) if c not in have]
+            kept |= {f"{f}/{c}" for c, lat in fl.get("class_latency_us", {}).items()
+                     if lat["p99"] is not None and not math.isnan(lat["p99"])}
     cats = categories(r["host_cycles"] for r in results)
     cat_cols = [f"host_cycles.{c}" for c in cats]
     # each resource's utilization: which one binds a point (a saturated link reads 1.0 where
@@ -595,7 +598,8 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
         res += [n for n in r["resources"] if n not in res]
     columns = [*FIXED_COLUMNS, *(a.key for a in pl.axes), "usable_fraction", "throughput_per_s",
                *(col for f in flows for col in [*(f"{f}.{m}" for m, _ in FLOW_MEASURES),
-                                                *(f"{f}/{c}.{m}" for c in classes[f] for m, _ in CLASS_MEASURES)]),
+                                                *(f"{f}/{c}.{m}" for c in classes[f] for m, lat in CLASS_MEASURES
+                                                  if lat != "p99" or f"{f}/{c}" in kept)]),
                *cat_cols,
                *(f"utilization.{n}" for n in res)]
     rows = []
@@ -613,6 +617,8 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
             for c in classes[f]:
                 cl = None if fl is None else fl.get("class_latency_us", {}).get(c)
                 for m, lat in CLASS_MEASURES:
+                    if lat == "p99" and f"{f}/{c}" not in kept:
+                        continue
                     row[f"{f}/{c}.{m}"] = (None if cl is None else
                                            fl["classes"][c] if lat is None else cl[lat])
         for c in cats:

@@ -271,3 +271,27 @@ def test_a_sweep_tabulates_each_class(tmp_path: Any) -> None:
     assert {"f/long.p99_us_ci95", "f/long.p99_us_thin_tail", "f/long.p99_us_biased"} <= set(header)
     assert all(float(r["f/long.mean_us"]) > float(r["f/short.mean_us"]) for r in rows)
 
+
+
+def test_argument_errors_name_the_argument_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator.compare import compare
+
+    exp = load_experiment(_two_classes(0.005))
+    for call, key in ((lambda: replicate(exp, replications=1), "replications"), (lambda: replicate(exp, 1), "n"),
+                      (lambda: replicate(exp, 2, seed=-1), "seed"), (lambda: compare(exp, exp, replications=1), "replications"),
+                      (lambda: compare(exp, exp, 2, seed=-1), "seed"), (lambda: compare(exp, exp), "n")):
+        with pytest.raises(ModelError) as e:
+            call()
+        assert e.value.key == key, (key, str(e.value))
+
+
+def test_a_sweep_without_class_histograms_has_no_class_p99_column(tmp_path: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator.provenance import read_csv
+    from emulator.sweep import sweep
+
+    monkeypatch.setattr(M, "CLASS_HIST_CLASSES", 1)
+    sweep(_two_classes(0.01), vary={"workload.flows.0.rate_per_s": [5e4, 1e5]}, replications=1, workers=1,
+          cache=None, out=tmp_path / "s.csv")
+    header, _, _ = read_csv(tmp_path / "s.csv")
+    assert "f/short.mean_us" in header and "f/short.p99_us" not in header

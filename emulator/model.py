@@ -1217,6 +1217,15 @@ class Compiled:
     detached: frozenset[int] = frozenset()  # classes that run a forked path (no requests of their flow)
     flow_where: tuple[tuple[str, str], ...] = ()  # each flow's file and key path
 
+    def own_classes(self, fi: int) -> list[int]:
+        """The classes flow fi draws its requests from (not those its forks run)."""
+        return _own_classes(self.spec.flows[fi], self.detached)
+
+
+def _own_classes(flow_row: tuple[Any, ...], detached: Any) -> list[int]:
+    """A compiled flow's own classes: its range of classes, bar the detached (forked) ones."""
+    return [k for k in range(flow_row[4], flow_row[4] + flow_row[5]) if k not in detached]
+
 
 def _tag(*parts: Any) -> int:
     """A flow's or a stage's tag, the key of its random draws in the engine (vemu.h,
@@ -1749,8 +1758,8 @@ class _Compiler:
         # a class of a flow's mix is reported as FLOW/CLASS, a tenant's flow as TENANT/FLOW:
         # no two may read alike
         seen: dict[str, str] = {}
-        for fi, row in enumerate(self.flows):
-            own = [k for k in range(row[4], row[4] + row[5]) if k not in self.detached]
+        owns = [_own_classes(row, self.detached) for row in self.flows]
+        for fi, own in enumerate(owns):
             names = [self.flow_names[fi]] + ([f"{self.flow_names[fi]}/{self.class_names[k][1]}" for k in own]
                                              if len(own) > 1 else [])
             for n in names:
@@ -1766,8 +1775,7 @@ class _Compiler:
             trace_requests=self.trace_requests, trace_capacity=cap,
             # percentiles by class where a flow mixes classes, if their counters stay small
             # (59 KiB a class): a flow's own classes are those not forked to
-            class_histograms=len(self.classes) <= CLASS_HIST_CLASSES and any(
-                sum(1 for k in range(row[4], row[4] + row[5]) if k not in self.detached) > 1 for row in self.flows),
+            class_histograms=len(self.classes) <= CLASS_HIST_CLASSES and any(len(own) > 1 for own in owns),
         )
         h, a = self.exp.host, self.exp.architecture
         tenants = tuple((t.name, t.vcpus, self.res_index[f"vcpu@{t.name}"]) for t in self.exp.tenants)

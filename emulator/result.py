@@ -236,7 +236,7 @@ class Result:
                 (detached if k in self.compiled.detached else classes)[cname] = int(s["class_completed"][k])
         by_class = {}  # a flow of several classes: each one's latency (percentiles where kept)
         if len(classes) > 1 and "class_latency_sum" in s:
-            for k in self._own_classes(i):
+            for k in self.compiled.own_classes(i):
                 n = int(s["class_completed"][k])
                 hist = s["class_hist"][k] if "class_hist" in s else None
                 by_class[self.compiled.classes[k][1]] = _latency(n, float(s["class_latency_sum"][k]),
@@ -258,11 +258,7 @@ class Result:
             **({"detached": detached} if detached else {}),
         }
 
-    def _own_classes(self, i: int) -> list[int]:
-        """The classes flow i draws its requests from (not those its forks run)."""
-        name = self.compiled.flows[i]
-        return [k for k, (fname, _) in enumerate(self.compiled.classes)
-                if fname == name and k not in self.compiled.detached]
+
 
     def tails(self) -> dict[str, Tail]:
         """Each flow's latency histogram (its nonzero buckets) and maximum, for pooling the
@@ -273,7 +269,7 @@ class Result:
             h = s["flow_hist"][i]
             idx = np.flatnonzero(h)
             out[name] = (idx, h[idx].astype(np.uint64), float(s["flow_latency_max"][i]))
-            own = self._own_classes(i)
+            own = self.compiled.own_classes(i)
             if len(own) > 1 and "class_hist" in s:  # each class's too, as FLOW/CLASS
                 for k in own:
                     h = s["class_hist"][k]

@@ -571,7 +571,7 @@ def window_series(experiment: Experiment, *, window_s: float, n_windows: int, se
     series: list[tuple[str, str, int, Any]] = []
     for i, name in enumerate(c.flows):
         series.append((name, "flow", i, None))
-        own = [k for k, (fname, _) in enumerate(c.classes) if fname == name and k not in c.detached]
+        own = c.own_classes(i)
         if classes and len(own) > 1:  # (their p99 only where the engine keeps their histograms)
             series += [(f"{name}/{c.classes[k][1]}", "class", k, None) for k in own]
     kept = [name for name, kind, *_ in series if kind == "flow" or (classes and c.spec.class_histograms)]

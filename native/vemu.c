@@ -218,9 +218,9 @@ typedef struct {
 
 /* A sort key: qclasses by priority at creation; a batch's members by the qclass they go on to. */
 typedef struct {
-    int32_t priority; /* or the qclass a member goes on to */
-    uint32_t index;   /* the qclass, or the member's place in its batch */
-    uint32_t ri;      /* the member */
+    int64_t key;    /* the qclass's priority, or the qclass a member goes on to */
+    uint32_t index; /* the qclass, or the member's place in its batch: ties keep their order */
+    uint32_t ri;    /* the member */
 } qorder;
 
 typedef struct {
@@ -545,7 +545,7 @@ static inline uint32_t stage_q(const vemu_sim *s, const request *q, uint32_t gi)
 
 static int qorder_cmp(const void *a, const void *b) {
     const qorder *x = a, *y = b;
-    if (x->priority != y->priority) return x->priority < y->priority ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
@@ -1133,12 +1133,6 @@ static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n,
     return q;
 }
 
-static int split_cmp(const void *a, const void *b) {
-    const qorder *x = a, *y = b;
-    if (x->priority != y->priority) return (uint32_t)x->priority < (uint32_t)y->priority ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head);
 
 /* The members of a finished batch (head.., linked, already arrived at their next stages)
@@ -1147,14 +1141,14 @@ static int group_enter(vemu_sim *s, uint32_t qi, uint32_t head);
 static __attribute__((noinline, cold)) int split_enter(vemu_sim *s, uint32_t head) {
     uint32_t n = 0;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, n++)
-        s->split[n] = (qorder){(int32_t)stage_q(s, &s->req[ri], s->req[ri].stage), n, ri};
-    qsort(s->split, n, sizeof *s->split, split_cmp);
+        s->split[n] = (qorder){stage_q(s, &s->req[ri], s->req[ri].stage), n, ri};
+    qsort(s->split, n, sizeof *s->split, qorder_cmp);
     for (uint32_t i = 0; i < n;) {
         uint32_t j = i;
-        for (; j + 1 < n && s->split[j + 1].priority == s->split[i].priority; j++)
+        for (; j + 1 < n && s->split[j + 1].key == s->split[i].key; j++)
             s->req[s->split[j].ri].next = s->split[j + 1].ri;
         s->req[s->split[j].ri].next = NIL;
-        int rc = group_enter(s, (uint32_t)s->split[i].priority, s->split[i].ri);
+        int rc = group_enter(s, (uint32_t)s->split[i].key, s->split[i].ri);
         if (rc < 0) return rc;
         i = j + 1;
     }

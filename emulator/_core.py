@@ -140,6 +140,9 @@ class Spec:
     trace_requests: int = 0
     trace_capacity: int = 0
     class_histograms: bool = False  # a latency histogram per class too (percentiles by class)
+    shares: Sequence[tuple[int, int, int, float]] = ()
+    # ^ (resource, from category, to category, share): of the busy time the resource charges
+    #   to the first category, the share is reported under the second (vemu.h)
 
 
 def _set_dist(c: Any, d: Dist) -> None:
@@ -164,6 +167,10 @@ def _build(spec: Spec) -> tuple[Any, list[Any]]:
         if len(row) > 4:  # passed on even without idle states: the engine refuses polling then
             res[i].poll = row[4]
             res[i].poll_category = row[5]
+    for r, share_from, share_to, share in spec.shares:
+        res[r].share_from = share_from
+        res[r].share_to = share_to
+        res[r].share = share
     ids = ffi.new("vemu_idle_state[]", max(1, len(idle)))
     for i, (exit_ps, residency_ps) in enumerate(idle):
         ids[i].exit = exit_ps

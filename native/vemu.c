@@ -271,6 +271,9 @@ typedef struct {
     uint32_t preemptive, n_act;
     int32_t top_preempt;
     uint64_t preemptions;
+    /* reported accounting share (vemu_resource_spec.share): share > 0 only */
+    double share;
+    uint32_t share_from, share_to;
 } resource;
 
 typedef struct {
@@ -993,6 +996,22 @@ static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from,
     return outranked_scan(s, rs, from, prio);
 }
 
+/* Whether requests arriving now at a stage of priority `prio` on `rs` come before all that
+ * waits there: no suspended service of that priority or higher (it would resume first) and
+ * no open queue of that priority or higher (older, or above). For the members of a service
+ * just ended on `rs` that queue for a next stage there (it batches or is throttled): they
+ * arrive like any other request, so the unit they free goes to them only if they rank
+ * first, and to the work waiting otherwise. */
+static __attribute__((noinline)) int arrives_first(const vemu_sim *s, const resource *rs, int32_t prio) {
+    if (rs->susp != NIL && head_priority(s, rs->susp) >= prio) return 0;
+    if (rs->waiting == 0) return 1;
+    for (uint32_t k = 0; k < rs->n_nz; k++) {
+        const qclass *qc = &s->qc[rs->nz[k]];
+        if (qc->priority >= prio && !qc_closed(qc, s->now)) return 0;
+    }
+    return 1;
+}
+
 /* The end of start_chain for a stage that is throttled or whose units sleep, kept apart
  * from the hot path. A unit that must first wake is charged to the resource's wake
  * category until EV_WAKE, when the service proper (t ps, kept in svc_end meanwhile)
@@ -1254,28 +1273,44 @@ static int on_service(vemu_sim *s, uint32_t head) {
              * preempt now */
             return rc < 0 || !(g->preemptive && forked) ? rc : preempt_waiting(s, rs);
         }
-        rc = dispatch(s, rs);
-        if (rc < 0) return rc;
-        return mixed ? split_enter(s, head) : group_enter(s, q2, head);
+        /* the members queue there like any arrival: the unit goes to them if they rank
+         * first, else to the work that waits (then they queue) */
+        int first = qn->resource == r && arrives_first(s, rs, qn->priority);
+        if (!first) {
+            rc = dispatch(s, rs);
+            if (rc < 0) return rc;
+        }
+        rc = mixed ? split_enter(s, head) : group_enter(s, q2, head);
+        if (rc < 0 || !first || !rs->free) return rc;
+        return dispatch(s, rs); /* they queued behind a closed throttle */
     }
     /* run to completion: a lone request whose next stage is on the same resource keeps
      * its unit and goes straight on, unless that stage batches or is throttled: a batch
      * can only form from requests that wait for it, so the request queues there like any
-     * other */
-    if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end &&
-        !outranked(s, rs, s->qc[g->qclass].priority, s->qc[s->st[h->stage + 1].qclass].priority)) {
+     * other. Its fork, if any, is set off first: it may outrank the next stage. */
+    if (h->next == NIL && g->chain_next && h->stage + 1 < h->stage_end) {
         int rc = pass_on(s, head, g);
         if (rc < 0) return rc;
         rc = unit_release(s, rs, h); /* start_service takes it again */
         if (rc < 0) return rc;
+        if (outranked(s, rs, s->qc[g->qclass].priority, s->qc[s->st[h->stage].qclass].priority)) {
+            rc = dispatch(s, rs);
+            return rc < 0 ? rc : stage_enter(s, head);
+        }
         rc = start_service(s, stage_q(s, h, h->stage), head);
         /* a request forked meanwhile found this service out of the running: it may preempt now */
         return rc < 0 || !(g->preemptive && g->fork) ? rc : preempt_waiting(s, rs);
     }
     int rc = unit_release(s, rs, h);
     if (rc < 0) return rc;
-    rc = dispatch(s, rs);
-    if (rc < 0) return rc;
+    /* members going on to a queue of this resource (batching or throttled, or, from a
+     * batch, any): as above, the unit goes to them first only if they rank first */
+    const stage *gn = h->stage + 1 < h->stage_end && !g->has_delay ? &s->st[h->stage + 1] : NULL;
+    int first = gn && gn->qclass >= 0 && gn->resource == r && arrives_first(s, rs, s->qc[gn->qclass].priority);
+    if (!first) {
+        rc = dispatch(s, rs);
+        if (rc < 0) return rc;
+    }
     /* each member at its own stage: the stages of one queue class (one path stage walked by
      * several classes or flows) share the service, not their delays, tags or sums */
     for (uint32_t ri = head; ri != NIL;) {
@@ -1292,7 +1327,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         if (rc < 0) return rc;
         ri = nx;
     }
-    return VEMU_OK;
+    return first && rs->free ? dispatch(s, rs) : VEMU_OK;
 }
 
 /* ---------------------------------------------------------------- creation */
@@ -1399,6 +1434,12 @@ static int validate(const vemu_model *m, char *err, size_t len) {
         const vemu_resource_spec *r = &m->resources[i];
         REQUIRE(r->units >= 1 && r->units <= VEMU_MAX_UNITS, "resource %u: units %u, need 1..%d", i, r->units,
                 VEMU_MAX_UNITS);
+        REQUIRE(isfinite(r->share) && r->share >= 0 && r->share < 1, "resource %u: share %g, need 0 <= share < 1",
+                i, r->share);
+        REQUIRE(r->share == 0 || (r->share_from < m->n_categories && r->share_to < m->n_categories &&
+                                  r->share_from != r->share_to),
+                "resource %u: share from category %u to %u, need two distinct categories below %u", i,
+                r->share_from, r->share_to, m->n_categories);
         if (r->n_idle == 0) {
             REQUIRE(r->poll == 0, "resource %u: polls before sleeping but has no idle states", i);
             continue;
@@ -1508,6 +1549,25 @@ static int validate(const vemu_model *m, char *err, size_t len) {
     }
     REQUIRE(clients <= m->pool_size, "closed flows have %llu clients but the pool holds %u", (unsigned long long)clients,
             m->pool_size);
+    /* a class forked to is not one a flow draws: its completions are detached ones, kept
+     * apart from the flow's requests (their latency) */
+    uint32_t *drawn = NULL;
+    for (uint32_t i = 0; i < m->n_stages; i++) {
+        if (!m->stages[i].fork) continue;
+        if (!drawn) { /* drawn[k]: flows whose range starts at or before k, less those ending before it */
+            drawn = calloc((size_t)m->n_classes + 1, sizeof *drawn);
+            REQUIRE(drawn != NULL, "out of memory checking the forks of %u stages", m->n_stages);
+            for (uint32_t f = 0; f < m->n_flows; f++) {
+                drawn[m->flows[f].first_class]++;
+                drawn[m->flows[f].first_class + m->flows[f].n_classes]--;
+            }
+            for (uint32_t k = 1; k <= m->n_classes; k++) drawn[k] += drawn[k - 1];
+        }
+        int own = drawn[m->stages[i].fork - 1] != 0;
+        if (own) free(drawn);
+        REQUIRE(!own, "stage %u forks to class %u, which a flow draws its requests from", i, m->stages[i].fork - 1);
+    }
+    free(drawn);
     if (!distinct_tags(m, 2, err, len)) return 0;
     return 1;
 #undef REQUIRE
@@ -1591,6 +1651,9 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         r->units = r->free = g->units;
         r->capacity = g->capacity;
         r->susp = NIL;
+        r->share = g->share;
+        r->share_from = g->share_from;
+        r->share_to = g->share_to;
         if (g->n_idle == 0) continue;
         /* every unit asleep since before time 0 (since = UINT64_MAX) with no history
          * (prediction 0): its first wake-up is from the state a prediction of 0 picks */
@@ -1972,6 +2035,14 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         size_t rc = (size_t)s->n_resources * s->n_categories;
         for (size_t k = 0; k < rc; k++)
             o->resource_busy_area[k] = s->busy_area[k] + (double)s->busy[k] * (double)(now - s->busy_last[k]);
+        for (uint32_t i = 0; i < s->n_resources; i++) {
+            const resource *r = &s->res[i];
+            if (r->share == 0) continue;
+            double *area = o->resource_busy_area + (size_t)i * s->n_categories;
+            double moved = area[r->share_from] * r->share;
+            area[r->share_from] -= moved;
+            area[r->share_to] += moved;
+        }
     }
     for (uint32_t i = 0; i < s->n_stages; i++) {
         if (o->stage_completed) o->stage_completed[i] = s->st[i].completed;

@@ -193,6 +193,12 @@ typedef struct {
     int64_t poll;                /* ps a unit with idle states polls before it sleeps (KVM halt-polling),
                                     0 .. VEMU_MAX_GAP; 0: it sleeps at once */
     uint32_t poll_category;      /* < n_categories when poll > 0: where polling time is charged */
+    /* an accounting share: of the busy time the resource charges to category share_from, the
+     * fraction share (0 <= share < 1; 0: none) is reported under share_to instead (a guest's
+     * own work, part of which is the nested dimension of its page walks). Only the reported
+     * statistics (vemu_sim_stats) move; the service times are the compiler's to set */
+    uint32_t share_from, share_to;
+    double share;
 } vemu_resource_spec;
 
 typedef struct {

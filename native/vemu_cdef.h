@@ -38,7 +38,7 @@ static const char *const VEMU_VERSION;
 typedef struct { int32_t kind; double mean; double cv; } vemu_dist;
 typedef struct {
     uint32_t units; int64_t capacity; uint32_t idle_first; uint32_t n_idle; uint32_t wake_category;
-    int64_t poll; uint32_t poll_category;
+    int64_t poll; uint32_t poll_category; uint32_t share_from; uint32_t share_to; double share;
 } vemu_resource_spec;
 typedef struct { int64_t exit; int64_t residency; } vemu_idle_state;
 typedef struct { uint32_t resource; int32_t priority; uint32_t batch; int64_t gap; uint32_t preempt; } vemu_qclass_spec;

@@ -55,6 +55,8 @@ TESTS=("$ROOT/tests/test_fuzz.py")
 [ -f "$ROOT/tests/test_idle.py" ] && TESTS+=("$ROOT/tests/test_idle.py")
 [ -f "$ROOT/tests/test_preempt.py" ] && TESTS+=("$ROOT/tests/test_preempt.py")
 [ -f "$ROOT/tests/test_lanes.py" ] && TESTS+=("$ROOT/tests/test_lanes.py")
+[ -f "$ROOT/tests/test_handover.py" ] && TESTS+=("$ROOT/tests/test_handover.py")
+[ -f "$ROOT/tests/test_paging.py" ] && TESTS+=("$ROOT/tests/test_paging.py")
 echo "sanitize: pytest ${TESTS[*]##*/} under ASan+UBSan"
 ASAN_OPTIONS="$BASE:detect_leaks=0" HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}" VEMU_FUZZ_EXAMPLES="${VEMU_FUZZ_EXAMPLES:-100}" \
     asan "$PY" -m pytest -q -p no:cacheprovider -m "not slow" -x "${TESTS[@]}" ${VEMU_SANITIZE_ARGS:-}

@@ -185,6 +185,9 @@ class Architecture:
     background: tuple[Flow, ...] = ()
     sources: tuple[str, ...] = ()
     file: str = "<architecture>"
+    # the share of the guest's own time (its `tenant` work on vCPUs) spent in the nested
+    # dimension of its page walks (EPT/NPT): a number or a param name; 0 on bare metal and PV
+    nested_paging: Value = 0.0
 
 
 @dataclass(frozen=True)
@@ -602,7 +605,7 @@ def _idle_states(t: _Table) -> tuple[IdleState, ...]:
 
 def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None = None, prefix: str = "") -> Architecture:
     t = _Table(data, file, prefix)
-    t.allow("name", "summary", "sources", "params", "reserve", "resources", "paths", "background")
+    t.allow("name", "summary", "sources", "params", "reserve", "resources", "paths", "background", "nested_paging")
     rv = t.table("reserve")
     rv.allow("cores", "memory_gib")
     rs = t.table("resources")
@@ -628,6 +631,7 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
         params=_params(t), reserve_cores=rv.int("cores", 0, lo=0, hi=LIMITS["units"]),
         reserve_memory_gib=rv.num("memory_gib", 0.0, lo=0, hi=1e9), resources=tuple(resources),
         paths=paths, background=bg, file=file,
+        nested_paging=t.value("nested_paging", 0.0, allow_dist=False, hi=MAX_NESTED_PAGING),
     )
 
 
@@ -1304,6 +1308,16 @@ class _Compiler:
         self.cat_index: dict[str, int] = {}
         for c in STANDARD_CATEGORIES:
             self._cat(c)
+        # the guest's own work takes 1 / (1 - share) as long, the share charged to `paging`
+        share = a.nested_paging
+        key = self._key("architecture", "nested_paging")
+        share = self._param(share, a.file, key) if isinstance(share, str) else float(share)
+        if not 0 <= share <= MAX_NESTED_PAGING:
+            raise ModelError(f"{share:g} is not a share in [0, {MAX_NESTED_PAGING:g}] (of the guest's own time spent "
+                             "in the nested dimension of its page walks)", file=a.file, key=key)
+        self.paging = share
+        if share:
+            self._cat("paging")
         self.qclasses: list[tuple[int, int, int]] = []
         self.q_index: dict[Any, int] = {}
         self.stages: list[tuple[int, int, Dist, float, Dist, bool, Dist]] = []
@@ -1415,6 +1429,8 @@ class _Compiler:
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":
                 ps_per_cycle = 1000.0 / float(info.ghz or 1.0)
+                if self.paging and s.account == "tenant" and _is_vcpu(rname):  # its page walks are two-dimensional
+                    ps_per_cycle /= 1.0 - self.paging
                 work = self._dist(s.cycles, ps_per_cycle, file, key + ".cycles")
                 pb = self._param(s.per_byte, file, key + ".per_byte") if isinstance(s.per_byte, str) else float(s.per_byte)
                 per_byte = pb * ps_per_cycle
@@ -1752,8 +1768,7 @@ class _Compiler:
         def sleep_row(r: ResourceInfo) -> tuple[Any, ...]:
             if not r.sleeps:
                 return ()
-            vcpu = r.name == "vcpu" or r.name.startswith("vcpu@")
-            return (idle_ps, wake) + (halt if vcpu and halt[0] > 0 else ())
+            return (idle_ps, wake) + (halt if _is_vcpu(r.name) and halt[0] > 0 else ())
 
         # a class of a flow's mix is reported as FLOW/CLASS, a tenant's flow as TENANT/FLOW:
         # no two may read alike
@@ -1776,6 +1791,8 @@ class _Compiler:
             # percentiles by class where a flow mixes classes, if their counters stay small
             # (59 KiB a class): a flow's own classes are those not forked to
             class_histograms=len(self.classes) <= CLASS_HIST_CLASSES and any(len(own) > 1 for own in owns),
+            shares=[(ri, self.cat_index["tenant"], self.cat_index["paging"], self.paging)
+                    for ri, r in enumerate(self.res) if self.paging and _is_vcpu(r.name)],
         )
         h, a = self.exp.host, self.exp.architecture
         tenants = tuple((t.name, t.vcpus, self.res_index[f"vcpu@{t.name}"]) for t in self.exp.tenants)
@@ -1787,6 +1804,12 @@ class _Compiler:
 
 
 CLASS_HIST_CLASSES = 512  # models with more classes get latency means by class, not percentiles
+MAX_NESTED_PAGING = 0.5  # of the guest's own time: its work at most twice as long
+
+
+def _is_vcpu(resource: str) -> bool:
+    """The tenant's own cores: `vcpu`, or `vcpu@TENANT` on a multi-tenant host."""
+    return resource == "vcpu" or resource.startswith("vcpu@")
 
 
 def rdef_file(exp: Experiment, name: str) -> str:

@@ -404,7 +404,7 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
-_ORDER = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
+_ORDER = ("tenant", "exit", "hypervisor", "paging", "emulation", "backend", "copy", "poll")
 
 
 def categories(host_cycles: Iterable[Iterable[str]]) -> list[str]:

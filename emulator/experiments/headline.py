@@ -163,7 +163,8 @@ def checks(head: list[dict[str, Any]], *, tie: float = 1e-9) -> dict[str, Any]:
     return {
         "xen-pv in [0.60, 0.80]": 0.60 <= get("xen-pv") <= 0.80,
         "nitro >= 0.97": get("nitro") >= 0.97,
-        "nitro within 0.005 of bare-metal": abs(get("nitro") - get("bare-metal")) <= 0.005,
+        # gregg2017: hardware virtualisation (VT-x, SR-IOV, posted interrupts, Nitro) costs 0.1-1.5%
+        "nitro within 0.015 of bare-metal": abs(get("nitro") - get("bare-metal")) <= 0.015,
         "bare-metal within 0.005 of 1": abs(get("bare-metal") - 1.0) <= 0.005,
         "emulated < xen-pv": get("emulated") < get("xen-pv"),
         "xen-pv < nitro": get("xen-pv") < get("nitro"),

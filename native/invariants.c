@@ -280,17 +280,18 @@ int main(int argc, char **argv){
                 stg[i].page_bytes = ri(2) ? 1 : 512; stg[i].unpaged_bytes = ri(2) ? 0 : 100;
             }
         }
-        vemu_class_spec cls[3]; uint32_t NC = 1 + ri(2);
+        vemu_class_spec cls[4]; uint32_t NC = 1 + ri(2), drawn = NC; /* flows draw classes 0..drawn-1 */
         for (uint32_t c = 0; c < NC; c++) { cls[c].first_stage = ri(NS); cls[c].n_stages = 1 + ri(NS - cls[c].first_stage); cls[c].weight = 1; }
-        if (ri(3) == 0) { /* forks: stages outside one class start detached requests on it */
+        if (ri(3) == 0) { /* forks: stages outside one class start detached requests on a copy of it (no flow draws it) */
             uint32_t t = ri(NC);
+            cls[NC++] = cls[t];
             for (uint32_t i = 0; i < NS; i++)
-                if ((i < cls[t].first_stage || i >= cls[t].first_stage + cls[t].n_stages) && ri(3) == 0) stg[i].fork = t + 1;
+                if ((i < cls[t].first_stage || i >= cls[t].first_stage + cls[t].n_stages) && ri(3) == 0) stg[i].fork = drawn + 1;
         }
         vemu_flow_spec fl[2]; uint32_t NF = 1 + ri(2); uint32_t clients = 0;
         for (uint32_t f = 0; f < NF; f++) {
             memset(&fl[f],0,sizeof fl[f]);
-            fl[f].arrival = ri(2); fl[f].first_class = 0; fl[f].n_classes = NC; fl[f].tag = f;
+            fl[f].arrival = ri(2); fl[f].first_class = 0; fl[f].n_classes = drawn; fl[f].tag = f;
             fl[f].interarrival = dist(0); fl[f].interarrival.mean *= 2;
             fl[f].clients = 1 + ri(5); fl[f].think = dist(1);
             if (fl[f].arrival == VEMU_ARRIVAL_CLOSED) clients += fl[f].clients;

@@ -726,10 +726,12 @@ def valid_specs(draw: st.DrawFn) -> Spec:
     for _ in range(draw(st.integers(1, 3))):
         first = draw(st.integers(0, ns - 1))
         classes.append((first, draw(st.integers(1, ns - first)), draw(st.floats(1e-3, 10))))
-    if draw(st.booleans()):  # forks: stages outside one class start detached requests on it
+    drawn = len(classes)  # the classes flows draw; a class forked to is not one of them
+    if draw(st.booleans()):  # forks: stages outside one class start detached requests on a copy of it
         t = draw(st.integers(0, len(classes) - 1))
+        classes.append(classes[t])
         inside = range(classes[t][0], classes[t][0] + classes[t][1])
-        stages = [g + ((t + 1,) if k not in inside and draw(st.integers(0, 3)) == 0 else (0,))
+        stages = [g + ((drawn + 1,) if k not in inside and draw(st.integers(0, 3)) == 0 else (0,))
                   for k, g in enumerate(stages)]
     if draw(st.booleans()):  # work per page: (ps per page, page bytes, unpaged bytes) on some stages
         stages = [(g if len(g) > 7 else g + (0,))
@@ -737,10 +739,10 @@ def valid_specs(draw: st.DrawFn) -> Spec:
                      if draw(st.booleans()) else ()) for g in stages]
     flows = []
     for _ in range(draw(st.integers(1, 3))):
-        first = draw(st.integers(0, len(classes) - 1))
+        first = draw(st.integers(0, drawn - 1))
         inter = draw(_dists(1e8).filter(lambda d: d[1] > 0))
         flows.append((draw(st.booleans()), inter, draw(st.integers(1, 20)), draw(_dists(1e7)), first,
-                      draw(st.integers(1, len(classes) - first))))
+                      draw(st.integers(1, drawn - first))))
     clients = sum(f[2] for f in flows if f[0])
     return Spec(resources, qclasses, stages, classes, flows, ncat, max(1, clients + draw(st.integers(0, 200))),
                 draw(st.integers(0, 5)), draw(st.integers(0, 50)))

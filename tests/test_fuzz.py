@@ -349,7 +349,8 @@ def test_near_valid_experiments_raise_model_error_only(case: tuple[dict[str, Any
     try:
         Simulation(exp).run(duration_s=DURATION_S, warmup_s=WARMUP_S)
     except EmulatorError as e:
-        assert not isinstance(e, ModelError)
+        # a closed loop that stops the clock is the model's own fault, named as such
+        assert not isinstance(e, ModelError) or "loop in zero time" in str(e), str(e)
 
 
 # ----------------------------------------------------------------------------- raw engine

@@ -160,7 +160,15 @@ static int check(vemu_sim *s, uint64_t seed) {
     }
     for (uint32_t r = 0; r < s->n_resources; r++) {
         const resource *rs = &s->res[r];
-        CHK(rs->n_nz <= rs->q_count, "r%u: %u non-empty of %u qclasses", r, rs->n_nz, rs->q_count);
+        CHK(rs->n_nz + rs->n_park <= rs->q_count, "r%u: %u non-empty and %u parked of %u qclasses", r, rs->n_nz,
+            rs->n_park, rs->q_count);
+        for (uint32_t k = 1; k < rs->n_park; k++) { /* a heap by (next_ok, index) */
+            uint32_t p = rs->park[(k - 1) / 2], c = rs->park[k];
+            CHK(s->qc[p].next_ok < s->qc[c].next_ok || (s->qc[p].next_ok == s->qc[c].next_ok && p < c),
+                "r%u: park heap order at %u", r, k);
+        }
+        for (uint32_t k = 0; k < rs->n_nz; k++) /* nz holds only open qclasses */
+            CHK(!qc_closed(&s->qc[rs->nz[k]], s->now), "r%u: q%u on nz behind a closed gap", r, rs->nz[k]);
         for (uint32_t k = 1; k < rs->q_count; k++) /* lowest priority first */
             CHK(s->qc[s->res_q[rs->q_first + k - 1]].priority <= s->qc[s->res_q[rs->q_first + k]].priority, "r%u: res_q order", r);
     }
@@ -175,10 +183,13 @@ static int check(vemu_sim *s, uint64_t seed) {
             }
         CHK(gates == (uint32_t)qc->gate_pending && gates <= 1, "q%u: %u gates pending, bit %d", q, gates, qc->gate_pending);
         /* its resource's list of non-empty qclasses holds it exactly while it has requests */
-        uint32_t listed = 0;
+        uint32_t listed = 0, parked = 0;
         for (uint32_t k = 0; k < rs->n_nz; k++) listed += rs->nz[k] == q;
-        CHK(listed == (qc->len > 0) && (!listed || rs->nz[qc->nz_pos] == q), "q%u: %u times on the non-empty list, len %llu",
-            q, listed, (unsigned long long)qc->len);
+        for (uint32_t k = 0; k < rs->n_park; k++) parked += rs->park[k] == q;
+        CHK(parked == qc->parked && parked <= 1 && (!parked || qc->len > 0), "q%u: parked %u times, flag %u, len %llu", q,
+            parked, qc->parked, (unsigned long long)qc->len);
+        CHK(listed == (qc->len > 0 && !parked) && (!listed || rs->nz[qc->nz_pos] == q),
+            "q%u: %u times on the non-empty list, len %llu", q, listed, (unsigned long long)qc->len);
         if (qc->len == 0) continue;
         /* (a gate due at this instant that has yet to pop is about to serve them) */
         CHK(rs->free == 0 || qc_closed(qc, s->now) || gate_now, "q%u: %llu waiting behind an open queue with %u units free",

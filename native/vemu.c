@@ -235,7 +235,8 @@ typedef struct {
     int32_t preempt;      /* its arrivals preempt lower-priority services */
     uint32_t ahead, atail; /* (preemptive resource) its services in progress, in the order they
                               began or resumed: the head has run longest */
-    uint32_t nz_pos;       /* while len > 0: its place in its resource's nz */
+    uint32_t nz_pos;       /* while len > 0 and not parked: its place in its resource's nz */
+    uint32_t parked;       /* len > 0 behind a closed gap: in its resource's park, not its nz */
 } qclass;
 
 /* A throttled qclass whose gap since its last service start has not yet passed. */
@@ -248,6 +249,9 @@ typedef struct {
     uint32_t susp; /* (preemption) its suspended services, highest priority first (first
                       suspended first among equals): NIL when none */
     uint32_t q_first, q_count; /* its qclasses, by index into sim->res_q, lowest priority first */
+    uint32_t *park, n_park;    /* its throttled qclasses with requests waiting behind a gap that
+                                  has not yet passed: a binary heap by (next_ok, index), so that
+                                  a resource with many throttled lanes scans only the open ones */
     uint32_t *nz, n_nz;        /* its qclasses with requests waiting, in no order (a stage's lanes
                                   make many qclasses, few of them non-empty at once) */
     uint32_t gated;            /* one of its qclasses is throttled */
@@ -327,6 +331,7 @@ struct vemu_sim {
     qclass *qc;
     uint32_t *res_q; /* qclass indices grouped by resource */
     uint32_t *nz;    /* the resources' nz lists, grouped as res_q */
+    uint32_t *park;  /* the resources' park heaps, grouped as res_q */
     qorder *split;   /* scratch for a batch whose members go on to several lanes: one per member */
     stage *st;
     vemu_class_spec *cls;
@@ -718,6 +723,60 @@ static inline void stage_arrive(vemu_sim *s, request *q, const stage *g) {
     }
 }
 
+/* The lists of a resource's qclasses with requests waiting: nz holds those that may be
+ * served (no throttle, or its gap passed), park those whose gap has not yet passed. Every
+ * reader of nz first moves the parked qclasses whose gap has passed back to it
+ * (unpark_due), so what nz holds is exactly what qc_closed says is open. */
+static inline void nz_add(resource *rs, qclass *qc, uint32_t qi) {
+    qc->nz_pos = rs->n_nz;
+    rs->nz[rs->n_nz++] = qi;
+}
+
+static inline void nz_remove(vemu_sim *s, resource *rs, const qclass *qc) {
+    uint32_t last = rs->nz[--rs->n_nz]; /* the last takes its place */
+    rs->nz[qc->nz_pos] = last;
+    s->qc[last].nz_pos = qc->nz_pos;
+}
+
+static inline int park_before(const vemu_sim *s, uint32_t a, uint32_t b) {
+    uint64_t x = s->qc[a].next_ok, y = s->qc[b].next_ok;
+    return x < y || (x == y && a < b);
+}
+
+static __attribute__((noinline)) void park_push(vemu_sim *s, resource *rs, uint32_t qi) {
+    uint32_t k = rs->n_park++;
+    while (k > 0) {
+        uint32_t p = (k - 1) / 2;
+        if (!park_before(s, qi, rs->park[p])) break;
+        rs->park[k] = rs->park[p];
+        k = p;
+    }
+    rs->park[k] = qi;
+    s->qc[qi].parked = 1;
+}
+
+static __attribute__((noinline)) void unpark_due_slow(vemu_sim *s, resource *rs) {
+    while (rs->n_park && s->qc[rs->park[0]].next_ok <= s->now) {
+        uint32_t top = rs->park[0], last = rs->park[--rs->n_park], n = rs->n_park, k = 0;
+        for (;;) {
+            uint32_t c = 2 * k + 1;
+            if (c >= n) break;
+            if (c + 1 < n && park_before(s, rs->park[c + 1], rs->park[c])) c++;
+            if (!park_before(s, rs->park[c], last)) break;
+            rs->park[k] = rs->park[c];
+            k = c;
+        }
+        if (n) rs->park[k] = last;
+        s->qc[top].parked = 0;
+        nz_add(rs, &s->qc[top], top);
+    }
+}
+
+/* the parked qclasses whose gap has passed (at this instant too) go back on nz */
+static inline void unpark_due(vemu_sim *s, resource *rs) {
+    if (__builtin_expect(rs->n_park != 0, 0) && s->qc[rs->park[0]].next_ok <= s->now) unpark_due_slow(s, rs);
+}
+
 static inline void enqueue(vemu_sim *s, qclass *qc, resource *rs, uint32_t ri) {
     request *q = &s->req[ri];
     q->next = NIL;
@@ -728,8 +787,10 @@ static inline void enqueue(vemu_sim *s, qclass *qc, resource *rs, uint32_t ri) {
         s->req[qc->tail].next = ri;
     qc->tail = ri;
     if (qc->len++ == 0) {
-        qc->nz_pos = rs->n_nz;
-        rs->nz[rs->n_nz++] = (uint32_t)(qc - s->qc);
+        if (qc_closed(qc, s->now))
+            park_push(s, rs, (uint32_t)(qc - s->qc));
+        else
+            nz_add(rs, qc, (uint32_t)(qc - s->qc));
     }
     queue_change(s, rs, +1);
 }
@@ -773,11 +834,10 @@ static inline uint32_t qclass_pop(vemu_sim *s, qclass *qc) {
     uint32_t ri = qc->head;
     qc->head = s->req[ri].next;
     if (qc->head == NIL) qc->tail = NIL;
-    if (--qc->len == 0) { /* off its resource's non-empty list: the last takes its place */
+    if (--qc->len == 0) { /* off its resource's non-empty list (it is open: served now) */
         resource *rs = &s->res[qc->resource];
-        uint32_t last = rs->nz[--rs->n_nz];
-        rs->nz[qc->nz_pos] = last;
-        s->qc[last].nz_pos = qc->nz_pos;
+        if (__builtin_expect(qc->parked, 0)) unpark_due(s, rs);
+        nz_remove(s, rs, qc);
     }
     return ri;
 }
@@ -970,8 +1030,8 @@ static __attribute__((noinline)) int resume(vemu_sim *s, resource *rs) {
  * higher go first, in their order. At one priority the request keeps its unit, as code
  * goes on running. And a request waiting to preempt goes first whenever it outranks the
  * stage. */
-static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio);
-static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
+static inline int outranked(vemu_sim *s, resource *rs, int32_t from, int32_t prio);
+static __attribute__((noinline)) int outranked_scan(vemu_sim *s, resource *rs, int32_t from, int32_t prio) {
     int drop = prio < from;
     if (rs->susp != NIL) { /* (a suspended service above a request going on at its priority:
                               one suspended at the instant a lower service ended, below) */
@@ -979,15 +1039,16 @@ static __attribute__((noinline)) int outranked_scan(const vemu_sim *s, const res
         if (drop ? hp >= prio : hp > prio) return 1;
     }
     if (rs->waiting == 0) return 0;
+    unpark_due(s, rs);
     for (uint32_t k = 0; k < rs->n_nz; k++) {
         const qclass *qc = &s->qc[rs->nz[k]];
-        if (qc->preempt && qc->priority > prio && !qc_closed(qc, s->now)) return 1;
-        if (drop && qc->priority >= prio && !qc_closed(qc, s->now)) return 1;
+        if (qc->preempt && qc->priority > prio) return 1;
+        if (drop && qc->priority >= prio) return 1;
     }
     return 0;
 }
 
-static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from, int32_t prio) {
+static inline int outranked(vemu_sim *s, resource *rs, int32_t from, int32_t prio) {
     /* the common case, a request going on at its priority with no preempting qclass above
      * it, decided without a scan */
     if (prio >= from && (prio >= rs->top_preempt || rs->waiting == 0) &&
@@ -1002,13 +1063,12 @@ static inline int outranked(const vemu_sim *s, const resource *rs, int32_t from,
  * just ended on `rs` that queue for a next stage there (it batches or is throttled): they
  * arrive like any other request, so the unit they free goes to them only if they rank
  * first, and to the work waiting otherwise. */
-static __attribute__((noinline)) int arrives_first(const vemu_sim *s, const resource *rs, int32_t prio) {
+static __attribute__((noinline)) int arrives_first(vemu_sim *s, resource *rs, int32_t prio) {
     if (rs->susp != NIL && head_priority(s, rs->susp) >= prio) return 0;
     if (rs->waiting == 0) return 1;
-    for (uint32_t k = 0; k < rs->n_nz; k++) {
-        const qclass *qc = &s->qc[rs->nz[k]];
-        if (qc->priority >= prio && !qc_closed(qc, s->now)) return 0;
-    }
+    unpark_due(s, rs);
+    for (uint32_t k = 0; k < rs->n_nz; k++)
+        if (s->qc[rs->nz[k]].priority >= prio) return 0;
     return 1;
 }
 
@@ -1036,9 +1096,15 @@ static __attribute__((noinline, cold)) int start_slow(vemu_sim *s, uint32_t qi, 
     }
     if (rc < 0 || !g->throttled) return rc;
     qclass *qc = &s->qc[qi];
+    /* with requests left waiting, the qclass leaves nz for the park until its gap passes */
+    if (qc->len > 0) {
+        if (qc->parked) unpark_due(s, rs); /* its gap passed at this instant: it is on nz now */
+        nz_remove(s, rs, qc);
+    }
     /* the gap counts from the start of the service proper, after any wake-up (both <=
      * VEMU_MAX_GAP: no overflow; schedule checks the time limit) */
     qc->next_ok = s->now + wake + qc->gap;
+    if (qc->len > 0) park_push(s, rs, qi);
     return gate_arm(s, qi);
 }
 
@@ -1089,15 +1155,16 @@ static int start_service(vemu_sim *s, uint32_t qi, uint32_t head) {
 }
 
 /* A unit of `rs` is free: give it to the longest-waiting request of the highest-priority
- * non-empty qclass whose throttle is open. Few qclasses are non-empty at once, so a scan
- * of them beats any index (the choice does not depend on their order: enq_seq is unique). */
+ * non-empty qclass whose throttle is open. Few qclasses are non-empty and open at once (a
+ * throttled one waiting for its gap is parked apart), so a scan of them beats any index
+ * (the choice does not depend on their order: enq_seq is unique). */
 static inline __attribute__((always_inline)) int dispatch(vemu_sim *s, resource *rs) {
     if (rs->waiting == 0) return __builtin_expect(rs->susp == NIL, 1) ? VEMU_OK : resume(s, rs);
+    unpark_due(s, rs);
     uint32_t best = NIL;
     for (uint32_t k = 0; k < rs->n_nz; k++) {
         uint32_t qi = rs->nz[k];
         qclass *qc = &s->qc[qi];
-        if (rs->gated && qc_closed(qc, s->now)) continue;
         if (best == NIL) {
             best = qi;
             continue;
@@ -1607,6 +1674,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->qc = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->qc);
     s->res_q = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->res_q);
     s->nz = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->nz);
+    s->park = calloc(m->n_qclasses ? m->n_qclasses : 1, sizeof *s->park);
     uint32_t max_batch = 1;
     for (uint32_t i = 0; i < m->n_qclasses; i++)
         if (m->qclasses[i].batch > max_batch) max_batch = m->qclasses[i].batch;
@@ -1635,7 +1703,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
-    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->split || !s->st || !s->cls || !s->class_completed || !s->class_lat_sum || !s->class_lat_max || !s->fl || !s->busy ||
+    if (!s->res || !s->qc || !s->res_q || !s->nz || !s->park || !s->split || !s->st || !s->cls || !s->class_completed || !s->class_lat_sum || !s->class_lat_max || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
         !s->idle_res || !s->poll_owner || !s->trace_wake)
         goto nomem;
@@ -1684,6 +1752,7 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     for (uint32_t i = 0, acc = 0; i < m->n_resources; i++) {
         s->res[i].q_first = acc;
         s->res[i].nz = s->nz + acc;
+        s->res[i].park = s->park + acc;
         acc += s->res[i].q_count;
         s->res[i].q_count = 0;
     }
@@ -1805,6 +1874,7 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->qc);
     free(s->res_q);
     free(s->nz);
+    free(s->park);
     free(s->split);
     free(s->st);
     free(s->cls);
@@ -1834,6 +1904,7 @@ static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource
     while (rs->waiting || rs->susp != NIL) {
         int32_t top = INT32_MIN;
         int any = 0;
+        unpark_due(s, rs);
         for (uint32_t k = 0; rs->waiting && k < rs->n_nz; k++) {
             const qclass *qc = &s->qc[rs->nz[k]];
             if (qc->preempt && !qc_closed(qc, s->now) && (!any || qc->priority > top)) {

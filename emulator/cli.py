@@ -411,9 +411,16 @@ def format_trace(res: Any) -> str:
 
 def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool) -> None:
     """Refuses, before any run, an output path that cannot be written: empty, the wrong
-    kind (a file where a folder goes or the reverse), or under something that is not a
-    writable folder. Missing folders are fine (they are made)."""
-    text = str(path)
+    kind (a file where a folder goes or the reverse), under something that is not a
+    writable folder, or a name the file system refuses (too long, with the temporary name
+    a result is first written under). Missing folders are fine (they are made)."""
+    try:
+        _check_output_path(str(path), what=what, flag=flag, directory=directory)
+    except OSError as e:  # from probing the path itself: a name too long, say
+        raise UsageError(f"{what}: {flag} {path}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _check_output_path(text: str, *, what: str, flag: str, directory: bool) -> None:
     if not text.strip() or (not directory and Path(text).name in ("", ".", "..")):
         raise UsageError(f"{what}: {flag} '{text}': give a {'folder' if directory else 'file'} path")
     p = Path(text)
@@ -436,8 +443,10 @@ def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool
         raise UsageError(f"{what}: {flag} {text}: {parent} is not a folder")
     import tempfile
 
-    try:  # the one sure test of writability (permissions, read-only or virtual file systems)
-        with tempfile.TemporaryFile(dir=parent):
+    try:  # the one sure test of writability (permissions, read-only or virtual file systems),
+        # a file under the temporary name provenance.atomic_write_many gives it first
+        named = {} if directory else {"prefix": f".{p.name}.", "suffix": ".tmp"}
+        with tempfile.NamedTemporaryFile(dir=parent, **named):
             pass
     except OSError as e:
         raise UsageError(f"{what}: {flag} {text}: cannot write in {parent}: {e.strerror or e}") from None

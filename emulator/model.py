@@ -37,6 +37,7 @@ from ._core import LIMITS, NONE_DIST, Dist, ModelError, Spec
 MODELS_DIR = Path(os.environ.get("VEMU_MODELS", Path(__file__).resolve().parent.parent / "models"))
 KINDS = ("host", "architecture", "workload")
 KIND_DIRS = {"host": "hosts", "architecture": "architectures", "workload": "workloads"}
+RESERVED_FLOW_NAMES = ("host_cycles", "utilization")  # prefixes of measure names beside FLOW.MEASURE
 STANDARD_CATEGORIES = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
 ENGINE_CATEGORIES = ("idle", "reserved_idle", "wake")
 REQUIRED_PATHS = ("net_tx", "net_rx", "blk_read", "blk_write")  # of every bundled architecture
@@ -513,6 +514,9 @@ def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
     name = t.str("name")
     if "/" in name:  # FLOW/CLASS names a class of a flow's mix, TENANT/FLOW a tenant's flow
         raise t.err("name", f"'{name}' must not contain '/' (results name a flow's classes FLOW/CLASS)")
+    if name in RESERVED_FLOW_NAMES:  # measures read FLOW.MEASURE, host_cycles.CATEGORY, utilization.RESOURCE
+        raise t.err("name", f"'{name}' names the measures of every {name.split('_')[0]} "
+                            f"({name}.NAME in sweeps and replications); rename the flow")
     arrival = t.str("arrival", choices=("closed", "poisson", "periodic"))
     if arrival == "closed":
         for k in ("rate_per_s", "per_vcpu"):
@@ -1145,10 +1149,15 @@ def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[
             if not name or "/" in name or name in [x.name for x in ts]:
                 raise tt.err("name", f"'{name}' must be a unique name without '/'")
             vcpus = tt.int("vcpus", lo=1, hi=LIMITS["units"])
-            if not isinstance(t.get("workload"), dict):
-                raise tt.err("workload", f"must be a table (a workload), got {_typename(t.get('workload'))}")
+            wdata = t.get("workload")
+            if isinstance(wdata, str):  # a bundled workload's name (as an override gives it, or the file form)
+                wp = bundled_path("workload", wdata, file=file, key=f"experiment.tenants[{i}].workload")
+                wdata, tf = read_toml(wp), str(wp)
+            if not isinstance(wdata, dict):
+                raise tt.err("workload", f"must be a table (a workload) or a bundled workload's name, got "
+                                         f"{_typename(wdata)}")
             try:
-                w = parse_workload(t["workload"], tf, Path(tf).stem if tf != file else None,
+                w = parse_workload(wdata, tf, Path(tf).stem if tf != file else None,
                                    f"experiment.tenants[{i}].workload" if tf == file else "")
             except ModelError as e:
                 e.tenant = i  # type: ignore[attr-defined]  # whose (tenants may share a bundled workload's file)

@@ -51,7 +51,8 @@ def resolve(name: str, kind: str | None, *, flag: str = "NAME") -> list[Shown]:
         if p.is_dir():
             raise ModelError("is a folder; give a model file or a bundled name", file=name)
         if not p.is_file():
-            raise ModelError("no such model file", file=name)
+            raise ModelError("is not a regular file; give a model file" if p.exists() else "no such model file",
+                             file=name)
         data = read_toml(p)
         if set(data) & {"experiment", "set"} or any(isinstance(data.get(k), dict) for k in KINDS):
             shown = _experiment(p, data)  # an experiment file: its models (of one kind, if asked)

@@ -195,9 +195,6 @@ def measures(result: Result) -> dict[str, float]:
     and per host-cycle category CAT, host_cycles.CAT (its fraction of all host cycles, as in
     ``to_dict()["host_cycles"]``: they sum to 1, and host_cycles.tenant is usable_fraction)."""
     d = result.to_dict()
-    if CYCLES[:-1] in d["flows"]:
-        raise ModelError(f"a flow named '{CYCLES[:-1]}' would be read as host-cycle categories; rename it",
-                         key=f"workload.flows.{CYCLES[:-1]}")
     out = {"usable_fraction": float(d["usable_fraction"])}
     for name, f in d["flows"].items():
         lat = f["latency_us"]

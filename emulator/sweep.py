@@ -75,13 +75,14 @@ import json
 import math
 import sys
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._core import ModelError
+from ._core import EmulatorError, ModelError
 from .model import KINDS, bundled_path, check_count, check_seed, load_experiment, parse_set, read_toml
 from .result import Pool, Tail, categories, tail_from_json
 from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, thin_tail
@@ -92,6 +93,7 @@ FLOW_MEASURES = (("throughput_per_s", None), ("completed", None), ("mean_us", "m
 # each class of a flow's mix (FLOW/CLASS), as vemu run -n reports them
 CLASS_MEASURES = (("completed", None), ("mean_us", "mean"), ("p99_us", "p99"))
 FIXED_COLUMNS = ("point", "replication", "seed")
+MEASURE_COLUMNS = ("usable_fraction", "throughput_per_s")  # measures beside FLOW.MEASURE, host_cycles.*, utilization.*
 MAX_POINTS = 1_000_000  # a range's point count, a sample's size
 MAX_RUNS = 1_000_000  # points x replications: checked before the grid is built
 
@@ -438,7 +440,7 @@ def _axes(vary: Mapping[str, Any] | Sequence[str], sampled: bool) -> list[Axis]:
     for k in keys:
         if keys.count(k) > 1:
             raise _err(k, "is varied twice")
-        if k in FIXED_COLUMNS:
+        if k in FIXED_COLUMNS or k in MEASURE_COLUMNS:
             raise _err(k, f"'{k}' is a column of the sweep table, not a model key")
     return axes
 
@@ -602,6 +604,9 @@ def tidy_rows(pl: Plan, results: Sequence[Mapping[str, Any]]) -> tuple[list[str]
                                                   if lat != "p99" or f"{f}/{c}" in kept)]),
                *cat_cols,
                *(f"utilization.{n}" for n in res)]
+    dup = sorted(c for c, k in Counter(columns).items() if k > 1)
+    if dup:  # a name refused at load time reached here: one column would overwrite the other
+        raise EmulatorError(f"two measures share the column name {', '.join(dup)}; rename a flow, category or resource")
     rows = []
     for job, r in zip(pl.jobs, results):
         p, rep = job.tag

@@ -684,3 +684,57 @@ def test_an_auto_warm_up_that_cut_nothing_says_so() -> None:
     w = SimpleNamespace(series=[1.0] * 200, window_s=1e-5, measure="f.mean_us", warmup_s=0.0, converged=True, judged=200)
     assert "cut nothing" in _warmup_note(w)
     assert "cut nothing" not in _warmup_note(SimpleNamespace(**(vars(w) | {"warmup_s": 1e-4})))
+
+
+# -- names that collide in tables, paths the file system refuses ----------------------
+
+def _serve_spec(flow: str = "f", account: str = "tenant") -> dict[str, Any]:
+    return {"experiment": {"duration_s": 0.001},
+            "host": {"name": "h", "cores": 2, "ghz": 1.0, "memory_gib": 1},
+            "architecture": {"name": "a", "params": {"usable_fraction": 1.0}, "paths": {"serve": {"stages": [
+                {"name": "svc", "on": "vcpu", "cycles": 500, "account": account}]}}},
+            "workload": {"name": "w", "flows": [{"name": flow, "arrival": "poisson", "rate_per_s": 100000,
+                                                 "steps": [{"path": "serve"}]}]}}
+
+
+@pytest.mark.parametrize("flow", ["host_cycles", "utilization"])
+def test_a_flow_named_like_a_measure_family_is_refused_before_any_run(flow, tmp_path, capsys):
+    # a sweep's columns host_cycles.CATEGORY and utilization.RESOURCE sit beside FLOW.MEASURE:
+    # a flow of either name (and a category or resource named like a measure) would write two
+    # columns of one name, the second overwriting the first
+    spec = tmp_path / "x.toml"
+    spec.write_text(to_toml(_serve_spec(flow, account="mean_us")))
+    out = tmp_path / "s.csv"
+    assert _main(["sweep", str(spec), "-q", "--vary", "workload.flows.0.rate_per_s=1e5,2e5", "-r", "2",
+                  "--no-cache", "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "workload.flows[0].name" in line and f"'{flow}'" in line
+    assert not out.exists()
+
+
+def test_a_varied_key_named_like_a_measure_column_is_refused(tmp_path, capsys):
+    spec = tmp_path / "x.toml"
+    spec.write_text(to_toml(_serve_spec()))
+    assert _main(["sweep", str(spec), "-q", "--vary", "usable_fraction=100,200", "--no-cache",
+                  "--out", str(tmp_path / "s.csv")]) == 2
+    assert "'usable_fraction' is a column of the sweep table" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("n", [300, 250])
+def test_an_output_name_too_long_is_a_usage_error_before_any_run(n, tmp_path, capsys):
+    # 300 bytes: the name itself; 250: the temporary name a result is first written under
+    # (".NAME.XXXXXXXX.tmp", 14 bytes more) passes the file system's 255
+    out = tmp_path / ("a" * (n - 4) + ".csv")
+    spec = tmp_path / "x.toml"
+    spec.write_text(to_toml(_serve_spec()))
+    assert _main(["sweep", str(spec), "-q", "--vary", "workload.flows.0.rate_per_s=1e5,2e5", "--no-cache",
+                  "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--out" in line and ("too long" in line or "cannot write" in line)
+
+
+def test_show_tells_a_file_that_is_not_a_regular_one_from_a_missing_one(capsys):
+    assert _main(["show", "/dev/null"]) == 2
+    assert "is not a regular file" in _one_error_line(capsys.readouterr().err)
+    assert _main(["show", "/no/such/model.toml"]) == 2
+    assert "no such model file" in _one_error_line(capsys.readouterr().err)

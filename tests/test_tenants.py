@@ -123,3 +123,17 @@ def test_tenant_workload_params_are_the_tenants_own():
         duration_s=0.002, warmup_s=0.0005)
     d = Simulation(exp).run().to_dict()
     assert d["flows"]["a/echo"]["throughput_per_s"] > 5 * d["flows"]["b/echo"]["throughput_per_s"]
+
+
+def test_an_override_may_give_a_tenant_a_bundled_workload_by_name():
+    # as the experiment file may (workload = "web"): --set tenants.NAME.workload="web" is the
+    # same experiment, bit for bit, and an unknown name is a clear error naming the key
+    spec = {"experiment": {"host": "xeon-2017", "architecture": "xen-pv",
+                           "tenants": [{"name": "a", "workload": "web", "vcpus": 8},
+                                       {"name": "b", "workload": "packet-echo", "vcpus": 8}]}}
+    direct = run(spec, duration_s=0.002, warmup_s=0.0005)
+    spec["experiment"]["tenants"][1]["workload"] = "web"
+    swapped = run(spec, sets=['tenants.b.workload="packet-echo"'], duration_s=0.002, warmup_s=0.0005)
+    assert swapped.to_dict()["flows"] == direct.to_dict()["flows"]
+    with pytest.raises(ModelError, match=r"experiment.tenants\[1\].workload.*nosuch"):
+        load_experiment(spec, sets=['tenants.b.workload="nosuch"'])

@@ -105,7 +105,7 @@ def test_2_one_request_stage_by_stage(capsys: pytest.CaptureFixture[str]) -> Non
     fork = next(b for b in pv if "forked by request 0" in b[0])
     assert sum(1 for ln in fork if re.search(r"\svcpu\s+exit\s", ln)) == 2
     nitro = _trace(capsys, "nitro")
-    assert "total 11.650 µs in 7 stages" in nitro[0][-1]
+    assert "total 11.682 µs in 7 stages" in nitro[0][-1]
     assert not any(re.search(r"\sexit\s", ln) for ln in nitro[0][2:])
 
 
@@ -198,15 +198,15 @@ def test_6_interrupt_priority_an_assumption_and_what_it_is_left_with(capsys: pyt
                         for n in prio)
     ranges = {e["range"]: e for n in nums for e in n["sensitivity"]}
     prio_range = ranges["interrupts preempt tenant work (priority 1 or 0)"]
-    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.742, 0.728), abs=0.001)
+    assert (prio_range["usable_at_low"], prio_range["usable_at_high"]) == pytest.approx((0.740, 0.725), abs=0.001)
     e1000 = ranges["QEMU e1000 per packet"]
-    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.771, 0.655), abs=0.001)
+    assert (e1000["usable_at_low"], e1000["usable_at_high"]) == pytest.approx((0.768, 0.652), abs=0.001)
     coalescing = ranges["emulated AHCI and doorbell coalescing (batch, stages at 4)"]
-    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.693, 0.738), abs=0.001)
+    assert (coalescing["usable_at_low"], coalescing["usable_at_high"]) == pytest.approx((0.690, 0.735), abs=0.001)
     ordered = sorted(ranges.values(), key=lambda e: e["swing"], reverse=True)
     assert ordered[0] is e1000 and ordered[1] is coalescing
     bridge = ranges["host NIC driver + bridge + tap per packet"]
-    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.746, 0.718), abs=0.001)
+    assert (bridge["usable_at_low"], bridge["usable_at_high"]) == pytest.approx((0.743, 0.715), abs=0.001)
     assert bridge["swing"] > prio_range["swing"]  # the sheet's third, also above the priority's
     assert main(["show", "cloud-mix", "--sensitivity", "--json"]) == 0
     work = {e["range"]: e for n in json.loads(capsys.readouterr().out)["numbers"] for e in n["sensitivity"]
@@ -243,7 +243,7 @@ def test_7_preemption_what_an_interrupt_saves_and_who_pays(capsys: pytest.Captur
                 "--set-b", "architecture.paths.*.stages.*.preempt=false",
                 "--set-b", "architecture.background.*.steps.*.preempt=false")
     usable = re.search(r"usable_fraction\s+([0-9.]+)\s+([0-9.]+)", out)
-    assert float(usable.group(1)) == pytest.approx(0.9334, abs=0.001)
+    assert float(usable.group(1)) == pytest.approx(0.9288, abs=0.001)
     assert float(usable.group(2)) == pytest.approx(float(usable.group(1)), abs=0.001)
     timer = re.search(r"timer\.mean_us\s+([0-9.]+)\s+([0-9.]+)", out)
     assert float(timer.group(1)) == pytest.approx(2.72, abs=0.05)
@@ -341,7 +341,7 @@ def test_10_interrupt_moderation_per_queue(capsys: pytest.CaptureFixture[str]) -
     from emulator.simulation import Simulation
 
     # (a) 3 pairs of 10 ms: paired half-widths ~1e-3 against an effect of 0.038; the
-    # sheet's figures are the default 10 x 0.1 s (0.9334 -> 0.9718, exits 6.7% -> 2.8%)
+    # sheet's figures are the default 10 x 0.1 s (0.9288 -> 0.9667, exits 6.6% -> 2.8%)
     assert main(["compare", "sriov", "sriov", "--set-b", "vf_irq_throttle_us=125", "-n", "3", "--duration", "0.01",
                  "--warmup", "0.003", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)["measures"]
@@ -387,12 +387,14 @@ def test_11_who_pays_the_io_tax() -> None:
         assert d["host_cycles"]["idle"] > 0.7
         lat[a] = {c: v["mean"] for c, v in d["flows"]["mix"]["class_latency_us"].items()}
     bare, xen, nitro = lat["bare-metal"], lat["xen-pv"], lat["nitro"]
-    assert (round(bare["kv"], 1), round(xen["kv"], 1), round(nitro["kv"], 1)) == (6.5, 15.2, 11.7)
+    assert (round(bare["kv"], 1), round(xen["kv"], 1), round(nitro["kv"], 1)) == (6.5, 15.2, 11.8)
     assert (round(bare["web"], 1), round(xen["web"], 1)) == (23.1, 31.9)
     assert (round(bare["compute"], 1), round(xen["compute"], 1)) == (179.0, 187.7)
     for c in ("web", "kv", "compute"):  # the same tax in microseconds, whatever the work
         assert xen[c] - bare[c] == pytest.approx(8.75, abs=0.1)
-        assert nitro[c] - bare[c] == pytest.approx(5.2, abs=0.1)
+        # nitro: the card's 5.2 us, and the guest's time stretched by nested paging (0.0053 of
+        # its own work, which is most of bare metal's latency here: within the 0.1)
+        assert nitro[c] - bare[c] - 0.0053 / (1 - 0.0053) * bare[c] == pytest.approx(5.2, abs=0.1)
     assert xen["storage"] - bare["storage"] == pytest.approx(18, abs=1.5)
     assert nitro["storage"] - bare["storage"] == pytest.approx(9, abs=1.0)
     assert xen["kv"] / bare["kv"] == pytest.approx(2.3, abs=0.05)

@@ -17,6 +17,7 @@ import pytest
 from emulator.cli import main
 from emulator.model import load_experiment
 from emulator.provenance import read_csv
+from emulator.simulation import run
 from emulator.stats import replicate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -400,3 +401,24 @@ def test_11_who_pays_the_io_tax() -> None:
     assert xen["kv"] / bare["kv"] == pytest.approx(2.3, abs=0.05)
     assert xen["web"] / bare["web"] == pytest.approx(1.38, abs=0.01)
     assert xen["compute"] / bare["compute"] == pytest.approx(1.05, abs=0.01)
+
+
+def test_12_nested_paging_the_cost_no_io_path_shows() -> None:
+    # 20 ms windows (the sheet's are 0.1 s): the shares below are ratios of busy time on a
+    # saturated host, so a short window moves them by < 0.002; paging is exactly the share
+    # of the guest's own time (the engine splits it), so it is checked to 1e-9 of that
+    def host(arch, *sets):
+        return run(host="xeon-2017", architecture=arch, workload="compute", sets=list(sets), duration_s=0.02,
+                   warmup_s=0.005).to_dict()["host_cycles"]
+    nitro = host("nitro")
+    assert nitro["tenant"] == pytest.approx(0.993, abs=0.002)
+    assert nitro["paging"] / (nitro["tenant"] + nitro["paging"]) == pytest.approx(0.0053, rel=1e-9)
+    assert nitro["exit"] == pytest.approx(0.0020, abs=0.0002)
+    heavy = host("nitro", "nested_paging_share=0.042")
+    assert heavy["tenant"] == pytest.approx(0.956, abs=0.002) and heavy["paging"] == pytest.approx(0.042, abs=0.001)
+    assert heavy["exit"] == pytest.approx(nitro["exit"], abs=1e-4)
+    assert 1 - heavy["tenant"] > 0.015  # past Gregg's band
+    xen = host("xen-pv")
+    assert "paging" not in xen
+    assert xen["tenant"] == pytest.approx(0.885, abs=0.005)
+    assert xen["reserved_idle"] == pytest.approx(0.105, abs=0.003)

@@ -1020,6 +1020,11 @@ def load_experiment(
     placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
     for k, v, origin in overrides:
         places = _apply_set(raw, k, v, file)
+        for i, t in enumerate(raw.get("tenants", ())):  # a tenant given a bundled workload by name
+            if isinstance(t, dict) and isinstance(t.get("workload"), str):  # its table, as the file form reads it
+                wp = bundled_path("workload", t["workload"], file=file, key=f"set.{k}")
+                t["workload"] = read_toml(wp)
+                tenant_files[i] = str(wp)
         written += [(*place, origin, k) for place in places]
         if "*" not in k.split(".")[1:]:
             placed += [(k, f"{kind}.{path}") for kind, path in places]
@@ -1149,10 +1154,7 @@ def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[
             if not name or "/" in name or name in [x.name for x in ts]:
                 raise tt.err("name", f"'{name}' must be a unique name without '/'")
             vcpus = tt.int("vcpus", lo=1, hi=LIMITS["units"])
-            wdata = t.get("workload")
-            if isinstance(wdata, str):  # a bundled workload's name (as an override gives it, or the file form)
-                wp = bundled_path("workload", wdata, file=file, key=f"experiment.tenants[{i}].workload")
-                wdata, tf = read_toml(wp), str(wp)
+            wdata = t.get("workload")  # (a bundled workload's name was read into its table already)
             if not isinstance(wdata, dict):
                 raise tt.err("workload", f"must be a table (a workload) or a bundled workload's name, got "
                                          f"{_typename(wdata)}")

@@ -1072,6 +1072,36 @@ static __attribute__((noinline)) int arrives_first(vemu_sim *s, resource *rs, in
     return 1;
 }
 
+/* Whether the members of the service at `head`, about to go on from the resource `rs` (index
+ * r) whose unit they free, come before all that waits there: each of them that enters a
+ * queue of rs at once must find it open, and all of them rank first at the lowest of their
+ * priorities (arrives_first); and none sets off a fork onto rs, which would arrive first.
+ * At least one must go on to rs. `ahead`: 1 if the members are still at the stage they
+ * finish (they go on to stage + 1), 0 if they have arrived at their next stage already (a
+ * batch going on as one: its forks, set off, wait in the queues that arrives_first reads).
+ * Otherwise the work waiting takes the unit first and the members queue behind it. */
+static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, uint32_t r, uint32_t head,
+                                                   uint32_t ahead) {
+    int any = 0;
+    int32_t low = INT32_MAX;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
+        const request *m = &s->req[ri];
+        uint32_t cur = ahead ? m->stage : m->stage - 1, nx = cur + 1;
+        const stage *gc = &s->st[cur];
+        if (ahead && gc->fork) {
+            const stage *gf = &s->st[s->cls[gc->fork - 1].first_stage];
+            if (gf->qclass >= 0 && gf->resource == r) return 0;
+        }
+        if (gc->has_delay || nx >= m->stage_end || s->st[nx].qclass < 0) continue; /* not here, not now */
+        const qclass *qc = &s->qc[stage_q(s, m, nx)];
+        if (qc->resource != r) continue;
+        if (qc_closed(qc, s->now)) return 0; /* it will wait for its gap: the unit is not its */
+        any = 1;
+        if (qc->priority < low) low = qc->priority;
+    }
+    return any && arrives_first(s, rs, low);
+}
+
 /* The end of start_chain for a stage that is throttled or whose units sleep, kept apart
  * from the hot path. A unit that must first wake is charged to the resource's wake
  * category until EV_WAKE, when the service proper (t ps, kept in svc_end meanwhile)
@@ -1342,7 +1372,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         }
         /* the members queue there like any arrival: the unit goes to them if they rank
          * first, else to the work that waits (then they queue) */
-        int first = qn->resource == r && arrives_first(s, rs, qn->priority);
+        int first = members_first(s, rs, r, head, 0);
         if (!first) {
             rc = dispatch(s, rs);
             if (rc < 0) return rc;
@@ -1372,8 +1402,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
     if (rc < 0) return rc;
     /* members going on to a queue of this resource (batching or throttled, or, from a
      * batch, any): as above, the unit goes to them first only if they rank first */
-    const stage *gn = h->stage + 1 < h->stage_end && !g->has_delay ? &s->st[h->stage + 1] : NULL;
-    int first = gn && gn->qclass >= 0 && gn->resource == r && arrives_first(s, rs, s->qc[gn->qclass].priority);
+    int first = members_first(s, rs, r, head, 1);
     if (!first) {
         rc = dispatch(s, rs);
         if (rc < 0) return rc;

@@ -77,3 +77,46 @@ def test_a_class_both_drawn_and_forked_to_is_refused():
                 n_categories=1, pool_size=4)
     with pytest.raises(NativeError, match="stage 0 forks to class 1, which a flow draws its requests from"):
         Engine(spec, seed=1)
+
+
+def test_a_batch_bound_for_several_queues_takes_the_unit_only_if_all_of_it_ranks_first():
+    # x and y share a batching stage (priority 1, batch 2) behind a blocker K (priority 5);
+    # W (priority 1) waits from +300 ps. From the batch x goes on to priority 2 and y to
+    # priority 0. y must not start ahead of W (older, and above it). Regression: the batch's
+    # head (x, priority 2) decided for both, and y took the unit first. (The members queue
+    # behind W, as before the hand-over rule: x then waits for W too, a limit of the rule,
+    # which hands the unit to a batch only when every member ranks first.)
+    st = lambda q: (q, 0, F, 0.0, Z, 0, Z)  # noqa: E731
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 1, 2), (0, 0, 2), (0, 1, 1), (0, 2, 2), (0, 5, 1)],
+                stages=[st(0), st(3), st(0), st(1), st(2), st(4)],
+                classes=[(0, 2, 1.0), (2, 2, 1.0), (4, 1, 1.0), (5, 1, 1.0)],
+                flows=[(False, ("fixed", T0 + 100, 0.0), 0, Z, 0, 1), (False, ("fixed", T0 + 200, 0.0), 0, Z, 1, 1),
+                       (False, ("fixed", T0 + 300, 0.0), 0, Z, 2, 1), (False, ("fixed", T0, 0.0), 0, Z, 3, 1)],
+                n_categories=1, pool_size=8, trace_requests=4, trace_capacity=32)
+    with Engine(spec, seed=1) as e:
+        e.run(2 * T0)
+        tr, _ = e.trace()
+    start = {("x1", "x2", "y1", "y2", "W", "K")[int(r["stage"])]: int(r["start"]) - T0 for r in tr}
+    assert start["W"] < start["y2"]
+    assert start["x2"] < start["y2"]
+
+
+def test_no_drop_when_the_request_going_on_waits_for_a_gap_and_a_slot_opens_at_that_instant():
+    # One unit, room for one waiting request. P opens q1's throttle at 0 (gap 5 ns); A runs
+    # stage 0 at 1-2 ns and goes on to q1, whose gap has not passed; T (priority 0) waits
+    # since 1.5 ns. The unit goes to T (A cannot use it), whose place in the queue A takes:
+    # nothing is dropped, and A is served when the gap passes. Regression: A, taken to rank
+    # first, found the queue still full and was dropped.
+    spec = Spec(resources=[(1, 1)], qclasses=[(0, 0, 1), (0, 1, 1, 5000), (0, 0, 1)],
+                stages=[(0, 0, F, 0.0, Z, 0, Z), (1, 0, F, 0.0, Z, 0, Z), (2, 0, F, 0.0, Z, 0, Z),
+                        (1, 0, F, 0.0, Z, 0, Z)],
+                classes=[(0, 2, 1.0), (2, 1, 1.0), (3, 1, 1.0)],
+                flows=[(False, ("fixed", T0 + 100, 0.0), 0, Z, 0, 1), (False, ("fixed", T0 + 1500, 0.0), 0, Z, 1, 1),
+                       (False, ("fixed", T0, 0.0), 0, Z, 2, 1)],
+                n_categories=1, pool_size=8, trace_requests=3, trace_capacity=32)
+    with Engine(spec, seed=1) as e:
+        e.run(2 * T0)
+        assert list(e.stats()["flow_dropped"]) == [0, 0, 0]
+        tr, _ = e.trace()
+    order = {(("A", "B", "T", "P")[int(r["stage"])], int(r["start"]) - T0, int(r["end"]) - T0) for r in tr}
+    assert ("T", 2000, 3000) in order and ("B", 5000, 6000) in order

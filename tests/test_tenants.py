@@ -135,5 +135,10 @@ def test_an_override_may_give_a_tenant_a_bundled_workload_by_name():
     spec["experiment"]["tenants"][1]["workload"] = "web"
     swapped = run(spec, sets=['tenants.b.workload="packet-echo"'], duration_s=0.002, warmup_s=0.0005)
     assert swapped.to_dict()["flows"] == direct.to_dict()["flows"]
-    with pytest.raises(ModelError, match=r"experiment.tenants\[1\].workload.*nosuch"):
+    # the same experiment to the cache too: its digest hashes the workload read, not its name
+    assert swapped.experiment.digest() == direct.experiment.digest()
+    # and a later override reaches into the workload named
+    deeper = load_experiment(spec, sets=['tenants.b.workload="packet-echo"', "tenants.b.workload.params.work_cycles=7"])
+    assert deeper.tenants[1].workload.params["work_cycles"] == 7
+    with pytest.raises(ModelError, match=r"set\.tenants\.b\.workload.*nosuch"):
         load_experiment(spec, sets=['tenants.b.workload="nosuch"'])

@@ -324,7 +324,7 @@ static void dump_dist(const char *n, const vemu_dist *d) { fprintf(stderr, " %s=
 static void dump_model(const vemu_model *m, uint64_t seed) {
     fprintf(stderr, "seed %llu pool %u trace %u/%u cats %u\n", (unsigned long long)seed, m->pool_size, m->trace_requests, m->trace_capacity, m->n_categories);
     for (uint32_t i = 0; i < m->n_idle_states; i++) fprintf(stderr, "idle %u: exit %lld res %lld\n", i, (long long)m->idle_states[i].exit, (long long)m->idle_states[i].residency);
-    for (uint32_t i = 0; i < m->n_resources; i++) { const vemu_resource_spec *r = &m->resources[i]; fprintf(stderr, "res %u: units %u cap %lld idle %u+%u wake %u poll %lld pollcat %u\n", i, r->units, (long long)r->capacity, r->idle_first, r->n_idle, r->wake_category, (long long)r->poll, r->poll_category); }
+    for (uint32_t i = 0; i < m->n_resources; i++) { const vemu_resource_spec *r = &m->resources[i]; fprintf(stderr, "res %u: units %u cap %lld idle %u+%u wake %u poll %lld pollcat %u share %u->%u %.17g\n", i, r->units, (long long)r->capacity, r->idle_first, r->n_idle, r->wake_category, (long long)r->poll, r->poll_category, r->share_from, r->share_to, r->share); }
     for (uint32_t i = 0; i < m->n_qclasses; i++) { const vemu_qclass_spec *q = &m->qclasses[i]; fprintf(stderr, "qc %u: res %u prio %d batch %u gap %lld preempt %u\n", i, q->resource, q->priority, q->batch, (long long)q->gap, q->preempt); }
     for (uint32_t i = 0; i < m->n_stages; i++) { const vemu_stage_spec *g = &m->stages[i]; fprintf(stderr, "stage %u: qc %d cat %u", i, g->qclass, g->category); dump_dist("work", &g->work); fprintf(stderr, " pb %.17g", g->per_byte_ps); dump_dist("delay", &g->delay); fprintf(stderr, " draw %d", g->draw_bytes); dump_dist("bytes", &g->bytes); fprintf(stderr, " fork %u page %.17g/%.17g/%.17g tag %llu/%llu lanes %u\n", g->fork, g->per_page_ps, g->page_bytes, g->unpaged_bytes, (unsigned long long)g->tag, (unsigned long long)g->bytes_tag, g->lanes); }
     for (uint32_t i = 0; i < m->n_classes; i++) fprintf(stderr, "class %u: %u+%u w %.17g\n", i, m->classes[i].first_stage, m->classes[i].n_stages, m->classes[i].weight);
@@ -389,6 +389,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         res[i].wake_category = idx(r, m.n_categories);
         res[i].poll = u8(r) < 128 ? 0 : i64(r, 500);
         res[i].poll_category = idx(r, m.n_categories);
+        uint8_t sh = u8(r); /* a reported accounting share: mostly none, some valid, a few raw */
+        if (sh >= 200) {
+            res[i].share_from = sh >= 250 ? raw32(r) : idx(r, m.n_categories);
+            res[i].share_to = sh >= 250 ? raw32(r) : idx(r, m.n_categories);
+            res[i].share = sh >= 245 ? dbl(r, 0.5) : (double)(sh - 200) / 50.0;
+        }
     }
     for (uint32_t i = 0; i < nq; i++) {
         qcs[i].resource = idx(r, m.n_resources);

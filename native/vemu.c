@@ -1379,7 +1379,7 @@ static int on_service(vemu_sim *s, uint32_t head) {
         }
         rc = mixed ? split_enter(s, head) : group_enter(s, q2, head);
         if (rc < 0 || !first || !rs->free) return rc;
-        return dispatch(s, rs); /* they queued behind a closed throttle */
+        return dispatch(s, rs); /* the unit is still free (some went to other resources' queues) */
     }
     /* run to completion: a lone request whose next stage is on the same resource keeps
      * its unit and goes straight on, unless that stage batches or is throttled: a batch

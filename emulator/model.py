@@ -1626,6 +1626,12 @@ class _Compiler:
                         self.stage(s, flow, cls, st.path, st.bytes if i == 0 else None, (file, st.where),
                                    place=(*self.fid, cls, n, rep), seen=seen)
             else:  # an inline stage has no bytes
+                for k in ("per_byte", "per_page"):
+                    if getattr(st, k) not in (0, 0.0):
+                        sfile, skey = self._split(st.where)
+                        raise ModelError(f"an inline stage carries no bytes, so {k} has nothing to act on: put the "
+                                         "work in cycles, or the stage in a path its step gives bytes to",
+                                         file=sfile, key=f"{skey}.{k}")
                 self.stage(st, flow, cls, "inline", 0.0, place=(*self.fid, cls, n, 0), seen={})
 
     def flow(self, f: Flow, background: bool, file: str, key: str) -> None:

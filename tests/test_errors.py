@@ -450,3 +450,18 @@ def test_windows_under_a_picosecond_and_blank_resources_are_refused(cli: Any, tm
                  '[architecture.paths.x]\nstages = [{ on = "vcpu", cycles = 1 }]\n')
     rc, err = cli(["run", str(p)])
     _one_clear_line(rc, err, [str(p), "a resource needs a name"])
+
+
+@pytest.mark.parametrize("key", ["per_byte", "per_page"])
+def test_an_inline_stage_with_work_per_byte_is_refused(key):
+    # an inline step carries no bytes (models/README.md): its per_byte or per_page would
+    # silently count nothing
+    from conftest import experiment
+    from emulator.model import ModelError, load_experiment
+    from emulator.simulation import Simulation
+    spec = experiment({}, {"p": [{"name": "s", "on": "vcpu", "cycles": 100}]},
+                      [{"name": "f", "arrival": "poisson", "rate_per_s": 1000,
+                        "steps": [{"path": "p"}, {"name": "x", "on": "vcpu", "cycles": 10, key: 2}]}], duration_s=0.01)
+    with pytest.raises(ModelError) as e:
+        Simulation(load_experiment(spec))
+    assert e.value.key == f"workload.flows[0].steps[1].{key}" and "inline stage carries no bytes" in str(e.value)

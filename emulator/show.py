@@ -307,6 +307,8 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
     if isinstance(model, Architecture):
         out["paths"] = {p: [pricer.stage(s) for s in stages] for p, stages in model.paths.items()}
         out["reserve"] = {"cores": model.reserve_cores, "memory_gib": model.reserve_memory_gib}
+        np_ = model.nested_paging  # a param name or a number
+        out["nested_paging"] = {"param": np_, "share": arch.params.get(np_) if isinstance(np_, str) else float(np_)}
         out["resources"] = {r.name: {"kind": r.kind, "units": r.units, "on_host": r.on_host,
                                      **({"ghz": r.ghz} if r.ghz else {})} for r in model.resources}
         out["flows"] = pricer.flows(model.background)
@@ -422,6 +424,12 @@ def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
         if d["kind"] == "architecture":
             r = d["reserve"]
             lines.append(f"reserve: {r['cores']} cores, {r['memory_gib']:g} GiB withheld from tenants")
+            npg = d["nested_paging"]
+            if npg["param"] not in (0, 0.0):
+                named = f"{npg['param']} = " if isinstance(npg["param"], str) else ""
+                share = f"{npg['share']:g}" if npg["share"] is not None else "?"
+                lines.append(f"nested paging: {named}{share} of the guest's own time (its tenant stages on vcpu take "
+                             "1/(1 - share) as long; charged to paging)")
             for name, res in d["resources"].items():
                 at = "on the host" if res["on_host"] else "off the host (its cycles are not host cycles)"
                 lines.append(f"resource {name}: {res['kind']} x {res['units']}"

@@ -432,3 +432,13 @@ def test_an_unnamed_stage_is_named_for_what_it_is() -> None:
     assert _stage({"on": "vcpu", "cycles": 10}, "f", "k").name == "tenant work on vcpu"
     assert _stage({"on": "nvme"}, "f", "k").name == "nvme"  # a device's stage does no work on a cpu
     assert _stage({"delay_us": 1}, "f", "k").name == "delay"
+
+
+def test_show_says_where_paging_comes_from(capsys):
+    # the architecture's nested_paging key: its param and share, or nothing where it is 0
+    from emulator.cli import main
+    assert main(["show", "nitro"]) == 0
+    out = capsys.readouterr().out
+    assert "nested paging: nested_paging_share = 0.0053 of the guest's own time" in out
+    assert main(["show", "xen-pv"]) == 0
+    assert "nested paging" not in capsys.readouterr().out

@@ -1020,11 +1020,15 @@ def load_experiment(
     placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
     for k, v, origin in overrides:
         places = _apply_set(raw, k, v, file)
-        for i, t in enumerate(raw.get("tenants", ())):  # a tenant given a bundled workload by name
-            if isinstance(t, dict) and isinstance(t.get("workload"), str):  # its table, as the file form reads it
+        for i, t in enumerate(raw.get("tenants", ())):
+            if not isinstance(t, dict):
+                continue
+            if isinstance(t.get("workload"), str):  # a bundled workload by name: its table, as the file form reads it
                 wp = bundled_path("workload", t["workload"], file=file, key=f"set.{k}")
                 t["workload"] = read_toml(wp)
                 tenant_files[i] = str(wp)
+            elif ("tenants", f"{i}.workload") in places or ("tenants", str(i)) in places:
+                tenant_files[i] = file  # a table given here: its keys are this file's
         written += [(*place, origin, k) for place in places]
         if "*" not in k.split(".")[1:]:
             placed += [(k, f"{kind}.{path}") for kind, path in places]

@@ -308,7 +308,7 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
         out["paths"] = {p: [pricer.stage(s) for s in stages] for p, stages in model.paths.items()}
         out["reserve"] = {"cores": model.reserve_cores, "memory_gib": model.reserve_memory_gib}
         np_ = model.nested_paging  # a param name or a number
-        out["nested_paging"] = {"param": np_, "share": arch.params.get(np_) if isinstance(np_, str) else float(np_)}
+        out["nested_paging"] = {"param": np_, "share": pricer.params.get(np_) if isinstance(np_, str) else float(np_)}
         out["resources"] = {r.name: {"kind": r.kind, "units": r.units, "on_host": r.on_host,
                                      **({"ghz": r.ghz} if r.ghz else {})} for r in model.resources}
         out["flows"] = pricer.flows(model.background)

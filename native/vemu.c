@@ -216,9 +216,10 @@ typedef struct {
                               qclass's list of services in progress */
 } request;
 
-/* A sort key: qclasses by priority at creation; a batch's members by the qclass they go on to. */
+/* A sort key: qclasses by priority at creation; a batch's members by the qclass they go on to
+ * (or by the pass in which they go on, on_service). */
 typedef struct {
-    int64_t key;    /* the qclass's priority, or the qclass a member goes on to */
+    int64_t key;    /* the qclass's priority, the qclass a member goes on to, or its pass */
     uint32_t index; /* the qclass, or the member's place in its batch: ties keep their order */
     uint32_t ri;    /* the member */
 } qorder;
@@ -332,7 +333,7 @@ struct vemu_sim {
     uint32_t *res_q; /* qclass indices grouped by resource */
     uint32_t *nz;    /* the resources' nz lists, grouped as res_q */
     uint32_t *park;  /* the resources' park heaps, grouped as res_q */
-    qorder *split;   /* scratch for a batch whose members go on to several lanes: one per member */
+    qorder *split;   /* scratch, one per member of a batch: its split over several lanes, its go-on order */
     stage *st;
     vemu_class_spec *cls;
     uint64_t *class_completed;
@@ -1080,6 +1081,13 @@ static __attribute__((noinline)) int arrives_first(vemu_sim *s, resource *rs, in
  * finish (they go on to stage + 1), 0 if they have arrived at their next stage already (a
  * batch going on as one: its forks, set off, wait in the queues that arrives_first reads).
  * Otherwise the work waiting takes the unit first and the members queue behind it. */
+/* Whether request m, at the stage it finishes, goes on at once to a queue of resource r. */
+static inline int goes_on_here(const vemu_sim *s, const request *m, uint32_t r) {
+    uint32_t nx = m->stage + 1;
+    if (s->st[m->stage].has_delay || nx >= m->stage_end || s->st[nx].qclass < 0) return 0;
+    return s->qc[stage_q(s, m, nx)].resource == r;
+}
+
 static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, uint32_t r, uint32_t head,
                                                    uint32_t ahead) {
     int any = 0;
@@ -1088,11 +1096,12 @@ static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, ui
         const request *m = &s->req[ri];
         uint32_t cur = ahead ? m->stage : m->stage - 1, nx = cur + 1;
         const stage *gc = &s->st[cur];
+        if (gc->has_delay) continue; /* it goes on (and sets off its fork) when its delay ends */
         if (ahead && gc->fork) {
             const stage *gf = &s->st[s->cls[gc->fork - 1].first_stage];
             if (gf->qclass >= 0 && gf->resource == r) return 0;
         }
-        if (gc->has_delay || nx >= m->stage_end || s->st[nx].qclass < 0) continue; /* not here, not now */
+        if (nx >= m->stage_end || s->st[nx].qclass < 0) continue; /* it completes, or a pure delay follows */
         const qclass *qc = &s->qc[stage_q(s, m, nx)];
         if (qc->resource != r) continue;
         if (qc_closed(qc, s->now)) return 0; /* it will wait for its gap: the unit is not its */
@@ -1408,20 +1417,27 @@ static int on_service(vemu_sim *s, uint32_t head) {
         if (rc < 0) return rc;
     }
     /* each member at its own stage: the stages of one queue class (one path stage walked by
-     * several classes or flows) share the service, not their delays, tags or sums */
-    for (uint32_t ri = head; ri != NIL;) {
-        request *q = &s->req[ri];
-        const stage *gm = &s->st[q->stage];
-        uint32_t nx = q->next;
-        q->svc_end = s->now;
-        if (gm->has_delay) {
-            rng r = rng_keyed(q->key, gm->tag ^ T_DELAY);
-            rc = schedule(s, to_ps(sample(&gm->delay, &r)), EV_DELAY, ri);
-        } else {
-            rc = stage_leave(s, ri);
+     * several classes or flows) share the service, not their delays, tags or sums. When the
+     * unit is theirs (first), those going on to this resource go before the rest, whose
+     * doings (a closed client's next request, issued at once) would otherwise take it */
+    uint32_t members = 0; /* (each one's pass decided before any goes on: going on changes it) */
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next)
+        s->split[members++] = (qorder){first && goes_on_here(s, &s->req[ri], r) ? 0 : 1, 0, ri};
+    for (int64_t pass = first ? 0 : 1; pass < 2; pass++) {
+        for (uint32_t k = 0; k < members; k++) {
+            if (s->split[k].key != pass) continue;
+            uint32_t ri = s->split[k].ri;
+            request *q = &s->req[ri];
+            const stage *gm = &s->st[q->stage];
+            q->svc_end = s->now;
+            if (gm->has_delay) {
+                rng rg = rng_keyed(q->key, gm->tag ^ T_DELAY);
+                rc = schedule(s, to_ps(sample(&gm->delay, &rg)), EV_DELAY, ri);
+            } else {
+                rc = stage_leave(s, ri);
+            }
+            if (rc < 0) return rc;
         }
-        if (rc < 0) return rc;
-        ri = nx;
     }
     return first && rs->free ? dispatch(s, rs) : VEMU_OK;
 }

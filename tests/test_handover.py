@@ -120,3 +120,54 @@ def test_no_drop_when_the_request_going_on_waits_for_a_gap_and_a_slot_opens_at_t
         tr, _ = e.trace()
     order = {(("A", "B", "T", "P")[int(r["stage"])], int(r["start"]) - T0, int(r["end"]) - T0) for r in tr}
     assert ("T", 2000, 3000) in order and ("B", 5000, 6000) in order
+
+
+def _d(x: float) -> tuple[str, float, float]:
+    return ("fixed", float(x), 0.0)
+
+
+def _starts(spec: Spec, names: list[str], until: int) -> dict[str, int]:
+    with Engine(spec, seed=1) as e:
+        e.run(until)
+        tr, _ = e.trace()
+    out: dict[str, int] = {}
+    for r in sorted(tr, key=lambda r: int(r["start"])):
+        out.setdefault(names[int(r["stage"])], int(r["start"]) - T0)
+    return out
+
+
+def test_a_closed_clients_next_request_does_not_take_a_unit_the_batch_ranks_first_for():
+    # A batch of S0 (a closed client's last stage: its next request is issued at once, at
+    # priority 0) and S0' (going on to Bn, priority 2), W waiting at priority 1. Bn ranks
+    # first and takes the unit; then W; the client's new request waits its turn. Regression:
+    # the completing member went on first and its new request took the unit.
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 3, 2), (0, 2, 1), (0, 1, 1), (0, 0, 1), (0, 5, 1)],
+                stages=[(3, 0, _d(T0), 0.0, Z, 0, Z), (0, 0, _d(1000), 0.0, Z, 0, Z),
+                        (0, 0, _d(1000), 0.0, Z, 0, Z), (1, 0, _d(1000), 0.0, Z, 0, Z),
+                        (2, 0, _d(1000), 0.0, Z, 0, Z), (4, 0, _d(1000), 0.0, Z, 0, Z)],
+                classes=[(0, 2, 1.0), (2, 2, 1.0), (4, 1, 1.0), (5, 1, 1.0)],
+                flows=[(True, Z, 1, Z, 0, 1), (False, _d(T0 + 200), 0, Z, 1, 1),
+                       (False, _d(T0 + 500), 0, Z, 2, 1), (False, _d(T0 - 500), 0, Z, 3, 1)],
+                n_categories=1, pool_size=8, trace_requests=8, trace_capacity=64)
+    with Engine(spec, seed=1) as e:
+        e.run(2 * T0 + 6000)
+        tr, _ = e.trace()
+    names = ["L", "S0", "S0'", "Bn", "W", "K"]
+    after = sorted((int(r["start"]) - T0, names[int(r["stage"])]) for r in tr if int(r["start"]) - T0 >= 2000)
+    assert [n for _, n in after[:3]] == ["Bn", "W", "L"]
+
+
+def test_a_member_with_a_delay_does_not_hold_the_hand_over_back():
+    # A batch of M (going on to Mn, priority 3) and D (a delay of 5 ns after its stage, then
+    # a fork onto this resource), W waiting at priority 1. D's fork comes only after its
+    # delay, so Mn ranks first now. Regression: D's fork, not yet due, handed the unit to W.
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 4, 2), (0, 3, 1), (0, 1, 1), (0, 0, 1), (0, 5, 1)],
+                stages=[(0, 0, _d(1000), 0.0, _d(5000), 0, Z, 5), (0, 0, _d(1000), 0.0, Z, 0, Z, 0),
+                        (1, 0, _d(1000), 0.0, Z, 0, Z, 0), (2, 0, _d(1000), 0.0, Z, 0, Z, 0),
+                        (4, 0, _d(1000), 0.0, Z, 0, Z, 0), (3, 0, _d(1000), 0.0, Z, 0, Z, 0)],
+                classes=[(0, 1, 1.0), (1, 2, 1.0), (3, 1, 1.0), (4, 1, 1.0), (5, 1, 1.0)],
+                flows=[(False, _d(T0 + 200), 0, Z, 0, 1), (False, _d(T0 + 100), 0, Z, 1, 1),
+                       (False, _d(T0 + 300), 0, Z, 2, 1), (False, _d(T0), 0, Z, 3, 1)],
+                n_categories=1, pool_size=8, trace_requests=8, trace_capacity=64)
+    start = _starts(spec, ["D", "M", "Mn", "W", "K", "F"], T0 + 20000)
+    assert start["Mn"] == 2000 and start["W"] == 3000 and start["F"] == 7000

@@ -442,3 +442,15 @@ def test_show_says_where_paging_comes_from(capsys):
     assert "nested paging: nested_paging_share = 0.0053 of the guest's own time" in out
     assert main(["show", "xen-pv"]) == 0
     assert "nested paging" not in capsys.readouterr().out
+
+
+def test_shows_a_nested_paging_share_named_by_the_host_s_params(tmp_path, capsys):
+    # the share's param may come from any of the experiment's models, as the engine reads it
+    from emulator.cli import main
+    f = tmp_path / "np.toml"
+    f.write_text('[experiment]\nduration_s = 0.002\n[host]\nname = "h"\ncores = 2\nghz = 1.0\nmemory_gib = 4\n'
+                 'params = { np = 0.01 }\n[architecture]\nname = "a"\nnested_paging = "np"\n'
+                 '[architecture.paths.x]\nstages = [{ on = "vcpu", cycles = 100 }]\n[workload]\nname = "w"\n'
+                 'flows = [{ name = "f", arrival = "poisson", rate_per_s = 1000, steps = [{ path = "x" }] }]\n')
+    assert main(["show", str(f), "--kind", "architecture"]) == 0
+    assert "nested paging: np = 0.01 of the guest's own time" in capsys.readouterr().out

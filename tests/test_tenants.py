@@ -142,3 +142,19 @@ def test_an_override_may_give_a_tenant_a_bundled_workload_by_name():
     assert deeper.tenants[1].workload.params["work_cycles"] == 7
     with pytest.raises(ModelError, match=r"set\.tenants\.b\.workload.*nosuch"):
         load_experiment(spec, sets=['tenants.b.workload="nosuch"'])
+
+
+def test_a_tenant_workload_given_as_a_table_by_an_override_is_the_overrides_own():
+    # a table given by --set (after a bundled name, or in place of the file's) is inline: it
+    # keeps its own name and its errors name the override, not the bundled file it replaced
+    spec = {"experiment": {"host": "xeon-2017", "architecture": "xen-pv",
+                           "tenants": [{"name": "a", "workload": "web", "vcpus": 8},
+                                       {"name": "b", "workload": "packet-echo", "vcpus": 8}]}}
+    mine = '{name="mine", flows=[{name="z", arrival="closed", clients=2, think_us=0, steps=[{path="net_rx"}]}]}'
+    for sets in (['tenants.b.workload="web"', f"tenants.b.workload={mine}"], [f"tenants.b.workload={mine}"]):
+        exp = load_experiment(spec, sets=sets)
+        assert exp.tenants[1].workload.name == "mine"
+    with pytest.raises(ModelError) as e:
+        load_experiment(spec, sets=[f"tenants.b.workload={mine.replace('clients=2', 'clients=0')}"])
+    assert "web.toml" not in str(e.value) and "packet-echo.toml" not in str(e.value)
+    assert "clients" in str(e.value)

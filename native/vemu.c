@@ -1081,11 +1081,18 @@ static __attribute__((noinline)) int arrives_first(vemu_sim *s, resource *rs, in
  * finish (they go on to stage + 1), 0 if they have arrived at their next stage already (a
  * batch going on as one: its forks, set off, wait in the queues that arrives_first reads).
  * Otherwise the work waiting takes the unit first and the members queue behind it. */
+/* The qclass request m goes on to at once when it finishes stage `cur`; NIL if it does not
+ * (a delay follows the stage, it completes, or its next stage is a pure delay). */
+static inline uint32_t next_queue(const vemu_sim *s, const request *m, uint32_t cur) {
+    uint32_t nx = cur + 1;
+    if (s->st[cur].has_delay || nx >= m->stage_end || s->st[nx].qclass < 0) return NIL;
+    return stage_q(s, m, nx);
+}
+
 /* Whether request m, at the stage it finishes, goes on at once to a queue of resource r. */
 static inline int goes_on_here(const vemu_sim *s, const request *m, uint32_t r) {
-    uint32_t nx = m->stage + 1;
-    if (s->st[m->stage].has_delay || nx >= m->stage_end || s->st[nx].qclass < 0) return 0;
-    return s->qc[stage_q(s, m, nx)].resource == r;
+    uint32_t q = next_queue(s, m, m->stage);
+    return q != NIL && s->qc[q].resource == r;
 }
 
 static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, uint32_t r, uint32_t head,
@@ -1094,16 +1101,16 @@ static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, ui
     int32_t low = INT32_MAX;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next) {
         const request *m = &s->req[ri];
-        uint32_t cur = ahead ? m->stage : m->stage - 1, nx = cur + 1;
+        uint32_t cur = ahead ? m->stage : m->stage - 1;
         const stage *gc = &s->st[cur];
         if (gc->has_delay) continue; /* it goes on (and sets off its fork) when its delay ends */
         if (ahead && gc->fork) {
             const stage *gf = &s->st[s->cls[gc->fork - 1].first_stage];
             if (gf->qclass >= 0 && gf->resource == r) return 0;
         }
-        if (nx >= m->stage_end || s->st[nx].qclass < 0) continue; /* it completes, or a pure delay follows */
-        const qclass *qc = &s->qc[stage_q(s, m, nx)];
-        if (qc->resource != r) continue;
+        uint32_t q = next_queue(s, m, cur);
+        if (q == NIL || s->qc[q].resource != r) continue; /* it completes, or goes elsewhere */
+        const qclass *qc = &s->qc[q];
         if (qc_closed(qc, s->now)) return 0; /* it will wait for its gap: the unit is not its */
         any = 1;
         if (qc->priority < low) low = qc->priority;
@@ -1246,11 +1253,8 @@ static uint32_t batch_next_qclass(const vemu_sim *s, uint32_t head, uint32_t *n,
     uint32_t q = NIL, k = 0;
     *mixed = 0;
     for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, k++) {
-        const request *m = &s->req[ri];
-        if (s->st[m->stage].has_delay || m->stage + 1 >= m->stage_end) return NIL;
-        if (s->st[m->stage + 1].qclass < 0) return NIL;
-        uint32_t q2 = stage_q(s, m, m->stage + 1);
-        if (s->qc[q2].batch < 2) return NIL;
+        uint32_t q2 = next_queue(s, &s->req[ri], s->req[ri].stage);
+        if (q2 == NIL || s->qc[q2].batch < 2) return NIL;
         if (q != NIL && q2 != q) *mixed = 1;
         if (q == NIL) q = q2;
     }

@@ -1089,12 +1089,6 @@ static inline uint32_t next_queue(const vemu_sim *s, const request *m, uint32_t 
     return stage_q(s, m, nx);
 }
 
-/* Whether request m, at the stage it finishes, goes on at once to a queue of resource r. */
-static inline int goes_on_here(const vemu_sim *s, const request *m, uint32_t r) {
-    uint32_t q = next_queue(s, m, m->stage);
-    return q != NIL && s->qc[q].resource == r;
-}
-
 static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, uint32_t r, uint32_t head,
                                                    uint32_t ahead) {
     int any = 0;
@@ -1104,12 +1098,12 @@ static __attribute__((noinline)) int members_first(vemu_sim *s, resource *rs, ui
         uint32_t cur = ahead ? m->stage : m->stage - 1;
         const stage *gc = &s->st[cur];
         if (gc->has_delay) continue; /* it goes on (and sets off its fork) when its delay ends */
-        if (ahead && gc->fork) {
+        uint32_t q = next_queue(s, m, cur);
+        if (q == NIL || s->qc[q].resource != r) continue; /* it completes, or goes elsewhere (after) */
+        if (ahead && gc->fork) { /* set off as it goes on, its fork would arrive first */
             const stage *gf = &s->st[s->cls[gc->fork - 1].first_stage];
             if (gf->qclass >= 0 && gf->resource == r) return 0;
         }
-        uint32_t q = next_queue(s, m, cur);
-        if (q == NIL || s->qc[q].resource != r) continue; /* it completes, or goes elsewhere */
         const qclass *qc = &s->qc[q];
         if (qc_closed(qc, s->now)) return 0; /* it will wait for its gap: the unit is not its */
         any = 1;
@@ -1423,25 +1417,29 @@ static int on_service(vemu_sim *s, uint32_t head) {
     /* each member at its own stage: the stages of one queue class (one path stage walked by
      * several classes or flows) share the service, not their delays, tags or sums. When the
      * unit is theirs (first), those going on to this resource go before the rest, whose
-     * doings (a closed client's next request, issued at once) would otherwise take it */
-    uint32_t members = 0; /* (each one's pass decided before any goes on: going on changes it) */
-    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next)
-        s->split[members++] = (qorder){first && goes_on_here(s, &s->req[ri], r) ? 0 : 1, 0, ri};
-    for (int64_t pass = first ? 0 : 1; pass < 2; pass++) {
-        for (uint32_t k = 0; k < members; k++) {
-            if (s->split[k].key != pass) continue;
-            uint32_t ri = s->split[k].ri;
-            request *q = &s->req[ri];
-            const stage *gm = &s->st[q->stage];
-            q->svc_end = s->now;
-            if (gm->has_delay) {
-                rng rg = rng_keyed(q->key, gm->tag ^ T_DELAY);
-                rc = schedule(s, to_ps(sample(&gm->delay, &rg)), EV_DELAY, ri);
-            } else {
-                rc = stage_leave(s, ri);
-            }
-            if (rc < 0) return rc;
+     * doings (a closed client's next request, issued at once) would otherwise take it, and
+     * among them the highest priority first (a later one would preempt an earlier one's
+     * service the moment it began); the order is fixed before any goes on, as going on
+     * changes what decides it */
+    uint32_t members = 0;
+    for (uint32_t ri = head; ri != NIL; ri = s->req[ri].next, members++) {
+        uint32_t q = first ? next_queue(s, &s->req[ri], s->req[ri].stage) : NIL;
+        int64_t key = q != NIL && s->qc[q].resource == r ? (int64_t)INT32_MAX - s->qc[q].priority : INT64_MAX;
+        s->split[members] = (qorder){key, members, ri};
+    }
+    if (first) qsort(s->split, members, sizeof *s->split, qorder_cmp); /* ties keep the batch's order */
+    for (uint32_t k = 0; k < members; k++) {
+        uint32_t ri = s->split[k].ri;
+        request *q = &s->req[ri];
+        const stage *gm = &s->st[q->stage];
+        q->svc_end = s->now;
+        if (gm->has_delay) {
+            rng rg = rng_keyed(q->key, gm->tag ^ T_DELAY);
+            rc = schedule(s, to_ps(sample(&gm->delay, &rg)), EV_DELAY, ri);
+        } else {
+            rc = stage_leave(s, ri);
         }
+        if (rc < 0) return rc;
     }
     return first && rs->free ? dispatch(s, rs) : VEMU_OK;
 }

@@ -171,3 +171,37 @@ def test_a_member_with_a_delay_does_not_hold_the_hand_over_back():
                 n_categories=1, pool_size=8, trace_requests=8, trace_capacity=64)
     start = _starts(spec, ["D", "M", "Mn", "W", "K", "F"], T0 + 20000)
     assert start["Mn"] == 2000 and start["W"] == 3000 and start["F"] == 7000
+
+
+def _st(q: int, fork: int = 0) -> tuple:
+    return (q, 0, F, 0.0, Z, 0, Z, fork)
+
+
+def test_a_fork_set_off_after_the_hand_over_does_not_hold_it_back():
+    # A batch {x, y} (priority 3); x goes on to X2 (priority 5), y ends and forks a
+    # priority-0 request onto the same core; W (priority 1) waits. The fork comes after x
+    # has taken the core, so X2 runs first, then W, then the fork. Regression: y's fork
+    # handed the core to W.
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 3, 2), (0, 5, 1), (0, 0, 1), (0, 1, 1), (0, 9, 1)],
+                stages=[_st(4), _st(0), _st(1), _st(0, 5), _st(3), _st(2)],
+                classes=[(0, 1, 1.0), (1, 2, 1.0), (3, 1, 1.0), (4, 1, 1.0), (5, 1, 1.0)],
+                flows=[(False, ("fixed", T0 + o, 0.0), 0, Z, c, 1) for o, c in ((0, 0), (100, 1), (200, 2), (300, 3))],
+                n_categories=1, pool_size=8, trace_requests=8, trace_capacity=32)
+    start = _starts(spec, ["K", "Sx", "X2", "Sy", "W", "F"], 2 * T0)
+    assert (start["X2"], start["W"], start["F"]) == (2000, 3000, 4000)
+
+
+def test_the_batch_members_that_take_the_core_go_on_highest_priority_first():
+    # A batch {x, y}; x goes on to X2 (priority 1), y to Y2 (priority 5, preempting). Both
+    # rank first: Y2 runs, then X2, and nothing is preempted. Regression: x went on first,
+    # and y's interrupt preempted X2 the moment it began (a preemption of no length).
+    spec = Spec(resources=[(1, -1)], qclasses=[(0, 3, 2), (0, 1, 1), (0, 5, 1, 0, 1), (0, 9, 1)],
+                stages=[_st(3), _st(0), _st(1), _st(0), _st(2)],
+                classes=[(0, 1, 1.0), (1, 2, 1.0), (3, 2, 1.0)],
+                flows=[(False, ("fixed", T0 + o, 0.0), 0, Z, c, 1) for o, c in ((0, 0), (100, 1), (200, 2))],
+                n_categories=1, pool_size=8, trace_requests=8, trace_capacity=32)
+    with Engine(spec, seed=1) as e:
+        e.run(2 * T0)
+        assert int(e.stats()["resource_preemptions"][0]) == 0
+    start = _starts(spec, ["K", "Sx", "X2", "Sy", "Y2"], 2 * T0)
+    assert (start["Y2"], start["X2"]) == (2000, 3000)

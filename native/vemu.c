@@ -255,7 +255,6 @@ typedef struct {
                                   a resource with many throttled lanes scans only the open ones */
     uint32_t *nz, n_nz;        /* its qclasses with requests waiting, in no order (a stage's lanes
                                   make many qclasses, few of them non-empty at once) */
-    uint32_t gated;            /* one of its qclasses is throttled */
     uint32_t n_idle;           /* idle states of its units (0: none); beside the hot fields */
     double queue_area;
     uint64_t queue_last;
@@ -1813,7 +1812,6 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
         q->preempt = m->qclasses[i].preempt != 0;
         q->ahead = q->atail = NIL;
         resource *r = &s->res[q->resource];
-        if (q->gap) r->gated = 1;
         if (q->preempt && (!r->preemptive || q->priority > r->top_preempt)) r->top_preempt = q->priority;
         if (q->preempt) r->preemptive = 1;
         s->res_q[r->q_first + r->q_count++] = i;

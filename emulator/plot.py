@@ -250,7 +250,18 @@ def _err(v: float) -> float:
     return 0.0 if v != v else v  # NaN (one replication) draws no bar
 
 
-THIN_NOTE = "hollow: too few requests beyond the percentile in some run; no CI bar"
+def _yerr(pts: list[dict[str, float]], y: str, flags: list[bool], *, scale: float = 1.0, ci: str = "_ci") -> Any:
+    """The error bars of y over ``pts``: from its ``y_lo`` and ``y_hi`` columns where the
+    table has them (a percentile's interval by sectioning is not symmetric about its point),
+    else ± the ``y + ci`` half-width; none at a flagged point or where the half-width is NaN
+    (one replication)."""
+    if all(f"{y}_lo" in p and f"{y}_hi" in p for p in pts):
+        def side(p: dict[str, float], t: bool, end: str) -> float:
+            return 0.0 if t else _err(abs(p[f"{y}_{end}"] - p[y])) * scale
+        return [[side(p, t, "lo") for p, t in zip(pts, flags)], [side(p, t, "hi") for p, t in zip(pts, flags)]]
+    return [0.0 if t else _err(p.get(f"{y}{ci}", math.nan)) * scale for p, t in zip(pts, flags)]
+
+
 SHORT_NOTE = "hollow: runs too short for this percentile's tail (thin_tail or biased); no CI bar"
 
 
@@ -271,7 +282,7 @@ def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, 
         color, ls = ARCH_STYLE.get(a, (EXTRA_COLORS[i % len(EXTRA_COLORS)], "-"))
         flag = [_flagged(p, y) for p in pts]
         ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
-                    yerr=[0.0 if t else _err(p.get(f"{y}{ci}", math.nan)) * y_scale for p, t in zip(pts, flag)],
+                    yerr=_yerr(pts, y, flag, scale=y_scale, ci=ci),
                     color=color, linestyle=ls if connect else "none", capsize=2, label=a or None, **_marker(a))
         if any(flag):
             any_flag = True
@@ -280,7 +291,7 @@ def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, 
     return any_flag
 
 
-def _thin_note(ax: Any, note: str = THIN_NOTE) -> None:
+def _thin_note(ax: Any, note: str = SHORT_NOTE) -> None:
     ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#555555")
 
 
@@ -396,9 +407,9 @@ def interrupt_moderation(csv_path: Path | str, png_path: Path | str) -> None:
                                   ("exit_cycles_per_request", "of which exits")), 1e-3),
                            (a2, (("mean_us", "mean"), ("p99_us", "p99")), 1.0)):
         for j, (k, label) in enumerate(keys):
-            thin = [bool(float(r.get(f"{k}_thin_tail") or 0)) for r in sweep]
-            ax.errorbar(xs, [float(r[k]) * unit for r in sweep],
-                        yerr=[0.0 if t else _err(float(r[f"{k}_ci"])) * unit for r, t in zip(sweep, thin)],
+            pts = [{c: float(v) for c, v in r.items() if c.startswith(k)} for r in sweep]
+            thin = [_flagged(p, k) for p in pts]
+            ax.errorbar(xs, [p[k] * unit for p in pts], yerr=_yerr(pts, k, thin, scale=unit),
                         color=ARCH_STYLE["sriov"][0], linestyle="-" if j == 0 else "--", marker="o", markersize=3,
                         capsize=2, label=f"sriov, throttled: {label}")
             if any(thin):
@@ -700,7 +711,7 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
     fig, axes = _subplots(len(ys), 1, figsize=(7.5, 3.2 * len(ys) + 0.4), sharex=True, squeeze=False)
     for ax, y in zip(axes[:, 0], ys):
         if _ci_lines(ax, data, x, y, ci="_ci95", connect=numeric and connect):
-            _thin_note(ax, SHORT_NOTE)
+            _thin_note(ax)
         ax.set_ylabel(_unit(y))
         ax.grid(True, alpha=0.3)
         if len(lines) > 1:  # titled with the key the lines are values of ("1000" alone says little)

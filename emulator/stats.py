@@ -354,16 +354,23 @@ def pooled_percentiles(samples: dict[str, np.ndarray], pool: Pool, *,
         name, _, suffix = k.rpartition(".")
         if suffix not in PERCENTILES or not np.any(np.isfinite(v)):
             continue
-        q, own = PERCENTILES[suffix], mean_ci(v, level=level)
-        if len(pool.parts.get(name, {})) >= 2:
-            iv = quantile_ci(lambda p: pool.quantile(name, p), q, pool.cdf_at(name, pool.quantile(name, q)),
-                             level=level)
-        else:
-            iv = Interval(pool.quantile(name, q), own.half_width, own.n, own.std, level)
-        if outside(own.mean, iv, bucket_us(iv.mean)):
+        out[k], off = sectioned(pool, name, PERCENTILES[suffix], mean_ci(v, level=level), level=level)
+        if off:
             biased.add(k)
-        out[k] = iv
     return out, biased
+
+
+def sectioned(pool: Pool, name: str, q: float, own: Interval, *, level: float = 0.95) -> tuple[Interval, bool]:
+    """The q-quantile of flow ``name``'s requests in ``pool`` with its interval by sectioning
+    over the runs the pool kept apart (:func:`quantile_ci`; with fewer than 2 of them, the
+    pooled value with ``own``'s half-width: ``own`` is the t interval of the runs' own
+    q-quantiles), and whether ``own``'s mean sits further from it than the half-width and a
+    histogram bucket (biased: each run too short for that tail)."""
+    if len(pool.parts.get(name, {})) >= 2:
+        iv = quantile_ci(lambda p: pool.quantile(name, p), q, pool.cdf_at(name, pool.quantile(name, q)), level=level)
+    else:
+        iv = Interval(pool.quantile(name, q), own.half_width, own.n, own.std, level)
+    return iv, outside(own.mean, iv, bucket_us(iv.mean))
 
 
 @dataclass

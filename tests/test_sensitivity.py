@@ -270,3 +270,21 @@ def test_a_lead_within_the_ranges_own_noise_is_a_tie():
     u = {"bare-metal": 0.926, "sriov": 0.930}
     assert S._checks(u, S.tie_at(study, label))["bare-metal >= every architecture"]
     assert not S._checks(u)["bare-metal >= every architecture"]
+
+
+def test_the_confirmation_screen_reads_the_claims_own_thresholds():
+    # a range end where nitro sits 0.001 inside "nitro within NITRO_GAP of bare-metal" is
+    # worth a longer run; one 0.010 inside, at a level sd of 0.001, is not
+    from emulator.experiments.headline import NITRO_GAP
+
+    base = {"bare-metal": 1.0, "xen-pv": 0.7, "emulated": 0.5, "sriov": 0.9, "sriov-posted": 0.995}
+    sd = {a: 0.001 for a in [*base, "nitro"]}
+    assert S._near(base | {"nitro": 1.0 - NITRO_GAP + 0.001}, sd)
+    assert not S._near(base | {"nitro": 1.0 - NITRO_GAP + 0.010}, sd)
+    # at a range's end an architecture's sd is the larger of its baseline's and the range's swing sd
+    study = {"level_sd": {"bare-metal": 0.0, "nitro": 0.002},
+             "rows": [{"parameter": "p", "architecture": "bare-metal", "noise": 0.0175},
+                      {"parameter": "p", "architecture": "nitro", "noise": 0.001},
+                      {"parameter": "q", "architecture": "nitro", "noise": 0.5},
+                      {"parameter": "p", "architecture": "sriov", "noise": math.nan}]}
+    assert S.end_sd(study, "p") == {"bare-metal": 0.0175, "nitro": 0.002}

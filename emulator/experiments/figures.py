@@ -47,9 +47,9 @@ from typing import Any
 
 from ..model import load, load_experiment
 from ..provenance import provenance, write_csv
-from ..result import categories
+from ..result import Pool, categories, tail_from_json
 from ..runner import Cache, Job, run_jobs
-from ..stats import mean_ci, replication_seeds, thin_tail
+from ..stats import mean_ci, replication_seeds, sectioned, thin_tail
 
 HOST = "xeon-2017"
 WORKLOAD = "cloud-mix"
@@ -61,9 +61,16 @@ LOADS = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.3)
 LOADS_QUICK = (0.2, 0.6, 0.9, 1.2)
 CDF_LOAD = 0.5
 
-# exit-type costs of xeon-2017 (its [params]) scaled together; the round trip is the x axis
-EXIT_PARAMS = {"exit_cycles": 1550, "exit_indirect_cycles": 1550, "userspace_exit_cycles": 5800,
-               "irq_exit_cycles": 1610}
+# the host's exit-type costs (its [params]) scaled together; the round trip is the x axis
+EXIT_KEYS = ("exit_cycles", "exit_indirect_cycles", "userspace_exit_cycles", "irq_exit_cycles")
+
+
+def exit_params() -> dict[str, float]:
+    """HOST's exit-type costs as its model file gives them."""
+    params = load("host", HOST).params
+    return {k: params[k] for k in EXIT_KEYS}
+
+
 EXIT_SWEEP = (500, 800, 1064, 1544, 2000, 3000, 4000, 6000, 9000, 13000)
 EXIT_SWEEP_QUICK = (800, 1544, 4000, 13000)
 # where hardware generations sit (round trip, cycles); sources in models/sources.toml
@@ -109,19 +116,26 @@ def _seeds(quick: bool, replications: int | None) -> list[int]:
 
 
 def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any],
-             tails: dict[str, tuple[Any, float]] | None = None) -> list[dict[str, Any]]:
+             tails: dict[str, tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
     """One row per point: each measure's mean and t-interval half-width over the point's
     replications, every one of which must give it a finite value (bar a percentile flagged
     thin). ``tails`` names the percentile measures, each with the function giving a run's
-    completions of the flow it is read from and its quantile: ``NAME_thin_tail`` is 1 when
-    some replication had too few requests beyond it (its bar is not to be trusted)."""
+    completions of the flow it is read from, its quantile and, optionally, the function
+    giving a run's latency histogram of that flow (:meth:`Result.tails`). ``NAME_thin_tail``
+    is 1 when some replication had too few requests beyond it (its bar is not to be
+    trusted). With the histograms, the percentile is that of the replications' requests
+    together and its interval is by sectioning (:func:`stats.sectioned`, as ``vemu run -n``,
+    sweep and compare give it: the runs' own percentiles are each biased low and skewed, so a
+    t interval over them is too narrow near saturation), written as ``NAME_lo`` and
+    ``NAME_hi`` (``NAME_ci`` is the wider side), and ``NAME_biased`` is 1 when the mean of the
+    runs' own percentiles lies outside it (each run too short for that tail)."""
     groups: dict[Any, list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault(key_of(r), []).append(r)
     rows = []
     for key, rs in groups.items():
         row: dict[str, Any] = {"key": key, "replications": len(rs)}
-        for name, (completed, q) in (tails or {}).items():
+        for name, (completed, q, *_) in (tails or {}).items():
             row[f"{name}_thin_tail"] = int(any(thin_tail(completed(r), q) for r in rs))
         for name, f in measures.items():
             ci = mean_ci([f(r) for r in rs])
@@ -133,8 +147,21 @@ def _ci_rows(results: list[dict[str, Any]], key_of: Any, measures: dict[str, Any
                                    f"{len(rs)} replications (a window too short for it?)")
             row[name] = ci.mean
             row[f"{name}_ci"] = ci.half_width
+            _, q, *tail_of = (tails or {}).get(name, (None, None))
+            if tail_of:
+                pool = Pool()
+                for i, r in enumerate(rs):
+                    pool.add({name: tail_of[0](r)}, part=i)
+                iv, biased = sectioned(pool, name, q, ci)
+                row.update({name: iv.mean, f"{name}_ci": iv.half_width, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi,
+                            f"{name}_biased": int(biased) if len(rs) > 1 else math.nan})
         rows.append(row)
     return rows
+
+
+def _tail(flow: str) -> Any:
+    """A run's latency histogram of ``flow`` (a job run with ``tails``)."""
+    return lambda r: tail_from_json(r["latency_tails"][flow])
 
 
 def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = False,
@@ -147,14 +174,14 @@ def hockey(*, quick: bool = False, workers: int | None = None, progress: bool = 
     # at the CDFs' load the runs also keep their stage tables: the latency breakdown's runs,
     # which then come from the cache
     jobs = [Job(HOST, a, WORKLOAD, _offered(x, cap), dur, warm, s, tag=(a, x, i),
-                stages=x == CDF_LOAD) for a in HOCKEY_ARCHS for x in loads for i, s in enumerate(seeds)]
+                stages=x == CDF_LOAD, tails=True) for a in HOCKEY_ARCHS for x in loads for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="hockey sticks", cache=cache)
     rows = _ci_rows(res, lambda r: (r["tag"][0], r["tag"][1]), {
         "throughput_per_s": lambda r: r["throughput_per_s"],
         "p99_us": lambda r: r["flows"]["mix"]["latency_us"]["p99"],
         "mean_us": lambda r: r["flows"]["mix"]["latency_us"]["mean"],
         "usable_fraction": lambda r: r["usable_fraction"],
-    }, tails={"p99_us": (lambda r: r["flows"]["mix"]["completed"], 0.99)})
+    }, tails={"p99_us": (lambda r: r["flows"]["mix"]["completed"], 0.99, _tail("mix"))})
     for row in rows:
         a, x = row.pop("key")
         row.update(architecture=a, load=x, offered_per_s=x * cap)
@@ -178,9 +205,10 @@ def exit_costs(*, quick: bool = False, workers: int | None = None, progress: boo
     dur, warm = _window(quick)
     seeds = _seeds(quick, replications)
     jobs = []
+    bundled = exit_params()
     for e in (EXIT_SWEEP_QUICK if quick else EXIT_SWEEP):
-        scale = e / EXIT_PARAMS["exit_cycles"]
-        sets = tuple(f"{k}={round(v * scale)}" for k, v in EXIT_PARAMS.items())
+        scale = e / bundled["exit_cycles"]
+        sets = tuple(f"{k}={round(v * scale)}" for k, v in bundled.items())
         for a in EXIT_ARCHS:
             for i, s in enumerate(seeds):
                 jobs.append(Job(HOST, a, WORKLOAD, sets, dur, warm, s, tag=(a, e, i)))
@@ -224,11 +252,15 @@ def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress
                              f'tenants.neighbour.workload.flows.0.think_us={{ dist = "exp", mean = {think:.6g} }}',
                              "tenants.neighbour.workload.params.work_cycles=5000")
             for i, sd in enumerate(seeds):
-                jobs.append(Job(None, None, None, sets, dur, warm, sd, tag=(a, rate, i), spec=noisy_spec(a)))
+                jobs.append(Job(None, None, None, sets, dur, warm, sd, tag=(a, rate, i), spec=noisy_spec(a),
+                                tails=True))
     res = run_jobs(jobs, workers=workers, progress=progress, desc="noisy neighbour", cache=cache)
 
+    def victim_name(r: dict[str, Any]) -> str:
+        return next(k for k, v in r["flows"].items() if k.startswith("victim/") and not v["background"])
+
     def victim_flow(r: dict[str, Any]) -> dict[str, Any]:
-        return next(v for k, v in r["flows"].items() if k.startswith("victim/") and not v["background"])
+        return r["flows"][victim_name(r)]
 
     def neighbour_flow(r: dict[str, Any]) -> dict[str, Any]:
         return next(v for k, v in r["flows"].items() if k.startswith("neighbour/") and not v["background"])
@@ -238,7 +270,8 @@ def noisy_neighbour(*, quick: bool = False, workers: int | None = None, progress
         "victim_mean_us": lambda r: victim_flow(r)["latency_us"]["mean"],
         "victim_throughput_per_s": lambda r: victim_flow(r)["throughput_per_s"],
         "neighbour_packets_per_s": lambda r: 2 * neighbour_flow(r)["throughput_per_s"],
-    }, tails={"victim_p99_us": (lambda r: victim_flow(r)["completed"], 0.99)})
+    }, tails={"victim_p99_us": (lambda r: victim_flow(r)["completed"], 0.99,
+                                lambda r: _tail(victim_name(r))(r))})
     for row in rows:
         a, rate = row.pop("key")
         row.update(architecture=a, neighbour_offered_packets_per_s=2 * rate)
@@ -268,9 +301,9 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
     for i, sd in enumerate(seeds):
         for g in (MOD_THROTTLES_QUICK if quick else MOD_THROTTLES):
             sets = base + sriov_itr_sets(1e6 / g if g > 0 else None)
-            jobs.append(Job(HOST, "sriov", "kv-cache", sets, dur, warm, sd, tag=("sriov", g, i)))
+            jobs.append(Job(HOST, "sriov", "kv-cache", sets, dur, warm, sd, tag=("sriov", g, i), tails=True))
         for a in MOD_REFERENCES:
-            jobs.append(Job(HOST, a, "kv-cache", base, dur, warm, sd, tag=(a, 0.0, i)))
+            jobs.append(Job(HOST, a, "kv-cache", base, dur, warm, sd, tag=(a, 0.0, i), tails=True))
     res = run_jobs(jobs, workers=workers, progress=progress, desc="interrupt moderation", cache=cache)
     ghz = load("host", HOST).ghz
 
@@ -285,7 +318,7 @@ def moderation(*, quick: bool = False, workers: int | None = None, progress: boo
         "mean_us": lambda r: r["flows"]["gets"]["latency_us"]["mean"],
         "p99_us": lambda r: r["flows"]["gets"]["latency_us"]["p99"],
         "throughput_per_s": lambda r: r["throughput_per_s"],
-    }, tails={"p99_us": (lambda r: r["flows"]["gets"]["completed"], 0.99)})
+    }, tails={"p99_us": (lambda r: r["flows"]["gets"]["completed"], 0.99, _tail("gets"))})
     for row in rows:
         a, g = row.pop("key")
         row.update(architecture=a, throttle_us=g, interrupts_per_s_cap=(1e6 / g if g > 0 else 0.0))
@@ -342,7 +375,7 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
             for path in WAKE_PATHS:
                 spec = _wake_spec(path, rate)
                 dur = packets / rate
-                jobs.append(Job(None, None, None, (), dur, dur / 10, sd, tag=(path, rate, i), spec=spec))
+                jobs.append(Job(None, None, None, (), dur, dur / 10, sd, tag=(path, rate, i), spec=spec, tails=True))
     res = run_jobs(jobs, workers=workers, progress=progress, desc="polling or interrupts", cache=cache)
 
     def core(r: dict[str, Any]) -> dict[str, Any]:
@@ -365,7 +398,7 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
         "wake_share": lambda r: share(r, "wake"),
         "poll_share": lambda r: share(r, "poll"),
         "woken_fraction": lambda r: core(r).get("wakeups", 0) / max(1, core(r)["served"]),
-    }, tails={"p99_us": (lambda r: r["flows"]["pkts"]["completed"], 0.99)})
+    }, tails={"p99_us": (lambda r: r["flows"]["pkts"]["completed"], 0.99, _tail("pkts"))})
     for row in rows:
         path, rate = row.pop("key")
         row.update(path=path, packets_per_s=rate, theory_mean_us=wake_theory(path, rate))
@@ -427,7 +460,7 @@ def _half_load_runs(desc: str, *, quick: bool, workers: int | None, progress: bo
     dur, warm = _window(quick)
     seeds = _seeds(quick, replications)
     jobs = [Job(HOST, a, WORKLOAD, _offered(CDF_LOAD, cap), dur, warm, s,
-                tag=(a, i), stages=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
+                tag=(a, i), stages=True, tails=True) for a in HOCKEY_ARCHS for i, s in enumerate(seeds)]
     return run_jobs(jobs, workers=workers, progress=progress, desc=desc, cache=cache)
 
 
@@ -455,10 +488,10 @@ def class_latency(*, quick: bool = False, workers: int | None = None, progress: 
     res = _half_load_runs("class latency", quick=quick, workers=workers, progress=progress, cache=cache,
                           replications=replications, capacity=capacity)
     runs = [{"key": (r["tag"][0], cname), "mean_us": lat["mean"], "p99_us": lat["p99"],
-             "completed": r["flows"]["mix"]["classes"][cname]}
+             "completed": r["flows"]["mix"]["classes"][cname], "tail": _tail(f"mix/{cname}")(r)}
             for r in res for cname, lat in r["flows"]["mix"]["class_latency_us"].items()]
     rows = _ci_rows(runs, lambda p: p["key"], {"mean_us": lambda p: p["mean_us"], "p99_us": lambda p: p["p99_us"]},
-                    tails={"p99_us": (lambda p: p["completed"], 0.99)})
+                    tails={"p99_us": (lambda p: p["completed"], 0.99, lambda p: p["tail"])})
     bare = {row["key"][1]: row["mean_us"] for row in rows if row["key"][0] == "bare-metal"}
     out = []
     for row in rows:
@@ -472,7 +505,15 @@ DOM0_ARCHS = ("xen-pv", "xen-aws-2017")
 DOM0_REFERENCES = ("nitro", "bare-metal")
 DOM0_CORES = (1, 2, 4, 6, 8, 10, 11, 12, 13, 14, 16, 20, 24, 32)
 DOM0_CORES_QUICK = (2, 8, 12, 24)
-DOM0_BUNDLED = 8  # aws-instances: the reserve both architectures bundle (i3: 64 of 72 threads sold)
+
+
+def dom0_bundled() -> int:
+    """The reserve (dom0's cores) that DOM0_ARCHS bundle (8: aws-instances, i3's 64 of 72
+    threads sold); the figure's bound is measured there, so they must agree."""
+    cores = {a: load("architecture", a).reserve_cores for a in DOM0_ARCHS}
+    if len(set(cores.values())) != 1:
+        raise RuntimeError(f"the dom0-size figure needs one bundled reserve, got {cores}")
+    return int(next(iter(cores.values())))
 
 
 def _dom0_sets(cores: int) -> tuple[str, ...]:
@@ -504,24 +545,25 @@ def dom0_size(*, quick: bool = False, workers: int | None = None, progress: bool
     seeds = _seeds(quick, replications)
     grid = DOM0_CORES_QUICK if quick else DOM0_CORES
     threads = load("host", HOST).cores
+    bundled = dom0_bundled()
 
     def scaled(c: int) -> tuple[float, float]:
         # below the bundled size dom0 binds and the throughput falls as c / 8, so the closed
         # loop's cycle (clients / throughput: ~7 ms at one core) grows as 8 / c: the window
         # and its warm-up grow with it and cover as many cycles as at 8 (with a fixed window
         # one core read 0.7% under the bound, the loop still ringing from its synchronised start)
-        k = max(1.0, DOM0_BUNDLED / c)
+        k = max(1.0, bundled / c)
         return dur * k, warm * k
 
     jobs = [Job(HOST, a, WORKLOAD, _dom0_sets(c), *scaled(c), s, tag=(a, c, i))
-            for a in DOM0_ARCHS for c in sorted({*grid, DOM0_BUNDLED}) for i, s in enumerate(seeds)]
+            for a in DOM0_ARCHS for c in sorted({*grid, bundled}) for i, s in enumerate(seeds)]
     jobs += [Job(HOST, a, WORKLOAD, (), dur, warm, s, tag=(a, 0, i))
              for a in DOM0_REFERENCES for i, s in enumerate(seeds)]
     res = run_jobs(jobs, workers=workers, progress=progress, desc="dom0 size", cache=cache)
     # each architecture's demands, measured where it is bundled (means over the replications)
     demand, units, tenant = {}, {}, {}
     for a in DOM0_ARCHS:
-        runs = [r for r in res if r["tag"][:2] == (a, DOM0_BUNDLED)]
+        runs = [r for r in res if r["tag"][:2] == (a, bundled)]
         ds = [_demands(r) for r in runs]
         demand[a] = {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]}
         units[a] = {k: v["units"] for k, v in runs[0]["resources"].items()}
@@ -601,7 +643,8 @@ def draw(figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]],
 
 def _write(out: Path, name: str, rows: list[dict[str, Any]], first: list[str], prov: dict[str, Any]) -> Path:
     rest = [k for k in rows[0] if k not in first]
-    header = first + [k for k in rest if not k.endswith("thin_tail")] + [k for k in rest if k.endswith("thin_tail")]
+    flags = [k for k in rest if k.endswith(("_thin_tail", "_biased"))]  # the flags last
+    header = first + [k for k in rest if k not in flags] + flags
     path = out / f"{name}.csv"
     write_csv(path, header, [[r[k] for k in header] for r in rows], prov)
     return path
@@ -627,7 +670,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     figures.append(("latency_cdf", p, out / "latency-cdf.png", (), {}))
     e = exit_costs(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "exit-cost", e, ["architecture", "exit_cycles"],
-               provenance(base | {"scaled_params": EXIT_PARAMS,
+               provenance(base | {"scaled_params": exit_params(),
                                   "generations": {g: [c, src] for g, c, src in GENERATIONS}}, models))
     figures.append(("exit_cost", p, out / "exit-cost.png", (GENERATIONS,), {}))
     n = noisy_neighbour(quick=quick, workers=workers, progress=progress, cache=cache)
@@ -654,13 +697,14 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                provenance(base | loaded | {"load": CDF_LOAD, "clients": CLIENTS, "flow": "mix"}, models))
     figures.append(("class_latency", p, out / "class-latency.png", (), {}))
     d = dom0_size(quick=quick, workers=workers, progress=progress, cache=cache)
+    bundled = dom0_bundled()
     p = _write(out, "dom0-size", d, ["architecture", "dom0_cores", "sold_threads"],
                provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
-                                  "window_scaling": f"duration_s and warmup_s x {DOM0_BUNDLED} / dom0 cores below {DOM0_BUNDLED}",
-                                  "bound": f"operational analysis from each architecture's demands at {DOM0_BUNDLED} cores"},
+                                  "window_scaling": f"duration_s and warmup_s x {bundled} / dom0 cores below {bundled}",
+                                  "bound": f"operational analysis from each architecture's demands at {bundled} cores"},
                           [("host", HOST), ("workload", WORKLOAD)]
                           + [("architecture", a) for a in DOM0_ARCHS + DOM0_REFERENCES]))
-    figures.append(("dom0_size", p, out / "dom0-size.png", (), {"bundled": DOM0_BUNDLED}))
+    figures.append(("dom0_size", p, out / "dom0-size.png", (), {"bundled": bundled}))
     w = wakeups(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "polling-vs-interrupts", w, ["path", "packets_per_s"],
                provenance({"quick": quick, "seed": SEED, "testbed": "validation.xdp_experiment (e5-1650v4, intel-idle-bdw "

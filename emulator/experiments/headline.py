@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..model import load
 from ..provenance import atomic_write_text, provenance, write_csv
 from ..result import dumps
 from ..runner import Cache, Job, run_jobs
@@ -65,9 +66,10 @@ SWEEP_CLIENTS = 4096
 
 def sweep_window(work_cycles: float, *, quick: bool = False) -> tuple[float, float]:
     """The I/O sweep's window and warm-up (s) at one intensity: a bare-metal estimate of the
-    request rate (72 threads at 2.3 GHz, ~25k cycles of network stack per echo) sizes it
+    request rate (HOST's threads and clock, ~25k cycles of network stack per echo) sizes it
     for a fixed number of requests; slower architectures get more time per request."""
-    rate = 72 * 2.3e9 / (work_cycles + 25_000)
+    host = load("host", HOST)
+    rate = host.cores * host.ghz * 1e9 / (work_cycles + 25_000)
     dur = max(0.002, (SWEEP_REQUESTS_QUICK if quick else SWEEP_REQUESTS) / rate)
     return dur, dur / 5
 
@@ -153,6 +155,15 @@ def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, w
     return summary
 
 
+# The headline's claims, as data (checks() evaluates them; the sensitivity study's screen
+# for range ends worth re-running at a longer window reads the same thresholds)
+XEN_PV_BAND = (0.60, 0.80)  # the folklore ~70% (hamilton2021), ±10 points
+NITRO_FLOOR = 0.97
+NITRO_GAP = 0.015  # gregg2017: hardware virtualisation (VT-x, SR-IOV, posted interrupts, Nitro) costs 0.1-1.5%
+BARE_METAL_SLACK = 0.005  # bare metal at saturation reads 1 (DESIGN.md) within this
+ORDER_CLAIMS = (("emulated", "xen-pv"), ("xen-pv", "nitro"), ("sriov", "sriov-posted"))  # first < second
+
+
 def checks(head: list[dict[str, Any]], *, tie: float = 1e-9) -> dict[str, Any]:
     """The expectations of the headline, evaluated (not enforced) on the measured values;
     ``tie``: how far above bare metal another architecture may read and still be taken as
@@ -160,15 +171,13 @@ def checks(head: list[dict[str, Any]], *, tie: float = 1e-9) -> dict[str, Any]:
     u = {r["architecture"]: r["usable_fraction"] for r in head}
     def get(a: str) -> float:
         return u.get(a, math.nan)
+    lo, hi = XEN_PV_BAND
     return {
-        "xen-pv in [0.60, 0.80]": 0.60 <= get("xen-pv") <= 0.80,
-        "nitro >= 0.97": get("nitro") >= 0.97,
-        # gregg2017: hardware virtualisation (VT-x, SR-IOV, posted interrupts, Nitro) costs 0.1-1.5%
-        "nitro within 0.015 of bare-metal": abs(get("nitro") - get("bare-metal")) <= 0.015,
-        "bare-metal within 0.005 of 1": abs(get("bare-metal") - 1.0) <= 0.005,
-        "emulated < xen-pv": get("emulated") < get("xen-pv"),
-        "xen-pv < nitro": get("xen-pv") < get("nitro"),
-        "sriov < sriov-posted": get("sriov") < get("sriov-posted"),
+        f"xen-pv in [{lo:.2f}, {hi:.2f}]": lo <= get("xen-pv") <= hi,
+        f"nitro >= {NITRO_FLOOR}": get("nitro") >= NITRO_FLOOR,
+        f"nitro within {NITRO_GAP} of bare-metal": abs(get("nitro") - get("bare-metal")) <= NITRO_GAP,
+        f"bare-metal within {BARE_METAL_SLACK} of 1": abs(get("bare-metal") - 1.0) <= BARE_METAL_SLACK,
+        **{f"{a} < {b}": get(a) < get(b) for a, b in ORDER_CLAIMS},
         "bare-metal >= every architecture": all(get("bare-metal") >= v - tie for v in u.values()),
     }
 

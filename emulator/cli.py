@@ -685,11 +685,15 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _say(message: str) -> None:
     """An error, as one line on stderr: a newline inside a key, a value or a file name
     (all of which come from the user) is shown escaped, as \\n, and a line of thousands of
     characters (a huge value quoted) keeps its two ends."""
-    line = message.replace("\r", "\\r").replace("\n", "\\n")
+    # every character str.splitlines() breaks at, each as its escape (\x0b, \u2028, ...)
+    line = "".join(c if c not in _LINE_BREAKS else repr(c)[1:-1] for c in message)
     if len(line) > 1000:  # a value of thousands of characters quoted in it: keep both ends
         line = f"{line[:600]} ...({len(line) - 900} characters)... {line[-300:]}"
     print(line, file=sys.stderr)

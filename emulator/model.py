@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -37,6 +38,9 @@ from ._core import LIMITS, NONE_DIST, Dist, ModelError, Spec
 MODELS_DIR = Path(os.environ.get("VEMU_MODELS", Path(__file__).resolve().parent.parent / "models"))
 KINDS = ("host", "architecture", "workload")
 KIND_DIRS = {"host": "hosts", "architecture": "architectures", "workload": "workloads"}
+# a tenant's vCPUs are the resource vcpu@TENANT (what paging and halt-polling apply to): a
+# device or resource of the models may not take such a name
+AT_IN_NAME = "'@' is kept for a tenant's vCPUs (vcpu@TENANT); choose a name without it"
 RESERVED_FLOW_NAMES = ("host_cycles", "utilization")  # prefixes of measure names beside FLOW.MEASURE
 STANDARD_CATEGORIES = ("tenant", "exit", "hypervisor", "emulation", "backend", "copy", "poll")
 ENGINE_CATEGORIES = ("idle", "reserved_idle", "wake")
@@ -56,7 +60,8 @@ def check_window(duration_s: Any, warmup_s: Any, *, file: str | None = None) -> 
                              ("warmup_s", warmup_s, 0.0, "")):
         real = isinstance(v, numbers.Real) and not isinstance(v, bool)
         if not (real and lo <= v <= MAX_DURATION_S):
-            shown = f"{v:g} s" if real else repr(v)
+            shown = (f"{float(v):g} s" if not isinstance(v, int) or abs(v) < 10**300 else f"an integer of "
+                     f"{len(str(abs(v)))} digits") if real else repr(v)
             raise ModelError(f"{shown} is out of range: [{lo:g}, {MAX_DURATION_S:g}] s{what}", file=file,
                              key=f"experiment.{key}")
 MAX_CLIENTS = 4_000_000
@@ -91,6 +96,7 @@ class Stage:
     priority: int = 0
     preempt: bool = False  # its arrivals preempt services of lower priority (preemptive resume)
     where: str = ""  # file and key path, for messages and batch identity
+    file: str = ""  # the file alone (its key path is where's rest: a path's name may hold ':')
     direction: str | None = None  # on a duplex link: "rx" or "tx" (default "tx")
     throttle_us: Union[float, str] = 0.0  # services of its queue begin at least this far apart (interrupt throttling)
     queues: Union[int, str] = 1  # its queues (each with its own batches and throttle), or "units": one per unit
@@ -295,7 +301,9 @@ class _Table:
                 raise self.err(k, f"is required (an integer in [{lo}, {hi}])")
             return default
         v = self.data[k]
-        shown = f"{v:g}" if isinstance(v, float) else str(v)  # 1e300 as written, not its 301 digits
+        # 1e300 as written, not its 301 digits; an integer literal that long by its length
+        shown = (f"{v:g}" if isinstance(v, float) else f"an integer of {len(str(abs(v)))} digits"
+                 if isinstance(v, int) and abs(v) >= 10**30 else str(v))
         if isinstance(v, bool) or not isinstance(v, int):
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
@@ -381,12 +389,37 @@ def _show(v: Any) -> str:
 def _number(v: Any, t: _Table, k: str, lo: float, hi: float, lo_open: bool) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise t.err(k, f"must be a number, got {_show(v)}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer literal beyond any double: out of every range
+        raise t.err(k, f"an integer of {len(str(abs(v)))} digits is out of range: a number in "
+                       f"{'(' if lo_open else '['}{lo:g}, {hi:g}]") from None
     if math.isnan(f) or math.isinf(f):
         raise t.err(k, f"must be a finite number, got {v}")
     if f < lo or f > hi or (lo_open and f == lo):
         raise t.err(k, f"{v:g} is out of range: a number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
     return f
+
+
+@functools.lru_cache(maxsize=1)
+def _source_keys() -> frozenset[str] | None:
+    """The keys of MODELS_DIR's sources.toml; None when that folder (VEMU_MODELS) has none."""
+    p = MODELS_DIR / "sources.toml"
+    return frozenset(tomllib.loads(p.read_text(encoding="utf-8"))) if p.is_file() else None
+
+
+def _sources(t: _Table) -> tuple[str, ...]:
+    """A model's ``sources``: keys of models/sources.toml (a key it lacks cites nothing, and
+    `vemu show` would drop it silently)."""
+    keys = t.strings("sources")
+    known = _source_keys()
+    for i, k in enumerate(keys if known is not None else ()):
+        if k not in known:
+            close = difflib.get_close_matches(k, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise t.err(f"sources[{i}]", f"'{k}' is not a key of models/sources.toml; {hint}add the source there "
+                                         "to cite it")
+    return keys
 
 
 def _params(t: _Table) -> dict[str, float]:
@@ -445,7 +478,7 @@ def _stage(data: Any, file: str, path: str) -> Stage:
         delay_us=t.value("delay_us", 0.0, hi=1e12), account=account,
         batch=t.int("batch", 1, lo=1, hi=LIMITS["batch"]), priority=t.int("priority", 0, lo=-1000, hi=1000),
         preempt=t.bool("preempt", False),
-        where=f"{file}:{path}", direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
+        where=f"{file}:{path}", file=file, direction=t.str("direction", choices=("rx", "tx")) if t.has("direction") else None,
         throttle_us=t.value("throttle_us", 0.0, allow_dist=False, hi=1e12),  # type: ignore[arg-type]
         queues=_queues(t),
         fork=t.str("fork") if t.has("fork") else None,
@@ -575,12 +608,15 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
     dev = t.table("devices")
     if "vcpu" in dev.data:
         raise dev.err("vcpu", "'vcpu' is built in (the host's cores minus the reserve); choose another name")
+    for k in dev.data:
+        if "@" in k:
+            raise dev.err(k, AT_IN_NAME)
     devices = tuple(_resource(k, dev.table(k), False) for k in dev.data)
     for d in devices:
         if d.kind == "cpu" and d.on_host:
             raise dev.err(d.name, "a host device cannot be an on-host cpu; host cores are `cores`")
     return Host(
-        name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+        name=_check_name(t, stem), summary=t.str("summary", ""), sources=_sources(t),
         cores=t.int("cores", lo=1, hi=LIMITS["units"]), ghz=ghz,
         memory_gib=t.num("memory_gib", lo=0, hi=1e9, lo_open=True),
         params=_params(t), devices=devices, file=file, idle_states=idle, halt_poll_us=halt_poll,
@@ -617,6 +653,8 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
     for k in rs.data:
         if k == "vcpu":
             raise rs.err(k, "'vcpu' is built in (the host's cores minus the reserve); choose another name")
+        if "@" in k:
+            raise rs.err(k, AT_IN_NAME)
         resources.append(_resource(k, rs.table(k), True))
     ps = t.table("paths", required=True)
     paths = {}
@@ -631,7 +669,7 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
         paths[k] = tuple(_stage(s, file, pt.key(f"stages[{i}]")) for i, s in enumerate(stages))
     bg = tuple(_flow(f, file, t.key(f"background[{i}]"), True) for i, f in enumerate(t.list("background", required=False)))
     return Architecture(
-        name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+        name=_check_name(t, stem), summary=t.str("summary", ""), sources=_sources(t),
         params=_params(t), reserve_cores=rv.int("cores", 0, lo=0, hi=LIMITS["units"]),
         reserve_memory_gib=rv.num("memory_gib", 0.0, lo=0, hi=1e9), resources=tuple(resources),
         paths=paths, background=bg, file=file,
@@ -649,7 +687,7 @@ def parse_workload(data: Any, file: str = "<workload>", stem: str | None = None,
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise t.err("flows", f"flow name '{sorted(dup)[0]}' is used twice")
-    return Workload(name=_check_name(t, stem), summary=t.str("summary", ""), sources=t.strings("sources"),
+    return Workload(name=_check_name(t, stem), summary=t.str("summary", ""), sources=_sources(t),
                     rationale=t.str("rationale", ""), params=_params(t), flows=flows, file=file)
 
 
@@ -772,38 +810,47 @@ def parse_set(text: str) -> tuple[str, Any]:
     return k, val
 
 
-def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) -> list[tuple[str, str]]:
+def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str | None,
+               at_key: str = "set.", created: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """Applies one override; returns the places it wrote, each (model kind or "tenants", key
     path within it, list items by index), so that an error there can name the override: one
-    place, or each a key with ``*`` parts reached."""
+    place, or each a key with ``*`` parts reached. An error names ``file`` and the key
+    ``at_key`` + the key path (a file's ``[set]``: "set."; the command line: no file, "--set ").
+    ``created`` gets the place of each table the override made on its way (what is wrong in
+    it is the override's too)."""
     parts = key.split(".")
     if any(not p.strip() for p in parts):
         raise ModelError("a key path has an empty part: give names or list indices separated by single dots "
-                         "(a param name, or e.g. architecture.reserve.cores)", file=file, key=f"set.{key}")
+                         "(a param name, or e.g. architecture.reserve.cores)", file=file, key=f"{at_key}{key}")
+    def params_of(kind: str) -> dict[str, Any]:
+        """A model's params table; none where it is not a table (the parser says so after)."""
+        p = raw[kind].get("params", {}) if kind in raw and isinstance(raw[kind], dict) else {}
+        return p if isinstance(p, dict) else {}
+
     if len(parts) == 1:  # a param name
-        owners = [kind for kind in KINDS if kind in raw and key in raw[kind].get("params", {})]
+        owners = [kind for kind in KINDS if key in params_of(kind)]
         if not owners:
-            known = sorted({p for kind in KINDS if kind in raw for p in raw[kind].get("params", {})})
+            known = sorted({p for kind in KINDS for p in params_of(kind)})
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise ModelError(f"no param '{key}' in the host, architecture or workload; {hint}"
                              f"params: {', '.join(known) or 'none'}; or give a dotted key path",
-                             file=file, key=f"set.{key}")
+                             file=file, key=f"{at_key}{key}")
         raw[owners[0]]["params"][key] = value
         return [(owners[0], f"params.{key}")]
     if parts[0] not in KINDS and not (parts[0] == "tenants" and "tenants" in raw):
         roots = KINDS + (("tenants",) if "tenants" in raw else ())
-        raise ModelError(f"a dotted key starts with one of {', '.join(roots)}", file=file, key=f"set.{key}")
+        raise ModelError(f"a dotted key starts with one of {', '.join(roots)}", file=file, key=f"{at_key}{key}")
     if parts[0] == "workload" and "workload" not in raw:
         raise ModelError("this experiment has tenants: set a tenant's workload as tenants.NAME.workload....",
-                         file=file, key=f"set.{key}")
+                         file=file, key=f"{at_key}{key}")
     if "*" in parts[1:]:
         places: list[list[str]] = []
-        found = _wildcard_leaves(raw, parts, file=file, key=f"set.{key}", places=places)
+        found = _wildcard_leaves(raw, parts, file=file, key=f"{at_key}{key}", places=places)
         if not found:
             raise ModelError(f"matches nothing in the {parts[0]}: a '*' stands for every key or list item there, "
                              "and only values the model already has (not tables or lists) are set",
-                             file=file, key=f"set.{key}")
+                             file=file, key=f"{at_key}{key}")
         for _, container, k in found:
             container[k] = copy.deepcopy(value)  # each place its own value: a later --set may change one
         return [(at[0], ".".join(at[1:])) for at in places]
@@ -813,10 +860,10 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            idx = list_index(node, p, file=file, key=f"set.{where}")
+            idx = list_index(node, p, file=file, key=f"{at_key}{where}")
             if idx is None:
                 raise ModelError(f"no list item '{p}' (give an index below {len(node)} or an item's name)",
-                                 file=file, key=f"set.{where}")
+                                 file=file, key=f"{at_key}{where}")
             at.append(str(idx))
             if last:
                 node[idx] = value
@@ -827,23 +874,24 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str) 
                 # a param no stage reads is used by nothing, and names are unique across the
                 # models: a new one here can only be a misspelling
                 known = sorted(node)
-                everywhere = {k: f"{kind}.params.{k}" for kind in KINDS if kind in raw
-                              for k in raw[kind].get("params", {})}
+                everywhere = {k: f"{kind}.params.{k}" for kind in KINDS for k in params_of(kind)}
                 everywhere.update({k: ".".join(parts[:i] + [k]) for k in known})
                 close = difflib.get_close_matches(p, list(everywhere), n=1, cutoff=0.6)
                 hint = f"did you mean '{everywhere[close[0]]}'? " if close else ""
                 raise ModelError(f"no param '{p}' in {'.'.join(parts[:i])}; {hint}params there: "
                                  f"{', '.join(known) or 'none'} (an override changes a param the model has)",
-                                 file=file, key=f"set.{where}")
+                                 file=file, key=f"{at_key}{where}")
             at.append(p)
             if last:
                 node[p] = value
             else:
                 if p not in node:
                     node[p] = {}
+                    if created is not None:
+                        created.append((parts[0], ".".join(at[1:])))
                 node = node[p]
         else:
-            raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"set.{where}")
+            raise ModelError(f"'{'.'.join(parts[:i])}' is a value, not a table or list", file=file, key=f"{at_key}{where}")
     return [(parts[0], ".".join(at[1:]))]
 
 
@@ -1010,26 +1058,35 @@ def load_experiment(
         else:
             raise ModelError(f"no {kind}: name a bundled one (experiment.{kind} or --{kind}) or give an inline [{kind}] table",
                              file=file, key=f"experiment.{kind}")
-    overrides: list[tuple[str, Any, str]] = []  # key, value, where it was given
+    for kind in (k for k in KINDS if k in raw):  # overrides look params up by name: a params that is no
+        params = raw[kind].get("params", {})        # table is said first
+        if not isinstance(params, dict):
+            inline = files[kind] == file
+            raise ModelError(f"must be a table, got {_typename(params)}", file=files[kind],
+                             key=f"{kind}.params" if inline else "params")
+    # key, value, where it was given, and the file and key prefix its own errors name
+    overrides: list[tuple[str, Any, str, str | None, str]] = []
     st = top.table("set")
-    overrides += [(fk, fv, f"{file}: [set] {fk}") for k, v in st.data.items() for fk, fv in _set_entries(k, v)]
+    overrides += [(fk, fv, f"{file}: [set] {fk}", file, "set.") for k, v in st.data.items()
+                  for fk, fv in _set_entries(k, v)]
     for i, s in enumerate(sets):
         k, v = _check_set_item(s, i)
-        overrides.append((k, v, f"--set {k}"))
+        overrides.append((k, v, f"--set {k}", None, "--set "))
     written: list[tuple[str, str, str, str]] = []  # kind, key path in it, where the override was given, its key
     placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
-    for k, v, origin in overrides:
-        places = _apply_set(raw, k, v, file)
+    for k, v, origin, efile, at_key in overrides:
+        made: list[tuple[str, str]] = []
+        places = _apply_set(raw, k, v, efile, at_key, made)
         for i, t in enumerate(raw.get("tenants", ())):
             if not isinstance(t, dict):
                 continue
             if isinstance(t.get("workload"), str):  # a bundled workload by name: its table, as the file form reads it
-                wp = bundled_path("workload", t["workload"], file=file, key=f"set.{k}")
+                wp = bundled_path("workload", t["workload"], file=efile, key=f"{at_key}{k}")
                 t["workload"] = read_toml(wp)
                 tenant_files[i] = str(wp)
             elif ("tenants", f"{i}.workload") in places or ("tenants", str(i)) in places:
                 tenant_files[i] = file  # a table given here: its keys are this file's
-        written += [(*place, origin, k) for place in places]
+        written += [(*place, origin, k) for place in places + made]
         if "*" not in k.split(".")[1:]:
             placed += [(k, f"{kind}.{path}") for kind, path in places]
     try:
@@ -1421,9 +1478,10 @@ class _Compiler:
                              file=file, key=key)
         return d
 
-    def _split(self, where: str) -> tuple[str, str]:
-        file, _, key = where.rpartition(":")
-        return file, key
+    @staticmethod
+    def _split(s: Stage) -> tuple[str, str]:
+        """A stage's file and key path (for messages)."""
+        return s.file, s.where[len(s.file) + 1:]
 
     def stage(self, s: Stage, flow: str, cls: str, step: str, bytes_: Value | None,
               bytes_where: tuple[str, str] | None = None, *, place: tuple[Any, ...], seen: dict[str, int]) -> None:
@@ -1432,7 +1490,7 @@ class _Compiler:
         is part of (the flow's identity, the class, the step and its repetition, or the
         forked path) and ``seen`` counts what the step's stages so far drew for: together
         they make the stage's tags (see :func:`_tag`)."""
-        file, key = self._split(s.where)
+        file, key = self._split(s)
         q, cat, lanes = -1, self.cat_index.get("tenant", 0), 1
         work: Dist = NONE_DIST
         per_byte = 0.0
@@ -1562,7 +1620,7 @@ class _Compiler:
                              file=file, key=key + ".fork")
         for s in a.paths[path]:
             if s.fork is not None:
-                sfile, skey = self._split(s.where)
+                sfile, skey = self._split(s)
                 raise ModelError(f"path '{path}' is forked to, so it cannot fork again (to '{s.fork}')",
                                  file=sfile, key=skey + ".fork")
 
@@ -1574,22 +1632,26 @@ class _Compiler:
         return self.forks.setdefault(path, self.fork_base + len(self.forks))
 
     def check_unused(self) -> None:
-        """Checks the stages of paths no flow walks: their resources and params must exist too
-        (a typo in a path the workload does not use is still a typo)."""
+        """Checks the stages of paths no flow walks as a walked path's are checked (its
+        resources, params, kinds, and the engine's limits), then forgets them: a model that
+        passes with one workload must not fail with another (a typo in a path the workload
+        does not use is still a typo). Each path is compiled on its own, from empty tables, so
+        that the limits on counts judge it alone."""
         for name, stages in self.exp.architecture.paths.items():
             if name in self.walked:
                 continue
-            for s in stages:
-                file, key = self._split(s.where)
-                if s.on is not None:
-                    self._stage_resource(s, file, key)
-                for k in ("cycles", "delay_us"):
-                    self._dist(getattr(s, k), 1.0, file, f"{key}.{k}")
-                for k in ("per_byte", "per_page", "unpaged_bytes", "throttle_us"):
-                    if isinstance(getattr(s, k), str):
-                        self._param(getattr(s, k), file, f"{key}.{k}")
-                if s.fork is not None:
-                    self._fork_path(s.fork, file, key)
+            kept = (self.stages, self.stage_info, self.q_index, self.qclasses, self.cat_index, self.categories,
+                    self.walked, self.forks, self.fork_base)
+            self.stages, self.stage_info, self.q_index, self.qclasses = [], [], {}, []
+            self.cat_index, self.categories = dict(self.cat_index), list(self.categories)
+            self.walked, self.forks, self.fork_base = set(self.walked), {}, 0
+            try:
+                seen: dict[str, int] = {}
+                for s in stages:
+                    self.stage(s, "", "", name, None, place=("unwalked", name), seen=seen)
+            finally:
+                (self.stages, self.stage_info, self.q_index, self.qclasses, self.cat_index, self.categories,
+                 self.walked, self.forks, self.fork_base) = kept
 
     def _stage_resource(self, s: Stage, file: str, key: str) -> int:
         """The engine resource a stage runs on: its `on`, or a duplex link's receive side
@@ -1632,7 +1694,7 @@ class _Compiler:
             else:  # an inline stage has no bytes
                 for k in ("per_byte", "per_page"):
                     if getattr(st, k) not in (0, 0.0):
-                        sfile, skey = self._split(st.where)
+                        sfile, skey = self._split(st)
                         raise ModelError(f"an inline stage carries no bytes, so {k} has nothing to act on: put the "
                                          "work in cycles, or the stage in a path its step gives bytes to",
                                          file=sfile, key=f"{skey}.{k}")

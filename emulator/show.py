@@ -84,14 +84,29 @@ def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
     # as load_experiment reads them: an unquoted dotted key is a path, not a table value
     sets = {fk: fv for k, v in raw_sets.items() for fk, fv in _set_entries(k, v)}
 
+    tenant_index = {t.name: i for i, t in enumerate(exp.tenants or ())}
+
     def shown(kind: str, model: Model, inline: bool, prefix: tuple[Any, ...], tenant: str = "") -> Shown:
-        return Shown(kind, model, p if inline else Path(model.file), prefix if inline else (), tenant, exp, sets)
+        # the overrides that reach this model: a tenant's workload's are the tenant's
+        mine = {k: v for k, v in sets.items() if not k.startswith("tenants.")
+                or (tenant and k.split(".")[1] in (tenant, str(tenant_index.get(tenant))))}
+        return Shown(kind, model, p if inline else Path(model.file), prefix if inline else (), tenant, exp, mine)
 
     out = [shown(k, getattr(exp, k), isinstance(data.get(k), dict), (k,)) for k in ("host", "architecture")]
     if exp.tenants:
         items = data["experiment"]["tenants"]
-        out += [shown("workload", t.workload, isinstance(items[i].get("workload"), dict),
-                      ("experiment", "tenants", i, "workload"), t.name) for i, t in enumerate(exp.tenants)]
+
+        def given(i: int, name: str) -> tuple[bool, tuple[Any, ...]]:
+            """Whether tenant i's workload is a table of this file, and where its numbers are:
+            the tenant's own entry, or the [set] line that gave it (the last such)."""
+            if Path(exp.tenants[i].workload.file) != Path(p):
+                return False, ()
+            for k in reversed(list(raw_sets)):
+                if isinstance(raw_sets[k], dict) and k in (f"tenants.{name}.workload", f"tenants.{i}.workload"):
+                    return True, ("set", k)
+            return True, ("experiment", "tenants", i, "workload")
+
+        out += [shown("workload", t.workload, *given(i, t.name), t.name) for i, t in enumerate(exp.tenants)]
     else:
         out.append(shown("workload", exp.workload, isinstance(data.get("workload"), dict), ("workload",)))
     return out
@@ -295,7 +310,7 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
             "assumption_only_not_varied": [n["key"] for n in alone if not n["sensitivity"]]}
     if isinstance(model, Host):
         out["hardware"] = {"cores": model.cores, "ghz": model.ghz, "memory_gib": model.memory_gib}
-        out["devices"] = {d.name: _device(d, _Pricer({}, model, None)) for d in model.devices}
+        out["devices"] = {d.name: _device(d, _Pricer(dict(model.params), model, None)) for d in model.devices}
         out["params"] = dict(model.params)
         if model.idle_states:
             out["idle_states"] = [f"{st.name}: exit {st.exit_us:g} us, chosen for predicted idle >= "
@@ -310,7 +325,10 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
         np_ = model.nested_paging  # a param name or a number
         out["nested_paging"] = {"param": np_, "share": pricer.params.get(np_) if isinstance(np_, str) else float(np_)}
         out["resources"] = {r.name: {"kind": r.kind, "units": r.units, "on_host": r.on_host,
-                                     **({"ghz": r.ghz} if r.ghz else {})} for r in model.resources}
+                                     **({"ghz": r.ghz} if r.ghz else {}),
+                                     # a link's speed, a server's service time: as a host device's
+                                     **({"detail": _device(r, pricer)} if r.kind != "cpu" else {})}
+                            for r in model.resources}
         out["flows"] = pricer.flows(model.background)
     else:
         out["flows"] = pricer.flows(model.flows)  # type: ignore[union-attr]
@@ -432,8 +450,8 @@ def render(d: dict[str, Any], *, assumptions_only: bool = False) -> str:
                              "1/(1 - share) as long; charged to paging)")
             for name, res in d["resources"].items():
                 at = "on the host" if res["on_host"] else "off the host (its cycles are not host cycles)"
-                lines.append(f"resource {name}: {res['kind']} x {res['units']}"
-                             + (f" at {res['ghz']:g} GHz" if res.get("ghz") else "") + f", {at}")
+                lines.append(f"resource {name}: " + (res["detail"] if "detail" in res else f"{res['kind']} x {res['units']}"
+                             + (f" at {res['ghz']:g} GHz" if res.get("ghz") else "")) + f", {at}")
             lines += ["", "paths (stage by stage; a name is a param: change it with --set NAME=VALUE)"
                       + (f", microseconds at {d['host']}'s clock or the resource's own" if d.get("host")
                          else "; --host gives the host's params and clock") + ":"]

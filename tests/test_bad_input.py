@@ -11,7 +11,7 @@ import copy
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 from conftest import TANDEM, to_toml
@@ -19,7 +19,7 @@ from conftest import TANDEM, to_toml
 from emulator import model
 from emulator._core import ModelError
 from emulator.cli import main
-from emulator.model import load_experiment
+from emulator.model import compile_experiment, load_experiment
 from emulator.simulation import run
 
 BASE: dict[str, Any] = {
@@ -320,32 +320,46 @@ def test_name_must_equal_file_stem(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 # -- overrides ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("setting,key,words", [
-    ("nope=3", "set.nope", "no param 'nope'"),
-    ("exit_cycle=3", "set.exit_cycle", "did you mean 'exit_cycles'"),
+    ("nope=3", "--set nope", "no param 'nope'"),
+    ("exit_cycle=3", "--set exit_cycle", "did you mean 'exit_cycles'"),
     # a dotted key to a param the table lacks: only a misspelling (no stage reads it), was ignored
-    ("host.params.exit_cycle=3", "set.host.params.exit_cycle", "did you mean 'host.params.exit_cycles'"),
-    ("architecture.params.exit_cycles=3", "set.architecture.params.exit_cycles", "did you mean 'host.params.exit_cycles'"),
+    ("host.params.exit_cycle=3", "--set host.params.exit_cycle", "did you mean 'host.params.exit_cycles'"),
+    ("architecture.params.exit_cycles=3", "--set architecture.params.exit_cycles", "did you mean 'host.params.exit_cycles'"),
     ("garbage", "--set", "KEY=VALUE"),
     ("=3", "--set", "empty key"),
-    ("architecture.paths.net_tx.stages.9.cycles=1", "set.architecture.paths.net_tx.stages.9", "no list item"),
-    ("architecture.name.x=1", "set.architecture.name.x", "is a value"),
-    ("machine.cores=2", "set.machine.cores", "dotted key"),
+    ("architecture.paths.net_tx.stages.9.cycles=1", "--set architecture.paths.net_tx.stages.9", "no list item"),
+    ("architecture.name.x=1", "--set architecture.name.x", "is a value"),
+    ("machine.cores=2", "--set machine.cores", "dotted key"),
     ("exit_cycles=-5", "host.params.exit_cycles", "out of range"),
     ("host.cores=0", "host.cores", "out of range"),
     ("architecture.paths.net_tx.stages.kick.cycles=nan", f"{STAGE0}.cycles", "finite"),
-    ("architecture.paths.net_tx.stages.\u00b2.cycles=1", "set.architecture.paths.net_tx.stages.\u00b2", "no list item"),
-    ("architecture.paths.net_tx.stages.\u0661.cycles=1", "set.architecture.paths.net_tx.stages.\u0661", "no list item"),
-    ("architecture..reserve=1", "set.architecture..reserve", "empty part"),
-    ("architecture.=1", "set.architecture.", "empty part"),
+    ("architecture.paths.net_tx.stages.\u00b2.cycles=1", "--set architecture.paths.net_tx.stages.\u00b2", "no list item"),
+    ("architecture.paths.net_tx.stages.\u0661.cycles=1", "--set architecture.paths.net_tx.stages.\u0661", "no list item"),
+    ("architecture..reserve=1", "--set architecture..reserve", "empty part"),
+    ("architecture.=1", "--set architecture.", "empty part"),
     pytest.param("x=" + "[" * 5000 + "]" * 5000, "--set", "nested too deeply", id="value-nested-too-deeply"),
-    ("architecture.paths.*.stages.*.nosuch=1", "set.architecture.paths.*.stages.*.nosuch", "matches nothing"),
-    ("architecture.paths.*.stages.9.cycles=1", "set.architecture.paths.*.stages.9.cycles", "matches nothing"),
+    ("architecture.paths.*.stages.*.nosuch=1", "--set architecture.paths.*.stages.*.nosuch", "matches nothing"),
+    ("architecture.paths.*.stages.9.cycles=1", "--set architecture.paths.*.stages.9.cycles", "matches nothing"),
     ("architecture.paths.*.stages.*.cycles=-1", f"{STAGE0}.cycles", "out of range"),
 ])
 def test_bad_set(setting: str, key: str, words: str) -> None:
     with pytest.raises(ModelError) as e:
         load_experiment(copy.deepcopy(BASE), sets=[setting])
     _check(e.value, key, words)
+
+
+def test_a_bad_command_line_override_is_not_blamed_on_the_files_set_table(tmp_path: Path) -> None:
+    # the file has no [set]: "FILE: set.nope" sent the reader to a table that is not there
+    p = tmp_path / "e.toml"
+    p.write_text(to_toml(BASE))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p, sets=["nope=1"])
+    assert str(e.value).startswith("--set nope: no param 'nope'") and e.value.file is None
+    # one in the file's own [set] names the file and its table
+    p.write_text(to_toml(BASE | {"set": {"nope": 1}}))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    assert str(e.value).startswith(f"{p}: set.nope: no param 'nope'")
 
 
 def test_a_name_two_list_items_share_is_refused() -> None:
@@ -355,7 +369,7 @@ def test_a_name_two_list_items_share_is_refused() -> None:
         with pytest.raises(ModelError) as e:
             load_experiment(None, host="xeon-2017", architecture="xen-pv", workload="cloud-mix", sets=[key])
         assert "2 list items are named" in str(e.value) and "(indices 2, 9)" in str(e.value)
-        assert e.value.key.startswith("set.architecture.paths")
+        assert e.value.key.startswith("--set architecture.paths") and e.value.file is None
     # by index, each is reachable on its own
     exp = load_experiment(None, host="xeon-2017", architecture="xen-pv", workload="cloud-mix",
                           sets=["architecture.paths.blk_read.stages.9.cycles=7"])
@@ -685,3 +699,78 @@ def test_a_loaded_experiment_is_compiled_once() -> None:
     from emulator.model import compile_experiment
     exp = load_experiment(host="xeon-2017", architecture="xen-pv", workload="cloud-mix", sets=["exit_cycles=2000"])
     assert compile_experiment(exp) is compile_experiment(exp) and exp.placed
+
+
+def test_a_source_key_must_be_one_of_sources_toml() -> None:
+    # `sources` are keys of models/sources.toml: an unknown one cited nothing and `vemu show`
+    # dropped it silently
+    bad = copy.deepcopy(BASE)
+    bad["architecture"]["sources"] = ["gregg2017", "martins2071"]
+    with pytest.raises(ModelError) as e:
+        load_experiment(bad)
+    _check(e.value, "architecture.sources[1]", "did you mean 'martins2017'")
+    good = copy.deepcopy(BASE)
+    good["architecture"]["sources"] = ["gregg2017", "martins2017"]
+    assert load_experiment(good).architecture.sources == ("gregg2017", "martins2017")
+
+
+# -- from a review of the model loader: each of these crashed, passed wrongly or blamed the wrong place
+
+
+def _bad(d: dict[str, Any], key: str, words: str, sets: Sequence[str] = ()) -> None:
+    with pytest.raises(ModelError) as e:
+        load_experiment(d, sets=list(sets))
+    _check(e.value, key, words)
+
+
+def test_an_integer_literal_beyond_any_double_is_out_of_range() -> None:
+    # float() of it raised OverflowError: an internal error, exit 1
+    big = 10**400
+    _bad(_edit(("host.params.exit_cycles", big))(copy.deepcopy(BASE)), "host.params.exit_cycles",
+         "an integer of 401 digits is out of range")
+    _bad(_edit(("host.cores", big))(copy.deepcopy(BASE)), "host.cores", "an integer of 401 digits is out of range")
+    _bad(copy.deepcopy(BASE), "host.params.exit_cycles", "out of range", sets=[f"exit_cycles={big}"])
+
+
+@pytest.mark.parametrize("params", [5, "exit_cycles", [1]])
+def test_params_that_are_not_a_table_are_said_so_before_an_override_looks_in_them(params: Any) -> None:
+    d = _edit(("host.params", params), (STAGE0 + ".cycles", 100))(copy.deepcopy(BASE))
+    for sets in ([], ["exit_cycles=3"], ["architecture.params.foo=3"]):
+        _bad(copy.deepcopy(d), "host.params", "must be a table", sets)
+
+
+@pytest.mark.parametrize("stage,key,words", [
+    ({"on": "nic", "cycles": 5}, ".cycles", "its time comes from the bytes"),
+    ({"on": "nic", "account": "exit"}, ".account", "not charged to a category"),
+    ({"on": "nic", "batch": 4}, ".batch", "does not batch"),
+    ({"on": "nic", "per_page": 5}, ".per_page", "only a cpu stage has work per page"),
+])
+def test_a_path_no_flow_walks_is_checked_as_a_walked_one(stage: dict[str, Any], key: str, words: str) -> None:
+    # a model that passes with one workload must not fail with another: only its resource and
+    # params were checked, so these ran (exit 0) until a workload walked the path
+    d = copy.deepcopy(BASE)
+    d["architecture"]["paths"]["unused"] = {"stages": [stage]}
+    _bad(d, "architecture.paths.unused.stages[0]" + key, words)
+    # and the path's categories are not the run's: a valid unwalked path adds none
+    ok = copy.deepcopy(BASE)
+    ok["architecture"]["paths"]["unused"] = {"stages": [{"on": "dom0", "cycles": 5, "account": "nowhere"}]}
+    assert "nowhere" not in compile_experiment(load_experiment(ok)).categories
+
+
+@pytest.mark.parametrize("where", ["host.devices", "architecture.resources"])
+def test_a_resource_named_like_a_tenants_vcpus_is_refused(where: str) -> None:
+    # "vcpu@x" was taken for a tenant's vCPUs: its tenant work stretched by nested paging
+    d = copy.deepcopy(BASE)
+    table = d["host"]["devices"] if where == "host.devices" else d["architecture"]["resources"]
+    table["vcpu@x"] = {"kind": "cpu", "cores": 1} | ({"ghz": 2.0} if where == "host.devices" else {})
+    _bad(d, f"{where}.vcpu@x", "'@' is kept for a tenant's vCPUs")
+
+
+def test_an_error_in_a_path_whose_name_holds_a_colon_names_the_file_and_key_whole(tmp_path: Path) -> None:
+    d = copy.deepcopy(BASE)
+    d["architecture"]["paths"]["rx:fast"] = {"stages": [{"on": "vcpu", "cycles": "no_such_param"}]}
+    p = tmp_path / "c.toml"
+    p.write_text(to_toml(d))
+    with pytest.raises(ModelError) as e:
+        load_experiment(p)
+    assert e.value.file == str(p) and e.value.key == 'architecture.paths.rx:fast.stages[0].cycles', str(e.value)

@@ -738,3 +738,19 @@ def test_show_tells_a_file_that_is_not_a_regular_one_from_a_missing_one(capsys):
     assert "is not a regular file" in _one_error_line(capsys.readouterr().err)
     assert _main(["show", "/no/such/model.toml"]) == 2
     assert "no such model file" in _one_error_line(capsys.readouterr().err)
+
+
+def test_an_error_naming_user_text_with_any_line_break_is_one_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # a resource name with every character str.splitlines() breaks at (not only \n and \r):
+    # the message names it, escaped, on one line
+    import emulator.cli as cli
+
+    breaks = "".join(chr(i) for i in range(0x110000) if len(f"a{chr(i)}b".splitlines()) == 2)
+    assert set(breaks) == cli._LINE_BREAKS
+    p = tmp_path / "e.toml"
+    p.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "nitro"\nworkload = "web"\n'
+                 f'[set]\n"architecture.paths.net_rx.stages.0.on" = {json.dumps("x" + breaks + "y")}\n')
+    assert _main(["run", str(p)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "unknown resource" in line and "\\u2028" in line and "\\x0b" in line

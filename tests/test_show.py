@@ -454,3 +454,45 @@ def test_shows_a_nested_paging_share_named_by_the_host_s_params(tmp_path, capsys
                  'flows = [{ name = "f", arrival = "poisson", rate_per_s = 1000, steps = [{ path = "x" }] }]\n')
     assert main(["show", str(f), "--kind", "architecture"]) == 0
     assert "nested paging: np = 0.01 of the guest's own time" in capsys.readouterr().out
+
+
+def test_a_hosts_device_priced_by_its_own_param_shows_the_value(tmp_path, capsys) -> None:
+    # a host device's service time that names the host's own param read "(not defined)"; an
+    # architecture's link and server resources said only their kind
+    from conftest import to_toml
+
+    h = tomllib.loads((MODELS_DIR / "hosts" / "xeon-2017.toml").read_text())
+    assert h["devices"]["nvme"]["kind"] == "server"
+    h["params"]["nvme_read_us"] = 93
+    h["devices"]["nvme"]["service_us"] = {"dist": "lognormal", "mean": "nvme_read_us", "cv": 0.3}
+    e = tmp_path / "e.toml"
+    e.write_text(to_toml({"experiment": {"architecture": "nitro", "workload": "web"}, "host": h}))
+    assert main(["show", str(e)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("device nvme:"))
+    assert "nvme_read_us = 93 us" in line and "not defined" not in line
+    arch = {"experiment": {"host": "xeon-2017", "workload": "web"},
+            "architecture": {"name": "x", "resources": {"wire": {"kind": "link", "gbps": 10},
+                                                        "disk": {"kind": "server", "servers": 4, "service_us": 80}},
+                             "paths": {"net_rx": {"stages": [{"on": "wire"}]}, "net_tx": {"stages": [{"on": "disk"}]}}}}
+    e.write_text(to_toml(arch))
+    assert main(["show", str(e)]) == 0
+    out = capsys.readouterr().out
+    assert "resource wire: link, 10 Gb/s" in out and "resource disk: 4 parallel units, 80 us per request" in out
+
+
+def test_a_tenants_workload_given_by_set_lists_its_own_numbers(tmp_path, capsys) -> None:
+    # it listed the experiment's own numbers (duration, every tenant's vcpus) as the workload's,
+    # and each tenant's workload showed the other's override
+    e = tmp_path / "t.toml"
+    e.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nduration_s = 0.001\n'
+                 '[[experiment.tenants]]\nname = "victim"\nworkload = "kv-cache"\nvcpus = 8\n'
+                 '[[experiment.tenants]]\nname = "neighbour"\nworkload = "packet-echo"\nvcpus = 32\n'
+                 '[set]\n"tenants.victim.workload" = { name = "mine", flows = [ { name = "f", arrival = "closed", '
+                 'clients = 4, steps = [ { on = "vcpu", cycles = 1234 } ] } ] }\n')
+    assert main(["show", str(e), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    models = shown if isinstance(shown, list) else shown["models"]
+    mine = next(m for m in models if m["name"] == "mine")
+    assert {n["key"] for n in mine["numbers"]} == {'set."tenants.victim.workload".flows[0]'}
+    echo = next(m for m in models if m["name"] == "packet-echo")
+    assert "set" not in echo

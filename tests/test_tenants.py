@@ -140,7 +140,7 @@ def test_an_override_may_give_a_tenant_a_bundled_workload_by_name():
     # and a later override reaches into the workload named
     deeper = load_experiment(spec, sets=['tenants.b.workload="packet-echo"', "tenants.b.workload.params.work_cycles=7"])
     assert deeper.tenants[1].workload.params["work_cycles"] == 7
-    with pytest.raises(ModelError, match=r"set\.tenants\.b\.workload.*nosuch"):
+    with pytest.raises(ModelError, match=r"^--set tenants\.b\.workload: .*nosuch"):
         load_experiment(spec, sets=['tenants.b.workload="nosuch"'])
 
 

@@ -50,6 +50,24 @@ ARCH_MARKER = {
 HOLLOW = ("bare-metal", "xen-aws-2013")
 
 
+# lines that are not architectures (a sweep's --by values): a colour each, then, past the
+# palette, another dash and marker, so that no two of up to len(palette) x 4 lines look alike
+LINE_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+LINE_DASHES = ("-", "--", "-.", ":")
+LINE_MARKERS = ("o", "s", "^", "D")
+
+
+def _line_style(a: str, i: int) -> tuple[str, Any, dict[str, Any]]:
+    """Colour, line style and marker keywords of the i-th line, labelled a."""
+    if a in ARCH_STYLE:
+        color, ls = ARCH_STYLE[a]
+        return color, ls, _marker(a)
+    k, n = divmod(i, len(LINE_PALETTE))
+    return LINE_PALETTE[n], LINE_DASHES[k % len(LINE_DASHES)], {"marker": LINE_MARKERS[k % len(LINE_MARKERS)],
+                                                                 "markersize": 3}
+
+
 def _marker(a: str, size: float = 3) -> dict[str, Any]:
     """matplotlib keywords for architecture a's marker."""
     if a in HOLLOW:
@@ -279,11 +297,11 @@ def _ci_lines(ax: Any, data: dict[str, list[dict[str, float]]], x: str, y: str, 
     a hollow marker. Returns whether any point was flagged."""
     any_flag = False
     for i, (a, pts) in enumerate(data.items()):
-        color, ls = ARCH_STYLE.get(a, (EXTRA_COLORS[i % len(EXTRA_COLORS)], "-"))
+        color, ls, mk = _line_style(a, i)
         flag = [_flagged(p, y) for p in pts]
         ax.errorbar([p[x] * x_scale for p in pts], [p[y] * y_scale for p in pts],
                     yerr=_yerr(pts, y, flag, scale=y_scale, ci=ci),
-                    color=color, linestyle=ls if connect else "none", capsize=2, label=a or None, **_marker(a))
+                    color=color, linestyle=ls if connect else "none", capsize=2, label=a or None, **mk)
         if any(flag):
             any_flag = True
             ax.plot([p[x] * x_scale for p, t in zip(pts, flag) if t], [p[y] * y_scale for p, t in zip(pts, flag) if t],
@@ -720,7 +738,11 @@ def sweep_figure(lines: dict[str, list[tuple[Any, dict[str, float]]]], x: str, y
     bottom.set_xlabel(x)
     if numeric and logx:
         bottom.set_xscale("log")
+        # 1-2-5 ticks labelled plainly (as the hockey figure's): with the default minor
+        # labels, an axis spanning under two decades read "3x10^4x10^3" where labels met
+        bottom.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
         bottom.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        bottom.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if not numeric:
         bottom.set_xticks(range(len(cats)), [str(c) for c in cats], rotation=30 if len(cats) > 4 else 0, ha="right"
                           if len(cats) > 4 else "center")

@@ -26,6 +26,7 @@ import sys
 import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -242,7 +243,13 @@ def pool_run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int | None
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                done(pending.pop(f), f.result())
+                try:
+                    out = f.result()
+                except BrokenProcessPool:  # not vemu's doing: a signal, or the out-of-memory killer
+                    raise EmulatorError("a worker process died (killed by a signal or the out-of-memory killer); "
+                                        "the runs that finished are kept in the cache, if one is used: run again "
+                                        "to go on from them") from None
+                done(pending.pop(f), out)
     except BaseException as e:
         procs = list((getattr(pool, "_processes", None) or {}).values())
         manager = getattr(pool, "_executor_manager_thread", None)
@@ -478,25 +485,41 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
                 client = distributed.Client(scheduler)
             else:
                 # a local cluster's worker processes start with SIGINT ignored (inherited
-                # across fork and exec), so a terminal's Ctrl-C, sent to the whole process
-                # group, stops this process only: it cancels the tasks and closes the cluster,
-                # instead of every worker printing its own traceback while the client waits
-                # for them (up to a minute). The price: a Ctrl-C during the cluster's start
-                # (a second or two) is not seen, and the run goes on until the next one.
-                # Their logs (read from the environment they inherit) keep to errors: their
-                # warnings would say only that tasks were cancelled.
+                # across fork and exec; a blocked mask is not: multiprocessing's spawn clears
+                # it), so a terminal's Ctrl-C, sent to the whole process group, stops this
+                # process only: it cancels the tasks and closes the cluster, instead of every
+                # worker printing its own traceback while the client waits for them (up to a
+                # minute). The price: a Ctrl-C during the cluster's start (a second or more)
+                # is not seen, and the run goes on until the next one. A SIGTERM meanwhile is
+                # recorded and raised once the cluster is up, then closed (raised mid-start it
+                # left a half-built cluster whose exit hook printed a traceback). Their logs
+                # (read from the environment they inherit) keep to errors: their warnings
+                # would say only that tasks were cancelled.
                 main = threading.current_thread() is threading.main_thread()
-                handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+                term: list[int] = []
+                if main:
+                    on_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    on_term = signal.signal(signal.SIGTERM, lambda signum, frame: term.append(signum))
                 env = os.environ.get("DASK_LOGGING__DISTRIBUTED")
                 os.environ["DASK_LOGGING__DISTRIBUTED"] = env or "error"
                 try:
                     client = distributed.Client(processes=True, n_workers=usable_workers(workers, len(todo)),
                                                 threads_per_worker=1)
                 finally:
-                    if main:
-                        signal.signal(signal.SIGINT, handler)
                     if env is None:
                         del os.environ["DASK_LOGGING__DISTRIBUTED"]
+                    if main:
+                        signal.signal(signal.SIGINT, on_int)
+                        signal.signal(signal.SIGTERM, on_term)
+                        try:
+                            if term:
+                                if callable(on_term):
+                                    on_term(signal.SIGTERM, None)
+                                raise KeyboardInterrupt
+                        except BaseException:
+                            if client is not None:
+                                client.close()
+                            raise
         except (OSError, TimeoutError) as e:
             where = f"the Dask scheduler at {scheduler}" if scheduler else "a local Dask cluster"
             raise EmulatorError(f"cannot reach {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

@@ -963,6 +963,20 @@ def _float(v: str) -> float:
         return math.nan
 
 
+def _summary_options(prov: Mapping[str, str], path: Path | str) -> dict[str, Any]:
+    """A summary's ``# options:`` line (what the sweep was run with), or a ModelError naming
+    the file when it is not the JSON object vemu writes there (an edited line)."""
+    try:
+        options = json.loads(prov.get("options", "{}") or "{}")
+    except ValueError:
+        options = None
+    ok = isinstance(options, dict) and all(isinstance(options.get(k, []), list) for k in ("vary", "sets"))
+    if not ok:
+        raise ModelError("its '# options:' line is not the JSON object vemu writes there (edited?): mend it "
+                         "or delete the line", file=str(path), key="# options")
+    return options  # type: ignore[return-value]
+
+
 def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = None,
               where: Sequence[str] = (), logx: bool | None = None) -> Figure:
     """Reads a sweep's summary (``path`` is the summary, or the tidy CSV beside which it
@@ -1036,7 +1050,7 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
     rows = [r for r in rows if all(_same_value(r[k], v) for k, v in fixed.items())]
     if not rows:
         raise ModelError(f"no point has {', '.join(f'{k}={v}' for k, v in fixed.items())}", file=str(path))
-    options = json.loads(prov.get("options", "{}") or "{}")
+    options = _summary_options(prov, path)
     # a Latin-hypercube or random sample gives every point its own value of every key: its
     # points are drawn as they fell (a scatter against --x), the other keys varying too.
     # Without the options line (a summary saved without its # lines), a design where no
@@ -1078,6 +1092,10 @@ def figure_of(path: Path | str, x: str, ys: Sequence[str], *, by: str | None = N
         if bad:
             raise ModelError(f"--logx: a log-scale x needs {x} > 0, but it takes {', '.join(f'{v:g}' for v in bad)}"
                              f" here; leave out --logx to draw every point on a linear scale", file=str(path))
+    for y in ys:  # a measure no point has (every run too short for it) would be an empty panel
+        if not any(math.isfinite(p.get(y, math.nan)) for pts in lines.values() for _, p in pts):
+            raise ModelError(f"--y {y}: no point has a value (a flow with no completion in any run: longer "
+                             "windows, or another measure)", file=str(path))
     if logx is None:
         logx = any(str(v).split("=", 1)[0] == x and str(v).endswith(":log") for v in options.get("vary", []))
         logx = logx and numeric and all(v > 0 for pts in lines.values() for v, _ in pts)

@@ -265,6 +265,47 @@ def test_a_ctrl_c_while_the_dask_cluster_closes_stops_the_run(tmp_path, monkeypa
                 if n.split(".")[0] == "distributed" and isinstance(lg, logging.Logger) and lg.disabled]
 
 
+def test_a_sigterm_while_the_dask_cluster_starts_stops_the_run_once_it_is_up(tmp_path, monkeypatch):
+    # A SIGTERM raised in the middle of building the local cluster left it half-built, and
+    # distributed's exit hook printed a traceback. It is now held until the cluster is up,
+    # then raised (as the command line's SIGTERM handler would: an interrupt), the cluster
+    # closed, and no task submitted.
+    import os
+    import signal
+
+    distributed = pytest.importorskip("distributed")
+
+    class FakeClient:
+        made: list = []
+
+        def __init__(self, *a, **kw):
+            os.kill(os.getpid(), signal.SIGTERM)  # a job controller's stop, mid-start
+            self.closed = False
+            self.submitted = 0
+            FakeClient.made.append(self)
+
+        def submit(self, *a, **kw):
+            self.submitted += 1
+
+        def close(self, timeout=None):
+            self.closed = True
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs([Job("xeon-2017", "nitro", "kv-cache", (), 0.0005, 0.0001, 1)], executor="dask", workers=1,
+                     cache=Cache(tmp_path / "c"))
+        assert signal.getsignal(signal.SIGTERM) is stop and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    [c] = FakeClient.made
+    assert c.closed and c.submitted == 0
+
+
 def test_a_worker_forked_as_ctrl_c_lands_is_not_left_behind(monkeypatch):
     # In a process with other threads (a notebook's kernel) the blocked signal mask holds for
     # one thread only, and a Ctrl-C could land after a worker's fork and before the pool
@@ -341,3 +382,19 @@ def test_failed_pools_under_the_forkserver_leave_the_next_one_working():
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.stdout.count("ok run") == 2, out.stderr[-2000:]
+
+
+def _die(x):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+
+
+def test_a_worker_killed_from_outside_is_said_plainly_not_as_a_vemu_bug():
+    # BrokenProcessPool reached the command line as "internal error (please report it)"
+    from emulator._core import EmulatorError
+    from emulator.runner import pool_run
+
+    with pytest.raises(EmulatorError, match="a worker process died .* run again"):
+        pool_run(_die, [1, 2, 3], 2, lambda i, out: None)

@@ -836,3 +836,31 @@ def test_a_sampled_summary_saved_without_its_lines_still_plots(tmp_path, capsys)
                             if not ln.startswith("#")))
     with pytest.raises(ModelError, match="also varies tx_per_byte"):
         sw.figure_of(grid, "exit_cycles", ["usable_fraction"])
+
+
+@pytest.mark.parametrize("line", ['{x"vary": []}', "[1, 2]", '{"vary": 5}', '{"sets": "a=1"}'])
+def test_plot_of_a_summary_with_a_damaged_options_line_is_one_line(tmp_path, capsys, line):
+    # an edited '# options:' line was an internal error (JSONDecodeError, AttributeError, TypeError)
+    out = tmp_path / "s.csv"
+    spec = tmp_path / "mm1.toml"
+    spec.write_text(to_toml(mm1(0.01)))
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=100,200", "--out", str(out), "-q"]) == 0
+    summary = tmp_path / "s-summary.csv"
+    text = summary.read_text()
+    assert "\n# options: {" in "\n" + text
+    bad = tmp_path / "bad-summary.csv"
+    bad.write_text(re.sub(r"(?m)^# options: .*$", f"# options: {line}", text))
+    capsys.readouterr()
+    assert main(["plot", str(bad), "--x", RATE_KEY, "--y", "usable_fraction"]) == 2
+    err = capsys.readouterr().err
+    assert "# options" in err and str(bad) in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_lines_past_the_palette_still_differ():
+    # seven --by values drew the 1st and 6th (and 2nd and 7th) alike: one colour, one dash,
+    # one marker; each of 40 lines now has its own combination
+    from emulator.plot import _line_style
+
+    styles = [_line_style(str(v), i) for i, v in enumerate(range(1000, 41000, 1000))]
+    assert len({(c, ls, mk["marker"]) for c, ls, mk in styles}) == 40
+    assert _line_style("nitro", 3)[:2] == _line_style("nitro", 0)[:2]  # an architecture keeps its own

@@ -136,8 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
     r.add_argument("--stages", action="store_true", help="also print the per-stage table")
     r.add_argument("--trace", type=int, default=0, metavar="N",
-                   help="also print the path of the requests numbered below N, stage by stage (for teaching; "
-                        "a forked request takes the next number)")
+                   help="also print the path of the requests numbered below N, stage by stage, and of the "
+                        "work each forks (for teaching; a forked request is numbered when it is set off, from the "
+                        "run's one counter, so its number may be far above N)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list the bundled hosts, architectures and workloads")
@@ -540,19 +541,24 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
         out.append("")
         out.append(f"{'flow/class':<22} {'step':<10} {'stage':<36} {'on':<{won}} {'account':<10} {'wait us':>9} "
                    + (f"{'suspended':>9} " if held else "") + f"{'svc us':>9} {'delay us':>9} {'batch':>6}")
-        seen = set()
+        repeats = False
         for s in stages:
-            key = (s["flow"], s["class"], s["step"], s["stage"], s["where"])  # a stage repeated by `count` shows once
-            if key in seen or not s["completed"]:
+            if not s["completed"]:
                 continue
-            seen.add(key)
+            # each pass of a stage a request makes more than once (a step's `count`, a path
+            # walked twice) is a row: its later passes wait differently (the first showed
+            # alone, and the rows summed short of the latency)
+            name = s["stage"] if s.get("visit", 1) == 1 else f"{s['stage'][:32]} #{s['visit']}"
+            repeats |= s.get("visit", 1) > 1
             # cycles are charged to an account on a cpu only: a link's or a disk's busy time is no host cycle
-            out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {s['stage'][:36]:<36} "
+            out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {name[:36]:<36} "
                        f"{str(s['resource'] or '-'):<{won}} {(s['account'] or '-')[:10]:<10} "
                        f"{_n(s['mean_wait_us'], 9)} "
                        + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")
                        + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
                        f"{_n(s['completed'] / s['services'] if s['services'] else math.nan, 6)}")
+        if repeats:
+            out.append("#k: the stage's k-th pass in its step (a step's count, or a path walked twice).")
         out.append("batch: requests per service begun at the stage. A batch that gathers several classes from "
                    "one queue counts as a service of the class whose request led it, so one class's ratio can "
                    "pass the stage's cap while the queue's does not; services that straddle the window's edges "

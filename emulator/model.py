@@ -1262,6 +1262,7 @@ class ResourceInfo:
     reserved: bool  # inside the reserve (idle time is reserved_idle)
     poll: bool
     sleeps: bool = False  # its units take the host's idle states (on-host cpu that does not poll)
+    halt_polls: bool = False  # a sleeping vCPU that polls first (KVM halt-polling), its idle polls charged to poll
 
 
 @dataclass(frozen=True)
@@ -1511,6 +1512,11 @@ class _Compiler:
                     raise ModelError(f"{pb:g} cycles per byte at {info.ghz:g} GHz is {per_byte:.3g} ps per byte, beyond "
                                      f"the engine's limit of {MAX_PER_BYTE_PS:g}", file=file, key=key + ".per_byte")
                 cat = self._cat(s.account, file, key + ".account")
+                if (s.account == "poll" and _is_vcpu(rname) and self.exp.host.halt_poll_us > 0
+                        and self.exp.host.idle_states):
+                    raise ModelError("the vCPUs halt-poll here (the host's halt_poll_us), and their idle polls are "
+                                     "charged to 'poll': a stage's work there would be read as polling; charge it "
+                                     "to another category", file=file, key=key + ".account")
                 pp = self._param(s.per_page, file, key + ".per_page") if isinstance(s.per_page, str) else float(s.per_page)
                 up = (self._param(s.unpaged_bytes, file, key + ".unpaged_bytes")
                       if isinstance(s.unpaged_bytes, str) else float(s.unpaged_bytes))
@@ -1847,11 +1853,13 @@ class _Compiler:
         wake = self._cat("wake") if any(r.sleeps for r in self.res) else 0
         # halt-polling: the tenant's vCPUs poll before they sleep (KVM's halt_poll_ns)
         halt = (round(self.exp.host.halt_poll_us * 1e6), self._cat("poll"))
+        if halt[0] > 0:
+            self.res = [dataclasses.replace(r, halt_polls=True) if r.sleeps and _is_vcpu(r.name) else r for r in self.res]
 
         def sleep_row(r: ResourceInfo) -> tuple[Any, ...]:
             if not r.sleeps:
                 return ()
-            return (idle_ps, wake) + (halt if _is_vcpu(r.name) and halt[0] > 0 else ())
+            return (idle_ps, wake) + (halt if r.halt_polls else ())
 
         # a class of a flow's mix is reported as FLOW/CLASS, a tenant's flow as TENANT/FLOW:
         # no two may read alike

@@ -215,7 +215,7 @@ class Result:
             busy = s["resource_busy_area"][ri]
             out[name] = {
                 "vcpus": vcpus,
-                "vcpu_utilization": float(busy.sum()) / (vcpus * window),
+                "vcpu_utilization": (float(busy.sum()) - self._polled(ri)) / (vcpus * window),  # as resources()'s
                 "tenant_share_of_own_vcpus": float(busy[tenant_cat]) / (vcpus * window),
                 "tenant_share_of_host": float(busy[tenant_cat]) / (c.host_cores * window),
                 "flows": [f for f, t in zip(c.flows, c.flow_tenants) if t == name],
@@ -290,13 +290,9 @@ class Result:
         out = {}
         # resources a stage can preempt on (a qclass of theirs has `preempt`)
         preemptive = {q[0] for q in self.compiled.spec.qclasses if len(q) > 4 and q[4]}
-        # halt-polling (a sleeping vCPU's `poll` time) burns host cycles but serves no one, so,
-        # as a polling resource's idle polls, it is not in the utilization: it is `polling`
-        cats = self.compiled.categories
-        poll = cats.index("poll") if "poll" in cats else -1
         for i, r in enumerate(self.compiled.resources):
             area = s["resource_busy_area"][i]
-            polled = float(area[poll]) if poll >= 0 and r.sleeps else 0.0
+            polled = self._polled(i)
             busy = float(area.sum()) - polled
             out[r.name] = {
                 "kind": r.kind,
@@ -316,6 +312,15 @@ class Result:
                 out[r.name]["preemptions"] = int(s["resource_preemptions"][i])
         return out
 
+    def _polled(self, i: int) -> float:
+        """Resource i's halt-polling area (ps x units): a halt-polling vCPU's `poll` time (no
+        stage there may charge poll), which burns host cycles but serves no one, so, as a
+        polling resource's idle polls, it is not in the utilization: it is `polling`."""
+        cats = self.compiled.categories
+        if not self.compiled.resources[i].halt_polls or "poll" not in cats:
+            return 0.0
+        return float(self.stats["resource_busy_area"][i][cats.index("poll")])
+
     def stages(self) -> list[dict[str, Any]]:
         """Per stage: how many passed, how many services began there (a batch counts once, so
         completed / services is the mean batch: packets per interrupt on an interrupt
@@ -325,11 +330,16 @@ class Result:
         s = self.stats
         out = []
         cpus = {r.name for r in self.compiled.resources if r.kind == "cpu"}
+        visits: dict[tuple[str, ...], int] = {}
         for i, g in enumerate(self.compiled.stages):
             n = int(s["stage_completed"][i])
             served = int(s["stage_served"][i])
+            # a stage a class passes more than once (a step's `count`, a path walked twice):
+            # its k-th pass, each with its own waits
+            who = (g.flow, g.request_class, g.step, g.name, g.where)
+            visits[who] = visits.get(who, 0) + 1
             out.append({
-                "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name,
+                "flow": g.flow, "class": g.request_class, "step": g.step, "stage": g.name, "visit": visits[who],
                 # an account holds host cycles: a link's or a device's stage (the wire, the
                 # disk) charges none, and has none (summing stages by account over-counted tenant)
                 "resource": g.resource, "account": g.category if g.resource in cpus else None,

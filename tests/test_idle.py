@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator import theory
-from emulator._core import Engine, NativeError, ffi, lib
+from emulator._core import Engine, ModelError, NativeError, ffi, lib
 from emulator.model import load_experiment
 from emulator.simulation import Simulation
 
@@ -459,3 +459,31 @@ def test_the_trace_says_how_much_of_a_wait_was_the_core_waking():
     assert all(r["start"] - r["enter"] == r["wake"] for r in recs)
     from emulator.cli import format_trace
     assert "133.000 of the wait: the core waking" in format_trace(res)
+
+
+def test_only_halt_polling_is_taken_out_of_the_utilization():
+    # work a stage charges to `poll` on a sleeping core is work: it counted as halt-polling
+    # (utilization 0.2027 -> 0.1828) on a host that never halt-polls
+    doc = spec(2e5, cycles=1000.0, duration=0.05)
+    plain = run(doc)["resources"]["vcpu"]
+    doc["architecture"]["paths"]["rx"]["stages"][0]["account"] = "poll"
+    polled = run(doc)["resources"]["vcpu"]
+    assert polled["utilization"] == plain["utilization"] and "polling" not in polled
+    # where the vCPUs halt-poll, `poll` is their idle polls': a stage may not charge it there
+    doc = spec(2e5, halt_poll_us=50.0)
+    doc["architecture"]["paths"]["rx"]["stages"][0]["account"] = "poll"
+    with pytest.raises(ModelError, match=r"architecture.paths.rx.stages\[0\].account: the vCPUs halt-poll"):
+        load_experiment(doc)
+
+
+def test_a_tenants_vcpu_utilization_leaves_out_its_halt_polling():
+    # tenants' vcpu_utilization counted the polls its vCPUs' resource utilization leaves out
+    doc = spec(2e5, halt_poll_us=50.0, duration=0.05)
+    doc["experiment"]["tenants"] = [{"name": n, "vcpus": 1, "workload": doc["workload"]} for n in ("a", "b")]
+    doc["host"]["cores"] = 2
+    del doc["workload"]
+    d = run(doc)
+    for name in ("a", "b"):
+        r = d["resources"][f"vcpu@{name}"]
+        assert r["polling"] > 0.05
+        assert d["tenants"][name]["vcpu_utilization"] == pytest.approx(r["utilization"], rel=1e-12)

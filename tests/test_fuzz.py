@@ -134,6 +134,8 @@ def experiments(draw: Any) -> dict[str, Any]:
                 s["page_bytes"] = draw(st.sampled_from([1, 512, 4096]))
                 s["unpaged_bytes"] = draw(st.sampled_from([0, 128, 5000]))
             s["account"] = draw(CATEGORY)
+            if on == "vcpu" and s["account"] == "poll" and host.get("halt_poll_us", 0) > 0:
+                s["account"] = "tenant"  # halt-polling vCPUs' poll is their idle polls' (refused for a stage)
         if on != "nic" and draw(st.booleans()):  # a link sends each request on its own (no batch)
             s["batch"] = draw(st.integers(1, 8))
         if draw(st.booleans()):

@@ -804,6 +804,15 @@ bounded at ~121k gets/s on one 2.3 GHz core by its ~19k cycles per get, one inte
 ELI's memslap configuration (sizes, get/set mix) is still unread, so no ELI-memcached
 workload was built.
 
+What the ELI rows rest on (from an audit of the models): the interrupt-rate row checks the
+input rather than predicting it, since one interrupt per packet (`vf_irq_throttle_us = 0`
+in `sriov`) is read from that same ELI sentence; and the two throughput rows hold because of
+it. With the VF's receive interrupt throttled as ixgbevf's dynamic ITR would put this
+traffic (84 us since Linux 4.5, linux-ixgbevf), one core's kv-cache under `sriov` reads
+0.968 of bare metal, outside 0.61-0.77: ELI's baseline is a guest taking an interrupt
+per packet, which is the configuration it measured, not a property of device assignment
+(results/interrupt-moderation.png draws the whole trade).
+
 **netback** (martins2017, martins2015). `xen-pv` with `architecture.resources.dom0.cores=1`
 (one dom0 core, as measured) and `dom0_net_cycles=0` (pktgen injects into / drains from the
 vif inside dom0, so no NIC driver or bridge); new workloads `pktgen-rx` / `pktgen-tx` (a

@@ -337,9 +337,8 @@ def netback_iperf3_miss(gb: dict[str, float], bound: dict[str, str]) -> str:
     hz = host["ghz"] * 1e9  # the E5-2699 v3's base clock is xeon-2017's 2.3 GHz; martins2017tx does not say it ran there
     turbo = 3.6 / 2.3  # assumption: the E5-2699 v3's highest turbo clock, 3.6 GHz (Intel's specification)
     p = read_toml(bundled_path("architecture", "xen-pv"))["params"]
-    h = host["params"]
     B = NETBACK_IPERF_BYTES
-    exits = (h["exit_cycles"] + h["irq_exit_cycles"] + 2 * h["exit_indirect_cycles"]) / B
+    traps = 2 * (p["hypercall_cycles"] + p["pv_trap_indirect_cycles"]) / B  # the kick and the upcall, PV traps
 
     def cpb(gbit: float, cores: float = 1) -> float:  # cycles per byte at which `cores` move `gbit` Gbit/s
         return cores * hz * 8 / (gbit * 1e9)
@@ -375,8 +374,8 @@ def netback_iperf3_miss(gb: dict[str, float], bound: dict[str, str]) -> str:
             f"everything else on that core included, where the variant charges those three {model_sender:.2f} "
             f"(tx_stack_cycles per 64 KiB and tx_per_byte = {p['tx_per_byte']:g} for each copy; martins2015's "
             f"persistent pktgen rates, 1.82 Mpps at 64 B, 1.48 Mpps at 1496 B and 205.1 Kpps at 65535 B, imply "
-            f"0.23-0.31 cycles/B if the guest's copy was their bound), and the kick and the completion interrupt, "
-            f"one each per packet when netback keeps up, add {exits:.2f} in exits. The same receiver took 35.3 "
+            f"0.23-0.31 cycles/B if the guest's copy was their bound), and the kick and the completion upcall, "
+            f"one each per packet when netback keeps up, add {traps:.3f} in traps into Xen. The same receiver took 35.3 "
             f"Gbit/s, so dom0's copy to user space costs at most {cpb(35.3):.2f} cycles/B at 2.3 GHz, where "
             f"rx_per_byte = {p['rx_per_byte']:g} (cai2021's ~40 Gbit/s per receiving core, an assumption scaled to "
             f"cycles). Not adopted: the commit gives neither the clock nor which thread was the bound. What is at "
@@ -657,8 +656,8 @@ def validate(*, quick: bool = False, workers: int | None = None, progress: bool 
                         f"spends {1 / (1 - ovh):.2f}x bare metal's cycles on a kv-cache get: dom0's work for its two "
                         f"small packets (netback Rx ~2,250 cycles, martins2017; netback Tx with the 512 B value's page "
                         f"grant-mapped and unmapped ~6,750 cycles, martins2015's 1.24 Mpps at 64 B and 518 Kpps at "
-                        f"1496 B; the NIC driver and bridge ~2,000 each way, hoiland2018) plus the kick and "
-                        f"interrupt exits is more than the request itself. The 10-50% band is Gregg's summary over "
+                        f"1496 B; the NIC driver and bridge ~2,000 each way, hoiland2018) plus the guest's kick "
+                        f"and upcall (traps into Xen) is more than the request itself. The 10-50% band is Gregg's summary over "
                         f"PV types and workloads; a tier of 128 B/512 B messages with ~2 us of work is past its "
                         f"I/O-heavy end")))
     # at 0.1% the throughput of a short window has sampling noise of the same size; the host-cycle
@@ -915,7 +914,12 @@ every model and is tested on its own (`tests/test_throttle.py`), but it was look
 because this row missed. It misses again since the transmit path's grant maps were sourced
 (martins2015, above): netback's transmit work for a get's 512 B reply is now ~6,750 cycles
 (2,811 + 870 + 3,064: the page grant-mapped and unmapped), where it was ~2,075 (1,819 read
-at 2.3 GHz + a 256-cycle copy), and the row reads the value above.
+at 2.3 GHz + a 256-cycle copy). It read 0.537 until a model audit found the PV guest's kicks
+and event deliveries priced as VMX exits (3,100-3,160 cycles each with their indirect cost);
+as the PV traps into Xen they are (760 + 760 indirect, as dom0's hypercall), it reads the
+value above, still a miss. The same correction brought the persistently mapped iperf3 row
+(bound by the guest's sending vCPU, whose kick and completion upcall it cheapened) from
+23.8 to 25.4 Gbit/s, inside its range; neither row was the reason for it.
 Hardware virtualisation: `nitro` and `sriov-posted` on `cloud-mix` (CPU-bound on bare
 metal, its transmit link at ~94%; on kv-cache and web bare metal is bound by the 25 Gb/s
 transmit link, so a throughput overhead would read 0). Since the NIC is modelled as two

@@ -48,12 +48,13 @@ def test_the_expected_shape(quick):
 
 
 def test_xen_pv_loses_more_than_its_reserve(quick):
-    # the reserve alone (8 of 72 threads) would leave 0.889; per-I/O work (exits, dom0
-    # back ends, copies, a saturated dom0) must cost clearly more than that
+    # the reserve alone (8 of 72 threads) would leave 0.889; per-I/O work (traps into Xen,
+    # dom0 back ends, copies, a saturated dom0) must cost clearly more than that
     u = quick["xen-pv"]["usable_fraction"]
     assert 0.3 <= u <= 64 / 72 - 0.05, u
     hc = quick["xen-pv"]["host_cycles"]
-    assert hc["exit"] > 0.01 and hc["backend"] > 0.05
+    assert hc["hypervisor"] > 0.01 and hc["backend"] > 0.05
+    assert "exit" not in hc  # a PV guest makes no VM exits
 
 
 def test_reserve_matches_what_aws_sold(quick):
@@ -201,7 +202,7 @@ def test_request_path_figure_is_the_trace_and_nothing_waits():
             assert cur["enter_us"] == pytest.approx(prev["enter_us"] + prev["service_us"] + prev["delay_us"], abs=1e-6)
     total = {a: max(r["enter_us"] + r["service_us"] + r["delay_us"] for r in rows
                     if r["architecture"] == a and r["request"] == "get") for a in PATH_ARCHS}
-    assert total["xen-pv"] == pytest.approx(15.163, abs=0.001) and total["nitro"] == pytest.approx(11.68, abs=0.01)
+    assert total["xen-pv"] == pytest.approx(13.763, abs=0.001) and total["nitro"] == pytest.approx(11.68, abs=0.01)
     assert sum(r["architecture"] == "xen-pv" and r["request"] == "get" for r in rows) == 17
     assert sum(r["architecture"] == "nitro" for r in rows) == 7
     assert [r["stage"] for r in rows if r["architecture"] == "xen-pv" and r["request"] == "forked"][0] == \

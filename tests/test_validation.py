@@ -41,7 +41,6 @@ DOCUMENTED_MISSES = {
     "xdp: forwarding latency at 1 Mpps, interrupt path (XDP) minus polling (DPDK)",
     "sriov: extra CPU per additional VM",
     "netback: Tx DomU->Dom0 iperf (TCP, 4 flows) over a 1-queue vif, grant map/copy (upstream)",
-    "netback: Tx DomU->Dom0 iperf3 over a 2-queue vif, persistently mapped grants",
     "netback: Tx iperf3 speed-up of persistently mapped over upstream grants",
     "bmhive: KVM guest overhead on CPU-bound work (SPEC CINT2006)",
     "gregg: paravirtualisation overhead (xen-pv, kv-cache)",

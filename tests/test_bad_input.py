@@ -364,7 +364,7 @@ def test_a_bad_command_line_override_is_not_blamed_on_the_files_set_table(tmp_pa
 
 def test_a_name_two_list_items_share_is_refused() -> None:
     # xen-pv's blk_read has two stages named alike; by name the first alone was changed
-    name = "exit indirect cost (cache/TLB refill)"
+    name = "trap indirect cost (cache/TLB refill)"
     for key in (f"architecture.paths.blk_read.stages.{name}.cycles=0", f"architecture.paths.*.stages.{name}.cycles=0"):
         with pytest.raises(ModelError) as e:
             load_experiment(None, host="xeon-2017", architecture="xen-pv", workload="cloud-mix", sets=[key])

@@ -135,9 +135,9 @@ def test_run_report_shows_wake_ups_on_a_host_with_idle_states(capsys: pytest.Cap
 
 
 def test_stage_table_shows_packets_per_interrupt(capsys: pytest.CaptureFixture[str]) -> None:
-    # xen-pv on kv-cache saturates dom0: its notifications and the guest's event deliveries
+    # xen-pv on kv-cache saturates dom0: its notifications and the guest's event upcalls
     # take full batches of 64; the per-packet stages show 1; both transmit-side indirect-cost
-    # stages (after the kick, and after the Tx-completion event, which the packet forks) are listed
+    # stages (after the kick, and after the Tx-completion upcall, which the packet forks) are listed
     assert _main(["run", "--host", "xeon-2017", "-a", "xen-pv", "-w", "kv-cache", "--stages",
                   "--duration", "0.02", "--warmup", "0.005"]) == 0
     out, _ = capsys.readouterr()
@@ -146,9 +146,9 @@ def test_stage_table_shows_packets_per_interrupt(capsys: pytest.CaptureFixture[s
     rows = [line for line in out.splitlines() if line.startswith("gets/")]  # its class, and the detached one
     batch = {line[34:62].strip(): float(line.split()[-1]) for line in rows}
     assert batch["netback notify: event-channe"] > 32
-    assert batch["event delivery to the guest"] > 32
+    assert batch["event upcall into the guest"] > 32
     assert batch["wire (receive)"] == 1.0
-    assert sum("exit indirect cost" in line for line in rows) == 3
+    assert sum("trap indirect cost" in line for line in rows) == 3
 
 
 def test_set_changes_the_run(tandem_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,6 +83,7 @@ def test_percentile_bars_are_flagged_when_a_run_has_a_thin_tail():
     assert F.thin_tail(10_000, 0.999) is False and F.thin_tail(9_999, 0.999) is True
     assert F.thin_tail(62_000, 0.9999) is True  # the full latency CDF's last quantile
     assert F.thin_tail(62_000, 0.001) is False
+    assert F.thin_tail(5_000, 0.001) is True  # a low quantile: 5 requests below it, too few
 
 
 def test_thin_points_are_written_and_drawn(tmp_path):

@@ -69,6 +69,11 @@ def test_exponential_tail_is_drawn():
     tail = np.count_nonzero(x > 7.697117470131487)
     expected = 4_000_000 * math.exp(-7.697117470131487)  # ~1818; sd ~ sqrt(expected)
     assert abs(tail - expected) < 5 * math.sqrt(expected)
+    # and beyond it the draws are exponential again (memoryless): their excess over the
+    # cut has mean 1 and sd 1, so its mean over ~1818 draws is within 5 standard errors of 1
+    # (a tail drawn at twice the rate passed the count above)
+    excess = x[x > 7.697117470131487] - 7.697117470131487
+    assert abs(excess.mean() - 1.0) < 5 / math.sqrt(len(excess))
 
 
 def test_same_seed_same_bits_other_seed_other_bits():

@@ -156,8 +156,10 @@ def test_closed_loop_matches_mva(clients: int) -> None:
     assert f["throughput_per_s"] == pytest.approx(x * 1e6, rel=0.01)
     assert f["latency_us"]["mean"] == pytest.approx(r, rel=0.015)
     assert d["resources"]["s"]["utilization"] == pytest.approx(x * s_us, rel=0.01)
-    # a closed flow always has exactly `clients` requests, in flight or thinking
-    assert f["mean_in_flight"] <= clients
+    # a closed flow always has exactly `clients` requests, in flight or thinking: those in
+    # flight, plus those thinking (Little's law on the think delay: X·Z), are all of them
+    # (`<= clients` could not fail: in flight leaves the thinking ones out)
+    assert f["mean_in_flight"] + f["throughput_per_s"] * z_us * 1e-6 == pytest.approx(clients, rel=0.01)
 
 
 def test_mva_reference_sanity() -> None:

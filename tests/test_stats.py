@@ -712,3 +712,16 @@ def test_replications_and_seed_are_other_names_for_n_and_seed0() -> None:
         replicate(exp)
     c = compare(exp, exp, replications=2, seed=5, workers=1)
     assert c.to_dict()["measures"]["f.mean_us"]["diff"]["mean"] == 0.0
+
+
+def test_a_difference_without_an_interval_is_not_significant() -> None:
+    # a NaN half-width (one finite pair) says nothing: "covers(0)" is False for NaN ends, so
+    # without its guard such a difference read as significant
+    from emulator.compare import Difference
+    from emulator.stats import Interval
+
+    one = Interval(1.0, math.nan, 1, math.nan)
+    d = Difference("m", one, Interval(2.0, math.nan, 1, math.nan), Interval(1.0, math.nan, 1, math.nan), True)
+    assert not d.significant
+    assert Difference("m", one, one, Interval(1.0, 0.5, 5, 0.4), True).significant
+    assert not Difference("m", one, one, Interval(1.0, 1.5, 5, 1.2), True).significant

@@ -300,8 +300,19 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
     if marks is not None:
         # only the bundled file itself: a copy with the same name may say anything
         mine = marks.get((kind, model.name), {}) if not shown.prefix and _is_bundled(kind, model.name, shown.file) else {}
+        # a range may move a leaf that is no number (a stage's `cycles` naming a param: the EOI
+        # exits): it is shown on the first line that gives a number of the same table
+        numeric = {leaf.key for n in nums for leaf in n.leaves}
+        beside: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for path, entries in mine.items():
+            if path not in numeric:
+                host_line = next((leaf.key[:-1] for n in nums for leaf in n.leaves if leaf.key[:-1] == path[:-1]), None)
+                if host_line is not None:
+                    beside.setdefault(host_line, []).extend(entries)
         for n, row in zip(nums, out["numbers"]):
             row["sensitivity"] = [e for leaf in n.leaves for e in mine.get(leaf.key, [])]
+            tables = list(dict.fromkeys(leaf.key[:-1] for leaf in n.leaves))
+            row["sensitivity"] += [e for t in tables for e in beside.pop(t, [])]
         rows = out["numbers"]
         alone = [n for n in rows if n["assumption"] and not n["sources"]]
         out["sensitivity_coverage"] = {

@@ -558,7 +558,8 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
                        + f"{_n(s['mean_service_us'], 9)} {_n(s['delay_us'], 9)} "
                        f"{_n(s['completed'] / s['services'] if s['services'] else math.nan, 6)}")
         if repeats:
-            out.append("#k: the stage's k-th pass in its step (a step's count, or a path walked twice).")
+            out.append("#k: the stage's k-th pass by a request of its class (a step's count, or a path walked "
+                       "twice).")
         out.append("batch: requests per service begun at the stage. A batch that gathers several classes from "
                    "one queue counts as a service of the class whose request led it, so one class's ratio can "
                    "pass the stage's cap while the queue's does not; services that straddle the window's edges "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import functools
 import hashlib
 import json
 import math
@@ -61,7 +60,7 @@ def check_window(duration_s: Any, warmup_s: Any, *, file: str | None = None) -> 
         real = isinstance(v, numbers.Real) and not isinstance(v, bool)
         if not (real and lo <= v <= MAX_DURATION_S):
             shown = (f"{float(v):g} s" if not isinstance(v, int) or abs(v) < 10**300 else f"an integer of "
-                     f"{len(str(abs(v)))} digits") if real else repr(v)
+                     f"{_digits(v)} digits") if real else repr(v)
             raise ModelError(f"{shown} is out of range: [{lo:g}, {MAX_DURATION_S:g}] s{what}", file=file,
                              key=f"experiment.{key}")
 MAX_CLIENTS = 4_000_000
@@ -302,7 +301,7 @@ class _Table:
             return default
         v = self.data[k]
         # 1e300 as written, not its 301 digits; an integer literal that long by its length
-        shown = (f"{v:g}" if isinstance(v, float) else f"an integer of {len(str(abs(v)))} digits"
+        shown = (f"{v:g}" if isinstance(v, float) else f"an integer of {_digits(v)} digits"
                  if isinstance(v, int) and abs(v) >= 10**30 else str(v))
         if isinstance(v, bool) or not isinstance(v, int):
             if isinstance(v, float) and v.is_integer():
@@ -377,6 +376,12 @@ class _Table:
         return _number(v, self, k, 0.0, hi, False)
 
 
+def _digits(v: int) -> int:
+    """About how many decimal digits an integer has, without printing it (Python refuses to
+    print one of more than 4300 digits)."""
+    return int(abs(v).bit_length() * 0.30103) + 1
+
+
 def _typename(v: Any) -> str:
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number"}.get(type(v), type(v).__name__)
@@ -392,7 +397,7 @@ def _number(v: Any, t: _Table, k: str, lo: float, hi: float, lo_open: bool) -> f
     try:
         f = float(v)
     except OverflowError:  # an integer literal beyond any double: out of every range
-        raise t.err(k, f"an integer of {len(str(abs(v)))} digits is out of range: a number in "
+        raise t.err(k, f"an integer of {_digits(v)} digits is out of range: a number in "
                        f"{'(' if lo_open else '['}{lo:g}, {hi:g}]") from None
     if math.isnan(f) or math.isinf(f):
         raise t.err(k, f"must be a finite number, got {v}")
@@ -401,11 +406,18 @@ def _number(v: Any, t: _Table, k: str, lo: float, hi: float, lo_open: bool) -> f
     return f
 
 
-@functools.lru_cache(maxsize=1)
 def _source_keys() -> frozenset[str] | None:
-    """The keys of MODELS_DIR's sources.toml; None when that folder (VEMU_MODELS) has none."""
+    """The keys of MODELS_DIR's sources.toml (citations.sources, read once); None when that
+    folder (VEMU_MODELS) has none."""
+    from .citations import sources  # (citations imports this module)
+
     p = MODELS_DIR / "sources.toml"
-    return frozenset(tomllib.loads(p.read_text(encoding="utf-8"))) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        return frozenset(sources())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"is not valid TOML ({e}): a model's `sources` are checked against it", file=str(p)) from None
 
 
 def _sources(t: _Table) -> tuple[str, ...]:
@@ -823,9 +835,13 @@ def _apply_set(raw: dict[str, dict[str, Any]], key: str, value: Any, file: str |
         raise ModelError("a key path has an empty part: give names or list indices separated by single dots "
                          "(a param name, or e.g. architecture.reserve.cores)", file=file, key=f"{at_key}{key}")
     def params_of(kind: str) -> dict[str, Any]:
-        """A model's params table; none where it is not a table (the parser says so after)."""
+        """A model's params table. The files' were checked to be tables before any override,
+        so one that is not was replaced by an earlier override."""
         p = raw[kind].get("params", {}) if kind in raw and isinstance(raw[kind], dict) else {}
-        return p if isinstance(p, dict) else {}
+        if not isinstance(p, dict):
+            raise ModelError(f"{kind}.params is {_typename(p)}, not a table: an earlier override replaced it",
+                             file=file, key=f"{at_key}{key}")
+        return p
 
     if len(parts) == 1:  # a param name
         owners = [kind for kind in KINDS if key in params_of(kind)]

@@ -335,7 +335,7 @@ class Result:
             n = int(s["stage_completed"][i])
             served = int(s["stage_served"][i])
             # a stage a class passes more than once (a step's `count`, a path walked twice):
-            # its k-th pass, each with its own waits
+            # its k-th pass by a request of the class, each with its own waits
             who = (g.flow, g.request_class, g.step, g.name, g.where)
             visits[who] = visits.get(who, 0) + 1
             out.append({

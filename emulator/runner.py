@@ -512,10 +512,11 @@ def _run_dask(jobs: Sequence[Job], todo: Sequence[int], keys: list[str | None],
                         signal.signal(signal.SIGINT, on_int)
                         signal.signal(signal.SIGTERM, on_term)
                         try:
-                            if term:
-                                if callable(on_term):
-                                    on_term(signal.SIGTERM, None)
-                                raise KeyboardInterrupt
+                            # the SIGTERM held meanwhile, to the handler it was held from (just
+                            # restored): the command line's raises KeyboardInterrupt, SIG_DFL ends
+                            # the process, an ignored one stays ignored
+                            if term and on_term is not signal.SIG_IGN:
+                                signal.raise_signal(signal.SIGTERM)
                         except BaseException:
                             if client is not None:
                                 client.close()

@@ -89,7 +89,7 @@ def _experiment(p: Path, data: dict[str, Any]) -> list[Shown]:
     def shown(kind: str, model: Model, inline: bool, prefix: tuple[Any, ...], tenant: str = "") -> Shown:
         # the overrides that reach this model: a tenant's workload's are the tenant's
         mine = {k: v for k, v in sets.items() if not k.startswith("tenants.")
-                or (tenant and k.split(".")[1] in (tenant, str(tenant_index.get(tenant))))}
+                or (tenant and k.split(".")[1] in (tenant, str(tenant_index.get(tenant)), "*"))}
         return Shown(kind, model, p if inline else Path(model.file), prefix if inline else (), tenant, exp, mine)
 
     out = [shown(k, getattr(exp, k), isinstance(data.get(k), dict), (k,)) for k in ("host", "architecture")]

@@ -730,6 +730,9 @@ def test_an_integer_literal_beyond_any_double_is_out_of_range() -> None:
          "an integer of 401 digits is out of range")
     _bad(_edit(("host.cores", big))(copy.deepcopy(BASE)), "host.cores", "an integer of 401 digits is out of range")
     _bad(copy.deepcopy(BASE), "host.params.exit_cycles", "out of range", sets=[f"exit_cycles={big}"])
+    # beyond the 4,300 digits Python will print: counted, not printed (a bare ValueError)
+    with pytest.raises(ModelError, match="an integer of 5001 digits is out of range"):
+        load_experiment(copy.deepcopy(BASE), duration_s=10**5000)
 
 
 @pytest.mark.parametrize("params", [5, "exit_cycles", [1]])
@@ -737,6 +740,9 @@ def test_params_that_are_not_a_table_are_said_so_before_an_override_looks_in_the
     d = _edit(("host.params", params), (STAGE0 + ".cycles", 100))(copy.deepcopy(BASE))
     for sets in ([], ["exit_cycles=3"], ["architecture.params.foo=3"]):
         _bad(copy.deepcopy(d), "host.params", "must be a table", sets)
+    # one an earlier override replaced: the later override says so, not "no param"
+    _bad(copy.deepcopy(BASE), "--set exit_cycles", "host.params is an integer, not a table: an earlier override",
+         ["host.params=3", "exit_cycles=6"])
 
 
 @pytest.mark.parametrize("stage,key,words", [
@@ -774,3 +780,22 @@ def test_an_error_in_a_path_whose_name_holds_a_colon_names_the_file_and_key_whol
     with pytest.raises(ModelError) as e:
         load_experiment(p)
     assert e.value.file == str(p) and e.value.key == 'architecture.paths.rx:fast.stages[0].cycles', str(e.value)
+
+
+def test_a_broken_sources_toml_is_one_line_naming_it(tmp_path: Path) -> None:
+    # every model load checks `sources` against it: a broken file was an internal error for
+    # every command
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    shutil.copytree(model.MODELS_DIR, models)
+    with open(models / "sources.toml", "a", encoding="utf-8") as f:
+        f.write("\n[broken\n")
+    r = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--host", "xeon-2017", "-a", "nitro", "-w", "web",
+                        "--duration", "0.001", "-q"], capture_output=True, text=True,
+                       env=dict(os.environ, VEMU_MODELS=str(models)))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "sources.toml: is not valid TOML" in r.stderr

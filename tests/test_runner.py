@@ -304,6 +304,22 @@ def test_a_sigterm_while_the_dask_cluster_starts_stops_the_run_once_it_is_up(tmp
         signal.signal(signal.SIGTERM, old)
     [c] = FakeClient.made
     assert c.closed and c.submitted == 0
+    # a SIGTERM this process ignores stays ignored: the run goes on to submit its tasks
+    class Proceeded(Exception):
+        pass
+
+    def submit(self, *a, **kw):
+        raise Proceeded
+
+    monkeypatch.setattr(FakeClient, "submit", submit)
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with pytest.raises(Proceeded):
+            run_jobs([Job("xeon-2017", "nitro", "kv-cache", (), 0.0005, 0.0001, 1)], executor="dask", workers=1,
+                     cache=Cache(tmp_path / "c2"))
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def test_a_worker_forked_as_ctrl_c_lands_is_not_left_behind(monkeypatch):
@@ -391,10 +407,13 @@ def _die(x):
     os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
 
 
-def test_a_worker_killed_from_outside_is_said_plainly_not_as_a_vemu_bug():
-    # BrokenProcessPool reached the command line as "internal error (please report it)"
+def test_a_worker_killed_from_outside_is_said_plainly_not_as_a_vemu_bug(monkeypatch):
+    # BrokenProcessPool reached the command line as "internal error (please report it)".
+    # Two workers whatever the machine: with one usable core the items would run in this
+    # process, and _die would kill pytest itself
+    from emulator import runner
     from emulator._core import EmulatorError
-    from emulator.runner import pool_run
 
+    monkeypatch.setattr(runner, "usable_workers", lambda asked, jobs: 2)
     with pytest.raises(EmulatorError, match="a worker process died .* run again"):
-        pool_run(_die, [1, 2, 3], 2, lambda i, out: None)
+        runner.pool_run(_die, [1, 2, 3], 2, lambda i, out: None)

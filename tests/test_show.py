@@ -502,3 +502,16 @@ def test_a_tenants_workload_given_by_set_lists_its_own_numbers(tmp_path, capsys)
     assert {n["key"] for n in mine["numbers"]} == {'set."tenants.victim.workload".flows[0]'}
     echo = next(m for m in models if m["name"] == "packet-echo")
     assert "set" not in echo
+
+
+def test_a_wildcard_tenant_override_is_listed_on_every_tenants_workload(tmp_path, capsys) -> None:
+    e = tmp_path / "t.toml"
+    e.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nduration_s = 0.001\n'
+                 '[[experiment.tenants]]\nname = "a"\nworkload = "kv-cache"\nvcpus = 8\n'
+                 '[[experiment.tenants]]\nname = "b"\nworkload = "web"\nvcpus = 8\n'
+                 '[set]\n"tenants.*.workload.flows.*.clients" = 7\n')
+    assert main(["show", str(e), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    models = shown if isinstance(shown, list) else shown["models"]
+    sets = {m["name"]: m.get("set") for m in models}
+    assert sets["kv-cache"] == sets["web"] == {"tenants.*.workload.flows.*.clients": 7} and sets["xen-pv"] is None

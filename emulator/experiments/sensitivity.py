@@ -374,11 +374,16 @@ def _checks(u: Mapping[str, float], tie: float = GE_TIE) -> dict[str, bool]:
     return checks([{"architecture": a, "usable_fraction": v} for a, v in u.items()], tie=tie)
 
 
+def range_noise(study: Mapping[str, Any], label: str | None) -> dict[str, float]:
+    """The swing sd measured on each architecture's row of range ``label`` (where finite)."""
+    return {r["architecture"]: r["noise"] for r in study["rows"]
+            if r["parameter"] == label and math.isfinite(r.get("noise", math.nan))}
+
+
 def tie_at(study: Mapping[str, Any], label: str | None) -> float:
     """The tie of "bare-metal >= every architecture" at a range's ends: GE_TIE, or twice the
     largest swing sd measured on that range's rows if more."""
-    noise = [r["noise"] for r in study["rows"] if r["parameter"] == label and math.isfinite(r.get("noise", math.nan))]
-    return max([GE_TIE] + [2 * n for n in noise])
+    return max([GE_TIE] + [2 * n for n in range_noise(study, label).values()])
 
 
 def _near(u: Mapping[str, float], sd: Mapping[str, float], k: float = 2.0) -> bool:
@@ -405,9 +410,8 @@ def end_sd(study: Mapping[str, Any], label: str) -> dict[str, float]:
     makes an architecture link-bound moves it by seed where its CPU-bound baseline does
     not: level sd 0 for bare metal, swing sd up to 0.0175)."""
     sd = dict(study["level_sd"])
-    for r in study["rows"]:
-        if r["parameter"] == label and math.isfinite(r.get("noise", math.nan)):
-            sd[r["architecture"]] = max(sd.get(r["architecture"], 0.0), r["noise"])
+    for a, n in range_noise(study, label).items():
+        sd[a] = max(sd.get(a, 0.0), n)
     return sd
 
 

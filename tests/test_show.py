@@ -486,18 +486,24 @@ def test_a_hosts_device_priced_by_its_own_param_shows_the_value(tmp_path, capsys
     assert "resource wire: link, 10 Gb/s" in out and "resource disk: 4 parallel units, 80 us per request" in out
 
 
+def _shown_models(tmp_path, capsys, *tenants_and_set) -> list:
+    """`vemu show --json` of a xen-pv experiment with the given (name, workload, vcpus)
+    tenants and one [set] line (the last argument): its models."""
+    *tenants, line = tenants_and_set
+    e = tmp_path / "t.toml"
+    e.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nduration_s = 0.001\n'
+                 + "".join(f'[[experiment.tenants]]\nname = "{n}"\nworkload = "{w}"\nvcpus = {v}\n' for n, w, v in tenants)
+                 + f"[set]\n{line}\n")
+    assert main(["show", str(e), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["models"]
+
+
 def test_a_tenants_workload_given_by_set_lists_its_own_numbers(tmp_path, capsys) -> None:
     # it listed the experiment's own numbers (duration, every tenant's vcpus) as the workload's,
     # and each tenant's workload showed the other's override
-    e = tmp_path / "t.toml"
-    e.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nduration_s = 0.001\n'
-                 '[[experiment.tenants]]\nname = "victim"\nworkload = "kv-cache"\nvcpus = 8\n'
-                 '[[experiment.tenants]]\nname = "neighbour"\nworkload = "packet-echo"\nvcpus = 32\n'
-                 '[set]\n"tenants.victim.workload" = { name = "mine", flows = [ { name = "f", arrival = "closed", '
-                 'clients = 4, steps = [ { on = "vcpu", cycles = 1234 } ] } ] }\n')
-    assert main(["show", str(e), "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    models = shown if isinstance(shown, list) else shown["models"]
+    models = _shown_models(tmp_path, capsys, ("victim", "kv-cache", 8), ("neighbour", "packet-echo", 32),
+                           '"tenants.victim.workload" = { name = "mine", flows = [ { name = "f", arrival = "closed", '
+                           'clients = 4, steps = [ { on = "vcpu", cycles = 1234 } ] } ] }')
     mine = next(m for m in models if m["name"] == "mine")
     assert {n["key"] for n in mine["numbers"]} == {'set."tenants.victim.workload".flows[0]'}
     echo = next(m for m in models if m["name"] == "packet-echo")
@@ -505,13 +511,7 @@ def test_a_tenants_workload_given_by_set_lists_its_own_numbers(tmp_path, capsys)
 
 
 def test_a_wildcard_tenant_override_is_listed_on_every_tenants_workload(tmp_path, capsys) -> None:
-    e = tmp_path / "t.toml"
-    e.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nduration_s = 0.001\n'
-                 '[[experiment.tenants]]\nname = "a"\nworkload = "kv-cache"\nvcpus = 8\n'
-                 '[[experiment.tenants]]\nname = "b"\nworkload = "web"\nvcpus = 8\n'
-                 '[set]\n"tenants.*.workload.flows.*.clients" = 7\n')
-    assert main(["show", str(e), "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    models = shown if isinstance(shown, list) else shown["models"]
+    models = _shown_models(tmp_path, capsys, ("a", "kv-cache", 8), ("b", "web", 8),
+                           '"tenants.*.workload.flows.*.clients" = 7')
     sets = {m["name"]: m.get("set") for m in models}
     assert sets["kv-cache"] == sets["web"] == {"tenants.*.workload.flows.*.clients": 7} and sets["xen-pv"] is None

@@ -1519,7 +1519,7 @@ class _Compiler:
             info, rdef = self.res[ri], self.res_defs[ri]
             if info.kind == "cpu":
                 ps_per_cycle = 1000.0 / float(info.ghz or 1.0)
-                if self.paging and s.account == "tenant" and _is_vcpu(rname):  # its page walks are two-dimensional
+                if self.paging and s.account == "tenant" and is_vcpu(rname):  # its page walks are two-dimensional
                     ps_per_cycle /= 1.0 - self.paging
                 work = self._dist(s.cycles, ps_per_cycle, file, key + ".cycles")
                 pb = self._param(s.per_byte, file, key + ".per_byte") if isinstance(s.per_byte, str) else float(s.per_byte)
@@ -1528,7 +1528,7 @@ class _Compiler:
                     raise ModelError(f"{pb:g} cycles per byte at {info.ghz:g} GHz is {per_byte:.3g} ps per byte, beyond "
                                      f"the engine's limit of {MAX_PER_BYTE_PS:g}", file=file, key=key + ".per_byte")
                 cat = self._cat(s.account, file, key + ".account")
-                if (s.account == "poll" and _is_vcpu(rname) and self.exp.host.halt_poll_us > 0
+                if (s.account == "poll" and is_vcpu(rname) and self.exp.host.halt_poll_us > 0
                         and self.exp.host.idle_states):
                     raise ModelError("the vCPUs halt-poll here (the host's halt_poll_us), and their idle polls are "
                                      "charged to 'poll': a stage's work there would be read as polling; charge it "
@@ -1870,7 +1870,7 @@ class _Compiler:
         # halt-polling: the tenant's vCPUs poll before they sleep (KVM's halt_poll_ns)
         halt = (round(self.exp.host.halt_poll_us * 1e6), self._cat("poll"))
         if halt[0] > 0:
-            self.res = [dataclasses.replace(r, halt_polls=True) if r.sleeps and _is_vcpu(r.name) else r for r in self.res]
+            self.res = [dataclasses.replace(r, halt_polls=True) if r.sleeps and is_vcpu(r.name) else r for r in self.res]
 
         def sleep_row(r: ResourceInfo) -> tuple[Any, ...]:
             if not r.sleeps:
@@ -1899,7 +1899,7 @@ class _Compiler:
             # (59 KiB a class): a flow's own classes are those not forked to
             class_histograms=len(self.classes) <= CLASS_HIST_CLASSES and any(len(own) > 1 for own in owns),
             shares=[(ri, self.cat_index["tenant"], self.cat_index["paging"], self.paging)
-                    for ri, r in enumerate(self.res) if self.paging and _is_vcpu(r.name)],
+                    for ri, r in enumerate(self.res) if self.paging and is_vcpu(r.name)],
         )
         h, a = self.exp.host, self.exp.architecture
         tenants = tuple((t.name, t.vcpus, self.res_index[f"vcpu@{t.name}"]) for t in self.exp.tenants)
@@ -1914,7 +1914,7 @@ CLASS_HIST_CLASSES = 512  # models with more classes get latency means by class,
 MAX_NESTED_PAGING = 0.5  # of the guest's own time: its work at most twice as long
 
 
-def _is_vcpu(resource: str) -> bool:
+def is_vcpu(resource: str) -> bool:
     """The tenant's own cores: `vcpu`, or `vcpu@TENANT` on a multi-tenant host."""
     return resource == "vcpu" or resource.startswith("vcpu@")
 

@@ -258,8 +258,6 @@ class Result:
             **({"detached": detached} if detached else {}),
         }
 
-
-
     def tails(self) -> dict[str, Tail]:
         """Each flow's latency histogram (its nonzero buckets) and maximum, for pooling the
         requests of several runs (:class:`Pool`)."""

@@ -45,7 +45,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..model import load, load_experiment
+from ..model import is_vcpu, load, load_experiment
 from ..provenance import provenance, write_csv
 from ..result import Pool, categories, tail_from_json
 from ..runner import Cache, Job, run_jobs
@@ -409,11 +409,6 @@ def wakeups(*, quick: bool = False, workers: int | None = None, progress: bool =
 BREAKDOWN_WAITS = ("wait_vcpu", "wait_backend", "wait_preempted")
 
 
-def _is_vcpu(resource: str) -> bool:
-    """A tenant's vCPUs: ``vcpu``, or ``vcpu@TENANT`` on a multi-tenant host."""
-    return resource == "vcpu" or resource.startswith("vcpu@")
-
-
 def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
     """A run's mean latency of ``flow`` in parts (µs), from its per-stage table: per stage,
     wait + service + delay, weighted by its request class's share of the flow's
@@ -442,7 +437,7 @@ def breakdown(r: dict[str, Any], flow: str = "mix") -> dict[str, float]:
         if kinds[s["resource"]] == "cpu":
             held = s.get("mean_preempted_us", 0.0)
             parts["wait_preempted"] += held * w
-            parts["wait_vcpu" if _is_vcpu(s["resource"]) else "wait_backend"] += (s["mean_wait_us"] - held) * w
+            parts["wait_vcpu" if is_vcpu(s["resource"]) else "wait_backend"] += (s["mean_wait_us"] - held) * w
             key = f"svc_{s['account']}"
             parts[key] = parts.get(key, 0.0) + s["mean_service_us"] * w
         else:

@@ -10,6 +10,7 @@ are what count: absolute figures move with the machine's load.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import platform
@@ -218,11 +219,33 @@ def _bench(*, requests: int, simpy_requests: int, repeats: int, out: Path | None
         header = list(rows[0])
         body = [[r[k] for k in header] for r in rows]
         prov = provenance({"requests": requests, "simpy_requests": simpy_requests, "repeats": repeats}) | {
-            "bench_machine": machine(), **({"memory": extra["memory"]} if extra["memory"] else {}),
+            "bench_inputs": bench_inputs(), "compiler": compiler_version(cc), "bench_machine": machine(), **({"memory": extra["memory"]} if extra["memory"] else {}),
             "python_overhead_ms": round(extra["overhead_ms"], 3), "headline_workloads": extra["headline"],
             "process_pool": extra["pool"]}
         write_csv(out, header, body, prov)
     return rows
+
+
+def bench_inputs() -> dict[str, str]:
+    """sha256 (12 hex digits) of each file the tools ran, keyed by its path: the model and
+    the peers' sources live outside the repository (``VEMU_SHARED_BENCH``), so a table says
+    which ones it timed."""
+    out = {}
+    for name in ("tandem.toml", "tandem_c.c", "tandem_simpy.py"):
+        p = SHARED_BENCH / name
+        out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else "missing"
+    return out
+
+
+def compiler_version(cc: str | None) -> str:
+    """The first line of ``cc --version`` (the hand-written C's speed is its compiler's)."""
+    if not cc:
+        return "none"
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return f"{cc} (version unknown)"
+    return out.splitlines()[0] if out.strip() else f"{cc} (version unknown)"
 
 
 def ratio_text(r: float, digits: int = 2) -> str:

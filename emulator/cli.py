@@ -280,7 +280,8 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
         thin = reps.thin_tails
         rows = [(k, iv, None, k in thin, False, k in reps.biased) for k, iv in reps.intervals.items()
                 if not k.endswith(".completed")]
-        d = head | {"method": "replications", "seed0": exp.seed} | reps.to_dict()
+        # "seed" as a single run's --json has it (the seed given; each run's own are "seeds")
+        d = head | {"method": "replications", "seed": exp.seed, "seed0": exp.seed} | reps.to_dict()
         title = (f"{a.replications} independent replications (seeds derived from {exp.seed}), each "
                  f"{exp.duration_s:g} s measured after {exp.warmup_s:g} s warm-up")
     else:

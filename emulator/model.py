@@ -34,7 +34,8 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ._core import LIMITS, NONE_DIST, Dist, ModelError, Spec
 
-MODELS_DIR = Path(os.environ.get("VEMU_MODELS", Path(__file__).resolve().parent.parent / "models"))
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(os.environ.get("VEMU_MODELS", BUNDLED_MODELS_DIR))
 KINDS = ("host", "architecture", "workload")
 KIND_DIRS = {"host": "hosts", "architecture": "architectures", "workload": "workloads"}
 # a tenant's vCPUs are the resource vcpu@TENANT (what paging and halt-polling apply to): a
@@ -231,6 +232,9 @@ class Experiment:
     # each override ([set] or --set) that wrote one place: (its key as given, the place as
     # KIND.path with list items by index), so two spellings of one key can be told apart
     placed: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    # the bundled model files the experiment was read from, as (kind, name), sorted: what
+    # provenance hashes (a tenant's bundled workload included)
+    bundled: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def digest(self, *, full: bool = False) -> str:
         """A stable hash of everything that determines the run's results but the seed
@@ -1107,7 +1111,9 @@ def load_experiment(
             placed += [(k, f"{kind}.{path}") for kind, path in places]
     try:
         exp = _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
-        out = dataclasses.replace(exp, placed=tuple(placed))
+        bundled = {(kind, Path(f).stem) for kind, f in files.items() if f != file}
+        bundled |= {("workload", Path(f).stem) for f in tenant_files if f != file}
+        out = dataclasses.replace(exp, placed=tuple(placed), bundled=tuple(sorted(bundled)))
         # the compiled form does not depend on `placed`: keep it (else every run compiled twice)
         object.__setattr__(out, "_compiled", exp._compiled)  # type: ignore[attr-defined]
         return out

@@ -2,8 +2,10 @@
 
 Every result file is written whole or not at all: to a temporary name in the same folder,
 flushed, then renamed over the target (rename is atomic on POSIX). Every CSV starts with
-``#`` lines saying what made it: vemu's version, the git revision, the seed, the options
-and a hash of every model file read.
+``#`` lines saying what made it: vemu's version, the git revision, the engine's build, the
+seed, the options and a hash of every model file read (taken before the runs and checked
+again when the file is written: a model edited while the runs went is an error, not a
+provenance line that names the new file beside results of the old).
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import __version__
-from .model import MODELS_DIR
+from ._core import EmulatorError
+from .model import BUNDLED_MODELS_DIR, MODELS_DIR
 
 
 def git_revision() -> str:
+    """The checkout's commit (12 digits, ``-dirty`` if tracked code or models differ from
+    it), or ``unknown``: also where the package is not the top of a git work tree (an
+    installed copy inside some other repository, say a project's ``.venv``, is not that
+    repository's commit)."""
     root = Path(__file__).resolve().parent.parent
     try:
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        if not top or Path(top).resolve() != root:
+            return "unknown"
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                              text=True, timeout=5)
         rev = out.stdout.strip()
@@ -51,15 +62,52 @@ def model_hashes(names: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
-    return {
+def engine_build() -> str:
+    """The engine's version and the first 12 hex digits of the sha256 of the built library:
+    an editable install whose engine was not rebuilt after a pull runs old C under a clean
+    git revision, and only this line tells."""
+    from . import _native
+    from ._core import VERSION
+
+    return f"{VERSION} {hashlib.sha256(Path(_native.__file__).read_bytes()).hexdigest()[:12]}"
+
+
+def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = (),
+               since: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``#`` lines of a result file. ``since``: the model hashes taken (by
+    :func:`model_hashes`, of these models or more) before the runs; a file that has changed since raises
+    :class:`ModelsChanged` (the runs read one version, or a mixture, and the line would name
+    another), naming the file."""
+    import numpy
+
+    hashes = model_hashes(models)
+    if since is not None:
+        changed = sorted(k for k in hashes if k in since and hashes[k] != since[k])
+        if changed:
+            raise ModelsChanged(changed)
+    prov = {
         "vemu_version": __version__,
         "git_revision": git_revision(),
+        "engine": engine_build(),
         "python": platform.python_version(),
+        "numpy": numpy.__version__,
         "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus",
         "options": dict(options),
-        "models": model_hashes(models),
+        "models": hashes,
     }
+    if MODELS_DIR != BUNDLED_MODELS_DIR:  # VEMU_MODELS: the hashes are of that tree's files
+        prov["models_dir"] = str(MODELS_DIR)
+    return prov
+
+
+class ModelsChanged(EmulatorError):
+    """A model file changed between the runs' start and the writing of their results."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.files = list(files)
+        names = ", ".join(str(MODELS_DIR / f) + ".toml" for f in self.files)
+        super().__init__(f"{names} changed while the runs went: nothing written (the runs may have read either "
+                         "version); run again (finished runs are in the cache under their own model data)")
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

@@ -76,7 +76,7 @@ import math
 import sys
 import tomllib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -84,6 +84,7 @@ import numpy as np
 
 from ._core import EmulatorError, ModelError
 from .model import KINDS, bundled_path, check_count, check_seed, load_experiment, parse_set, read_toml
+from .provenance import model_hashes
 from .result import Pool, Tail, categories, tail_from_json
 from .stats import PERCENTILES, mean_ci, pooled_percentiles, replication_seeds, thin_tail
 
@@ -416,6 +417,8 @@ class Plan:
     jobs: list[Any]
     options: dict[str, Any]
     models: list[tuple[str, str]]
+    # their hashes when the plan was made: the written provenance must still be theirs
+    model_hashes: dict[str, str] = field(default_factory=dict)
 
 
 def _axes(vary: Mapping[str, Any] | Sequence[str], sampled: bool) -> list[Axis]:
@@ -518,16 +521,13 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                 names[a.key] = v
             else:
                 psets += [f"{k}={text}" for k in a.keys]
-        for k in KINDS:
-            name = names[k] if names[k] is not None else ex.get(k) if k not in data else None
-            if isinstance(name, str):
-                models.add((k, name))
         try:
             exp = load_experiment(job_spec, sets=psets, duration_s=duration_s, warmup_s=warmup_s, seed=seeds[0],
                                   **names)
         except ModelError as e:
             where = ", ".join(f"{a.key}={text}" for a, (_, text) in zip(axes, pt))
             raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
+        models.update(exp.bundled)  # every bundled file the point reads, a tenant's workload included
         if p == 0:
             # a key with a '*' part writes many places, and exp.placed has no entry for it
             n_varied = sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k.split(".")[1:])
@@ -541,7 +541,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                "sample": sample or "grid", "sample_seed": sample_seed if kind != "grid" else None,
                "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
                "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
-    return Plan(axes, points, seeds, jobs, options, sorted(models))
+    return Plan(axes, points, seeds, jobs, options, sorted(models), model_hashes(models))
 
 
 def _not_also_set(placed: Sequence[tuple[str, str]], n_varied: int, sets: Sequence[str]) -> None:
@@ -730,7 +730,7 @@ def write(out: Path | str, pl: Plan, columns: Sequence[str], rows: Sequence[Mapp
     pair; ``tails`` as for :func:`summarize`); returns the summary's path."""
     from .provenance import atomic_write_many, csv_text, provenance
 
-    prov = provenance(pl.options, pl.models)
+    prov = provenance(pl.options, pl.models, since=pl.model_hashes or None)
     s_cols, s_rows = summarize(columns, rows, tails)
     s_path = summary_path(out)
     exact = {a.key for a in pl.axes}  # the varied values are written exactly as they were set

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from ..model import is_vcpu, load, load_experiment
-from ..provenance import provenance, write_csv
+from ..provenance import model_hashes, write_csv
+from ..provenance import provenance as _provenance
 from ..result import Pool, categories, tail_from_json
 from ..runner import Cache, Job, run_jobs
 from ..stats import mean_ci, replication_seeds, sectioned, thin_tail
@@ -651,6 +652,17 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     figures: list[tuple[str, Path, Path, tuple[Any, ...], dict[str, Any]]] = []  # drawn once all are computed
     dur, warm = _window(quick)
     models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in set(HOCKEY_ARCHS + EXIT_ARCHS)]
+    noisy_models = ([("host", HOST), ("workload", "kv-cache"), ("workload", "packet-echo")]
+                    + [("architecture", a) for a in NOISY_ARCHS])
+    mod_models = [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in ("sriov", *MOD_REFERENCES)]
+    dom0_models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in DOM0_ARCHS + DOM0_REFERENCES]
+    path_models = [("host", HOST), ("workload", PATH_WORKLOAD)] + [("architecture", a) for a in PATH_ARCHS]
+    # every file's hash before the runs: each CSV's provenance is checked against it as it is written
+    before = model_hashes(models + noisy_models + mod_models + dom0_models + path_models)
+
+    def provenance(options: dict[str, Any], models: list[tuple[str, str]]) -> dict[str, Any]:
+        return _provenance(options, models, since=before)
+
     base = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD, "duration_s": dur, "warmup_s": warm}
     cap = bare_capacity(quick=quick, workers=workers, progress=progress, cache=cache)
     # load x offers x bare metal's measured capacity (the headline's run)
@@ -673,15 +685,13 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                provenance({k: v for k, v in base.items() if k != "workload"}
                           | {"victim": "kv-cache on 8 vCPUs, 32 clients, think exp 200 us",
                              "neighbour": f"packet-echo on 32 vCPUs, {NEIGHBOUR_CLIENTS} clients, work 5000 cycles"},
-                          [("host", HOST), ("workload", "kv-cache"), ("workload", "packet-echo")]
-                          + [("architecture", a) for a in NOISY_ARCHS]))
+                          noisy_models))
     figures.append(("noisy_neighbour", p, out / "noisy-neighbour.png", (), {}))
     m = moderation(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "interrupt-moderation", m, ["architecture", "throttle_us", "interrupts_per_s_cap"],
                provenance(base | {"workload": "kv-cache", "cores": 1, "clients": MOD_CLIENTS, "offered_per_s": MOD_RATE,
                                   "throttle": "sriov vf_irq_throttle_us (its net_rx interrupt's stages batch 64, the NAPI budget)"},
-                          [("host", HOST), ("workload", "kv-cache")] + [("architecture", a) for a in
-                                                                       ("sriov", *MOD_REFERENCES)]))
+                          mod_models))
     figures.append(("interrupt_moderation", p, out / "interrupt-moderation.png", (), {}))
     b = latency_breakdown(quick=quick, workers=workers, progress=progress, cache=cache, capacity=cap)
     p = _write(out, "latency-breakdown", b, ["architecture"],
@@ -697,8 +707,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                provenance(base | {"varied": "architecture.reserve.cores = architecture.resources.dom0.cores",
                                   "window_scaling": f"duration_s and warmup_s x {bundled} / dom0 cores below {bundled}",
                                   "bound": f"operational analysis from each architecture's demands at {bundled} cores"},
-                          [("host", HOST), ("workload", WORKLOAD)]
-                          + [("architecture", a) for a in DOM0_ARCHS + DOM0_REFERENCES]))
+                          dom0_models))
     figures.append(("dom0_size", p, out / "dom0-size.png", (), {"bundled": bundled}))
     w = wakeups(quick=quick, workers=workers, progress=progress, cache=cache)
     p = _write(out, "polling-vs-interrupts", w, ["path", "packets_per_s"],
@@ -710,7 +719,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     p = _write(out, "request-path", r, ["architecture", "request", "stage"],
                provenance({"seed": SEED, "host": HOST, "workload": PATH_WORKLOAD, "clients": 1,
                            "traced": "the first get and the work it forks (vemu run --trace)"},
-                          [("host", HOST), ("workload", PATH_WORKLOAD)] + [("architecture", a) for a in PATH_ARCHS]))
+                          path_models))
     figures.append(("request_path", p, out / "request-path.png", (), {}))
     draw(figures, workers=workers)
     return {"path_stages": len(r), "hockey_points": len(h), "exit_points": len(e), "noisy_points": len(n), "moderation_points": len(m),

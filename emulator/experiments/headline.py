@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..model import load
-from ..provenance import atomic_write_text, provenance, write_csv
+from ..provenance import atomic_write_text, model_hashes, provenance, write_csv
 from ..result import dumps
 from ..runner import Cache, Job, run_jobs
 
@@ -119,12 +119,13 @@ def reproduce(out: Path | str, *, quick: bool = False, progress: bool = False, w
     from .. import plot
 
     out = Path(out)
+    models = [("host", HOST), ("workload", WORKLOAD), ("workload", SWEEP_WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
+    before = model_hashes(models)  # checked again as the files are written
     head = headline(quick=quick, workers=workers, progress=progress, cache=cache)
     sweep = io_sweep(quick=quick, workers=workers, progress=progress, cache=cache)
-    models = [("host", HOST), ("workload", WORKLOAD), ("workload", SWEEP_WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
     opts = {"quick": quick, "seed": SEED, "host": HOST, "workload": WORKLOAD,
             "duration_s": head[0]["duration_s"], "warmup_s": head[0]["warmup_s"]}
-    prov = provenance(opts, models)
+    prov = provenance(opts, models, since=before)
     h_header, h_rows = headline_table(head)
     write_csv(out / "headline.csv", h_header, h_rows, prov)
     s_header, s_rows = sweep_table(sweep)

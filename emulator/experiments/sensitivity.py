@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .._core import ModelError
 from ..model import KINDS, MODELS_DIR, bundled, compile_experiment, expand_wildcards, list_index, load_experiment
 from ..result import SATURATED
-from ..provenance import atomic_write_text, provenance, write_csv
+from ..provenance import ModelsChanged, atomic_write_text, model_hashes, provenance, write_csv
 from ..runner import Cache, Job, run_jobs
 from .headline import (ARCHITECTURES, BARE_METAL_SLACK, HOST, NITRO_FLOOR, NITRO_GAP, ORDER_CLAIMS, SEED, WORKLOAD,
                        XEN_PV_BAND, checks)
@@ -621,11 +621,16 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
 
     out = Path(out)
     t0 = time.perf_counter()
+    models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
+    before = model_hashes(models)  # checked again as the files are written
+    ranges_before = hashlib.sha256(ranges_path().read_bytes()).hexdigest()[:12]
     study = sensitivity(quick=quick, workers=workers, progress=progress, cache=cache)
     if not quick:
         confirm(study, workers=workers, progress=progress, cache=cache)
     fails = claims_across(study)
-    models = [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]
+    ranges_now = hashlib.sha256(ranges_path().read_bytes()).hexdigest()[:12]
+    if ranges_now != ranges_before:
+        raise ModelsChanged([str(Path(RANGES_FILE).with_suffix(""))])
     prov = provenance({"quick": quick, "seed": study["seed"], "host": HOST, "workload": WORKLOAD,
                        "duration_s": study["duration_s"], "warmup_s": study["warmup_s"],
                        "noise_seeds": list(study["noise_seeds"]), "probe_seeds": list(study["probe_seeds"]),
@@ -634,7 +639,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
                        "ranges": str(ranges_path().relative_to(ranges_path().parent.parent))
                        if ranges_path().parent.parent.exists() else RANGES_FILE,
                        # the range table decides every varied run: hash it as the models are
-                       "ranges_sha256": hashlib.sha256(ranges_path().read_bytes()).hexdigest()[:12]}, models)
+                       "ranges_sha256": ranges_now}, models, since=before)
     order = {a: i for i, a in enumerate(ARCHITECTURES)}
     rows = sorted(study["rows"], key=lambda r: (order.get(r["architecture"], 99), -r["swing"]))
     write_csv(out / "sensitivity.csv", CSV_HEADER, [[r[c] for c in CSV_HEADER] for r in rows], prov)

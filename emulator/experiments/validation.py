@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..model import bundled_path, load_experiment, read_toml
-from ..provenance import atomic_write_text, provenance, write_csv
+from ..provenance import atomic_write_text, model_hashes, provenance, write_csv
 from ..runner import Cache, Job, run_job, run_jobs
 
 SEED = 1
@@ -1009,13 +1009,12 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     """Runs the validation and writes ``validation.csv`` and ``validation.md`` into ``out``."""
     out = Path(out)
     t0 = time.perf_counter()
+    # every bundled file a run reads (each job's experiment says which), hashed before the runs
+    models = sorted({m for j in _jobs(quick) for m in j.job().experiment().bundled})
+    before = model_hashes(models)
     rows = validate(quick=quick, workers=workers, progress=progress, cache=cache)
     wall = time.perf_counter() - t0
-    models = ([("host", "xeon-2017")] + [("workload", w) for w in
-              ("packet-echo", "kv-cache", "cloud-mix", "compute", "pktgen-rx", "pktgen-tx", "bulk-rx")]
-              + [("architecture", a) for a in ("bare-metal", "sriov", "sriov-posted", "xen-pv", "xen-aws-2017",
-                                                "emulated", "nitro")])
-    prov = provenance({"quick": quick, "seed": SEED, "band": BAND}, models)
+    prov = provenance({"quick": quick, "seed": SEED, "band": BAND}, models, since=before)
     write_csv(out / "validation.csv", COLUMNS, [r.csv() for r in rows], prov)
     atomic_write_text(out / "validation.md", markdown(rows, prov, quick))
     return {

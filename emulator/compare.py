@@ -289,8 +289,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--set-a", dest="sets_a", action="append", default=[], metavar="KEY=VALUE",
                    help="override for A only (after --set); repeatable")
     p.add_argument("--set-b", dest="sets_b", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for B only (after --set); repeatable: `vemu compare xen-pv xen-pv --set-b "
-                        "exit_cycles=3000` is what one cost does, paired")
+                   help="override for B only (after --set); repeatable: `vemu compare kvm-virtio kvm-virtio --set-b "
+                        "exit_cycles=3100` is what one cost does, paired")
     p.add_argument("--replications", "-n", type=int, default=10, help="paired replications (default 10)")
     p.add_argument("--duration", type=duration_arg, metavar="S", help="measured window per replication")
     p.add_argument("--warmup", type=warmup_arg, metavar="S", help="warm-up per replication")

@@ -393,8 +393,11 @@ class Replications:
 
     def to_dict(self) -> dict[str, Any]:
         thin = self.thin_tails
+        # "runs": each run's own value, in the order of "seeds" (a percentile's own, not the
+        # pooled estimate the interval is about: what a reader checks a `biased` flag against)
         return {"seeds": self.seeds,
-                "measures": {k: v.to_dict() | ({"thin_tail": True} if k in thin else {})
+                "measures": {k: v.to_dict() | {"runs": [float(x) for x in self.samples[k]]}
+                             | ({"thin_tail": True} if k in thin else {})
                              | ({"biased": True} if k in self.biased else {}) for k, v in self.intervals.items()}}
 
 

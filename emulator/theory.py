@@ -898,8 +898,11 @@ def _sleeping(c: Any) -> Prediction:
     station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle - polling, wait / PS_PER_US,
                                 (wait + svc.mean) / PS_PER_US, stage=si)
     flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc.mean) / PS_PER_US)
-    return Prediction(f"M/{svc.kind}/1 with setup times: wake-ups from idle states (mean {d1 / PS_PER_US:.4g} us)",
-                      [flow], [station])
+    # which state each wake-up leaves, named by its exit latency (the compiled model keeps no names)
+    shares = ", ".join(f"{e / PS_PER_US:g} us {p:.1%}" for (e, _), p in
+                       zip(states, idle_state_probabilities(lam, [float(r) for _, r in states])))
+    return Prediction(f"M/{svc.kind}/1 with setup times: wake-ups from idle states (mean {d1 / PS_PER_US:.4g} us; "
+                      f"each wake-up's state by its exit latency: {shares})", [flow], [station])
 
 
 def throttle_cycle(lam: float, gap: float) -> float:

@@ -61,3 +61,55 @@ def test_readme_trace_block_is_what_the_command_prints(capsys: pytest.CaptureFix
     out = capsys.readouterr().out.splitlines()
     start = out.index(block[0])
     assert out[start:start + len(block)] == block
+
+
+def test_the_traceability_counts() -> None:
+    """The README's counts of the lines that give numbers and of those resting on an
+    assumption alone are what `vemu show` counts, over every bundled model (and, for the
+    sensitivity coverage, over the headline's models with results/sensitivity.csv)."""
+    from emulator import show
+    from emulator.experiments.sensitivity import ARCHITECTURES, HOST, WORKLOAD
+    from emulator.model import KIND_DIRS, MODELS_DIR
+
+    lines = alone = leaves = 0
+    emulated = {}
+    for kind, folder in KIND_DIRS.items():
+        for p in sorted((MODELS_DIR / folder).glob("*.toml")):
+            d = show.describe(show.resolve(p.stem, kind)[0])
+            lines += d["counts"]["numbers"]
+            alone += d["counts"]["assumption_only"]
+            leaves += sum(len(n["numbers"]) for n in d["numbers"])
+            if (kind, p.stem) == ("architecture", "emulated"):
+                emulated = d["counts"]
+    assert (f"that is {alone} of the {lines} lines that give numbers ({leaves} numbers)" in README
+            and f"{emulated['assumption_only']} of the {emulated['numbers']} lines of the emulated devices" in README)
+    marks, _ = show.sensitivity_marks(show.DEFAULT_SENSITIVITY)
+    varied = only = 0
+    for kind, name in [("host", HOST), ("workload", WORKLOAD)] + [("architecture", a) for a in ARCHITECTURES]:
+        d = show.describe(show.resolve(name, kind)[0], marks=marks)
+        varied += d["sensitivity_coverage"]["assumption_only_varied"]
+        only += d["counts"]["assumption_only"]
+    assert f"it varies {varied} of the {only} lines that rest on an assumption alone" in README
+    assert only - varied == 5 and "the other five are unused on cloud-mix" in README
+
+
+def test_idle_states_at_1000_packets_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's C6 share is theory's (the governor's guess is the previous idle period,
+    Exp(λ): P(C6) = e^(-λ 400 µs) = 0.670) and its wake-up rate the simulation's."""
+    rate = "--set", "workload.flows.0.rate_per_s=1000"
+    assert main(["theory", str(ROOT / "examples" / "idle-states.toml"), *rate, "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["comparison"]["model"]
+    assert "133 us 67.0%" in model and "40 us 23.5%" in model
+    assert main(["run", str(ROOT / "examples" / "idle-states.toml"), *rate, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    per_s = d["resources"]["vcpu"]["wakeups"] / d["duration_s"]
+    # 67% of the wake-ups, and wake-ups per packet ~0.91: about 60% of the packets
+    assert f"from C6 (67% of its {per_s:.0f} wake-ups/s, so about 60% of the packets" in README
+    assert 0.57 <= 0.670 * per_s / 1000 <= 0.63
+
+
+def test_interrupt_throttle_example(capsys: pytest.CaptureFixture[str]) -> None:
+    f = _theory(capsys, "interrupt-throttle.toml")["flows"][0]
+    mean, p99 = f["mean_us"], f["p99_us"]
+    assert (f"mean {mean['theory']:.2f} µs, p99 {p99['theory']:.2f} µs) beside the simulation "
+            f"({mean['sim']:.2f} µs, {p99['sim']:.2f} µs)") in README

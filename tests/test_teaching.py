@@ -421,5 +421,7 @@ def test_12_nested_paging_the_cost_no_io_path_shows() -> None:
     assert 1 - heavy["tenant"] > 0.015  # past Gregg's band
     xen = host("xen-pv")
     assert "paging" not in xen
-    assert xen["tenant"] == pytest.approx(0.885, abs=0.005)
+    # the reserve's share is exact and the rest is CPU-bound: 0.8872 in 20 ms as in 0.1 s (the
+    # sheet's window) to 1e-6, so the sheet's three decimals are pinned
+    assert f"{xen['tenant']:.3f}" == "0.887" and "xen-pv reads 0.887 because" in SHEET
     assert xen["reserved_idle"] == pytest.approx(0.105, abs=0.003)

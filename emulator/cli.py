@@ -232,7 +232,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     else:
         if choice is not None:
             print(_warmup_note(choice))
-        print(format_result(res.to_dict(), res.stages() if a.stages else None))
+        print(format_result(res.to_dict(), res.stages() if a.stages else None, throttle_hold(res)))
         if a.trace:
             print(format_trace(res))
     return 0
@@ -480,7 +480,44 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
-def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None) -> str:
+def throttle_hold(res: Any) -> str | None:
+    """Where a throttled stage holds the requests: the throttled stage (all of its
+    classes' passes together) at which the most requests wait on average (by Little's law,
+    wait summed over the window / window), when that is most of the waiting on its
+    resource; None otherwise. A throttle serves a batch per gap, so a flow held there piles
+    up on a resource that is itself mostly idle (one interrupt vector for a whole guest)."""
+    spec, st = res.compiled.spec, res.stats
+    window_ps = res.duration_s * 1e12
+    if window_ps <= 0:
+        return None
+    per: dict[str, dict[str, Any]] = {}
+    on_res: dict[str, float] = {}
+    for i, g in enumerate(res.compiled.stages):
+        q = spec.stages[i][0]
+        if g.resource is None or q < 0:
+            continue
+        waiting = float(st["stage_wait_sum"][i]) / window_ps
+        on_res[g.resource] = on_res.get(g.resource, 0.0) + waiting
+        _ri, _prio, cap, gap, *_ = spec.qclasses[q]
+        if gap <= 0:
+            continue
+        e = per.setdefault(g.where, {"name": g.name, "resource": g.resource, "waiting": 0.0, "gap_us": gap / 1e6,
+                                     "cap": cap, "done": 0, "services": 0})
+        e["waiting"] += waiting
+        e["done"] += int(st["stage_completed"][i])
+        e["services"] += int(st["stage_served"][i])
+    if not per:
+        return None
+    where, e = max(per.items(), key=lambda kv: kv[1]["waiting"])
+    if e["waiting"] < 1 or e["waiting"] < 0.5 * on_res[e["resource"]]:
+        return None
+    batch = f"{e['done'] / e['services']:.3g} of at most {e['cap']} per service" if e["services"] else "no service"
+    return (f"held at a throttle: {e['waiting']:.3g} requests wait on average at '{e['name']}' "
+            f"({where.rpartition('/')[2]}, one service per {e['gap_us']:g} us, {batch}), most of the waiting on "
+            f"{e['resource']}: the throttle, not the resource's speed, sets the throughput there")
+
+
+def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None, hold: str | None = None) -> str:
     out = []
     out.append(f"{d['architecture']} on {d['host']} running {d['workload']}   "
                f"(seed {d['seed']}, {d['duration_s']:g} s measured after {d['warmup_s']:g} s warm-up)")
@@ -535,6 +572,8 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None)
         out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
                    f"{r['dropped']:>8}{per_s(r, 'wakeups', sleeps)}{per_s(r, 'preemptions', preempts)}{host}")
     out.append(_bound(d["resources"], closed=any(f.get("closed") and not f["background"] for f in d["flows"].values())))
+    if hold is not None and not out[-1].startswith("bound by"):
+        out.append(hold)
     if stages:
         # a column for the part of the wait spent suspended, where a stage was preempted
         held = any(s.get("mean_preempted_us", 0) > 0 for s in stages if s["completed"])

@@ -517,6 +517,9 @@ def throttle_hold(res: Any) -> str | None:
             f"{e['resource']}: the throttle, not the resource's speed, sets the throughput there")
 
 
+STAGE_NAME_MAX = 72  # the widest stage name --stages prints whole
+
+
 def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None, hold: str | None = None) -> str:
     out = []
     out.append(f"{d['architecture']} on {d['host']} running {d['workload']}   "
@@ -578,8 +581,14 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None,
         # a column for the part of the wait spent suspended, where a stage was preempted
         held = any(s.get("mean_preempted_us", 0) > 0 for s in stages if s["completed"])
         won = max([8] + [len(str(s["resource"] or "-")) for s in stages if s["completed"]])  # vcpu@victim whole
+
+        def label(s: dict[str, Any]) -> str:  # each pass of a stage after the first says which
+            return s["stage"] if s.get("visit", 1) == 1 else f"{s['stage']} #{s['visit']}"
+
+        # the stage's name whole (they tell the interrupt stages apart), up to a limit
+        wname = min(STAGE_NAME_MAX, max([5] + [len(label(s)) for s in stages if s["completed"]]))
         out.append("")
-        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<36} {'on':<{won}} {'account':<10} {'wait us':>9} "
+        out.append(f"{'flow/class':<22} {'step':<10} {'stage':<{wname}} {'on':<{won}} {'account':<10} {'wait us':>9} "
                    + (f"{'suspended':>9} " if held else "") + f"{'svc us':>9} {'delay us':>9} {'batch':>6}")
         repeats = False
         for s in stages:
@@ -588,10 +597,13 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None,
             # each pass of a stage a request makes more than once (a step's `count`, a path
             # walked twice) is a row: its later passes wait differently (the first showed
             # alone, and the rows summed short of the latency)
-            name = s["stage"] if s.get("visit", 1) == 1 else f"{s['stage'][:32]} #{s['visit']}"
+            name = label(s)
+            if len(name) > wname:  # cut inside the name, keeping a pass's '#k'
+                tail = "" if s.get("visit", 1) == 1 else f" #{s['visit']}"
+                name = s["stage"][:wname - len(tail) - 1] + "~" + tail
             repeats |= s.get("visit", 1) > 1
             # cycles are charged to an account on a cpu only: a link's or a disk's busy time is no host cycle
-            out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {name[:36]:<36} "
+            out.append(f"{(s['flow'] + '/' + s['class'])[:22]:<22} {s['step'][:10]:<10} {name:<{wname}} "
                        f"{str(s['resource'] or '-'):<{won}} {(s['account'] or '-')[:10]:<10} "
                        f"{_n(s['mean_wait_us'], 9)} "
                        + (f"{_n(s.get('mean_preempted_us', 0.0), 9)} " if held else "")

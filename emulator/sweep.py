@@ -526,7 +526,8 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                                   **names)
         except ModelError as e:
             where = ", ".join(f"{a.key}={text}" for a, (_, text) in zip(axes, pt))
-            raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=e.file, key=e.key) from None
+            raise ModelError(f"{e.detail} (sweep point {p}: {where})", file=_vary_blamed(e.file, axes, sets),
+                             key=_vary_blamed(e.key, axes, sets)) from None
         models.update(exp.bundled)  # every bundled file the point reads, a tenant's workload included
         if p == 0:
             # a key with a '*' part writes many places, and exp.placed has no entry for it
@@ -542,6 +543,20 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
                "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
     return Plan(axes, points, seeds, jobs, options, sorted(models), model_hashes(models))
+
+
+def _vary_blamed(key: str | None, axes: Sequence[Axis], sets: Sequence[str]) -> str | None:
+    """An error the loader blames on ``--set K`` where K is a varied key (a sweep passes its
+    points' values as overrides) and no --set of the user's gives K: it is the --vary's."""
+    if not key or not key.startswith("--set "):
+        return key
+    rest = key[len("--set "):]
+    given = {str(t).split("=", 1)[0].strip() for t in sets}
+    for a in axes:
+        for k in ([] if a.is_name else a.keys):
+            if (rest == k or rest.startswith((k + " ", k + "."))) and k not in given:
+                return "--vary " + rest
+    return key
 
 
 def _not_also_set(placed: Sequence[tuple[str, str]], n_varied: int, sets: Sequence[str]) -> None:

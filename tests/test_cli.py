@@ -793,3 +793,12 @@ def test_a_flow_held_at_a_throttle_is_named(capsys) -> None:
     assert "sriov.toml:paths.net_rx.stages[1], one service per 125 us, 64 of at most 64 per service" in line
     assert main(base) == 0
     assert "held at a throttle" not in capsys.readouterr().out
+
+
+def test_stages_print_long_stage_names_whole(capsys) -> None:
+    """The interrupt stages differ only late in their names ('... (external-interrupt
+    exit)'); a 36-character column cut them to the same text."""
+    assert main(["run", "--host", "xeon-2017", "-a", "sriov", "-w", "kv-cache", "--duration", "0.002",
+                 "--warmup", "0.0005", "--stages"]) == 0
+    out = capsys.readouterr().out
+    assert " device interrupt through the hypervisor (external-interrupt exit) " in out

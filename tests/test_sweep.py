@@ -864,3 +864,17 @@ def test_plot_lines_past_the_palette_still_differ():
     styles = [_line_style(str(v), i) for i, v in enumerate(range(1000, 41000, 1000))]
     assert len({(c, ls, mk["marker"]) for c, ls, mk in styles}) == 40
     assert _line_style("nitro", 3)[:2] == _line_style("nitro", 0)[:2]  # an architecture keeps its own
+
+
+def test_a_bad_varied_key_or_value_is_blamed_on_the_vary(capsys) -> None:
+    """A sweep passes its points' values to the loader as overrides; an error in one is the
+    --vary's, not a --set the user never gave (a --set the user did give keeps its name)."""
+    from emulator.cli import main
+
+    base = ["sweep", "-a", "kvm-virtio", "-w", "cloud-mix", "--host", "xeon-2017", "-r", "2"]
+    assert main(base + ["--vary", "exit_cycle=1000,2000"]) == 2
+    assert capsys.readouterr().err.startswith("vemu: --vary exit_cycle: no param 'exit_cycle'")
+    assert main(base + ["--vary", "exit_cycles=1000,-2000"]) == 2
+    assert capsys.readouterr().err.startswith("vemu: --vary exit_cycles: host.params.exit_cycles of xeon-2017.toml")
+    assert main(base + ["--set", "exit_cycle=5", "--vary", "exit_cycles=1000,2000"]) == 2
+    assert capsys.readouterr().err.startswith("vemu: --set exit_cycle: no param")

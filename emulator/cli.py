@@ -322,6 +322,11 @@ def _run_intervals(a: argparse.Namespace, exp: Any, choice: Any) -> int:
         out += ["", f"biased: each {unit}'s own percentile sits further from {whole} than the interval is wide, "
                     f"so a {unit} is too short for this percentile (a short stretch's tail quantile is biased "
                     f"low); the estimate shown is {whole} (sectioning), but give a longer --duration"]
+    from .stats import MIN_LAG1_BATCHES
+
+    if batch and a.batches < MIN_LAG1_BATCHES:
+        out += ["", f"lag-1: with fewer than {MIN_LAG1_BATCHES} batches their independence cannot be tested "
+                    "(no `correlated` flag is possible); use more batches to judge it"]
     if any(r[1].n < (a.batches or a.replications) for r in rows):
         out += ["", "n below the count asked for: some batches or runs had no value for that measure "
                     "(no request completed); the interval rests on the others"]

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator._core import ModelError
 from emulator.cli import main
@@ -243,6 +245,24 @@ def test_replication_seeds_are_fixed_per_index() -> None:
     assert all(0 <= s < 2**63 for s in b)
 
 
+@given(st.integers(0, 2**64 - 1), st.integers(1, 7), st.integers(0, 6))
+@settings(max_examples=200, deadline=None)
+def test_seeds_2_to_the_32_apart_share_no_replication(x: int, k: int, i: int) -> None:
+    """SeedSequence pads its words with zeros: [x, i] and [x + (i << 32), 0] were one state,
+    so replication i of seed x was replication 0 of seed x + (i << 32) (a review found it)."""
+    y = x + (k << 32)
+    if y >= 2**64:
+        y = x - (k << 32)
+    if y < 0:
+        return
+    assert set(replication_seeds(x, 7)).isdisjoint(replication_seeds(y, 7))
+
+
+def test_small_seeds_keep_their_streams() -> None:
+    # seeds below 2^32 (every bundled result's) are derived as before the encoding was fixed
+    assert replication_seeds(1, 2) == [7883430198869069541, 5106859519625161097]
+
+
 def test_replicate_identical_for_any_workers() -> None:
     exp = load_experiment(_mm1(0.7, duration_s=0.02))
     one = replicate(exp, 4, seed0=11, workers=1)
@@ -346,18 +366,35 @@ def test_crn_pairs_narrow_the_interval() -> None:
 def test_compare_percentiles_are_each_sides_pooled_requests() -> None:
     # A percentile in compare is estimated as vemu run -n does (sectioning): each side's
     # value is its runs' requests pooled, bit for bit stats.replicate's; B - A is the
-    # difference of those, its width t·s_d/√n from the pairs' own per-run percentiles.
+    # difference of those, its width t·s/√n over the pairs' linearised quantiles: run i's
+    # g_B (q - F_B,i) - g_A (q - F_A,i), F the run's fraction at or below its side's pooled
+    # quantile and g that side's quantile-function slope over q ± its fractions' half-width.
+    from emulator.result import tail_cdf
+    from emulator.stats import run_measures
+
     a = load_experiment(_mm1(0.5, duration_s=0.01))
     b = load_experiment(_mm1(0.5, service_ns=1100, duration_s=0.01))
     c = compare(a, b, 6, seed0=3, workers=1)
     ra, rb = replicate(a, 6, seed0=3, workers=1), replicate(b, 6, seed0=3, workers=1)
-    for k in ("f.p99_us", "f.p999_us"):
+    seeds = replication_seeds(3, 6)
+    _, (pa, pb) = run_measures([(a, s, None, None) for s in seeds] + [(b, s, None, None) for s in seeds],
+                               workers=1, groups=[0] * 6 + [1] * 6)
+
+    def lin(pool, parts, q):
+        point = pool.quantile("f", q)
+        f = np.array([tail_cdf(*pool.parts["f"][i][:2], point * 1e6) for i in parts])
+        h = mean_ci(f).half_width
+        g = (pool.quantile("f", min(q + h, 1)) - pool.quantile("f", max(q - h, 0))) / (min(q + h, 1) - max(q - h, 0))
+        return g * (q - f)
+
+    for k, q in (("f.p99_us", 0.99), ("f.p999_us", 0.999)):
         d = c.difference(k)
         assert d.a == ra.intervals[k] and d.b == rb.intervals[k]
         assert d.diff.mean == d.b.mean - d.a.mean
-        want = mean_ci(rb.samples[k] - ra.samples[k])
-        assert (d.diff.half_width, d.diff.std, d.diff.n) == (want.half_width, want.std, want.n)
-        assert d.biased == (k in ra.biased or k in rb.biased or abs(want.mean - d.diff.mean) > want.half_width)
+        want = mean_ci(np.sort(lin(pb, range(6, 12), q) - lin(pa, range(6), q)))
+        assert (d.diff.half_width, d.diff.n) == pytest.approx((want.half_width, want.n), rel=1e-12)
+        own = mean_ci(rb.samples[k] - ra.samples[k])  # the runs' own percentiles: what `biased` judges
+        assert d.biased == (k in ra.biased or k in rb.biased or abs(own.mean - d.diff.mean) > own.half_width)
     # means are not percentiles: the plain paired interval
     m = c.difference("f.mean_us")
     assert m.diff == mean_ci(rb.samples["f.mean_us"] - ra.samples["f.mean_us"]) and not m.biased
@@ -725,3 +762,37 @@ def test_a_difference_without_an_interval_is_not_significant() -> None:
     assert not d.significant
     assert Difference("m", one, one, Interval(1.0, 0.5, 5, 0.4), True).significant
     assert not Difference("m", one, one, Interval(1.0, 1.5, 5, 1.2), True).significant
+
+
+def test_a_comparison_says_its_level_and_pairing() -> None:
+    """An 80% comparison without common random numbers said '95%' and 'paired (common
+    random numbers)' and left B's seeds out of its JSON (a review found it)."""
+    from emulator.compare import format_comparison
+
+    a = load_experiment(_mm1(0.5, duration_s=0.002))
+    c = compare(a, a, 3, seed0=5, workers=1, crn=False, level=0.8)
+    text = format_comparison(c)
+    assert "3 independent replications of each (no common random numbers), 80% Welch intervals" in text
+    assert "± 80%" in text and "95%" not in text and "paired" not in text
+    d = c.to_dict()
+    assert d["level"] == 0.8 and d["seeds_b"] == c.seeds_b and set(d["seeds_b"]).isdisjoint(d["seeds"])
+    p = compare(a, a, 3, seed0=5, workers=1)
+    assert "3 paired replications (common random numbers), 95% t intervals" in format_comparison(p)
+    assert "seeds_b" not in p.to_dict()
+
+
+def test_the_lag1_test_has_its_size_and_can_fire_with_few_batches() -> None:
+    """Independent normal batch means are flagged `correlated` about 5% of the time (Moran's
+    variance; 4,000 series per count, so the binomial sd is 0.35 points and 3.5-6.8% is a
+    ±4.5 sd band around the measured 5.0-5.5%), and a random walk's means, maximally
+    correlated, are flagged with as few as 4 or 5 batches, if seldom: 17% and 28% of 2,000
+    (so few means leave the test little power; Bartlett's variance flagged none below 6).
+    Three batches are never judged."""
+    rng = np.random.default_rng(7)
+    for b in (4, 5, 10, 20):
+        size = np.mean([batch_means(rng.standard_normal(b), b).correlated for _ in range(4000)])
+        assert 0.035 <= size <= 0.068, (b, size)
+    for b in (4, 5):
+        walks = [batch_means(np.cumsum(rng.standard_normal(b)), b).correlated for _ in range(2000)]
+        assert np.mean(walks) > 0.1, b
+    assert not any(batch_means(np.cumsum(rng.standard_normal(3)), 3).correlated for _ in range(500))

@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -512,6 +513,7 @@ class StationPrediction:
     mean_sojourn_us: float  # wait + service
     flow: str | None = None  # for priority classes: the flow this row is about
     stage: int | None = None  # index of the stage in the compiled spec
+    chain: tuple[int, ...] = ()  # later stages run to completion with it (their times add to the sojourn)
 
 
 @dataclass
@@ -563,6 +565,7 @@ class _Svc:
     exp: bool
     kind: str  # M, D or G
     drawn_at: int | None = None
+    chain: tuple[int, ...] = ()  # later stages run to completion with this one, as one service
 
 
 _BYTES_EXACT_SUM = 1 << 16  # bytes counts summed term by term; above, the tail as an integral
@@ -768,7 +771,18 @@ def _walk(c: Any, fi: int, k: int | None = None) -> list[tuple[int, int | None, 
             continue
         ri = spec.qclasses[q][0]
         if ri == prev_res:
-            raise _Uncovered(f"consecutive stages on '{c.resources[ri].name}' run to completion as one service")
+            # the engine keeps the unit for the next stage (run to completion): with one unit
+            # and one queue for both, the two services are one, S = S1 + S2 (independent draws)
+            psi, _, first_svc, _ = out[-1]
+            svc = _service(work, pb, nbytes if pb > 0 else None, drawn_at, _page_work(c, si, nbytes))
+            if (spec.resources[ri][0] != 1 or spec.stages[psi][0] != q or spec.qclasses[q][2] != 1
+                    or spec.qclasses[q][3] != 0 or first_svc is None
+                    or (first_svc.drawn_at is not None and svc.drawn_at == first_svc.drawn_at)):
+                raise _Uncovered(f"consecutive stages on '{c.resources[ri].name}' run to completion as one service "
+                                 "(covered with one unit and one queue for both, their times independent)")
+            out[-1] = (psi, ri, _chained(first_svc, svc, si), delay)
+            prev_res = ri if delay[1] == 0 else None
+            continue
         if ri in seen:
             raise _Uncovered(f"the flow visits resource '{c.resources[ri].name}' more than once")
         seen.add(ri)
@@ -780,6 +794,18 @@ def _walk(c: Any, fi: int, k: int | None = None) -> list[tuple[int, int | None, 
         out.append((si, ri, _service(work, pb, nbytes if pb > 0 else None, drawn_at, _page_work(c, si, nbytes)),
                     delay))
     return out
+
+
+def _chained(a: _Svc, b: _Svc, stage: int) -> _Svc:
+    """Two independent service times served back to back as one: means add, and
+    E[(A + B)²] = E[A²] + 2 E[A] E[B] + E[B²]."""
+    if b.mean == 0:
+        return dataclasses.replace(a, chain=a.chain + (stage,))
+    if a.mean == 0:
+        return dataclasses.replace(b, chain=a.chain + (stage,))
+    kind = "D" if a.kind == b.kind == "D" else "G"
+    return _Svc(a.mean + b.mean, a.m2 + 2 * a.mean * b.mean + b.m2, False, kind,
+                a.drawn_at if a.drawn_at is not None else b.drawn_at, a.chain + (stage,))
 
 
 def _independent_services(c: Any, queues: list[tuple[int, int | None, _Svc | None, Dist]]) -> None:
@@ -896,7 +922,7 @@ def _sleeping(c: Any) -> Prediction:
     # busy = working or waking; a unit that halt-polls is not busy (the engine charges the
     # polling to `poll` and reports it apart from the utilization)
     station = StationPrediction(name, f"M/{svc.kind}/1 with setup (idle states)", 1 - idle - polling, wait / PS_PER_US,
-                                (wait + svc.mean) / PS_PER_US, stage=si)
+                                (wait + svc.mean) / PS_PER_US, stage=si, chain=svc.chain)
     flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc.mean) / PS_PER_US)
     # which state each wake-up leaves, named by its exit latency (the compiled model keeps no names)
     shares = ", ".join(f"{e / PS_PER_US:g} us {p:.1%}" for (e, _), p in
@@ -1095,7 +1121,8 @@ def _class_mix(c: Any, fi: int) -> Prediction:
                                     of_flow=c.flows[fi], request_class=cname))
     # the station as the first class's stage sees it: every class waits W, and this one is served for its own mean
     station = StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svcs[0].mean) / PS_PER_US,
-                                flow=f"{c.flows[fi]}/{c.classes[rows[0][0]][1]}", stage=rows[0][2][0])
+                                flow=f"{c.flows[fi]}/{c.classes[rows[0][0]][1]}", stage=rows[0][2][0],
+                                chain=svcs[0].chain)
     return Prediction(model, flows, [station])
 
 
@@ -1144,7 +1171,8 @@ def _open_series(c: Any, fi: int) -> Prediction:
             wait, model = mmc_wait(lam, svc.mean, units), f"M/M/{units}"
         else:
             raise _Uncovered(f"station '{name}' is M/G/{units}: no closed form for c > 1 without exponential service")
-        stations.append(StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svc.mean) / PS_PER_US, stage=si))
+        stations.append(StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svc.mean) / PS_PER_US, stage=si,
+                                          chain=svc.chain))
     mean = delay_mean + sum(s.mean_sojourn_us for s in stations) * PS_PER_US
     models = [s.model for s in stations if s.model != "zero service"]
     quantiles: tuple[float, float] | None = None
@@ -1212,7 +1240,7 @@ def _closed(c: Any, fi: int) -> Prediction:
         st = solved[si]
         stations.append(StationPrediction(name, f"closed MVA, {units} server{'s' if units > 1 else ''}",
                                           st.utilization, (st.response - svc.mean) / PS_PER_US,
-                                          st.response / PS_PER_US, stage=si))
+                                          st.response / PS_PER_US, stage=si, chain=svc.chain))
     label = (f"closed loop of {clients} clients (exact MVA)" if len(queues) == 1 else
              f"closed network of {len(queues)} stations and {clients} clients (exact MVA, product form)")
     return Prediction(label, [FlowPrediction(c.flows[fi], net.throughput * 1e12, (net.response + delays) / PS_PER_US)],
@@ -1234,6 +1262,9 @@ def _priority(c: Any) -> Prediction:
             raise _Uncovered("several open flows on different resources (a multi-class network)")
         resource = ri
         assert svc is not None
+        if svc.chain:  # between the two stages the unit goes to a waiting request of higher priority
+            raise _Uncovered(f"flow '{c.flows[fi]}' runs consecutive stages on '{c.resources[ri].name}' among "
+                             "other flows: a waiting request that outranks the later stage takes the unit between them")
         qrow = spec.qclasses[spec.stages[si][0]]
         prio, preempt = qrow[1], bool(qrow[4]) if len(qrow) > 4 else False
         delay = sum(w[3][1] for w in walk)
@@ -1388,6 +1419,8 @@ def compare_result(pred: Prediction, result: Any) -> dict[str, Any]:
         st = stages[s.stage] if s.stage is not None else None
         sim_wait = st["mean_wait_us"] if st else math.nan
         sim_soj = sim_wait + st["mean_service_us"] if st else math.nan
+        for j in s.chain:  # stages run to completion with it: their (nil) waits and services
+            sim_soj += stages[j]["mean_wait_us"] + stages[j]["mean_service_us"]
         util = d["resources"][s.name]["utilization"]
         stations.append({
             "station": s.name, "flow": s.flow, "model": s.model,

@@ -710,7 +710,8 @@ UNCOVERED = {
     "capacity": (_doc({"s": _cpu(capacity=4)}, {"p": [{"on": "s", "cycles": EXP}]},
                       [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
                       duration_s=0.01), "capacity"),
-    "run to completion": (_doc({"s": _cpu()}, {"p": [{"on": "s", "cycles": EXP}, {"on": "s", "cycles": EXP}]},
+    # (on one unit the two are one M/G/1 service, covered: test_theory_edges)
+    "run to completion": (_doc({"s": _cpu(2)}, {"p": [{"on": "s", "cycles": EXP}, {"on": "s", "cycles": EXP}]},
                                [{"name": "f", "arrival": "poisson", "rate_per_s": 1e5, "steps": [{"path": "p"}]}],
                                duration_s=0.01), "run to completion"),
     # (a mix at one station is covered: tests/test_classes.py; through two it is not)

@@ -1072,26 +1072,33 @@ def _throttled(c: Any) -> Prediction:
 
 def _class_mix(c: Any, fi: int) -> Prediction:
     """One open Poisson flow drawing a mix of classes, each one FIFO stage on one shared
-    resource (between pure delays). One unit: an M/G/1 queue whose service is the mixture
-    (Pollaczek-Khinchine with E[S] and E[S^2] the weighted moments); FIFO, so every class
-    waits the same W and a class's mean sojourn is W + its own mean service (+ its delays).
-    c units: M/M/c, only when every class's service is exponential of one mean (a mixture
-    of other means is no longer exponential). No percentiles: W's distribution under a
-    general mixture has no closed form here."""
+    resource (between pure delays), or no stage at all (pure delays: a cache hit). The
+    class is an independent draw per request, so the classes that queue form a Poisson
+    stream of rate λ Σ p (thinning). One unit: an M/G/1 queue whose service is their
+    mixture (Pollaczek-Khinchine with E[S] and E[S^2] the weighted moments); FIFO, so every
+    class waits the same W and a class's mean sojourn is W + its own mean service (+ its
+    delays). c units: M/M/c, only when every class's service is exponential of one mean (a
+    mixture of other means is no longer exponential). No percentiles: W's distribution
+    under a general mixture has no closed form here."""
     spec = c.spec
     fl = spec.flows[fi]
     lam = 1 / fl[1][1]  # per ps
     ks = range(fl[4], fl[4] + fl[5])
     total_w = sum(spec.classes[k][2] for k in ks)
-    rows = []
+    rows, bypass = [], []
     for k in ks:
         walk = _walk(c, fi, k)
         queues = [w for w in walk if w[1] is not None]
+        delay = sum(_delay_parts(w[3])[0] for w in walk)
+        if not queues:
+            bypass.append((k, spec.classes[k][2] / total_w, delay))
+            continue
         if len(queues) != 1:
             raise _Uncovered(f"class '{c.classes[k][1]}' of flow '{c.flows[fi]}' visits {len(queues)} stations; a mix "
                              "is covered at one station")
-        delay = sum(_delay_parts(w[3])[0] for w in walk)
         rows.append((k, spec.classes[k][2] / total_w, queues[0], delay))
+    if not rows:
+        raise _Uncovered(f"no class of flow '{c.flows[fi]}' visits a station")
     ris = {q[1] for _, _, q, _ in rows}
     qcs = {spec.stages[q[0]][0] for _, _, q, _ in rows}
     if len(ris) != 1:
@@ -1101,23 +1108,30 @@ def _class_mix(c: Any, fi: int) -> Prediction:
     ri = ris.pop()
     name, units = c.resources[ri].name, spec.resources[ri][0]
     svcs = [q[2] for _, _, q, _ in rows]
-    es = sum(p * sv.mean for (_, p, _, _), sv in zip(rows, svcs))
-    es2 = sum(p * sv.m2 for (_, p, _, _), sv in zip(rows, svcs))
-    rho = lam * es / units
+    pq = sum(p for _, p, _, _ in rows)  # the share of requests that queue
+    lam_q = lam * pq
+    es = sum(p / pq * sv.mean for (_, p, _, _), sv in zip(rows, svcs))
+    es2 = sum(p / pq * sv.m2 for (_, p, _, _), sv in zip(rows, svcs))
+    rho = lam_q * es / units
     if rho >= 1:
         raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    n_cls = (f"{len(rows)} class{'es' if len(rows) != 1 else ''}"
+             + (f", {len(bypass)} more passing no station" if bypass else ""))
     if units == 1:
-        wait, model = mg1_wait(lam, es, es2), f"M/G/1 (a mix of {len(rows)} classes, Pollaczek-Khinchine)"
+        wait, model = mg1_wait(lam_q, es, es2), f"M/G/1 (a mix of {n_cls}, Pollaczek-Khinchine)"
     elif all(sv.exp for sv in svcs) and max(sv.mean for sv in svcs) - min(sv.mean for sv in svcs) <= 1e-9 * es:
-        wait, model = mmc_wait(lam, es, units), f"M/M/{units} (a mix of {len(rows)} classes)"
+        wait, model = mmc_wait(lam_q, es, units), f"M/M/{units} (a mix of {n_cls})"
     else:
         raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
                          "M/G/c")
-    flows = [FlowPrediction(c.flows[fi], lam * 1e12,
-                            sum(p * (d + wait + sv.mean) for (_, p, _, d), sv in zip(rows, svcs)) / PS_PER_US)]
-    for (k, p, _, d), sv in zip(rows, svcs):
+    mean = (sum(p * (d + wait + sv.mean) for (_, p, _, d), sv in zip(rows, svcs))
+            + sum(p * d for _, p, d in bypass))
+    flows = [FlowPrediction(c.flows[fi], lam * 1e12, mean / PS_PER_US)]
+    per = {k: (p, d + wait + sv.mean) for (k, p, _, d), sv in zip(rows, svcs)} | {k: (p, d) for k, p, d in bypass}
+    for k in ks:
+        p, t = per[k]
         cname = c.classes[k][1]
-        flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam * 1e12, (d + wait + sv.mean) / PS_PER_US,
+        flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam * 1e12, t / PS_PER_US,
                                     of_flow=c.flows[fi], request_class=cname))
     # the station as the first class's stage sees it: every class waits W, and this one is served for its own mean
     station = StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svcs[0].mean) / PS_PER_US,

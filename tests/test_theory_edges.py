@@ -374,3 +374,22 @@ def test_consecutive_stages_on_one_unit_are_one_service() -> None:
     two["host"]["cores"] = 2
     reason = theory.why_not(load_experiment(two))
     assert reason is not None and "run to completion as one service" in reason
+
+
+def test_a_mix_with_a_class_that_passes_no_station() -> None:
+    # 70% hits (a 2 us delay, no station) and 30% misses (exponential 10 us on one vCPU) at
+    # 200k/s: the misses are a Poisson stream of 60k/s (each request's class an independent
+    # draw), M/M/1 at rho 0.6: 25 us; the flow 0.7 * 2 + 0.3 * 25 = 8.9 us. Refused before
+    # ('visits 0 stations'). 4 s: the mean's sd ~0.5%, tolerance 3%.
+    paths = {"hit": [{"name": "cache", "delay_us": 2}], "miss": [{"name": "db", "on": "vcpu",
+                                                                  "cycles": {"dist": "exp", "mean": 10_000}}]}
+    flows = [{"name": "get", "arrival": "poisson", "rate_per_s": 2e5,
+              "mix": [{"name": "hit", "weight": 7, "steps": [{"path": "hit"}]},
+                      {"name": "miss", "weight": 3, "steps": [{"path": "miss"}]}]}]
+    pred, res = _run(_doc({}, paths, flows, duration_s=4.0))
+    by = {f.name: f for f in pred.flows}
+    assert by["get"].mean_us == pytest.approx(8.9, rel=1e-12)
+    assert by["get/hit"].mean_us == pytest.approx(2.0) and by["get/miss"].mean_us == pytest.approx(25.0)
+    assert by["get/miss"].throughput_per_s == pytest.approx(6e4)
+    assert pred.model == "M/G/1 (a mix of 1 class, 1 more passing no station, Pollaczek-Khinchine)"
+    assert _rel(res["flows"]["get"]["latency_us"]["mean"], 8.9) < 0.03

@@ -416,15 +416,37 @@ def format_trace(res: Any) -> str:
     return "\n".join(out)
 
 
-def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool) -> None:
+def check_output_path(path: Path | str, *, what: str, flag: str, directory: bool,
+                      inputs: Sequence[Path | str | None] = ()) -> None:
     """Refuses, before any run, an output path that cannot be written: empty, the wrong
     kind (a file where a folder goes or the reverse), under something that is not a
     writable folder, or a name the file system refuses (too long, with the temporary name
-    a result is first written under). Missing folders are fine (they are made)."""
+    a result is first written under), or one of the command's ``inputs`` (a sweep's
+    experiment file, a plot's table: a result written over it would destroy what made it).
+    Missing folders are fine (they are made)."""
     try:
         _check_output_path(str(path), what=what, flag=flag, directory=directory)
+        for src in inputs:
+            if src is not None and _same_file(path, src):
+                raise UsageError(f"{what}: {flag} {path}: is {src}, an input of this command; give another path")
     except OSError as e:  # from probing the path itself: a name too long, say
         raise UsageError(f"{what}: {flag} {path}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _same_file(a: Path | str, b: Path | str) -> bool:
+    """Whether two paths name one file (through links; both must exist to be one)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def model_files() -> list[Path]:
+    """Every file of the model tree (the bundled models, sources.toml, sensitivity.toml):
+    inputs no result may be written over."""
+    from .model import MODELS_DIR
+
+    return sorted(p for p in MODELS_DIR.rglob("*.toml") if p.is_file())
 
 
 def _check_output_path(text: str, *, what: str, flag: str, directory: bool) -> None:
@@ -736,7 +758,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if not 1 <= a.repeats <= MAX_REPEATS:
         raise UsageError(f"vemu bench: --repeats must be in [1, {MAX_REPEATS}], got {a.repeats}")
     if a.out is not None:
-        check_output_path(a.out, what="vemu bench", flag="--out", directory=False)
+        from .bench import SHARED_BENCH
+
+        check_output_path(a.out, what="vemu bench", flag="--out", directory=False,
+                          inputs=[SHARED_BENCH / n for n in ("tandem.toml", "tandem_c.c", "tandem_simpy.py")])
     try:
         bench(requests=a.requests, repeats=a.repeats, out=a.out)
     except (FileNotFoundError, RuntimeError) as e:

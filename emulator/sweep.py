@@ -901,7 +901,7 @@ def integer_notes(vary: Sequence[str], sample: str | None) -> list[str]:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .cli import UsageError, check_output_path, checked_cache
+    from .cli import UsageError, check_output_path, checked_cache, model_files
 
     varied = {t.split("=", 1)[0].strip() for t in a.vary}
     if a.spec is None:
@@ -924,7 +924,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu sweep: --sample-seed must be >= 0, got {a.sample_seed}")
     # where the tables go is checked before any run, not after the last
     for out in (a.out, summary_path(a.out)):
-        check_output_path(out, what="vemu sweep", flag="--out", directory=False)
+        check_output_path(out, what="vemu sweep", flag="--out", directory=False, inputs=[a.spec, *model_files()])
     if a.executor == "dask":
         try:
             import distributed  # noqa: F401
@@ -985,7 +985,13 @@ def _summary_options(prov: Mapping[str, str], path: Path | str) -> dict[str, Any
         options = json.loads(prov.get("options", "{}") or "{}")
     except ValueError:
         options = None
-    ok = isinstance(options, dict) and all(isinstance(options.get(k, []), list) for k in ("vary", "sets"))
+    ok = isinstance(options, dict) and all(isinstance(options.get(k, []), list)
+                                           and all(isinstance(v, str) for v in options.get(k, []))
+                                           for k in ("vary", "sets"))
+    # the other keys the title reads: names and the sample kind as text, the window a number
+    ok = ok and all(options.get(k) is None or isinstance(options[k], str) for k in (*KINDS, "sample"))
+    ok = ok and all(options.get(k) is None or (isinstance(options[k], (int, float)) and not isinstance(options[k], bool))
+                    for k in ("duration_s", "replications"))
     if not ok:
         raise ModelError("its '# options:' line is not the JSON object vemu writes there (edited?): mend it "
                          "or delete the line", file=str(path), key="# options")
@@ -1179,7 +1185,7 @@ def cmd_plot(a: argparse.Namespace) -> int:
     out, svg = figure_paths(a.out or Path(a.table).with_name(f"{stem}-{''.join(c if c.isalnum() else '_' for c in a.x)}.png"))
     fig = figure_of(a.table, a.x, a.y, by=a.by, where=a.where, logx=a.logx)
     for p in (out, svg):
-        check_output_path(p, what="vemu plot", flag="--out", directory=False)
+        check_output_path(p, what="vemu plot", flag="--out", directory=False, inputs=[a.table])
     from .plot import sweep_figure
 
     sweep_figure(fig.lines, fig.x, fig.ys, out, numeric=fig.numeric, logx=fig.logx, title=fig.title, by=fig.by,

@@ -838,7 +838,8 @@ def test_a_sampled_summary_saved_without_its_lines_still_plots(tmp_path, capsys)
         sw.figure_of(grid, "exit_cycles", ["usable_fraction"])
 
 
-@pytest.mark.parametrize("line", ['{x"vary": []}', "[1, 2]", '{"vary": 5}', '{"sets": "a=1"}'])
+@pytest.mark.parametrize("line", ['{x"vary": []}', "[1, 2]", '{"vary": 5}', '{"sets": "a=1"}', '{"sets": [null, 3]}',
+                                  '{"duration_s": "x"}', '{"host": 5}', '{"replications": true}'])
 def test_plot_of_a_summary_with_a_damaged_options_line_is_one_line(tmp_path, capsys, line):
     # an edited '# options:' line was an internal error (JSONDecodeError, AttributeError, TypeError)
     out = tmp_path / "s.csv"
@@ -878,3 +879,24 @@ def test_a_bad_varied_key_or_value_is_blamed_on_the_vary(capsys) -> None:
     assert capsys.readouterr().err.startswith("vemu: --vary exit_cycles: host.params.exit_cycles of xeon-2017.toml")
     assert main(base + ["--set", "exit_cycle=5", "--vary", "exit_cycles=1000,2000"]) == 2
     assert capsys.readouterr().err.startswith("vemu: --set exit_cycle: no param")
+
+
+def test_no_output_is_written_over_an_input(tmp_path, capsys) -> None:
+    """A sweep's --out (or its summary) naming the experiment file, or a model file, and a
+    plot's --out naming its table, wrote the result over the input and exited 0."""
+    from emulator.cli import main
+    from emulator.model import MODELS_DIR
+
+    spec = tmp_path / "victim.toml"
+    spec.write_text(to_toml(mm1(0.01)))
+    before = spec.read_bytes()
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=200,300", "--out", str(spec), "-q"]) == 2
+    assert "an input of this command" in capsys.readouterr().err and spec.read_bytes() == before
+    model = MODELS_DIR / "hosts" / "xeon-2017.toml"
+    assert main(["sweep", "-a", "kvm-virtio", "-w", "cloud-mix", "--host", "xeon-2017", "--vary",
+                 "exit_cycles=1,2", "--out", str(model)]) == 2
+    assert "an input of this command" in capsys.readouterr().err
+    table = tmp_path / "t-summary.svg"
+    table.write_text("x")
+    assert main(["plot", str(table), "--x", "a", "--y", "b", "--out", str(table)]) == 2
+    assert table.read_text() == "x"

@@ -393,3 +393,16 @@ def test_a_mix_with_a_class_that_passes_no_station() -> None:
     assert by["get/miss"].throughput_per_s == pytest.approx(6e4)
     assert pred.model == "M/G/1 (a mix of 1 class, 1 more passing no station, Pollaczek-Khinchine)"
     assert _rel(res["flows"]["get"]["latency_us"]["mean"], 8.9) < 0.03
+
+
+def test_an_exact_solution_too_large_to_compute_is_uncovered() -> None:
+    # 4M clients at a 1M-server station: the convolution would take hours (one of 1M clients
+    # at 20,000 servers ran over a minute); the simulation of it takes seconds
+    doc = {"experiment": {"duration_s": 1e-6, "warmup_s": 0},
+           "host": {"name": "h", "cores": 1, "ghz": 1, "memory_gib": 1,
+                    "devices": {"d": {"kind": "server", "servers": 1_000_000, "service_us": {"dist": "exp", "mean": 1}}}},
+           "architecture": {"name": "a", "paths": {"p": {"stages": [{"on": "d"}]}}},
+           "workload": {"name": "w", "flows": [{"name": "f", "arrival": "closed", "clients": 4_000_000,
+                                                "steps": [{"path": "p"}]}]}}
+    reason = theory.why_not(load_experiment(doc))
+    assert reason is not None and "more than the 1e+09 solved here" in reason

@@ -320,8 +320,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise UsageError(f"vemu compare: --workers must be >= 1, got {a.workers}")
     # both loaded first: a misspelt --host is named as such, not taken for "the same"
     ea, eb = (_side(side, which, a, sets) for side, which, sets in (("A", a.a, a.sets_a), ("B", a.b, a.sets_b)))
-    if _same(a.a, a.b) and sorted(a.sets_a) == sorted(a.sets_b):
-        raise UsageError(f"vemu compare: A and B are the same experiment ({_label(a.a, a.sets_a)}); to see what "
+    # the same model data after every override (overrides apply in order: 1000 then 3000 is
+    # not 3000 then 1000, though the two lists sort alike) and the same window
+    if ea.digest(full=True) == eb.digest(full=True):
+        same = (f"{_label(a.a, a.sets_a)}" if _same(a.a, a.b) and a.sets_a == a.sets_b else
+                f"{_label(a.a, a.sets_a)} and {_label(a.b, a.sets_b)} give the same model data")
+        raise UsageError(f"vemu compare: A and B are the same experiment ({same}); to see what "
                          "one change does, give it to one side: --set-b KEY=VALUE (or --set-a)")
     # --no-cache: none at all here (a folder that cannot be written must not stop a comparison)
     cache = None if a.no_cache else checked_cache(a.cache, False, what="vemu compare")

@@ -499,10 +499,16 @@ def test_cli_compare_refuses_an_experiment_against_itself(tmp_path: Path,
     for argv in (["xen-pv", "xen-pv", "--set", "exit_cycles=3000"],  # the shared --set changes both alike
                  [str(f), str(tmp_path / "." / "a.toml")],             # one file by two paths
                  ["xen-pv", "xen-pv", "--set-a", "exit_cycles=1", "--set-a", "irq_exit_cycles=2",
-                  "--set-b", "irq_exit_cycles=2", "--set-b", "exit_cycles=1"]):  # one change, in two orders
+                  "--set-b", "irq_exit_cycles=2", "--set-b", "exit_cycles=1"],  # one change, in two orders
+                 ["xen-pv", "xen-pv", "--set-b", "exit_cycles=1550"]):  # B's override is the bundled value
         assert main(["compare", *argv, "-n", "2"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "same experiment" in err and "--set-b" in err
+    # one key set twice, in opposite orders: A ends at 3000, B at 1000, two experiments (the
+    # sorted lists of overrides were compared, and called them one)
+    assert main(["compare", "xen-pv", "xen-pv", "-n", "2", "--duration", "0.0005", "--set-a", "exit_cycles=1000",
+                 "--set-a", "exit_cycles=3000", "--set-b", "exit_cycles=3000", "--set-b", "exit_cycles=1000"]) == 0
+    capsys.readouterr()
     # a side's own override that breaks it is reported as that side's
     assert main(["compare", "xen-pv", "xen-pv", "--set-b", "architecture.reserve.cores=-1", "-n", "2"]) == 2
     err = capsys.readouterr().err

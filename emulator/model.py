@@ -563,9 +563,13 @@ def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
     name = t.str("name")
     if "/" in name:  # FLOW/CLASS names a class of a flow's mix, TENANT/FLOW a tenant's flow
         raise t.err("name", f"'{name}' must not contain '/' (results name a flow's classes FLOW/CLASS)")
-    if name in RESERVED_FLOW_NAMES:  # measures read FLOW.MEASURE, host_cycles.CATEGORY, utilization.RESOURCE
-        raise t.err("name", f"'{name}' names the measures of every {name.split('_')[0]} "
-                            f"({name}.NAME in sweeps and replications); rename the flow")
+    # measures read FLOW.MEASURE, host_cycles.CATEGORY, utilization.RESOURCE: a flow named
+    # utilization.x would give utilization.x.throughput_per_s, which a resource x.throughput_per_s
+    # gives too (found only after every run of a sweep)
+    reserved = next((r for r in RESERVED_FLOW_NAMES if name == r or name.startswith(r + ".")), None)
+    if reserved is not None:
+        raise t.err("name", f"'{name}' names the measures of every {reserved.split('_')[0]} "
+                            f"({reserved}.NAME in sweeps and replications); rename the flow")
     arrival = t.str("arrival", choices=("closed", "poisson", "periodic"))
     if arrival == "closed":
         for k in ("rate_per_s", "per_vcpu"):

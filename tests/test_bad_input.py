@@ -126,6 +126,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], str, str]] = 
     "halt-polling without idle states": (_edit(("host.halt_poll_us", 200)), "host.halt_poll_us", "needs idle_states"),
     "negative halt-polling": (_edit(("host.idle_states", [{"exit_us": 1, "residency_us": 2}]), ("host.halt_poll_us", -1)),
                               "host.halt_poll_us", "out of range"),
+    # a flow named utilization.x: its utilization.x.throughput_per_s is also resource x.throughput_per_s's
+    "flow named like a measure prefix": (_edit((f"{FLOW0}.name", "utilization.x")), f"{FLOW0}.name",
+                                         "names the measures of every utilization"),
     "wake as a stage account": (_edit((f"{STAGE1}.account", "wake")), f"{STAGE1}.account", "reserved"),
     "negative cycles": (_edit((f"{STAGE0}.cycles", -1)), f"{STAGE0}.cycles", "out of range"),
     "NaN ghz": (_edit(("host.ghz", math.nan)), "host.ghz", "finite"),

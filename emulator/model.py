@@ -235,6 +235,8 @@ class Experiment:
     # the bundled model files the experiment was read from, as (kind, name), sorted: what
     # provenance hashes (a tenant's bundled workload included)
     bundled: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    # each place an override with a '*' in its path wrote: (its key as given, KIND.path)
+    wild: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def digest(self, *, full: bool = False) -> str:
         """A stable hash of everything that determines the run's results but the seed
@@ -1098,6 +1100,7 @@ def load_experiment(
         overrides.append((k, v, f"--set {k}", None, "--set "))
     written: list[tuple[str, str, str, str]] = []  # kind, key path in it, where the override was given, its key
     placed: list[tuple[str, str]] = []  # (its key, KIND.path) of each override that wrote one place
+    wild: list[tuple[str, str]] = []  # the same for each place an override with a '*' wrote
     for k, v, origin, efile, at_key in overrides:
         made: list[tuple[str, str]] = []
         places = _apply_set(raw, k, v, efile, at_key, made)
@@ -1113,11 +1116,13 @@ def load_experiment(
         written += [(*place, origin, k) for place in places + made]
         if "*" not in k.split(".")[1:]:
             placed += [(k, f"{kind}.{path}") for kind, path in places]
+        else:
+            wild += [(k, f"{kind}.{path}") for kind, path in places]
     try:
         exp = _parse_experiment(file, ex, raw, files, tenant_files, duration_s, warmup_s, seed)
         bundled = {(kind, Path(f).stem) for kind, f in files.items() if f != file}
         bundled |= {("workload", Path(f).stem) for f in tenant_files if f != file}
-        out = dataclasses.replace(exp, placed=tuple(placed), bundled=tuple(sorted(bundled)))
+        out = dataclasses.replace(exp, placed=tuple(placed), bundled=tuple(sorted(bundled)), wild=tuple(wild))
         # the compiled form does not depend on `placed`: keep it (else every run compiled twice)
         object.__setattr__(out, "_compiled", exp._compiled)  # type: ignore[attr-defined]
         return out

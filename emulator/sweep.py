@@ -534,6 +534,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             n_varied = sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k.split(".")[1:])
             _one_place_each(exp.placed, n_varied)
             _not_also_set(exp.placed, n_varied, sets)
+            _not_also_set_wild(exp, axes, sets, n_varied)
         for r, s in enumerate(seeds):
             jobs.append(Job(names["host"], names["architecture"], names["workload"], tuple(psets), duration_s,
                             warmup_s, s, tag=(p, r), spec=job_spec, tails=True))
@@ -568,6 +569,31 @@ def _not_also_set(placed: Sequence[tuple[str, str]], n_varied: int, sets: Sequen
         if key in given and place in varied:
             raise _err(varied[place], f"also set by --set {key}: the --vary would override it at every point; "
                                       "drop one")
+
+
+def _not_also_set_wild(exp: Any, axes: Sequence[Axis], sets: Sequence[str], n_varied: int) -> None:
+    """As :func:`_not_also_set` where either side has a '*' in its key: a varied
+    'architecture.paths.p.stages.*.cycles' overrode '--set architecture.paths.p.stages.0.cycles'
+    at every point while the --set was recorded as in force."""
+    given = {str(t).split("=", 1)[0].strip() for t in sets}
+    varied_keys = {k for a in axes if not a.is_name for k in a.keys}
+    plain = list(exp.placed)
+    mine = [(k, p) for k, p in plain[:len(plain) - n_varied] if k in given]
+    mine += [(k, p) for k, p in exp.wild if k in given and k not in varied_keys]
+    theirs = {p: k for k, p in (plain[len(plain) - n_varied:] if n_varied else [])}
+    theirs |= {p: k for k, p in exp.wild if k in varied_keys}
+    wild_involved = {k for k, _ in exp.wild}
+    by_key: dict[str, list[str]] = {}
+    for key, place in mine:
+        by_key.setdefault(key, []).append(place)
+    for key, places in by_key.items():
+        # a --set is void when the --vary overrides every place it writes (a '*' --set that
+        # the --vary overrides in one place still sets the others: that is a baseline)
+        if all(p in theirs for p in places) and (key in wild_involved or any(theirs[p] in wild_involved
+                                                                             for p in places)):
+            place = places[0]
+            raise _err(theirs[place], f"also sets {place.split('.', 1)[1]}, which --set {key} sets: the --vary "
+                                      "would override it at every point; drop one")
 
 
 def _one_place_each(placed: Sequence[tuple[str, str]], n_varied: int) -> None:

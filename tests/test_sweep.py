@@ -900,3 +900,23 @@ def test_no_output_is_written_over_an_input(tmp_path, capsys) -> None:
     table.write_text("x")
     assert main(["plot", str(table), "--x", "a", "--y", "b", "--out", str(table)]) == 2
     assert table.read_text() == "x"
+
+
+def test_a_wildcard_vary_that_voids_a_set_is_refused(tmp_path, capsys) -> None:
+    """A '*' in the varied key wrote over a --set's one place at every point while the
+    options line recorded the --set as in force; a '*' --set that the --vary overrides in
+    one place only still sets the others (a baseline), and runs."""
+    from emulator.cli import main
+
+    spec = tmp_path / "two.toml"
+    doc = tandem()
+    spec.write_text(to_toml(doc))
+    stages = "architecture.paths.tandem.stages"
+    out = ["--out", str(tmp_path / "s.csv"), "-q", "-r", "2", "--duration", "0.01", "--warmup", "0.002"]
+    assert main(["sweep", str(spec), "--vary", f"{stages}.*.cycles.mean=1e5,2e5", "--set", f"{stages}.two.cycles.mean=5e4",
+                 *out]) == 2
+    err = capsys.readouterr().err
+    assert f"--vary {stages}.*.cycles.mean: also sets" in err and f"--set {stages}.two.cycles.mean sets" in err
+    # every stage set, one of them varied: the --set still holds for the others
+    assert main(["sweep", str(spec), "--vary", f"{stages}.two.cycles.mean=1e5,2e5", "--set", f"{stages}.*.cycles.mean=5e4",
+                 *out]) == 0

@@ -1133,7 +1133,31 @@ def load_experiment(
             if at is not None and (at[0] == path or at[0].startswith(path + ".")):
                 of = f" of {Path(e.file).name}" if e.file and e.file != file else ""
                 raise ModelError(e.detail, file=origin, key=f"{at[1]}{of}") from None
+        # an error beside a --set's place, in the table it wrote (its `kind` made `duplex`
+        # unknown; its `on_host = false` made `ghz` required), where the models without the
+        # --sets load: the --set's doing, not the file's
+        near = []
+        for kind, path, origin, _ in reversed(written):
+            at = _error_place(e, kind, file, files, tenant_files)
+            table = path.rpartition(".")[0]
+            if at is not None and origin.startswith("--set ") and (at[0] == table or at[0].startswith(table + ".")):
+                near.append((origin, at, e.file))
+        if near and _loads_without_sets(spec, host, architecture, workload, duration_s, warmup_s, seed):
+            origin, at, efile = near[0]
+            of = f" of {Path(efile).name}" if efile and efile != file else ""
+            raise ModelError(e.detail, file=origin, key=f"{at[1]}{of}") from None
         raise
+
+
+def _loads_without_sets(spec: Any, host: Any, architecture: Any, workload: Any, duration_s: Any, warmup_s: Any,
+                        seed: Any) -> bool:
+    """Whether the experiment loads with no --set (only on an error's path: what to blame)."""
+    try:
+        load_experiment(spec, host=host, architecture=architecture, workload=workload, duration_s=duration_s,
+                        warmup_s=warmup_s, seed=seed)
+        return True
+    except ModelError:
+        return False
 
 
 def _error_place(e: ModelError, kind: str, file: str, files: Mapping[str, str],

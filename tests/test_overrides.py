@@ -90,3 +90,18 @@ def test_each_place_a_wildcard_sets_gets_its_own_value():
 def test_keys_named_star_or_with_dots_are_set_where_they_are():
     exp = load_experiment(_exp(**{"*": 1, "a.b": 2, "c": 3}), sets=["architecture.params.*=4"])
     assert exp.raw["architecture"]["params"] == {"*": 4, "a.b": 4, "c": 4}
+
+
+@pytest.mark.parametrize("set_, key", [
+    ("host.devices.nic.kind=server", "host.devices.nic.duplex of xeon-2017.toml"),
+    ("architecture.resources.dom0.on_host=false", "architecture.resources.dom0.ghz of xen-pv.toml"),
+])
+def test_an_error_an_override_causes_beside_its_place_is_the_overrides(set_, key) -> None:
+    """A --set that makes a sibling key wrong (a link's `duplex` unknown to a server, a
+    resource off the host without its `ghz`) was blamed on the bundled file, which is fine
+    without it; the --set is named, with the key it broke."""
+    from emulator._core import ModelError
+
+    with pytest.raises(ModelError) as e:
+        load_experiment(host="xeon-2017", architecture="xen-pv", workload="kv-cache", sets=[set_])
+    assert e.value.file == f"--set {set_.split('=')[0]}" and e.value.key == key

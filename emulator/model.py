@@ -252,6 +252,12 @@ class Experiment:
 
 # ----------------------------------------------------------------------------- reading
 
+def _has_control(text: str) -> bool:
+    """Whether a name holds a control character (C0, DEL, C1: what breaks a table's line or
+    drives a terminal)."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text)
+
+
 class _Table:
     """A TOML table being validated: typed getters that know their file and key path."""
 
@@ -286,6 +292,9 @@ class _Table:
             raise self.err(k, f"must be a string, got {_typename(v)}")
         if k == "name" and not v.strip():
             raise self.err(k, "must be a name, not empty or blank (results and --set name things by it)")
+        if k == "name" and _has_control(v):
+            raise self.err(k, f"{v!r} has a control character (a line break, an escape): tables and terminals "
+                              "print names as they are; choose a name without one")
         if choices is not None and v not in choices:
             close = difflib.get_close_matches(v, choices, n=1, cutoff=0.5)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -633,6 +642,8 @@ def parse_host(data: Any, file: str = "<host>", stem: str | None = None, prefix:
     for k in dev.data:
         if "@" in k:
             raise dev.err(k, AT_IN_NAME)
+        if _has_control(k):
+            raise dev.err(k, f"{k!r} has a control character; choose a name without one")
     devices = tuple(_resource(k, dev.table(k), False) for k in dev.data)
     for d in devices:
         if d.kind == "cpu" and d.on_host:
@@ -677,6 +688,8 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
             raise rs.err(k, "'vcpu' is built in (the host's cores minus the reserve); choose another name")
         if "@" in k:
             raise rs.err(k, AT_IN_NAME)
+        if _has_control(k):
+            raise rs.err(k, f"{k!r} has a control character; choose a name without one")
         resources.append(_resource(k, rs.table(k), True))
     ps = t.table("paths", required=True)
     paths = {}
@@ -778,7 +791,9 @@ def _parse_toml(text: str) -> dict[str, Any]:
 def bundled(kind: str) -> list[str]:
     """Names of the bundled models of a kind ('host', 'architecture', 'workload')."""
     d = MODELS_DIR / KIND_DIRS[kind]
-    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+    # regular files only (through links), as bundled_path reads them: a FIFO or a folder
+    # named x.toml is no model, and listing it offered 'did you mean x?' for x itself
+    return sorted(p.stem for p in d.glob("*.toml") if p.is_file()) if d.is_dir() else []
 
 
 def bundled_path(kind: str, name: str, *, file: str | None = None, key: str | None = None) -> Path:

@@ -802,3 +802,26 @@ def test_a_broken_sources_toml_is_one_line_naming_it(tmp_path: Path) -> None:
                        env=dict(os.environ, VEMU_MODELS=str(models)))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "sources.toml: is not valid TOML" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["x\ny", "a\x1b[31mRED", "tab\there", "del\x7f"])
+def test_a_name_with_a_control_character_is_refused(name: str) -> None:
+    # a flow's name was printed raw: a line break split the results table and an escape
+    # sequence reached the terminal
+    doc = copy.deepcopy(BASE)
+    doc["workload"]["flows"][0]["name"] = name
+    with pytest.raises(ModelError, match="control character"):
+        load_experiment(doc)
+    doc = copy.deepcopy(BASE)
+    doc["host"]["devices"][name] = doc["host"]["devices"].pop("nic")
+    with pytest.raises(ModelError, match="control character"):
+        load_experiment(doc)
+
+
+def test_only_regular_files_are_bundled_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a folder named x.toml was listed as a model, then refused as missing: "no bundled host
+    # 'dir'; did you mean 'dir'?"
+    (tmp_path / "hosts" / "dir.toml").mkdir(parents=True)
+    (tmp_path / "hosts" / "real.toml").write_text("")
+    monkeypatch.setattr(model, "MODELS_DIR", tmp_path)
+    assert model.bundled("host") == ["real"]

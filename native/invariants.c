@@ -279,7 +279,8 @@ int main(int argc, char **argv){
             stg[i].category = ri(3);
             stg[i].work = dist(1);
             stg[i].delay = ri(3)==0 ? dist(1) : (vemu_dist){0,0,0};
-            if (stg[i].qclass < 0 && stg[i].delay.mean == 0) stg[i].delay.mean = 0;
+            /* a pure-delay stage: half of them with a delay (a no-op line left them all at 0) */
+            if (stg[i].qclass < 0 && stg[i].delay.mean == 0 && ri(2)) stg[i].delay = dist(1);
             if (stg[i].qclass >= 0 && ri(4) == 0 && NQ + 3 <= 32) { /* lanes: copies of its qclass */
                 uint32_t L = 2 + ri(2), q0 = (uint32_t)stg[i].qclass;
                 for (uint32_t k = 0; k < L; k++) qc[NQ + k] = qc[q0];

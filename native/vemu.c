@@ -1958,10 +1958,14 @@ static __attribute__((noinline, cold)) int preempt_waiting(vemu_sim *s, resource
             }
         }
         if (rs->susp != NIL && (!any || head_priority(s, rs->susp) >= top)) {
-            /* a suspended service above the service just begun: it resumes on that unit */
+            /* a suspended service above the service just begun takes that unit back; the
+             * unit then goes as any free unit does (dispatch): to a queued request that
+             * outranks the suspended service, if one waits, as a scheduler runs the highest
+             * runnable task once a preemption frees a core (resume() here served the
+             * suspended one first, past a higher queued request) */
             int rc = make_room(s, rs, head_priority(s, rs->susp));
             if (rc < 0 || rs->free == 0) return rc;
-            rc = resume(s, rs);
+            rc = dispatch(s, rs);
             if (rc < 0) return rc;
             continue;
         }

@@ -227,3 +227,27 @@ def test_the_example_gives_each_discipline_its_closed_form(capsys, sets, model, 
     sim = out["result"]["flows"]
     assert sim["irqs"]["latency_us"]["mean"] == pytest.approx(irq_us, rel=0.10)
     assert sim["jobs"]["latency_us"]["mean"] == pytest.approx(job_us, rel=0.10)
+
+
+def test_a_unit_taken_back_for_a_suspended_service_goes_to_a_higher_queued_request() -> None:
+    """Two cores with an idle state. M (priority 1) runs on core A from 11 us; L (0) wakes
+    core B at 12 us; H (2, preempting) suspends M at 12.5; W (3, not preempting) queues at
+    12.7, both cores busy. When L's wake-up ends at 13 us, suspended M outranks L and takes
+    core B back, and the freed core must go to W, the highest request waiting: it started
+    W only when H ended at 17.5 us (a wait of 4.8 us), having resumed M past it."""
+    stage = lambda name, prio, cycles, **kw: {"stages": [{"name": name, "on": "vcpu", "cycles": cycles,
+                                                          "priority": prio, **kw}]}
+    flow = lambda name, think: {"name": name, "arrival": "closed", "clients": 1, "think_us": think,
+                                "steps": [{"path": name}]}
+    doc = {"experiment": {"duration_s": 2e-5, "warmup_s": 0, "seed": 1},
+           "host": {"name": "h", "cores": 2, "ghz": 1.0, "memory_gib": 1,
+                    "idle_states": [{"name": "C1", "exit_us": 1, "residency_us": 0}]},
+           "architecture": {"name": "a", "paths": {"low": stage("L", 0, 5000), "mid": stage("M", 1, 20000),
+                                                   "irq": stage("H", 2, 5000, preempt=True),
+                                                   "top": stage("W", 3, 1000)}},
+           "workload": {"name": "w", "flows": [flow("mid", 10), flow("low", 12), flow("irq", 12.5),
+                                               flow("top", 12.7)]}}
+    res = Simulation(load_experiment(doc), trace_requests=8).run()
+    top = res.compiled.flows.index("top")
+    w = next(r for r in res.trace if int(r["flow"]) == top)
+    assert (int(r := w["enter"]), int(w["start"])) == (12_700_000, 13_000_000), r

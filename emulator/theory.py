@@ -731,6 +731,9 @@ def _analyse_compiled(c: Any) -> Prediction:
             raise _Uncovered(f"resource '{c.resources[ri].name}' serves batches of {batch}")
         if len(row) > 3 and row[3] > 0:
             raise _Uncovered(f"resource '{c.resources[ri].name}' has a throttled stage (throttle_us)")
+    streams = _independent_streams(c)
+    if streams is not None:
+        return streams
     if len(spec.flows) == 1 and spec.flows[0][5] > 1 and not spec.flows[0][0] and spec.flows[0][1][0] == "exp":
         return _class_mix(c, 0)
     for fi, fl in enumerate(spec.flows):
@@ -1068,6 +1071,78 @@ def _throttled(c: Any) -> Prediction:
     flow = FlowPrediction(c.flows[0], lam_all * 1e12, (delay_mean + wait + svc) / PS_PER_US, p99, p999)
     each = f" in {lanes} queues of {1e12 / m:,.0f}" if lanes > 1 else ""
     return Prediction(f"interrupt throttle (renewal: {lanes * 1e12 / m:,.0f} services/s{each})", [flow], [station])
+
+
+def _independent_streams(c: Any) -> Prediction | None:
+    """Open Poisson flows whose every request class visits at most one station, on more than
+    one resource: each class of each flow is its own Poisson stream (a request's class is an
+    independent draw: thinning), the streams at one resource share its FIFO queue (one
+    queue class there), and resources do not interact, so each is an M/G/1 queue (P-K, the
+    streams' mixed moments) or an M/M/c one (every stream exponential of one mean). None
+    when the experiment is not of this shape (one resource in all: the single-resource
+    recognisers, with priorities and percentiles, take it)."""
+    spec = c.spec
+    if any(fl[0] or fl[1][0] != "exp" for fl in spec.flows):
+        return None
+    rows = []  # (flow, class k, share p, station walk entry or None, delays)
+    for fi, fl in enumerate(spec.flows):
+        ks = range(fl[4], fl[4] + fl[5])
+        total_w = sum(spec.classes[k][2] for k in ks)
+        for k in ks:
+            walk = _walk(c, fi, k)
+            queues = [w for w in walk if w[1] is not None]
+            if len(queues) > 1:
+                return None
+            rows.append((fi, k, spec.classes[k][2] / total_w, queues[0] if queues else None,
+                         sum(_delay_parts(w[3])[0] for w in walk)))
+    at = {q[1] for *_, q, _ in rows if q is not None}
+    if len(at) < 2:
+        return None
+    groups: dict[int, list[tuple[float, _Svc]]] = {}
+    for fi, k, p, q, _ in rows:
+        if q is not None:
+            assert q[2] is not None
+            groups.setdefault(q[1], []).append((p / spec.flows[fi][1][1], q[2]))  # (rate per ps, service)
+    waits: dict[int, float] = {}
+    stations = []
+    for ri, members in sorted(groups.items()):
+        name, units = c.resources[ri].name, spec.resources[ri][0]
+        if len({spec.stages[q[0]][0] for *_, q, _ in rows if q is not None and q[1] == ri}) != 1:
+            raise _Uncovered(f"streams queue at '{name}' in several queue classes (priorities) while other "
+                             "resources serve other streams")
+        lam = sum(r for r, _ in members)
+        es = sum(r * sv.mean for r, sv in members) / lam
+        es2 = sum(r * sv.m2 for r, sv in members) / lam
+        rho = lam * es / units
+        if rho >= 1:
+            raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+        if units == 1:
+            waits[ri], model = mg1_wait(lam, es, es2), ("M/G/1" if len(members) > 1 else f"M/{members[0][1].kind}/1")
+        elif all(sv.exp for _, sv in members) and max(sv.mean for _, sv in members) - min(
+                sv.mean for _, sv in members) <= 1e-9 * es:
+            waits[ri], model = mmc_wait(lam, es, units), f"M/M/{units}"
+        else:
+            raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
+                             "M/G/c")
+        first = next(q for *_, q, _ in rows if q is not None and q[1] == ri)
+        stations.append(StationPrediction(name, model, rho, waits[ri] / PS_PER_US,
+                                          (waits[ri] + first[2].mean) / PS_PER_US, stage=first[0], chain=first[2].chain))
+    flows = []
+    for fi, fl in enumerate(spec.flows):
+        mine = [(k, p, q, d) for f, k, p, q, d in rows if f == fi]
+
+        def own(q: Any, d: float) -> float:
+            return d + (0.0 if q is None else waits[q[1]] + q[2].mean)
+
+        lam_f = 1 / fl[1][1]
+        flows.append(FlowPrediction(c.flows[fi], lam_f * 1e12, sum(p * own(q, d) for _, p, q, d in mine) / PS_PER_US))
+        if fl[5] > 1:
+            for k, p, q, d in mine:
+                cname = c.classes[k][1]
+                flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam_f * 1e12, own(q, d) / PS_PER_US,
+                                            of_flow=c.flows[fi], request_class=cname))
+    return Prediction(f"independent Poisson streams at {len(stations)} stations (each M/G/1 by "
+                      "Pollaczek-Khinchine, or M/M/c)", flows, stations)
 
 
 def _class_mix(c: Any, fi: int) -> Prediction:

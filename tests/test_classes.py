@@ -148,7 +148,14 @@ def test_theory_covers_a_mix_on_c_units_only_as_m_m_c() -> None:
     pred, why = analyse(load_experiment(_mix([same, same], cores=2, rate=3e5)))
     assert pred is not None and "M/M/2" in pred.model, why
     assert "M/G/c" in (why_not(load_experiment(_mix([2000, 6000], cores=2, rate=3e5))) or "")
-    assert "different resources" in (why_not(load_experiment(_mix([2000, 6000], second_resource=True))) or "")
+    # classes at two resources are two thinned Poisson streams, two M/D/1 queues: class c0 at
+    # s (75k/s x 2 us, rho 0.15) and c1 at t (75k/s x 6 us, rho 0.45)
+    apart, why = analyse(load_experiment(_mix([2000, 6000], second_resource=True)))
+    assert apart is not None and apart.model.startswith("independent Poisson streams"), why
+    by = {f.name: f.mean_us for f in apart.flows}
+    md1 = lambda lam, s: s + lam * s * s / (2 * (1 - lam * s))  # noqa: E731 (us, per us)
+    assert by == pytest.approx({"f": (md1(0.075, 2) + md1(0.075, 6)) / 2, "f/c0": md1(0.075, 2),
+                                "f/c1": md1(0.075, 6)})
 
 
 def test_a_tenants_flow_keeps_its_p999_in_batch_means() -> None:

@@ -64,19 +64,24 @@ Interrupt throttling (a stage with ``throttle_us``, as a NIC's ITR):
 
 What :func:`predict` covers: one open Poisson flow through stations in series, each a
 single FIFO stage on its own resource (c units with exponential service, or one unit with
-any service distribution for a single station), plus pure delays; one closed flow through
+any service distribution for a single station or the series' last: Burke's theorem makes
+its arrivals Poisson; consecutive stages on one single-unit resource, which run to
+completion, are one service S1 + S2), plus pure delays; one closed flow through
 stations in series (exponential service, or a unit per client) with think time and pure delays; several open Poisson flows each a single stage on one shared
 single-unit resource, by priority (non-preemptive, or preemptive resume when every level
 above the lowest preempts), and on c units the top level alone when it preempts and its
 service is exponential of one mean (M/M/c: it never sees the levels below); one open Poisson flow through one throttled stage (and
 the stages its batch carries on through, on the same resource) between pure delays; one
 open Poisson flow drawing a mix of classes, each one FIFO stage at one shared station
-between pure delays (M/G/1 with the mixture's moments, or M/M/c when every class's
-service is exponential of one mean): each class's mean sojourn, W + its own service. Work
+between pure delays, or none (M/G/1 with the mixture's moments, or M/M/c when every class's
+service is exponential of one mean): each class's mean sojourn, W + its own service; and
+open Poisson flows whose every class visits at most one station, on several resources:
+each class is its own Poisson stream (thinning), each resource an M/G/1 or M/M/c queue of
+the streams it serves. Work
 per page (`per_page`) and a link's frames (`segment_bytes`) of a request whose bytes are
 fixed are a constant added to the stage's service. Everything else (batches, queue
-capacities, chains of stages on one resource, other mixes of request classes, non-exponential
-queueing in a closed loop, M/G/c, M/G/1 stations in series, one draw of random bytes
+capacities, chains of stages on several units, other mixes of request classes, non-exponential
+queueing in a closed loop, M/G/c, an M/G/1 station feeding another, one draw of random bytes
 feeding several stations, pages or frames of random bytes) is reported as uncovered with
 the reason; so is a spec one of the formulas above refuses.
 """

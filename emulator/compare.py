@@ -14,9 +14,11 @@ interval narrower. A difference is *significant* when its interval excludes 0.
 A percentile (p99, p99.9) is estimated by sectioning, as for :func:`emulator.stats.replicate`:
 each side's value is the quantile of all its runs' requests together, with its interval
 through the runs' shares of requests below it (:func:`emulator.stats.quantile_ci`), B - A
-the difference of those, and that difference's half-width comes from the pairs' own per-run
-percentiles (paired, they cancel much of each other's noise); ``biased`` marks a
-percentile whose runs sit further from the pooled value than the half-width (runs too short).
+the difference of those, and that difference's half-width comes from the pairs'
+linearised pooled quantiles (:func:`quantile_difference`: each run's share of requests
+below its side's pooled value, through the quantile function's slope there; paired, they
+cancel much of each other's noise); ``biased`` marks a percentile whose runs' own values sit
+further from the pooled value than their half-width (runs too short).
 
 Besides throughput and latency it compares where the host's cycles go: each category's
 share of all host cycles (``host_cycles.CAT``, 0 on a side that charges none). ``--set-a``
@@ -157,7 +159,7 @@ def compare(a: Experiment, b: Experiment, n: int | None = None, *, seed0: int | 
     sb = {k: np.array([r.get(k, missing(k)) for r in rb], np.float64) for k in keys}
     thin = thin_tails(sa) | thin_tails(sb)
     # a percentile's A and B are each side's requests pooled (sectioning), and B - A the
-    # difference of those, its width from the pairs' own percentiles
+    # difference of those, its width from the pairs' linearised pooled quantiles
     pa, biased_a = pooled_percentiles(sa, pool_a, level=level)
     pb, biased_b = pooled_percentiles(sb, pool_b, level=level)
     diffs = []

@@ -252,6 +252,12 @@ class Experiment:
 
 # ----------------------------------------------------------------------------- reading
 
+def _reserved_prefix(name: str) -> str | None:
+    """The measure prefix (host_cycles, utilization) a flow's or tenant's name would collide
+    with: the name itself or NAME.anything; None when free."""
+    return next((r for r in RESERVED_FLOW_NAMES if name == r or name.startswith(r + ".")), None)
+
+
 def _has_control(text: str) -> bool:
     """Whether a name holds a control character (C0, DEL, C1: what breaks a table's line or
     drives a terminal)."""
@@ -577,7 +583,7 @@ def _flow(data: Any, file: str, path: str, background: bool) -> Flow:
     # measures read FLOW.MEASURE, host_cycles.CATEGORY, utilization.RESOURCE: a flow named
     # utilization.x would give utilization.x.throughput_per_s, which a resource x.throughput_per_s
     # gives too (found only after every run of a sweep)
-    reserved = next((r for r in RESERVED_FLOW_NAMES if name == r or name.startswith(r + ".")), None)
+    reserved = _reserved_prefix(name)
     if reserved is not None:
         raise t.err("name", f"'{name}' names the measures of every {reserved.split('_')[0]} "
                             f"({reserved}.NAME in sweeps and replications); rename the flow")
@@ -696,6 +702,8 @@ def parse_architecture(data: Any, file: str = "<architecture>", stem: str | None
     for k in ps.data:
         if not k.strip():
             raise ps.err(k, "a path needs a name, not an empty or blank key (steps name it: path = \"NAME\")")
+        if _has_control(k):
+            raise ps.err(k, f"{k!r} has a control character; choose a name without one")
         pt = ps.table(k)
         pt.allow("stages")
         stages = pt.list("stages")
@@ -1158,18 +1166,28 @@ def load_experiment(
             if at is not None and origin.startswith("--set ") and (at[0] == table or at[0].startswith(table + ".")):
                 near.append((origin, at, e.file))
         if near and _loads_without_sets(spec, host, architecture, workload, duration_s, warmup_s, seed):
-            origin, at, efile = near[0]
+            # the --set whose removal alone lets the models load (on_host=false, not a later
+            # cores=4 that wrote the same table); else the last one to write there
+            items = [(_check_set_item(x, i)[0], x) for i, x in enumerate(sets)]
+            culprit = near[0]
+            for cand in dict.fromkeys(o for o, _, _ in near):
+                rest = [x for k, x in items if f"--set {k}" != cand]
+                if _loads_without_sets(spec, host, architecture, workload, duration_s, warmup_s, seed, rest):
+                    culprit = next(n for n in near if n[0] == cand)
+                    break
+            origin, at, efile = culprit
             of = f" of {Path(efile).name}" if efile and efile != file else ""
             raise ModelError(e.detail, file=origin, key=f"{at[1]}{of}") from None
         raise
 
 
 def _loads_without_sets(spec: Any, host: Any, architecture: Any, workload: Any, duration_s: Any, warmup_s: Any,
-                        seed: Any) -> bool:
-    """Whether the experiment loads with no --set (only on an error's path: what to blame)."""
+                        seed: Any, sets: Sequence[Any] = ()) -> bool:
+    """Whether the experiment loads with only ``sets`` of its --sets (only on an error's
+    path: what to blame)."""
     try:
-        load_experiment(spec, host=host, architecture=architecture, workload=workload, duration_s=duration_s,
-                        warmup_s=warmup_s, seed=seed)
+        load_experiment(spec, host=host, architecture=architecture, workload=workload, sets=sets,
+                        duration_s=duration_s, warmup_s=warmup_s, seed=seed)
         return True
     except ModelError:
         return False
@@ -1284,6 +1302,10 @@ def _parse_experiment(file: str, ex: "_Table", raw: dict[str, Any], files: dict[
             name = tt.str("name")
             if not name or "/" in name or name in [x.name for x in ts]:
                 raise tt.err("name", f"'{name}' must be a unique name without '/'")
+            reserved = _reserved_prefix(name)  # its flows are TENANT/FLOW: the measures' prefixes as for a flow
+            if reserved is not None:
+                raise tt.err("name", f"'{name}' names the measures of every {reserved.split('_')[0]} "
+                                     f"({reserved}.NAME in sweeps and replications); rename the tenant")
             vcpus = tt.int("vcpus", lo=1, hi=LIMITS["units"])
             wdata = t.get("workload")  # (a bundled workload's name was read into its table already)
             if not isinstance(wdata, dict):

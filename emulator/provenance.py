@@ -95,7 +95,7 @@ def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = (
         "options": dict(options),
         "models": hashes,
     }
-    if MODELS_DIR != BUNDLED_MODELS_DIR:  # VEMU_MODELS: the hashes are of that tree's files
+    if MODELS_DIR.resolve() != BUNDLED_MODELS_DIR.resolve():  # VEMU_MODELS: the hashes are of that tree's files
         prov["models_dir"] = str(MODELS_DIR)
     return prov
 
@@ -103,11 +103,13 @@ def provenance(options: Mapping[str, Any], models: Iterable[tuple[str, str]] = (
 class ModelsChanged(EmulatorError):
     """A model file changed between the runs' start and the writing of their results."""
 
-    def __init__(self, files: Sequence[str]) -> None:
+    def __init__(self, files: Sequence[str], paths: Sequence[Path | str] | None = None) -> None:
         self.files = list(files)
-        names = ", ".join(str(MODELS_DIR / f) + ".toml" for f in self.files)
+        names = ", ".join(str(p) for p in paths) if paths else ", ".join(str(MODELS_DIR / f) + ".toml"
+                                                                         for f in self.files)
         super().__init__(f"{names} changed while the runs went: nothing written (the runs may have read either "
-                         "version); run again (finished runs are in the cache under their own model data)")
+                         "version); run again (runs that finished are kept in the cache, if one is used, under "
+                         "their own model data)")
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

@@ -493,6 +493,16 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
             raise ModelError(f"must be a {'mapping or ' if name == 'vary' else ''}list of 'KEY=...' strings, got the "
                              f"string {v!r}: put it in a list", key=f"--{name.rstrip('s')}")
     axes = _axes(vary, kind != "grid")
+    # (KEY, VALUE) pairs, as load_experiment takes them, as the 'KEY=VALUE' text the options
+    # line records and the checks below parse (a pair slipped past them, and its recorded
+    # options were then refused by vemu plot)
+    sets = [f"{t[0]}={_toml_text(t[1])}" if isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) else t
+            for t in sets]
+    given = {str(t).split("=", 1)[0].strip() for t in sets}
+    for a in axes:  # one key both set and varied: refused before any point is loaded
+        for k in ([] if a.is_name else a.keys):
+            if k in given:
+                raise _err(k, f"also set by --set {k}: the --vary would override it at every point; drop one")
     replications = check_count(replications, key="--replications", hi=MAX_RUNS)
     sample_seed = check_count(sample_seed, key="--sample-seed", lo=0, hi=2**63 - 1)
     n_points = math.prod(len(a.values) for a in axes) if kind == "grid" else n_sample

@@ -519,6 +519,7 @@ class StationPrediction:
     flow: str | None = None  # for priority classes: the flow this row is about
     stage: int | None = None  # index of the stage in the compiled spec
     chain: tuple[int, ...] = ()  # later stages run to completion with it (their times add to the sojourn)
+    mean_service_us: float | None = None  # the station's mean service over all it serves (None: sojourn - wait)
 
 
 @dataclass
@@ -571,6 +572,11 @@ class _Svc:
     kind: str  # M, D or G
     drawn_at: int | None = None
     chain: tuple[int, ...] = ()  # later stages run to completion with this one, as one service
+    draws: tuple[int, ...] = ()  # every draw of random bytes the (merged) time depends on
+
+    def drawn(self) -> set[int]:
+        """The draws of random bytes this time depends on (a merged service's, all)."""
+        return set(self.draws) | ({self.drawn_at} if self.drawn_at is not None else set())
 
 
 _BYTES_EXACT_SUM = 1 << 16  # bytes counts summed term by term; above, the tail as an integral
@@ -785,7 +791,7 @@ def _walk(c: Any, fi: int, k: int | None = None) -> list[tuple[int, int | None, 
             svc = _service(work, pb, nbytes if pb > 0 else None, drawn_at, _page_work(c, si, nbytes))
             if (spec.resources[ri][0] != 1 or spec.stages[psi][0] != q or spec.qclasses[q][2] != 1
                     or spec.qclasses[q][3] != 0 or first_svc is None
-                    or (first_svc.drawn_at is not None and svc.drawn_at == first_svc.drawn_at)):
+                    or first_svc.drawn() & svc.drawn()):
                 raise _Uncovered(f"consecutive stages on '{c.resources[ri].name}' run to completion as one service "
                                  "(covered with one unit and one queue for both, their times independent)")
             out[-1] = (psi, ri, _chained(first_svc, svc, si), delay)
@@ -807,13 +813,14 @@ def _walk(c: Any, fi: int, k: int | None = None) -> list[tuple[int, int | None, 
 def _chained(a: _Svc, b: _Svc, stage: int) -> _Svc:
     """Two independent service times served back to back as one: means add, and
     E[(A + B)²] = E[A²] + 2 E[A] E[B] + E[B²]."""
+    draws = tuple(sorted(a.drawn() | b.drawn()))
     if b.mean == 0:
-        return dataclasses.replace(a, chain=a.chain + (stage,))
+        return dataclasses.replace(a, chain=a.chain + (stage,), draws=draws)
     if a.mean == 0:
-        return dataclasses.replace(b, chain=a.chain + (stage,))
+        return dataclasses.replace(b, chain=a.chain + (stage,), draws=draws)
     kind = "D" if a.kind == b.kind == "D" else "G"
     return _Svc(a.mean + b.mean, a.m2 + 2 * a.mean * b.mean + b.m2, False, kind,
-                a.drawn_at if a.drawn_at is not None else b.drawn_at, a.chain + (stage,))
+                a.drawn_at if a.drawn_at is not None else b.drawn_at, a.chain + (stage,), draws)
 
 
 def _independent_services(c: Any, queues: list[tuple[int, int | None, _Svc | None, Dist]]) -> None:
@@ -822,8 +829,9 @@ def _independent_services(c: Any, queues: list[tuple[int, int | None, _Svc | Non
     (bytes drawn by separate path steps are independent draws)."""
     by_draw: dict[int, list[str]] = {}
     for _, ri, svc, _ in queues:
-        if svc is not None and svc.drawn_at is not None and ri is not None:
-            by_draw.setdefault(svc.drawn_at, []).append(c.resources[ri].name)
+        if svc is not None and ri is not None:
+            for d in svc.drawn():
+                by_draw.setdefault(d, []).append(c.resources[ri].name)
     for shared in by_draw.values():
         if len(shared) > 1:
             raise _Uncovered(f"stations '{shared[0]}' and '{shared[1]}' take their times from the same random "
@@ -1131,7 +1139,8 @@ def _independent_streams(c: Any) -> Prediction | None:
                              "M/G/c")
         first = next(q for *_, q, _ in rows if q is not None and q[1] == ri)
         stations.append(StationPrediction(name, model, rho, waits[ri] / PS_PER_US,
-                                          (waits[ri] + first[2].mean) / PS_PER_US, stage=first[0], chain=first[2].chain))
+                                          (waits[ri] + first[2].mean) / PS_PER_US, stage=first[0], chain=first[2].chain,
+                                          mean_service_us=es / PS_PER_US))
     flows = []
     for fi, fl in enumerate(spec.flows):
         mine = [(k, p, q, d) for f, k, p, q, d in rows if f == fi]
@@ -1216,7 +1225,7 @@ def _class_mix(c: Any, fi: int) -> Prediction:
     # the station as the first class's stage sees it: every class waits W, and this one is served for its own mean
     station = StationPrediction(name, model, rho, wait / PS_PER_US, (wait + svcs[0].mean) / PS_PER_US,
                                 flow=f"{c.flows[fi]}/{c.classes[rows[0][0]][1]}", stage=rows[0][2][0],
-                                chain=svcs[0].chain)
+                                chain=svcs[0].chain, mean_service_us=es / PS_PER_US)
     return Prediction(model, flows, [station])
 
 
@@ -1600,7 +1609,7 @@ def window_precision(pred: Prediction, exp: Any, duration_s: float) -> dict[str,
     worst: dict[str, Any] | None = None
     for st in pred.stations:
         rho = st.utilization
-        svc_us = st.mean_sojourn_us - st.mean_wait_us
+        svc_us = st.mean_service_us if st.mean_service_us is not None else st.mean_sojourn_us - st.mean_wait_us
         if not st.model.startswith("M/") or not (0 < rho < 1) or not svc_us > 0:
             continue
         mu = units.get(st.name, 1) / (svc_us * 1e-6)  # per second

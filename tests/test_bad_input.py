@@ -825,3 +825,15 @@ def test_only_regular_files_are_bundled_models(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "hosts" / "real.toml").write_text("")
     monkeypatch.setattr(model, "MODELS_DIR", tmp_path)
     assert model.bundled("host") == ["real"]
+
+
+def test_a_path_key_with_a_control_character_and_a_tenant_named_like_a_measure() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["architecture"]["paths"]["q\nX"] = doc["architecture"]["paths"]["net_tx"]
+    with pytest.raises(ModelError, match="control character"):
+        load_experiment(doc)
+    doc = {"experiment": {"host": "xeon-2017", "architecture": "kvm-virtio",
+                          "tenants": [{"name": "host_cycles.x", "vcpus": 2, "workload": "kv-cache"}]}}
+    with pytest.raises(ModelError, match="names the measures of every host") as e:
+        load_experiment(doc)
+    assert e.value.key == "experiment.tenants[0].name"

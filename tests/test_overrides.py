@@ -105,3 +105,8 @@ def test_an_error_an_override_causes_beside_its_place_is_the_overrides(set_, key
     with pytest.raises(ModelError) as e:
         load_experiment(host="xeon-2017", architecture="xen-pv", workload="kv-cache", sets=[set_])
     assert e.value.file == f"--set {set_.split('=')[0]}" and e.value.key == key
+    # with a harmless --set on the same table after it, the one that broke it is still named
+    with pytest.raises(ModelError) as e:
+        load_experiment(host="xeon-2017", architecture="xen-pv", workload="kv-cache",
+                        sets=[set_, "architecture.resources.dom0.cores=4", "host.devices.nic.gbps=10"])
+    assert e.value.file == f"--set {set_.split('=')[0]}" and e.value.key == key

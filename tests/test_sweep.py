@@ -896,10 +896,30 @@ def test_no_output_is_written_over_an_input(tmp_path, capsys) -> None:
     assert main(["sweep", "-a", "kvm-virtio", "-w", "cloud-mix", "--host", "xeon-2017", "--vary",
                  "exit_cycles=1,2", "--out", str(model)]) == 2
     assert "an input of this command" in capsys.readouterr().err
+    # a real summary saved under a figure's name: plotting it --out itself would overwrite it
+    assert main(["sweep", str(spec), "--vary", f"{RATE_KEY}=200,300", "--out", str(tmp_path / "t.csv"), "-q"]) == 0
     table = tmp_path / "t-summary.svg"
-    table.write_text("x")
-    assert main(["plot", str(table), "--x", "a", "--y", "b", "--out", str(table)]) == 2
-    assert table.read_text() == "x"
+    (tmp_path / "t-summary.csv").rename(table)
+    before = table.read_bytes()
+    capsys.readouterr()
+    assert main(["plot", str(table), "--x", RATE_KEY, "--y", "usable_fraction", "--out", str(table)]) == 2
+    assert "an input of this command" in capsys.readouterr().err and table.read_bytes() == before
+
+
+def test_sets_given_as_pairs_are_recorded_as_text_and_plot(tmp_path, capsys) -> None:
+    """load_experiment takes (KEY, VALUE) pairs, and so did a sweep: it recorded them as
+    given, and vemu plot then refused its own unedited options line; a pair also slipped
+    past the --set/--vary checks."""
+    from emulator.cli import main
+
+    out = tmp_path / "p.csv"
+    sw.sweep(mm1(0.01), vary={RATE_KEY: "200,300"}, sets=[("architecture.reserve.cores", 0)], replications=2,
+             workers=1, out=out)
+    _, _, prov = read_csv(tmp_path / "p-summary.csv")
+    assert json.loads(prov["options"])["sets"] == ["architecture.reserve.cores=0"]
+    assert main(["plot", str(tmp_path / "p-summary.csv"), "--x", RATE_KEY, "--y", "usable_fraction"]) == 0
+    with pytest.raises(ModelError, match="also set by --set"):
+        sw.plan(mm1(0.01), vary={RATE_KEY: "200,300"}, sets=[(RATE_KEY, 100)])
 
 
 def test_a_wildcard_vary_that_voids_a_set_is_refused(tmp_path, capsys) -> None:

@@ -630,7 +630,7 @@ def reproduce(out: Path | str, *, quick: bool = False, workers: int | None = Non
     fails = claims_across(study)
     ranges_now = hashlib.sha256(ranges_path().read_bytes()).hexdigest()[:12]
     if ranges_now != ranges_before:
-        raise ModelsChanged([str(Path(RANGES_FILE).with_suffix(""))])
+        raise ModelsChanged([str(Path(RANGES_FILE).with_suffix(""))], paths=[ranges_path()])
     prov = provenance({"quick": quick, "seed": study["seed"], "host": HOST, "workload": WORKLOAD,
                        "duration_s": study["duration_s"], "warmup_s": study["warmup_s"],
                        "noise_seeds": list(study["noise_seeds"]), "probe_seeds": list(study["probe_seeds"]),

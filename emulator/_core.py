@@ -332,6 +332,9 @@ class Engine:
             "stage_wait_sum": np.zeros(ns, np.float64),
             "stage_service_sum": np.zeros(ns, np.float64),
             "stage_served": np.zeros(ns, np.uint64),
+            # the model's flat array of idle states (each sleeping resource's, in order)
+            "idle_state_wakeups": np.zeros(max(1, sum(len(row[2]) for row in self.spec.resources
+                                                       if len(row) > 2 and row[2])), np.uint64),
         }
         if self.spec.class_histograms and class_hist:
             arrays["class_hist"] = np.zeros((nc, HIST_BUCKETS), np.uint64)

@@ -601,6 +601,11 @@ def format_result(d: dict[str, Any], stages: list[dict[str, Any]] | None = None,
         host = "" if r["on_host"] or r["kind"] != "cpu" else " (off-host)"
         out.append(f"{name:<14} {r['kind']:<7} {r['units']:>6} {r['utilization']:>7.1%} {r['mean_queue']:>11.3g} "
                    f"{r['dropped']:>8}{per_s(r, 'wakeups', sleeps)}{per_s(r, 'preemptions', preempts)}{host}")
+    for name, r in d["resources"].items():  # which state the wake-ups left (the host's idle states)
+        by = r.get("wakeups_by_state")
+        if by and r["wakeups"]:
+            out.append(f"{name} woke from: " + ", ".join(f"{st} {n / r['wakeups']:.1%}" for st, n in by.items())
+                       + f" of {r['wakeups']:,} wake-ups")
     out.append(_bound(d["resources"], closed=any(f.get("closed") and not f["background"] for f in d["flows"].values())))
     if hold is not None and not out[-1].startswith("bound by"):
         out.append(hold)

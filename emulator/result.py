@@ -288,6 +288,12 @@ class Result:
         out = {}
         # resources a stage can preempt on (a qclass of theirs has `preempt`)
         preemptive = {q[0] for q in self.compiled.spec.qclasses if len(q) > 4 and q[4]}
+        # where each sleeping resource's states start in the engine's flat array (as _core builds it)
+        first_idle: dict[int, int] = {}
+        for i, row in enumerate(self.compiled.spec.resources):
+            if len(row) > 2 and row[2]:
+                first_idle[i] = sum(len(x[2]) for x in self.compiled.spec.resources[:i] if len(x) > 2 and x[2])
+        states = self.experiment.host.idle_states
         for i, r in enumerate(self.compiled.resources):
             area = s["resource_busy_area"][i]
             polled = self._polled(i)
@@ -304,6 +310,11 @@ class Result:
             }
             if r.sleeps:  # services that began by waking an idle unit (the host's idle states)
                 out[r.name]["wakeups"] = int(s["resource_wakeups"][i])
+                # and from which state each woke (the host's idle states by name, shallowest first)
+                if i in first_idle and "idle_state_wakeups" in s and len(self.compiled.spec.resources[i][2]) == len(states):
+                    k0 = first_idle[i]
+                    out[r.name]["wakeups_by_state"] = {
+                        st.name: int(s["idle_state_wakeups"][k0 + j]) for j, st in enumerate(states)}
                 if polled > 0:  # the share of its units' time spent halt-polling
                     out[r.name]["polling"] = polled / (r.units * window)
             if i in preemptive:  # services suspended by a preempting arrival

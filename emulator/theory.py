@@ -540,6 +540,8 @@ class Prediction:
     model: str
     flows: list[FlowPrediction]
     stations: list[StationPrediction] = field(default_factory=list)
+    # a sleeping station's wake-ups: the share from each idle state, shallowest first
+    wake_shares: list[float] | None = None
 
     def flow(self, name: str) -> FlowPrediction:
         for f in self.flows:
@@ -941,10 +943,10 @@ def _sleeping(c: Any) -> Prediction:
                                 (wait + svc.mean) / PS_PER_US, stage=si, chain=svc.chain)
     flow = FlowPrediction(c.flows[0], lam * 1e12, (delay_mean + wait + svc.mean) / PS_PER_US)
     # which state each wake-up leaves, named by its exit latency (the compiled model keeps no names)
-    shares = ", ".join(f"{e / PS_PER_US:g} us {p:.1%}" for (e, _), p in
-                       zip(states, idle_state_probabilities(lam, [float(r) for _, r in states])))
+    probs = idle_state_probabilities(lam, [float(r) for _, r in states])
+    shares = ", ".join(f"{e / PS_PER_US:g} us {p:.1%}" for (e, _), p in zip(states, probs))
     return Prediction(f"M/{svc.kind}/1 with setup times: wake-ups from idle states (mean {d1 / PS_PER_US:.4g} us; "
-                      f"each wake-up's state by its exit latency: {shares})", [flow], [station])
+                      f"each wake-up's state by its exit latency: {shares})", [flow], [station], wake_shares=probs)
 
 
 def throttle_cycle(lam: float, gap: float) -> float:
@@ -1543,7 +1545,16 @@ def compare_result(pred: Prediction, result: Any) -> dict[str, Any]:
             "mean_sojourn_us": {"theory": s.mean_sojourn_us, "sim": sim_soj,
                                 "rel_diff": _rel(s.mean_sojourn_us, sim_soj)},
         })
-    return {"model": pred.model, "flows": flows, "stations": stations}
+    out = {"model": pred.model, "flows": flows, "stations": stations}
+    if pred.wake_shares is not None and pred.stations:
+        # each idle state's share of the station's wake-ups, theory beside the simulation
+        by_state = d["resources"][pred.stations[0].name].get("wakeups_by_state", {})
+        total = sum(by_state.values())
+        out["wakeups_by_state"] = [
+            {"state": name, "theory": p, "sim": by_state[name] / total if total else math.nan,
+             "rel_diff": _rel(p, by_state[name] / total) if total else math.nan}
+            for name, p in zip(by_state, pred.wake_shares)]
+    return out
 
 
 def _fmt(x: float | None, w: int = 11) -> str:
@@ -1586,6 +1597,10 @@ def format_comparison(cmp: dict[str, Any]) -> str:
                 v = s[key]
                 out.append(f"{label:<{sw}} {s['model']:<{width}} {name:<12} {_fmt(v['theory'])} {_fmt(v['sim'])} "
                            f"{_pct(v['rel_diff'])}")
+    if cmp.get("wakeups_by_state"):
+        out += ["", f"{'idle state':<14} {'share of wake-ups':<20} {'theory':>11} {'simulated':>11} {'rel diff':>8}"]
+        for w in cmp["wakeups_by_state"]:
+            out.append(f"{w['state']:<14} {'':<20} {_fmt(w['theory'])} {_fmt(w['sim'])} {_pct(w['rel_diff'])}")
     return "\n".join(out)
 
 

@@ -10,7 +10,8 @@
  *   - busy counts: stage categories = pending services, wake = pending wake-ups, poll =
  *     polling units, none wrapped;
  *   - (idle states) the idle stack holds exactly the free units, disjoint from the units in
- *     service, ordered by when they went idle (last idle on top);
+ *     service, ordered by when they went idle (last idle on top); its wake-ups counted by
+ *     state sum to its wake-ups;
  *   - (halt-polling) at most one EV_POLL_END per unit, pending exactly when its bit says so,
  *     due no later than the end of its poll; a polling unit is idle and within its poll;
  *   - the event heap stays within the capacity fixed at creation;
@@ -140,6 +141,10 @@ static int check(vemu_sim *s, uint64_t seed) {
         if (rs->n_idle) {
             CHK(s->busy[(size_t)r*s->n_categories + rs->wake_cat] == wake, "r%u wake busy %u != wakes %u", r, s->busy[(size_t)r*s->n_categories + rs->wake_cat], wake);
             CHK(rs->n_stack == rs->free, "r%u n_stack %u free %u", r, rs->n_stack, rs->free);
+            uint64_t by_state = 0;
+            for (uint32_t k = 0; k < rs->n_idle; k++) by_state += s->idle_wakeups[rs->idle_first + k];
+            CHK(by_state == rs->wakeups, "r%u wake-ups by state %llu != %llu", r, (unsigned long long)by_state,
+                (unsigned long long)rs->wakeups);
             for (uint32_t k = 0; k < rs->n_stack; k++) { uint32_t u = rs->stack[k]; CHK(u < U && !held[u], "r%u stack unit %u bad/held", r, u); held[u] = 2; }
             for (uint32_t u = 0; u < U; u++) CHK(held[u], "r%u unit %u lost", r, u);
             for (uint32_t k = 0; k + 1 < rs->n_stack; k++) { uint64_t a = rs->since[rs->stack[k]], b = rs->since[rs->stack[k+1]]; if (a == UINT64_MAX) a = 0; if (b == UINT64_MAX) b = 0; CHK(a <= b, "r%u stack not LIFO by since", r); }

@@ -364,6 +364,8 @@ struct vemu_sim {
     uint64_t *trace_wake; /* [pool_size] when tracing: a traced request's wake-up at its current stage */
 
     int64_t *idle_exit, *idle_res; /* [n_idle_states] */
+    uint64_t *idle_wakeups;        /* [n_idle_states]: wake-ups from each state, this window */
+    uint32_t n_idle_states;
     uint32_t *poll_owner;          /* [polling units]: the resource of each, for EV_POLL_END */
 };
 
@@ -878,6 +880,7 @@ static __attribute__((noinline)) uint64_t unit_take(vemu_sim *s, resource *rs, r
     while (k + 1 < rs->n_idle && (uint64_t)res[k + 1] <= rs->pred[u]) k++;
     rs->pred[u] = d;
     rs->wakeups++;
+    s->idle_wakeups[rs->idle_first + k]++;
     return (uint64_t)s->idle_exit[rs->idle_first + k];
 }
 
@@ -1748,10 +1751,12 @@ int vemu_sim_create(const vemu_model *m, uint64_t seed, vemu_sim **out, char *er
     s->trace_wake = calloc(m->trace_requests ? m->pool_size : 1, sizeof *s->trace_wake);
     s->idle_exit = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_exit);
     s->idle_res = malloc((m->n_idle_states ? m->n_idle_states : 1) * sizeof *s->idle_res);
+    s->idle_wakeups = calloc(m->n_idle_states ? m->n_idle_states : 1, sizeof *s->idle_wakeups);
+    s->n_idle_states = m->n_idle_states;
     s->poll_owner = malloc((size_t)(polling_units ? polling_units : 1) * sizeof *s->poll_owner);
     if (!s->res || !s->qc || !s->res_q || !s->nz || !s->park || !s->split || !s->st || !s->cls || !s->class_completed || !s->class_lat_sum || !s->class_lat_max || !s->fl || !s->busy ||
         !s->busy_area || !s->busy_last || !s->heap || !s->req || !s->hist_block || !s->trace || !s->idle_exit ||
-        !s->idle_res || !s->poll_owner || !s->trace_wake)
+        !s->idle_res || !s->idle_wakeups || !s->poll_owner || !s->trace_wake)
         goto nomem;
 
     for (uint32_t i = 0; i < m->n_idle_states; i++) {
@@ -1915,6 +1920,7 @@ void vemu_sim_destroy(vemu_sim *s) {
     free(s->poll_owner);
     free(s->idle_exit);
     free(s->idle_res);
+    free(s->idle_wakeups);
     free(s->res);
     free(s->qc);
     free(s->res_q);
@@ -2103,6 +2109,7 @@ int vemu_sim_reset_stats(vemu_sim *s) {
         r->served = r->dropped = r->wakeups = r->preemptions = 0;
         r->max_queue = r->waiting;
     }
+    memset(s->idle_wakeups, 0, (size_t)s->n_idle_states * sizeof *s->idle_wakeups);
     size_t rc = (size_t)s->n_resources * s->n_categories;
     for (size_t k = 0; k < rc; k++) {
         s->busy_area[k] = 0;
@@ -2151,6 +2158,8 @@ int vemu_sim_stats(const vemu_sim *s, vemu_stats *o) {
         if (o->resource_wakeups) o->resource_wakeups[i] = r->wakeups;
         if (o->resource_preemptions) o->resource_preemptions[i] = r->preemptions;
     }
+    if (o->idle_state_wakeups)
+        memcpy(o->idle_state_wakeups, s->idle_wakeups, (size_t)s->n_idle_states * sizeof *s->idle_wakeups);
     if (o->resource_busy_area) {
         size_t rc = (size_t)s->n_resources * s->n_categories;
         for (size_t k = 0; k < rc; k++)

@@ -332,6 +332,9 @@ typedef struct {
     double *class_latency_sum;   /* ps */
     uint64_t *class_latency_max; /* ps */
     uint64_t *class_hist;        /* [n_classes * VEMU_HIST_BUCKETS]; all zero without class_histograms */
+    /* [n_idle_states] (the model's flat array: a resource's are idle_first ..): the wake-ups
+     * from each state, which sum over a resource's states to its resource_wakeups */
+    uint64_t *idle_state_wakeups;
 } vemu_stats;
 
 typedef struct vemu_sim vemu_sim;

@@ -84,6 +84,7 @@ typedef struct {
     uint64_t *resource_preemptions;
     double *stage_preempted_sum;
     double *class_latency_sum; uint64_t *class_latency_max; uint64_t *class_hist;
+    uint64_t *idle_state_wakeups;
 } vemu_stats;
 typedef struct vemu_sim vemu_sim;
 

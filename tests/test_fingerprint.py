@@ -92,7 +92,8 @@ FINGERPRINTS = {
     # xoshiro256** per-flow streams before them gave bbcd8a944c0b8615
     # then flows keyed by their names (tags) rather than their places: 7bacc9846f1bd600 before
     # + class_latency_sum, class_latency_max (new statistics); without them still 6a4bdfd09e16c311
-    "tandem": "ecf2ec3962e60155",
+    # + idle_state_wakeups (a new statistic, one zero here); without it still ecf2ec3962e60155
+    "tandem": "c028a0de3a66b5fa",
     # the host got idle states (vcpu and dom0 sleep; the vCPUs halt-poll 5 us first); without
     # them and the new statistic the engine still gives 2e4cadee011863ef
     # a throttle's gap now counts from after a wake-up; + trace wake field (d49cd7f00b8e863a without it);
@@ -112,7 +113,9 @@ FINGERPRINTS = {
     # leaves it, with its count: 2007b92d37af088c before
     # + class_latency_sum, class_latency_max and class_hist (new statistics: the mix's classes
     # get histograms); without them still e98ff41c8a443de9
-    "everything": "0b9cc37308446f33",
+    # + idle_state_wakeups (a new statistic: vcpu's and dom0's wake-ups by state, which sum to
+    # resource_wakeups); without it still 0b9cc37308446f33
+    "everything": "6c6aaa545f3d5903",
 }
 
 

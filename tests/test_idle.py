@@ -487,3 +487,23 @@ def test_a_tenants_vcpu_utilization_leaves_out_its_halt_polling():
         r = d["resources"][f"vcpu@{name}"]
         assert r["polling"] > 0.05
         assert d["tenants"][name]["vcpu_utilization"] == pytest.approx(r["utilization"], rel=1e-12)
+
+
+def test_wakeups_by_state_sum_to_the_wakeups_and_match_the_governors_theory() -> None:
+    """Each wake-up is counted under the state it left. The governor's guess is the previous
+    idle period, Exp(λ) under Poisson arrivals, so state k is chosen with probability
+    e^(-λ r_k) - e^(-λ r_{k+1}) (theory.idle_state_probabilities); over n wake-ups each
+    share is binomial: within 4 standard deviations, sqrt(p (1 - p) / n)."""
+    from conftest import REPO
+
+    from emulator.theory import idle_state_probabilities
+
+    exp = load_experiment(str(REPO / "examples" / "idle-states.toml"), sets=["workload.flows.0.rate_per_s=1000"],
+                          duration_s=10.0)
+    r = Simulation(exp).run().to_dict()["resources"]["vcpu"]
+    by = r["wakeups_by_state"]
+    assert list(by) == [st.name for st in exp.host.idle_states] and sum(by.values()) == r["wakeups"]
+    n = r["wakeups"]
+    want = idle_state_probabilities(1000 / 1e6, [st.residency_us for st in exp.host.idle_states])
+    for (name, count), p in zip(by.items(), want):
+        assert abs(count / n - p) < 4 * math.sqrt(p * (1 - p) / n), (name, count / n, p)

@@ -207,6 +207,7 @@ static void check_stats(const vemu_sim *s) {
     o.resource_wakeups = malloc(nr * 8 + 1);
     o.resource_preemptions = malloc(nr * 8 + 1);
     o.stage_preempted_sum = malloc(ns * 8);
+    o.idle_state_wakeups = malloc((size_t)s->n_idle_states * 8 + 1);
     int rc = vemu_sim_stats(s, &o);
     CHECK(rc == VEMU_OK, "stats rc %d", rc);
     double el = (double)(s->now - s->window_start);
@@ -237,6 +238,10 @@ static void check_stats(const vemu_sim *s) {
               (double)s->res[r].units * el);
         CHECK(isfinite(o.resource_queue_area[r]) && o.resource_queue_area[r] >= 0, "res %u queue area %g", r,
               o.resource_queue_area[r]);
+        uint64_t by_state = 0; /* the wake-ups counted by the state they left sum to the resource's */
+        for (uint32_t k = 0; k < s->res[r].n_idle; k++) by_state += o.idle_state_wakeups[s->res[r].idle_first + k];
+        CHECK(by_state == o.resource_wakeups[r], "res %u wake-ups by state %llu != %llu", r,
+              (unsigned long long)by_state, (unsigned long long)o.resource_wakeups[r]);
     }
     for (uint32_t g = 0; g < ns; g++) {
         double lim = (double)o.stage_completed[g] * (double)s->now * (1 + 1e-9) + tol;

@@ -210,8 +210,11 @@ def quantile_difference(pool_a: Pool, pool_b: Pool, name: str, q: float, n: int,
     if not (math.isfinite(qa) and math.isfinite(qb)):
         return None
     parts_a, parts_b = pool_a.parts.get(name, {}), pool_b.parts.get(name, {})
-    fa = np.array([tail_cdf(*parts_a[i][:2], qa * 1e6) if i in parts_a else math.nan for i in range(n)])
-    fb = np.array([tail_cdf(*parts_b[n + i][:2], qb * 1e6) if n + i in parts_b else math.nan for i in range(n)])
+    def frac(part: Any, x_us: float) -> float:  # (bucket indices, counts, its max)
+        return tail_cdf(part[0], part[1], x_us * 1e6, part[2])
+
+    fa = np.array([frac(parts_a[i], qa) if i in parts_a else math.nan for i in range(n)])
+    fb = np.array([frac(parts_b[n + i], qb) if n + i in parts_b else math.nan for i in range(n)])
 
     def slope(pool: Pool, f: np.ndarray) -> float:
         iv = mean_ci(f, level=level)

@@ -31,7 +31,10 @@ MIN_TAIL_REQUESTS = 10
 def thin_tail(completed: float, q: float) -> bool:
     """Whether a run's q-quantile of latency rests on fewer than MIN_TAIL_REQUESTS requests
     beyond it, on either side (a CDF's 0.001 counts as well as its 0.999)."""
-    return not completed * min(q, 1.0 - q) >= MIN_TAIL_REQUESTS
+    # counted in whole requests (100 x (1 - 0.9) is 9.999999999999998 in floating point)
+    n = int(completed)
+    below = math.ceil(round(q * n, 9))
+    return min(below, n - below) < MIN_TAIL_REQUESTS if n else True
 
 
 # the latency CDF a result carries (for CDF plots): these quantiles, in microseconds
@@ -67,13 +70,22 @@ def hist_quantiles(hist: np.ndarray, qs: Sequence[float], max_ps: float) -> list
     lo, w = hist_lower(idx), hist_width(idx)
     out = []
     for r, i, l, wi in zip(ranks.tolist(), idx.tolist(), lo.tolist(), w.tolist()):
-        if wi == 1:  # exact buckets below 128 ps
+        if r >= total:  # the largest value: recorded exactly
+            out.append(float(max_ps))
+            continue
+        if wi == 1:  # exact buckets below 256 ps
             out.append(min(float(l), max_ps))
             continue
         count = int(hist[i])
         k = r - (int(cum[i]) - count)
-        out.append(min(float(l) + float(wi) * (k - 0.5) / count, max_ps))
+        out.append(min(float(l) + _spread(l, wi, max_ps) * (k - 0.5) / count, max_ps))
     return out
+
+
+def _spread(lo: float, w: float, max_ps: float) -> float:
+    """The width a bucket's values spread over: the bucket's, or up to the largest value
+    in the bucket that holds it (no value lies above the max)."""
+    return float(w) if not lo <= max_ps < lo + w else max(float(max_ps) - float(lo), 0.0)
 
 
 # A flow's latency tail as runs exchange it: (bucket indices, their counts, maximum in ps),
@@ -130,8 +142,8 @@ class Pool:
         the order of their ``part`` keys (NaN for a run with none), read as
         :func:`hist_quantile` reads a bucket: its values spread evenly over it (so that at the
         pooled q-quantile the runs' fractions together are q, within half a request)."""
-        return np.array([tail_cdf(idx, counts, x_us * 1e6)
-                         for _, (idx, counts, _mx) in sorted(self.parts.get(name, {}).items())], np.float64)
+        return np.array([tail_cdf(idx, counts, x_us * 1e6, mx)
+                         for _, (idx, counts, mx) in sorted(self.parts.get(name, {}).items())], np.float64)
 
     def quantile(self, name: str, q: float) -> float:
         """The q-quantile (us) of flow ``name``'s pooled requests; NaN when none completed."""
@@ -139,16 +151,23 @@ class Pool:
         return math.nan if h is None else hist_quantile(h, q, self.max_ps[name]) / 1e6
 
 
-def tail_cdf(idx: np.ndarray, counts: np.ndarray, x_ps: float) -> float:
+def tail_cdf(idx: np.ndarray, counts: np.ndarray, x_ps: float, max_ps: float | None = None) -> float:
     """The fraction of a histogram's values (its nonzero buckets ``idx`` and their
-    ``counts``) at or below ``x_ps``, each bucket's values spread evenly over it, as
-    :func:`hist_quantile` reads them; NaN for an empty histogram."""
+    ``counts``) at or below ``x_ps``, each bucket's values spread evenly over it (the top
+    one's up to ``max_ps``, the largest value, when given), as :func:`hist_quantile` reads
+    them; 1 at or above the max; NaN for an empty histogram."""
     c = np.asarray(counts, np.float64)
     total = float(c.sum())
     if total == 0:
         return math.nan
-    lo, w = hist_lower(idx), hist_width(idx)
-    return float((np.clip((x_ps - lo) / w, 0.0, 1.0) * c).sum()) / total
+    if max_ps is not None and x_ps >= max_ps:
+        return 1.0
+    lo, w = hist_lower(idx), hist_width(idx).astype(np.float64)
+    if max_ps is not None:
+        top = (lo <= max_ps) & (max_ps < lo + w)
+        w = np.where(top, np.maximum(max_ps - lo, 0.0), w)
+    frac = np.where(w > 0, np.clip((x_ps - lo) / np.where(w > 0, w, 1.0), 0.0, 1.0), (x_ps >= lo).astype(np.float64))
+    return float((frac * c).sum()) / total
 
 
 @dataclass

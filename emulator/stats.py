@@ -689,7 +689,9 @@ def batch_quantiles(hists: np.ndarray, maxes: np.ndarray, n_batches: int, q: flo
         return hist_quantile(whole, p, top) / 1e6 if whole.sum() else math.nan
 
     point = quantile(q)
-    fractions = np.array([tail_cdf(nz, m[nz], point * 1e6) for m in merged for nz in (np.flatnonzero(m),)])
+    bmax = [float(mx[skip + b * size: skip + (b + 1) * size].max()) for b in range(n_batches)]
+    fractions = np.array([tail_cdf(nz, m[nz], point * 1e6, bm)
+                          for m, bm in zip(merged, bmax) for nz in (np.flatnonzero(m),)])
     iv = quantile_ci(quantile, q, fractions, level=level)
     biased = outside(mean_ci(vals, level=level).mean, iv, bucket_us(iv.mean))
     return BatchMeans(iv, vals, lag1_autocorrelation(vals[np.isfinite(vals)]), skip, thin, biased)

@@ -22,7 +22,7 @@ from typing import Any
 from ._core import ModelError
 from .citations import Number, common, key_str, numbers, sources
 from .model import (KIND_DIRS, PARSERS, _set_entries, Architecture, Dist_, Host, PathStep, Stage, Workload, bundled,
-                    bundled_path, load, load_experiment, read_toml)
+                    bundled_path, is_vcpu, load, load_experiment, read_toml)
 
 KINDS = tuple(KIND_DIRS)
 DEFAULT_SENSITIVITY = Path(__file__).resolve().parent.parent / "results" / "sensitivity.csv"
@@ -186,27 +186,35 @@ class _Pricer:
             ghz = (host.ghz if host is not None else None) if r.on_host else r.ghz
             if r.kind == "cpu" and ghz:
                 self.clock[r.name] = ghz
+        # the guest's own work (tenant stages on its vCPUs) takes 1 / (1 - share) as long, as
+        # the engine prices it: the nested dimension of its page walks
+        np_ = arch.nested_paging if arch is not None else 0.0
+        share = params.get(np_) if isinstance(np_, str) else float(np_)
+        self.paging = float(share) if isinstance(share, (int, float)) and 0 <= share < 1 else 0.0
 
     def ghz(self, on: str | None) -> float | None:
         return self.clock.get(on or "")
 
-    def value(self, v: Any, unit: str, ghz: float | None = None) -> str:
-        """``v`` (a number, a param name or a distribution) in ``unit``; cycles also in us."""
+    def value(self, v: Any, unit: str, ghz: float | None = None, stretch: float = 1.0) -> str:
+        """``v`` (a number, a param name or a distribution) in ``unit``; cycles also in us
+        (``stretch`` times their time at ``ghz``: nested paging's 1 / (1 - share))."""
         if isinstance(v, Dist_):
-            return f"{v.dist}(mean {self.value(v.mean, unit, ghz)}{f', cv {v.cv:g}' if v.cv else ''})"
+            return f"{v.dist}(mean {self.value(v.mean, unit, ghz, stretch)}{f', cv {v.cv:g}' if v.cv else ''})"
         name = ""
         if isinstance(v, str):
             if v not in self.params:
                 return f"{v} (a host param; --host gives its value)" if self.host is None else f"{v} (not defined)"
             name, v = f"{v} = ", self.params[v]
-        us = f", {v / (ghz * 1e3):.3g} us" if unit == "cycles" and ghz and v else ""
-        return f"{name}{_num(v)} {unit}{us}"
+        us = f", {v * stretch / (ghz * 1e3):.3g} us" if unit == "cycles" and ghz and v else ""
+        paged = f" (with nested paging's 1/(1 - {self.paging:g}))" if us and stretch != 1.0 else ""
+        return f"{name}{_num(v)} {unit}{us}{paged}"
 
     def stage(self, s: Stage) -> str:
         ghz = self.ghz(s.on)
+        stretch = 1.0 / (1.0 - self.paging) if self.paging and s.account == "tenant" and s.on and is_vcpu(s.on) else 1.0
         bits = [f"on {s.on}" if s.on else "no resource"]
         if s.cycles not in (0, 0.0):
-            bits.append(self.value(s.cycles, "cycles", ghz))
+            bits.append(self.value(s.cycles, "cycles", ghz, stretch))
         if s.per_byte not in (0, 0.0):
             bits.append(f"+ {self.value(s.per_byte, 'cycles')} per byte")
         if s.per_page not in (0, 0.0):
@@ -327,7 +335,9 @@ def describe(shown: Shown, host: Host | None = None, marks: dict[Any, Any] | Non
             out["idle_states"] = [f"{st.name}: exit {st.exit_us:g} us, chosen for predicted idle >= "
                                   f"{st.residency_us:g} us" for st in model.idle_states]
         return out
-    workload = model if isinstance(model, Workload) else None
+    # an experiment's model is priced with the experiment's workload params too, as the
+    # engine merges host, architecture and workload params
+    workload = model if isinstance(model, Workload) else (exp.workload if exp is not None else None)
     pricer = _Pricer(_params(("host", host), ("architecture", arch), ("workload", workload)), host, arch)
     out["host"] = host.name if host else None
     if isinstance(model, Architecture):
@@ -511,6 +521,11 @@ def cmd_show(a: argparse.Namespace) -> int:
         if not hosts:
             raise ModelError("an experiment file without a host", file=a.host)
         host = hosts[0].model
+        exps = [s.exp for s in shown if s.exp is not None]
+        if exps and a.host in bundled("host"):
+            # an experiment file's own overrides ([set] host.ghz, say) apply to the host that
+            # replaces its own, as `vemu run FILE --host NAME` applies them
+            host = load_experiment(a.model, host=a.host).host
     marks, source = sensitivity_marks(Path(a.sensitivity)) if a.sensitivity is not None else (None, "")
     ds = [describe(s, host, marks) for s in shown]  # type: ignore[arg-type]
     if marks is not None:

@@ -143,7 +143,7 @@ def test_an_offload_card_is_priced_at_its_own_clock(capsys):
     # nitro's card runs at 2 GHz (on_host = false): 2000 cycles are 1 us there, not 0.87 us at the host's 2.3
     assert main(["show", "nitro", "--host", "xeon-2017"]) == 0
     out = capsys.readouterr().out
-    assert "on card; card_net_cycles = 2000 cycles, 1 us;" in out and "on vcpu; tx_stack_cycles = 5000 cycles, 2.17 us" in out
+    assert "on card; card_net_cycles = 2000 cycles, 1 us;" in out and "on vcpu; tx_stack_cycles = 5000 cycles, 2.19 us (with nested paging" in out
     assert main(["show", "nitro"]) == 0
     assert "card_net_cycles = 2000 cycles, 1 us;" in capsys.readouterr().out  # the card's clock needs no host
 
@@ -515,3 +515,46 @@ def test_a_wildcard_tenant_override_is_listed_on_every_tenants_workload(tmp_path
                            '"tenants.*.workload.flows.*.clients" = 7')
     sets = {m["name"]: m.get("set") for m in models}
     assert sets["kv-cache"] == sets["web"] == {"tenants.*.workload.flows.*.clients": 7} and sets["xen-pv"] is None
+
+
+def test_show_prices_as_the_engine_does(tmp_path, capsys) -> None:
+    """An experiment's architecture priced with its workload's params (a stage's cycles
+    named by one: '(not defined)'), tenant work on the vCPUs stretched by nested paging as
+    the engine stretches it (2300 cycles at 2.3 GHz with a share of 0.5: 2 us, shown as 1),
+    and --host taking the experiment's own host overrides with it (host.ghz = 4.0)."""
+    from emulator.cli import main
+
+    mini = """[experiment]
+host = "xeon-2017"
+[architecture]
+name = "mini"
+summary = "x"
+nested_paging = NP
+[architecture.reserve]
+cores = 0
+memory_gib = 0
+[architecture.paths.p]
+stages = [ { name = "work", on = "vcpu", cycles = "foo", account = "ACCOUNT" } ]
+[workload]
+name = "w"
+summary = "y"
+[workload.params]
+foo = 2300
+[[workload.flows]]
+name = "f"
+arrival = "closed"
+clients = 1
+steps = [ { path = "p" } ]
+"""
+    f = tmp_path / "mini.toml"
+    f.write_text(mini.replace("NP", "0.0").replace("ACCOUNT", "exit"))
+    assert main(["show", str(f), "--kind", "architecture"]) == 0
+    assert "work: on vcpu; foo = 2300 cycles, 1 us; -> exit" in capsys.readouterr().out
+    f.write_text(mini.replace("NP", "0.5").replace("ACCOUNT", "tenant"))
+    assert main(["show", str(f), "--kind", "architecture"]) == 0
+    assert "foo = 2300 cycles, 2 us (with nested paging's 1/(1 - 0.5))" in capsys.readouterr().out
+    g = tmp_path / "fast.toml"
+    g.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nworkload = "web"\n'
+                 '[set]\nhypercall_cycles = 1000\n"host.ghz" = 4.0\n')
+    assert main(["show", str(g), "--kind", "architecture", "--host", "xeon-2023"]) == 0
+    assert "hypercall_cycles = 1000 cycles, 0.25 us" in capsys.readouterr().out

@@ -91,12 +91,16 @@ def _reads_table(draw: Any) -> Any:
 
         if not Path(csv_path).is_file():
             raise ModelError("no such file", file=str(csv_path))
+        table = {"sensitivity_tornado": "sensitivity"}.get(draw.__name__, draw.__name__.replace("_", "-"))
         try:
             return draw(csv_path, png_path, *args, **kwargs)
         except KeyError as e:
-            table = {"sensitivity_tornado": "sensitivity"}.get(draw.__name__, draw.__name__.replace("_", "-"))
             raise ModelError(f"has no column {e.args[0]!r}: not the table {draw.__name__}() draws (vemu reproduce "
                              f"writes it as results/{table}.csv)", file=str(csv_path)) from None
+        except ValueError as e:  # a NaN or blank cell where the figure needs a number (axis limits, a log scale)
+            raise ModelError(f"a value {draw.__name__}() needs is not a finite number (a NaN, an infinity or a "
+                             f"blank cell; vemu reproduce writes results/{table}.csv whole): "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", file=str(csv_path)) from None
 
     return wrapped
 
@@ -606,8 +610,9 @@ def latency_breakdown(csv_path: Path | str, png_path: Path | str) -> None:
         ax.barh(y, vals, left=left, color=color, hatch=hatch, edgecolor="white", linewidth=0.5, label=label)
         left = [a + v for a, v in zip(left, vals)]
     for yi, r in zip(y, rows):
-        ax.text(float(r["mean_us"]) + 0.5, yi, f"{float(r['mean_us']):.1f} µs (± {_err(float(r['mean_us_ci'])):.1f})",
-                va="center", fontsize=8)
+        ci = float(r["mean_us_ci"])  # NaN with one replication: no interval to show
+        pm = f" (± {ci:.1f})" if math.isfinite(ci) else " (± n/a: one run)"
+        ax.text(float(r["mean_us"]) + 0.5, yi, f"{float(r['mean_us']):.1f} µs{pm}", va="center", fontsize=8)
     ax.set_yticks(y, [r["architecture"] for r in rows])
     ax.set_xlim(0, max(float(r["mean_us"]) for r in rows) * 1.25)
     ax.set_xlabel("mean request latency (µs), split by where the request spends it")
@@ -626,6 +631,11 @@ def class_latency(csv_path: Path | str, png_path: Path | str) -> None:
     archs = list(dict.fromkeys(r["architecture"] for r in rows))
     classes = list(dict.fromkeys(r["class"] for r in rows))
     at = {(r["architecture"], r["class"]): r for r in rows}
+    gone = [(a, c) for a in archs for c in classes if (a, c) not in at]
+    if gone:
+        from ._core import ModelError
+        raise ModelError(f"has no row for architecture {gone[0][0]}, class {gone[0][1]} (every architecture needs a "
+                         "row for every class)", file=str(csv_path))
     fig, (a1, a2) = _subplots(1, 2, figsize=(12, 4.6))
     width = 0.8 / len(archs)
     xs = list(range(len(classes)))

@@ -267,3 +267,40 @@ def test_percentile_bars_are_drawn_to_the_interval_ends_not_symmetric():
     assert _yerr(pts, "p99_us", [False, True, False]) == [[2.0, 0.0, 0.0], [5.0, 0.0, 0.0]]
     # a table without the ends (a mean): ± the half-width
     assert _yerr([{"m": 1.0, "m_ci": 0.5}], "m", [False], scale=2.0) == [1.0]
+
+
+def test_a_figure_with_a_nan_cell_or_a_missing_row_is_one_clear_error(tmp_path):
+    """A NaN where a figure needs a number stopped matplotlib with a bare ValueError (axis
+    limits, log scales); a class's missing row read as a missing column."""
+    import csv as csvmod
+
+    from emulator import plot
+    from emulator._core import ModelError
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "results"
+
+    def edited(name: str, edit) -> Path:
+        lines = (root / f"{name}.csv").read_text().splitlines()
+        head = [ln for ln in lines if ln.startswith("#")]
+        rows = list(csvmod.reader([ln for ln in lines if not ln.startswith("#")]))
+        rows = edit(rows)
+        p = tmp_path / f"{name}.csv"
+        p.write_text("\n".join(head) + "\n" + "\n".join(",".join(r) for r in rows) + "\n")
+        return p
+
+    def nan_at(col: str):
+        def edit(rows):
+            rows[1][rows[0].index(col)] = "nan"
+            return rows
+        return edit
+
+    if not (root / "sensitivity.csv").is_file():
+        pytest.skip("results/ absent")
+    p = edited("sensitivity", nan_at("usable_at_low"))
+    with pytest.raises(ModelError, match="is not a finite number"):
+        plot.sensitivity_tornado(p, tmp_path / "t.png")
+    p = edited("class-latency", lambda rows: [r for r in rows if r[:2] != ["xen-pv", "kv"]])
+    with pytest.raises(ModelError, match="has no row for architecture xen-pv, class kv"):
+        plot.class_latency(p, tmp_path / "c.png")

@@ -5,6 +5,8 @@ run's tail behind them is thin."""
 import math
 import os
 
+import pytest
+
 from emulator.experiments import figures as F
 from emulator.provenance import atomic_write_text, read_csv
 from emulator.runner import Cache, Job, job_key, run_jobs

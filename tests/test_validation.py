@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from emulator.experiments.validation import (COLUMNS, GROUPS, NETBACK_IPERF_HOST, NETBACK_IPERF_PUBLISHED,
+from emulator.experiments.validation import (COLUMNS, GROUPS, NETBACK_IPERF_PUBLISHED, netback_iperf_host,
                                               NETBACK_TX_COPY_HOST, VJob, netback_iperf3_experiment, run_vjob,
                                               validate)
 from emulator.model import load_experiment
@@ -131,7 +131,7 @@ def test_iperf3_variant_moves_the_copy_from_dom0_to_the_guest(rows):
     queues and adds netfront's copy on the guest's vCPU, only there; each run is a saturated
     closed loop, so its busiest resource runs flat out, and the rows name it."""
     runs = {m: run_vjob(VJob(m, "xeon-2017", None, None,
-                             NETBACK_IPERF_HOST + (NETBACK_TX_COPY_HOST if m == "copy" else ()), 0.01, 0.002,
+                             netback_iperf_host(m) + (NETBACK_TX_COPY_HOST if m == "copy" else ()), 0.01, 0.002,
                              inline=json.dumps(netback_iperf3_experiment(m)))) for m in NETBACK_IPERF_PUBLISHED}
     res = {m: r["resources"] for m, r in runs.items()}
     assert res["copy"]["dom0"]["utilization"] > 4 * res["mapped"]["dom0"]["utilization"]
@@ -145,6 +145,8 @@ def test_iperf3_variant_moves_the_copy_from_dom0_to_the_guest(rows):
         row = next(x for t, x in rows.items() if t.startswith("netback: Tx DomU->Dom0 iperf") and
                    ("upstream" in t) == (m == "copy"))
         assert f"the busiest resource is `{busiest}`" in row.note
+    for m, r in runs.items():  # one guest vCPU sends, in either mode (the 1-queue run had 2)
+        assert r["resources"]["vcpu"]["units"] == 1, m
     with pytest.raises(ValueError):
         netback_iperf3_experiment("zero-copy")
 

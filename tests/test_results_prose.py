@@ -153,8 +153,8 @@ def test_sensitivity_failures_prose() -> None:
     sr = next(ln for ln in lines if ln.startswith("- **sriov < sriov-posted"))
     [(end, a, ra, b, rb)] = re.findall(r"fails at: ([^\[]+?) \([0-9.]+\) \[sriov ([0-9.]+): ([\w.]+), "
                                        r"sriov-posted ([0-9.]+): ([\w.]+)\]", sr)
-    assert end == "key-value: value bytes high" and (ra, rb) == ("vcpu", "nic.tx")
-    quoted(f"sriov-posted is held by `nic.tx` there ({b})", f"sriov is still held by its vCPUs ({a})")
+    assert end == "mix weight: compute low" and (ra, rb) == ("nic.tx", "nic.tx")
+    quoted(f"both are held by `nic.tx` there and read alike ({a} and {b})")
     nitro = next(ln for ln in lines if ln.startswith("- **nitro >= 0.97"))
     held = re.findall(r"([^;\[]+?) \([0-9.]+\) \[nitro [0-9.]+: ([\w.]+)\]", nitro.split("fails at: ", 1)[1])
     assert {r for e, r in held if "nested paging" not in e} == {"nic.tx"}

@@ -196,7 +196,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         flags = [f for f, on in (("--cache", a.cache is not None), ("--no-cache", a.no_cache),
                                  ("--workers", a.workers is not None)) if on]
         if flags:
-            raise UsageError(f"vemu run: {' and '.join(flags)} only apply with --replications N; "
+            raise UsageError(f"vemu run: {' and '.join(flags)} only appl{'ies' if len(flags) == 1 else 'y'} with "
+                             "--replications N; "
                              "one run (or --batches) is never cached and runs in this process")
     auto = a.warmup == "auto"
     exp = load_experiment(a.spec, host=a.host, architecture=a.architecture, workload=a.workload, sets=a.sets,

@@ -540,6 +540,7 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
                              key=_vary_blamed(e.key, axes, sets)) from None
         models.update(exp.bundled)  # every bundled file the point reads, a tenant's workload included
         if p == 0:
+            window0 = (exp.duration_s, exp.warmup_s)  # the window the runs use when none is given
             # a key with a '*' part writes many places, and exp.placed has no entry for it
             n_varied = sum(1 for a in axes if not a.is_name for k in a.keys if "*" not in k.split(".")[1:])
             _one_place_each(exp.placed, n_varied)
@@ -551,8 +552,10 @@ def plan(spec: Any = None, *, host: str | None = None, architecture: str | None 
     options = {"command": "sweep", **spec_prov, "host": host, "architecture": architecture, "workload": workload,
                "sets": list(sets), "vary": [f"{a.key}=" + _axis_text(a) for a in axes],
                "sample": sample or "grid", "sample_seed": sample_seed if kind != "grid" else None,
-               "replications": int(replications), "seed": int(seed), "seeds": seeds, "duration_s": duration_s,
-               "warmup_s": warmup_s, "points": len(points), "level": LEVEL}
+               "replications": int(replications), "seed": int(seed), "seeds": seeds,
+               # the window the runs used (the experiment's own, or vemu's default, when not given)
+               "duration_s": duration_s if duration_s is not None else window0[0],
+               "warmup_s": warmup_s if warmup_s is not None else window0[1], "points": len(points), "level": LEVEL}
     return Plan(axes, points, seeds, jobs, options, sorted(models), model_hashes(models))
 
 

@@ -167,9 +167,9 @@ def test_set_changes_the_run(tandem_file: Path, capsys: pytest.CaptureFixture[st
     (["--duration", "nan"], "duration"),
     (["--seed", "-1"], "seed"),
     (["--host", "nope"], "nope"),
-    (["--no-cache"], "--no-cache only apply with --replications"),
+    (["--no-cache"], "--no-cache only applies with --replications"),
     (["--cache", "c", "--workers", "2"], "--cache and --workers only apply with --replications"),
-    (["--batches", "4", "--workers", "2"], "--workers only apply with --replications"),
+    (["--batches", "4", "--workers", "2"], "--workers only applies with --replications"),
 ])
 def test_bad_run_options_exit_2(argv_tail: list[str], words: str, tandem_file: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:

@@ -940,3 +940,11 @@ def test_a_wildcard_vary_that_voids_a_set_is_refused(tmp_path, capsys) -> None:
     # every stage set, one of them varied: the --set still holds for the others
     assert main(["sweep", str(spec), "--vary", f"{stages}.two.cycles.mean=1e5,2e5", "--set", f"{stages}.*.cycles.mean=5e4",
                  *out]) == 0
+
+
+def test_the_options_line_records_the_window_the_runs_used(tmp_path) -> None:
+    # with no --duration the runs take the experiment's window; the options said null
+    out = tmp_path / "w.csv"
+    sw.sweep(mm1(0.01), vary={RATE_KEY: "200,300"}, replications=2, workers=1, out=out)
+    opts = json.loads(read_csv(out)[2]["options"])
+    assert (opts["duration_s"], opts["warmup_s"]) == (0.01, 0.001)

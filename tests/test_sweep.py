@@ -947,4 +947,4 @@ def test_the_options_line_records_the_window_the_runs_used(tmp_path) -> None:
     out = tmp_path / "w.csv"
     sw.sweep(mm1(0.01), vary={RATE_KEY: "200,300"}, replications=2, workers=1, out=out)
     opts = json.loads(read_csv(out)[2]["options"])
-    assert (opts["duration_s"], opts["warmup_s"]) == (0.01, 0.001)
+    assert (opts["duration_s"], opts["warmup_s"]) == (0.01, 0.01 / 20)

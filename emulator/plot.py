@@ -97,6 +97,8 @@ def _reads_table(draw: Any) -> Any:
         except KeyError as e:
             raise ModelError(f"has no column {e.args[0]!r}: not the table {draw.__name__}() draws (vemu reproduce "
                              f"writes it as results/{table}.csv)", file=str(csv_path)) from None
+        except ModelError:  # (a ValueError too) already one line naming the file
+            raise
         except ValueError as e:  # a NaN or blank cell where the figure needs a number (axis limits, a log scale)
             raise ModelError(f"a value {draw.__name__}() needs is not a finite number (a NaN, an infinity or a "
                              f"blank cell; vemu reproduce writes results/{table}.csv whole): "

@@ -33,8 +33,9 @@ def thin_tail(completed: float, q: float) -> bool:
     beyond it, on either side (a CDF's 0.001 counts as well as its 0.999)."""
     # counted in whole requests (100 x (1 - 0.9) is 9.999999999999998 in floating point)
     n = int(completed)
-    below = math.ceil(round(q * n, 9))
-    return min(below, n - below) < MIN_TAIL_REQUESTS if n else True
+    above = n - math.ceil(round(q * n, 9))  # beyond the q-quantile's rank
+    below = n - math.ceil(round((1.0 - q) * n, 9))  # the mirror: beyond the (1 - q)-quantile's, below it
+    return min(above, below) < MIN_TAIL_REQUESTS if n else True
 
 
 # the latency CDF a result carries (for CDF plots): these quantiles, in microseconds
@@ -78,14 +79,10 @@ def hist_quantiles(hist: np.ndarray, qs: Sequence[float], max_ps: float) -> list
             continue
         count = int(hist[i])
         k = r - (int(cum[i]) - count)
-        out.append(min(float(l) + _spread(l, wi, max_ps) * (k - 0.5) / count, max_ps))
+        # (read across the whole bucket and capped at the max: squeezing the top bucket's
+        # values below the max put a run of equal latencies' p50 under their one value)
+        out.append(min(float(l) + float(wi) * (k - 0.5) / count, max_ps))
     return out
-
-
-def _spread(lo: float, w: float, max_ps: float) -> float:
-    """The width a bucket's values spread over: the bucket's, or up to the largest value
-    in the bucket that holds it (no value lies above the max)."""
-    return float(w) if not lo <= max_ps < lo + w else max(float(max_ps) - float(lo), 0.0)
 
 
 # A flow's latency tail as runs exchange it: (bucket indices, their counts, maximum in ps),
@@ -153,9 +150,9 @@ class Pool:
 
 def tail_cdf(idx: np.ndarray, counts: np.ndarray, x_ps: float, max_ps: float | None = None) -> float:
     """The fraction of a histogram's values (its nonzero buckets ``idx`` and their
-    ``counts``) at or below ``x_ps``, each bucket's values spread evenly over it (the top
-    one's up to ``max_ps``, the largest value, when given), as :func:`hist_quantile` reads
-    them; 1 at or above the max; NaN for an empty histogram."""
+    ``counts``) at or below ``x_ps``, each bucket's values spread evenly over it, as
+    :func:`hist_quantile` reads them; 1 at or above ``max_ps`` (the largest value), when
+    given; NaN for an empty histogram."""
     c = np.asarray(counts, np.float64)
     total = float(c.sum())
     if total == 0:
@@ -163,10 +160,9 @@ def tail_cdf(idx: np.ndarray, counts: np.ndarray, x_ps: float, max_ps: float | N
     if max_ps is not None and x_ps >= max_ps:
         return 1.0
     lo, w = hist_lower(idx), hist_width(idx).astype(np.float64)
-    if max_ps is not None:
-        top = (lo <= max_ps) & (max_ps < lo + w)
-        w = np.where(top, np.maximum(max_ps - lo, 0.0), w)
-    frac = np.where(w > 0, np.clip((x_ps - lo) / np.where(w > 0, w, 1.0), 0.0, 1.0), (x_ps >= lo).astype(np.float64))
+    # an exact bucket (1 ps wide, below 256 ps) holds one value, at its lower edge, as
+    # hist_quantile reads it: counted once x reaches it
+    frac = np.where(w > 1, np.clip((x_ps - lo) / w, 0.0, 1.0), (x_ps >= lo).astype(np.float64))
     return float((frac * c).sum()) / total
 
 

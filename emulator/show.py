@@ -220,9 +220,10 @@ class _Pricer:
         if s.per_page not in (0, 0.0):
             beyond = self.value(s.unpaged_bytes, "B")
             if s.page_bytes >= PAGE_BYTES_MAX:  # one "page" however long: once per request with such a rest
-                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz)} once if the request has more than {beyond}")
+                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz, stretch)} once if the request has more than "
+                            f"{beyond}")
             else:
-                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz)} per {_num(s.page_bytes)} B page"
+                bits.append(f"+ {self.value(s.per_page, 'cycles', ghz, stretch)} per {_num(s.page_bytes)} B page"
                             + (f" beyond the first {beyond}" if s.unpaged_bytes else ""))
         if s.delay_us not in (0, 0.0):
             bits.append(f"delay {self.value(s.delay_us, 'us')}")
@@ -524,8 +525,12 @@ def cmd_show(a: argparse.Namespace) -> int:
         exps = [s.exp for s in shown if s.exp is not None]
         if exps and a.host in bundled("host"):
             # an experiment file's own overrides ([set] host.ghz, say) apply to the host that
-            # replaces its own, as `vemu run FILE --host NAME` applies them
-            host = load_experiment(a.model, host=a.host).host
+            # replaces its own, as `vemu run FILE --host NAME` applies them; where the whole
+            # experiment does not fit that host (its tenants' vCPUs), the host as bundled
+            try:
+                host = load_experiment(a.model, host=a.host).host
+            except ModelError:
+                pass
     marks, source = sensitivity_marks(Path(a.sensitivity)) if a.sensitivity is not None else (None, "")
     ds = [describe(s, host, marks) for s in shown]  # type: ignore[arg-type]
     if marks is not None:

@@ -507,3 +507,20 @@ def test_wakeups_by_state_sum_to_the_wakeups_and_match_the_governors_theory() ->
     want = idle_state_probabilities(1000 / 1e6, [st.residency_us for st in exp.host.idle_states])
     for (name, count), p in zip(by.items(), want):
         assert abs(count / n - p) < 4 * math.sqrt(p * (1 - p) / n), (name, count / n, p)
+
+
+def test_each_sleeping_resource_reads_its_own_states() -> None:
+    # the engine's flat array holds every sleeping resource's states in turn (vcpu's, then
+    # dom0's): each resource's counts by state sum to its own wake-ups
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_fingerprint import EVERYTHING
+
+    res = Simulation(load_experiment(EVERYTHING)).run().to_dict()["resources"]
+    sleeping = {n: r for n, r in res.items() if "wakeups" in r}
+    assert len(sleeping) >= 2
+    for name, r in sleeping.items():
+        assert sum(r["wakeups_by_state"].values()) == r["wakeups"], name
+    assert all(r["wakeups"] > 0 for r in sleeping.values())

@@ -534,7 +534,7 @@ nested_paging = NP
 cores = 0
 memory_gib = 0
 [architecture.paths.p]
-stages = [ { name = "work", on = "vcpu", cycles = "foo", account = "ACCOUNT" } ]
+stages = [ { name = "work", on = "vcpu", cycles = "foo", account = "ACCOUNT", per_page = 2300 } ]
 [workload]
 name = "w"
 summary = "y"
@@ -549,10 +549,12 @@ steps = [ { path = "p" } ]
     f = tmp_path / "mini.toml"
     f.write_text(mini.replace("NP", "0.0").replace("ACCOUNT", "exit"))
     assert main(["show", str(f), "--kind", "architecture"]) == 0
-    assert "work: on vcpu; foo = 2300 cycles, 1 us; -> exit" in capsys.readouterr().out
+    assert "work: on vcpu; foo = 2300 cycles, 1 us; + 2300 cycles, 1 us per 4096 B page; -> exit" in capsys.readouterr().out
     f.write_text(mini.replace("NP", "0.5").replace("ACCOUNT", "tenant"))
     assert main(["show", str(f), "--kind", "architecture"]) == 0
-    assert "foo = 2300 cycles, 2 us (with nested paging's 1/(1 - 0.5))" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "foo = 2300 cycles, 2 us (with nested paging's 1/(1 - 0.5))" in out
+    assert "+ 2300 cycles, 2 us (with nested paging's 1/(1 - 0.5)) per 4096 B page" in out  # per page too
     g = tmp_path / "fast.toml"
     g.write_text('[experiment]\nhost = "xeon-2017"\narchitecture = "xen-pv"\nworkload = "web"\n'
                  '[set]\nhypercall_cycles = 1000\n"host.ghz" = 4.0\n')

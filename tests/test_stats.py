@@ -828,5 +828,16 @@ def test_the_top_rank_is_the_max_and_the_cdf_reaches_one_there() -> None:
         assert tail_cdf(nz, h[nz], mx, mx) == 1.0
         q = hist_quantile(h, 0.9, mx)  # the distribution function there, read back, is 0.9 within a value
         assert abs(tail_cdf(nz, h[nz], q, mx) - 0.9) <= 1 / len(vals) + 1e-12
-    # 10 requests beyond, counted in whole requests (100 x (1 - 0.9) is 9.999999999999998)
+    # 10 requests beyond, counted in whole requests (100 x (1 - 0.9) is 9.999999999999998),
+    # the low tail as the mirror of the high one
     assert not thin_tail(100, 0.9) and not thin_tail(50, 0.8) and thin_tail(99, 0.9)
+    assert thin_tail(9500, 0.001) and thin_tail(9500, 0.999) and not thin_tail(10000, 0.001)
+    # equal latencies read as that one value at every quantile (not squeezed under the max)
+    h = np.zeros(HIST_BUCKETS, np.uint64)
+    h[hist_index(4_000_000)] = 100
+    assert all(hist_quantile(h, q, 4_000_000) == 4_000_000 for q in (0.5, 0.9, 0.99))
+    # an exact bucket (below 256 ps) holds its one value: the CDF at the quantile is the quantile's level
+    h = np.zeros(HIST_BUCKETS, np.uint64)
+    h[hist_index(0)], h[hist_index(1)] = 50, 50
+    nz = np.flatnonzero(h)
+    assert hist_quantile(h, 0.5, 1) == 0 and tail_cdf(nz, h[nz], 0, 1) == 0.5

@@ -516,8 +516,9 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
         L += [f"Each claim is judged at both ends of every range. The {len(study['confirmed'])} range ends where a "
               f"claim failed, or came within 2 sd (the larger of the level sd and the range's own swing sd, "
               f"below) of failing, in the short window were re-run with the headline's own window, {cw[0]:g} s "
-              f"after {cw[1]:g} s warm-up (baseline included), and are judged on those values: a verdict is the "
-              "one the headline would give with that range end. The numbers in brackets are from that window.", ""]
+              f"after {cw[1]:g} s warm-up (baseline included), and are judged on those values (an architecture no claim "
+              "in question there names keeps its short-window value). The numbers in brackets are from that window.",
+              ""]
     else:
         L += ["Quick run: claims judged on the short window only (no confirmation runs).", ""]
     ends = [(r.label, side) for r in study["ranges"] for side in ("low", "high")]

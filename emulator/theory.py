@@ -75,9 +75,11 @@ the stages its batch carries on through, on the same resource) between pure dela
 open Poisson flow drawing a mix of classes, each one FIFO stage at one shared station
 between pure delays, or none (M/G/1 with the mixture's moments, or M/M/c when every class's
 service is exponential of one mean): each class's mean sojourn, W + its own service; and
-open Poisson flows whose every class visits at most one station, on several resources:
-each class is its own Poisson stream (thinning), each resource an M/G/1 or M/M/c queue of
-the streams it serves. Work
+open Poisson flows whose classes follow fixed routes through stations on several
+resources: each class is its own Poisson stream (thinning), each resource a queue of the
+streams it serves, an M/M/c where it feeds another station (exponential service of one
+mean for every class: Kelly's product form), else, as the last station of every route in
+a network without cycles, an M/G/1 by Pollaczek-Khinchine. Work
 per page (`per_page`) and a link's frames (`segment_bytes`) of a request whose bytes are
 fixed are a constant added to the stage's service. Everything else (batches, queue
 capacities, chains of stages on several units, other mixes of request classes, non-exponential
@@ -1089,17 +1091,25 @@ def _throttled(c: Any) -> Prediction:
 
 
 def _independent_streams(c: Any) -> Prediction | None:
-    """Open Poisson flows whose every request class visits at most one station, on more than
-    one resource: each class of each flow is its own Poisson stream (a request's class is an
-    independent draw: thinning), the streams at one resource share its FIFO queue (one
-    queue class there), and resources do not interact, so each is an M/G/1 queue (P-K, the
-    streams' mixed moments) or an M/M/c one (every stream exponential of one mean). None
-    when the experiment is not of this shape (one resource in all: the single-resource
-    recognisers, with priorities and percentiles, take it)."""
+    """Open Poisson flows whose request classes each follow a fixed route through stations
+    (one FIFO stage on each resource it visits), on more than one resource. Each class of
+    each flow is its own Poisson stream (a request's class is an independent draw:
+    thinning), and the streams at a resource share its FIFO queue (one queue class there).
+    A station that feeds another must pass a Poisson stream on: exponential service of one
+    mean for every class there (Kelly 1975's network of such stations has product form, each
+    station an M/M/c at its total load, whatever the routes; Burke's theorem in series). A
+    station with any other service (M/G/1 by Pollaczek-Khinchine, the streams' mixed
+    moments) must be the last of every route through it, in a network without cycles, so
+    what reaches it is Poisson. A class's mean sojourn is its delays plus, at each station
+    of its route, the station's mean wait and its own mean service. None when the
+    experiment is not of this shape (one resource in all, or one flow of one class: the
+    single-resource and series recognisers, with priorities and percentiles, take it)."""
     spec = c.spec
     if any(fl[0] or fl[1][0] != "exp" for fl in spec.flows):
         return None
-    rows = []  # (flow, class k, share p, station walk entry or None, delays)
+    if len(spec.flows) == 1 and spec.flows[0][5] == 1:
+        return None
+    rows = []  # (flow, class k, share p, its stations in route order, delays)
     for fi, fl in enumerate(spec.flows):
         ks = range(fl[4], fl[4] + fl[5])
         total_w = sum(spec.classes[k][2] for k in ks)
@@ -1107,22 +1117,33 @@ def _independent_streams(c: Any) -> Prediction | None:
             walk = _walk(c, fi, k)
             queues = [w for w in walk if w[1] is not None]
             if len(queues) > 1:
-                return None
-            rows.append((fi, k, spec.classes[k][2] / total_w, queues[0] if queues else None,
-                         sum(_delay_parts(w[3])[0] for w in walk)))
-    at = {q[1] for *_, q, _ in rows if q is not None}
+                _independent_services(c, queues)
+            rows.append((fi, k, spec.classes[k][2] / total_w, queues, sum(_delay_parts(w[3])[0] for w in walk)))
+    at = {q[1] for *_, qs, _ in rows for q in qs}
     if len(at) < 2:
         return None
     groups: dict[int, list[tuple[float, _Svc]]] = {}
-    for fi, k, p, q, _ in rows:
-        if q is not None:
+    feeds: set[tuple[int, int]] = set()  # (resource, the next one on some route)
+    for fi, k, p, qs, _ in rows:
+        for i, q in enumerate(qs):
             assert q[2] is not None
             groups.setdefault(q[1], []).append((p / spec.flows[fi][1][1], q[2]))  # (rate per ps, service)
+            if i + 1 < len(qs):
+                feeds.add((q[1], qs[i + 1][1]))
+    feeding = {a for a, _ in feeds}
+    one_mean = {ri: all(sv.exp for _, sv in m) and max(sv.mean for _, sv in m) - min(sv.mean for _, sv in m)
+                <= 1e-9 * max(sv.mean for _, sv in m) for ri, m in groups.items()}
+    for ri in feeding:
+        if not one_mean[ri]:
+            raise _Uncovered(f"station '{c.resources[ri].name}' feeds another station but its service is not "
+                             "exponential of one mean for every class (its departures are not Poisson)")
+    if any(not one_mean[ri] for ri in groups) and _has_cycle(feeds):
+        raise _Uncovered("routes between stations form a cycle and a station has non-exponential service")
     waits: dict[int, float] = {}
     stations = []
     for ri, members in sorted(groups.items()):
         name, units = c.resources[ri].name, spec.resources[ri][0]
-        if len({spec.stages[q[0]][0] for *_, q, _ in rows if q is not None and q[1] == ri}) != 1:
+        if len({spec.stages[q[0]][0] for *_, qs, _ in rows for q in qs if q[1] == ri}) != 1:
             raise _Uncovered(f"streams queue at '{name}' in several queue classes (priorities) while other "
                              "resources serve other streams")
         lam = sum(r for r, _ in members)
@@ -1133,32 +1154,51 @@ def _independent_streams(c: Any) -> Prediction | None:
             raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
         if units == 1:
             waits[ri], model = mg1_wait(lam, es, es2), ("M/G/1" if len(members) > 1 else f"M/{members[0][1].kind}/1")
-        elif all(sv.exp for _, sv in members) and max(sv.mean for _, sv in members) - min(
-                sv.mean for _, sv in members) <= 1e-9 * es:
+        elif one_mean[ri]:
             waits[ri], model = mmc_wait(lam, es, units), f"M/M/{units}"
         else:
             raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
                              "M/G/c")
-        first = next(q for *_, q, _ in rows if q is not None and q[1] == ri)
+        first = next(q for *_, qs, _ in rows for q in qs if q[1] == ri)
         stations.append(StationPrediction(name, model, rho, waits[ri] / PS_PER_US,
                                           (waits[ri] + first[2].mean) / PS_PER_US, stage=first[0], chain=first[2].chain,
                                           mean_service_us=es / PS_PER_US))
     flows = []
     for fi, fl in enumerate(spec.flows):
-        mine = [(k, p, q, d) for f, k, p, q, d in rows if f == fi]
+        mine = [(k, p, qs, d) for f, k, p, qs, d in rows if f == fi]
 
-        def own(q: Any, d: float) -> float:
-            return d + (0.0 if q is None else waits[q[1]] + q[2].mean)
+        def own(qs: Any, d: float) -> float:
+            return d + sum(waits[q[1]] + q[2].mean for q in qs)
 
         lam_f = 1 / fl[1][1]
-        flows.append(FlowPrediction(c.flows[fi], lam_f * 1e12, sum(p * own(q, d) for _, p, q, d in mine) / PS_PER_US))
+        flows.append(FlowPrediction(c.flows[fi], lam_f * 1e12, sum(p * own(qs, d) for _, p, qs, d in mine) / PS_PER_US))
         if fl[5] > 1:
-            for k, p, q, d in mine:
+            for k, p, qs, d in mine:
                 cname = c.classes[k][1]
-                flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam_f * 1e12, own(q, d) / PS_PER_US,
+                flows.append(FlowPrediction(f"{c.flows[fi]}/{cname}", p * lam_f * 1e12, own(qs, d) / PS_PER_US,
                                             of_flow=c.flows[fi], request_class=cname))
-    return Prediction(f"independent Poisson streams at {len(stations)} stations (each M/G/1 by "
-                      "Pollaczek-Khinchine, or M/M/c)", flows, stations)
+    routed = any(len(qs) > 1 for *_, qs, _ in rows)
+    return Prediction(f"independent Poisson streams at {len(stations)} stations"
+                      + (" on fixed routes (Kelly network; each M/M/c, a last station M/G/1 by Pollaczek-Khinchine)"
+                         if routed else " (each M/G/1 by Pollaczek-Khinchine, or M/M/c)"), flows, stations)
+
+
+def _has_cycle(edges: set[tuple[int, int]]) -> bool:
+    """Whether the directed graph of ``edges`` has a cycle (depth-first search)."""
+    nxt: dict[int, list[int]] = {}
+    for a, b in edges:
+        nxt.setdefault(a, []).append(b)
+    state: dict[int, int] = {}  # 1 on the path, 2 done
+
+    def visit(n: int) -> bool:
+        state[n] = 1
+        for m in nxt.get(n, []):
+            if state.get(m) == 1 or (m not in state and visit(m)):
+                return True
+        state[n] = 2
+        return False
+
+    return any(n not in state and visit(n) for n in list(nxt))
 
 
 def _class_mix(c: Any, fi: int) -> Prediction:

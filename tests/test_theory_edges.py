@@ -458,3 +458,33 @@ def test_window_precision_of_a_mix_is_the_mixtures() -> None:
         got.append(theory.window_precision(theory.predict(exp), exp, 0.2)["rel_half_width"])
     rho, mu = 0.95, 1 / 10e-6
     assert got == pytest.approx([1.96 * math.sqrt(2 * (1 + rho) / (rho * mu * 0.2)) / (1 - rho)] * 2, rel=1e-9)
+
+
+def test_classes_on_fixed_routes_through_several_stations() -> None:
+    # Two flows on routes through a vCPU (exp 2 us, one mean for every class) and a
+    # one-server SSD (exp 10 us): 'ro' (150k/s) crosses the vCPU only, 'rw' (40k/s) the vCPU
+    # then the SSD; the vCPU feeds the SSD, so it must pass a Poisson stream on. Kelly: the
+    # vCPU an M/M/1 at (150k + 40k) x 2 us = 0.38 (3.2258 us), the SSD an M/M/1 at 0.4
+    # (16.667 us): ro 3.2258, rw 19.892. Then the SSD fixed (10 us, last on every route, no
+    # cycle): M/D/1 at 0.4, 10 + 0.04 x 100 / (2 x 0.6) = 13.333 us. 4 s: means' sd ~0.5%, 3%.
+    def doc(ssd_dist):
+        ssd = {"kind": "server", "servers": 1, "service_us": ssd_dist}
+        paths = {"cpu": [{"name": "work", "on": "vcpu", "cycles": {"dist": "exp", "mean": 2000}}],
+                 "disk": [{"name": "read", "on": "ssd"}]}
+        flows = [{"name": "ro", "arrival": "poisson", "rate_per_s": 1.5e5, "steps": [{"path": "cpu"}]},
+                 {"name": "rw", "arrival": "poisson", "rate_per_s": 4e4, "steps": [{"path": "cpu"}, {"path": "disk"}]}]
+        return _doc({"ssd": ssd}, paths, flows, duration_s=4.0)
+
+    cpu = 2 / (1 - 0.38)
+    for dist, ssd in (({"dist": "exp", "mean": 10}, 10 / (1 - 0.4)), (10, 10 + 0.04 * 100 / (2 * 0.6))):
+        pred, res = _run(doc(dist))
+        by = {f.name: f.mean_us for f in pred.flows}
+        assert by == pytest.approx({"ro": cpu, "rw": cpu + ssd}), dist
+        assert "on fixed routes (Kelly network" in pred.model
+        for name in ("ro", "rw"):
+            assert _rel(res["flows"][name]["latency_us"]["mean"], by[name]) < 0.03, (dist, name)
+    # the SSD feeding the vCPU instead, with its fixed service: not Poisson downstream
+    rev = doc(10)
+    rev["workload"]["flows"][1]["steps"].reverse()
+    reason = theory.why_not(load_experiment(rev))
+    assert reason is not None and "feeds another station" in reason

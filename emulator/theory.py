@@ -1121,7 +1121,9 @@ def _independent_streams(c: Any) -> Prediction | None:
                 _independent_services(c, queues)
             rows.append((fi, k, spec.classes[k][2] / total_w, queues, sum(_delay_parts(w[3])[0] for w in walk)))
     at = {q[1] for *_, qs, _ in rows for q in qs}
-    if len(at) < 2:
+    # one resource: the single-resource recognisers (priorities, percentiles, one flow's
+    # mix) take it, but for several flows one of which mixes classes (which they refuse)
+    if len(at) < 2 and (len(spec.flows) == 1 or all(fl[5] == 1 for fl in spec.flows)):
         return None
     groups: dict[int, list[tuple[float, _Svc]]] = {}
     feeds: set[tuple[int, int]] = set()  # (resource, the next one on some route)

@@ -501,3 +501,22 @@ def test_window_precision_widens_for_variable_service() -> None:
     exp = load_experiment(doc)
     prec = theory.window_precision(theory.predict(exp), exp, 1.0)
     assert prec["lower_bound"] and prec["rel_half_width"] > theory.PRECISION_WARN
+
+
+def test_a_mix_beside_other_flows_at_one_station() -> None:
+    # 'jobs' (200k/s, exp 2 us) and 'io' (70k/s: 70% reads of a fixed 5 us, 30% hits, a
+    # 3 us delay) share one FIFO vCPU: lambda 249k/s, E[S] = (200 x 2 + 49 x 5)/249 us,
+    # E[S^2] = (200 x 8 + 49 x 25)/249 us^2, W by P-K. Refused before ('mixes 2 classes').
+    paths = {"cpu": [{"name": "work", "on": "vcpu", "cycles": {"dist": "exp", "mean": 2000}}],
+             "read": [{"name": "read", "on": "vcpu", "cycles": 5000}], "hit": [{"name": "cache", "delay_us": 3}]}
+    flows = [{"name": "jobs", "arrival": "poisson", "rate_per_s": 2e5, "steps": [{"path": "cpu"}]},
+             {"name": "io", "arrival": "poisson", "rate_per_s": 7e4,
+              "mix": [{"name": "read", "weight": 7, "steps": [{"path": "read"}]},
+                      {"name": "hit", "weight": 3, "steps": [{"path": "hit"}]}]}]
+    pred, res = _run(_doc({}, paths, flows, duration_s=4.0))
+    lam = 0.249  # per us
+    w = lam * ((200 * 8 + 49 * 25) / 249) / (2 * (1 - (200 * 2 + 49 * 5) / 1000))
+    by = {f.name: f.mean_us for f in pred.flows}
+    assert by == pytest.approx({"jobs": w + 2, "io": 0.7 * (w + 5) + 0.3 * 3, "io/read": w + 5, "io/hit": 3.0})
+    for name in ("jobs", "io"):
+        assert _rel(res["flows"][name]["latency_us"]["mean"], by[name]) < 0.03

@@ -91,6 +91,7 @@ the reason; so is a spec one of the formulas above refuses.
 from __future__ import annotations
 
 import argparse
+import graphlib
 import math
 import dataclasses
 from dataclasses import asdict, dataclass, field
@@ -1091,6 +1092,34 @@ def _throttled(c: Any) -> Prediction:
     return Prediction(f"interrupt throttle (renewal: {lanes * 1e12 / m:,.0f} services/s{each})", [flow], [station])
 
 
+def _fifo_station(name: str, units: int, members: Sequence[tuple[float, _Svc]]) -> tuple[float, str, float, float,
+                                                                                          float]:
+    """One FIFO station fed by Poisson streams (rate per ps, service): (mean wait, its
+    queue's kind, load, the streams' mean service E[S], E[S²]). One unit: M/G/1 by
+    Pollaczek-Khinchine on the mixture's moments; c units: M/M/c, only when every stream's
+    service is exponential of one mean (a mixture of other means is not exponential)."""
+    lam = sum(r for r, _ in members)
+    es = sum(r * sv.mean for r, sv in members) / lam
+    es2 = sum(r * sv.m2 for r, sv in members) / lam
+    rho = lam * es / units
+    if rho >= 1:
+        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    if units == 1:
+        kinds = {sv.kind for _, sv in members}
+        return mg1_wait(lam, es, es2), (f"M/{kinds.pop()}/1" if len(kinds) == 1 and len(members) == 1
+                                        else "M/G/1"), rho, es, es2
+    if _one_mean(members):
+        return mmc_wait(lam, es, units), f"M/M/{units}", rho, es, es2
+    raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for M/G/c")
+
+
+def _one_mean(members: Sequence[tuple[float, _Svc]]) -> bool:
+    """Whether every stream's service is exponential of one mean (an M/M/c's, and what a
+    station must have to pass a Poisson stream on in a network of several classes)."""
+    means = [sv.mean for _, sv in members]
+    return all(sv.exp for _, sv in members) and max(means) - min(means) <= 1e-9 * max(means)
+
+
 def _independent_streams(c: Any) -> Prediction | None:
     """Open Poisson flows whose request classes each follow a fixed route through stations
     (one FIFO stage on each resource it visits), on more than one resource. Each class of
@@ -1134,14 +1163,16 @@ def _independent_streams(c: Any) -> Prediction | None:
             if i + 1 < len(qs):
                 feeds.add((q[1], qs[i + 1][1]))
     feeding = {a for a, _ in feeds}
-    one_mean = {ri: all(sv.exp for _, sv in m) and max(sv.mean for _, sv in m) - min(sv.mean for _, sv in m)
-                <= 1e-9 * max(sv.mean for _, sv in m) for ri, m in groups.items()}
+    one_mean = {ri: _one_mean(m) for ri, m in groups.items()}
     for ri in feeding:
         if not one_mean[ri]:
             raise _Uncovered(f"station '{c.resources[ri].name}' feeds another station but its service is not "
                              "exponential of one mean for every class (its departures are not Poisson)")
-    if any(not one_mean[ri] for ri in groups) and _has_cycle(feeds):
-        raise _Uncovered("routes between stations form a cycle and a station has non-exponential service")
+    if any(not one_mean[ri] for ri in groups):
+        try:
+            graphlib.TopologicalSorter({b: {a} for a, b in feeds}).prepare()
+        except graphlib.CycleError:
+            raise _Uncovered("routes between stations form a cycle and a station has non-exponential service") from None
     waits: dict[int, float] = {}
     stations = []
     for ri, members in sorted(groups.items()):
@@ -1149,19 +1180,7 @@ def _independent_streams(c: Any) -> Prediction | None:
         if len({spec.stages[q[0]][0] for *_, qs, _ in rows for q in qs if q[1] == ri}) != 1:
             raise _Uncovered(f"streams queue at '{name}' in several queue classes (priorities) while other "
                              "resources serve other streams")
-        lam = sum(r for r, _ in members)
-        es = sum(r * sv.mean for r, sv in members) / lam
-        es2 = sum(r * sv.m2 for r, sv in members) / lam
-        rho = lam * es / units
-        if rho >= 1:
-            raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
-        if units == 1:
-            waits[ri], model = mg1_wait(lam, es, es2), ("M/G/1" if len(members) > 1 else f"M/{members[0][1].kind}/1")
-        elif one_mean[ri]:
-            waits[ri], model = mmc_wait(lam, es, units), f"M/M/{units}"
-        else:
-            raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
-                             "M/G/c")
+        waits[ri], model, rho, es, es2 = _fifo_station(name, units, members)
         first = next(q for *_, qs, _ in rows for q in qs if q[1] == ri)
         stations.append(StationPrediction(name, model, rho, waits[ri] / PS_PER_US,
                                           (waits[ri] + first[2].mean) / PS_PER_US, stage=first[0], chain=first[2].chain,
@@ -1184,24 +1203,6 @@ def _independent_streams(c: Any) -> Prediction | None:
     return Prediction(f"independent Poisson streams at {len(stations)} stations"
                       + (" on fixed routes (Kelly network; each M/M/c, a last station M/G/1 by Pollaczek-Khinchine)"
                          if routed else " (each M/G/1 by Pollaczek-Khinchine, or M/M/c)"), flows, stations)
-
-
-def _has_cycle(edges: set[tuple[int, int]]) -> bool:
-    """Whether the directed graph of ``edges`` has a cycle (depth-first search)."""
-    nxt: dict[int, list[int]] = {}
-    for a, b in edges:
-        nxt.setdefault(a, []).append(b)
-    state: dict[int, int] = {}  # 1 on the path, 2 done
-
-    def visit(n: int) -> bool:
-        state[n] = 1
-        for m in nxt.get(n, []):
-            if state.get(m) == 1 or (m not in state and visit(m)):
-                return True
-        state[n] = 2
-        return False
-
-    return any(n not in state and visit(n) for n in list(nxt))
 
 
 def _class_mix(c: Any, fi: int) -> Prediction:
@@ -1242,22 +1243,12 @@ def _class_mix(c: Any, fi: int) -> Prediction:
     ri = ris.pop()
     name, units = c.resources[ri].name, spec.resources[ri][0]
     svcs = [q[2] for _, _, q, _ in rows]
-    pq = sum(p for _, p, _, _ in rows)  # the share of requests that queue
-    lam_q = lam * pq
-    es = sum(p / pq * sv.mean for (_, p, _, _), sv in zip(rows, svcs))
-    es2 = sum(p / pq * sv.m2 for (_, p, _, _), sv in zip(rows, svcs))
-    rho = lam_q * es / units
-    if rho >= 1:
-        raise _Uncovered(f"station '{name}' is overloaded: load {rho:.3g} >= 1")
+    # the classes that queue: thinned Poisson streams of rate p lambda
+    wait, kind, rho, es, es2 = _fifo_station(name, units, [(p * lam, sv) for (_, p, _, _), sv in zip(rows, svcs)])
     n_cls = (f"{len(rows)} class{'es' if len(rows) != 1 else ''}"
              + (f", {len(bypass)} more passing no station" if bypass else ""))
-    if units == 1:
-        wait, model = mg1_wait(lam_q, es, es2), f"M/G/1 (a mix of {n_cls}, Pollaczek-Khinchine)"
-    elif all(sv.exp for sv in svcs) and max(sv.mean for sv in svcs) - min(sv.mean for sv in svcs) <= 1e-9 * es:
-        wait, model = mmc_wait(lam_q, es, units), f"M/M/{units} (a mix of {n_cls})"
-    else:
-        raise _Uncovered(f"station '{name}' has {units} units and a mix of service times: no closed form for "
-                         "M/G/c")
+    kind = "M/G/1" if units == 1 else kind  # (one class of fixed service is still 'a mix' here)
+    model = f"{kind} (a mix of {n_cls}" + (", Pollaczek-Khinchine)" if units == 1 else ")")
     mean = (sum(p * (d + wait + sv.mean) for (_, p, _, d), sv in zip(rows, svcs))
             + sum(p * d for _, p, d in bypass))
     flows = [FlowPrediction(c.flows[fi], lam * 1e12, mean / PS_PER_US)]

@@ -520,3 +520,22 @@ def test_a_mix_beside_other_flows_at_one_station() -> None:
     assert by == pytest.approx({"jobs": w + 2, "io": 0.7 * (w + 5) + 0.3 * 3, "io/read": w + 5, "io/hit": 3.0})
     for name in ("jobs", "io"):
         assert _rel(res["flows"][name]["latency_us"]["mean"], by[name]) < 0.03
+
+
+def test_a_wide_lognormals_second_moment_is_the_engines() -> None:
+    # the engine's normal draws are r cos(theta) with r = sqrt(-2 ln u), u a 53-bit uniform:
+    # r <= 8.57, so a lognormal's E[X^2] = m^2 (1 + cv^2) E[e^(2 sigma z)] / e^(2 sigma^2)
+    # loses the far tail: checked against the tail computed on its own (the integral of
+    # I0(t r) r e^(-r^2/2) beyond the cut, less the cut's point mass), which must add back to 1
+    import numpy as np
+
+    for cv in (3.0, 30.0, 100.0, 1000.0):
+        t = 2 * math.sqrt(math.log1p(cv * cv))
+        r = np.linspace(theory.BOX_MULLER_RMAX, theory.BOX_MULLER_RMAX + 40, 400_001)
+        g = np.i0(t * r) * r * np.exp(-r * r / 2 - t * t / 2)
+        lost = float(np.sum((g[1:] + g[:-1]) * np.diff(r)) / 2)
+        lost -= 2.0 ** -53 * float(np.i0(t * theory.BOX_MULLER_RMAX)) * math.exp(-t * t / 2)
+        assert theory.lognormal_tail_factor(cv) + lost == pytest.approx(1.0, abs=1e-7), cv
+    assert theory.lognormal_tail_factor(0.5) == pytest.approx(1.0, abs=1e-9)
+    assert theory.lognormal_tail_factor(1000.0) == pytest.approx(0.885, abs=0.001)
+    assert theory.second_moment("lognormal", 1.0, 100.0) == pytest.approx(10001 * (1 - 0.00507), rel=1e-3)

@@ -151,15 +151,29 @@ def _set_dist(c: Any, d: Dist) -> None:
     c.cv = d[2]
 
 
+def idle_offsets(spec: Spec) -> tuple[dict[int, int], int]:
+    """Where each sleeping resource's idle states start in the engine's flat array (its
+    ``idle_first``), by resource index, and the array's length: the resources' states in
+    turn, as :func:`_build` lays them out."""
+    first: dict[int, int] = {}
+    n = 0
+    for i, row in enumerate(spec.resources):
+        if len(row) > 2 and row[2]:
+            first[i] = n
+            n += len(row[2])
+    return first, n
+
+
 def _build(spec: Spec) -> tuple[Any, list[Any]]:
     keep: list[Any] = []
     res = ffi.new("vemu_resource_spec[]", max(1, len(spec.resources)))
     idle: list[tuple[int, int]] = []
+    first_idle, _ = idle_offsets(spec)
     for i, row in enumerate(spec.resources):
         res[i].units = row[0]
         res[i].capacity = row[1]
-        if len(row) > 2 and row[2]:
-            res[i].idle_first = len(idle)
+        if i in first_idle:
+            res[i].idle_first = first_idle[i]
             res[i].n_idle = len(row[2])
             idle += row[2]
         if len(row) > 3:
@@ -333,8 +347,7 @@ class Engine:
             "stage_service_sum": np.zeros(ns, np.float64),
             "stage_served": np.zeros(ns, np.uint64),
             # the model's flat array of idle states (each sleeping resource's, in order)
-            "idle_state_wakeups": np.zeros(max(1, sum(len(row[2]) for row in self.spec.resources
-                                                       if len(row) > 2 and row[2])), np.uint64),
+            "idle_state_wakeups": np.zeros(max(1, idle_offsets(self.spec)[1]), np.uint64),
         }
         if self.spec.class_histograms and class_hist:
             arrays["class_hist"] = np.zeros((nc, HIST_BUCKETS), np.uint64)

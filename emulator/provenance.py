@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -62,6 +63,7 @@ def model_hashes(names: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def engine_build() -> str:
     """The engine's version and the first 12 hex digits of the sha256 of the built library:
     an editable install whose engine was not rebuilt after a pull runs old C under a clean

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._core import HIST_BUCKETS, hist_lower, hist_width
+from ._core import HIST_BUCKETS, hist_lower, hist_width, idle_offsets
 from .model import Compiled, Experiment
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
@@ -304,10 +304,7 @@ class Result:
         # resources a stage can preempt on (a qclass of theirs has `preempt`)
         preemptive = {q[0] for q in self.compiled.spec.qclasses if len(q) > 4 and q[4]}
         # where each sleeping resource's states start in the engine's flat array (as _core builds it)
-        first_idle: dict[int, int] = {}
-        for i, row in enumerate(self.compiled.spec.resources):
-            if len(row) > 2 and row[2]:
-                first_idle[i] = sum(len(x[2]) for x in self.compiled.spec.resources[:i] if len(x) > 2 and x[2])
+        first_idle, _ = idle_offsets(self.compiled.spec)
         states = self.experiment.host.idle_states
         for i, r in enumerate(self.compiled.resources):
             area = s["resource_busy_area"][i]

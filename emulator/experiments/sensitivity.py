@@ -554,11 +554,11 @@ def write_markdown(path: Path, study: Mapping[str, Any], fails: Mapping[str, lis
           + (f" {'; '.join(at_base)} {'fail' if len(at_base) != 1 else 'fails'} at the bundled values themselves: "
              "the models, honestly parameterised, do not give what the claim expected, and the tool says so."
              if at_base else "")]
+    headline_dur = (HEADLINE_WINDOW_QUICK if study.get("quick") else HEADLINE_WINDOW)[0]
     L += ["", "## Noise", "",
           f"Seeds {study['seed']} (every run) and {', '.join(str(s) for s in study['noise_seeds'])} (noise runs). "
           "*Level sd*: the baseline's usable fraction across seeds, i.e. how far a short window's level may be off "
-          f"(it matters for the absolute claims; the headline itself uses a "
-          f"{HEADLINE_WINDOW_QUICK[0] / study['duration_s'] if study.get('quick') else HEADLINE_WINDOW[0] / study['duration_s']:g}x "
+          f"(it matters for the absolute claims; the headline itself uses a {headline_dur / study['duration_s']:g}x "
           "longer window, so this table's baselines differ from the headline's by up to a few level-sd). "
           + (f"*Swing sd*, per row: each architecture's {NOISE_PROBES} largest swings (the rows its tornado panel "
              f"shows) re-run under seeds {', '.join(str(s) for s in study.get('probe_seeds', ()))}, each seed its "
